@@ -1,0 +1,39 @@
+/*
+ * atl.c: error strings for the project codes of atl.h and for -errno.
+ */
+#include "algo/atl.h"
+
+#include <string.h>
+
+const char *atl_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case ATL_ECORRUPT:
+        return "store is corrupt";
+    case ATL_EBADEVENT:
+        return "invalid event";
+    case ATL_ECONFIG:
+        return "invalid configuration";
+    case ATL_EVERSION:
+        return "store format version mismatch";
+    case ATL_EMAPFULL:
+        return "store map is full and could not grow";
+    case ATL_ENOTFOUND:
+        return "not found";
+    case ATL_ELOCKED:
+        return "store is in use by another process";
+    case ATL_ECANCELED:
+        return "canceled";
+    case ATL_ESTORE:
+        return "storage engine error";
+    case ATL_EDIFF:
+        return "verification found a difference";
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096)
+        return strerror(-code);
+    return "unknown error";
+}

@@ -1,0 +1,36 @@
+/*
+ * weight.c: pair weights and retention (DESIGN §3; osu! atlas embed.ipynb cells 8 and 10).
+ */
+#include "algo/weight.h"
+
+#include <math.h>
+
+int64_t weight_pair(float pp_a, float pp_b)
+{
+    double a = pp_a, b = pp_b;
+    double hi = a > b ? a : b;
+    double d = hi > 0.0 ? fabs(a - b) / hi : 0.0;
+    if (!(d < 0.5))
+        return 0;
+    return llround(2.0 * (1.0 - d / 0.5) * WEIGHT_ONE);
+}
+
+int64_t weight_pp_fixed(float pp)
+{
+    return llround((double)pp * WEIGHT_ONE);
+}
+
+double weight_to_double(int64_t fixed)
+{
+    return (double)fixed / WEIGHT_ONE;
+}
+
+int weight_retained(uint32_t num_users, int64_t sum_pp_fixed)
+{
+    if (num_users == 0)
+        return 0;
+    double avg_pp = weight_to_double(sum_pp_fixed) / num_users;
+    double act = (avg_pp - 100.0) / 400.0;
+    act = act < 0.0 ? 0.0 : (act > 1.0 ? 1.0 : act);
+    return (double)num_users >= 50.0 - 45.0 * act;
+}

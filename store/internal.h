@@ -1,0 +1,116 @@
+/*
+ * internal.h: what the files of store/ share. Never included outside store/.
+ *
+ * On-disk layout (all integers native-endian; a store is not portable across endianness, as
+ * LMDB files themselves are not):
+ *   meta        string key -> value: "format_version" u32, "next_item" u32, "counters"
+ *   item_ids    u64 item key -> u32 dense index            (MDB_INTEGERKEY)
+ *   item_keys   u32 dense index -> u64 item key            (MDB_INTEGERKEY)
+ *   stats       u32 index -> stats_rec_t                   (MDB_INTEGERKEY)
+ *   profiles    u32 user -> profile_rec_t dups             (INTEGERKEY, DUPSORT, DUPFIXED)
+ *   cooc        u32 row  -> cooc_rec_t dups (col, S)       (INTEGERKEY, DUPSORT, DUPFIXED)
+ *   dirty       u32 index -> u64 batch sequence            (MDB_INTEGERKEY)
+ *   beatmaps    u32 beatmap id -> beatmap_rec_t + strings  (MDB_INTEGERKEY)
+ *   difficulty  u64 item key -> difficulty_rec_t           (MDB_INTEGERKEY)
+ *   offsets     "topic\0" + i32 partition -> i64 next offset
+ *
+ * Why S is a row key with fixed-size duplicates: DUPFIXED packs the (col, S) records of a row
+ * side by side on leaf pages with no per-entry node header, 12 bytes per direction, about 25
+ * bytes per unordered pair with page overhead, against about 52 for a (row,col) -> S key per
+ * entry. At the ~236M pairs of the 2026 atlas that is ~6 GiB instead of ~12 GiB. Duplicates
+ * are ordered by col only (a custom dupsort comparator), so a record can be overwritten in
+ * place with MDB_CURRENT when its S changes. Profiles use the same scheme keyed by item.
+ */
+#ifndef ATL_STORE_INTERNAL_H
+#define ATL_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "store/store.h"
+
+typedef struct __attribute__((packed)) profile_rec {
+    uint32_t item;
+    float pp;
+    int64_t update_time;
+} profile_rec_t;
+
+_Static_assert(sizeof(profile_rec_t) == 16, "profile record is 16 bytes on disk");
+
+typedef struct __attribute__((packed)) cooc_rec {
+    uint32_t col;
+    int64_t s; /* fixed point, WEIGHT_ONE = 1.0 */
+} cooc_rec_t;
+
+_Static_assert(sizeof(cooc_rec_t) == 12, "cooc record is 12 bytes on disk");
+
+typedef struct stats_rec {
+    uint32_t num_users;
+    uint32_t reserved;
+    int64_t sum_pp; /* fixed point */
+} stats_rec_t;
+
+_Static_assert(sizeof(stats_rec_t) == 16, "stats record is 16 bytes on disk");
+
+typedef struct beatmap_rec {
+    uint32_t beatmap_id, beatmapset_id, total_length, hit_length;
+    float bpm, cs, od, ar, hp, stars;
+    int64_t approved_date, last_update;
+    int32_t mode;
+    uint16_t title_len, artist_len, version_len, creator_len;
+    uint32_t reserved;
+    /* then the four strings, in that order */
+} beatmap_rec_t;
+
+_Static_assert(sizeof(beatmap_rec_t) == 72, "beatmap record header is 72 bytes on disk");
+
+typedef struct difficulty_rec {
+    float stars, aim, speed;
+} difficulty_rec_t;
+
+_Static_assert(sizeof(difficulty_rec_t) == 12, "difficulty record is 12 bytes on disk");
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, item_ids, item_keys, stats, profiles, cooc, dirty, beatmaps, difficulty, offsets;
+    store_opts_t opts;
+    /* Held shared by long read snapshots, exclusively while the map is resized: LMDB requires
+     * that no transaction is active in this process during mdb_env_set_mapsize(). */
+    pthread_rwlock_t resize_lock;
+};
+
+/** Translate an LMDB return code into an atl.h code (0 stays 0). */
+int store__err(int mdb_rc);
+
+/** Write transaction body; may be run again after the map grows, so it must be restartable. */
+typedef int (*store__txn_fn)(store_t *s, MDB_txn *txn, void *ud);
+
+/** Run @p fn in a write transaction, growing the map and retrying on MDB_MAP_FULL. */
+int store__write(store_t *s, store__txn_fn fn, void *ud);
+
+/** Begin a read transaction (retrying once after another process grew the map). */
+int store__read_begin(store_t *s, MDB_txn **out);
+
+/** Read a u64 counter block from meta. */
+int store__counters_read(store_t *s, MDB_txn *txn, store_counters_t *out);
+
+/** Write the counters. */
+int store__counters_write(store_t *s, MDB_txn *txn, const store_counters_t *c);
+
+/** Load the item key of every dense index: *out has *n entries, free() it. */
+int store__item_keys_load(store_t *s, MDB_txn *txn, uint64_t **out, uint32_t *n);
+
+/**
+ * Apply merged pair deltas (sorted by key) to S in key order; entries that reach 0 are deleted.
+ * Rows touched are added to @p dirty_rows (row, col 0) when it is not NULL.
+ */
+struct delta_list;
+int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
+                      struct delta_list *dirty_rows);
+
+/** Mark every row of @p rows (merged) dirty with sequence @p seq. */
+int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
+
+#endif

@@ -1,0 +1,361 @@
+/*
+ * store.c: the LMDB environment, transactions with map growth, and shared helpers.
+ *
+ * Map growth: a write transaction that fails with MDB_MAP_FULL is aborted, the map is doubled
+ * with mdb_env_set_mapsize() under the exclusive resize lock (no read snapshot may be open in
+ * this process then, LMDB's rule), and the transaction function is run again from the start.
+ * Transaction functions are therefore written to be restartable: they only read their inputs.
+ * If another process grew the map, mdb_txn_begin() returns MDB_MAP_RESIZED; adopting the new
+ * size with mdb_env_set_mapsize(env, 0) and retrying is LMDB's documented answer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "algo/delta.h"
+#include "store/internal.h"
+
+#define MAX_DBS      16
+#define MAP_SIZE_MAX ((uint64_t)1 << 40)
+
+int store__err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_NOTFOUND:
+        return ATL_ENOTFOUND;
+    case MDB_MAP_FULL:
+        return ATL_EMAPFULL;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+        return ATL_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+        return ATL_EVERSION;
+    default:
+        break;
+    }
+    if (rc > 0) /* LMDB passes errno values through as positive numbers */
+        return -rc;
+    if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE)
+        return ATL_ESTORE;
+    return rc; /* already an atl.h code or -errno */
+}
+
+void store_opts_default(store_opts_t *o)
+{
+    o->map_size_bytes = (uint64_t)1 << 30;
+    o->read_only = 0;
+    o->no_sync = 0;
+}
+
+/* Duplicates of profiles and cooc are ordered by their leading u32 (item or col) only. */
+static int cmp_leading_u32(const MDB_val *a, const MDB_val *b)
+{
+    uint32_t x, y;
+    memcpy(&x, a->mv_data, sizeof(x));
+    memcpy(&y, b->mv_data, sizeof(y));
+    return (x > y) - (x < y);
+}
+
+static int open_db(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, flags, dbi);
+    if (rc == 0 && (flags & MDB_DUPSORT))
+        rc = mdb_set_dupsort(txn, *dbi, cmp_leading_u32);
+    return rc;
+}
+
+static int check_version(store_t *s, MDB_txn *txn)
+{
+    MDB_val k = {strlen("format_version"), "format_version"}, v;
+    uint32_t ver = STORE_FORMAT_VERSION;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if (s->opts.read_only)
+            return 0; /* an empty store, never written */
+        v.mv_size = sizeof(ver);
+        v.mv_data = &ver;
+        return mdb_put(txn, s->meta, &k, &v, 0);
+    }
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != sizeof(ver))
+        return MDB_INVALID;
+    memcpy(&ver, v.mv_data, sizeof(ver));
+    return ver == STORE_FORMAT_VERSION ? 0 : MDB_VERSION_MISMATCH;
+}
+
+static int open_dbs(store_t *s)
+{
+    MDB_txn *txn = NULL;
+    unsigned c = s->opts.read_only ? 0 : MDB_CREATE;
+    unsigned ik = c | MDB_INTEGERKEY, dup = ik | MDB_DUPSORT | MDB_DUPFIXED;
+    int rc = mdb_txn_begin(s->env, NULL, s->opts.read_only ? MDB_RDONLY : 0, &txn);
+    if (rc != 0)
+        return rc;
+    if ((rc = open_db(txn, "meta", c, &s->meta)) ||
+        (rc = open_db(txn, "item_ids", ik, &s->item_ids)) ||
+        (rc = open_db(txn, "item_keys", ik, &s->item_keys)) ||
+        (rc = open_db(txn, "stats", ik, &s->stats)) ||
+        (rc = open_db(txn, "profiles", dup, &s->profiles)) ||
+        (rc = open_db(txn, "cooc", dup, &s->cooc)) || (rc = open_db(txn, "dirty", ik, &s->dirty)) ||
+        (rc = open_db(txn, "beatmaps", ik, &s->beatmaps)) ||
+        (rc = open_db(txn, "difficulty", ik, &s->difficulty)) ||
+        (rc = open_db(txn, "offsets", c, &s->offsets)) || (rc = check_version(s, txn))) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+int store_open(const char *dir, const store_opts_t *o, store_t **out)
+{
+    store_t *s = calloc(1, sizeof(*s));
+    int rc;
+    if (!s)
+        return -ENOMEM;
+    if (o)
+        s->opts = *o;
+    else
+        store_opts_default(&s->opts);
+    pthread_rwlock_init(&s->resize_lock, NULL);
+    unsigned flags =
+        MDB_NOTLS | (s->opts.read_only ? MDB_RDONLY : 0) | (s->opts.no_sync ? MDB_NOSYNC : 0);
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, MAX_DBS)) ||
+        (rc = mdb_env_set_maxreaders(s->env, 126)))
+        goto out;
+    if (!s->opts.read_only && (rc = mdb_env_set_mapsize(s->env, s->opts.map_size_bytes)))
+        goto out;
+    if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0)
+        goto out;
+    if (s->opts.read_only) {
+        /* a smaller configured size would fail; adopt the file's size */
+        if ((rc = mdb_env_set_mapsize(s->env, 0)))
+            goto out;
+    }
+    rc = open_dbs(s);
+out:
+    if (rc != 0) {
+        int err = store__err(rc);
+        store_close(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store_t *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->resize_lock);
+    free(s);
+}
+
+int store_sync(store_t *s)
+{
+    return store__err(mdb_env_sync(s->env, 1));
+}
+
+static int grow_map(store_t *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t size = (uint64_t)info.me_mapsize * 2;
+    if (size > MAP_SIZE_MAX)
+        return MDB_MAP_FULL;
+    pthread_rwlock_wrlock(&s->resize_lock);
+    int rc = mdb_env_set_mapsize(s->env, size);
+    pthread_rwlock_unlock(&s->resize_lock);
+    return rc;
+}
+
+static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, out);
+    if (rc == MDB_MAP_RESIZED) {
+        pthread_rwlock_wrlock(&s->resize_lock);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc == 0)
+            rc = mdb_txn_begin(s->env, NULL, flags, out);
+    }
+    return rc;
+}
+
+int store__write(store_t *s, store__txn_fn fn, void *ud)
+{
+    if (s->opts.read_only)
+        return -EROFS;
+    for (;;) {
+        MDB_txn *txn = NULL;
+        int rc = txn_begin(s, 0, &txn);
+        if (rc != 0)
+            return store__err(rc);
+        rc = fn(s, txn, ud);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        if (rc == MDB_MAP_FULL || rc == ATL_EMAPFULL) {
+            if ((rc = grow_map(s)) != 0)
+                return store__err(rc);
+            continue;
+        }
+        return store__err(rc);
+    }
+}
+
+int store__read_begin(store_t *s, MDB_txn **out)
+{
+    return store__err(txn_begin(s, MDB_RDONLY, out));
+}
+
+int store__counters_read(store_t *s, MDB_txn *txn, store_counters_t *out)
+{
+    MDB_val k = {strlen("counters"), "counters"}, v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    memset(out, 0, sizeof(*out));
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    memcpy(out, v.mv_data, v.mv_size < sizeof(*out) ? v.mv_size : sizeof(*out));
+    return 0;
+}
+
+int store__counters_write(store_t *s, MDB_txn *txn, const store_counters_t *c)
+{
+    MDB_val k = {strlen("counters"), "counters"}, v = {sizeof(*c), (void *)c};
+    return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+int store_counters_get(store_t *s, store_counters_t *out)
+{
+    MDB_txn *txn;
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    rc = store__counters_read(s, txn, out);
+    mdb_txn_abort(txn);
+    return store__err(rc);
+}
+
+int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *out)
+{
+    char key[256];
+    size_t tl = strlen(topic);
+    if (tl > 200)
+        return -EINVAL;
+    memcpy(key, topic, tl + 1);
+    memcpy(key + tl + 1, &partition, sizeof(partition));
+    MDB_val k = {tl + 1 + sizeof(partition), key}, v;
+    MDB_txn *txn;
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_get(txn, s->offsets, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(*out))
+        memcpy(out, v.mv_data, sizeof(*out));
+    else if (rc == 0)
+        rc = MDB_CORRUPTED;
+    mdb_txn_abort(txn);
+    return store__err(rc);
+}
+
+int store__item_keys_load(store_t *s, MDB_txn *txn, uint64_t **out, uint32_t *n)
+{
+    MDB_stat st;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_stat(txn, s->item_keys, &st);
+    if (rc != 0)
+        return rc;
+    uint64_t *keys = calloc(st.ms_entries ? st.ms_entries : 1, sizeof(*keys));
+    if (!keys)
+        return ENOMEM;
+    if ((rc = mdb_cursor_open(txn, s->item_keys, &cur)) != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t idx;
+        memcpy(&idx, k.mv_data, sizeof(idx));
+        if (idx >= st.ms_entries || v.mv_size != sizeof(uint64_t)) {
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+        memcpy(&keys[idx], v.mv_data, sizeof(uint64_t));
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+out:
+    mdb_cursor_close(cur);
+    if (rc != 0) {
+        free(keys);
+        return rc;
+    }
+    *out = keys;
+    *n = (uint32_t)st.ms_entries;
+    return 0;
+}
+
+/* Apply one (row, col, delta) at the cursor: update in place, insert, or delete at zero. */
+static int cooc_apply_one(MDB_cursor *cur, uint32_t row, uint32_t col, int64_t delta)
+{
+    cooc_rec_t rec = {col, 0};
+    MDB_val k = {sizeof(row), &row}, v = {sizeof(rec), &rec};
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH);
+    if (rc == MDB_NOTFOUND) {
+        rec.s = delta;
+        v.mv_data = &rec;
+        v.mv_size = sizeof(rec);
+        return mdb_cursor_put(cur, &k, &v, MDB_NODUPDATA);
+    }
+    if (rc != 0)
+        return rc;
+    cooc_rec_t old;
+    memcpy(&old, v.mv_data, sizeof(old));
+    rec.s = old.s + delta;
+    if (rec.s == 0)
+        return mdb_cursor_del(cur, 0);
+    v.mv_data = &rec;
+    v.mv_size = sizeof(rec);
+    return mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+}
+
+int store__cooc_apply(store_t *s, MDB_txn *txn, const delta_list_t *d, delta_list_t *dirty_rows)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->cooc, &cur);
+    if (rc != 0)
+        return rc;
+    uint32_t last_row = UINT32_MAX;
+    for (size_t i = 0; i < d->n && rc == 0; i++) {
+        uint32_t row = delta_key_row(d->v[i].key);
+        rc = cooc_apply_one(cur, row, delta_key_col(d->v[i].key), d->v[i].value);
+        if (rc == 0 && dirty_rows && row != last_row && delta_list_add(dirty_rows, row, 0, 1))
+            rc = ENOMEM;
+        last_row = row;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int store__dirty_mark(store_t *s, MDB_txn *txn, const delta_list_t *rows, uint64_t seq)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        uint32_t row = delta_key_row(rows->v[i].key);
+        MDB_val k = {sizeof(row), &row}, v = {sizeof(seq), &seq};
+        int rc = mdb_put(txn, s->dirty, &k, &v, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,282 @@
+/*
+ * store.h: atlasd's persistent state, the only public header of store/ (the lmdb.h model).
+ *
+ * One LMDB environment in a directory holds (DESIGN §4): items (id <-> dense index), item stats,
+ * profiles, the co-occurrence matrix S, dirty rows, beatmap metadata and difficulty, Kafka
+ * offsets, counters and a format version. No MDB_* type or code crosses this header: every
+ * LMDB code is translated into an atl.h code.
+ *
+ * Exactness: S, item stats and profiles are integers or stored floats only, and every batch is
+ * one write transaction, so the incremental state equals store_rebuild()'s recomputation bit
+ * for bit, whatever the batch boundaries or arrival order (see DESIGN §3 and store.c).
+ *
+ * Thread-safety: a store_t may be shared by threads; write functions serialise on LMDB's writer
+ * lock. A batch object belongs to one thread at a time.
+ */
+#ifndef ATL_STORE_H
+#define ATL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "algo/atl.h"
+
+#define STORE_FORMAT_VERSION 1u
+
+typedef struct store store_t;
+
+typedef struct store_opts {
+    uint64_t map_size_bytes; /* initial map size; grows x2 on demand (default 1 GiB) */
+    int read_only;           /* open without write access */
+    int no_sync;             /* skip fsync per commit (bulk import); store_sync() at the end */
+} store_opts_t;
+
+/** Fill @p o with defaults. */
+void store_opts_default(store_opts_t *o);
+
+/**
+ * Open (creating if needed) the store in directory @p dir, which must exist.
+ * @return 0 and *out; -errno; ATL_EVERSION if the store was written by another format version;
+ *         ATL_ESTORE for other LMDB failures.
+ * The handle must be released with store_close().
+ */
+int store_open(const char *dir, const store_opts_t *o, store_t **out);
+
+/** Close the store; a NULL argument is a no-op. */
+void store_close(store_t *s);
+
+/** Flush to disk (for stores opened with no_sync). @return 0 or an error code. */
+int store_sync(store_t *s);
+
+/* ---- events (DESIGN §2) ------------------------------------------------------------------ */
+
+typedef enum store_event_kind {
+    STORE_EVENT_HISCORE = 1,
+    STORE_EVENT_BEATMAP = 2,
+    STORE_EVENT_DIFFICULTY = 3,
+} store_event_kind_t;
+
+/** Why a message was rejected; names (store_reject_name) are stable metric labels. */
+typedef enum store_reject {
+    STORE_REJECT_NONE = 0,
+    STORE_REJECT_OVERSIZE,
+    STORE_REJECT_BAD_UTF8,
+    STORE_REJECT_NOT_JSON,
+    STORE_REJECT_NOT_OBJECT,
+    STORE_REJECT_UNKNOWN_KIND,
+    STORE_REJECT_MISSING_FIELD,
+    STORE_REJECT_WRONG_TYPE,
+    STORE_REJECT_BAD_VALUE,
+    STORE_REJECT_DUPLICATE_KEY,
+    STORE_REJECT_BAD_TIME,
+    STORE_REJECT_COUNT
+} store_reject_t;
+
+/** Why a valid hiscore row does not enter any profile. */
+typedef enum store_skip {
+    STORE_SKIP_NONE = 0,
+    STORE_SKIP_MODE,   /* mode != 0 */
+    STORE_SKIP_LOW_PP, /* pp below min_pp */
+} store_skip_t;
+
+typedef struct store_hiscore {
+    uint32_t user;
+    uint32_t beatmap_id;
+    uint32_t mods_legacy; /* osu! API v1 bitmask as received */
+    int mode;
+    float pp;
+    int64_t update_time; /* unix seconds, UTC */
+} store_hiscore_t;
+
+typedef struct store_str {
+    uint16_t off, len; /* into store_event_t.strings */
+} store_str_t;
+
+typedef struct store_beatmap {
+    uint32_t beatmap_id, beatmapset_id;
+    uint32_t total_length, hit_length;
+    float bpm, cs, od, ar, hp, stars;
+    int64_t approved_date, last_update; /* unix seconds, 0 when absent */
+    int mode;
+    store_str_t title, artist, version, creator;
+} store_beatmap_t;
+
+typedef struct store_difficulty {
+    uint64_t item; /* item key (algo/item.h) */
+    float stars, aim, speed;
+} store_difficulty_t;
+
+typedef struct store_event {
+    store_event_kind_t kind;
+    store_skip_t skip; /* hiscores only */
+
+    union {
+        store_hiscore_t hiscore;
+        store_beatmap_t beatmap;
+        store_difficulty_t difficulty;
+    } u;
+
+    size_t strings_used;
+    char strings[2048]; /* UTF-8 bytes of the beatmap strings, not NUL-terminated */
+} store_event_t;
+
+typedef struct store_decode_opts {
+    size_t max_bytes; /* larger messages are rejected (default 65536) */
+    double min_pp;    /* hiscores below are valid but skipped (default 75) */
+} store_decode_opts_t;
+
+/** Fill @p o with defaults. */
+void store_decode_opts_default(store_decode_opts_t *o);
+
+/**
+ * Decode and validate one message (a JSON object of one of the kinds of DESIGN §2).
+ * @param[out] out    the event; written only on success.
+ * @param[out] why    on ATL_EBADEVENT, the rejection class; may be NULL.
+ * @param[out] errbuf on failure, a message naming the field and value.
+ * @return 0, ATL_EBADEVENT, or -ENOMEM. Never crashes on any input.
+ */
+int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o,
+                       store_event_t *out, store_reject_t *why, char *errbuf, size_t errlen);
+
+/**
+ * Decode a row given as column names and text cells (CSV import). Empty cells, NULL and \N are
+ * SQL NULL; cells that parse as numbers are numbers. Same validation and results as
+ * store_event_decode().
+ */
+int store_event_decode_fields(const char *const *names, const char *const *values, size_t n,
+                              const store_decode_opts_t *o, store_event_t *out, store_reject_t *why,
+                              char *errbuf, size_t errlen);
+
+/** Stable name of a rejection class, e.g. "missing_field". */
+const char *store_reject_name(store_reject_t r);
+
+/**
+ * Parse `2024-05-01T12:03:10Z` (ISO 8601, optional fraction and offset) or `2024-05-01 12:03:10`
+ * (MySQL DATETIME, UTC) into unix seconds. @return 0 or -EINVAL.
+ */
+int store_time_parse(const char *s, int64_t *out);
+
+/* ---- batches: the only write path for events --------------------------------------------- */
+
+typedef struct store_batch store_batch_t;
+
+/** Counters persisted in the store, updated in the same transaction as the data. */
+typedef struct store_counters {
+    uint64_t events_applied;    /* valid hiscores that reached a profile comparison */
+    uint64_t events_changed;    /* of those, rows that changed a profile entry */
+    uint64_t events_skipped[3]; /* by store_skip_t (index 0 unused) */
+    uint64_t events_rejected[STORE_REJECT_COUNT]; /* by store_reject_t (index 0 unused) */
+    uint64_t metadata_applied;                    /* beatmap and difficulty upserts */
+    uint64_t batches;           /* committed batches; also the dirty-mark sequence */
+    int64_t newest_update_time; /* max update_time of applied hiscores */
+} store_counters_t;
+
+/** @return 0 and a new empty batch in *out, or -ENOMEM. Free with store_batch_free(). */
+int store_batch_new(store_batch_t **out);
+
+/** Free a batch; NULL is a no-op. */
+void store_batch_free(store_batch_t *b);
+
+/** Empty the batch (events, offsets, counts), keeping its memory. */
+void store_batch_clear(store_batch_t *b);
+
+/** Number of events in the batch. */
+size_t store_batch_len(const store_batch_t *b);
+
+/**
+ * Copy a decoded event into the batch. Skipped hiscores are only counted.
+ * @return 0 or -ENOMEM.
+ */
+int store_batch_add(store_batch_t *b, const store_event_t *ev);
+
+/** Count a rejected message in this batch (persisted with it). */
+void store_batch_count_reject(store_batch_t *b, store_reject_t why);
+
+/**
+ * Record that after this batch, @p topic / @p partition resumes at @p next_offset.
+ * @return 0, -EINVAL (topic longer than 200 bytes), or -ENOMEM.
+ */
+int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partition,
+                           int64_t next_offset);
+
+/**
+ * Apply the batch in ONE write transaction: profiles, item stats, S (deltas merged in memory,
+ * applied in key order), dirty rows, metadata, offsets and counters. On MDB_MAP_FULL the map is
+ * doubled and the transaction retried. The batch is left intact (call store_batch_clear()).
+ * @return 0, ATL_EMAPFULL, ATL_ESTORE, -ENOMEM; on error nothing was written.
+ */
+int store_batch_commit(store_t *s, store_batch_t *b);
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+/**
+ * Next offset stored for a topic/partition. @return 0 and *out, ATL_ENOTFOUND, or an error.
+ */
+int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *out);
+
+/** The persisted counters. @return 0 or an error. */
+int store_counters_get(store_t *s, store_counters_t *out);
+
+typedef struct store_stats {
+    uint64_t users, items, retained, pairs, profile_entries, dirty;
+    uint64_t bytes;          /* bytes of the map in use */
+    uint64_t map_size_bytes; /* current map size */
+    char digest[33];         /* 128-bit hex; "" unless requested */
+} store_stats_t;
+
+/**
+ * Counts over the store and, with @p with_digest, a digest of the canonical content of profiles,
+ * item stats and S: keyed by item ids, not dense indices, and independent of insertion order, so
+ * two stores hold the same state exactly when their digests are equal.
+ * @return 0 or an error code.
+ */
+int store_stats_get(store_t *s, int with_digest, store_stats_t *out);
+
+/**
+ * S[a][b] of two items (item keys), in fixed point (WEIGHT_ONE = 1.0); 0 when absent.
+ * @return 0 and *out, ATL_ENOTFOUND if either item is unknown, or an error.
+ */
+int store_cooc_get(store_t *s, uint64_t a, uint64_t b, int64_t *out);
+
+/**
+ * num_users and fixed-point sum of pp of an item (item key).
+ * @return 0, ATL_ENOTFOUND if the item is unknown, or an error.
+ */
+int store_item_stats_get(store_t *s, uint64_t item, uint32_t *num_users, int64_t *sum_pp);
+
+/* ---- rebuild ----------------------------------------------------------------------------- */
+
+typedef struct store_rebuild_opts {
+    int verify_only;  /* compare only; never write */
+    size_t mem_bytes; /* budget for the in-memory S of one pass (default 2 GiB) */
+    atl_progress_cb progress;
+    void *progress_ud;
+} store_rebuild_opts_t;
+
+typedef struct store_rebuild_result {
+    uint64_t s_entries;   /* entries (both directions) of the recomputed S */
+    uint64_t s_diffs;     /* entries that differed */
+    uint64_t stats_items; /* items with stats in the recomputation */
+    uint64_t stats_diffs;
+    unsigned passes;
+    char first_diff[256]; /* description of the first difference, "" if none */
+} store_rebuild_result_t;
+
+/**
+ * Recompute S and item stats from the profiles alone and compare them with the incrementally
+ * maintained tables. Unless verify_only, every difference is repaired (in one transaction) and
+ * the repaired rows are marked dirty.
+ * @return 0 (differences are reported in *out, not as an error), ATL_ECANCELED, or an error.
+ */
+int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_result_t *out);
+
+/** Fill @p o with defaults. */
+void store_rebuild_opts_default(store_rebuild_opts_t *o);
+
+/**
+ * Testing aid: add @p delta to S[row_item][col_item] in one direction only (to simulate
+ * corruption). Items are item keys. @return 0, ATL_ENOTFOUND, or an error.
+ */
+int store_debug_poke_cooc(store_t *s, uint64_t row_item, uint64_t col_item, int64_t delta);
+
+#endif

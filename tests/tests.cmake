@@ -1,0 +1,34 @@
+# Test registration (STYLE R9). Each test is its own process with a TIMEOUT; exit 77 = skipped.
+function(atl_add_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LABELS;LIBS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT "${T_TIMEOUT}"
+                       SKIP_RETURN_CODE 77)
+endfunction()
+
+# A shell test with the build's binaries on PATH.
+function(atl_add_script_test name script)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_test(NAME ${name} COMMAND bash ${CMAKE_SOURCE_DIR}/${script})
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT "${T_TIMEOUT}"
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR}")
+endfunction()
+
+atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
+atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
+atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
+atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit)
+
+atl_add_script_test(layering tests/layering.sh LABELS unit)
+atl_add_script_test(format-check tests/format_check.sh LABELS unit)
+atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)

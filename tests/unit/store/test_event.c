@@ -1,0 +1,147 @@
+/* Event decoding: the valid forms of DESIGN §2 and one test per rejection class. */
+#include "algo/item.h"
+#include "store/store.h"
+#include "tests/check.h"
+
+static store_decode_opts_t opts;
+
+static store_event_t decode_ok(const char *json)
+{
+    store_event_t ev;
+    char err[256] = "";
+    int rc = store_event_decode(json, strlen(json), &opts, &ev, NULL, err, sizeof(err));
+    if (rc != 0)
+        fprintf(stderr, "unexpected rejection of %s: %s\n", json, err);
+    CHECK_EQ(rc, 0);
+    return ev;
+}
+
+static void rejects(const char *json, size_t len, store_reject_t want, const char *needle)
+{
+    store_event_t ev;
+    store_reject_t why = STORE_REJECT_NONE;
+    char err[256] = "";
+    CHECK_EQ(store_event_decode(json, len, &opts, &ev, &why, err, sizeof(err)), ATL_EBADEVENT);
+    if (why != want || !strstr(err, needle)) {
+        fprintf(stderr, "input %.*s: reason %s (%s), wanted %s containing \"%s\"\n", (int)len, json,
+                store_reject_name(why), err, store_reject_name(want), needle);
+        abort();
+    }
+}
+
+#define REJECTS(json, want, needle) rejects(json, strlen(json), want, needle)
+
+int main(void)
+{
+    store_decode_opts_default(&opts);
+    int64_t t;
+
+    store_event_t ev = decode_ok(
+        "{\"user\": 2, \"beatmap_id\": 856861, \"score\": 12345678, \"pp\": 312.5, \"mods\": 72,"
+        " \"rank\": \"SH\", \"score_time\": \"2024-05-01T12:00:00Z\","
+        " \"update_time\": \"2024-05-01T12:03:10Z\", \"mode\": 0, \"is_classic\": 1}");
+    CHECK_EQ(ev.kind, STORE_EVENT_HISCORE);
+    CHECK_EQ(ev.skip, STORE_SKIP_NONE);
+    CHECK_EQ(ev.u.hiscore.user, 2);
+    CHECK_EQ(ev.u.hiscore.beatmap_id, 856861);
+    CHECK_EQ(item_mods_from_legacy(ev.u.hiscore.mods_legacy), ITEM_MOD_DT);
+    CHECK_EQ(ev.u.hiscore.update_time, 1714564990);
+    CHECK(ev.u.hiscore.pp == 312.5f);
+
+    E(store_time_parse("2024-05-01 12:03:10", &t)); /* MySQL DATETIME, UTC */
+    CHECK_EQ(t, 1714564990);
+    E(store_time_parse("2024-05-01T14:03:10.250+02:00", &t));
+    CHECK_EQ(t, 1714564990);
+    E(store_time_parse("2024-02-29T00:00:00Z", &t));
+    CHECK(store_time_parse("2023-02-29T00:00:00Z", &t) != 0);
+    CHECK(store_time_parse("2024-05-01T12:03", &t) != 0);
+    CHECK(store_time_parse("2024-05-01T12:03:10Zjunk", &t) != 0);
+
+    /* valid but skipped: other modes and low pp; unknown fields ignored */
+    ev = decode_ok("{\"user\":1,\"beatmap_id\":5,\"pp\":300,\"mods\":0,\"mode\":3,"
+                   "\"update_time\":\"2024-01-01 00:00:00\",\"extra\":[1,2]}");
+    CHECK_EQ(ev.skip, STORE_SKIP_MODE);
+    ev = decode_ok("{\"user\":1,\"beatmap_id\":5,\"pp\":74.9,\"mods\":0,\"mode\":0,"
+                   "\"update_time\":\"2024-01-01 00:00:00\"}");
+    CHECK_EQ(ev.skip, STORE_SKIP_LOW_PP);
+
+    ev = decode_ok(
+        "{\"beatmap_id\":129891,\"beatmapset_id\":39804,\"title\":\"FREEDOM DiVE\","
+        "\"artist\":\"xi\",\"version\":\"FOUR DIMENSIONS\",\"creator\":\"Nakagawa-Kanon\","
+        "\"bpm\":222,\"total_length\":267,\"hit_length\":257,\"diff_size\":4,"
+        "\"diff_overall\":8,\"diff_approach\":9,\"diff_drain\":6,"
+        "\"difficultyrating\":7.05,\"approved_date\":\"2012-08-21 14:31:45\","
+        "\"last_update\":null,\"mode\":0}");
+    CHECK_EQ(ev.kind, STORE_EVENT_BEATMAP);
+    CHECK_EQ(ev.u.beatmap.title.len, 12);
+    CHECK(memcmp(ev.strings + ev.u.beatmap.title.off, "FREEDOM DiVE", 12) == 0);
+    CHECK_EQ(ev.u.beatmap.last_update, 0);
+
+    ev = decode_ok("{\"score_id\": \"856861_DT\", \"stars\": 6.81, \"aim\": 3.2, \"speed\": 2.9}");
+    CHECK_EQ(ev.kind, STORE_EVENT_DIFFICULTY);
+    CHECK_EQ(ev.u.difficulty.item, item_key_make(856861, ITEM_MOD_DT));
+
+    const char *ok_tail = ",\"mods\":0,\"mode\":0,\"update_time\":\"2024-01-01 00:00:00\"}";
+    char buf[70000];
+
+    REJECTS("this is not json", STORE_REJECT_NOT_JSON, "not JSON");
+    REJECTS("{\"user\":1,", STORE_REJECT_NOT_JSON, "not JSON");
+    REJECTS("{\"user\":1} {}", STORE_REJECT_NOT_JSON, "trailing");
+    REJECTS("[1,2,3]", STORE_REJECT_NOT_OBJECT, "not an object");
+    REJECTS("{\"hello\":1}", STORE_REJECT_UNKNOWN_KIND, "none of");
+    REJECTS("{\"user\":1,\"pp\":100,\"mods\":0,\"mode\":0,\"update_time\":\"2024-01-01 00:00:00\"}",
+            STORE_REJECT_MISSING_FIELD, "\"beatmap_id\" is missing");
+    REJECTS("{\"user\":1,\"beatmap_id\":5,\"mods\":0,\"mode\":0,\"update_time\":\"2024-01-01\"}",
+            STORE_REJECT_MISSING_FIELD, "\"pp\"");
+    snprintf(buf, sizeof(buf), "{\"user\":\"1\",\"beatmap_id\":5,\"pp\":100%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_WRONG_TYPE, "\"user\" must be a number");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"beatmap_id\":5,\"pp\":\"100\"%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_WRONG_TYPE, "\"pp\"");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"beatmap_id\":5,\"pp\":-3%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "\"pp\": -3");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"beatmap_id\":5,\"pp\":1e400%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "not finite");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"beatmap_id\":5,\"pp\":1e9%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "out of range");
+    snprintf(buf, sizeof(buf), "{\"user\":0,\"beatmap_id\":5,\"pp\":100%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "\"user\": 0");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"beatmap_id\":3000000000,\"pp\":100%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "\"beatmap_id\": 3000000000");
+    snprintf(buf, sizeof(buf), "{\"user\":1.5,\"beatmap_id\":5,\"pp\":100%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_BAD_VALUE, "not an integer");
+    REJECTS("{\"user\":1,\"beatmap_id\":5,\"pp\":100,\"mods\":0,\"mode\":0,"
+            "\"update_time\":\"yesterday\"}",
+            STORE_REJECT_BAD_TIME, "\"update_time\"");
+    REJECTS("{\"user\":1,\"beatmap_id\":5,\"pp\":100,\"mods\":0,\"mode\":7,"
+            "\"update_time\":\"2024-01-01 00:00:00\"}",
+            STORE_REJECT_BAD_VALUE, "\"mode\"");
+    snprintf(buf, sizeof(buf), "{\"user\":1,\"user\":2,\"beatmap_id\":5,\"pp\":100%s", ok_tail);
+    REJECTS(buf, STORE_REJECT_DUPLICATE_KEY, "\"user\" appears twice");
+    REJECTS("{\"beatmap_id\":1,\"title\":\"a\",\"title\":\"b\"}", STORE_REJECT_DUPLICATE_KEY,
+            "\"title\"");
+    REJECTS("{\"beatmap_id\":1,\"title\":\"bad \xc3\x28 utf8\"}", STORE_REJECT_BAD_UTF8, "byte 29");
+    REJECTS("{\"beatmap_id\":1,\"title\":\"overlong \xc0\xaf\"}", STORE_REJECT_BAD_UTF8, "UTF-8");
+    REJECTS("{\"beatmap_id\":1,\"title\":\"surrogate \xed\xa0\x80\"}", STORE_REJECT_BAD_UTF8,
+            "UTF-8");
+    REJECTS("{\"beatmap_id\":1,\"title\":7}", STORE_REJECT_WRONG_TYPE,
+            "\"title\" must be a string");
+    REJECTS("{\"score_id\":\"12_XY\",\"stars\":5}", STORE_REJECT_BAD_VALUE, "not an item id");
+    REJECTS("{\"score_id\":\"12_DT\"}", STORE_REJECT_MISSING_FIELD, "\"stars\"");
+    memset(buf, ' ', sizeof(buf));
+    memcpy(buf, "{\"beatmap_id\":1}", 16);
+    rejects(buf, sizeof(buf), STORE_REJECT_OVERSIZE, "exceeds the limit of 65536");
+    rejects("{\"user\":1\0}", 11, STORE_REJECT_NOT_JSON, "");
+
+    /* CSV cells go through the same validator */
+    const char *names[] = {"user", "beatmap_id", "pp", "mods", "update_time", "mode", "rank"};
+    const char *vals[] = {"7", "949011", "150.25", "0", "2020-03-04 05:06:07", "0", "A"};
+    E(store_event_decode_fields(names, vals, 7, &opts, &ev, NULL, NULL, 0));
+    CHECK_EQ(ev.u.hiscore.user, 7);
+    CHECK(ev.u.hiscore.pp == 150.25f);
+    const char *bad_vals[] = {"7", "949011", "NULL", "0", "2020-03-04 05:06:07", "0", "A"};
+    store_reject_t why;
+    CHECK_EQ(store_event_decode_fields(names, bad_vals, 7, &opts, &ev, &why, NULL, 0),
+             ATL_EBADEVENT);
+    CHECK_EQ(why, STORE_REJECT_MISSING_FIELD);
+    return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * atlasctl.c: the operator CLI's entry point: `atlasctl <command> [options]` (DESIGN §7).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "algo/atl.h"
+#include "tools/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"gen", cmd_gen, "write a synthetic osu!track hiscore stream"},
+    {"import", cmd_import, "backfill JSONL/CSV dumps into a store"},
+    {"stats", cmd_stats, "counts and content digest of a store"},
+    {"rebuild", cmd_rebuild, "recompute S from profiles; verify or repair (--offline)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: atlasctl <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < ATL_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`atlasctl <command> --help` describes each one.\n"
+               "exit codes: 0 ok, 1 failure, 2 usage error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    for (size_t i = 0; i < ATL_ARRAY_LEN(commands); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "atlasctl: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,92 @@
+/*
+ * cli.h: what every atlasctl subcommand shares: option tables that drive both parsing and
+ * --help (STYLE R13), exit codes, allocation that aborts on OOM, and progress lines on stderr.
+ */
+#ifndef ATL_CLI_H
+#define ATL_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/** Exit codes of every command (jq main.c model). */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,
+    CLI_EXIT_USAGE = 2,
+};
+
+typedef enum cli_type {
+    CLI_FLAG, /* int, set to 1 */
+    CLI_STR,  /* const char * */
+    CLI_U64,  /* uint64_t */
+    CLI_F64,  /* double */
+} cli_type_t;
+
+typedef struct cli_opt {
+    const char *name; /* long name without dashes */
+    cli_type_t type;
+    void *dst;
+    const char *arg;  /* placeholder in --help, e.g. "DIR" */
+    const char *help; /* one line; defaults are written into it */
+} cli_opt_t;
+
+typedef struct cli_cmd {
+    const char *name;
+    const char *usage;   /* after "atlasctl NAME " */
+    const char *summary; /* one line */
+    const cli_opt_t *opts;
+    size_t n_opts;
+} cli_cmd_t;
+
+/**
+ * Parse argv[1..] of a subcommand against its option table; `--name=value` and `--name value`
+ * both work; non-option arguments are collected in order into @p rest (argv-owned strings).
+ * @return CLI_EXIT_OK to go on, -1 after printing --help (exit 0), or CLI_EXIT_USAGE after
+ *         printing the error.
+ */
+int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, size_t *n_rest);
+
+/** Print a subcommand's help to @p f. */
+void cli_help(const cli_cmd_t *cmd, FILE *f);
+
+/** malloc/calloc/realloc that abort with the requested size on OOM (STYLE R3). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+
+/** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -1. */
+int mkdir_p(const char *path);
+
+/** Monotonic seconds. */
+double cli_now(void);
+
+/**
+ * A progress reporter for long work on stderr: a rewritten line on a terminal, a plain line
+ * every few seconds otherwise.
+ */
+typedef struct cli_progress {
+    const char *what;
+    double start, last;
+    int tty;
+} cli_progress_t;
+
+void cli_progress_init(cli_progress_t *p, const char *what);
+
+/** Report a status line (printf format) unless one was printed less than the interval ago. */
+void cli_progress_update(cli_progress_t *p, int force, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Finish the progress line. */
+void cli_progress_done(cli_progress_t *p);
+
+/** An atl_progress_cb printing "stage: NN%" through a cli_progress_t (ud). */
+int cli_progress_cb(void *ud, const char *stage, double frac);
+
+/* Subcommands, each `int cmd_X(int argc, char **argv)` returning an exit code. */
+int cmd_gen(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_rebuild(int argc, char **argv);
+
+#endif
