@@ -32,3 +32,5 @@ atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LAB
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
 atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
+atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
+atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit)

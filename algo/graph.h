@@ -1,0 +1,62 @@
+/*
+ * graph.h: weighted undirected graphs in CSR form, and the pruned co-occurrence graph T.
+ *
+ * T (DESIGN §3): for each retained row, the 700 largest S among retained columns with S > 2,
+ * as distance 1/ln(S); the edge set is made symmetric (an edge kept by either row). S is
+ * symmetric, so both directions of an edge carry the same distance.
+ */
+#ifndef ATL_GRAPH_H
+#define ATL_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GRAPH_TOP_DEFAULT   700
+#define GRAPH_MIN_S_DEFAULT 2.0
+
+/** CSR adjacency: neighbours of i are col[row_ptr[i] .. row_ptr[i+1]), sorted by distance, then
+ * by index (the kNN search relies on that order). */
+typedef struct graph {
+    uint32_t n;
+    uint64_t *row_ptr; /* n + 1 */
+    uint32_t *col;
+    float *dist;
+} graph_t;
+
+/** An undirected edge list (each edge once, any orientation). */
+typedef struct graph_edges {
+    uint32_t *i, *j;
+    float *w;
+    size_t m, cap;
+} graph_edges_t;
+
+void graph_edges_init(graph_edges_t *e);
+void graph_edges_destroy(graph_edges_t *e);
+/** Append an edge. @return 0 or -ENOMEM. */
+int graph_edges_add(graph_edges_t *e, uint32_t i, uint32_t j, float w);
+
+/**
+ * Select the pruned T entries of one row: the @p keep largest @p s (ties: lower column first)
+ * among entries with s > @p min_s, written as (column, 1/ln(s)) to @p out_col / @p out_dist.
+ * @p cols/@p s are the row's S entries over retained columns (any order; not modified).
+ * @p scratch must hold @p n entries.
+ * @return the number written (<= keep).
+ */
+size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t keep, double min_s,
+                       uint32_t *out_col, float *out_dist, uint32_t *scratch);
+
+/**
+ * Build a symmetric CSR graph on @p n nodes from an edge list: each edge (i, j, dist) is stored
+ * in both directions; duplicates keep the smallest distance; self loops are dropped.
+ * @return 0, -EINVAL (index >= n, distance not finite or <= 0), -ENOMEM.
+ * The result is owned by the caller: graph_destroy().
+ */
+int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out);
+
+/** Free a graph's arrays; a zeroed graph is fine. */
+void graph_destroy(graph_t *g);
+
+/** Number of undirected edges. */
+size_t graph_n_edges(const graph_t *g);
+
+#endif

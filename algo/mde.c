@@ -1,0 +1,651 @@
+/*
+ * mde.c: PyMDE-compatible MDE with L-BFGS and a strong-Wolfe line search. See mde.h.
+ *
+ * Evaluation of F and its gradient dominates the run time (about one evaluation per
+ * iteration). Edges are split into exactly n_threads contiguous chunks, each with its own
+ * gradient buffer, reduced in chunk order, so results are bitwise identical for a given thread
+ * count whatever the scheduling. Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d),
+ * grad_i += c (x_i - x_j), grad_j -= c (x_i - x_j); d = 0 contributes nothing.
+ *
+ * The line search is a re-derivation of PyTorch's `_strong_wolfe` (from minFunc): bracketing
+ * with cubic extrapolation in [t + 0.01 (t - t_prev), 10 t], then zoom with safeguarded cubic
+ * interpolation (moved to 0.1 of the bracket width from an end after two near-boundary tries).
+ * We use the gradient at the accepted point, where PyTorch keeps the last evaluated one (the
+ * PYMDE_SPEC quirk): the accepted point is what the next L-BFGS update must see.
+ */
+#include "algo/mde.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algo/par.h"
+#include "algo/rng.h"
+
+#define C1         1e-4
+#define C2         0.9
+#define MAX_LS     25
+#define TOL_CHANGE 1e-9
+
+void mde_opts_default(mde_opts_t *o)
+{
+    o->dim = 3;
+    o->max_iter = 2000;
+    o->eps = 1e-5;
+    o->ftol = 0;
+    o->memory = 10;
+    o->repulsive_fraction = 1.0;
+    o->seed = 42;
+    o->n_threads = 2;
+    o->trace = NULL;
+    o->progress = NULL;
+    o->progress_ud = NULL;
+}
+
+/* ---- problem set-up ---------------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Sorted neighbour lists of the kNN graph, to exclude kNN pairs from repulsive sampling. */
+typedef struct adjacency {
+    uint64_t *ptr;
+    uint32_t *nbr;
+} adjacency_t;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int adjacency_build(uint32_t n, const graph_edges_t *e, adjacency_t *a)
+{
+    a->ptr = calloc((size_t)n + 1, sizeof(*a->ptr));
+    a->nbr = malloc((2 * e->m + 1) * sizeof(*a->nbr));
+    uint64_t *fill = malloc(((size_t)n + 1) * sizeof(*fill));
+    if (!a->ptr || !a->nbr || !fill) {
+        free(fill);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < e->m; k++) {
+        a->ptr[e->i[k] + 1]++;
+        a->ptr[e->j[k] + 1]++;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        a->ptr[i + 1] += a->ptr[i];
+    memcpy(fill, a->ptr, ((size_t)n + 1) * sizeof(*fill));
+    for (size_t k = 0; k < e->m; k++) {
+        a->nbr[fill[e->i[k]]++] = e->j[k];
+        a->nbr[fill[e->j[k]]++] = e->i[k];
+    }
+    for (uint32_t i = 0; i < n; i++)
+        qsort(a->nbr + a->ptr[i], a->ptr[i + 1] - a->ptr[i], sizeof(uint32_t), cmp_u32);
+    free(fill);
+    return 0;
+}
+
+static int adjacent(const adjacency_t *a, uint32_t i, uint32_t j)
+{
+    const uint32_t *p = a->nbr + a->ptr[i];
+    size_t lo = 0, hi = a->ptr[i + 1] - a->ptr[i];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid] < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->ptr[i + 1] - a->ptr[i] && p[lo] == j;
+}
+
+/* Item i draws its quota of partners j != i, not kNN neighbours, not repeated by i. */
+static void sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *keys, size_t n_rep)
+{
+    size_t at = m->m_attr;
+    uint32_t n = m->n;
+    for (uint32_t i = 0; i < n && n > 1; i++) {
+        size_t quota = n_rep / n + (i < n_rep % n);
+        rng_t r;
+        rng_init(&r, mix64(m->o.seed) ^ mix64(keys ? keys[i] : i));
+        size_t first = at;
+        for (size_t q = 0; q < quota; q++) {
+            for (int attempt = 0; attempt < 32; attempt++) {
+                uint32_t j = (uint32_t)rng_below(&r, n);
+                if (j == i || adjacent(adj, i, j))
+                    continue;
+                int dup = 0;
+                for (size_t x = first; x < at && !dup; x++)
+                    dup = m->ej[x] == j;
+                if (dup)
+                    continue;
+                m->ei[at] = i;
+                m->ej[at] = j;
+                m->w[at] = -1.0f;
+                at++;
+                break;
+            }
+        }
+    }
+    m->m = at;
+}
+
+/* Workspace layout in m->buf, each n*dim doubles. */
+enum {
+    B_G,     /* gradient at x */
+    B_GPREV, /* gradient at the previous iterate */
+    B_D,     /* search direction */
+    B_XT,    /* trial point */
+    B_LS0,   /* four line-search gradient slots */
+    B_LS1,
+    B_LS2,
+    B_LS3,
+    B_Q, /* two-loop scratch */
+    B_FIXED_COUNT
+};
+
+static size_t n_buffers(const mde_t *m)
+{
+    /* fixed + 2*memory history + one gradient buffer per chunk */
+    return B_FIXED_COUNT + 2 * (size_t)m->o.memory + m->o.n_threads;
+}
+
+static double *buf(const mde_t *m, size_t k)
+{
+    return m->buf + k * m->nx;
+}
+
+int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn,
+             const uint64_t *keys)
+{
+    memset(m, 0, sizeof(*m));
+    if (o->dim == 0 || o->dim > MDE_MAX_DIM || o->memory == 0 || o->repulsive_fraction < 0 ||
+        !(o->eps >= 0) || n == 0)
+        return -EINVAL;
+    for (size_t k = 0; k < knn->m; k++)
+        if (knn->i[k] >= n || knn->j[k] >= n || knn->i[k] == knn->j[k] || !(knn->w[k] > 0))
+            return -EINVAL;
+    m->o = *o;
+    if (m->o.n_threads < 1)
+        m->o.n_threads = 1;
+    m->n = n;
+    m->nx = (size_t)n * o->dim;
+    double pairs = (double)n * (n - 1) / 2.0 - (double)knn->m;
+    size_t n_rep = (size_t)(o->repulsive_fraction * (double)knn->m);
+    if ((double)n_rep > pairs)
+        n_rep = pairs > 0 ? (size_t)pairs : 0;
+    size_t cap = knn->m + n_rep + 1;
+    m->ei = malloc(cap * sizeof(*m->ei));
+    m->ej = malloc(cap * sizeof(*m->ej));
+    m->w = malloc(cap * sizeof(*m->w));
+    m->buf = malloc(n_buffers(m) * m->nx * sizeof(double));
+    adjacency_t adj = {0};
+    int rc = 0;
+    if (!m->ei || !m->ej || !m->w || !m->buf || adjacency_build(n, knn, &adj) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
+    memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
+    memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    m->m_attr = knn->m;
+    sample_repulsive(m, &adj, keys, n_rep);
+out:
+    free(adj.ptr);
+    free(adj.nbr);
+    if (rc != 0)
+        mde_destroy(m);
+    return rc;
+}
+
+void mde_destroy(mde_t *m)
+{
+    free(m->ei);
+    free(m->ej);
+    free(m->w);
+    free(m->buf);
+    memset(m, 0, sizeof(*m));
+}
+
+static void center(const mde_t *m, double *x)
+{
+    uint32_t dim = m->o.dim;
+    double mean[MDE_MAX_DIM] = {0};
+    for (uint32_t i = 0; i < m->n; i++)
+        for (uint32_t c = 0; c < dim; c++)
+            mean[c] += x[(size_t)i * dim + c];
+    for (uint32_t c = 0; c < dim; c++)
+        mean[c] /= m->n;
+    for (uint32_t i = 0; i < m->n; i++)
+        for (uint32_t c = 0; c < dim; c++)
+            x[(size_t)i * dim + c] -= mean[c];
+}
+
+void mde_coords_random(const mde_t *m, double *x)
+{
+    rng_t r;
+    rng_init(&r, mix64(m->o.seed ^ 0xc01dull));
+    for (size_t k = 0; k < m->nx; k++)
+        x[k] = rng_normal(&r);
+    center(m, x);
+}
+
+void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+{
+    uint32_t dim = m->o.dim;
+    uint8_t *have = malloc(m->n);
+    double *acc = calloc(m->nx + 1, sizeof(double));
+    uint32_t *cnt = calloc((size_t)m->n + 1, sizeof(uint32_t));
+    rng_t r;
+    rng_init(&r, mix64(m->o.seed ^ 0x3a7full));
+    if (!have || !acc || !cnt)
+        goto out; /* no memory: leave unplaced rows as given */
+    for (uint32_t i = 0; i < m->n; i++)
+        have[i] = placed[i] != 0;
+    /* a few rounds: new items next to new items get placed once their neighbours are */
+    for (int round = 0; round < 4; round++) {
+        memset(acc, 0, m->nx * sizeof(double));
+        memset(cnt, 0, m->n * sizeof(uint32_t));
+        for (size_t k = 0; k < m->m_attr; k++) {
+            uint32_t i = m->ei[k], j = m->ej[k];
+            if (have[j] && !have[i]) {
+                for (uint32_t c = 0; c < dim; c++)
+                    acc[(size_t)i * dim + c] += x[(size_t)j * dim + c];
+                cnt[i]++;
+            }
+            if (have[i] && !have[j]) {
+                for (uint32_t c = 0; c < dim; c++)
+                    acc[(size_t)j * dim + c] += x[(size_t)i * dim + c];
+                cnt[j]++;
+            }
+        }
+        for (uint32_t i = 0; i < m->n; i++) {
+            if (have[i] || cnt[i] == 0)
+                continue;
+            for (uint32_t c = 0; c < dim; c++)
+                x[(size_t)i * dim + c] = acc[(size_t)i * dim + c] / cnt[i] + 0.01 * rng_normal(&r);
+        }
+        for (uint32_t i = 0; i < m->n; i++)
+            have[i] |= cnt[i] > 0;
+    }
+    for (uint32_t i = 0; i < m->n; i++)
+        if (!have[i])
+            for (uint32_t c = 0; c < dim; c++)
+                x[(size_t)i * dim + c] = rng_normal(&r);
+out:
+    free(have);
+    free(acc);
+    free(cnt);
+    center(m, x);
+}
+
+/* ---- objective --------------------------------------------------------------------------- */
+
+typedef struct eval_job {
+    const mde_t *m;
+    const double *x;
+    double *f_chunk; /* per chunk */
+    size_t chunk;
+} eval_job_t;
+
+static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const eval_job_t *j = ud;
+    const mde_t *m = j->m;
+    uint32_t dim = m->o.dim;
+    size_t c = begin / j->chunk;
+    double *g = buf(m, B_FIXED_COUNT + 2 * (size_t)m->o.memory + c), f = 0;
+    memset(g, 0, m->nx * sizeof(double));
+    const double *x = j->x;
+    for (size_t k = begin; k < end; k++) {
+        const double *xi = x + (size_t)m->ei[k] * dim, *xj = x + (size_t)m->ej[k] * dim;
+        double diff[MDE_MAX_DIM], d2 = 0;
+        for (uint32_t a = 0; a < dim; a++) {
+            diff[a] = xi[a] - xj[a];
+            d2 += diff[a] * diff[a];
+        }
+        double d = sqrt(d2), fp;
+        if (m->w[k] > 0) {
+            f += (double)m->w[k] * d;
+            fp = (double)m->w[k];
+        } else {
+            /* f = -log(1 - e^-d), f' = -1 / (e^d - 1) */
+            double em = exp(-d);
+            f -= log1p(-em);
+            fp = -em / (1.0 - em);
+        }
+        if (d > 0) {
+            double s = fp / d;
+            double *gi = g + (size_t)m->ei[k] * dim, *gj = g + (size_t)m->ej[k] * dim;
+            for (uint32_t a = 0; a < dim; a++) {
+                gi[a] += s * diff[a];
+                gj[a] -= s * diff[a];
+            }
+        }
+    }
+    j->f_chunk[c] = f;
+    return 0;
+}
+
+double mde_eval(const mde_t *m, const double *x, double *grad)
+{
+    unsigned nt = m->o.n_threads;
+    double f_chunk[64];
+    if (nt > 64)
+        nt = 64;
+    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt};
+    if (j.chunk == 0)
+        j.chunk = 1;
+    size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
+    par_for(m->m, j.chunk, nt, eval_body, &j);
+    double f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
+    memset(grad, 0, m->nx * sizeof(double));
+    for (size_t c = 0; c < n_chunks; c++) {
+        const double *g = buf(m, B_FIXED_COUNT + 2 * (size_t)m->o.memory + c);
+        for (size_t k = 0; k < m->nx; k++)
+            grad[k] += g[k];
+        f += f_chunk[c];
+    }
+    for (size_t k = 0; k < m->nx; k++)
+        grad[k] *= inv_p;
+    return f * inv_p;
+}
+
+double mde_distortion(const mde_t *m, const double *x)
+{
+    double *g = malloc(m->nx * sizeof(double));
+    if (!g)
+        return NAN;
+    double f = mde_eval(m, x, g);
+    free(g);
+    return f;
+}
+
+/* ---- L-BFGS ------------------------------------------------------------------------------ */
+
+static double dot(const double *a, const double *b, size_t n)
+{
+    double s = 0;
+    for (size_t k = 0; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+/* f and gradient (into g) at x + t d; the trial point is kept in B_XT. */
+static double phi(mde_t *m, const double *x, double t, const double *d, double *g, unsigned *evals)
+{
+    double *xt = buf(m, B_XT);
+    for (size_t k = 0; k < m->nx; k++)
+        xt[k] = x[k] + t * d[k];
+    (*evals)++;
+    return mde_eval(m, xt, g);
+}
+
+/* Minimiser of the cubic through (x1, f1, g1), (x2, f2, g2), clamped to [lo, hi]. */
+static double cubic_min(double x1, double f1, double g1, double x2, double f2, double g2, double lo,
+                        double hi)
+{
+    double d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2);
+    double d2sq = d1 * d1 - g1 * g2;
+    if (d2sq >= 0 && isfinite(d2sq)) {
+        double d2 = sqrt(d2sq), pos;
+        if (x1 <= x2)
+            pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2));
+        else
+            pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2));
+        if (isfinite(pos))
+            return pos < lo ? lo : (pos > hi ? hi : pos);
+    }
+    return (lo + hi) / 2;
+}
+
+typedef struct ls_point {
+    double t, f, gtd;
+    int g; /* buffer index of its gradient */
+} ls_point_t;
+
+/* Evaluate at t into a free gradient slot (one not used by the points in @p keep). */
+static ls_point_t ls_eval(mde_t *m, const double *x, const double *d, double t,
+                          const ls_point_t *keep, int n_keep, unsigned *evals)
+{
+    int slot = B_LS0;
+    for (int s = B_LS0; s <= B_LS3; s++) {
+        int used = 0;
+        for (int k = 0; k < n_keep; k++)
+            used |= keep[k].g == s;
+        if (!used) {
+            slot = s;
+            break;
+        }
+    }
+    ls_point_t p = {t, 0, 0, slot};
+    p.f = phi(m, x, t, d, buf(m, slot), evals);
+    p.gtd = dot(buf(m, slot), d, m->nx);
+    return p;
+}
+
+/*
+ * Strong-Wolfe line search from (f0, g0 in B_G, gtd0) along d with first trial t.
+ * @return the accepted point (its gradient in a B_LS slot), t = 0 if none was acceptable.
+ */
+static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, double t, double f0,
+                               double gtd0, unsigned *evals)
+{
+    double dmax = 0;
+    for (size_t k = 0; k < m->nx; k++)
+        dmax = fabs(d[k]) > dmax ? fabs(d[k]) : dmax;
+    ls_point_t zero = {0, f0, gtd0, B_G}, prev = zero, cur, br[2];
+    cur = ls_eval(m, x, d, t, &prev, 1, evals);
+    for (int h = 0; h < 10 && !(isfinite(cur.f) && isfinite(cur.gtd)); h++)
+        cur = ls_eval(m, x, d, t *= 0.5, &prev, 1, evals); /* overflow: shorter first step */
+    int ls_iter = 0, done = 0, nb = 0;
+    while (ls_iter < MAX_LS) {
+        if (!(cur.f <= f0 + C1 * cur.t * gtd0) || (ls_iter > 1 && cur.f >= prev.f)) {
+            br[0] = prev, br[1] = cur, nb = 2;
+            break;
+        }
+        if (fabs(cur.gtd) <= -C2 * gtd0) {
+            br[0] = cur, nb = 1, done = 1;
+            break;
+        }
+        if (cur.gtd >= 0) {
+            br[0] = prev, br[1] = cur, nb = 2;
+            break;
+        }
+        double lo = cur.t + 0.01 * (cur.t - prev.t), hi = cur.t * 10;
+        double tn = cubic_min(prev.t, prev.f, prev.gtd, cur.t, cur.f, cur.gtd, lo, hi);
+        prev = cur;
+        cur = ls_eval(m, x, d, tn, &prev, 1, evals);
+        ls_iter++;
+    }
+    if (nb == 0) { /* ran out of evaluations while extrapolating */
+        br[0] = zero, br[1] = cur, nb = 2;
+    }
+    int low = 0, high = 1, insuf = 0;
+    if (nb == 2 && br[1].f < br[0].f)
+        low = 1, high = 0;
+    while (!done && ls_iter < MAX_LS) {
+        double bmin = fmin(br[0].t, br[1].t), bmax = fmax(br[0].t, br[1].t);
+        if ((bmax - bmin) * dmax < TOL_CHANGE)
+            break;
+        double tn = cubic_min(br[0].t, br[0].f, br[0].gtd, br[1].t, br[1].f, br[1].gtd, bmin, bmax);
+        double eps = 0.1 * (bmax - bmin);
+        if (fmin(bmax - tn, tn - bmin) < eps) {
+            if (insuf || tn >= bmax || tn <= bmin) {
+                tn = fabs(tn - bmax) < fabs(tn - bmin) ? bmax - eps : bmin + eps;
+                insuf = 0;
+            } else {
+                insuf = 1;
+            }
+        } else {
+            insuf = 0;
+        }
+        cur = ls_eval(m, x, d, tn, br, 2, evals);
+        ls_iter++;
+        if (!(cur.f <= f0 + C1 * cur.t * gtd0) || cur.f >= br[low].f) {
+            br[high] = cur;
+            low = br[0].f <= br[1].f ? 0 : 1;
+            high = 1 - low;
+        } else {
+            if (fabs(cur.gtd) <= -C2 * gtd0)
+                done = 1;
+            else if (cur.gtd * (br[high].t - br[low].t) >= 0)
+                br[high] = br[low];
+            br[low] = cur;
+        }
+    }
+    ls_point_t best = br[low];
+    if (!(isfinite(best.f) && best.f <= f0 + C1 * best.t * gtd0)) {
+        /* no acceptable point: backtrack from the best t (PyMDE's NaN fallback) */
+        double tb = best.t;
+        while (tb > 1e-8) {
+            tb *= 0.8;
+            best = ls_eval(m, x, d, tb, NULL, 0, evals);
+            if (isfinite(best.f) && best.f <= f0 + C1 * tb * gtd0)
+                return best;
+        }
+        return zero;
+    }
+    return best;
+}
+
+/* Two-loop recursion: d = -H g with the stored pairs (oldest first in ring order). */
+static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head, double gamma,
+                     const double *rho)
+{
+    size_t nx = m->nx;
+    double alpha[64];
+    memcpy(d, g, nx * sizeof(double));
+    for (int k = n_hist - 1; k >= 0; k--) {
+        int slot = (head + k) % (int)m->o.memory;
+        const double *s = buf(m, B_FIXED_COUNT + 2 * (size_t)slot);
+        const double *y = buf(m, B_FIXED_COUNT + 2 * (size_t)slot + 1);
+        alpha[k] = rho[slot] * dot(s, d, nx);
+        for (size_t i = 0; i < nx; i++)
+            d[i] -= alpha[k] * y[i];
+    }
+    for (size_t i = 0; i < nx; i++)
+        d[i] *= gamma;
+    for (int k = 0; k < n_hist; k++) {
+        int slot = (head + k) % (int)m->o.memory;
+        const double *s = buf(m, B_FIXED_COUNT + 2 * (size_t)slot);
+        const double *y = buf(m, B_FIXED_COUNT + 2 * (size_t)slot + 1);
+        double beta = rho[slot] * dot(y, d, nx);
+        for (size_t i = 0; i < nx; i++)
+            d[i] += (alpha[k] - beta) * s[i];
+    }
+    for (size_t i = 0; i < nx; i++)
+        d[i] = -d[i];
+}
+
+int mde_run(mde_t *m, double *x, mde_result_t *res)
+{
+    size_t nx = m->nx;
+    for (size_t k = 0; k < nx; k++)
+        if (!isfinite(x[k]))
+            return -EINVAL;
+    if (m->o.memory > 64)
+        return -EINVAL;
+    center(m, x);
+    double *g = buf(m, B_G), *gprev = buf(m, B_GPREV), *d = buf(m, B_D);
+    double rho[64];
+    unsigned evals = 1;
+    double f = mde_eval(m, x, g), t_prev = 0;
+    int n_hist = 0, head = 0, restart = 1, rc = 0;
+    double gamma = 1, f_hist[10];
+    uint32_t it = 0;
+    for (; it < m->o.max_iter; it++) {
+        double r = sqrt(dot(g, g, nx));
+        if (!restart) {
+            /* s = t_prev d_prev, y = g - g_prev, stored if y's > 1e-10 (scratch first, so a
+             * rejected pair never overwrites the oldest stored one) */
+            double *s = buf(m, B_Q), *y = buf(m, B_XT);
+            for (size_t k = 0; k < nx; k++) {
+                s[k] = t_prev * d[k];
+                y[k] = g[k] - gprev[k];
+            }
+            double ys = dot(y, s, nx);
+            if (ys > 1e-10) {
+                int slot = (head + n_hist) % (int)m->o.memory;
+                if (n_hist == (int)m->o.memory)
+                    head = (head + 1) % (int)m->o.memory;
+                else
+                    n_hist++;
+                memcpy(buf(m, B_FIXED_COUNT + 2 * (size_t)slot), s, nx * sizeof(double));
+                memcpy(buf(m, B_FIXED_COUNT + 2 * (size_t)slot + 1), y, nx * sizeof(double));
+                rho[slot] = 1.0 / ys;
+                gamma = ys / dot(y, y, nx);
+            }
+        }
+        if (restart || n_hist == 0) {
+            for (size_t k = 0; k < nx; k++)
+                d[k] = -g[k];
+        } else {
+            two_loop(m, g, d, n_hist, head, gamma, rho);
+        }
+        double gtd = dot(g, d, nx);
+        if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
+            n_hist = 0;
+            for (size_t k = 0; k < nx; k++)
+                d[k] = -g[k];
+            gtd = -r * r;
+        }
+        double t0 = 1;
+        if (restart) {
+            double l1 = 0;
+            for (size_t k = 0; k < nx; k++)
+                l1 += fabs(g[k]);
+            t0 = l1 > 1 ? 1 / l1 : 1;
+        }
+        memcpy(gprev, g, nx * sizeof(double));
+        ls_point_t p = strong_wolfe(m, x, d, t0, f, gtd, &evals);
+        restart = 0;
+        if (p.t > 0) {
+            for (size_t k = 0; k < nx; k++)
+                x[k] += p.t * d[k];
+            center(m, x);
+            f = p.f;
+            memcpy(g, buf(m, p.g), nx * sizeof(double));
+        } else {
+            restart = 1; /* zero step: drop the memory */
+            n_hist = 0;
+            head = 0;
+        }
+        t_prev = p.t;
+        if (m->o.trace)
+            m->o.trace[it] = f;
+        if (m->o.progress && (it % 10 == 0) &&
+            m->o.progress(m->o.progress_ud, "mde", (double)it / m->o.max_iter)) {
+            rc = ATL_ECANCELED;
+            it++;
+            break;
+        }
+        if (r <= m->o.eps) {
+            it++;
+            break;
+        }
+        /* relative progress over the last 10 iterations (warm refreshes) */
+        if (m->o.ftol > 0 && it >= 10 && f_hist[it % 10] - f <= m->o.ftol * fabs(f)) {
+            it++;
+            break;
+        }
+        f_hist[it % 10] = f;
+    }
+    if (res) {
+        res->iterations = it;
+        res->evaluations = evals;
+        res->distortion = mde_eval(m, x, g);
+        res->grad_norm = sqrt(dot(g, g, nx));
+        res->n_attractive = m->m_attr;
+        res->n_repulsive = m->m - m->m_attr;
+    }
+    if (rc == 0 && m->o.progress)
+        m->o.progress(m->o.progress_ud, "mde", 1.0);
+    return rc;
+}

@@ -1,0 +1,176 @@
+/*
+ * MDE: analytic gradient vs finite differences; objective non-increasing over accepted steps;
+ * Centered constraint; planted clusters separated (kNN label purity in 3-D); a warm start from
+ * converged coordinates converges in few iterations and moves points little; determinism.
+ */
+#include <math.h>
+
+#include "algo/knn.h"
+#include "algo/mde.h"
+#include "algo/rng.h"
+#include "tests/check.h"
+
+enum { GROUPS = 5, PER = 120, N = GROUPS * PER };
+
+/* A planted-cluster graph: dense within groups, sparse across. */
+static void planted(uint64_t seed, graph_t *g)
+{
+    rng_t r;
+    rng_init(&r, seed);
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < N; i++) {
+        for (int x = 0; x < 12; x++) {
+            uint32_t j = (i / PER) * PER + (uint32_t)rng_below(&r, PER);
+            if (j != i)
+                E(graph_edges_add(&e, i, j, (float)(0.3 + 0.2 * rng_uniform(&r))));
+        }
+        if (rng_uniform(&r) < 0.3)
+            E(graph_edges_add(&e, i, (uint32_t)rng_below(&r, N), 1.2f));
+    }
+    E(graph_build(N, &e, g));
+    graph_edges_destroy(&e);
+}
+
+static double purity(const double *x, uint32_t dim, int k)
+{
+    size_t same = 0, total = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        double best[16];
+        uint32_t idx[16];
+        int nb = 0;
+        for (uint32_t j = 0; j < N; j++) {
+            if (j == i)
+                continue;
+            double d = 0;
+            for (uint32_t c = 0; c < dim; c++)
+                d += (x[i * dim + c] - x[j * dim + c]) * (x[i * dim + c] - x[j * dim + c]);
+            int p = nb < k ? nb++ : k;
+            if (p == k && d >= best[k - 1])
+                continue;
+            if (p == k)
+                p = k - 1;
+            while (p > 0 && best[p - 1] > d) {
+                best[p] = best[p - 1];
+                idx[p] = idx[p - 1];
+                p--;
+            }
+            best[p] = d;
+            idx[p] = j;
+        }
+        for (int q = 0; q < nb; q++, total++)
+            same += idx[q] / PER == i / PER;
+    }
+    return (double)same / (double)total;
+}
+
+int main(void)
+{
+    graph_t g;
+    planted(3, &g);
+    knn_opts_t ko;
+    knn_opts_default(&ko);
+    knn_t knn;
+    E(knn_build(&g, &ko, &knn));
+    graph_edges_t edges;
+    E(knn_edges(&knn, &edges));
+
+    mde_opts_t o;
+    mde_opts_default(&o);
+    o.max_iter = 300;
+    double trace[300];
+    o.trace = trace;
+    mde_t m;
+    E(mde_init(&m, &o, N, &edges, NULL));
+    CHECK_EQ(m.m - m.m_attr, edges.m); /* as many repulsive pairs as kNN edges */
+
+    /* gradient vs central finite differences at a random point */
+    double *x = malloc(sizeof(double) * N * 3), *gr = malloc(sizeof(double) * N * 3);
+    mde_coords_random(&m, x);
+    mde_eval(&m, x, gr);
+    rng_t r;
+    rng_init(&r, 9);
+    for (int t = 0; t < 40; t++) {
+        size_t k = rng_below(&r, N * 3);
+        double h = 1e-6, save = x[k];
+        x[k] = save + h;
+        double fp = mde_distortion(&m, x);
+        x[k] = save - h;
+        double fm = mde_distortion(&m, x);
+        x[k] = save;
+        CHECK_NEAR((fp - fm) / (2 * h), gr[k], 1e-6 + 1e-4 * fabs(gr[k]));
+    }
+
+    mde_result_t res;
+    E(mde_run(&m, x, &res));
+    CHECK_EQ(res.iterations, 300);
+    for (uint32_t i = 1; i < res.iterations; i++)
+        CHECK(trace[i] <= trace[i - 1]);
+    double mean[3] = {0};
+    for (uint32_t i = 0; i < N; i++)
+        for (int c = 0; c < 3; c++)
+            mean[c] += x[i * 3 + c] / N;
+    for (int c = 0; c < 3; c++)
+        CHECK_NEAR(mean[c], 0, 1e-9);
+    double p = purity(x, 3, 10);
+    fprintf(stderr, "mde: distortion %.4f after %u its (%u evals), purity %.3f\n", res.distortion,
+            res.iterations, res.evaluations, p);
+    CHECK(p > 0.95);
+    CHECK(res.distortion < trace[0]);
+
+    /* determinism: same seed and threads -> identical bits; other thread count -> same within
+     * rounding */
+    double *y = malloc(sizeof(double) * N * 3);
+    mde_t m2;
+    o.trace = NULL;
+    E(mde_init(&m2, &o, N, &edges, NULL));
+    mde_coords_random(&m2, y);
+    mde_result_t res2;
+    E(mde_run(&m2, y, &res2));
+    CHECK(memcmp(x, y, sizeof(double) * N * 3) == 0);
+    mde_destroy(&m2);
+
+    /* warm start from converged coordinates: few iterations, small movement */
+    o.max_iter = 2000;
+    o.eps = 1e-5;
+    E(mde_init(&m2, &o, N, &edges, NULL));
+    E(mde_run(&m2, x, &res2)); /* converge fully */
+    fprintf(stderr, "full: %u its, grad %.3g, F %.6f\n", res2.iterations, res2.grad_norm,
+            res2.distortion);
+    memcpy(y, x, sizeof(double) * N * 3);
+    uint8_t *placed = malloc(N);
+    memset(placed, 1, N);
+    placed[7] = placed[300] = 0; /* two "new" items */
+    mde_coords_warm(&m2, y, placed);
+    o.max_iter = 200;
+    o.ftol = 1e-5;
+    mde_t m3;
+    E(mde_init(&m3, &o, N, &edges, NULL));
+    E(mde_run(&m3, y, &res2));
+    double move = 0, spread = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        if (!placed[i])
+            continue;
+        double d = 0;
+        for (int c = 0; c < 3; c++) {
+            d += (x[i * 3 + c] - y[i * 3 + c]) * (x[i * 3 + c] - y[i * 3 + c]);
+            spread += x[i * 3 + c] * x[i * 3 + c] / N;
+        }
+        move = fmax(move, sqrt(d));
+    }
+    fprintf(stderr, "warm: %u its, max move %.4f, spread %.3f\n", res2.iterations, move,
+            sqrt(spread));
+    CHECK(res2.iterations < 200);
+    CHECK(move < 0.05 * sqrt(spread));
+    mde_destroy(&m3);
+    mde_destroy(&m2);
+    mde_destroy(&m);
+    free(placed);
+    free(x);
+    free(y);
+    free(gr);
+    knn_destroy(&knn);
+    graph_edges_destroy(&edges);
+    graph_destroy(&g);
+    return 0;
+}
