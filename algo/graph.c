@@ -210,3 +210,56 @@ size_t graph_n_edges(const graph_t *g)
 {
     return g->n ? (size_t)(g->row_ptr[g->n] / 2) : 0;
 }
+
+int graph_pruner_init(graph_pruner_t *p, size_t top, double min_s)
+{
+    memset(p, 0, sizeof(*p));
+    if (top == 0)
+        return -EINVAL;
+    graph_edges_init(&p->edges);
+    p->top = top;
+    p->min_s = min_s;
+    return 0;
+}
+
+int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, const double *s,
+                     size_t n)
+{
+    if (n > p->cap) {
+        size_t cap = n * 2;
+        uint32_t *a = realloc(p->scratch, cap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        p->scratch = a;
+        uint32_t *b = realloc(p->col, cap * sizeof(*b));
+        if (!b)
+            return -ENOMEM;
+        p->col = b;
+        float *c = realloc(p->dist, cap * sizeof(*c));
+        if (!c)
+            return -ENOMEM;
+        p->dist = c;
+        p->cap = cap;
+    }
+    size_t k = graph_prune_row(cols, s, n, p->top, p->min_s, p->col, p->dist, p->scratch);
+    for (size_t i = 0; i < k; i++) {
+        int rc = graph_edges_add(&p->edges, row, p->col[i], p->dist[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int graph_pruner_finish(graph_pruner_t *p, uint32_t n, graph_t *out)
+{
+    return graph_build(n, &p->edges, out);
+}
+
+void graph_pruner_destroy(graph_pruner_t *p)
+{
+    graph_edges_destroy(&p->edges);
+    free(p->scratch);
+    free(p->col);
+    free(p->dist);
+    memset(p, 0, sizeof(*p));
+}

@@ -53,6 +53,31 @@ size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t k
  */
 int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out);
 
+/**
+ * Builds T row by row (DESIGN §3): feed each row's S entries over retained columns, then
+ * finish into a symmetric CSR graph. Rows may come in any order, each at most once.
+ */
+typedef struct graph_pruner {
+    graph_edges_t edges;
+    size_t top;
+    double min_s;
+    uint32_t *scratch, *col;
+    float *dist;
+    size_t cap;
+} graph_pruner_t;
+
+/** @return 0 or -EINVAL (top 0). */
+int graph_pruner_init(graph_pruner_t *p, size_t top, double min_s);
+
+/** Prune one row and keep its edges. @return 0 or -ENOMEM. */
+int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, const double *s,
+                     size_t n);
+
+/** Build T on @p n nodes from the rows fed so far (graph_build()). */
+int graph_pruner_finish(graph_pruner_t *p, uint32_t n, graph_t *out);
+
+void graph_pruner_destroy(graph_pruner_t *p);
+
 /** Free a graph's arrays; a zeroed graph is fine. */
 void graph_destroy(graph_t *g);
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/mde_kernel.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
@@ -293,41 +294,80 @@ typedef struct eval_job {
     size_t chunk;
 } eval_job_t;
 
+#define BLOCK 256
+
+/* Attractive edges: f = w d, coef = f'(d) / d = w / d. */
+static double attractive_block(const mde_t *m, size_t k0, const double *d, double *coef, size_t n)
+{
+    double f = 0;
+    for (size_t k = 0; k < n; k++) {
+        double w = (double)m->w[k0 + k];
+        f += w * d[k];
+        coef[k] = w / d[k];
+    }
+    return f;
+}
+
+/*
+ * One block of edges in three passes: gather differences and distances, compute the penalty
+ * and coef = f'(d) / d for the whole block (the repulsive one vectorised), then scatter
+ * coef (x_i - x_j) into the gradient. Blocks never mix attractive and repulsive edges.
+ */
+static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, size_t n)
+{
+    uint32_t dim = m->o.dim;
+    double diff[BLOCK * MDE_MAX_DIM], d[BLOCK], fv[BLOCK], coef[BLOCK], f = 0;
+    uint8_t zero[BLOCK];
+    for (size_t k = 0; k < n; k++) {
+        const double *xi = x + (size_t)m->ei[k0 + k] * dim, *xj = x + (size_t)m->ej[k0 + k] * dim;
+        double d2 = 0;
+        for (uint32_t a = 0; a < dim; a++) {
+            double t = xi[a] - xj[a];
+            diff[k * dim + a] = t;
+            d2 += t * t;
+        }
+        /* coincident points contribute no gradient (PyMDE sets c = 1 on 0/0): nudge d so the
+         * kernel stays finite, then zero the coefficient below */
+        zero[k] = !(d2 > 0);
+        d[k] = zero[k] ? 1.0 : sqrt(d2);
+    }
+    if (k0 >= m->m_attr) {
+        mde__repulsive_block(d, fv, coef, n);
+        for (size_t k = 0; k < n; k++)
+            f += fv[k];
+    } else {
+        f = attractive_block(m, k0, d, coef, n);
+    }
+    for (size_t k = 0; k < n; k++) {
+        double c = coef[k];
+        const double *df = diff + k * dim;
+        if (zero[k]) { /* d = 0: infinite repulsive penalty, zero attractive one */
+            f += k0 >= m->m_attr ? (double)INFINITY - fv[k] : -(double)m->w[k0 + k];
+            continue;
+        }
+        double *gi = g + (size_t)m->ei[k0 + k] * dim, *gj = g + (size_t)m->ej[k0 + k] * dim;
+        for (uint32_t a = 0; a < dim; a++) {
+            gi[a] += c * df[a];
+            gj[a] -= c * df[a];
+        }
+    }
+    return f;
+}
+
 static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
-    uint32_t dim = m->o.dim;
     size_t c = begin / j->chunk;
     double *g = buf(m, B_FIXED_COUNT + 2 * (size_t)m->o.memory + c), f = 0;
     memset(g, 0, m->nx * sizeof(double));
-    const double *x = j->x;
-    for (size_t k = begin; k < end; k++) {
-        const double *xi = x + (size_t)m->ei[k] * dim, *xj = x + (size_t)m->ej[k] * dim;
-        double diff[MDE_MAX_DIM], d2 = 0;
-        for (uint32_t a = 0; a < dim; a++) {
-            diff[a] = xi[a] - xj[a];
-            d2 += diff[a] * diff[a];
-        }
-        double d = sqrt(d2), fp;
-        if (m->w[k] > 0) {
-            f += (double)m->w[k] * d;
-            fp = (double)m->w[k];
-        } else {
-            /* f = -log(1 - e^-d), f' = -1 / (e^d - 1) */
-            double em = exp(-d);
-            f -= log1p(-em);
-            fp = -em / (1.0 - em);
-        }
-        if (d > 0) {
-            double s = fp / d;
-            double *gi = g + (size_t)m->ei[k] * dim, *gj = g + (size_t)m->ej[k] * dim;
-            for (uint32_t a = 0; a < dim; a++) {
-                gi[a] += s * diff[a];
-                gj[a] -= s * diff[a];
-            }
-        }
+    for (size_t k = begin; k < end;) {
+        size_t n = end - k < BLOCK ? end - k : BLOCK;
+        if (k < m->m_attr && k + n > m->m_attr)
+            n = m->m_attr - k; /* keep blocks homogeneous */
+        f += eval_block(m, j->x, g, k, n);
+        k += n;
     }
     j->f_chunk[c] = f;
     return 0;

@@ -244,6 +244,22 @@ int store_cooc_get(store_t *s, uint64_t a, uint64_t b, int64_t *out);
  */
 int store_item_stats_get(store_t *s, uint64_t item, uint32_t *num_users, int64_t *sum_pp);
 
+/**
+ * One row of S restricted to retained items: @p row and @p cols are positions in the retained
+ * list (sorted by item key), @p s the co-occurrence as a double. Arrays are valid during the
+ * call only. @return 0 to continue, non-zero to stop (returned by the caller).
+ */
+typedef int (*store_row_cb)(void *ud, uint32_t row, const uint32_t *cols, const double *s,
+                            size_t n);
+
+/**
+ * In one read snapshot: the retained items (DESIGN §3 rule) sorted by item key, then every
+ * retained row of S over retained columns, in that order, through @p cb.
+ * @param[out] keys  malloc'd retained item keys (caller frees); @p n their count.
+ * @return 0, the callback's non-zero value, or an error.
+ */
+int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
+
 /* ---- rebuild ----------------------------------------------------------------------------- */
 
 typedef struct store_rebuild_opts {

@@ -16,6 +16,8 @@ static const struct {
     {"import", cmd_import, "backfill JSONL/CSV dumps into a store"},
     {"stats", cmd_stats, "counts and content digest of a store"},
     {"rebuild", cmd_rebuild, "recompute S from profiles; verify or repair (--offline)"},
+    {"embed", cmd_embed, "prune, exact kNN and MDE on any graph (S.tsv)"},
+    {"export-graph", cmd_export_graph, "dump a store's retained S as S.tsv"},
 };
 
 static void usage(FILE *f)

@@ -88,5 +88,7 @@ int cmd_gen(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_rebuild(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_export_graph(int argc, char **argv);
 
 #endif

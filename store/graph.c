@@ -1,0 +1,154 @@
+/*
+ * graph.c: reading the retained part of S for the refresh and for export (DESIGN §3, §5).
+ *
+ * The retained list is sorted by item key, never by dense index, so every stage downstream
+ * sees the same input order whatever order items were first seen in: stores that are digest-
+ * equal produce identical graphs, embeddings and snapshots (DESIGN §10).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "algo/weight.h"
+#include "store/internal.h"
+
+typedef struct keyed {
+    uint64_t key;
+    uint32_t idx;
+} keyed_t;
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    uint64_t x = ((const keyed_t *)a)->key, y = ((const keyed_t *)b)->key;
+    return (x > y) - (x < y);
+}
+
+/* Retained items sorted by key, and pos[idx] = position or UINT32_MAX. */
+static int load_retained(store_t *s, MDB_txn *txn, const uint64_t *all_keys, uint32_t n_items,
+                         keyed_t **out, uint32_t *n_out, uint32_t *pos)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    keyed_t *r = malloc(((size_t)n_items + 1) * sizeof(*r));
+    uint32_t n = 0;
+    int rc;
+    if (!r)
+        return ENOMEM;
+    if ((rc = mdb_cursor_open(txn, s->stats, &cur)) != 0) {
+        free(r);
+        return rc;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t idx;
+        stats_rec_t st;
+        memcpy(&idx, k.mv_data, sizeof(idx));
+        memcpy(&st, v.mv_data, sizeof(st));
+        if (idx < n_items && weight_retained(st.num_users, st.sum_pp))
+            r[n++] = (keyed_t){all_keys[idx], idx};
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) {
+        free(r);
+        return rc;
+    }
+    qsort(r, n, sizeof(*r), cmp_keyed);
+    for (uint32_t i = 0; i < n_items; i++)
+        pos[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        pos[r[i].idx] = i;
+    *out = r;
+    *n_out = n;
+    return 0;
+}
+
+typedef struct row_buf {
+    uint32_t *cols;
+    double *s;
+    size_t n, cap;
+} row_buf_t;
+
+static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *pos,
+                    uint32_t n_items, row_buf_t *rb)
+{
+    MDB_val k = {sizeof(idx), &idx}, v;
+    rb->n = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
+        size_t m = v.mv_size / sizeof(cooc_rec_t);
+        if (rb->n + m > rb->cap) {
+            size_t cap = (rb->n + m) * 2;
+            uint32_t *c = realloc(rb->cols, cap * sizeof(*c));
+            double *d = c ? realloc(rb->s, cap * sizeof(*d)) : NULL;
+            if (c)
+                rb->cols = c;
+            if (!d)
+                return ENOMEM;
+            rb->s = d;
+            rb->cap = cap;
+        }
+        for (size_t i = 0; i < m; i++) {
+            cooc_rec_t rec;
+            memcpy(&rec, (const char *)v.mv_data + i * sizeof(rec), sizeof(rec));
+            if (rec.col < n_items && pos[rec.col] != UINT32_MAX) {
+                rb->cols[rb->n] = pos[rec.col];
+                rb->s[rb->n] = weight_to_double(rec.s);
+                rb->n++;
+            }
+        }
+    }
+    (void)s;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    uint64_t *all = NULL, *out = NULL;
+    uint32_t n_items = 0, n_ret = 0, *pos = NULL;
+    keyed_t *ret = NULL;
+    row_buf_t rb = {0};
+    pthread_rwlock_rdlock(&s->resize_lock); /* no map resize under a long snapshot */
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0) {
+        pthread_rwlock_unlock(&s->resize_lock);
+        return rc;
+    }
+    if ((rc = store__item_keys_load(s, txn, &all, &n_items)) != 0)
+        goto out;
+    if (!(pos = malloc(((size_t)n_items + 1) * sizeof(*pos)))) {
+        rc = ENOMEM;
+        goto out;
+    }
+    if ((rc = load_retained(s, txn, all, n_items, &ret, &n_ret, pos)) != 0 ||
+        (rc = mdb_cursor_open(txn, s->cooc, &cur)) != 0)
+        goto out;
+    for (uint32_t i = 0; i < n_ret && rc == 0; i++) {
+        if ((rc = row_read(s, cur, ret[i].idx, pos, n_items, &rb)) == 0)
+            rc = cb(ud, i, rb.cols, rb.s, rb.n);
+    }
+    if (rc == 0 && !(out = malloc(((size_t)n_ret + 1) * sizeof(*out))))
+        rc = ENOMEM;
+    if (rc == 0) {
+        for (uint32_t i = 0; i < n_ret; i++)
+            out[i] = ret[i].key;
+        *keys = out;
+        *n = n_ret;
+    }
+out:
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize_lock);
+    free(all);
+    free(pos);
+    free(ret);
+    free(rb.cols);
+    free(rb.s);
+    return store__err(rc);
+}
