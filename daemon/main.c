@@ -1,18 +1,217 @@
 /*
- * main.c: atlasd's entry point. The ingestion loop arrives with the daemon issue; until then the
- * binary documents itself and refuses to run rather than pretending to.
+ * main.c: atlasd. Wires config, store, ingestion and HTTP on one libuv loop, and owns the
+ * process life cycle: SIGTERM/SIGINT commit the last batch, close the Kafka consumer and every
+ * handle, and exit 0 with uv_loop_close() == 0; SIGHUP reopens the log file.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/http.h"
+#include "daemon/ingest.h"
+#include "daemon/log.h"
+#include "store/store.h"
+
+typedef struct daemon_state {
+    atl_config_t cfg;
+    uv_loop_t loop;
+    store_t *store;
+    ingest_t *ingest;
+    http_server_t *http;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t deadline;
+    int loop_ready, stopping, exit_code;
+} daemon_state_t;
+
+static int reopen_log(const char *path)
+{
+    if (!path[0])
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    return 0;
+}
+
+static void close_own_handles(daemon_state_t *d)
+{
+    uv_close((uv_handle_t *)&d->sig_term, NULL);
+    uv_close((uv_handle_t *)&d->sig_int, NULL);
+    uv_close((uv_handle_t *)&d->sig_hup, NULL);
+    uv_close((uv_handle_t *)&d->deadline, NULL);
+}
+
+static void on_ingest_stopped(void *ud)
+{
+    daemon_state_t *d = ud;
+    LOG_INFO("main", "ingestion stopped", "");
+    uv_timer_stop(&d->deadline);
+    uv_stop(&d->loop); /* h2o's own handles keep the loop alive; http_free() ends them */
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    daemon_state_t *d = t->data;
+    LOG_ERROR("main", "graceful shutdown timed out; exiting", "timeout_ms=%lld",
+              (long long)d->cfg.shutdown_timeout_ms);
+    d->exit_code = 1;
+    uv_stop(&d->loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    daemon_state_t *d = h->data;
+    if (signum == SIGHUP) {
+        int rc = reopen_log(d->cfg.log_file);
+        LOG_INFO("main", "SIGHUP: log reopened", "ok=%d", rc == 0);
+        return;
+    }
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    LOG_INFO("main", "shutting down", "signal=%d", signum);
+    http_stop(d->http);
+    uv_timer_start(&d->deadline, on_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
+    ingest_stop(d->ingest, on_ingest_stopped, d);
+}
+
+static int healthy(void *ud)
+{
+    daemon_state_t *d = ud;
+    cJSON *o = cJSON_CreateObject();
+    ingest_status(d->ingest, o);
+    const cJSON *st = cJSON_GetObjectItem(o, "state");
+    int ok = cJSON_IsString(st) && strcmp(st->valuestring, "consuming") == 0;
+    cJSON_Delete(o);
+    return ok;
+}
+
+static void status(void *ud, cJSON *o)
+{
+    daemon_state_t *d = ud;
+    store_stats_t st;
+    cJSON_AddStringToObject(o, "service", "atlasd");
+    ingest_status(d->ingest, o);
+    if (store_stats_get(d->store, 0, &st) == 0) {
+        cJSON *s = cJSON_AddObjectToObject(o, "store");
+        cJSON_AddNumberToObject(s, "users", (double)st.users);
+        cJSON_AddNumberToObject(s, "items", (double)st.items);
+        cJSON_AddNumberToObject(s, "retained", (double)st.retained);
+        cJSON_AddNumberToObject(s, "pairs", (double)st.pairs);
+        cJSON_AddNumberToObject(s, "bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(s, "dirty", (double)st.dirty);
+    }
+}
+
+static void metrics(void *ud, text_buf_t *b)
+{
+    daemon_state_t *d = ud;
+    ingest_metrics(d->ingest, b);
+    store_stats_t st;
+    if (store_stats_get(d->store, 0, &st) == 0)
+        text_buf_printf(b,
+                        "# TYPE atlasd_lmdb_bytes gauge\natlasd_lmdb_bytes %llu\n"
+                        "# TYPE atlasd_items gauge\natlasd_items %llu\n"
+                        "# TYPE atlasd_retained_items gauge\natlasd_retained_items %llu\n",
+                        (unsigned long long)st.bytes, (unsigned long long)st.items,
+                        (unsigned long long)st.retained);
+}
+
+static int start(daemon_state_t *d, char *err, size_t errlen)
+{
+    store_opts_t so;
+    store_opts_default(&so);
+    so.map_size_bytes = (uint64_t)d->cfg.map_size_mb << 20;
+    so.no_sync = !d->cfg.durable;
+    if (mkdir(d->cfg.db, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(errno));
+        return -1;
+    }
+    int rc = store_open(d->cfg.db, &so, &d->store);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
+        return -1;
+    }
+    uv_loop_init(&d->loop);
+    d->loop_ready = 1;
+    uv_signal_init(&d->loop, &d->sig_term);
+    uv_signal_init(&d->loop, &d->sig_int);
+    uv_signal_init(&d->loop, &d->sig_hup);
+    uv_timer_init(&d->loop, &d->deadline);
+    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d->deadline.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
+        return -1;
+    http_routes_t routes = {status, metrics, healthy, d};
+    if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
+        return -1;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-        printf("usage: atlasd --db DIR --brokers LIST [--http HOST:PORT] [--config FILE]\n\n"
-               "The streaming embedding daemon. Not yet built: use `atlasctl import` to load a\n"
-               "store from dumps in the meantime.\n");
-        return 0;
+    static daemon_state_t d;
+    char err[1024], line[4096];
+    config_init(&d.cfg);
+    int rc = config_parse_args(&d.cfg, argc, argv, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "atlasd: %s\n", err);
+        config_destroy(&d.cfg);
+        return rc > 0 ? 0 : 2;
     }
-    fprintf(stderr, "atlasd: the daemon is not built yet (see README.md)\n");
-    return 1;
+    log_level_t lvl;
+    if (log_level_parse(d.cfg.log_level, &lvl) != 0) {
+        fprintf(stderr, "atlasd: log-level must be error, warn, info or debug\n");
+        config_destroy(&d.cfg);
+        return 2;
+    }
+    log_level_current = lvl;
+    if ((rc = reopen_log(d.cfg.log_file)) != 0) {
+        fprintf(stderr, "atlasd: cannot open log %s: %s\n", d.cfg.log_file, strerror(-rc));
+        config_destroy(&d.cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    config_log(&d.cfg, line, sizeof(line));
+    LOG_INFO("main", "starting", "%s", line);
+    if (start(&d, err, sizeof(err)) != 0) {
+        LOG_ERROR("main", "startup failed", "err=\"%s\"", err);
+        fprintf(stderr, "atlasd: %s\n", err);
+        d.exit_code = 1;
+        if (d.ingest) { /* consumer started: close it properly */
+            d.stopping = 1;
+            ingest_stop(d.ingest, on_ingest_stopped, &d);
+            uv_run(&d.loop, UV_RUN_DEFAULT);
+        }
+    } else {
+        uv_run(&d.loop, UV_RUN_DEFAULT); /* until on_ingest_stopped() or the deadline */
+    }
+    http_free(d.http, 2000);
+    if (d.loop_ready) {
+        close_own_handles(&d);
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        ingest_free(d.ingest);
+        int lc = uv_loop_close(&d.loop);
+        if (lc != 0) {
+            LOG_WARN("main", "loop closed with handles left", "err=%s", uv_err_name(lc));
+            d.exit_code = d.exit_code ? d.exit_code : 1;
+        }
+    }
+    store_close(d.store);
+    LOG_INFO("main", "exit", "code=%d", d.exit_code);
+    config_destroy(&d.cfg);
+    return d.exit_code;
 }

@@ -91,4 +91,11 @@ int cmd_rebuild(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export_graph(int argc, char **argv);
 
+/* Kafka commands: implemented in daemon/kafka_cli.c, the only layer that may use librdkafka
+ * (dependency inversion: daemon/ implements this tools/ interface; tools/ includes no daemon/
+ * header). */
+int cmd_kafka_mock(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+
 #endif

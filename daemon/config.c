@@ -1,0 +1,288 @@
+/*
+ * config.c: the option table and its parsers. See config.h.
+ */
+#include "daemon/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL } opt_type_t;
+
+typedef struct opt {
+    const char *name;
+    opt_type_t type;
+    size_t offset;
+    double min, max;
+    const char *def;
+    const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(atl_config_t, f)
+
+static const opt_t opts[] = {
+    {"db", OPT_STR, OFF(db), 0, 0, "state", "state directory: the LMDB store (one per daemon)"},
+    {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,..."},
+    {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id"},
+    {"http", OPT_STR, OFF(http), 0, 0, "127.0.0.1:8477", "HTTP listen address HOST:PORT"},
+    {"topic-hiscores", OPT_STR, OFF(topic_hiscores), 0, 0, "osutrack.hiscore_updates",
+     "topic of hiscore rows"},
+    {"topic-beatmaps", OPT_STR, OFF(topic_beatmaps), 0, 0, "osutrack.beatmaps",
+     "topic of beatmap and difficulty rows"},
+    {"topic-dlq", OPT_STR, OFF(topic_dlq), 0, 0, "atlasd.dlq",
+     "dead-letter topic for invalid messages (empty: none)"},
+    {"batch-max-events", OPT_INT, OFF(batch_max_events), 1, 1000000, "5000",
+     "events per LMDB transaction at most"},
+    {"batch-max-ms", OPT_INT, OFF(batch_max_ms), 1, 60000, "200",
+     "commit a batch at most this long after its first event"},
+    {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
+     "larger messages are rejected"},
+    {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped"},
+    {"map-size-mb", OPT_INT, OFF(map_size_mb), 1, 16777216, "1024",
+     "initial LMDB map size; it doubles when full"},
+    {"durable", OPT_BOOL, OFF(durable), 0, 1, "1", "fsync each batch commit (0: OS decides)"},
+    {"stats-interval", OPT_INT, OFF(stats_interval_s), 0, 86400, "60",
+     "seconds between stats log lines (0: never)"},
+    {"shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 100, 600000, "10000",
+     "longest graceful shutdown before forcing exit"},
+    {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
+    {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
+    {"admin-token", OPT_STR, OFF(admin_token), 0, 0, "",
+     "bearer token for admin calls from other hosts (empty: loopback only)"},
+};
+
+static char **str_field(atl_config_t *c, const opt_t *o)
+{
+    return (char **)((char *)c + o->offset);
+}
+
+static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char *where,
+                   char *errbuf, size_t errlen)
+{
+    char *end;
+    double v;
+    switch (o->type) {
+    case OPT_STR:
+        free(*str_field(c, o));
+        *str_field(c, o) = strdup(val);
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(val, "1") == 0 || strcmp(val, "true") == 0 || strcmp(val, "yes") == 0)
+            v = 1;
+        else if (strcmp(val, "0") == 0 || strcmp(val, "false") == 0 || strcmp(val, "no") == 0)
+            v = 0;
+        else
+            goto bad;
+        *(int64_t *)((char *)c + o->offset) = (int64_t)v;
+        return 0;
+    case OPT_INT:
+    case OPT_DBL:
+        errno = 0;
+        v = strtod(val, &end);
+        if (errno || end == val || *end || !isfinite(v) || (o->type == OPT_INT && v != floor(v)))
+            goto bad;
+        if (v < o->min || v > o->max) {
+            snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name, val,
+                     o->min, o->max);
+            return -1;
+        }
+        if (o->type == OPT_INT)
+            *(int64_t *)((char *)c + o->offset) = (int64_t)v;
+        else
+            *(double *)((char *)c + o->offset) = v;
+        return 0;
+    }
+bad:
+    snprintf(errbuf, errlen, "%s: invalid value for %s: \"%s\"", where, o->name, val);
+    return -1;
+}
+
+static int set_key(atl_config_t *c, const char *key, const char *val, const char *where,
+                   char *errbuf, size_t errlen)
+{
+    if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+        for (size_t i = 0; i < c->n_kafka; i++) {
+            if (strcmp(c->kafka_keys[i], key + 6) == 0) {
+                free(c->kafka_values[i]);
+                c->kafka_values[i] = strdup(val);
+                return 0;
+            }
+        }
+        if (c->n_kafka == CONFIG_MAX_KAFKA) {
+            snprintf(errbuf, errlen, "%s: too many kafka.* keys", where);
+            return -1;
+        }
+        c->kafka_keys[c->n_kafka] = strdup(key + 6);
+        c->kafka_values[c->n_kafka++] = strdup(val);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (strcmp(opts[i].name, key) == 0)
+            return set_opt(c, &opts[i], val, where, errbuf, errlen);
+    snprintf(errbuf, errlen, "%s: unknown setting \"%s\" (see atlasd --help)", where, key);
+    return -1;
+}
+
+void config_init(atl_config_t *c)
+{
+    char err[64];
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        set_opt(c, &opts[i], opts[i].def, "default", err, sizeof(err));
+}
+
+void config_destroy(atl_config_t *c)
+{
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (opts[i].type == OPT_STR)
+            free(*str_field(c, &opts[i]));
+    for (size_t i = 0; i < c->n_kafka; i++) {
+        free(c->kafka_keys[i]);
+        free(c->kafka_values[i]);
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(errbuf, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096], where[4200];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(errbuf, errlen, "%s: expected key = value", where);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        rc = set_key(c, trim(s), trim(eq + 1), where, errbuf, errlen);
+    }
+    fclose(f);
+    return rc;
+}
+
+static void print_help(void)
+{
+    printf("usage: atlasd [--config FILE] [--db DIR] [--brokers LIST] [--http HOST:PORT]\n"
+           "              [--group ID] [--KEY=VALUE ...] [--kafka.PROPERTY=VALUE ...]\n\n"
+           "The osu! atlas streaming daemon: consumes hiscore updates from Kafka into an LMDB\n"
+           "store exactly once, and serves /healthz, /status and /metrics over HTTP.\n\n"
+           "settings (file: `key = value`; flags: --key=value or --key value):\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        printf("  --%-22s %s (default \"%s\")\n", opts[i].name, opts[i].help, opts[i].def);
+    printf("  --%-22s %s\n", "config FILE", "read settings from FILE first");
+    printf("  --%-22s %s\n", "kafka.PROPERTY",
+           "passed to librdkafka (e.g. kafka.security.protocol)");
+    printf("  --%-22s %s\n", "print-config", "print a documented example config and exit");
+    printf("\nsignals: SIGTERM/SIGINT finish the batch and exit 0; SIGHUP reopens the log file\n");
+}
+
+void config_print_example(FILE *f)
+{
+    fprintf(f, "# atlasd configuration: `key = value`; generated by `atlasd --print-config`.\n"
+               "# Command-line flags --key=value override this file.\n\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        fprintf(f, "# %s\n%s = %s\n\n", opts[i].help, opts[i].name, opts[i].def);
+    fprintf(f, "# librdkafka properties pass through with a kafka. prefix, for example:\n"
+               "# kafka.security.protocol = SASL_SSL\n"
+               "# kafka.session.timeout.ms = 10000\n");
+}
+
+int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help();
+            return 1;
+        }
+        if (strcmp(argv[i], "--print-config") == 0) {
+            config_print_example(stdout);
+            return 1;
+        }
+    }
+    for (int i = 1; i < argc; i++) { /* the file first, so flags override it */
+        const char *val = NULL;
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            val = argv[i] + 9;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            val = argv[i + 1];
+        if (val && load_file(c, val, errbuf, errlen) != 0)
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", a);
+            return -1;
+        }
+        char key[256];
+        const char *eq = strchr(a + 2, '='), *val;
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof(key)) {
+            snprintf(errbuf, errlen, "option too long: %.40s...", a);
+            return -1;
+        }
+        memcpy(key, a + 2, kl);
+        key[kl] = '\0';
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            snprintf(errbuf, errlen, "--%s needs a value", key);
+            return -1;
+        }
+        if (strcmp(key, "config") == 0)
+            continue;
+        char where[300];
+        snprintf(where, sizeof(where), "flag --%s", key);
+        if (set_key(c, key, val, where, errbuf, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void config_log(const atl_config_t *c, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && n < len; i++) {
+        const opt_t *o = &opts[i];
+        const char *sep = i ? " " : "";
+        if (o->type == OPT_STR) {
+            const char *v = *(char *const *)((const char *)c + o->offset);
+            int secret = strcmp(o->name, "admin-token") == 0 && v && *v;
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name,
+                                  secret ? "<set>" : v);
+        } else if (o->type == OPT_DBL) {
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=%g", sep, o->name,
+                                  *(const double *)((const char *)c + o->offset));
+        } else {
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=%lld", sep, o->name,
+                                  (long long)*(const int64_t *)((const char *)c + o->offset));
+        }
+    }
+    for (size_t i = 0; i < c->n_kafka && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, " kafka.%s=\"%s\"", c->kafka_keys[i],
+                              strstr(c->kafka_keys[i], "password") ? "<set>" : c->kafka_values[i]);
+}

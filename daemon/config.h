@@ -1,0 +1,58 @@
+/*
+ * config.h: atlasd's settings (STYLE R6). One table lists every option with its type, range,
+ * default and help; it drives the `key = value` config file, `--key=value` flags, --help and
+ * the example file in deploy/. `kafka.*` keys pass through to librdkafka unchanged.
+ * Precedence: defaults < --config file < command-line flags. Immutable after start.
+ */
+#ifndef ATL_CONFIG_H
+#define ATL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_KAFKA 64
+
+typedef struct atl_config {
+    char *db;      /* state directory (LMDB store) */
+    char *brokers; /* Kafka bootstrap list */
+    char *group;   /* consumer group id */
+    char *http;    /* HOST:PORT of the HTTP server */
+    char *topic_hiscores, *topic_beatmaps, *topic_dlq;
+    int64_t batch_max_events;
+    int64_t batch_max_ms;
+    int64_t max_message_bytes;
+    double min_pp;
+    int64_t map_size_mb;
+    int64_t durable; /* fsync every batch commit */
+    int64_t stats_interval_s;
+    int64_t shutdown_timeout_ms;
+    char *log_level;
+    char *log_file;
+    char *admin_token;
+    /* kafka.* pass-through, in the order given */
+    char *kafka_keys[CONFIG_MAX_KAFKA], *kafka_values[CONFIG_MAX_KAFKA];
+    size_t n_kafka;
+} atl_config_t;
+
+/** Fill defaults (strings are heap copies). */
+void config_init(atl_config_t *c);
+
+/** Free the strings. */
+void config_destroy(atl_config_t *c);
+
+/**
+ * Apply a config file then argv (argv[0] skipped). `--help` prints help and returns 1;
+ * `--print-config` prints the example config and returns 1.
+ * @return 0 to run, 1 to exit 0 (help printed), or -1 with a message in errbuf naming the
+ *         file:line or the flag.
+ */
+int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size_t errlen);
+
+/** Write a documented example config (every key, its default, its help) to @p f. */
+void config_print_example(FILE *f);
+
+/** Write the effective config on one logfmt line (for the startup log). */
+void config_log(const atl_config_t *c, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * http.h: the daemon's HTTP server (h2o on the daemon's libuv loop; HTTP/1.1 only, no TLS:
+ * put nginx in front for the world, see deploy/). Routes: /healthz, /status (JSON),
+ * /metrics (Prometheus text). All callbacks run on the loop thread.
+ */
+#ifndef ATL_HTTP_H
+#define ATL_HTTP_H
+
+#include <cJSON.h>
+#include <uv.h>
+
+#include "daemon/ingest.h"
+
+typedef struct http_routes {
+    void (*status)(void *ud, cJSON *out);       /* fill the /status object */
+    void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
+    int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
+    void *ud;
+} http_routes_t;
+
+typedef struct http_server http_server_t;
+
+/**
+ * Listen on @p addr ("HOST:PORT", port 0 = ephemeral; the bound port is logged).
+ * @return 0 and *out, or -1 with a message in errbuf.
+ */
+int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
+               char *errbuf, size_t errlen);
+
+/** The bound port. */
+int http_port(const http_server_t *s);
+
+/** Stop accepting and ask open connections to finish (non-blocking). */
+void http_stop(http_server_t *s);
+
+/**
+ * After uv_run returned: finish the remaining connections (up to @p deadline_ms), dispose of
+ * h2o's context and close every handle. NULL is a no-op.
+ */
+void http_free(http_server_t *s, uint64_t deadline_ms);
+
+#endif

@@ -1,0 +1,737 @@
+/*
+ * ingest.c: librdkafka's high-level consumer on the libuv loop. See ingest.h.
+ *
+ * Loop integration (no thread blocks): rd_kafka_poll_set_consumer() routes every event
+ * (messages, rebalances, logs through log.queue, errors, statistics) to the consumer queue, whose
+ * IO event writes to an eventfd watched by uv_poll. librdkafka signals only when the queue goes
+ * from empty to non-empty, so the drain runs rd_kafka_consumer_poll(rk, 0) until the queue is
+ * empty; when it stops early (a per-tick cap, so HTTP stays responsive, or a stalled store) it
+ * re-arms itself with a uv_idle handle.
+ *
+ * Batching: decoded events go into one store batch, committed when it holds batch-max-events
+ * or batch-max-ms after its first event. Invalid messages are copied to the dead-letter topic
+ * with the reason in headers, counted, and their offset still advances. If the store fails, the
+ * batch is kept, draining pauses and the commit is retried every second.
+ */
+#include "daemon/ingest.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "daemon/log.h"
+
+#define MAX_PER_TICK 20000
+#define N_BUCKETS    12
+#define MAX_PARTS    1024
+
+static const double bucket_s[N_BUCKETS - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                               0.1,   0.25,  0.5,   1.0,  2.5};
+
+typedef struct part_state {
+    char topic[128];
+    int32_t partition;
+    int64_t next_offset; /* committed to the store */
+    int64_t lag;         /* from librdkafka statistics; -1 unknown */
+} part_state_t;
+
+struct ingest {
+    uv_loop_t *loop;
+    const atl_config_t *cfg;
+    store_t *store;
+    store_batch_t *batch;
+    store_decode_opts_t dopts;
+    store_event_t ev;
+    rd_kafka_t *rk, *dlq;
+    rd_kafka_queue_t *queue;
+    int efd;
+    uv_poll_t poll;
+    uv_idle_t idle;
+    uv_timer_t batch_timer, retry_timer, tick;
+    int n_handles;
+    int stopping, closing_consumer, stalled;
+    void (*done_cb)(void *);
+    void *done_ud;
+    part_state_t parts[MAX_PARTS];
+    int n_parts;
+    /* metrics */
+    uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t rejected[STORE_REJECT_COUNT];
+    uint64_t hist[N_BUCKETS];
+    double hist_sum_s;
+    int brokers_up, brokers_known;
+    char last_error[256];
+    double last_error_time, started;
+    double rate_t0;
+    uint64_t rate_n0;
+    double rate; /* events/s over the last stats window */
+};
+
+void text_buf_printf(text_buf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n + 1) * 2;
+        char *p = realloc(b->p, b->cap);
+        if (!p)
+            abort(); /* daemon/: abort on OOM (STYLE R3) */
+        b->p = p;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void set_error(ingest_t *ig, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(ingest_t *ig, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ig->last_error, sizeof(ig->last_error), fmt, ap);
+    va_end(ap);
+    ig->last_error_time = now_s();
+}
+
+static part_state_t *part_find(ingest_t *ig, const char *topic, int32_t partition, int create)
+{
+    for (int i = 0; i < ig->n_parts; i++)
+        if (ig->parts[i].partition == partition && strcmp(ig->parts[i].topic, topic) == 0)
+            return &ig->parts[i];
+    if (!create || ig->n_parts == MAX_PARTS)
+        return NULL;
+    part_state_t *p = &ig->parts[ig->n_parts++];
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    p->partition = partition;
+    p->next_offset = -1;
+    p->lag = -1;
+    return p;
+}
+
+/* ---- committing a batch ------------------------------------------------------------------ */
+
+static void kafka_commit_async(ingest_t *ig)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(ig->n_parts + 1);
+    for (int i = 0; i < ig->n_parts; i++)
+        if (ig->parts[i].next_offset >= 0)
+            rd_kafka_topic_partition_list_add(l, ig->parts[i].topic, ig->parts[i].partition)
+                ->offset = ig->parts[i].next_offset;
+    if (l->cnt > 0)
+        rd_kafka_commit(ig->rk, l, 1); /* for lag monitoring only; the store is the truth */
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void observe_latency(ingest_t *ig, double s)
+{
+    int b = 0;
+    while (b < N_BUCKETS - 1 && s > bucket_s[b])
+        b++;
+    ig->hist[b]++;
+    ig->hist_sum_s += s;
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Commit the pending batch. @return 0 (also when empty) or the store's error. */
+static int flush(ingest_t *ig)
+{
+    uv_timer_stop(&ig->batch_timer);
+    if (store_batch_len(ig->batch) == 0 && !ig->stalled && ig->batch_events == 0)
+        return 0;
+    double t0 = now_s();
+    int rc = store_batch_commit(ig->store, ig->batch);
+    if (rc != 0) {
+        set_error(ig, "store commit failed: %s", atl_strerror(rc));
+        if (!ig->stalled)
+            LOG_ERROR("ingest", "store commit failed; pausing consumption and retrying",
+                      "err=\"%s\" events=%zu", atl_strerror(rc), store_batch_len(ig->batch));
+        ig->stalled = 1;
+        uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+        return rc;
+    }
+    if (ig->stalled)
+        LOG_INFO("ingest", "store commit succeeded again", "events=%zu",
+                 store_batch_len(ig->batch));
+    ig->stalled = 0;
+    observe_latency(ig, now_s() - t0);
+    ig->batches++;
+    for (int i = 0; i < ig->n_parts; i++) {
+        int64_t off;
+        if (store_offset_get(ig->store, ig->parts[i].topic, ig->parts[i].partition, &off) == 0)
+            ig->parts[i].next_offset = off;
+    }
+    LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(ig->batch),
+              now_s() - t0);
+    store_batch_clear(ig->batch);
+    ig->batch_events = 0;
+    kafka_commit_async(ig);
+    return 0;
+}
+
+/* ---- messages ---------------------------------------------------------------------------- */
+
+static void dlq_send(ingest_t *ig, const rd_kafka_message_t *m, store_reject_t why, const char *err)
+{
+    if (!ig->dlq)
+        return;
+    char part[16], off[24];
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    snprintf(part, sizeof(part), "%" PRId32, m->partition);
+    snprintf(off, sizeof(off), "%" PRId64, m->offset);
+    const char *reason = store_reject_name(why);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        ig->dlq, RD_KAFKA_V_TOPIC(ig->cfg->topic_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADER("atlasd-reason", reason, (ssize_t)strlen(reason)),
+        RD_KAFKA_V_HEADER("atlasd-error", err, (ssize_t)strlen(err)),
+        RD_KAFKA_V_HEADER("atlasd-source-topic", topic, (ssize_t)strlen(topic)),
+        RD_KAFKA_V_HEADER("atlasd-source-partition", part, (ssize_t)strlen(part)),
+        RD_KAFKA_V_HEADER("atlasd-source-offset", off, (ssize_t)strlen(off)), RD_KAFKA_V_END);
+    if (e) {
+        ig->dlq_failed++;
+        set_error(ig, "dead-letter produce failed: %s", rd_kafka_err2str(e));
+    }
+}
+
+static void on_batch_timer(uv_timer_t *t)
+{
+    flush(t->data);
+}
+
+static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ig->kafka_errors++;
+            set_error(ig, "consumer: %s", rd_kafka_message_errstr(m));
+            LOG_WARN("ingest", "consumer error", "err=\"%s\"", rd_kafka_message_errstr(m));
+        }
+        return;
+    }
+    ig->consumed++;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    store_reject_t why = STORE_REJECT_NONE;
+    char err[256] = "";
+    int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
+                                err, sizeof(err));
+    if (rc == 0) {
+        if (store_batch_add(ig->batch, &ig->ev) != 0) {
+            LOG_ERROR("ingest", "out of memory adding to batch", "");
+            abort();
+        }
+    } else {
+        ig->rejected[why]++;
+        store_batch_count_reject(ig->batch, why);
+        dlq_send(ig, m, why, err);
+        LOG_DEBUG("ingest", "message rejected",
+                  "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s err=\"%s\"", topic,
+                  m->partition, m->offset, store_reject_name(why), err);
+    }
+    if (store_batch_set_offset(ig->batch, topic, m->partition, m->offset + 1) != 0)
+        abort();
+    part_find(ig, topic, m->partition, 1);
+    if (ig->batch_events++ == 0)
+        uv_timer_start(&ig->batch_timer, on_batch_timer, (uint64_t)ig->cfg->batch_max_ms, 0);
+    if (ig->batch_events >= (uint64_t)ig->cfg->batch_max_events)
+        flush(ig);
+}
+
+static void on_idle(uv_idle_t *h);
+static void finish_stop(ingest_t *ig);
+
+static void drain(ingest_t *ig)
+{
+    for (int i = 0; i < MAX_PER_TICK && !ig->stalled; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
+        if (!m) {
+            uv_idle_stop(&ig->idle);
+            goto closed_check;
+        }
+        handle_message(ig, m);
+        rd_kafka_message_destroy(m);
+    }
+    if (!ig->stalled)
+        uv_idle_start(&ig->idle, on_idle); /* more queued: come back next loop iteration */
+closed_check:
+    if (ig->closing_consumer && rd_kafka_consumer_closed(ig->rk))
+        finish_stop(ig);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    drain(h->data);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    ingest_t *ig = h->data;
+    uint64_t v;
+    if (status == 0 && read(ig->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        LOG_WARN("ingest", "eventfd read failed", "err=\"%s\"", strerror(errno));
+    drain(ig);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    ingest_t *ig = t->data;
+    if (flush(ig) == 0)
+        uv_idle_start(&ig->idle, on_idle);
+}
+
+/* ---- librdkafka callbacks (served by rd_kafka_consumer_poll on the loop thread) ----------- */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    ingest_t *ig = opaque;
+    ig->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* resume from the store: it holds the offsets committed with the data */
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t off;
+            part_state_t *ps = part_find(ig, p->topic, p->partition, 1);
+            if (store_offset_get(ig->store, p->topic, p->partition, &off) == 0) {
+                p->offset = off;
+                if (ps)
+                    ps->next_offset = off;
+            } else {
+                p->offset = RD_KAFKA_OFFSET_BEGINNING;
+            }
+        }
+        rd_kafka_assign(rk, parts);
+        LOG_INFO("ingest", "partitions assigned", "n=%d", parts->cnt);
+        return;
+    }
+    /* revoke (eager protocols): commit what we hold for them first */
+    if (flush(ig) != 0) {
+        /* cannot commit: drop the batch; its messages are re-read from the store's offsets */
+        store_batch_clear(ig->batch);
+        ig->batch_events = 0;
+        ig->stalled = 0;
+        uv_timer_stop(&ig->retry_timer);
+    }
+    rd_kafka_assign(rk, NULL);
+    ig->n_parts = 0;
+    LOG_INFO("ingest", "partitions revoked", "n=%d err=\"%s\"", parts->cnt, rd_kafka_err2name(err));
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    ingest_t *ig = opaque;
+    ig->kafka_errors++;
+    set_error(ig, "kafka: %s: %s", rd_kafka_err2name(err), reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ig->brokers_up = 0;
+    LOG_WARN("kafka", "client error", "err=%s reason=\"%s\"", rd_kafka_err2name(err), reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    log_level_t l = level <= 3   ? LOG_LEVEL_ERROR
+                    : level == 4 ? LOG_LEVEL_WARN
+                    : level <= 6 ? LOG_LEVEL_INFO
+                                 : LOG_LEVEL_DEBUG;
+    LOG_AT(l, "kafka", "librdkafka", "fac=%s text=\"%s\"", fac, buf);
+}
+
+/* Statistics JSON: brokers that are UP, and the consumer lag of each assigned partition. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    ingest_t *ig = opaque;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return 0;
+    int up = 0, known = 0;
+    cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(root, "brokers"))
+    {
+        cJSON *id = cJSON_GetObjectItem(b, "nodeid"), *state = cJSON_GetObjectItem(b, "state");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsString(state))
+            continue;
+        known++;
+        up += strcmp(state->valuestring, "UP") == 0;
+    }
+    ig->brokers_up = up;
+    ig->brokers_known = known;
+    cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItem(root, "topics"))
+    {
+        cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(t, "partitions"))
+        {
+            cJSON *pid = cJSON_GetObjectItem(p, "partition"),
+                  *lag = cJSON_GetObjectItem(p, "consumer_lag");
+            if (!cJSON_IsNumber(pid) || pid->valuedouble < 0 || !cJSON_IsNumber(lag))
+                continue;
+            part_state_t *ps = part_find(ig, t->string, (int32_t)pid->valuedouble, 0);
+            if (ps)
+                ps->lag = (int64_t)lag->valuedouble;
+        }
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* ---- periodic work ----------------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    ingest_t *ig = t->data;
+    if (ig->dlq)
+        rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
+    if (ig->closing_consumer) {
+        drain(ig); /* keep serving the queue until the consumer is closed */
+        return;
+    }
+    double now = now_s();
+    if (now - ig->rate_t0 >= 10) {
+        ig->rate = (double)(ig->consumed - ig->rate_n0) / (now - ig->rate_t0);
+        ig->rate_t0 = now;
+        ig->rate_n0 = ig->consumed;
+    }
+    static double last_stats;
+    if (ig->cfg->stats_interval_s > 0 && now - last_stats >= (double)ig->cfg->stats_interval_s) {
+        if (last_stats > 0) {
+            store_counters_t c = {0};
+            store_counters_get(ig->store, &c);
+            LOG_INFO("stats", "ingestion",
+                     "consumed=%" PRIu64 " applied=%" PRIu64 " batches=%" PRIu64
+                     " rate=%.0f brokers_up=%d stalled=%d",
+                     ig->consumed, c.events_applied, ig->batches, ig->rate, ig->brokers_up,
+                     ig->stalled);
+        }
+        last_stats = now;
+    }
+}
+
+static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    ingest_t *ig = opaque;
+    if (m->err) {
+        ig->dlq_failed++;
+        set_error(ig, "dead-letter delivery failed: %s", rd_kafka_err2str(m->err));
+    } else {
+        ig->dlq_sent++;
+    }
+}
+
+/* ---- set-up and tear-down ---------------------------------------------------------------- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf,
+                    size_t errlen)
+{
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(errbuf, errlen, "kafka.%s: %s", k, e);
+    return -1;
+}
+
+static rd_kafka_conf_t *base_conf(ingest_t *ig, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", ig->cfg->brokers, errbuf, errlen) ||
+        conf_set(conf, "log.queue", "true", errbuf, errlen))
+        goto bad;
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, ig);
+    return conf;
+bad:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
+    char e[512];
+    if (!conf)
+        return -1;
+    /* our defaults first, so kafka.* settings can override them */
+    if (conf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
+        conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
+        conf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
+        conf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
+        goto bad;
+    for (size_t i = 0; i < ig->cfg->n_kafka; i++)
+        if (conf_set(conf, ig->cfg->kafka_keys[i], ig->cfg->kafka_values[i], errbuf, errlen))
+            goto bad;
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    if (!(ig->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e)))) {
+        snprintf(errbuf, errlen, "kafka consumer: %s", e);
+        goto bad;
+    }
+    rd_kafka_set_log_queue(ig->rk, NULL); /* logs to the main queue, served by our poll */
+    rd_kafka_poll_set_consumer(ig->rk);
+    return 0;
+bad:
+    rd_kafka_conf_destroy(conf);
+    return -1;
+}
+
+static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
+{
+    if (!ig->cfg->topic_dlq[0])
+        return 0;
+    rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
+    char e[512];
+    if (!conf)
+        return -1;
+    for (size_t i = 0; i < ig->cfg->n_kafka; i++) {
+        const char *k = ig->cfg->kafka_keys[i];
+        /* consumer-only properties would make the producer fail: pass the common ones */
+        if (strncmp(k, "security.", 9) && strncmp(k, "sasl.", 5) && strncmp(k, "ssl.", 4))
+            continue;
+        if (conf_set(conf, k, ig->cfg->kafka_values[i], errbuf, errlen))
+            goto bad;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
+    if (!(ig->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)))) {
+        snprintf(errbuf, errlen, "kafka producer: %s", e);
+        goto bad;
+    }
+    return 0;
+bad:
+    rd_kafka_conf_destroy(conf);
+    return -1;
+}
+
+int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
+                 char *errbuf, size_t errlen)
+{
+    ingest_t *ig = calloc(1, sizeof(*ig));
+    if (!ig)
+        abort();
+    ig->loop = loop;
+    ig->cfg = cfg;
+    ig->store = store;
+    ig->efd = -1;
+    ig->started = ig->rate_t0 = now_s();
+    store_decode_opts_default(&ig->dopts);
+    ig->dopts.max_bytes = (size_t)cfg->max_message_bytes;
+    ig->dopts.min_pp = cfg->min_pp;
+    if (!cfg->brokers[0]) {
+        snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
+        goto bad;
+    }
+    if (store_batch_new(&ig->batch) != 0 || make_consumer(ig, errbuf, errlen) != 0 ||
+        make_dlq(ig, errbuf, errlen) != 0)
+        goto bad;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_hiscores, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic_beatmaps, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(ig->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        goto bad;
+    }
+    ig->queue = rd_kafka_queue_get_consumer(ig->rk);
+    if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+        goto bad;
+    }
+    static const uint64_t one = 1; /* an eventfd takes 8-byte writes */
+    rd_kafka_queue_io_event_enable(ig->queue, ig->efd, &one, sizeof(one));
+    uv_poll_init(loop, &ig->poll, ig->efd);
+    uv_idle_init(loop, &ig->idle);
+    uv_timer_init(loop, &ig->batch_timer);
+    uv_timer_init(loop, &ig->retry_timer);
+    uv_timer_init(loop, &ig->tick);
+    ig->n_handles = 5;
+    ig->poll.data = ig->idle.data = ig->batch_timer.data = ig->retry_timer.data = ig->tick.data =
+        ig;
+    uv_poll_start(&ig->poll, UV_READABLE, on_readable);
+    uv_timer_start(&ig->tick, on_tick, 100, 100);
+    uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
+    LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s topics=%s,%s", cfg->brokers,
+             cfg->group, cfg->topic_hiscores, cfg->topic_beatmaps);
+    *out = ig;
+    return 0;
+bad:
+    ingest_free(ig);
+    return -1;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    ingest_t *ig = h->data;
+    if (--ig->n_handles == 0 && ig->done_cb)
+        ig->done_cb(ig->done_ud);
+}
+
+static void finish_stop(ingest_t *ig)
+{
+    ig->closing_consumer = 0;
+    flush(ig);
+    LOG_INFO("ingest", "consumer closed", "batches=%" PRIu64, ig->batches);
+    if (ig->dlq && rd_kafka_flush(ig->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        LOG_WARN("ingest", "dead letters not all delivered at shutdown", "pending=%d",
+                 rd_kafka_outq_len(ig->dlq));
+    uv_close((uv_handle_t *)&ig->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&ig->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&ig->batch_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&ig->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&ig->tick, on_handle_closed);
+}
+
+void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
+{
+    if (ig->stopping)
+        return;
+    ig->stopping = 1;
+    ig->done_cb = done_cb;
+    ig->done_ud = ud;
+    if (flush(ig) != 0)
+        LOG_ERROR("ingest", "last batch could not be committed; it will be re-read at start",
+                  "events=%zu", store_batch_len(ig->batch));
+    ig->stalled = 0; /* keep serving the queue so the close can complete */
+    uv_timer_stop(&ig->retry_timer);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(ig->rk, ig->queue);
+    if (e) {
+        LOG_WARN("ingest", "consumer close", "err=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    ig->closing_consumer = 1;
+    drain(ig);
+}
+
+void ingest_free(ingest_t *ig)
+{
+    if (!ig)
+        return;
+    if (ig->queue)
+        rd_kafka_queue_destroy(ig->queue);
+    if (ig->rk)
+        rd_kafka_destroy(ig->rk);
+    if (ig->dlq)
+        rd_kafka_destroy(ig->dlq);
+    if (ig->efd >= 0)
+        close(ig->efd);
+    store_batch_free(ig->batch);
+    free(ig);
+}
+
+/* ---- reporting --------------------------------------------------------------------------- */
+
+void ingest_status(ingest_t *ig, cJSON *o)
+{
+    store_counters_t c = {0};
+    store_counters_get(ig->store, &c);
+    uint64_t rejected = 0,
+             skipped = c.events_skipped[STORE_SKIP_MODE] + c.events_skipped[STORE_SKIP_LOW_PP];
+    for (int i = 1; i < STORE_REJECT_COUNT; i++)
+        rejected += c.events_rejected[i];
+    cJSON_AddNumberToObject(o, "events_applied", (double)c.events_applied);
+    cJSON_AddNumberToObject(o, "events_changed", (double)c.events_changed);
+    cJSON_AddNumberToObject(o, "events_skipped", (double)skipped);
+    cJSON_AddNumberToObject(o, "events_rejected", (double)rejected);
+    cJSON_AddNumberToObject(o, "metadata_applied", (double)c.metadata_applied);
+    cJSON_AddNumberToObject(o, "newest_update_time", (double)c.newest_update_time);
+    cJSON_AddNumberToObject(o, "messages_consumed", (double)ig->consumed);
+    cJSON_AddNumberToObject(o, "batches", (double)ig->batches);
+    cJSON_AddNumberToObject(o, "events_per_second", ig->rate);
+    cJSON_AddNumberToObject(o, "dead_letters", (double)ig->dlq_sent);
+    cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
+    cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
+    cJSON_AddStringToObject(o, "state",
+                            ig->stopping                                   ? "stopping"
+                            : ig->stalled                                  ? "stalled"
+                            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
+                                                                           : "consuming");
+    cJSON_AddStringToObject(o, "last_error", ig->last_error);
+    cJSON_AddNumberToObject(o, "last_error_time", ig->last_error_time);
+    cJSON *parts = cJSON_AddArrayToObject(o, "partitions");
+    int64_t total_lag = 0;
+    for (int i = 0; i < ig->n_parts; i++) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "topic", ig->parts[i].topic);
+        cJSON_AddNumberToObject(p, "partition", ig->parts[i].partition);
+        cJSON_AddNumberToObject(p, "next_offset", (double)ig->parts[i].next_offset);
+        cJSON_AddNumberToObject(p, "lag", (double)ig->parts[i].lag);
+        total_lag += ig->parts[i].lag > 0 ? ig->parts[i].lag : 0;
+        cJSON_AddItemToArray(parts, p);
+    }
+    cJSON_AddNumberToObject(o, "lag", (double)total_lag);
+}
+
+void ingest_metrics(ingest_t *ig, text_buf_t *b)
+{
+    store_counters_t c = {0};
+    store_counters_get(ig->store, &c);
+    text_buf_printf(b,
+                    "# TYPE atlasd_messages_consumed_total counter\n"
+                    "atlasd_messages_consumed_total %" PRIu64 "\n",
+                    ig->consumed);
+    text_buf_printf(b,
+                    "# TYPE atlasd_events_applied_total counter\n"
+                    "atlasd_events_applied_total %" PRIu64 "\n",
+                    c.events_applied);
+    text_buf_printf(b,
+                    "# TYPE atlasd_events_changed_total counter\n"
+                    "atlasd_events_changed_total %" PRIu64 "\n",
+                    c.events_changed);
+    text_buf_printf(b,
+                    "# TYPE atlasd_events_skipped_total counter\n"
+                    "atlasd_events_skipped_total{reason=\"mode\"} %" PRIu64 "\n"
+                    "atlasd_events_skipped_total{reason=\"low_pp\"} %" PRIu64 "\n",
+                    c.events_skipped[STORE_SKIP_MODE], c.events_skipped[STORE_SKIP_LOW_PP]);
+    text_buf_printf(b, "# TYPE atlasd_events_rejected_total counter\n");
+    for (int i = 1; i < STORE_REJECT_COUNT; i++)
+        text_buf_printf(b, "atlasd_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+                        store_reject_name(i), c.events_rejected[i]);
+    text_buf_printf(b,
+                    "# TYPE atlasd_dead_letters_total counter\n"
+                    "atlasd_dead_letters_total %" PRIu64 "\n",
+                    ig->dlq_sent);
+    text_buf_printf(b, "# TYPE atlasd_batch_commit_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < N_BUCKETS; i++) {
+        cum += ig->hist[i];
+        if (i < N_BUCKETS - 1)
+            text_buf_printf(b, "atlasd_batch_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            bucket_s[i], cum);
+        else
+            text_buf_printf(b, "atlasd_batch_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                            cum);
+    }
+    text_buf_printf(
+        b, "atlasd_batch_commit_seconds_sum %.6f\natlasd_batch_commit_seconds_count %" PRIu64 "\n",
+        ig->hist_sum_s, cum);
+    text_buf_printf(b, "# TYPE atlasd_consumer_lag gauge\n");
+    for (int i = 0; i < ig->n_parts; i++)
+        text_buf_printf(b, "atlasd_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
+                        ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
+    text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
+}

@@ -1,0 +1,53 @@
+/*
+ * ingest.h: the Kafka -> LMDB path of atlasd (DESIGN §2, §4), driven from the libuv loop.
+ *
+ * Exactly-once state: every batch is one store transaction that also records the next offset
+ * of each topic/partition it consumed; on assignment the consumer seeks to the offsets in the
+ * store (Kafka's committed offsets are written afterwards, for lag monitoring only). After a
+ * crash anywhere, the restart resumes from the store's offsets and re-applies nothing twice.
+ * One store per daemon: two daemons of one consumer group each own a disjoint set of users'
+ * partitions, and so each hold a partial, consistent state of their own (DESIGN §10).
+ *
+ * All functions run on the loop thread.
+ */
+#ifndef ATL_INGEST_H
+#define ATL_INGEST_H
+
+#include <cJSON.h>
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "store/store.h"
+
+typedef struct ingest ingest_t;
+
+/**
+ * Create the consumer (and the dead-letter producer), subscribe, and start consuming.
+ * @return 0 and *out, or -1 with a message in errbuf (bad kafka.* property, ...).
+ */
+int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
+                 char *errbuf, size_t errlen);
+
+/**
+ * Graceful stop: commit the pending batch, close the consumer (serving its queue until it is
+ * closed), flush the dead-letter producer, close every handle; then call @p done_cb.
+ */
+void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud);
+
+/** Free after done_cb ran (or if never started); NULL is a no-op. */
+void ingest_free(ingest_t *ig);
+
+/** Add the status fields (partitions, offsets, lag, rates, last error, broker state). */
+void ingest_status(ingest_t *ig, cJSON *obj);
+
+/** Append Prometheus text for the ingestion metrics to @p out (a growing buffer). */
+typedef struct text_buf {
+    char *p;
+    size_t len, cap;
+} text_buf_t;
+
+void text_buf_printf(text_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void ingest_metrics(ingest_t *ig, text_buf_t *out);
+
+#endif

@@ -1,0 +1,420 @@
+/*
+ * kafka_cli.c: the atlasctl commands that speak Kafka: `kafka-mock` (librdkafka's in-process
+ * mock cluster as a process of its own), `produce` (replay a JSONL/CSV dump into Kafka) and
+ * `consume` (print a topic, e.g. the dead-letter topic, as JSON lines).
+ *
+ * Their code lives in daemon/, the only layer that may include librdkafka (STYLE R1); atlasctl
+ * calls them through the prototypes in tools/cli.h, so tools/ never includes daemon/.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <librdkafka/rdkafka.h>
+/* rdkafka_mock.h must follow rdkafka.h */
+#include <librdkafka/rdkafka_mock.h>
+
+#include "algo/atl.h"
+#include "tools/cli.h"
+
+#define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- kafka-mock -------------------------------------------------------------------------- */
+
+/* Fault injection on stdin, one command per line: down ID | up ID | error APIKEY CNT CODE. */
+static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
+{
+    char cmd[32];
+    int a = 0, b = 0, c = 0;
+    int n = sscanf(line, "%31s %d %d %d", cmd, &a, &b, &c);
+    if (n >= 2 && strcmp(cmd, "down") == 0)
+        rd_kafka_mock_broker_set_down(mc, a);
+    else if (n >= 2 && strcmp(cmd, "up") == 0)
+        rd_kafka_mock_broker_set_up(mc, a);
+    else if (n == 4 && strcmp(cmd, "error") == 0) {
+        rd_kafka_resp_err_t *errs = xcalloc((size_t)b, sizeof(*errs));
+        for (int i = 0; i < b; i++)
+            errs[i] = (rd_kafka_resp_err_t)c;
+        rd_kafka_mock_push_request_errors_array(mc, (int16_t)a, (size_t)b, errs);
+        free(errs);
+    } else {
+        fprintf(stderr, "kafka-mock: unknown command: %s", line);
+        return;
+    }
+    fprintf(stderr, "kafka-mock: done: %s", line);
+}
+
+int cmd_kafka_mock(int argc, char **argv)
+{
+    uint64_t brokers = 3, partitions = 4;
+    const char *topics = DEFAULT_TOPICS;
+    const cli_opt_t opts[] = {
+        {"brokers", CLI_U64, &brokers, "N", "number of brokers (default 3)"},
+        {"partitions", CLI_U64, &partitions, "P", "partitions per topic (default 4)"},
+        {"topics", CLI_STR, &topics, "a,b", "topics to create (default " DEFAULT_TOPICS ")"},
+    };
+    const cli_cmd_t cmd = {
+        "kafka-mock", "[--brokers N] [--partitions P] [--topics a,b]",
+        "Run librdkafka's mock Kafka cluster on loopback until SIGTERM. The first line of stdout\n"
+        "is the bootstrap list. Lines on stdin inject faults: `down ID`, `up ID`,\n"
+        "`error APIKEY COUNT ERRCODE`. In memory only: about 5 MiB per partition is retained.",
+        opts, ATL_ARRAY_LEN(opts)};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 256) {
+        fprintf(stderr, "atlasctl kafka-mock: --brokers 1..16, --partitions 1..256\n");
+        return CLI_EXIT_USAGE;
+    }
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "atlasctl kafka-mock: %s\n", errstr);
+        return CLI_EXIT_FAIL;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
+    if (!mc) {
+        fprintf(stderr, "atlasctl kafka-mock: could not start the mock cluster\n");
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    char *list = strdup(topics), *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        rd_kafka_mock_topic_create(mc, t, (int)partitions, 1);
+    free(list);
+    printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    fflush(stdout);
+    install_stop_signals();
+    char line[256];
+    int stdin_open = 1;
+    while (!stop_requested) {
+        struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+        if (stdin_open && poll(&p, 1, 200) > 0) {
+            if (fgets(line, sizeof(line), stdin))
+                mock_command(mc, line);
+            else
+                stdin_open = 0; /* EOF: keep serving until a signal */
+        } else if (!stdin_open) {
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        }
+    }
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+    return CLI_EXIT_OK;
+}
+
+/* ---- produce ----------------------------------------------------------------------------- */
+
+typedef struct producer {
+    rd_kafka_t *rk;
+    const char *topic; /* NULL: route by kind */
+    const char *topic_hiscores, *topic_beatmaps;
+    uint64_t sent, delivered, failed;
+    char first_error[256];
+} producer_t;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    producer_t *p = opaque;
+    if (m->err) {
+        if (p->failed++ == 0)
+            snprintf(p->first_error, sizeof(p->first_error), "%s", rd_kafka_err2str(m->err));
+    } else {
+        p->delivered++;
+    }
+}
+
+/* Key (user id, beatmap id or score id as text) and topic of one JSON row. */
+static const char *route(const producer_t *p, const cJSON *o, char *key, size_t keylen)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "user");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "score_id");
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "beatmap_id");
+    key[0] = '\0';
+    if (cJSON_IsNumber(u))
+        snprintf(key, keylen, "%.0f", u->valuedouble);
+    else if (cJSON_IsString(s))
+        snprintf(key, keylen, "%s", s->valuestring);
+    else if (cJSON_IsNumber(b))
+        snprintf(key, keylen, "%.0f", b->valuedouble);
+    if (p->topic)
+        return p->topic;
+    return cJSON_IsNumber(u) || !cJSON_IsObject(o) ? p->topic_hiscores : p->topic_beatmaps;
+}
+
+static int produce_one(producer_t *p, const char *topic, const char *key, const void *val,
+                       size_t len)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE((void *)val, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->rk, 50);
+            continue;
+        }
+        if (err) {
+            fprintf(stderr, "atlasctl produce: %s\n", rd_kafka_err2str(err));
+            return -1;
+        }
+        p->sent++;
+        rd_kafka_poll(p->rk, 0);
+        return 0;
+    }
+}
+
+/* A CSV line -> JSON object text using the header; numbers stay numbers. */
+static char *csv_to_json(char *line, char **names, int n_names)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *save = NULL, *cell = strtok_r(line, ",\r\n", &save);
+    for (int i = 0; i < n_names && cell; i++, cell = strtok_r(NULL, ",\r\n", &save)) {
+        char *end;
+        double v = strtod(cell, &end);
+        if (*cell && !*end)
+            cJSON_AddNumberToObject(o, names[i], v);
+        else
+            cJSON_AddStringToObject(o, names[i], cell[0] == '"' ? cell + 1 : cell);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int produce_file(producer_t *p, const char *path, cli_progress_t *prog)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL, *names[64], key[64];
+    size_t cap = 0;
+    ssize_t len;
+    int n_names = -1, rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (n_names < 0 && line[0] != '{') { /* a CSV header */
+            n_names = 0;
+            char *save = NULL;
+            for (char *t = strtok_r(line, ",", &save); t && n_names < 64;
+                 t = strtok_r(NULL, ",", &save))
+                names[n_names++] = strdup(t);
+            continue;
+        }
+        char *json = n_names > 0 ? csv_to_json(line, names, n_names) : NULL;
+        const char *val = json ? json : line;
+        cJSON *o = cJSON_Parse(val); /* for routing only: invalid rows are sent as they are */
+        const char *topic = route(p, o, key, sizeof(key));
+        cJSON_Delete(o);
+        rc = produce_one(p, topic, key, val, strlen(val));
+        free(json);
+        cli_progress_update(prog, 0, "%" PRIu64 " sent, %" PRIu64 " acknowledged", p->sent,
+                            p->delivered);
+    }
+    for (int i = 0; i < n_names; i++)
+        free(names[i]);
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+static rd_kafka_t *new_client(rd_kafka_type_t type, const char *brokers, void *opaque,
+                              const char *const *kv, size_t n_kv)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) != 0)
+        goto bad;
+    for (size_t i = 0; i + 1 < n_kv; i += 2)
+        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr, sizeof(errstr)) != 0)
+            goto bad;
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (rk)
+        return rk;
+    fprintf(stderr, "atlasctl: %s\n", errstr);
+    return NULL;
+bad:
+    fprintf(stderr, "atlasctl: %s\n", errstr);
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+int cmd_produce(int argc, char **argv)
+{
+    producer_t p = {.topic_hiscores = "osutrack.hiscore_updates",
+                    .topic_beatmaps = "osutrack.beatmaps"};
+    const char *brokers = NULL;
+    const cli_opt_t opts[] = {
+        {"brokers", CLI_STR, &brokers, "LIST", "bootstrap servers (required)"},
+        {"topic", CLI_STR, &p.topic, "T",
+         "topic for every row (default: hiscore rows to osutrack.hiscore_updates, others to "
+         "osutrack.beatmaps)"},
+    };
+    const cli_cmd_t cmd = {"produce", "--brokers LIST [--topic T] FILE... (JSONL or CSV; - stdin)",
+                           "Replay a dump into Kafka, keyed by user (beatmap rows by beatmap id);\n"
+                           "exits once every message is acknowledged.",
+                           opts, ATL_ARRAY_LEN(opts)};
+    const char **files;
+    size_t n_files;
+    int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (!brokers || n_files == 0) {
+        fprintf(stderr, "atlasctl produce: --brokers and at least one FILE are required\n");
+        free(files);
+        return CLI_EXIT_USAGE;
+    }
+    const char *kv[] = {"linger.ms",          "20",  "queue.buffering.max.messages", "500000",
+                        "enable.idempotence", "true"};
+    if (!(p.rk = new_client(RD_KAFKA_PRODUCER, brokers, &p, kv, ATL_ARRAY_LEN(kv)))) {
+        free(files);
+        return CLI_EXIT_FAIL;
+    }
+    cli_progress_t prog;
+    cli_progress_init(&prog, "produce");
+    for (size_t i = 0; i < n_files && rc == 0; i++)
+        rc = produce_file(&p, files[i], &prog);
+    while (rd_kafka_outq_len(p.rk) > 0)
+        rd_kafka_poll(p.rk, 100);
+    cli_progress_update(&prog, 1, "%" PRIu64 " sent, %" PRIu64 " acknowledged", p.sent,
+                        p.delivered);
+    cli_progress_done(&prog);
+    rd_kafka_destroy(p.rk);
+    free(files);
+    if (p.failed)
+        fprintf(stderr, "atlasctl produce: %" PRIu64 " messages failed: %s\n", p.failed,
+                p.first_error);
+    return rc == 0 && p.failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ---- consume ----------------------------------------------------------------------------- */
+
+static void print_message(const rd_kafka_message_t *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "partition", m->partition);
+    cJSON_AddNumberToObject(o, "offset", (double)m->offset);
+    char *k = strndup(m->key ? m->key : "", m->key_len);
+    char *v = strndup(m->payload ? m->payload : "", m->len);
+    cJSON_AddStringToObject(o, "key", k);
+    cJSON_AddStringToObject(o, "value", v);
+    free(k);
+    free(v);
+    rd_kafka_headers_t *hdrs = NULL;
+    cJSON *h = cJSON_AddObjectToObject(o, "headers");
+    if (rd_kafka_message_headers(m, &hdrs) == 0) {
+        const char *name;
+        const void *val;
+        size_t len;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) == 0; i++) {
+            char *s = strndup(val ? val : "", len);
+            cJSON_AddStringToObject(h, name, s);
+            free(s);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+int cmd_consume(int argc, char **argv)
+{
+    const char *brokers = NULL, *topic = NULL;
+    uint64_t count = 0, timeout_ms = 10000;
+    const cli_opt_t opts[] = {
+        {"brokers", CLI_STR, &brokers, "LIST", "bootstrap servers (required)"},
+        {"topic", CLI_STR, &topic, "T", "topic to read from the beginning (required)"},
+        {"count", CLI_U64, &count, "N", "stop after N messages (default: at the timeout)"},
+        {"timeout-ms", CLI_U64, &timeout_ms, "MS", "stop after this long without a message"},
+    };
+    const cli_cmd_t cmd = {
+        "consume", "--brokers LIST --topic T [--count N]",
+        "Print a topic's messages as JSON lines (partition, offset, key, value,\n"
+        "headers), e.g. the dead-letter topic. No consumer group is used.",
+        opts, ATL_ARRAY_LEN(opts)};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (!brokers || !topic) {
+        fprintf(stderr, "atlasctl consume: --brokers and --topic are required\n");
+        return CLI_EXIT_USAGE;
+    }
+    const char *kv[] = {"group.id", "atlasctl-consume", "enable.auto.commit", "false"};
+    rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, brokers, NULL, kv, ATL_ARRAY_LEN(kv));
+    if (!rk)
+        return CLI_EXIT_FAIL;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "atlasctl consume: no metadata for %s: %s\n", topic,
+                rd_kafka_err2str(err ? err : md->topics[0].err));
+        rc = CLI_EXIT_FAIL;
+        goto out;
+    }
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    uint64_t got = 0;
+    double last = cli_now();
+    install_stop_signals();
+    while (!stop_requested && (count == 0 || got < count) &&
+           (cli_now() - last) * 1000 < (double)timeout_ms) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            print_message(m);
+            got++;
+            last = cli_now();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+    rd_kafka_consumer_close(rk);
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
