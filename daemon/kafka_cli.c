@@ -62,10 +62,10 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
         rd_kafka_mock_push_request_errors_array(mc, (int16_t)a, (size_t)b, errs);
         free(errs);
     } else {
-        fprintf(stderr, "kafka-mock: unknown command: %s", line);
+        fprintf(stderr, "kafka-mock: unknown command: %s\n", line);
         return;
     }
-    fprintf(stderr, "kafka-mock: done: %s", line);
+    fprintf(stderr, "kafka-mock: done: %s\n", line);
 }
 
 int cmd_kafka_mock(int argc, char **argv)
@@ -110,18 +110,34 @@ int cmd_kafka_mock(int argc, char **argv)
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
     install_stop_signals();
-    char line[256];
+    /* read(2), not stdio: poll() cannot see lines already buffered inside a FILE */
+    char buf[4096];
+    size_t used = 0;
     int stdin_open = 1;
     while (!stop_requested) {
         struct pollfd p = {STDIN_FILENO, POLLIN, 0};
-        if (stdin_open && poll(&p, 1, 200) > 0) {
-            if (fgets(line, sizeof(line), stdin))
-                mock_command(mc, line);
-            else
-                stdin_open = 0; /* EOF: keep serving until a signal */
-        } else if (!stdin_open) {
-            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        if (!stdin_open || poll(&p, 1, 200) <= 0) {
+            if (!stdin_open)
+                nanosleep(&(struct timespec){0, 200000000}, NULL);
+            continue;
         }
+        ssize_t n = read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0) {
+            stdin_open = 0; /* EOF: keep serving until a signal */
+            continue;
+        }
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            nl[0] = '\0';
+            mock_command(mc, line);
+            line = nl + 1;
+        }
+        used = strlen(line);
+        memmove(buf, line, used + 1);
+        if (used == sizeof(buf) - 1)
+            used = 0; /* an absurdly long line: drop it */
     }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
@@ -216,15 +232,18 @@ static int produce_file(producer_t *p, const char *path, cli_progress_t *prog)
         return -1;
     }
     char *line = NULL, *names[64], key[64];
-    size_t cap = 0;
+    size_t cap = 0, plen = strlen(path);
     ssize_t len;
     int n_names = -1, rc = 0;
+    if ((plen > 6 && strcmp(path + plen - 6, ".jsonl") == 0) ||
+        (plen > 5 && strcmp(path + plen - 5, ".json") == 0))
+        n_names = 0; /* JSON lines, even if the first one is not an object */
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (len == 0)
             continue;
-        if (n_names < 0 && line[0] != '{') { /* a CSV header */
+        if (n_names < 0 && line[0] != '{') { /* a CSV header (.csv, or not JSON) */
             n_names = 0;
             char *save = NULL;
             for (char *t = strtok_r(line, ",", &save); t && n_names < 64;

@@ -1,27 +1,81 @@
 #!/usr/bin/env bash
-# The newcomer's main command: install, build, generate a synthetic osu!track stream, load it
-# into a store and print what the store holds.
-# usage: tools/demo.sh [--scale tiny|small|full] [--state DIR]
+# The newcomer's main command: install what is missing, build, and run the live demo on the
+# embedded default: librdkafka's mock Kafka cluster (`atlasctl kafka-mock`), atlasd consuming it
+# into an LMDB store, and a synthetic osu!track hiscore stream fed through `atlasctl produce` in
+# chunks, with the daemon's counters printed as they move. Then the store is verified against
+# a rebuild from the profiles, and the daemon keeps serving until Ctrl-C.
+# usage: tools/demo.sh [--users N] [--items N] [--state DIR] [--port N] [--exit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=small state=state/demo
+users=6000 items=1200 state=state/demo port=8477 stay=1
 while [ $# -gt 0 ]; do
     case $1 in
-    --scale) scale=$2; shift 2 ;;
+    --users) users=$2; shift 2 ;;
+    --items) items=$2; shift 2 ;;
     --state) state=$2; shift 2 ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
-    *) echo "demo: unknown argument $1" >&2; exit 2 ;;
+    --port) port=$2; shift 2 ;;
+    --exit) stay=0; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 tools/setup.sh build
+B=build
+pids=()
+stop_all() {
+    local p
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap stop_all EXIT
 mkdir -p "$state"
-rm -rf "$state/db"
-echo "== generating a $scale synthetic hiscore stream" >&2
-build/atlasctl gen --scale "$scale" --out "$state/hiscores.jsonl" --labels "$state/labels.tsv" \
-    --beatmaps "$state/beatmaps.jsonl"
-echo "== importing it into $state/db" >&2
-build/atlasctl import --db "$state/db" "$state/beatmaps.jsonl" "$state/hiscores.jsonl"
-echo "== verifying the incremental state against a rebuild from the profiles" >&2
-build/atlasctl rebuild --offline --verify --db "$state/db"
-echo "== store" >&2
-build/atlasctl stats --db "$state/db"
+rm -rf "$state/db" "$state/chunk."*
+field() { { curl -fs "http://127.0.0.1:$port/status" || true; } | tr -d '\t' |
+    sed -n "s/^\"$1\":\"\{0,1\}\([^\",]*\).*/\1/p" | head -n 1; }
+line() {
+    printf 'applied %-8s changed %-8s skipped %-7s rejected %-4s consumed %-8s lag %-6s state %s\n' \
+        "$(field events_applied)" "$(field events_changed)" "$(field events_skipped)" \
+        "$(field events_rejected)" "$(field messages_consumed)" "$(field lag)" "$(field state)"
+}
+
+echo "== generating a synthetic osu!track stream ($users players, $items beatmaps)"
+$B/atlasctl gen --users "$users" --items "$items" --out "$state/hiscores.jsonl" \
+    --labels "$state/labels.tsv" --beatmaps "$state/beatmaps.jsonl"
+split -n l/10 -d "$state/hiscores.jsonl" "$state/chunk."
+
+echo "== starting the embedded Kafka (mock cluster, 3 brokers)"
+$B/atlasctl kafka-mock --partitions 16 >"$state/kafka.out" 2>"$state/kafka.log" </dev/null &
+pids+=($!)
+for _ in $(seq 100); do brokers=$(head -n 1 "$state/kafka.out" 2>/dev/null || true); [ -n "$brokers" ] && break; sleep 0.1; done
+[ -n "$brokers" ] || { echo "demo: the mock cluster did not start" >&2; exit 1; }
+echo "   bootstrap: $brokers"
+
+echo "== starting atlasd (log: $state/atlasd.log)"
+$B/atlasd --db "$state/db" --brokers "$brokers" --http "127.0.0.1:$port" \
+    --log-file "$state/atlasd.log" --kafka.session.timeout.ms=6000 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "== feeding the stream in 10 chunks"
+$B/atlasctl produce --brokers "$brokers" "$state/beatmaps.jsonl" 2>/dev/null
+for c in "$state"/chunk.*; do
+    $B/atlasctl produce --brokers "$brokers" "$c" 2>/dev/null
+    sleep 1
+    line
+done
+expected=$(wc -l <"$state/hiscores.jsonl")
+for _ in $(seq 120); do
+    [ "$(field messages_consumed)" -ge "$((expected + $(wc -l <"$state/beatmaps.jsonl")))" ] 2>/dev/null && break
+    sleep 0.5
+done
+sleep 1
+line
+echo "== store (read beside the running daemon)"
+$B/atlasctl stats --db "$state/db"
+echo
+echo "   status:  http://127.0.0.1:$port/status"
+echo "   metrics: http://127.0.0.1:$port/metrics"
+if [ "$stay" = 1 ]; then
+    echo "   atlasd keeps consuming; press Ctrl-C to stop it"
+    wait "${pids[1]}"
+fi

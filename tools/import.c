@@ -2,9 +2,9 @@
  * import.c: `atlasctl import`, backfill of hiscore/beatmap dumps straight into the store.
  *
  * Files are JSONL (one object per line) or CSV with a header naming the table's columns
- * (detected by a .csv suffix or a first character other than '{'). Every row goes through the
- * daemon's own decoder; rows are applied in large batches (one write transaction each, no fsync
- * until the end), so an import and a Kafka consumer of the same rows reach the same state.
+ * (by the .csv or .jsonl/.json suffix, else by a first character other than '{'). Every row goes
+ * through the daemon's own decoder; rows are applied in large batches (one write transaction each,
+ * no fsync until the end), so an import and a Kafka consumer of the same rows reach the same state.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -210,6 +210,9 @@ static int is_csv(const char *path, FILE *f)
     size_t n = strlen(path);
     if (n > 4 && strcmp(path + n - 4, ".csv") == 0)
         return 1;
+    if ((n > 6 && strcmp(path + n - 6, ".jsonl") == 0) ||
+        (n > 5 && strcmp(path + n - 5, ".json") == 0))
+        return 0;
     int c;
     while ((c = getc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t')
         ;

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
-pkgs=(build-essential cmake pkg-config clang-format git
+pkgs=(build-essential cmake pkg-config clang-format git curl
       librdkafka-dev liblmdb-dev lmdb-utils libuv1-dev libcjson-dev libxxhash-dev
       libh2o-dev libssl-dev libzstd-dev)
 missing=()

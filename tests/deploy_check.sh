@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deploy/ stays correct: the example config is exactly what `atlasd --print-config` prints and
+# atlasd accepts it; the systemd unit passes `systemd-analyze verify` (with the built binary
+# substituted); the nginx config passes `nginx -t` when nginx is installed.
+set -euo pipefail
+src=${ATL_SRC:-$(dirname "$0")/..}
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+atlasd --print-config | diff -u "$src/deploy/atlasd.conf.example" - ||
+    { echo "deploy/atlasd.conf.example is stale: regenerate with atlasd --print-config"; exit 1; }
+# the example parses: a run that fails only on the missing broker list, not on the file
+set +e
+atlasd --config "$src/deploy/atlasd.conf.example" --db "$T/db" --brokers "" >"$T/out" 2>&1
+set -e
+grep -q "no Kafka brokers configured" "$T/out" || { cat "$T/out"; exit 1; }
+echo "bad-key = 1" >"$T/bad.conf"
+if atlasd --config "$T/bad.conf" 2>"$T/err"; then echo "bad config accepted"; exit 1; fi
+grep -q "$T/bad.conf:1: unknown setting \"bad-key\"" "$T/err" || { cat "$T/err"; exit 1; }
+echo "batch-max-events = 0" >"$T/range.conf"
+if atlasd --config "$T/range.conf" 2>"$T/err"; then echo "out of range accepted"; exit 1; fi
+grep -q "range.conf:1: batch-max-events = 0 is out of range" "$T/err" || { cat "$T/err"; exit 1; }
+if command -v systemd-analyze >/dev/null; then
+    sed "s#/usr/local/bin/atlasd#$(command -v atlasd)#" "$src/deploy/atlasd.service" >"$T/atlasd.service"
+    out=$(systemd-analyze verify "$T/atlasd.service" 2>&1 | grep -v -e "Documentation=" -e "/proc/cmdline" || true)
+    # users/groups may not exist on a build machine; anything else is an error
+    if echo "$out" | grep -v -e "User" -e "Group" -e "^$" | grep -q .; then echo "$out"; exit 1; fi
+fi
+if command -v nginx >/dev/null; then
+    printf 'events {}\nhttp {\ninclude %s;\n}\n' "$src/deploy/nginx.conf" >"$T/nginx.conf"
+    nginx -t -c "$T/nginx.conf" -p "$T" -g "pid $T/nginx.pid; error_log $T/error.log;" 2>&1 |
+        grep -q "test is successful" || { nginx -t -c "$T/nginx.conf" -p "$T"; exit 1; }
+fi
+echo "deploy: all checks passed"
