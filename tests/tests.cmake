@@ -38,3 +38,19 @@ atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration T
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
+
+# Fuzz targets (STYLE R10): libFuzzer with clang under -DATL_FUZZ=ON; otherwise a replay of the
+# seed corpus runs in the normal test suite.
+if(ATL_FUZZ)
+  add_executable(fuzz_event tests/fuzz/fuzz_event.c)
+  target_compile_options(fuzz_event PRIVATE -fsanitize=fuzzer)
+  target_link_options(fuzz_event PRIVATE -fsanitize=fuzzer)
+  target_link_libraries(fuzz_event PRIVATE atl_store)
+  target_include_directories(fuzz_event PRIVATE ${CMAKE_SOURCE_DIR})
+else()
+  add_executable(fuzz_event_replay tests/fuzz/fuzz_event.c tests/fuzz/replay.c)
+  target_link_libraries(fuzz_event_replay PRIVATE atl_store)
+  target_include_directories(fuzz_event_replay PRIVATE ${CMAKE_SOURCE_DIR})
+  add_test(NAME fuzz_event COMMAND fuzz_event_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/event)
+  set_tests_properties(fuzz_event PROPERTIES LABELS "unit;fuzz" TIMEOUT 60)
+endif()
