@@ -160,6 +160,26 @@ static int walk_stats(store_t *s, MDB_txn *txn, stats_walk_t *w, uint64_t *retai
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Pages on LMDB's freelist (database 0): each record is an array of page numbers whose first
+ * element is its length (as mdb_stat -f counts them). */
+static int count_free_pages(MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, 0, &cur);
+    if (rc != 0)
+        return rc;
+    *out = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t n;
+        memcpy(&n, v.mv_data, sizeof(n));
+        *out += n;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int stats_body(store_t *s, MDB_txn *txn, int with_digest, store_stats_t *out)
 {
     stats_walk_t w = {.with_digest = with_digest};
@@ -188,6 +208,10 @@ static int stats_body(store_t *s, MDB_txn *txn, int with_digest, store_stats_t *
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);
     out->bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t free_pages = 0;
+    if ((rc = count_free_pages(txn, &free_pages)) != 0)
+        goto out;
+    out->live_bytes = out->bytes - free_pages * st.ms_psize;
     out->map_size_bytes = info.me_mapsize;
     if (with_digest)
         snprintf(out->digest, sizeof(out->digest), "%016" PRIx64 "%016" PRIx64, w.d.hi, w.d.lo);

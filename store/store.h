@@ -219,7 +219,8 @@ int store_counters_get(store_t *s, store_counters_t *out);
 
 typedef struct store_stats {
     uint64_t users, items, retained, pairs, profile_entries, dirty;
-    uint64_t bytes;          /* bytes of the map in use */
+    uint64_t bytes;          /* bytes of the data file in use (up to the last page) */
+    uint64_t live_bytes;     /* bytes minus LMDB's free pages (reusable copy-on-write pages) */
     uint64_t map_size_bytes; /* current map size */
     char digest[33];         /* 128-bit hex; "" unless requested */
 } store_stats_t;

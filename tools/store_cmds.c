@@ -53,11 +53,12 @@ int cmd_stats(int argc, char **argv)
     store_close(s);
     if (json) {
         printf("{\"users\":%" PRIu64 ",\"items\":%" PRIu64 ",\"retained\":%" PRIu64
-               ",\"pairs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"digest\":\"%s\","
+               ",\"pairs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"live_bytes\":%" PRIu64
+               ",\"digest\":\"%s\","
                "\"profile_entries\":%" PRIu64 ",\"dirty\":%" PRIu64 ",\"events_applied\":%" PRIu64
                ",\"batches\":%" PRIu64 "}\n",
-               st.users, st.items, st.retained, st.pairs, st.bytes, st.digest, st.profile_entries,
-               st.dirty, c.events_applied, c.batches);
+               st.users, st.items, st.retained, st.pairs, st.bytes, st.live_bytes, st.digest,
+               st.profile_entries, st.dirty, c.events_applied, c.batches);
         return CLI_EXIT_OK;
     }
     printf("users            %" PRIu64 "\n", st.users);
@@ -67,8 +68,12 @@ int cmd_stats(int argc, char **argv)
     printf("profile entries  %" PRIu64 "\n", st.profile_entries);
     printf("dirty rows       %" PRIu64 "\n", st.dirty);
     printf("events applied   %" PRIu64 "\n", c.events_applied);
-    printf("bytes            %" PRIu64 " (%.1f MiB; map %.1f MiB)\n", st.bytes,
-           (double)st.bytes / 1048576.0, (double)st.map_size_bytes / 1048576.0);
+    printf("bytes            %" PRIu64 " (%.1f MiB; %.1f MiB live; map %.1f MiB)\n", st.bytes,
+           (double)st.bytes / 1048576.0, (double)st.live_bytes / 1048576.0,
+           (double)st.map_size_bytes / 1048576.0);
+    if (st.pairs)
+        printf("bytes per pair   %.1f (live store / pairs)\n",
+               (double)st.live_bytes / (double)st.pairs);
     if (!no_digest)
         printf("digest           %s\n", st.digest);
     return CLI_EXIT_OK;
