@@ -3,6 +3,8 @@
  */
 #include "algo/atl.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *atl_strerror(int code)
@@ -36,4 +38,19 @@ const char *atl_strerror(int code)
     if (code < 0 && code > -4096)
         return strerror(-code);
     return "unknown error";
+}
+
+int atl_array_grow(void **p, size_t *cap, size_t need, size_t elem_size, size_t initial)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : (initial ? initial : 1);
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem_size);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = c;
+    return 0;
 }

@@ -33,6 +33,13 @@ enum atl_error {
 const char *atl_strerror(int code);
 
 /**
+ * Make room for @p need elements of @p elem_size bytes in the heap array *p of capacity *cap,
+ * doubling (from @p initial) as needed. On failure *p and *cap are unchanged.
+ * @return 0 or -ENOMEM.
+ */
+int atl_array_grow(void **p, size_t *cap, size_t need, size_t elem_size, size_t initial);
+
+/**
  * Progress callback for long algo/ and store/ work (STYLE R5).
  * @param ud    caller's pointer, passed through unchanged.
  * @param stage a static stage name such as "knn" or "mde".

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/atl.h"
+
 void graph_edges_init(graph_edges_t *e)
 {
     memset(e, 0, sizeof(*e));
@@ -23,22 +25,13 @@ void graph_edges_destroy(graph_edges_t *e)
 
 int graph_edges_add(graph_edges_t *e, uint32_t i, uint32_t j, float w)
 {
-    if (e->m == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 1024;
-        uint32_t *a = realloc(e->i, cap * sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        e->i = a;
-        uint32_t *b = realloc(e->j, cap * sizeof(*b));
-        if (!b)
-            return -ENOMEM;
-        e->j = b;
-        float *c = realloc(e->w, cap * sizeof(*c));
-        if (!c)
-            return -ENOMEM;
-        e->w = c;
-        e->cap = cap;
-    }
+    /* three parallel arrays grow together; capacities stay equal */
+    size_t ci = e->cap, cj = e->cap, cw = e->cap;
+    if (atl_array_grow((void **)&e->i, &ci, e->m + 1, sizeof(*e->i), 1024) ||
+        atl_array_grow((void **)&e->j, &cj, e->m + 1, sizeof(*e->j), 1024) ||
+        atl_array_grow((void **)&e->w, &cw, e->m + 1, sizeof(*e->w), 1024))
+        return -ENOMEM;
+    e->cap = ci < cj ? (ci < cw ? ci : cw) : (cj < cw ? cj : cw);
     e->i[e->m] = i;
     e->j[e->m] = j;
     e->w[e->m] = w;

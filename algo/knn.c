@@ -76,14 +76,8 @@ static int entry_less(const heap_entry_t *a, const heap_entry_t *b)
 
 static int heap_push(knn_ws_t *w, double d, uint32_t v)
 {
-    if (w->heap_n == w->heap_cap) {
-        size_t cap = w->heap_cap ? w->heap_cap * 2 : 1024;
-        heap_entry_t *h = realloc(w->heap, cap * sizeof(*h));
-        if (!h)
-            return -ENOMEM;
-        w->heap = h;
-        w->heap_cap = cap;
-    }
+    if (atl_array_grow((void **)&w->heap, &w->heap_cap, w->heap_n + 1, sizeof(*w->heap), 1024))
+        return -ENOMEM;
     heap_entry_t e = {d, v};
     size_t c = w->heap_n++;
     while (c > 0) {

@@ -91,14 +91,8 @@ int store_batch_add(store_batch_t *b, const store_event_t *ev)
         b->skipped[ev->skip]++;
         return 0;
     }
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        store_event_t *e = realloc(b->events, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        b->events = e;
-        b->cap = cap;
-    }
+    if (atl_array_grow((void **)&b->events, &b->cap, b->n + 1, sizeof(*b->events), 1024))
+        return -ENOMEM;
     /* copy only the used part of the string pool */
     memcpy(&b->events[b->n], ev, offsetof(store_event_t, strings) + ev->strings_used);
     b->n++;
@@ -122,14 +116,9 @@ int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partitio
             return 0;
         }
     }
-    if (b->n_offsets == b->cap_offsets) {
-        size_t cap = b->cap_offsets ? b->cap_offsets * 2 : 8;
-        batch_offset_t *o = realloc(b->offsets, cap * sizeof(*o));
-        if (!o)
-            return -ENOMEM;
-        b->offsets = o;
-        b->cap_offsets = cap;
-    }
+    if (atl_array_grow((void **)&b->offsets, &b->cap_offsets, b->n_offsets + 1, sizeof(*b->offsets),
+                       8))
+        return -ENOMEM;
     batch_offset_t *o = &b->offsets[b->n_offsets++];
     strcpy(o->topic, topic);
     o->partition = partition;

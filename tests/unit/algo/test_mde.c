@@ -7,6 +7,7 @@
 
 #include "algo/knn.h"
 #include "algo/mde.h"
+#include "algo/quality.h"
 #include "algo/rng.h"
 #include "tests/check.h"
 
@@ -34,34 +35,12 @@ static void planted(uint64_t seed, graph_t *g)
 
 static double purity(const double *x, uint32_t dim, int k)
 {
-    size_t same = 0, total = 0;
-    for (uint32_t i = 0; i < N; i++) {
-        double best[16];
-        uint32_t idx[16];
-        int nb = 0;
-        for (uint32_t j = 0; j < N; j++) {
-            if (j == i)
-                continue;
-            double d = 0;
-            for (uint32_t c = 0; c < dim; c++)
-                d += (x[i * dim + c] - x[j * dim + c]) * (x[i * dim + c] - x[j * dim + c]);
-            int p = nb < k ? nb++ : k;
-            if (p == k && d >= best[k - 1])
-                continue;
-            if (p == k)
-                p = k - 1;
-            while (p > 0 && best[p - 1] > d) {
-                best[p] = best[p - 1];
-                idx[p] = idx[p - 1];
-                p--;
-            }
-            best[p] = d;
-            idx[p] = j;
-        }
-        for (int q = 0; q < nb; q++, total++)
-            same += idx[q] / PER == i / PER;
-    }
-    return (double)same / (double)total;
+    int32_t labels[N];
+    double p;
+    for (uint32_t i = 0; i < N; i++)
+        labels[i] = (int32_t)(i / PER);
+    E(quality_label_purity(x, N, dim, labels, (uint32_t)k, N, 1, &p));
+    return p;
 }
 
 int main(void)
