@@ -32,18 +32,19 @@ pids+=($!)
 for _ in $(seq 100); do brokers=$(head -n 1 "$T/mock.out" 2>/dev/null || true); [ -n "$brokers" ] && break; sleep 0.1; done
 $B/atlasctl produce --brokers "$brokers" "$T/rows.jsonl" 2>/dev/null
 $B/atlasd --db "$T/db" --brokers "$brokers" --http 127.0.0.1:0 --batch-max-events "$batch" \
-    --batch-max-ms 1000 --durable 1 --stats-interval 0 --log-file "$T/d.log" &
+    --batch-max-ms 5000 --durable 1 --stats-interval 0 --log-file "$T/d.log" &
 pids+=($!)
 port=""
 for _ in $(seq 200); do
     port=$({ grep -o 'port=[0-9]*' "$T/d.log" 2>/dev/null || true; } | head -n 1 | cut -d= -f2)
     [ -n "$port" ] && break; sleep 0.05
 done
-consumed() { curl -fs "http://127.0.0.1:$port/status" | tr -d '\t' | sed -n 's/^"messages_consumed":\([0-9]*\).*/\1/p'; }
-# time from the first consumed message to the last one committed
-while [ "$(consumed || echo 0)" = 0 ]; do sleep 0.05; done
+field() { curl -fs "http://127.0.0.1:$port/status" | tr -d '\t' | sed -n "s/^\"$1\":\([0-9]*\).*/\1/p"; }
+applied=$(sed -n 's/.*"applied":\([0-9]*\).*/\1/p' "$T/imp.json")
+# time from the first consumed message until every valid event is committed to the store
+while [ "$(field messages_consumed || echo 0)" = 0 ]; do sleep 0.02; done
 t0=$(now)
-while [ "$(consumed || echo 0)" -lt "$rows" ]; do sleep 0.05; done
+while [ "$(field events_applied || echo 0)" -lt "$applied" ]; do sleep 0.05; done
 t1=$(now)
 kafka_rate=$(echo "$rows / ($t1 - $t0)" | bc -l)
 d1=$($B/atlasctl stats --db "$T/db" --json | sed 's/.*"digest":"\([0-9a-f]*\)".*/\1/')

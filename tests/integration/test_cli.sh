@@ -63,4 +63,31 @@ expect_exit 0 atlasctl import --db "$T/db3" --json "$T/mixed.jsonl"
 grep -q '"not_json":1' "$T/out" && grep -q '"missing_field":1' "$T/out" && grep -q '"bad_value":1' "$T/out" \
     || fail "rejection reasons: $(cat "$T/out")"
 grep -q "mixed.jsonl:101: rejected (not_json)" "$T/err" || fail "no file:line in rejection message"
+# export-graph + embed: deterministic, every retained item placed, labels separated
+expect_exit 0 atlasctl export-graph --db "$T/db1" --out "$T/S.tsv" --retained "$T/ret.tsv"
+retained=$(atlasctl stats --db "$T/db1" --json | json_field retained)
+[ "$(wc -l <"$T/ret.tsv")" = "$retained" ] || fail "export-graph retained list"
+awk -F'\t' 'NF != 3 || $3 <= 0 { bad = 1 } END { exit bad }' "$T/S.tsv" || fail "S.tsv format"
+atlasctl embed --edges "$T/S.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "$T/c1.tsv" \
+    --knn-out "$T/knn.tsv" --labels "$T/a.tsv" --json >"$T/e1.json" 2>/dev/null
+atlasctl embed --edges "$T/S.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "$T/c2.tsv" \
+    --json >/dev/null 2>/dev/null
+cmp -s "$T/c1.tsv" "$T/c2.tsv" || fail "embed is not deterministic"
+[ "$(wc -l <"$T/c1.tsv")" = "$retained" ] || fail "embed did not place every retained item"
+awk -F'\t' 'NF != 4 { exit 1 }' "$T/c1.tsv" || fail "coordinates are not item x y z"
+purity=$(sed -n 's/.*"purity":\([0-9.]*\).*/\1/p' "$T/e1.json")
+awk -v p="$purity" 'BEGIN { exit !(p > 0.45) }' || fail "3-D label purity $purity <= 0.45 (measured 0.54; chance ~0.15)"
+for k in items t_edges knn_edges short_rows distortion iterations seconds peak_rss_mb; do
+    grep -q "\"$k\"" "$T/e1.json" || fail "embed --json lacks $k"
+done
+# warm start from the result: converges in few iterations
+atlasctl embed --edges "$T/S.tsv" --init "$T/c1.tsv" --ftol 1e-5 --out "$T/c3.tsv" --json \
+    >"$T/e3.json" 2>/dev/null
+its=$(sed -n 's/.*"iterations":\([0-9]*\).*/\1/p' "$T/e3.json")
+[ "$its" -lt 300 ] || fail "warm start took $its iterations"
+# --no-prune takes T itself (i j distance)
+awk -F'\t' '{ print $1 "\t" $2 "\t" 1 / log($3 > 2 ? $3 : 2.5) }' "$T/S.tsv" >"$T/T.tsv"
+expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c4.tsv"
+expect_exit 2 atlasctl embed --edges "$T/S.tsv" --out "$T/x.tsv" --k 0
+expect_exit 1 atlasctl embed --edges "$T/missing.tsv" --out "$T/x.tsv"
 echo "cli: all checks passed"
