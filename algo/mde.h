@@ -29,6 +29,8 @@
 
 #define MDE_MAX_DIM 16
 
+typedef double hist_t; /* precision of the L-BFGS history */
+
 typedef struct mde_opts {
     uint32_t dim;              /* embedding dimension (default 3) */
     uint32_t max_iter;         /* default 2000 */
@@ -57,9 +59,10 @@ typedef struct mde {
     uint32_t n;
     size_t m, m_attr; /* all edges; the first m_attr are attractive */
     uint32_t *ei, *ej;
-    float *w;    /* > 0 attractive weight, < 0 repulsive */
-    size_t nx;   /* n * dim */
-    double *buf; /* workspace, see mde.c */
+    float *w;     /* > 0 attractive weight, < 0 repulsive */
+    size_t nx;    /* n * dim */
+    double *buf;  /* workspace, see mde.c */
+    double *hist; /* L-BFGS pairs (s, y), memory x 2 x n x dim */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);
