@@ -15,8 +15,8 @@ $B/atlasctl embed --edges "$T/S.tsv" --out "$T/conv.tsv" --max-iter 10000 --ftol
 # 1% of the items (every 100th by a hash of the id) get their S entries scaled by 1.5
 awk 'BEGIN{FS=OFS="\t"} function h(s,  i,x){x=0; for(i=1;i<=length(s);i++) x=(x*31+index("0123456789_DTEZFLHRH",substr(s,i,1)))%100003; return x}
      { if (h($1)%100==7 || h($2)%100==7) $3=$3*1.5; print }' "$T/S.tsv" >"$T/S2.tsv"
-echo "== warm refresh after 1% of items changed (init from the cold coordinates)"
-$B/atlasctl embed --edges "$T/S2.tsv" --init "$T/cold.tsv" --out "$T/warm.tsv" --ftol 1e-5 \
+echo "== warm refresh after 1% of items changed (init from the cold coordinates, --ftol 1e-4)"
+$B/atlasctl embed --edges "$T/S2.tsv" --init "$T/cold.tsv" --out "$T/warm.tsv" --ftol 1e-4 \
     --max-iter 2000 "${lab[@]}" --json | tee "$T/warm.json"
 cold=$(sed 's/.*"mde":\([0-9.]*\).*/\1/' "$T/cold.json")
 warm=$(sed 's/.*"mde":\([0-9.]*\).*/\1/' "$T/warm.json")

@@ -342,7 +342,7 @@ static int run_embed(embed_args_t *a)
     mde_t m = {0};
     uint64_t *keys = NULL;
     uint32_t *perm = NULL, *rank = NULL;
-    double *x = NULL;
+    double *x = NULL, *x0 = NULL;
     uint8_t *placed = NULL;
     int rc = -1;
     double t0 = cli_now(), t_load, t_prune, t_knn, t_mde;
@@ -397,6 +397,8 @@ static int run_embed(embed_args_t *a)
             goto out;
         }
         mde_coords_warm(&m, x, placed);
+        x0 = xmalloc(((size_t)n * a->dim + 1) * sizeof(*x0));
+        memcpy(x0, x, (size_t)n * a->dim * sizeof(*x0));
     } else {
         mde_coords_random(&m, x);
     }
@@ -420,15 +422,30 @@ static int run_embed(embed_args_t *a)
         }
         free(lab);
     }
+    /* warm start: how far the items that had coordinates moved, as a fraction of the width */
+    double moved_med = -1, moved_p95 = -1;
+    if (x0) {
+        double width = 0;
+        for (uint32_t c = 0; c < a->dim; c++) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (uint32_t r = 0; r < n; r++) {
+                lo = fmin(lo, x[(size_t)r * a->dim + c]);
+                hi = fmax(hi, x[(size_t)r * a->dim + c]);
+            }
+            width = fmax(width, hi - lo);
+        }
+        quality_displacement(x0, x, n, (uint32_t)a->dim, placed, width, &moved_med, &moved_p95);
+    }
     if (a->json)
-        printf(
-            "{\"items\":%u,\"purity\":%.4f,\"t_edges\":%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
-            "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
-            "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
-            "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f},\"peak_rss_mb\":%.1f}\n",
-            n, purity, graph_n_edges(&t), knn.max_distance, ke.m, short_rows, res.n_repulsive,
-            res.iterations, res.evaluations, res.distortion, res.grad_norm, a->threads, t_load - t0,
-            t_prune - t_load, t_knn - t_prune, t_mde - t_knn, peak_rss_mb());
+        printf("{\"items\":%u,\"moved_median\":%.5f,\"moved_p95\":%.5f,\"purity\":%.4f,\"t_edges\":"
+               "%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
+               "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
+               "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
+               "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f},\"peak_rss_mb\":%.1f}\n",
+               n, moved_med, moved_p95, purity, graph_n_edges(&t), knn.max_distance, ke.m,
+               short_rows, res.n_repulsive, res.iterations, res.evaluations, res.distortion,
+               res.grad_norm, a->threads, t_load - t0, t_prune - t_load, t_knn - t_prune,
+               t_mde - t_knn, peak_rss_mb());
     else
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
@@ -450,6 +467,7 @@ out:
     free(perm);
     free(rank);
     free(x);
+    free(x0);
     free(placed);
     return rc == 0 ? 0 : -1;
 }
