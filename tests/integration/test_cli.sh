@@ -18,6 +18,12 @@ for c in gen import stats rebuild; do
     expect_exit 0 atlasctl $c --help
     grep -q "usage: atlasctl $c" "$T/out" || fail "$c --help has no usage line"
 done
+# every atlasctl command the README documents exists and has --help
+for c in $(grep -o 'atlasctl [a-z][a-z-]*' "$ATL_SRC/README.md" | awk '{ print $2 }' | sort -u); do
+    expect_exit 0 atlasctl "$c" --help
+done
+expect_exit 0 atlasd --help
+grep -q -- "--refresh\|--db" "$T/out" || fail "atlasd --help lists no settings"
 expect_exit 2 atlasctl
 expect_exit 2 atlasctl frobnicate
 expect_exit 2 atlasctl gen --bogus
