@@ -29,6 +29,8 @@ typedef struct daemon_state {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
     int loop_ready, stopping, exit_code;
+    store_stats_t stats; /* cached: counting users and retained items walks two tables */
+    uint64_t stats_time_ms;
 } daemon_state_t;
 
 static int reopen_log(const char *path)
@@ -96,21 +98,35 @@ static int healthy(void *ud)
     return ok;
 }
 
+/* Store counts for /status and /metrics, recomputed at most every 5 s (they walk the profile
+ * and stats tables, which at full scale takes long enough to delay the loop). */
+static const store_stats_t *store_stats(daemon_state_t *d)
+{
+    uint64_t now = uv_now(&d->loop);
+    if (d->stats_time_ms == 0 || now - d->stats_time_ms >= 5000) {
+        store_stats_t st;
+        if (store_stats_get(d->store, 0, &st) == 0) {
+            d->stats = st;
+            d->stats_time_ms = now ? now : 1;
+        }
+    }
+    return &d->stats;
+}
+
 static void status(void *ud, cJSON *o)
 {
     daemon_state_t *d = ud;
-    store_stats_t st;
     cJSON_AddStringToObject(o, "service", "atlasd");
     ingest_status(d->ingest, o);
-    if (store_stats_get(d->store, 0, &st) == 0) {
-        cJSON *s = cJSON_AddObjectToObject(o, "store");
-        cJSON_AddNumberToObject(s, "users", (double)st.users);
-        cJSON_AddNumberToObject(s, "items", (double)st.items);
-        cJSON_AddNumberToObject(s, "retained", (double)st.retained);
-        cJSON_AddNumberToObject(s, "pairs", (double)st.pairs);
-        cJSON_AddNumberToObject(s, "bytes", (double)st.bytes);
-        cJSON_AddNumberToObject(s, "dirty", (double)st.dirty);
-    }
+    const store_stats_t *st = store_stats(d);
+    cJSON *s = cJSON_AddObjectToObject(o, "store");
+    cJSON_AddNumberToObject(s, "users", (double)st->users);
+    cJSON_AddNumberToObject(s, "items", (double)st->items);
+    cJSON_AddNumberToObject(s, "retained", (double)st->retained);
+    cJSON_AddNumberToObject(s, "pairs", (double)st->pairs);
+    cJSON_AddNumberToObject(s, "bytes", (double)st->bytes);
+    cJSON_AddNumberToObject(s, "live_bytes", (double)st->live_bytes);
+    cJSON_AddNumberToObject(s, "dirty", (double)st->dirty);
 }
 
 static void metrics(void *ud, text_buf_t *b)
