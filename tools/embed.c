@@ -217,7 +217,7 @@ static int32_t *read_labels(const char *path, name_table_t *names, const uint32_
 /* ---- pipeline ---------------------------------------------------------------------------- */
 
 typedef struct embed_args {
-    const char *edges, *retained, *init, *out, *knn_out, *labels;
+    const char *edges, *db, *retained, *init, *out, *knn_out, *labels;
     uint64_t k, dim, max_iter, seed, threads, top;
     double ftol;
     int no_prune, json;
@@ -332,6 +332,43 @@ static int write_outputs(const embed_args_t *a, const name_table_t *names, const
     return fclose(f) == 0 ? 0 : -1;
 }
 
+static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+{
+    return graph_pruner_row(ud, row, cols, s, n);
+}
+
+/* Read the retained graph of a store: T is built while rows stream out of one read snapshot.
+ * *t_read is when the store read (including per-row pruning) ended. */
+static int load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys,
+                            uint32_t *n, graph_t *t, double *t_read)
+{
+    store_opts_t so;
+    store_opts_default(&so);
+    so.read_only = 1;
+    store_t *s;
+    graph_pruner_t p;
+    int rc = store_open(a->db, &so, &s);
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl embed: cannot open store %s: %s\n", a->db, atl_strerror(rc));
+        return -1;
+    }
+    if ((rc = graph_pruner_init(&p, a->top, GRAPH_MIN_S_DEFAULT)) == 0)
+        rc = store_retained_rows(s, prune_row_cb, &p, keys, n);
+    store_close(s);
+    *t_read = cli_now();
+    if (rc == 0 && *n < 2) {
+        fprintf(stderr, "atlasctl embed: the store has fewer than 2 retained items\n");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = graph_pruner_finish(&p, *n, t);
+    graph_pruner_destroy(&p);
+    char id[ITEM_ID_MAX];
+    for (uint32_t i = 0; rc == 0 && i < *n; i++)
+        names_intern(names, item_key_format((*keys)[i], id));
+    return rc;
+}
+
 static int run_embed(embed_args_t *a)
 {
     name_table_t names = {0};
@@ -349,27 +386,39 @@ static int run_embed(embed_args_t *a)
     cli_progress_t prog;
     cli_progress_init(&prog, "embed");
     graph_edges_init(&ke);
-    if ((a->retained && read_retained(a->retained, &names) != 0) ||
-        read_edges(a->edges, &names, &e) != 0)
-        goto out;
-    uint32_t n = names.n;
-    if (n < 2) {
-        fprintf(stderr, "atlasctl embed: the graph has fewer than 2 items\n");
-        goto out;
+    uint32_t n = 0;
+    if (a->db) {
+        /* straight from a store: retained rows pruned as they stream out of LMDB */
+        if ((rc = load_store_graph(a, &names, &keys, &n, &t, &t_load)) != 0)
+            goto out;
+        perm = xmalloc(((size_t)n + 1) * sizeof(*perm));
+        rank = xmalloc(((size_t)n + 1) * sizeof(*rank));
+        for (uint32_t r = 0; r < n; r++)
+            perm[r] = rank[r] = r;
+        t_prune = cli_now();
+    } else {
+        if ((a->retained && read_retained(a->retained, &names) != 0) ||
+            read_edges(a->edges, &names, &e) != 0)
+            goto out;
+        n = names.n;
+        if (n < 2) {
+            fprintf(stderr, "atlasctl embed: the graph has fewer than 2 items\n");
+            goto out;
+        }
+        perm = names_order(&names, &keys);
+        rank = xmalloc(((size_t)n + 1) * sizeof(*rank));
+        uint64_t *rkeys = xmalloc(((size_t)n + 1) * sizeof(*rkeys));
+        for (uint32_t r = 0; r < n; r++) {
+            rank[perm[r]] = r;
+            rkeys[r] = keys[perm[r]];
+        }
+        free(keys);
+        keys = rkeys;
+        t_load = cli_now();
+        if ((rc = build_t(&e, rank, n, a, &t)) != 0)
+            goto out;
+        t_prune = cli_now();
     }
-    perm = names_order(&names, &keys);
-    rank = xmalloc(((size_t)n + 1) * sizeof(*rank));
-    uint64_t *rkeys = xmalloc(((size_t)n + 1) * sizeof(*rkeys));
-    for (uint32_t r = 0; r < n; r++) {
-        rank[perm[r]] = r;
-        rkeys[r] = keys[perm[r]];
-    }
-    free(keys);
-    keys = rkeys;
-    t_load = cli_now();
-    if ((rc = build_t(&e, rank, n, a, &t)) != 0)
-        goto out;
-    t_prune = cli_now();
     knn_opts_t ko;
     knn_opts_default(&ko);
     ko.k = (uint32_t)a->k;
@@ -477,7 +526,8 @@ int cmd_embed(int argc, char **argv)
     embed_args_t a = {
         .k = 10, .dim = 3, .max_iter = 2000, .seed = 42, .threads = 2, .top = GRAPH_TOP_DEFAULT};
     const cli_opt_t opts[] = {
-        {"edges", CLI_STR, &a.edges, "S.tsv", "i<TAB>j<TAB>s, each pair once (required)"},
+        {"edges", CLI_STR, &a.edges, "S.tsv", "i<TAB>j<TAB>s, each pair once (or --db)"},
+        {"db", CLI_STR, &a.db, "DIR", "read the retained graph from a store instead"},
         {"retained", CLI_STR, &a.retained, "ITEMS.tsv", "also include these items (first column)"},
         {"k", CLI_U64, &a.k, "N", "neighbours per item (default 10)"},
         {"dim", CLI_U64, &a.dim, "N", "embedding dimension (default 3)"},
@@ -500,7 +550,7 @@ int cmd_embed(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    const char *why = !a.edges                             ? "--edges is required"
+    const char *why = !a.edges == !a.db                    ? "give exactly one of --edges and --db"
                       : !a.out                             ? "--out is required"
                       : (a.k < 1 || a.k > KNN_MAX_K)       ? "--k must be 1..256"
                       : (a.dim < 1 || a.dim > MDE_MAX_DIM) ? "--dim must be 1..16"
