@@ -173,6 +173,88 @@ static hist_t *hist_y(const mde_t *m, int slot)
     return m->hist + (size_t)(2 * slot + 1) * m->nx;
 }
 
+/* Sort edges [lo, hi) by their (new) first endpoint: a counting sort, stable. */
+static int sort_edges_by_i(mde_t *m, size_t lo, size_t hi)
+{
+    size_t n = hi - lo;
+    uint64_t *cnt = calloc((size_t)m->n + 1, sizeof(*cnt));
+    uint32_t *ti = malloc((n + 1) * sizeof(*ti)), *tj = malloc((n + 1) * sizeof(*tj));
+    float *tw = malloc((n + 1) * sizeof(*tw));
+    if (!cnt || !ti || !tj || !tw) {
+        free(cnt), free(ti), free(tj), free(tw);
+        return -ENOMEM;
+    }
+    for (size_t k = lo; k < hi; k++)
+        cnt[m->ei[k] + 1]++;
+    for (uint32_t v = 0; v < m->n; v++)
+        cnt[v + 1] += cnt[v];
+    for (size_t k = lo; k < hi; k++) {
+        size_t at = cnt[m->ei[k]]++;
+        ti[at] = m->ei[k], tj[at] = m->ej[k], tw[at] = m->w[k];
+    }
+    memcpy(m->ei + lo, ti, n * sizeof(*ti));
+    memcpy(m->ej + lo, tj, n * sizeof(*tj));
+    memcpy(m->w + lo, tw, n * sizeof(*tw));
+    free(cnt), free(ti), free(tj), free(tw);
+    return 0;
+}
+
+/*
+ * Relabel items in breadth-first order of the kNN graph (Cuthill-McKee without the degree
+ * sort) and sort each edge group by its first endpoint. Neighbours then sit near each other in
+ * memory, so the gathers of x_j and scatters into the gradient during an evaluation mostly hit
+ * cache. The problem is unchanged (repulsive pairs were sampled before); callers keep their
+ * own order: mde_run() and mde_eval() translate at the boundary.
+ */
+static int reorder(mde_t *m, const adjacency_t *adj)
+{
+    uint32_t n = m->n, head = 0, tail = 0;
+    m->perm = malloc(((size_t)n + 1) * sizeof(*m->perm)); /* perm[new] = old */
+    m->inv = malloc(((size_t)n + 1) * sizeof(*m->inv));   /* inv[old] = new */
+    m->xo = malloc((m->nx + 1) * sizeof(*m->xo));
+    if (!m->perm || !m->inv || !m->xo)
+        return -ENOMEM;
+    for (uint32_t v = 0; v < n; v++)
+        m->inv[v] = UINT32_MAX;
+    for (uint32_t start = 0; start < n; start++) {
+        if (m->inv[start] != UINT32_MAX)
+            continue;
+        m->inv[start] = tail;
+        m->perm[tail++] = start;
+        while (head < tail) {
+            uint32_t u = m->perm[head++];
+            for (uint64_t e = adj->ptr[u]; e < adj->ptr[u + 1]; e++) {
+                uint32_t v = adj->nbr[e];
+                if (m->inv[v] == UINT32_MAX) {
+                    m->inv[v] = tail;
+                    m->perm[tail++] = v;
+                }
+            }
+        }
+    }
+    for (size_t k = 0; k < m->m; k++) {
+        m->ei[k] = m->inv[m->ei[k]];
+        m->ej[k] = m->inv[m->ej[k]];
+    }
+    int rc = sort_edges_by_i(m, 0, m->m_attr);
+    return rc ? rc : sort_edges_by_i(m, m->m_attr, m->m);
+}
+
+/* Rows of x between the caller's order (old) and the internal one (new). */
+static void to_internal(const mde_t *m, const double *x, double *xi)
+{
+    uint32_t dim = m->o.dim;
+    for (uint32_t v = 0; v < m->n; v++)
+        memcpy(xi + (size_t)v * dim, x + (size_t)m->perm[v] * dim, dim * sizeof(double));
+}
+
+static void to_external(const mde_t *m, const double *xi, double *x)
+{
+    uint32_t dim = m->o.dim;
+    for (uint32_t v = 0; v < m->n; v++)
+        memcpy(x + (size_t)m->perm[v] * dim, xi + (size_t)v * dim, dim * sizeof(double));
+}
+
 int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn,
              const uint64_t *keys)
 {
@@ -209,6 +291,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
     m->m_attr = knn->m;
     sample_repulsive(m, &adj, keys, n_rep);
+    rc = reorder(m, &adj);
 out:
     free(adj.ptr);
     free(adj.nbr);
@@ -224,6 +307,9 @@ void mde_destroy(mde_t *m)
     free(m->w);
     free(m->buf);
     free(m->hist);
+    free(m->perm);
+    free(m->inv);
+    free(m->xo);
     memset(m, 0, sizeof(*m));
 }
 
@@ -241,6 +327,8 @@ static void center(const mde_t *m, double *x)
             x[(size_t)i * dim + c] -= mean[c];
 }
 
+static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed);
+
 void mde_coords_random(const mde_t *m, double *x)
 {
     rng_t r;
@@ -251,6 +339,25 @@ void mde_coords_random(const mde_t *m, double *x)
 }
 
 void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+{
+    /* the edges are in internal labels: work on an internal copy of x and of the mask */
+    double *xi = malloc((m->nx + 1) * sizeof(double));
+    uint8_t *pi = malloc((size_t)m->n + 1);
+    if (!xi || !pi) {
+        free(xi);
+        free(pi);
+        return;
+    }
+    to_internal(m, x, xi);
+    for (uint32_t v = 0; v < m->n; v++)
+        pi[v] = placed[m->perm[v]];
+    coords_warm_internal(m, xi, pi);
+    to_external(m, xi, x);
+    free(xi);
+    free(pi);
+}
+
+static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)
 {
     uint32_t dim = m->o.dim;
     uint8_t *have = malloc(m->n);
@@ -387,7 +494,25 @@ static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
+static double eval_internal(const mde_t *m, const double *x, double *grad);
+
 double mde_eval(const mde_t *m, const double *x, double *grad)
+{
+    double *xi = malloc((m->nx + 1) * sizeof(double)), *gi = malloc((m->nx + 1) * sizeof(double));
+    if (!xi || !gi) {
+        free(xi);
+        free(gi);
+        return NAN;
+    }
+    to_internal(m, x, xi);
+    double f = eval_internal(m, xi, gi);
+    to_external(m, gi, grad);
+    free(xi);
+    free(gi);
+    return f;
+}
+
+static double eval_internal(const mde_t *m, const double *x, double *grad)
 {
     unsigned nt = m->o.n_threads;
     double f_chunk[64];
@@ -438,7 +563,7 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
     for (size_t k = 0; k < m->nx; k++)
         xt[k] = x[k] + t * d[k];
     (*evals)++;
-    return mde_eval(m, xt, g);
+    return eval_internal(m, xt, g);
 }
 
 /* Minimiser of the cubic through (x1, f1, g1), (x2, f2, g2), clamped to [lo, hi]. */
@@ -632,7 +757,7 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
         d[i] = -d[i];
 }
 
-int mde_run(mde_t *m, double *x, mde_result_t *res)
+static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
     size_t nx = m->nx;
     for (size_t k = 0; k < nx; k++)
@@ -644,7 +769,7 @@ int mde_run(mde_t *m, double *x, mde_result_t *res)
     double *g = buf(m, B_G), *gprev = buf(m, B_GPREV), *d = buf(m, B_D);
     double rho[64];
     unsigned evals = 1;
-    double f = mde_eval(m, x, g), t_prev = 0;
+    double f = eval_internal(m, x, g), t_prev = 0;
     int n_hist = 0, head = 0, restart = 1, rc = 0;
     double gamma = 1, f_hist[10];
     uint32_t it = 0;
@@ -731,12 +856,23 @@ int mde_run(mde_t *m, double *x, mde_result_t *res)
     if (res) {
         res->iterations = it;
         res->evaluations = evals;
-        res->distortion = mde_eval(m, x, g);
+        res->distortion = eval_internal(m, x, g);
         res->grad_norm = sqrt(dot(g, g, nx));
         res->n_attractive = m->m_attr;
         res->n_repulsive = m->m - m->m_attr;
     }
     if (rc == 0 && m->o.progress)
         m->o.progress(m->o.progress_ud, "mde", 1.0);
+    return rc;
+}
+
+int mde_run(mde_t *m, double *x, mde_result_t *res)
+{
+    for (size_t k = 0; k < m->nx; k++)
+        if (!isfinite(x[k]))
+            return -EINVAL;
+    to_internal(m, x, m->xo);
+    int rc = run_internal(m, m->xo, res);
+    to_external(m, m->xo, x);
     return rc;
 }

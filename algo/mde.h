@@ -59,10 +59,12 @@ typedef struct mde {
     uint32_t n;
     size_t m, m_attr; /* all edges; the first m_attr are attractive */
     uint32_t *ei, *ej;
-    float *w;     /* > 0 attractive weight, < 0 repulsive */
-    size_t nx;    /* n * dim */
-    double *buf;  /* workspace, see mde.c */
-    double *hist; /* L-BFGS pairs (s, y), memory x 2 x n x dim */
+    float *w;             /* > 0 attractive weight, < 0 repulsive */
+    size_t nx;            /* n * dim */
+    double *buf;          /* workspace, see mde.c */
+    double *hist;         /* L-BFGS pairs (s, y), memory x 2 x n x dim */
+    uint32_t *perm, *inv; /* internal (locality) order of items: perm[new] = old */
+    double *xo;           /* x in internal order during mde_run */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);
