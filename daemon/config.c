@@ -48,8 +48,6 @@ static const opt_t opts[] = {
      "longest graceful shutdown before forcing exit"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
     {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
-    {"admin-token", OPT_STR, OFF(admin_token), 0, 0, "",
-     "bearer token for admin calls from other hosts (empty: loopback only)"},
 };
 
 static char **str_field(atl_config_t *c, const opt_t *o)
@@ -271,9 +269,7 @@ void config_log(const atl_config_t *c, char *buf, size_t len)
         const char *sep = i ? " " : "";
         if (o->type == OPT_STR) {
             const char *v = *(char *const *)((const char *)c + o->offset);
-            int secret = strcmp(o->name, "admin-token") == 0 && v && *v;
-            n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name,
-                                  secret ? "<set>" : v);
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name, v);
         } else if (o->type == OPT_DBL) {
             n += (size_t)snprintf(buf + n, len - n, "%s%s=%g", sep, o->name,
                                   *(const double *)((const char *)c + o->offset));

@@ -29,7 +29,6 @@ typedef struct atl_config {
     int64_t shutdown_timeout_ms;
     char *log_level;
     char *log_file;
-    char *admin_token;
     /* kafka.* pass-through, in the order given */
     char *kafka_keys[CONFIG_MAX_KAFKA], *kafka_values[CONFIG_MAX_KAFKA];
     size_t n_kafka;
