@@ -18,6 +18,7 @@
 #include "algo/graph.h"
 #include "algo/item.h"
 #include "algo/knn.h"
+#include "algo/layout.h"
 #include "algo/mde.h"
 #include "algo/quality.h"
 #include "store/store.h"
@@ -217,7 +218,7 @@ static int32_t *read_labels(const char *path, name_table_t *names, const uint32_
 /* ---- pipeline ---------------------------------------------------------------------------- */
 
 typedef struct embed_args {
-    const char *edges, *db, *retained, *init, *out, *knn_out, *labels;
+    const char *edges, *db, *retained, *init, *out, *knn_out, *labels, *layout_out;
     uint64_t k, dim, max_iter, seed, threads, top;
     double ftol;
     int no_prune, json;
@@ -330,6 +331,43 @@ static int write_outputs(const embed_args_t *a, const name_table_t *names, const
                     names->names[perm[knn->nbr[(size_t)r * knn->k + q]]],
                     (double)knn->dist[(size_t)r * knn->k + q]);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The 2-D map of the 3-D coordinates (UMAP, cold), framed as the atlas exports it. */
+static int run_layout(const embed_args_t *a, name_table_t *names, const uint32_t *perm,
+                      const uint32_t *rank, uint32_t n, const double *x, double *seconds,
+                      double *purity_2d)
+{
+    double t0 = cli_now(), *y = xmalloc(((size_t)n * 2 + 1) * sizeof(*y));
+    layout_opts_t lo;
+    layout_opts_default(&lo);
+    lo.seed = a->seed;
+    cli_progress_t prog;
+    cli_progress_init(&prog, "layout");
+    lo.progress = cli_progress_cb;
+    lo.progress_ud = &prog;
+    int rc = layout_umap(x, n, (uint32_t)a->dim, &lo, y, NULL, NULL);
+    cli_progress_done(&prog);
+    *seconds = cli_now() - t0;
+    if (rc == 0 && a->labels) {
+        int32_t *lab = read_labels(a->labels, names, rank, n);
+        if (lab)
+            quality_label_purity(y, n, 2, lab, 10, 2000, 1, purity_2d);
+        free(lab);
+    }
+    FILE *f = rc == 0 ? fopen(a->layout_out, "w") : NULL;
+    if (rc == 0 && !f)
+        rc = -errno;
+    if (f) {
+        layout_frame(y, n, y);
+        for (uint32_t r = 0; r < n; r++)
+            fprintf(f, "%s\t%.6f\t%.6f\n", names->names[perm[r]], y[2 * (size_t)r],
+                    y[2 * (size_t)r + 1]);
+        if (fclose(f) != 0)
+            rc = -EIO;
+    }
+    free(y);
+    return rc;
 }
 
 static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
@@ -460,6 +498,9 @@ static int run_embed(embed_args_t *a)
         fprintf(stderr, "atlasctl embed: writing the output failed\n");
         goto out;
     }
+    double t_layout = 0, purity_2d = -1;
+    if (a->layout_out && (rc = run_layout(a, &names, perm, rank, n, x, &t_layout, &purity_2d)) != 0)
+        goto out;
     size_t short_rows = knn_short_rows(&knn);
     double purity = -1;
     if (a->labels) {
@@ -490,11 +531,12 @@ static int run_embed(embed_args_t *a)
                "%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
                "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
                "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
-               "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f},\"peak_rss_mb\":%.1f}\n",
+               "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f},"
+               "\"purity_2d\":%.4f,\"peak_rss_mb\":%.1f}\n",
                n, moved_med, moved_p95, purity, graph_n_edges(&t), knn.max_distance, ke.m,
                short_rows, res.n_repulsive, res.iterations, res.evaluations, res.distortion,
                res.grad_norm, a->threads, t_load - t0, t_prune - t_load, t_knn - t_prune,
-               t_mde - t_knn, peak_rss_mb());
+               t_mde - t_knn, t_layout, purity_2d, peak_rss_mb());
     else
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
@@ -542,6 +584,7 @@ int cmd_embed(int argc, char **argv)
         {"out", CLI_STR, &a.out, "COORDS.tsv", "item<TAB>x<TAB>y<TAB>z (required)"},
         {"knn-out", CLI_STR, &a.knn_out, "KNN.tsv", "write item<TAB>neighbour<TAB>distance"},
         {"labels", CLI_STR, &a.labels, "FILE", "item<TAB>group: report 10-NN label purity"},
+        {"layout", CLI_STR, &a.layout_out, "FILE", "also run the 2-D layout (UMAP): item x y"},
         {"json", CLI_FLAG, &a.json, NULL, "print figures as JSON"},
     };
     const cli_cmd_t cmd = {"embed", "--edges S.tsv --out COORDS.tsv [options]",

@@ -1,0 +1,671 @@
+/*
+ * layout.c: UMAP to 2-D, Procrustes alignment and the export frame. See layout.h and
+ * shared/reference/UMAP_SPEC.md (section numbers below refer to it).
+ */
+#include "algo/layout.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algo/par.h"
+#include "algo/rng.h"
+
+#define LEAF_SIZE          16
+#define SMOOTH_K_TOLERANCE 1e-5
+#define MIN_K_DIST_SCALE   1e-3
+
+void layout_opts_default(layout_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->n_neighbors = 150;
+    o->min_dist = 0.25;
+    o->spread = 1.0;
+    o->warm_epochs = 40;
+    o->warm_alpha = 0.1;
+    o->negative_sample_rate = 5;
+    o->seed = 42;
+}
+
+/* ---- a, b (§4) ------------------------------------------------------------------------- */
+
+int layout_fit_ab(double min_dist, double spread, double *a_out, double *b_out)
+{
+    if (!(min_dist >= 0) || !(spread > 0) || min_dist > 3 * spread)
+        return -EINVAL;
+    double a = 1, b = 1;
+    /* Gauss-Newton with step halving on r(x) = 1/(1 + a x^2b) - target(x) */
+    for (int it = 0; it < 200; it++) {
+        double jtj[3] = {0}, jtr[2] = {0}, cost = 0;
+        for (int k = 1; k < 300; k++) { /* x = 0 contributes nothing to the fit */
+            double x = 3 * spread * k / 299.0;
+            double t = x < min_dist ? 1 : exp(-(x - min_dist) / spread);
+            double p = pow(x, 2 * b), f = 1 / (1 + a * p), r = f - t;
+            double da = -p * f * f, db = -a * p * 2 * log(x) * f * f;
+            jtj[0] += da * da, jtj[1] += da * db, jtj[2] += db * db;
+            jtr[0] += da * r, jtr[1] += db * r;
+            cost += r * r;
+        }
+        double det = jtj[0] * jtj[2] - jtj[1] * jtj[1];
+        if (!(fabs(det) > 1e-300))
+            break;
+        double sa = (jtj[2] * jtr[0] - jtj[1] * jtr[1]) / det;
+        double sb = (jtj[0] * jtr[1] - jtj[1] * jtr[0]) / det;
+        double step = 1;
+        for (int h = 0; h < 30; h++, step /= 2) {
+            double na = a - step * sa, nb = b - step * sb, nc = 0;
+            if (!(na > 0) || !(nb > 0))
+                continue;
+            for (int k = 1; k < 300; k++) {
+                double x = 3 * spread * k / 299.0;
+                double t = x < min_dist ? 1 : exp(-(x - min_dist) / spread);
+                double r = 1 / (1 + na * pow(x, 2 * nb)) - t;
+                nc += r * r;
+            }
+            if (nc <= cost) {
+                a = na, b = nb;
+                break;
+            }
+        }
+        if (fabs(step * sa) < 1e-12 && fabs(step * sb) < 1e-12)
+            break;
+    }
+    *a_out = a;
+    *b_out = b;
+    return 0;
+}
+
+/* ---- exact kNN with a k-d tree (§1) ------------------------------------------------------ */
+
+typedef struct kd_node {
+    uint32_t lo, hi;     /* range of perm */
+    int32_t left, right; /* children, -1 for a leaf */
+    uint32_t dim;
+    double split;
+} kd_node_t;
+
+typedef struct kd_tree {
+    const double *x;
+    uint32_t n, dim;
+    uint32_t *perm;
+    kd_node_t *nodes;
+    uint32_t n_nodes;
+} kd_tree_t;
+
+static const double *kd_sort_x;
+static uint32_t kd_sort_dim;
+
+static int cmp_coord(const void *a, const void *b)
+{
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    double x = kd_sort_x[(size_t)i * kd_sort_dim], y = kd_sort_x[(size_t)j * kd_sort_dim];
+    if (x != y)
+        return x < y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
+static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
+{
+    int32_t id = (int32_t)t->n_nodes++;
+    kd_node_t *nd = &t->nodes[id];
+    nd->lo = lo, nd->hi = hi, nd->left = nd->right = -1;
+    if (hi - lo <= LEAF_SIZE)
+        return id;
+    /* split the widest dimension at the median */
+    uint32_t best = 0;
+    double width = -1;
+    for (uint32_t d = 0; d < t->dim; d++) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (uint32_t i = lo; i < hi; i++) {
+            double v = t->x[(size_t)t->perm[i] * t->dim + d];
+            mn = fmin(mn, v), mx = fmax(mx, v);
+        }
+        if (mx - mn > width)
+            width = mx - mn, best = d;
+    }
+    kd_sort_x = t->x + best; /* single-threaded build; qsort has no user pointer in C11 */
+    kd_sort_dim = t->dim;
+    qsort(t->perm + lo, hi - lo, sizeof(uint32_t), cmp_coord);
+    uint32_t mid = lo + (hi - lo) / 2;
+    t->nodes[id].dim = best;
+    t->nodes[id].split = t->x[(size_t)t->perm[mid] * t->dim + best];
+    int32_t l = kd_build(t, lo, mid), r = kd_build(t, mid, hi);
+    t->nodes[id].left = l;
+    t->nodes[id].right = r;
+    return id;
+}
+
+typedef struct knn_heap {
+    double *d;
+    uint32_t *i;
+    uint32_t n, k;
+} knn_heap_t;
+
+/* max-heap on (d, i): the root is the current worst of the k best */
+static int worse(double d1, uint32_t i1, double d2, uint32_t i2)
+{
+    return d1 > d2 || (d1 == d2 && i1 > i2);
+}
+
+static void heap_offer(knn_heap_t *h, double d, uint32_t i)
+{
+    if (h->n == h->k) {
+        if (!worse(h->d[0], h->i[0], d, i))
+            return;
+        uint32_t p = 0; /* replace the root and sift down */
+        for (;;) {
+            uint32_t l = 2 * p + 1, r = l + 1, w = p;
+            double wd = d;
+            uint32_t wi = i;
+            if (l < h->n && worse(h->d[l], h->i[l], wd, wi))
+                w = l, wd = h->d[l], wi = h->i[l];
+            if (r < h->n && worse(h->d[r], h->i[r], wd, wi))
+                w = r;
+            if (w == p)
+                break;
+            h->d[p] = h->d[w], h->i[p] = h->i[w];
+            p = w;
+        }
+        h->d[p] = d, h->i[p] = i;
+        return;
+    }
+    uint32_t c = h->n++;
+    while (c > 0) {
+        uint32_t p = (c - 1) / 2;
+        if (!worse(d, i, h->d[p], h->i[p]))
+            break;
+        h->d[c] = h->d[p], h->i[c] = h->i[p];
+        c = p;
+    }
+    h->d[c] = d, h->i[c] = i;
+}
+
+static void kd_query(const kd_tree_t *t, int32_t id, const double *q, knn_heap_t *h)
+{
+    const kd_node_t *nd = &t->nodes[id];
+    if (nd->left < 0) {
+        for (uint32_t p = nd->lo; p < nd->hi; p++) {
+            uint32_t j = t->perm[p];
+            double d2 = 0;
+            for (uint32_t c = 0; c < t->dim; c++) {
+                double v = q[c] - t->x[(size_t)j * t->dim + c];
+                d2 += v * v;
+            }
+            heap_offer(h, d2, j);
+        }
+        return;
+    }
+    double diff = q[nd->dim] - nd->split;
+    int32_t near = diff < 0 ? nd->left : nd->right, far = diff < 0 ? nd->right : nd->left;
+    kd_query(t, near, q, h);
+    if (h->n < h->k || diff * diff <= h->d[0])
+        kd_query(t, far, q, h);
+}
+
+typedef struct knn_job {
+    const kd_tree_t *t;
+    uint32_t k;
+    uint32_t *nbr; /* n x k, ascending distance */
+    double *dist;
+} knn_job_t;
+
+static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    knn_job_t *j = ud;
+    double hd[1024];
+    uint32_t hi[1024];
+    for (size_t q = begin; q < end; q++) {
+        knn_heap_t h = {hd, hi, 0, j->k};
+        kd_query(j->t, 0, j->t->x + q * j->t->dim, &h);
+        /* heap -> ascending order by repeated extraction of the max into the tail */
+        for (uint32_t m = h.n; m > 0; m--) {
+            double d = h.d[0];
+            uint32_t i = h.i[0];
+            double ld = h.d[m - 1];
+            uint32_t li = h.i[m - 1];
+            h.n = m - 1;
+            /* sift the last element down from the root */
+            uint32_t p = 0;
+            for (;;) {
+                uint32_t l = 2 * p + 1, r = l + 1, w = p;
+                double wd = ld;
+                uint32_t wi = li;
+                if (l < h.n && worse(h.d[l], h.i[l], wd, wi))
+                    w = l, wd = h.d[l], wi = h.i[l];
+                if (r < h.n && worse(h.d[r], h.i[r], wd, wi))
+                    w = r;
+                if (w == p)
+                    break;
+                h.d[p] = h.d[w], h.i[p] = h.i[w];
+                p = w;
+            }
+            if (h.n > 0)
+                h.d[p] = ld, h.i[p] = li;
+            j->dist[q * j->k + m - 1] = sqrt(d);
+            j->nbr[q * j->k + m - 1] = i;
+        }
+    }
+    return 0;
+}
+
+static int exact_knn(const double *x, uint32_t n, uint32_t dim, uint32_t k, uint32_t *nbr,
+                     double *dist)
+{
+    kd_tree_t t = {x,
+                   n,
+                   dim,
+                   malloc(((size_t)n + 1) * sizeof(uint32_t)),
+                   malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
+                   0};
+    if (!t.perm || !t.nodes) {
+        free(t.perm);
+        free(t.nodes);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        t.perm[i] = i;
+    kd_build(&t, 0, n);
+    knn_job_t j = {&t, k, nbr, dist};
+    int rc = par_for(n, 256, 2, knn_body, &j);
+    free(t.perm);
+    free(t.nodes);
+    return rc;
+}
+
+/* ---- fuzzy simplicial set (§2, §3) ------------------------------------------------------- */
+
+/* rho and sigma of one row (distances ascending, column 0 = the point itself). */
+static void smooth_row(const double *d, uint32_t k, double mean_all, double *rho_out,
+                       double *sigma_out)
+{
+    double rho = 0, mean_row = 0;
+    for (uint32_t c = 0; c < k; c++) {
+        mean_row += d[c];
+        if (rho == 0 && d[c] > 0)
+            rho = d[c];
+    }
+    mean_row /= k;
+    double target = log2((double)k), lo = 0, hi = INFINITY, mid = 1;
+    for (int it = 0; it < 64; it++) {
+        double psum = 0;
+        for (uint32_t c = 1; c < k; c++) {
+            double r = d[c] - rho;
+            psum += r > 0 ? exp(-r / mid) : 1;
+        }
+        if (fabs(psum - target) < SMOOTH_K_TOLERANCE)
+            break;
+        if (psum > target) {
+            hi = mid;
+            mid = (lo + hi) / 2;
+        } else {
+            lo = mid;
+            mid = isinf(hi) ? mid * 2 : (lo + hi) / 2;
+        }
+    }
+    double floor_ = MIN_K_DIST_SCALE * (rho > 0 ? mean_row : mean_all);
+    *rho_out = rho;
+    *sigma_out = mid < floor_ ? floor_ : mid;
+}
+
+typedef struct edges {
+    uint32_t *head, *tail;
+    double *w;
+    size_t m;
+} edges_t;
+
+static void edges_free(edges_t *e)
+{
+    free(e->head);
+    free(e->tail);
+    free(e->w);
+}
+
+/* Membership of j in i's sorted (by index) list, 0 if absent. */
+static double lookup(const uint32_t *idx, const double *w, uint32_t len, uint32_t j)
+{
+    uint32_t lo = 0, hi = len;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (idx[mid] < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < len && idx[lo] == j ? w[lo] : 0;
+}
+
+typedef struct sortpair {
+    uint32_t j;
+    double w;
+} sortpair_t;
+
+static int cmp_sortpair(const void *a, const void *b)
+{
+    uint32_t x = ((const sortpair_t *)a)->j, y = ((const sortpair_t *)b)->j;
+    return (x > y) - (x < y);
+}
+
+/*
+ * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
+ * w < max(P) / n_epochs; edges grouped by head.
+ */
+static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint32_t k,
+                       uint32_t n_epochs, edges_t *out)
+{
+    uint32_t kk = k - 1; /* without the point itself */
+    uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
+    double *a = malloc((size_t)n * kk * sizeof(*a) + 1), mean_all = 0;
+    sortpair_t *row = malloc(k * sizeof(*row));
+    edges_t e = {malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
+                 malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
+                 malloc(2 * (size_t)n * kk * sizeof(double) + 1), 0};
+    if (!idx || !a || !row || !e.head || !e.tail || !e.w) {
+        free(idx), free(a), free(row), edges_free(&e);
+        return -ENOMEM;
+    }
+    for (size_t q = 0; q < (size_t)n * k; q++)
+        mean_all += dist[q];
+    mean_all /= (double)n * k;
+    for (uint32_t i = 0; i < n; i++) {
+        double rho, sigma;
+        const double *d = dist + (size_t)i * k;
+        smooth_row(d, k, mean_all, &rho, &sigma);
+        uint32_t c = 0;
+        for (uint32_t x = 0; x < k; x++) {
+            uint32_t j = nbr[(size_t)i * k + x];
+            if (j == i)
+                continue;
+            double r = d[x] - rho;
+            row[c].j = j;
+            row[c].w = (r <= 0 || sigma == 0) ? 1.0 : exp(-r / sigma);
+            if (++c == kk)
+                break;
+        }
+        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
+            row[c] = (sortpair_t){i, 0};
+        qsort(row, kk, sizeof(*row), cmp_sortpair);
+        for (uint32_t x = 0; x < kk; x++) {
+            idx[(size_t)i * kk + x] = row[x].j;
+            a[(size_t)i * kk + x] = row[x].w;
+        }
+    }
+    double wmax = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t x = 0; x < kk; x++) {
+            uint32_t j = idx[(size_t)i * kk + x];
+            double aij = a[(size_t)i * kk + x];
+            if (j == i || aij == 0)
+                continue;
+            double aji = lookup(idx + (size_t)j * kk, a + (size_t)j * kk, kk, i);
+            double p = aij + aji - aij * aji;
+            e.head[e.m] = i, e.tail[e.m] = j, e.w[e.m] = p, e.m++;
+            if (aji == 0) /* j's list lacks i: store the reverse direction here */
+                e.head[e.m] = j, e.tail[e.m] = i, e.w[e.m] = p, e.m++;
+            wmax = fmax(wmax, p);
+        }
+    }
+    size_t w = 0;
+    for (size_t q = 0; q < e.m; q++)
+        if (!(e.w[q] < wmax / n_epochs))
+            e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
+    e.m = w;
+    free(idx), free(a), free(row);
+    *out = e;
+    return 0;
+}
+
+/* ---- initialisation (§5, §9) ------------------------------------------------------------- */
+
+/* Top two principal axes of x by power iteration with deflation, projected and rescaled per
+ * column to [0, 10] (the rescale umap-learn applies to every cold init). */
+static void init_pca(const double *x, uint32_t n, uint32_t dim, double *y)
+{
+    double mean[64] = {0}, cov[64 * 64] = {0}, axis[2][64];
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < dim; c++)
+            mean[c] += x[(size_t)i * dim + c] / n;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t r = 0; r < dim; r++)
+            for (uint32_t c = 0; c < dim; c++)
+                cov[r * dim + c] +=
+                    (x[(size_t)i * dim + r] - mean[r]) * (x[(size_t)i * dim + c] - mean[c]);
+    for (int ax = 0; ax < 2; ax++) {
+        double v[64];
+        for (uint32_t c = 0; c < dim; c++)
+            v[c] = 1.0 / (c + 1 + ax); /* deterministic, not orthogonal to any axis */
+        for (int it = 0; it < 500; it++) {
+            double nv[64] = {0}, norm = 0;
+            for (uint32_t r = 0; r < dim; r++)
+                for (uint32_t c = 0; c < dim; c++)
+                    nv[r] += cov[r * dim + c] * v[c];
+            if (ax == 1) { /* deflate the first axis */
+                double p = 0;
+                for (uint32_t c = 0; c < dim; c++)
+                    p += nv[c] * axis[0][c];
+                for (uint32_t c = 0; c < dim; c++)
+                    nv[c] -= p * axis[0][c];
+            }
+            for (uint32_t c = 0; c < dim; c++)
+                norm += nv[c] * nv[c];
+            norm = sqrt(norm);
+            if (!(norm > 0))
+                break;
+            for (uint32_t c = 0; c < dim; c++)
+                v[c] = nv[c] / norm;
+        }
+        memcpy(axis[ax], v, sizeof(v));
+    }
+    for (int ax = 0; ax < 2; ax++) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (uint32_t i = 0; i < n; i++) {
+            double p = 0;
+            for (uint32_t c = 0; c < dim; c++)
+                p += (x[(size_t)i * dim + c] - mean[c]) * axis[ax][c];
+            y[(size_t)i * 2 + ax] = p;
+            mn = fmin(mn, p), mx = fmax(mx, p);
+        }
+        for (uint32_t i = 0; i < n; i++)
+            y[(size_t)i * 2 + ax] = mx > mn ? 10 * (y[(size_t)i * 2 + ax] - mn) / (mx - mn) : 5;
+    }
+}
+
+/* Unplaced points at the weighted mean of their placed neighbours (a few rounds, so chains of
+ * new points get placed too); points with none at the centroid of the placed ones plus noise. */
+static void init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double *y, rng_t *r)
+{
+    uint8_t *have = malloc(n);
+    double *acc = malloc((size_t)n * 3 * sizeof(double)), cx = 0, cy = 0;
+    uint32_t n_placed = 0;
+    if (!have || !acc) {
+        free(have), free(acc);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        have[i] = placed[i] != 0;
+        if (have[i])
+            cx += y[2 * (size_t)i], cy += y[2 * (size_t)i + 1], n_placed++;
+    }
+    for (int round = 0; round < 4; round++) {
+        memset(acc, 0, (size_t)n * 3 * sizeof(double));
+        for (size_t q = 0; q < e->m; q++) {
+            uint32_t i = e->head[q], j = e->tail[q];
+            if (have[i] || !have[j])
+                continue;
+            acc[3 * (size_t)i] += e->w[q] * y[2 * (size_t)j];
+            acc[3 * (size_t)i + 1] += e->w[q] * y[2 * (size_t)j + 1];
+            acc[3 * (size_t)i + 2] += e->w[q];
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            if (have[i] || acc[3 * (size_t)i + 2] == 0)
+                continue;
+            y[2 * (size_t)i] = acc[3 * (size_t)i] / acc[3 * (size_t)i + 2];
+            y[2 * (size_t)i + 1] = acc[3 * (size_t)i + 1] / acc[3 * (size_t)i + 2];
+        }
+        for (uint32_t i = 0; i < n; i++)
+            have[i] |= acc[3 * (size_t)i + 2] > 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (!have[i]) {
+            y[2 * (size_t)i] = (n_placed ? cx / n_placed : 5) + rng_normal(r);
+            y[2 * (size_t)i + 1] = (n_placed ? cy / n_placed : 5) + rng_normal(r);
+        }
+    free(have), free(acc);
+}
+
+/* ---- SGD (§6) ---------------------------------------------------------------------------- */
+
+static double clip4(double v)
+{
+    return v > 4 ? 4 : (v < -4 ? -4 : v);
+}
+
+static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
+                    double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o)
+{
+    double *eps = malloc((e->m + 1) * sizeof(double)), *next = malloc((e->m + 1) * sizeof(double));
+    double *next_neg = malloc((e->m + 1) * sizeof(double)), wmax = 0;
+    if (!eps || !next || !next_neg) {
+        free(eps), free(next), free(next_neg);
+        return -ENOMEM;
+    }
+    for (size_t q = 0; q < e->m; q++)
+        wmax = fmax(wmax, e->w[q]);
+    for (size_t q = 0; q < e->m; q++) {
+        eps[q] = wmax / e->w[q];
+        next[q] = eps[q];
+        next_neg[q] = eps[q] / neg_rate;
+    }
+    double alpha = alpha0;
+    int rc = 0;
+    for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
+        for (size_t q = 0; q < e->m; q++) {
+            if (next[q] > ep)
+                continue;
+            double *yj = y + 2 * (size_t)e->head[q], *yk = y + 2 * (size_t)e->tail[q];
+            double dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
+            if (d2 > 0) {
+                double p = pow(d2, b); /* d2^(b-1) = p / d2 */
+                double c = -2 * a * b * (p / d2) / (1 + a * p);
+                double gx = clip4(c * dx), gy = clip4(c * dy);
+                yj[0] += alpha * gx, yj[1] += alpha * gy;
+                yk[0] -= alpha * gx, yk[1] -= alpha * gy;
+            }
+            next[q] += eps[q];
+            double eps_neg = eps[q] / neg_rate;
+            int m = (int)((ep - next_neg[q]) / eps_neg);
+            for (int s = 0; s < m; s++) {
+                const double *ys = y + 2 * rng_below(r, n);
+                double sx = yj[0] - ys[0], sy = yj[1] - ys[1], s2 = sx * sx + sy * sy;
+                if (!(s2 > 0))
+                    continue; /* the point itself, or a coincident one: no force (>= 0.5.4) */
+                double c = 2 * b / ((0.001 + s2) * (1 + a * pow(s2, b)));
+                yj[0] += alpha * clip4(c * sx), yj[1] += alpha * clip4(c * sy);
+            }
+            next_neg[q] += m * eps_neg;
+        }
+        alpha = alpha0 * (1 - (double)ep / n_epochs);
+        if (o->progress && o->progress(o->progress_ud, "layout", (double)(ep + 1) / n_epochs))
+            rc = ATL_ECANCELED;
+    }
+    free(eps), free(next), free(next_neg);
+    return rc;
+}
+
+/* ---- entry points ------------------------------------------------------------------------ */
+
+int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *o, double *y,
+                const uint8_t *placed, layout_result_t *res)
+{
+    if (n < 2 || dim == 0 || dim > 64 || o->n_neighbors < 2 || o->n_neighbors > 1024 ||
+        o->negative_sample_rate == 0)
+        return -EINVAL;
+    for (size_t q = 0; q < (size_t)n * dim; q++)
+        if (!isfinite(x[q]))
+            return -EINVAL;
+    double a, b;
+    int rc = layout_fit_ab(o->min_dist, o->spread, &a, &b);
+    if (rc != 0)
+        return rc;
+    uint32_t k = o->n_neighbors < n ? o->n_neighbors : n;
+    uint32_t cold_epochs = o->n_epochs ? o->n_epochs : (n <= 10000 ? 500 : 200);
+    uint32_t epochs = placed ? o->warm_epochs : cold_epochs;
+    uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
+    double *dist = malloc((size_t)n * k * sizeof(*dist));
+    edges_t e = {0};
+    rng_t r;
+    rng_init(&r, o->seed ^ 0x1a70u);
+    if (!nbr || !dist) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = exact_knn(x, n, dim, k, nbr, dist)) != 0 ||
+        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
+        goto out;
+    if (placed)
+        init_warm(&e, n, placed, y, &r);
+    else
+        init_pca(x, n, dim, y);
+    rc = optimize(&e, n, y, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate, &r,
+                  o);
+    if (rc == 0 && res)
+        *res = (layout_result_t){a, b, e.m, epochs};
+out:
+    free(nbr);
+    free(dist);
+    edges_free(&e);
+    return rc;
+}
+
+int layout_align(double *y, const double *prev, uint32_t n, const uint8_t *mask)
+{
+    double cy[2] = {0}, cp[2] = {0}, m00 = 0, m01 = 0, m10 = 0, m11 = 0;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!mask || mask[i]) {
+            cy[0] += y[2 * (size_t)i], cy[1] += y[2 * (size_t)i + 1];
+            cp[0] += prev[2 * (size_t)i], cp[1] += prev[2 * (size_t)i + 1];
+            c++;
+        }
+    if (c < 2)
+        return -EINVAL;
+    for (int d = 0; d < 2; d++)
+        cy[d] /= c, cp[d] /= c;
+    for (uint32_t i = 0; i < n; i++)
+        if (!mask || mask[i]) {
+            double u = y[2 * (size_t)i] - cy[0], v = y[2 * (size_t)i + 1] - cy[1];
+            double p = prev[2 * (size_t)i] - cp[0], q = prev[2 * (size_t)i + 1] - cp[1];
+            m00 += u * p, m01 += u * q, m10 += v * p, m11 += v * q;
+        }
+    /* maximise tr(R M), M = sum y p^T: best rotation, and best rotation after the reflection
+     * (u, v) -> (u, -v); closed form for 2x2 */
+    double rot = hypot(m00 + m11, m01 - m10), ref = hypot(m00 - m11, m01 + m10);
+    int reflect = ref > rot;
+    double th = reflect ? atan2(m01 + m10, m00 - m11) : atan2(m01 - m10, m00 + m11);
+    double cs = cos(th), sn = sin(th);
+    for (uint32_t i = 0; i < n; i++) {
+        double u = y[2 * (size_t)i] - cy[0], v = y[2 * (size_t)i + 1] - cy[1];
+        if (reflect)
+            v = -v;
+        y[2 * (size_t)i] = cs * u - sn * v + cp[0];
+        y[2 * (size_t)i + 1] = sn * u + cs * v + cp[1];
+    }
+    return 0;
+}
+
+void layout_frame(const double *y, uint32_t n, double *out)
+{
+    double mn[2] = {INFINITY, INFINITY}, mx[2] = {-INFINITY, -INFINITY};
+    for (uint32_t i = 0; i < n; i++)
+        for (int d = 0; d < 2; d++) {
+            mn[d] = fmin(mn[d], y[2 * (size_t)i + d]);
+            mx[d] = fmax(mx[d], y[2 * (size_t)i + d]);
+        }
+    double c0 = (mn[0] + mx[0]) / 2, c1 = (mn[1] + mx[1]) / 2;
+    for (uint32_t i = 0; i < n; i++) {
+        double px = (y[2 * (size_t)i] - c0) * 2.5, py = (y[2 * (size_t)i + 1] - c1) * 2.5;
+        out[2 * (size_t)i] = -py;
+        out[2 * (size_t)i + 1] = -px;
+    }
+}

@@ -1,0 +1,70 @@
+/*
+ * layout.h: the 2-D map (DESIGN §5): UMAP of the 3-D MDE coordinates, warm-startable, then
+ * aligned onto the previous snapshot and framed as the atlas frontend expects.
+ *
+ * UMAP as umap-learn 0.5 fit_transform (McInnes, Healy, Melville 2018; shared/reference/
+ * UMAP_SPEC.md): exact kNN (k-d tree; k includes the point itself), smooth kNN distances by
+ * binary search, fuzzy union, a/b fitted to min_dist, edges pruned below max/N, SGD with 5
+ * negative samples per positive, serial so that a seed reproduces a run bit for bit. Cold start
+ * from PCA of the input (allowed by DESIGN; umap-learn's default is spectral). Warm start
+ * (UMAP_SPEC §9 "fresh clock"): previous positions as they are, new points at the weighted mean
+ * of their placed neighbours, warm_epochs epochs from warm_alpha.
+ */
+#ifndef ATL_LAYOUT_H
+#define ATL_LAYOUT_H
+
+#include <stdint.h>
+
+#include "algo/atl.h"
+
+typedef struct layout_opts {
+    uint32_t n_neighbors;          /* k including the point itself (default 150) */
+    double min_dist;               /* default 0.25 */
+    double spread;                 /* default 1 */
+    uint32_t n_epochs;             /* cold; 0 = 500 if n <= 10000 else 200 */
+    uint32_t warm_epochs;          /* default 40 */
+    double warm_alpha;             /* initial learning rate of a warm run (default 0.1) */
+    uint32_t negative_sample_rate; /* default 5 */
+    uint64_t seed;
+    atl_progress_cb progress; /* stage "layout" */
+    void *progress_ud;
+} layout_opts_t;
+
+typedef struct layout_result {
+    double a, b;
+    uint64_t edges; /* directed edges optimised */
+    uint32_t epochs;
+} layout_result_t;
+
+void layout_opts_default(layout_opts_t *o);
+
+/**
+ * Fit a, b of 1/(1 + a x^(2b)) to the UMAP target curve for min_dist/spread (least squares on
+ * 300 points of [0, 3 spread], Gauss-Newton). min_dist 0.25 gives a = 1.1214, b = 1.0575.
+ * @return 0 or -EINVAL.
+ */
+int layout_fit_ab(double min_dist, double spread, double *a, double *b);
+
+/**
+ * Lay out @p n points of dimension @p dim (row-major @p x) in 2-D into @p y (n x 2).
+ * @param[in] placed  NULL for a cold run; else rows with placed[i] != 0 start at y[i] (warm).
+ * @return 0, -EINVAL (n < 2, bad options, non-finite input), -ENOMEM, ATL_ECANCELED.
+ * Deterministic for a seed. Single-threaded SGD (umap-learn is too, when seeded).
+ */
+int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *o, double *y,
+                const uint8_t *placed, layout_result_t *res);
+
+/**
+ * Rotate/reflect @p y (n x 2) about its centroid, without scaling, to best match @p prev on the
+ * rows with mask[i] set (orthogonal Procrustes, 2x2 SVD in closed form), and translate so
+ * those rows' centroids coincide. @return 0 or -EINVAL (fewer than 2 shared rows).
+ */
+int layout_align(double *y, const double *prev, uint32_t n, const uint8_t *mask);
+
+/**
+ * The atlas export frame (osu! atlas emblaze notebook): bounding-box centre to the origin,
+ * scale by 2.5, then (x, y) -> (-y, -x). Writes @p out (n x 2); @p out may equal @p y.
+ */
+void layout_frame(const double *y, uint32_t n, double *out);
+
+#endif
