@@ -258,7 +258,8 @@ typedef struct rebuild {
     size_t n_prof, cap_prof;
     uint32_t user;
     int have_user;
-    uint64_t users_done, users_total;
+    uint64_t users_done, users_total; /* users_done counts within the current pass */
+    unsigned pass;
 } rebuild_t;
 
 static int rebuild_flush_user(rebuild_t *r)
@@ -304,8 +305,10 @@ static int rebuild_profile_chunk(uint32_t user, const void *recs, size_t n, void
     memcpy(r->prof + r->n_prof, recs, n * sizeof(profile_rec_t));
     r->n_prof += n;
     if (r->opts->progress && (r->users_done & 4095) == 0 &&
-        r->opts->progress(r->opts->progress_ud, "rebuild",
-                          (double)r->users_done / (double)(r->users_total ? r->users_total : 1)))
+        r->opts->progress(
+            r->opts->progress_ud, "rebuild",
+            (r->pass + (double)r->users_done / (double)(r->users_total ? r->users_total : 1)) /
+                r->res.passes * 0.999))
         return ATL_ECANCELED;
     return 0;
 }
@@ -403,34 +406,86 @@ static int compare_stats(rebuild_t *r, MDB_txn *txn)
     return 0;
 }
 
+/*
+ * Row ranges of the passes, balanced by the stored entries of each row (a proxy for what the
+ * recomputation will hold): items are indexed in order of first appearance, so the popular,
+ * long rows cluster at low indices and equal index ranges would be very unequal in memory.
+ * Each pass gets at most mem_bytes / 48 entries (16 bytes an entry, x2 for the growing merge
+ * buffer and x1 for the radix scratch), or a single row if that row alone is larger.
+ * @return 0 and bounds[0..passes] (bounds[0] = 0, bounds[passes] = n_items), or an error.
+ */
+static int pass_bounds(rebuild_t *r, MDB_txn *txn, uint32_t **out, unsigned *passes)
+{
+    uint64_t *count = calloc((size_t)r->n_items + 1, sizeof(*count));
+    uint32_t *b = malloc(((size_t)r->n_items + 2) * sizeof(*b));
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = (!count || !b) ? ENOMEM : mdb_cursor_open(txn, r->s->cooc, &cur);
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
+        uint32_t row;
+        size_t c;
+        memcpy(&row, k.mv_data, sizeof(row));
+        if ((rc = mdb_cursor_count(cur, &c)) != 0)
+            break;
+        if (row < r->n_items)
+            count[row] = c;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc != 0) {
+        free(count);
+        free(b);
+        return rc;
+    }
+    uint64_t budget = r->opts->mem_bytes / 48 ? r->opts->mem_bytes / 48 : 1, acc = 0;
+    unsigned n = 0;
+    b[n++] = 0;
+    for (uint32_t row = 0; row < r->n_items; row++) {
+        if (acc + count[row] > budget && row > b[n - 1]) {
+            b[n++] = row;
+            acc = 0;
+        }
+        acc += count[row];
+    }
+    b[n] = r->n_items;
+    free(count);
+    *out = b;
+    *passes = n;
+    return 0;
+}
+
 static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
 {
-    MDB_stat st;
-    int rc;
-    if ((rc = mdb_stat(txn, r->s->cooc, &st)) != 0)
+    uint32_t *bounds;
+    unsigned passes;
+    int rc = pass_bounds(r, txn, &bounds, &passes);
+    if (rc != 0)
         return rc;
-    /* 16 bytes an entry, twice for the merge buffer and the radix scratch */
-    uint64_t need = (uint64_t)st.ms_entries * 16 * 3 + 1;
-    unsigned passes = (unsigned)((need + r->opts->mem_bytes - 1) / r->opts->mem_bytes);
-    r->res.passes = passes < 1 ? 1 : passes;
-    for (unsigned p = 0; p < r->res.passes; p++) {
-        r->lo = (uint32_t)((uint64_t)r->n_items * p / r->res.passes);
-        r->hi = (uint32_t)((uint64_t)r->n_items * (p + 1) / r->res.passes);
+    r->res.passes = passes;
+    for (unsigned p = 0; p < passes && rc == 0; p++) {
+        r->lo = bounds[p];
+        r->hi = bounds[p + 1];
         r->count_stats = p == 0;
         r->have_user = 0;
         r->n_prof = 0;
+        r->pass = p;
+        r->users_done = 0;
         delta_list_clear(&r->expected);
         if ((rc = for_each_dups(txn, r->s->profiles, sizeof(profile_rec_t), 0,
                                 rebuild_profile_chunk, r)) != 0)
-            return rc;
+            break;
         if (r->have_user && (rc = rebuild_flush_user(r)) != 0)
-            return rc;
-        if (delta_list_compact(&r->expected))
-            return ENOMEM;
-        if ((rc = compare_cooc(r, txn)) != 0)
-            return rc;
+            break;
+        if (delta_list_compact(&r->expected)) {
+            rc = ENOMEM;
+            break;
+        }
+        rc = compare_cooc(r, txn);
     }
-    return compare_stats(r, txn);
+    free(bounds);
+    return rc ? rc : compare_stats(r, txn);
 }
 
 static int repair_txn(store_t *s, MDB_txn *txn, void *ud)
