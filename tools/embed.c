@@ -119,6 +119,14 @@ static uint32_t *names_order(const name_table_t *t, uint64_t **keys_out)
     return perm;
 }
 
+static FILE *open_input(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    return f;
+}
+
 /* ---- reading the edge file --------------------------------------------------------------- */
 
 typedef struct tsv_edges {
@@ -129,11 +137,9 @@ typedef struct tsv_edges {
 
 static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    FILE *f = open_input(path);
+    if (!f)
         return -1;
-    }
     char *line = NULL;
     size_t cap = 0;
     uint64_t lineno = 0;
@@ -169,11 +175,9 @@ static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
 
 static int read_retained(const char *path, name_table_t *names)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    FILE *f = open_input(path);
+    if (!f)
         return -1;
-    }
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) >= 0) {
@@ -189,11 +193,9 @@ static int read_retained(const char *path, name_table_t *names)
 /* Labels file `item<TAB>group`: label index per rank, -1 for items without a label. */
 static int32_t *read_labels(const char *path, name_table_t *names, const uint32_t *rank, uint32_t n)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    FILE *f = open_input(path);
+    if (!f)
         return NULL;
-    }
     int32_t *lab = xmalloc(((size_t)n + 1) * sizeof(*lab));
     for (uint32_t i = 0; i < n; i++)
         lab[i] = -1;
@@ -269,11 +271,9 @@ static int build_t(const tsv_edges_t *e, const uint32_t *rank, uint32_t n, const
 static uint8_t *read_init(const char *path, name_table_t *names, const uint32_t *rank, uint32_t n,
                           uint32_t dim, double *x)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    FILE *f = open_input(path);
+    if (!f)
         return NULL;
-    }
     uint8_t *placed = xcalloc(n + 1, 1);
     char *line = NULL;
     size_t cap = 0;
