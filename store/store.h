@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "algo/atl.h"
+#include "algo/corpus.h"
 
 #define STORE_FORMAT_VERSION 1u
 
@@ -260,6 +261,43 @@ typedef int (*store_row_cb)(void *ud, uint32_t row, const uint32_t *cols, const 
  * @return 0, the callback's non-zero value, or an error.
  */
 int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
+
+/**
+ * Corpus rows (DESIGN §6) for @p n items (item keys) at 2-D positions @p xy (n x 2, already in
+ * the export frame), joined in one read snapshot from item stats and the metadata topics.
+ * @param[out] rows       n rows; their strings point into *arena_out.
+ * @param[out] arena_out  malloc'd string storage; the caller frees it after using the rows.
+ * @return 0, -ENOMEM, or an error.
+ */
+int store_corpus_rows(store_t *s, const uint64_t *keys, const double *xy, uint32_t n,
+                      corpus_row_t *rows, char **arena_out);
+
+/* ---- snapshots (files, not LMDB: the persistence of published results) ------------------ */
+
+typedef struct store_snapshot_info {
+    char id[48];     /* corpus_<unix-ts>[_k] */
+    int64_t created; /* unix seconds */
+    uint32_t items;
+    uint64_t bytes;
+    char sha256[65];
+} store_snapshot_info_t;
+
+/**
+ * Publish a corpus atomically into @p dir (created if missing): the file and its JSON manifest
+ * (@p extra_json object fields plus id, created, items, sha256, bytes) are each written to a
+ * temporary name, fsynced and renamed, then `latest` is moved to the new id; snapshots beyond
+ * the newest @p keep are deleted. On failure the previous snapshot stays `latest`.
+ * @return 0 and *out, or -errno / -EINVAL with a message in errbuf.
+ */
+int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
+                           const char *extra_json, unsigned keep, store_snapshot_info_t *out,
+                           char *errbuf, size_t errlen);
+
+/** Snapshot ids in @p dir, oldest first; free each and the array. @return 0 or -errno. */
+int store_snapshot_ids(const char *dir, char ***ids, size_t *n);
+
+/** Lower-case hex SHA-256 of a buffer (OpenSSL). */
+void store_sha256_hex(const void *buf, size_t len, char out[65]);
 
 /* ---- rebuild ----------------------------------------------------------------------------- */
 

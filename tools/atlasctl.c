@@ -18,6 +18,7 @@ static const struct {
     {"rebuild", cmd_rebuild, "recompute S from profiles; verify or repair (--offline)"},
     {"embed", cmd_embed, "prune, exact kNN and MDE on any graph (S.tsv)"},
     {"export-graph", cmd_export_graph, "dump a store's retained S as S.tsv"},
+    {"snapshots", cmd_snapshots, "list, verify or export corpus snapshots"},
     {"kafka-mock", cmd_kafka_mock, "run an embedded mock Kafka cluster (tests, demo)"},
     {"produce", cmd_produce, "replay a JSONL/CSV dump into Kafka"},
     {"consume", cmd_consume, "print a topic (e.g. the dead-letter topic) as JSON lines"},

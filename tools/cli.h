@@ -90,6 +90,14 @@ int cmd_stats(int argc, char **argv);
 int cmd_rebuild(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export_graph(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+
+/**
+ * The whole pipeline from a store (read-only) to a snapshot in @p snapdir (tools/publish.c);
+ * the new snapshot id goes to @p id_out. @return 0 or an error (printed).
+ */
+int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_t seed,
+                     char *id_out, size_t id_len);
 
 /* Kafka commands: implemented in daemon/kafka_cli.c, the only layer that may use librdkafka
  * (dependency inversion: daemon/ implements this tools/ interface; tools/ includes no daemon/

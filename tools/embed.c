@@ -7,6 +7,8 @@
  * daemon), else by name. Pruning (top 700 per row, S > 2, distance 1/ln S) is the daemon's;
  * --no-prune reads `i j distance` as T itself.
  */
+#include "tools/embed.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -25,14 +27,6 @@
 #include "tools/cli.h"
 
 /* ---- names ------------------------------------------------------------------------------- */
-
-typedef struct name_table {
-    char **names;
-    uint32_t n, cap;
-    /* open-addressing hash: slot -> index + 1 */
-    uint32_t *slots;
-    size_t n_slots;
-} name_table_t;
 
 static uint64_t hash_str(const char *s)
 {
@@ -76,7 +70,7 @@ static uint32_t names_intern(name_table_t *t, const char *s)
     return t->n++;
 }
 
-static void names_free(name_table_t *t)
+void names_free(name_table_t *t)
 {
     for (uint32_t i = 0; i < t->n; i++)
         free(t->names[i]);
@@ -218,13 +212,6 @@ static int32_t *read_labels(const char *path, name_table_t *names, const uint32_
 }
 
 /* ---- pipeline ---------------------------------------------------------------------------- */
-
-typedef struct embed_args {
-    const char *edges, *db, *retained, *init, *out, *knn_out, *labels, *layout_out;
-    uint64_t k, dim, max_iter, seed, threads, top;
-    double ftol;
-    int no_prune, json;
-} embed_args_t;
 
 /* Symmetric CSR of S by rank, then one pruned row at a time into T. */
 static int build_t(const tsv_edges_t *e, const uint32_t *rank, uint32_t n, const embed_args_t *a,
@@ -377,8 +364,8 @@ static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doub
 
 /* Read the retained graph of a store: T is built while rows stream out of one read snapshot.
  * *t_read is when the store read (including per-row pruning) ended. */
-static int load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys,
-                            uint32_t *n, graph_t *t, double *t_read)
+int embed_load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys, uint32_t *n,
+                           graph_t *t, double *t_read)
 {
     store_opts_t so;
     store_opts_default(&so);
@@ -427,7 +414,7 @@ static int run_embed(embed_args_t *a)
     uint32_t n = 0;
     if (a->db) {
         /* straight from a store: retained rows pruned as they stream out of LMDB */
-        if ((rc = load_store_graph(a, &names, &keys, &n, &t, &t_load)) != 0)
+        if ((rc = embed_load_store_graph(a, &names, &keys, &n, &t, &t_load)) != 0)
             goto out;
         perm = xmalloc(((size_t)n + 1) * sizeof(*perm));
         rank = xmalloc(((size_t)n + 1) * sizeof(*rank));

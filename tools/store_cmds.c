@@ -83,7 +83,8 @@ int cmd_rebuild(int argc, char **argv)
 {
     const char *db = NULL;
     int offline = 0, verify = 0, json = 0;
-    uint64_t mem_mb = 2048;
+    uint64_t mem_mb = 2048, keep = 10, seed = 42;
+    const char *snapshots = NULL;
     const cli_opt_t opts[] = {
         {"offline", CLI_FLAG, &offline, NULL, "work on a store directly (no daemon running)"},
         {"db", CLI_STR, &db, "DIR", "store directory (with --offline)"},
@@ -91,9 +92,13 @@ int cmd_rebuild(int argc, char **argv)
          "only compare with the incremental tables; exit 1 on any difference"},
         {"mem-mb", CLI_U64, &mem_mb, "MB", "memory budget for recomputed S (default 2048)"},
         {"json", CLI_FLAG, &json, NULL, "print the result as JSON"},
+        {"snapshots", CLI_STR, &snapshots, "DIR",
+         "then run kNN, MDE and the 2-D layout and publish a corpus snapshot in DIR"},
+        {"keep", CLI_U64, &keep, "N", "snapshots to keep in DIR (default 10)"},
+        {"seed", CLI_U64, &seed, "N", "random seed of MDE and the layout (default 42)"},
     };
     const cli_cmd_t cmd = {
-        "rebuild", "--offline --db DIR [--verify]",
+        "rebuild", "--offline --db DIR [--verify] [--snapshots DIR]",
         "Recompute S and item stats from the profiles alone, compare them with the incrementally\n"
         "maintained tables, and repair any difference (or, with --verify, only report it).",
         opts, ATL_ARRAY_LEN(opts)};
@@ -140,7 +145,15 @@ int cmd_rebuild(int argc, char **argv)
         if (diffs)
             printf("first       %s\n", res.first_diff);
     }
-    if (diffs && verify)
+    if (diffs && verify) {
         fprintf(stderr, "atlasctl rebuild: verification failed: %s\n", res.first_diff);
-    return diffs && verify ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+        return CLI_EXIT_FAIL;
+    }
+    if (snapshots) {
+        char id[64];
+        if (publish_snapshot(db, snapshots, (unsigned)keep, seed, id, sizeof(id)) != 0)
+            return CLI_EXIT_FAIL;
+        printf("%s\n", id); /* the snapshot id is the last line of stdout */
+    }
+    return CLI_EXIT_OK;
 }

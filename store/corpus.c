@@ -1,0 +1,142 @@
+/*
+ * corpus.c: the rows of a corpus file (DESIGN §6) for given items and 2-D positions, joined in
+ * one read snapshot from item stats, beatmap metadata and difficulty records. Missing metadata
+ * is 0 / empty; a nomod item without a difficulty record takes its stars from the beatmap row's
+ * difficultyrating; the release year is that of approved_date, else of last_update.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lmdb.h>
+
+#include "algo/item.h"
+#include "algo/weight.h"
+#include "store/internal.h"
+
+static uint16_t year_of(int64_t t)
+{
+    if (t <= 0)
+        return 0;
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm))
+        return 0;
+    return (uint16_t)(tm.tm_year + 1900);
+}
+
+static uint16_t clamp_u16(double v)
+{
+    return v <= 0 ? 0 : (v >= 65535 ? 65535 : (uint16_t)(v + 0.5));
+}
+
+static int item_stats(store_t *s, MDB_txn *txn, uint64_t key, stats_rec_t *out)
+{
+    MDB_val k = {sizeof(key), &key}, v;
+    memset(out, 0, sizeof(*out));
+    int rc = mdb_get(txn, s->item_ids, &k, &v);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    uint32_t idx;
+    memcpy(&idx, v.mv_data, sizeof(idx));
+    MDB_val ik = {sizeof(idx), &idx};
+    rc = mdb_get(txn, s->stats, &ik, &v);
+    if (rc == 0)
+        memcpy(out, v.mv_data, sizeof(*out));
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Fill metadata fields of @p r; strings are appended to the arena at *used. */
+static int join_beatmap(store_t *s, MDB_txn *txn, uint64_t key, corpus_row_t *r, char *arena,
+                        size_t *used, float *stars_fallback)
+{
+    uint32_t id = item_key_beatmap(key);
+    MDB_val k = {sizeof(id), &id}, v;
+    int rc = mdb_get(txn, s->beatmaps, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    beatmap_rec_t b;
+    if (v.mv_size < sizeof(b))
+        return MDB_CORRUPTED;
+    memcpy(&b, v.mv_data, sizeof(b));
+    size_t strs = (size_t)b.title_len + b.artist_len + b.version_len + b.creator_len;
+    if (v.mv_size != sizeof(b) + strs)
+        return MDB_CORRUPTED;
+    const char *p = (const char *)v.mv_data + sizeof(b);
+    r->beatmapset_id = b.beatmapset_id;
+    r->total_length = clamp_u16(b.total_length);
+    r->bpm = clamp_u16(b.bpm);
+    r->ar = b.ar, r->cs = b.cs, r->od = b.od;
+    r->year = year_of(b.approved_date ? b.approved_date : b.last_update);
+    *stars_fallback = b.stars;
+    /* strings: title, (artist skipped: the frontend does not show it), version, creator */
+    r->title = arena + *used;
+    memcpy(arena + *used, p, b.title_len);
+    *used += b.title_len;
+    r->version = arena + *used;
+    memcpy(arena + *used, p + b.title_len + b.artist_len, b.version_len);
+    *used += b.version_len;
+    r->creator = arena + *used;
+    memcpy(arena + *used, p + b.title_len + b.artist_len + b.version_len, b.creator_len);
+    *used += b.creator_len;
+    r->title_len = b.title_len, r->version_len = b.version_len, r->creator_len = b.creator_len;
+    return 0;
+}
+
+static int join_difficulty(store_t *s, MDB_txn *txn, uint64_t key, corpus_row_t *r)
+{
+    MDB_val k = {sizeof(key), &key}, v;
+    int rc = mdb_get(txn, s->difficulty, &k, &v);
+    if (rc != 0)
+        return rc;
+    difficulty_rec_t d;
+    memcpy(&d, v.mv_data, sizeof(d));
+    r->stars = d.stars, r->aim = d.aim, r->speed = d.speed;
+    return 0;
+}
+
+int store_corpus_rows(store_t *s, const uint64_t *keys, const double *xy, uint32_t n,
+                      corpus_row_t *rows, char **arena_out)
+{
+    MDB_txn *txn;
+    /* a beatmap's strings fit the decoder's 2048-byte pool: that bounds the arena */
+    char *arena = malloc((size_t)n * sizeof(((store_event_t *)0)->strings) + 1);
+    size_t used = 0;
+    int rc = arena ? store__read_begin(s, &txn) : -ENOMEM;
+    if (rc != 0) {
+        free(arena);
+        return rc;
+    }
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        corpus_row_t *r = &rows[i];
+        stats_rec_t st;
+        float stars_fallback = 0;
+        memset(r, 0, sizeof(*r));
+        r->beatmap_id = (int32_t)item_key_beatmap(keys[i]);
+        r->mods = item_mods_to_legacy(item_key_mods(keys[i]));
+        r->x = (float)xy[2 * (size_t)i];
+        r->y = (float)xy[2 * (size_t)i + 1];
+        if ((rc = item_stats(s, txn, keys[i], &st)) != 0)
+            break;
+        r->num_users = st.num_users;
+        r->avg_pp = st.num_users ? (float)(weight_to_double(st.sum_pp) / st.num_users) : 0;
+        if ((rc = join_beatmap(s, txn, keys[i], r, arena, &used, &stars_fallback)) != 0)
+            break;
+        rc = join_difficulty(s, txn, keys[i], r);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            if (item_key_mods(keys[i]) == 0)
+                r->stars = stars_fallback;
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        free(arena);
+        return store__err(rc);
+    }
+    *arena_out = arena;
+    return 0;
+}

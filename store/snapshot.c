@@ -1,0 +1,180 @@
+/*
+ * snapshot.c: publishing corpus snapshots (DESIGN §6). A snapshot is `corpus_<unix-ts>` (the
+ * name the atlas CDN uses) plus `corpus_<unix-ts>.json`, its manifest, in one directory, and a
+ * `latest` file naming the newest. Every file is written to a temporary name, fsynced and
+ * renamed, and `latest` moves only after both are in place, so a reader never sees a partial
+ * file: it opens either the old snapshot or the new one. The last `keep` snapshots are kept.
+ * `latest` is a regular file, not a symlink: HTTP servers follow symlinks (HTTP_NOTES).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <openssl/evp.h>
+
+#include "store/store.h"
+
+static int write_durably(const char *dir, const char *name, const void *buf, size_t len)
+{
+    char tmp[4096], dst[4096];
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, name);
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    const char *p = buf;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            unlink(tmp);
+            return e;
+        }
+        p += w, left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = -errno;
+        unlink(tmp);
+        return e;
+    }
+    if (rename(tmp, dst) != 0) {
+        int e = -errno;
+        unlink(tmp);
+        return e;
+    }
+    return 0;
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+void store_sha256_hex(const void *buf, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Snapshot ids in the directory, oldest first (ids sort by their timestamp). */
+int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "corpus_", 7) != 0 ||
+            (len > 5 && !strcmp(e->d_name + len - 5, ".json")))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **t = realloc(ids, cap * sizeof(*ids));
+            if (!t)
+                break;
+            ids = t;
+        }
+        ids[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    *ids_out = ids;
+    *n_out = n;
+    return 0;
+}
+
+static void retain(const char *dir, unsigned keep)
+{
+    char **ids;
+    size_t n;
+    if (store_snapshot_ids(dir, &ids, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (i + keep < n) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", dir, ids[i]);
+            unlink(path);
+            snprintf(path, sizeof(path), "%s/%s.json", dir, ids[i]);
+            unlink(path);
+        }
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
+                           const char *extra_json, unsigned keep, store_snapshot_info_t *out,
+                           char *errbuf, size_t errlen)
+{
+    store_snapshot_info_t info;
+    struct stat st;
+    char path[4096];
+    int rc;
+    memset(&info, 0, sizeof(info));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    info.created = (int64_t)time(NULL);
+    /* one snapshot per second at most by name: later ones in the same second get a suffix */
+    snprintf(info.id, sizeof(info.id), "corpus_%lld", (long long)info.created);
+    for (int k = 2; snprintf(path, sizeof(path), "%s/%s", dir, info.id), stat(path, &st) == 0; k++)
+        snprintf(info.id, sizeof(info.id), "corpus_%lld_%d", (long long)info.created, k);
+    info.items = items;
+    info.bytes = len;
+    store_sha256_hex(corpus, len, info.sha256);
+    cJSON *m = extra_json ? cJSON_Parse(extra_json) : cJSON_CreateObject();
+    if (!m || !cJSON_IsObject(m)) {
+        cJSON_Delete(m);
+        snprintf(errbuf, errlen, "manifest fields are not a JSON object");
+        return -EINVAL;
+    }
+    cJSON_AddStringToObject(m, "id", info.id);
+    cJSON_AddNumberToObject(m, "created", (double)info.created);
+    cJSON_AddNumberToObject(m, "items", items);
+    cJSON_AddStringToObject(m, "sha256", info.sha256);
+    cJSON_AddNumberToObject(m, "bytes", (double)len);
+    char *manifest = cJSON_Print(m);
+    cJSON_Delete(m);
+    char mname[80];
+    snprintf(mname, sizeof(mname), "%s.json", info.id);
+    if ((rc = write_durably(dir, info.id, corpus, len)) != 0 ||
+        (rc = write_durably(dir, mname, manifest, strlen(manifest))) != 0 ||
+        (rc = write_durably(dir, "latest", info.id, strlen(info.id))) != 0 ||
+        (rc = sync_dir(dir)) != 0) {
+        snprintf(errbuf, errlen, "publishing %s in %s failed: %s", info.id, dir, strerror(-rc));
+        free(manifest);
+        return rc;
+    }
+    free(manifest);
+    retain(dir, keep ? keep : 1);
+    *out = info;
+    return 0;
+}

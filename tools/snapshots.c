@@ -1,0 +1,229 @@
+/*
+ * snapshots.c: `atlasctl snapshots list|verify|export` on a snapshot directory or file.
+ * verify re-checks the sha256 and byte count against the manifest beside the file (when there
+ * is one) and parses every row (count, string bounds, finite coordinates, mods bits).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "algo/corpus.h"
+#include "algo/item.h"
+#include "store/store.h"
+#include "tools/cli.h"
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "atlasctl snapshots: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 20, n = 0, r;
+    uint8_t *buf = xmalloc(cap);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            buf = xrealloc(buf, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "atlasctl snapshots: read error on %s\n", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* DIR + ID ("latest" resolved through the latest file) -> path of the corpus file. */
+static int resolve(const char *dir, const char *id, char *path, size_t len)
+{
+    char name[128] = "";
+    if (strcmp(id, "latest") == 0) {
+        char lp[4096];
+        snprintf(lp, sizeof(lp), "%s/latest", dir);
+        FILE *f = fopen(lp, "r");
+        if (!f || !fgets(name, sizeof(name), f)) {
+            fprintf(stderr, "atlasctl snapshots: no latest snapshot in %s\n", dir);
+            if (f)
+                fclose(f);
+            return -1;
+        }
+        fclose(f);
+        name[strcspn(name, "\r\n")] = '\0';
+    } else {
+        snprintf(name, sizeof(name), "%s", id);
+    }
+    if (strncmp(name, "corpus_", 7) != 0 || strchr(name, '/')) {
+        fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", name);
+        return -1;
+    }
+    snprintf(path, len, "%s/%s", dir, name);
+    return 0;
+}
+
+/* The "sha256" and "bytes" of the manifest beside @p path, if any. */
+static int manifest_of(const char *path, char sha[65], uint64_t *bytes)
+{
+    char mp[4200];
+    snprintf(mp, sizeof(mp), "%s.json", path);
+    size_t len;
+    FILE *f = fopen(mp, "r");
+    if (!f)
+        return 0;
+    fclose(f);
+    uint8_t *m = read_all(mp, &len);
+    if (!m)
+        return 0;
+    m = xrealloc(m, len + 1);
+    m[len] = 0;
+    const char *s = strstr((char *)m, "\"sha256\":"), *b = strstr((char *)m, "\"bytes\":");
+    int found = s && b && sscanf(s, "\"sha256\": \"%64[0-9a-f]\"", sha) == 1 &&
+                sscanf(b, "\"bytes\": %" SCNu64, bytes) == 1;
+    free(m);
+    return found;
+}
+
+static int verify_file(const char *path)
+{
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    if (!buf)
+        return CLI_EXIT_FAIL;
+    char err[256], sha[65], got[65];
+    uint64_t bytes;
+    uint32_t n;
+    int rc = corpus_decode(buf, len, NULL, &n, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "%s: not a well-formed corpus: %s\n", path, err);
+    } else if (manifest_of(path, sha, &bytes)) {
+        store_sha256_hex(buf, len, got);
+        if (bytes != len || strcmp(sha, got) != 0) {
+            fprintf(stderr,
+                    "%s: does not match its manifest (bytes %zu vs %" PRIu64
+                    ", sha256 %.16s... vs %.16s...)\n",
+                    path, len, bytes, got, sha);
+            rc = -1;
+        }
+    }
+    free(buf);
+    if (rc == 0)
+        printf("%s: ok, %u rows, %zu bytes\n", path, n, len);
+    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static void print_string(const char *s, uint16_t len)
+{
+    for (uint16_t i = 0; i < len; i++)
+        putchar(s[i] == '\t' || s[i] == '\n' ? ' ' : s[i]);
+}
+
+static int export_file(const char *path, int json)
+{
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    char err[256], id[ITEM_ID_MAX];
+    uint32_t n;
+    if (!buf)
+        return CLI_EXIT_FAIL;
+    if (corpus_decode(buf, len, NULL, &n, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: not a well-formed corpus: %s\n", path, err);
+        free(buf);
+        return CLI_EXIT_FAIL;
+    }
+    corpus_row_t *rows = xcalloc((size_t)n + 1, sizeof(*rows));
+    corpus_decode(buf, len, rows, &n, err, sizeof(err));
+    if (!json)
+        printf("item_id\tx\ty\tavg_pp\tstars\tnum_users\tyear\tlength\tbpm\tar\tcs\tod\taim\t"
+               "speed\tbeatmapset_id\ttitle\tversion\tcreator\n");
+    for (uint32_t i = 0; i < n; i++) {
+        const corpus_row_t *r = &rows[i];
+        item_key_format(item_key_make((uint32_t)r->beatmap_id, item_mods_from_legacy(r->mods)), id);
+        if (json)
+            printf("{\"item_id\":\"%s\",\"x\":%.6g,\"y\":%.6g,\"avg_pp\":%.6g,\"num_users\":%u}\n",
+                   id, (double)r->x, (double)r->y, (double)r->avg_pp, r->num_users);
+        else {
+            printf("%s\t%.6g\t%.6g\t%.6g\t%.4g\t%u\t%u\t%u\t%u\t%g\t%g\t%g\t%.4g\t%.4g\t%u\t", id,
+                   (double)r->x, (double)r->y, (double)r->avg_pp, (double)r->stars, r->num_users,
+                   r->year, r->total_length, r->bpm, (double)r->ar, (double)r->cs, (double)r->od,
+                   (double)r->aim, (double)r->speed, r->beatmapset_id);
+            print_string(r->title, r->title_len);
+            putchar('\t');
+            print_string(r->version, r->version_len);
+            putchar('\t');
+            print_string(r->creator, r->creator_len);
+            putchar('\n');
+        }
+    }
+    free(rows);
+    free(buf);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int list_dir(const char *dir)
+{
+    char **ids;
+    size_t n;
+    int rc = store_snapshot_ids(dir, &ids, &n);
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl snapshots: cannot list %s: %s\n", dir, strerror(-rc));
+        return CLI_EXIT_FAIL;
+    }
+    printf("id\titems\tbytes\tsha256\n");
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], sha[65] = "", err[64];
+        uint64_t bytes = 0;
+        uint32_t items = 0;
+        snprintf(path, sizeof(path), "%s/%s", dir, ids[i]);
+        size_t len;
+        uint8_t *buf = read_all(path, &len);
+        if (buf && corpus_decode(buf, len, NULL, &items, err, sizeof(err)) != 0)
+            items = 0;
+        manifest_of(path, sha, &bytes);
+        printf("%s\t%u\t%" PRIu64 "\t%s\n", ids[i], items, bytes, sha);
+        free(buf);
+        free(ids[i]);
+    }
+    free(ids);
+    return CLI_EXIT_OK;
+}
+
+int cmd_snapshots(int argc, char **argv)
+{
+    const char *dir = NULL, *id = "latest", *format = "tsv";
+    const cli_opt_t opts[] = {
+        {"dir", CLI_STR, &dir, "DIR", "snapshot directory"},
+        {"id", CLI_STR, &id, "ID", "snapshot id or latest (default latest)"},
+        {"format", CLI_STR, &format, "FMT", "export format: tsv (default) or json"},
+    };
+    const cli_cmd_t cmd = {"snapshots",
+                           "list --dir DIR | verify (FILE | --dir DIR [--id ID]) | "
+                           "export --dir DIR [--id ID] [--format tsv|json]",
+                           "List, verify or export corpus snapshots.", opts, ATL_ARRAY_LEN(opts)};
+    const char **rest;
+    size_t n_rest;
+    int rc = cli_parse(&cmd, argc, argv, &rest, &n_rest);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    const char *verb = n_rest ? rest[0] : "";
+    char path[4096];
+    rc = CLI_EXIT_USAGE;
+    if (strcmp(verb, "list") == 0 && dir && n_rest == 1)
+        rc = list_dir(dir);
+    else if (strcmp(verb, "verify") == 0 && n_rest == 2)
+        rc = verify_file(rest[1]);
+    else if (strcmp(verb, "verify") == 0 && dir && n_rest == 1)
+        rc = resolve(dir, id, path, sizeof(path)) ? CLI_EXIT_FAIL : verify_file(path);
+    else if (strcmp(verb, "export") == 0 && dir && n_rest == 1 &&
+             (!strcmp(format, "tsv") || !strcmp(format, "json")))
+        rc = resolve(dir, id, path, sizeof(path)) ? CLI_EXIT_FAIL
+                                                  : export_file(path, !strcmp(format, "json"));
+    else
+        fprintf(stderr, "atlasctl snapshots: expected list, verify or export (see --help)\n");
+    free(rest);
+    return rc;
+}
