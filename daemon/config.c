@@ -46,6 +46,10 @@ static const opt_t opts[] = {
      "seconds between stats log lines (0: never)"},
     {"shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 100, 600000, "10000",
      "longest graceful shutdown before forcing exit"},
+    {"snapshots", OPT_STR, OFF(snapshots), 0, 0, "",
+     "snapshot directory served under /snapshots (empty: DB/snapshots)"},
+    {"cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "*",
+     "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
     {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
 };

@@ -7,12 +7,15 @@
 #include "daemon/http.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <h2o.h>
 
 #include "daemon/log.h"
+#include "store/store.h"
 
 struct http_server {
     uv_loop_t *loop;
@@ -98,6 +101,258 @@ static int on_not_found(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+static void add_cors(http_server_t *s, h2o_req_t *req)
+{
+    const char *o = s->routes.cors_origin;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, o,
+                   strlen(o));
+    h2o_add_header_by_str(&req->pool, &req->res.headers,
+                          H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("ETag, Content-Length, Content-Range, Accept-Ranges"));
+}
+
+/* A snapshot id is corpus_ followed by digits and underscores: anything else (.., %2e, /) is
+ * not one, so no request can name a file outside the directory. */
+static int valid_id(const char *id, size_t len)
+{
+    if (len < 8 || len > 40 || memcmp(id, "corpus_", 7) != 0)
+        return 0;
+    for (size_t i = 7; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || id[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static int read_small_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* The sha256 recorded in a snapshot's manifest, as a strong ETag ("<hex>"). */
+static int snapshot_etag(const char *path, char etag[68])
+{
+    char mp[4200], buf[8192];
+    snprintf(mp, sizeof(mp), "%s.json", path);
+    if (read_small_file(mp, buf, sizeof(buf)) != 0)
+        return -1;
+    cJSON *m = cJSON_Parse(buf);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
+    int ok = cJSON_IsString(sha) && strlen(sha->valuestring) == 64;
+    if (ok)
+        snprintf(etag, 68, "\"%s\"", sha->valuestring);
+    cJSON_Delete(m);
+    return ok ? 0 : -1;
+}
+
+/* If-None-Match: a list of tags, weak ones compared weakly, or "*". */
+static int none_match_hits(h2o_req_t *req, const char *etag)
+{
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_IF_NONE_MATCH, -1);
+    if (at < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[at].value;
+    size_t i = 0, elen = strlen(etag);
+    while (i < v.len) {
+        while (i < v.len && (v.base[i] == ' ' || v.base[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < v.len && v.base[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (b > a && v.base[b - 1] == ' ')
+            b--;
+        if (b - a >= 2 && v.base[a] == 'W' && v.base[a + 1] == '/')
+            a += 2;
+        if ((b - a == 1 && v.base[a] == '*') || (b - a == elen && !memcmp(v.base + a, etag, elen)))
+            return 1;
+        i = j;
+    }
+    return 0;
+}
+
+/*
+ * One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as 206, or 416 when unsatisfiable.
+ * h2o_file_send() ignores Range (only h2o's directory handler parses it), so ranges are served
+ * here: the slice is read into the request's pool, which is fine for resumed downloads of a
+ * corpus of a few MB. @return 0 if a response was sent, -1 to fall back to the whole file
+ * (a multi-range or malformed header, which RFC 7233 allows a server to ignore).
+ */
+static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
+{
+    char spec[128];
+    if (v.len >= sizeof(spec) || v.len < 7 || memcmp(v.base, "bytes=", 6) != 0 ||
+        memchr(v.base, ',', v.len))
+        return -1;
+    memcpy(spec, v.base + 6, v.len - 6);
+    spec[v.len - 6] = '\0';
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    long long size = st.st_size, a, b;
+    char *dash = strchr(spec, '-'), *end;
+    if (!dash)
+        return -1;
+    *dash = '\0';
+    if (spec[0] == '\0') { /* suffix: the last n bytes */
+        long long n = strtoll(dash + 1, &end, 10);
+        if (*end || n <= 0)
+            return -1;
+        a = n >= size ? 0 : size - n, b = size - 1;
+    } else {
+        a = strtoll(spec, &end, 10);
+        if (*end || a < 0)
+            return -1;
+        b = dash[1] ? strtoll(dash + 1, &end, 10) : size - 1;
+        if (dash[1] && (*end || b < a))
+            return -1;
+        if (b >= size)
+            b = size - 1;
+    }
+    char *cr = h2o_mem_alloc_pool(&req->pool, 64);
+    if (a >= size) {
+        int n = snprintf(cr, 64, "bytes */%lld", size);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+        send_text(req, 416, "Range Not Satisfiable", "text/plain", H2O_STRLIT(""));
+        return 0;
+    }
+    size_t len = (size_t)(b - a + 1);
+    char *body = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
+    FILE *f = fopen(path, "rb");
+    if (!f || fseeko(f, (off_t)a, SEEK_SET) != 0 || fread(body, 1, len, f) != len) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    int n = snprintf(cr, 64, "bytes %lld-%lld/%lld", a, b, size);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+    send_text(req, 206, "Partial Content", "application/octet-stream", body, len);
+    return 0;
+}
+
+static void send_snapshot_file(http_server_t *s, h2o_req_t *req, const char *id, size_t idlen,
+                               int manifest)
+{
+    char path[4096], etag[68];
+    snprintf(path, sizeof(path), "%s/%.*s%s", s->routes.snapshots_dir, (int)idlen, id,
+             manifest ? ".json" : "");
+    char base[4096];
+    snprintf(base, sizeof(base), "%s/%.*s", s->routes.snapshots_dir, (int)idlen, id);
+    if (snapshot_etag(base, etag) != 0) {
+        send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+        return;
+    }
+    if (!manifest) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
+        if (none_match_hits(req, etag)) {
+            req->res.status = 304;
+            req->res.reason = "Not Modified";
+            h2o_send_inline(req, "", 0);
+            return;
+        }
+        /* h2o ignores If-Range: a stale validator must get the whole file, not a slice of the
+         * new one spliced onto an old download (HTTP_NOTES) */
+        ssize_t ir = h2o_find_header(&req->headers, H2O_TOKEN_IF_RANGE, -1);
+        if (ir >= 0 && !h2o_memis(req->headers.entries[ir].value.base,
+                                  req->headers.entries[ir].value.len, etag, strlen(etag))) {
+            ssize_t r;
+            while ((r = h2o_find_header(&req->headers, H2O_TOKEN_RANGE, -1)) >= 0)
+                h2o_delete_header(&req->headers, r);
+        }
+    }
+    const char *type = manifest ? "application/json" : "application/octet-stream";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+                   H2O_STRLIT("bytes"));
+    ssize_t rg = manifest ? -1 : h2o_find_header(&req->headers, H2O_TOKEN_RANGE, -1);
+    if (rg >= 0 && send_range(req, path, req->headers.entries[rg].value) == 0)
+        return;
+    /* whole file: h2o streams it in pread chunks, never holding it in memory */
+    if (h2o_file_send(req, 200, "OK", path, h2o_iovec_init(type, strlen(type)),
+                      H2O_FILE_FLAG_NO_ETAG) != 0)
+        send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+}
+
+static void send_snapshot_list(http_server_t *s, h2o_req_t *req)
+{
+    char **ids;
+    size_t n;
+    cJSON *arr = cJSON_CreateArray();
+    if (store_snapshot_ids(s->routes.snapshots_dir, &ids, &n) == 0) {
+        for (size_t i = n; i-- > 0;) { /* newest first */
+            char path[4200], buf[8192];
+            snprintf(path, sizeof(path), "%s/%s.json", s->routes.snapshots_dir, ids[i]);
+            cJSON *m = read_small_file(path, buf, sizeof(buf)) == 0 ? cJSON_Parse(buf) : NULL;
+            if (m)
+                cJSON_AddItemToArray(arr, m);
+            free(ids[i]);
+        }
+        free(ids);
+    }
+    char *body = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    send_text(req, 200, "OK", "application/json", body, strlen(body));
+    free(body);
+}
+
+static int on_snapshots(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_server_t *s = ((route_handler_t *)self)->srv;
+    add_cors(s, req);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                              H2O_STRLIT("GET, HEAD, OPTIONS"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                              H2O_STRLIT("Range, If-None-Match, If-Range"));
+        req->res.status = 204;
+        req->res.reason = "No Content";
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
+    if (!method_ok(req))
+        return 0;
+    h2o_iovec_t p = req->path_normalized;
+    const char *rest = p.base + strlen("/snapshots");
+    size_t len = p.len - strlen("/snapshots");
+    while (len > 0 && rest[0] == '/')
+        rest++, len--;
+    while (len > 0 && rest[len - 1] == '/')
+        len--;
+    if (len == 0) {
+        send_snapshot_list(s, req);
+        return 0;
+    }
+    int manifest = len > 9 && !memcmp(rest + len - 9, "/manifest", 9);
+    size_t idlen = manifest ? len - 9 : len;
+    char latest[64];
+    if (idlen == 6 && !memcmp(rest, "latest", 6)) {
+        char lp[4096];
+        snprintf(lp, sizeof(lp), "%s/latest", s->routes.snapshots_dir);
+        if (read_small_file(lp, latest, sizeof(latest)) != 0) {
+            send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no snapshot yet\n"));
+            return 0;
+        }
+        latest[strcspn(latest, "\r\n")] = '\0';
+        rest = latest;
+        idlen = strlen(latest);
+    }
+    if (!valid_id(rest, idlen)) {
+        send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+        return 0;
+    }
+    send_snapshot_file(s, req, rest, idlen, manifest);
+    return 0;
+}
+
 static void add_route(http_server_t *s, h2o_hostconf_t *host, const char *path,
                       int (*fn)(h2o_handler_t *, h2o_req_t *))
 {
@@ -162,6 +417,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     add_route(s, host, "/healthz", on_healthz);
     add_route(s, host, "/status", on_status);
     add_route(s, host, "/metrics", on_metrics);
+    add_route(s, host, "/snapshots", on_snapshots);
     add_route(s, host, "/", on_not_found);
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;

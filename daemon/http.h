@@ -1,7 +1,9 @@
 /*
  * http.h: the daemon's HTTP server (h2o on the daemon's libuv loop; HTTP/1.1 only, no TLS:
  * put nginx in front for the world, see deploy/). Routes: /healthz, /status (JSON),
- * /metrics (Prometheus text). All callbacks run on the loop thread.
+ * /metrics (Prometheus text), and the corpus snapshots: /snapshots (JSON list of manifests),
+ * /snapshots/latest and /snapshots/<id> (the bytes; strong ETag = sha256, If-None-Match,
+ * Range, If-Range, HEAD, CORS), /snapshots/<id>/manifest. All callbacks run on the loop thread.
  */
 #ifndef ATL_HTTP_H
 #define ATL_HTTP_H
@@ -12,7 +14,9 @@
 #include "daemon/ingest.h"
 
 typedef struct http_routes {
-    void (*status)(void *ud, cJSON *out);       /* fill the /status object */
+    const char *snapshots_dir;            /* served under /snapshots */
+    const char *cors_origin;              /* Access-Control-Allow-Origin of snapshot responses */
+    void (*status)(void *ud, cJSON *out); /* fill the /status object */
     void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
     int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
     void *ud;

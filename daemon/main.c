@@ -170,7 +170,15 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
     if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
         return -1;
-    http_routes_t routes = {status, metrics, healthy, d};
+    if (!d->cfg.snapshots[0]) {
+        free(d->cfg.snapshots);
+        size_t len = strlen(d->cfg.db) + sizeof("/snapshots");
+        d->cfg.snapshots = malloc(len);
+        if (!d->cfg.snapshots)
+            abort();
+        snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
+    }
+    http_routes_t routes = {d->cfg.snapshots, d->cfg.cors_origin, status, metrics, healthy, d};
     if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
         return -1;
     return 0;

@@ -37,6 +37,37 @@ grep -q '^atlasd_batch_commit_seconds_count [1-9]' "$T/metrics.txt" || fail "lat
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT_a/status")" = 405 ] ||
     fail "POST /status should be 405"
 
+# snapshots over HTTP: publish from the store beside the running daemon (read-only), then
+# list, download, ETag/304, Range/206, If-Range, HEAD, CORS, 404 on bad ids and traversal
+U="http://127.0.0.1:$PORT_a"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/snapshots/latest")" = 404 ] || fail "latest before any"
+id=$(atlasctl rebuild --offline --verify --db "$T/db" --snapshots "$T/db/snapshots" 2>/dev/null | tail -n 1)
+sha=$(sha256sum "$T/db/snapshots/$id" | cut -d' ' -f1)
+curl -fs "$U/snapshots" | grep -q "\"id\":\"$id\"" || fail "/snapshots does not list $id"
+curl -fs -D "$T/h1" -o "$T/dl" "$U/snapshots/latest" || fail "download latest"
+cmp -s "$T/dl" "$T/db/snapshots/$id" || fail "downloaded bytes differ"
+grep -qi "^etag: \"$sha\"" "$T/h1" || fail "ETag is not the sha256: $(grep -i etag "$T/h1")"
+grep -qi '^access-control-allow-origin: \*' "$T/h1" || fail "no CORS header"
+grep -qi '^content-type: application/octet-stream' "$T/h1" || fail "content type"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: W/\"x\", \"$sha\"" "$U/snapshots/$id")
+[ "$code" = 304 ] || fail "If-None-Match gave $code"
+code=$(curl -s -o "$T/part" -w '%{http_code}' -H 'Range: bytes=0-3' "$U/snapshots/$id")
+[ "$code" = 206 ] && [ "$(stat -c %s "$T/part")" = 4 ] || fail "Range gave $code"
+cmp -s "$T/part" <(head -c 4 "$T/dl") || fail "range bytes"
+curl -s -o "$T/tail" -H 'Range: bytes=-5' "$U/snapshots/$id"
+cmp -s "$T/tail" <(tail -c 5 "$T/dl") || fail "suffix range"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Range: bytes=999999999-' "$U/snapshots/$id")" = 416 ] ||
+    fail "unsatisfiable range should be 416"
+code=$(curl -s -o "$T/full" -w '%{http_code}' -H 'Range: bytes=0-3' -H 'If-Range: "stale"' "$U/snapshots/$id")
+[ "$code" = 200 ] && cmp -s "$T/full" "$T/dl" || fail "a stale If-Range must get the whole file ($code)"
+curl -fsI "$U/snapshots/$id" | grep -qi "^content-length: $(stat -c %s "$T/dl")" || fail "HEAD"
+curl -fs "$U/snapshots/$id/manifest" | grep -q "$sha" || fail "manifest endpoint"
+for bad in nope corpus_x ../db/data.mdb %2e%2e/data.mdb corpus_1/../../x; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "$U/snapshots/$bad")
+    [ "$code" = 404 ] || fail "/snapshots/$bad gave $code"
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$U/snapshots/latest")" = 204 ] || fail "preflight"
+
 # graceful stop: exit 0 after the last commit, loop closed cleanly
 kill -TERM "$PID_a"
 rc=0; wait "$PID_a" || rc=$?
