@@ -19,7 +19,7 @@ echo "batch-max-events = 0" >"$T/range.conf"
 if atlasd --config "$T/range.conf" 2>"$T/err"; then echo "out of range accepted"; exit 1; fi
 grep -q "range.conf:1: batch-max-events = 0 is out of range" "$T/err" || { cat "$T/err"; exit 1; }
 if command -v systemd-analyze >/dev/null; then
-    sed "s#/usr/local/bin/atlasd#$(command -v atlasd)#" "$src/deploy/atlasd.service" >"$T/atlasd.service"
+    sed "s#/usr/local/bin/atlasd#$(readlink -f "$(command -v atlasd)")#" "$src/deploy/atlasd.service" >"$T/atlasd.service"
     out=$(systemd-analyze verify "$T/atlasd.service" 2>&1 | grep -v -e "Documentation=" -e "/proc/cmdline" || true)
     # users/groups may not exist on a build machine; anything else is an error
     if echo "$out" | grep -v -e "User" -e "Group" -e "^$" | grep -q .; then echo "$out"; exit 1; fi
