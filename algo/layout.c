@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/mde_kernel.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
 #define LEAF_SIZE          16
 #define SMOOTH_K_TOLERANCE 1e-5
 #define MIN_K_DIST_SCALE   1e-3
+#define NEG_BATCH          32 /* negative samples whose coefficients are computed together */
 
 void layout_opts_default(layout_opts_t *o)
 {
@@ -555,13 +557,26 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
             next[q] += eps[q];
             double eps_neg = eps[q] / neg_rate;
             int m = (int)((ep - next_neg[q]) / eps_neg);
-            for (int s = 0; s < m; s++) {
-                const double *ys = y + 2 * rng_below(r, n);
-                double sx = yj[0] - ys[0], sy = yj[1] - ys[1], s2 = sx * sx + sy * sy;
-                if (!(s2 > 0))
-                    continue; /* the point itself, or a coincident one: no force (>= 0.5.4) */
-                double c = 2 * b / ((0.001 + s2) * (1 + a * pow(s2, b)));
-                yj[0] += alpha * clip4(c * sx), yj[1] += alpha * clip4(c * sy);
+            /* negatives in batches: their coefficients are computed together (vectorised) from
+             * y_j as it is after the attraction step, then applied in order */
+            for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
+                int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH, cnt = 0;
+                double nx[NEG_BATCH], ny[NEG_BATCH], s2[NEG_BATCH], c[NEG_BATCH];
+                for (int t = 0; t < nb; t++) {
+                    const double *ys = y + 2 * rng_below(r, n);
+                    double sx = yj[0] - ys[0], sy = yj[1] - ys[1], ss = sx * sx + sy * sy;
+                    if (!(ss > 0))
+                        continue; /* the point itself, or a coincident one: no force */
+                    nx[cnt] = sx;
+                    ny[cnt] = sy;
+                    s2[cnt] = ss;
+                    cnt++;
+                }
+                layout__repulsion_block(s2, c, (size_t)cnt, a, b);
+                for (int t = 0; t < cnt; t++) {
+                    yj[0] += alpha * clip4(c[t] * nx[t]);
+                    yj[1] += alpha * clip4(c[t] * ny[t]);
+                }
             }
             next_neg[q] += m * eps_neg;
         }

@@ -22,3 +22,14 @@ void mde__repulsive_block(const double *restrict d, double *restrict f, double *
         coef[k] = -em / ((1.0 - em) * d[k]);
     }
 }
+
+/*
+ * UMAP repulsion coefficients for a batch of negative samples (layout.c): c = 2b / ((0.001 +
+ * d2) (1 + a d2^b)), with d2^b = exp(b log d2) so GCC can vectorise through libmvec. d2 > 0.
+ */
+void layout__repulsion_block(const double *restrict d2, double *restrict c, size_t n, double a,
+                             double b)
+{
+    for (size_t k = 0; k < n; k++)
+        c[k] = 2 * b / ((0.001 + d2[k]) * (1 + a * exp(b * log(d2[k]))));
+}
