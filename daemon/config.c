@@ -50,6 +50,8 @@ static const opt_t opts[] = {
      "snapshot directory served under /snapshots (empty: DB/snapshots)"},
     {"cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "*",
      "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)"},
+    {"viewer", OPT_STR, OFF(viewer), 0, 0, "",
+     "directory of the map viewer served at / (empty: the one of this build; none: off)"},
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
     {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
 };

@@ -27,7 +27,7 @@ typedef struct atl_config {
     int64_t durable; /* fsync every batch commit */
     int64_t stats_interval_s;
     int64_t shutdown_timeout_ms;
-    char *snapshots, *cors_origin;
+    char *snapshots, *cors_origin, *viewer;
     char *log_level;
     char *log_file;
     /* kafka.* pass-through, in the order given */

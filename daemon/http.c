@@ -418,7 +418,13 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     add_route(s, host, "/status", on_status);
     add_route(s, host, "/metrics", on_metrics);
     add_route(s, host, "/snapshots", on_snapshots);
-    add_route(s, host, "/", on_not_found);
+    if (s->routes.viewer_dir && s->routes.viewer_dir[0]) {
+        /* the viewer: static files, last so every named route above wins */
+        h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);
+        h2o_file_register(pc, s->routes.viewer_dir, NULL, NULL, 0);
+    } else {
+        add_route(s, host, "/", on_not_found);
+    }
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;

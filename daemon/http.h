@@ -14,9 +14,10 @@
 #include "daemon/ingest.h"
 
 typedef struct http_routes {
-    const char *snapshots_dir;            /* served under /snapshots */
-    const char *cors_origin;              /* Access-Control-Allow-Origin of snapshot responses */
-    void (*status)(void *ud, cJSON *out); /* fill the /status object */
+    const char *snapshots_dir; /* served under /snapshots */
+    const char *cors_origin;   /* Access-Control-Allow-Origin of snapshot responses */
+    const char *viewer_dir;    /* static files of the map viewer, served at / (NULL: none) */
+    void (*status)(void *ud, cJSON *out);       /* fill the /status object */
     void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
     int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
     void *ud;

@@ -178,7 +178,17 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
             abort();
         snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
     }
-    http_routes_t routes = {d->cfg.snapshots, d->cfg.cors_origin, status, metrics, healthy, d};
+    /* viewer: empty = the files of this build, "none" = no viewer */
+    const char *viewer = !d->cfg.viewer[0]                    ? ATL_VIEWER_DIR
+                         : strcmp(d->cfg.viewer, "none") == 0 ? NULL
+                                                              : d->cfg.viewer;
+    http_routes_t routes = {.snapshots_dir = d->cfg.snapshots,
+                            .cors_origin = d->cfg.cors_origin,
+                            .viewer_dir = viewer,
+                            .status = status,
+                            .metrics = metrics,
+                            .healthy = healthy,
+                            .ud = d};
     if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
         return -1;
     return 0;

@@ -2,8 +2,9 @@
 # The newcomer's main command: install what is missing, build, and run the live demo on the
 # embedded default: librdkafka's mock Kafka cluster (`atlasctl kafka-mock`), atlasd consuming it
 # into an LMDB store, and a synthetic osu!track hiscore stream fed through `atlasctl produce` in
-# chunks, with the daemon's counters printed as they move. Then the store is verified against
-# a rebuild from the profiles, and the daemon keeps serving until Ctrl-C.
+# chunks, with the daemon's counters printed as they move. Then the store is verified against a
+# rebuild from the profiles, a corpus snapshot is published (kNN, MDE, 2-D layout), and the
+# daemon keeps serving the map until Ctrl-C.
 # usage: tools/demo.sh [--users N] [--items N] [--state DIR] [--port N] [--exit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,9 +73,12 @@ sleep 1
 line
 echo "== store (read beside the running daemon)"
 $B/atlasctl stats --db "$state/db"
+echo "== kNN, MDE and the 2-D layout of the retained items; publishing a snapshot"
+$B/atlasctl rebuild --offline --verify --db "$state/db" --snapshots "$state/db/snapshots" | tail -n 1
 echo
 echo "   status:  http://127.0.0.1:$port/status"
 echo "   metrics: http://127.0.0.1:$port/metrics"
+echo "   the map: http://127.0.0.1:$port/"
 if [ "$stay" = 1 ]; then
     echo "   atlasd keeps consuming; press Ctrl-C to stop it"
     wait "${pids[1]}"
