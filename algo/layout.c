@@ -25,7 +25,7 @@ void layout_opts_default(layout_opts_t *o)
     o->min_dist = 0.25;
     o->spread = 1.0;
     o->warm_epochs = 40;
-    o->warm_alpha = 0.1;
+    o->warm_alpha = 0.05;
     o->negative_sample_rate = 5;
     o->seed = 42;
 }

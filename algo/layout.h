@@ -23,7 +23,7 @@ typedef struct layout_opts {
     double spread;                 /* default 1 */
     uint32_t n_epochs;             /* cold; 0 = 500 if n <= 10000 else 200 */
     uint32_t warm_epochs;          /* default 40 */
-    double warm_alpha;             /* initial learning rate of a warm run (default 0.1) */
+    double warm_alpha;             /* initial learning rate of a warm run (default 0.05) */
     uint32_t negative_sample_rate; /* default 5 */
     uint64_t seed;
     atl_progress_cb progress; /* stage "layout" */

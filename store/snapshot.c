@@ -90,9 +90,9 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
+        /* ids are corpus_ + digits/underscores; the .json and .coords beside them are not */
         if (strncmp(e->d_name, "corpus_", 7) != 0 ||
-            (len > 5 && !strcmp(e->d_name + len - 5, ".json")))
+            strspn(e->d_name + 7, "0123456789_") != strlen(e->d_name + 7))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -123,6 +123,8 @@ static void retain(const char *dir, unsigned keep)
             unlink(path);
             snprintf(path, sizeof(path), "%s/%s.json", dir, ids[i]);
             unlink(path);
+            snprintf(path, sizeof(path), "%s/%s.coords", dir, ids[i]);
+            unlink(path);
         }
         free(ids[i]);
     }
@@ -130,8 +132,8 @@ static void retain(const char *dir, unsigned keep)
 }
 
 int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
-                           const char *extra_json, unsigned keep, store_snapshot_info_t *out,
-                           char *errbuf, size_t errlen)
+                           const char *extra_json, const void *coords, size_t coords_len,
+                           unsigned keep, store_snapshot_info_t *out, char *errbuf, size_t errlen)
 {
     store_snapshot_info_t info;
     struct stat st;
@@ -165,7 +167,10 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
     cJSON_Delete(m);
     char mname[80];
     snprintf(mname, sizeof(mname), "%s.json", info.id);
-    if ((rc = write_durably(dir, info.id, corpus, len)) != 0 ||
+    char cname[80];
+    snprintf(cname, sizeof(cname), "%s.coords", info.id);
+    if ((coords && (rc = write_durably(dir, cname, coords, coords_len)) != 0) ||
+        (rc = write_durably(dir, info.id, corpus, len)) != 0 ||
         (rc = write_durably(dir, mname, manifest, strlen(manifest))) != 0 ||
         (rc = write_durably(dir, "latest", info.id, strlen(info.id))) != 0 ||
         (rc = sync_dir(dir)) != 0) {

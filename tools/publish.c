@@ -6,28 +6,157 @@
  * daemon's timed refresh are the next steps of issues 5 and 6.)
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "algo/corpus.h"
+#include "algo/item.h"
 #include "algo/knn.h"
 #include "algo/layout.h"
 #include "algo/mde.h"
+#include "algo/quality.h"
 #include "store/store.h"
 #include "tools/cli.h"
 #include "tools/embed.h"
+
+#define COORDS_MAGIC "ATLCRD01"
+
+/* What the previous snapshot says about each item: its 2-D position (framed as published, and
+ * un-framed back into the layout's own frame) and, from `<id>.coords`, its 3-D coordinates. */
+typedef struct prev_state {
+    char id[64];
+    uint32_t n2, n3;
+    uint64_t *keys2, *keys3; /* sorted */
+    double *framed, *y2, *x3;
+} prev_state_t;
+
+static void prev_free(prev_state_t *p)
+{
+    free(p->keys2), free(p->keys3), free(p->framed), free(p->y2), free(p->x3);
+    memset(p, 0, sizeof(*p));
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = n >= 0 ? xmalloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Rows of a corpus are in the order we wrote them: sorted by item key. */
+static void load_prev(const char *snapdir, prev_state_t *p)
+{
+    char path[4096], err[128];
+    size_t len;
+    memset(p, 0, sizeof(*p));
+    snprintf(path, sizeof(path), "%s/latest", snapdir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(p->id, sizeof(p->id), f)) {
+        if (f)
+            fclose(f);
+        p->id[0] = '\0';
+        return;
+    }
+    fclose(f);
+    p->id[strcspn(p->id, "\r\n")] = '\0';
+    snprintf(path, sizeof(path), "%s/%s", snapdir, p->id);
+    uint8_t *buf = slurp(path, &len);
+    uint32_t n;
+    if (buf && corpus_decode(buf, len, NULL, &n, err, sizeof(err)) == 0) {
+        corpus_row_t *rows = xcalloc((size_t)n + 1, sizeof(*rows));
+        corpus_decode(buf, len, rows, &n, err, sizeof(err));
+        p->keys2 = xmalloc(((size_t)n + 1) * sizeof(*p->keys2));
+        p->framed = xmalloc(((size_t)n * 2 + 1) * sizeof(double));
+        p->y2 = xmalloc(((size_t)n * 2 + 1) * sizeof(double));
+        for (uint32_t i = 0; i < n; i++) {
+            p->keys2[i] =
+                item_key_make((uint32_t)rows[i].beatmap_id, item_mods_from_legacy(rows[i].mods));
+            p->framed[2 * i] = rows[i].x, p->framed[2 * i + 1] = rows[i].y;
+            /* undo layout_frame: out = (-2.5 y, -2.5 x) about the box centre */
+            p->y2[2 * i] = -rows[i].y / 2.5, p->y2[2 * i + 1] = -rows[i].x / 2.5;
+        }
+        p->n2 = n;
+        free(rows);
+    }
+    free(buf);
+    snprintf(path, sizeof(path), "%s/%s.coords", snapdir, p->id);
+    buf = slurp(path, &len);
+    uint32_t dim = 0;
+    if (buf && len >= 16 && !memcmp(buf, COORDS_MAGIC, 8)) {
+        memcpy(&n, buf + 8, 4);
+        memcpy(&dim, buf + 12, 4);
+        if (dim == 3 && len == 16 + (size_t)n * 8 + (size_t)n * 3 * 8) {
+            p->keys3 = xmalloc(((size_t)n + 1) * sizeof(*p->keys3));
+            p->x3 = xmalloc(((size_t)n * 3 + 1) * sizeof(double));
+            memcpy(p->keys3, buf + 16, (size_t)n * 8);
+            memcpy(p->x3, buf + 16 + (size_t)n * 8, (size_t)n * 3 * 8);
+            p->n3 = n;
+        }
+    }
+    free(buf);
+}
+
+/* Position in a sorted key array, or UINT32_MAX. */
+static uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && keys[lo] == key ? lo : UINT32_MAX;
+}
+
+static uint8_t *coords_file(const uint64_t *keys, const double *x, uint32_t n, size_t *len)
+{
+    *len = 16 + (size_t)n * 8 + (size_t)n * 3 * 8;
+    uint8_t *b = xmalloc(*len);
+    uint32_t dim = 3;
+    memcpy(b, COORDS_MAGIC, 8);
+    memcpy(b + 8, &n, 4);
+    memcpy(b + 12, &dim, 4);
+    memcpy(b + 16, keys, (size_t)n * 8);
+    memcpy(b + 16 + (size_t)n * 8, x, (size_t)n * 3 * 8);
+    return b;
+}
 
 typedef struct stage_times {
     double read, knn, mde, layout, corpus;
 } stage_times_t;
 
+typedef struct stability {
+    const char *previous;
+    uint32_t shared;
+    double median, p95;
+} stability_t;
+
 static char *manifest_fields(const store_counters_t *c, const stage_times_t *t,
-                             const mde_result_t *mr, const knn_t *knn, uint64_t seed)
+                             const mde_result_t *mr, const knn_t *knn, uint64_t seed,
+                             const stability_t *sb)
 {
-    char *buf = xmalloc(1024);
-    snprintf(buf, 1024,
-             "{\"events_applied\":%" PRIu64 ",\"newest_update_time\":%" PRId64
+    char *buf = xmalloc(2048);
+    int k = snprintf(buf, 2048,
+                     "{\"previous\":\"%s\",\"stability\":{\"shared_items\":%u,\"median\":%.6f,"
+                     "\"p95\":%.6f},",
+                     sb->previous, sb->shared, sb->median, sb->p95);
+    snprintf(buf + k, 2048 - (size_t)k,
+             "\"events_applied\":%" PRIu64 ",\"newest_update_time\":%" PRId64
              ",\"parameters\":{\"k\":%u,\"max_distance\":%.6g,\"dim\":3,\"mde_iterations\":%u,"
              "\"n_neighbors\":150,\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":700},"
              "\"distortion\":%.6f,\"timings\":{\"read\":%.3f,\"knn\":%.3f,\"mde\":%.3f,"
@@ -83,7 +212,23 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
     t0 = cli_now();
     if ((rc = mde_init(&m, &mo, n, &ke, keys)) != 0)
         goto out;
-    mde_coords_random(&m, x);
+    prev_state_t prev;
+    load_prev(snapdir, &prev);
+    uint8_t *placed = xcalloc((size_t)n + 1, 1);
+    uint32_t n_placed3 = 0, n_placed2 = 0;
+    for (uint32_t i = 0; i < n && prev.n3; i++) {
+        uint32_t at = find_key(prev.keys3, prev.n3, keys[i]);
+        if (at != UINT32_MAX) {
+            memcpy(x + 3 * (size_t)i, prev.x3 + 3 * (size_t)at, 3 * sizeof(double));
+            placed[i] = 1, n_placed3++;
+        }
+    }
+    if (n_placed3 > 0) { /* warm: previous coordinates, new items beside their neighbours */
+        mde_coords_warm(&m, x, placed);
+        m.o.ftol = 1e-4;
+    } else {
+        mde_coords_random(&m, x);
+    }
     if ((rc = mde_run(&m, x, &mr)) != 0)
         goto out;
     st.mde = cli_now() - t0;
@@ -91,9 +236,41 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
     layout_opts_default(&lo);
     lo.seed = seed, lo.progress = cli_progress_cb, lo.progress_ud = &prog;
     t0 = cli_now();
-    if ((rc = layout_umap(x, n, 3, &lo, y, NULL, NULL)) != 0)
+    double *prev_y = xcalloc((size_t)n * 2 + 1, sizeof(double));
+    double *prev_f = xcalloc((size_t)n * 2 + 1, sizeof(double));
+    memset(placed, 0, n);
+    for (uint32_t i = 0; i < n && prev.n2; i++) {
+        uint32_t at = find_key(prev.keys2, prev.n2, keys[i]);
+        if (at != UINT32_MAX) {
+            memcpy(prev_y + 2 * (size_t)i, prev.y2 + 2 * (size_t)at, 2 * sizeof(double));
+            memcpy(prev_f + 2 * (size_t)i, prev.framed + 2 * (size_t)at, 2 * sizeof(double));
+            placed[i] = 1, n_placed2++;
+        }
+    }
+    stability_t sb = {prev.id, n_placed2, -1, -1};
+    if (n_placed2 >= 2) { /* warm from the previous map, then rotate/reflect onto it */
+        memcpy(y, prev_y, (size_t)n * 2 * sizeof(double));
+        rc = layout_umap(x, n, 3, &lo, y, placed, NULL);
+        if (rc == 0)
+            layout_align(y, prev_y, n, placed);
+    } else {
+        rc = layout_umap(x, n, 3, &lo, y, NULL, NULL);
+    }
+    if (rc != 0) {
+        free(prev_y), free(prev_f), free(placed), prev_free(&prev);
         goto out;
+    }
     layout_frame(y, n, y);
+    if (n_placed2 >= 2) { /* how far shared items moved, as a fraction of the map's width */
+        double lo_x = INFINITY, hi_x = -INFINITY, lo_y = INFINITY, hi_y = -INFINITY;
+        for (uint32_t i = 0; i < n; i++) {
+            lo_x = fmin(lo_x, y[2 * i]), hi_x = fmax(hi_x, y[2 * i]);
+            lo_y = fmin(lo_y, y[2 * i + 1]), hi_y = fmax(hi_y, y[2 * i + 1]);
+        }
+        quality_displacement(prev_f, y, n, 2, placed, fmax(hi_x - lo_x, hi_y - lo_y), &sb.median,
+                             &sb.p95);
+    }
+    free(prev_y), free(prev_f), free(placed);
     st.layout = cli_now() - t0;
     t0 = cli_now();
     store_opts_t so;
@@ -111,10 +288,20 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
         goto out;
     st.corpus = cli_now() - t0;
     cli_progress_done(&prog);
-    char *fields = manifest_fields(&c, &st, &mr, &knn, seed);
+    char *fields = manifest_fields(&c, &st, &mr, &knn, seed, &sb);
+    size_t clen;
+    uint8_t *cbuf = coords_file(keys, x, n, &clen);
     store_snapshot_info_t info;
-    rc = store_snapshot_publish(snapdir, buf, len, n, fields, keep, &info, err, sizeof(err));
+    rc = store_snapshot_publish(snapdir, buf, len, n, fields, cbuf, clen, keep, &info, err,
+                                sizeof(err));
     free(fields);
+    free(cbuf);
+    if (rc == 0 && sb.median >= 0)
+        fprintf(stderr,
+                "stability: %u items shared with %s moved median %.3f%%, p95 %.3f%% of the "
+                "map's width\n",
+                sb.shared, sb.previous, 100 * sb.median, 100 * sb.p95);
+    prev_free(&prev);
     if (rc != 0) {
         fprintf(stderr, "atlasctl: %s\n", err);
         goto out;

@@ -106,6 +106,11 @@ done
 id=$(tail -n 1 "$T/pub3.out")
 [ "$(cat "$T/snaps/latest")" = "$id" ] || fail "latest is not the newest snapshot ($id)"
 [ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*$')" = 2 ] || fail "retention kept $(ls "$T/snaps")"
+[ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*\.coords$')" = 2 ] || fail "coords not retained with snapshots"
+grep -q '"stability"' "$T/snaps/$id.json" || fail "manifest lacks the stability figure"
+med=$(sed -n 's/.*"median":[[:space:]]*\([0-9.]*\).*/\1/p' "$T/snaps/$id.json" | head -n 1)
+awk -v m="$med" 'BEGIN { exit !(m >= 0 && m < 0.03) }' ||
+    fail "a warm republish of unchanged data moved items median $med of the width"
 expect_exit 0 atlasctl snapshots verify --dir "$T/snaps"
 expect_exit 0 atlasctl snapshots verify "$T/snaps/$id"
 atlasctl snapshots export --dir "$T/snaps" --format tsv >"$T/export.tsv"
