@@ -9,6 +9,7 @@
  * size with mdb_env_set_mapsize(env, 0) and retrying is LMDB's documented answer.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -270,6 +271,67 @@ int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *
     else if (rc == 0)
         rc = MDB_CORRUPTED;
     mdb_txn_abort(txn);
+    return store__err(rc);
+}
+
+int store_offsets_json(store_t *s, char **out)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap), prev[256] = "";
+    int rc = buf ? store__read_begin(s, &txn) : -ENOMEM;
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    buf[len++] = '{';
+    if ((rc = mdb_cursor_open(txn, s->offsets, &cur)) == 0) {
+        /* keys are "topic\0" + i32 partition, so one topic's partitions are adjacent */
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            const char *topic = k.mv_data;
+            size_t tl = strnlen(topic, k.mv_size);
+            int32_t part;
+            int64_t off;
+            if (tl + 1 + sizeof(part) != k.mv_size || v.mv_size != sizeof(off) || tl >= 200)
+                continue;
+            memcpy(&part, topic + tl + 1, sizeof(part));
+            memcpy(&off, v.mv_data, sizeof(off));
+            if (len + tl + 64 > cap) {
+                char *nb = realloc(buf, cap = (len + tl + 64) * 2);
+                if (!nb) {
+                    rc = ENOMEM;
+                    break;
+                }
+                buf = nb;
+            }
+            int same = strlen(prev) == tl && memcmp(prev, topic, tl) == 0;
+            if (!same) {
+                len +=
+                    (size_t)sprintf(buf + len, "%s\"%.*s\":{", prev[0] ? "}," : "", (int)tl, topic);
+                memcpy(prev, topic, tl);
+                prev[tl] = '\0';
+            } else {
+                buf[len++] = ',';
+            }
+            len += (size_t)sprintf(buf + len, "\"%d\":%lld", (int)part, (long long)off);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == 0) {
+        if (prev[0])
+            buf[len++] = '}';
+        buf[len++] = '}';
+        buf[len] = '\0';
+        *out = buf;
+    } else {
+        free(buf);
+    }
     return store__err(rc);
 }
 

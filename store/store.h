@@ -215,6 +215,12 @@ int store_batch_commit(store_t *s, store_batch_t *b);
  */
 int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *out);
 
+/**
+ * Every stored next offset, as a JSON object text {"topic":{"partition":offset,...},...}
+ * (malloc'd; the caller frees). @return 0 or an error.
+ */
+int store_offsets_json(store_t *s, char **out);
+
 /** The persisted counters. @return 0 or an error. */
 int store_counters_get(store_t *s, store_counters_t *out);
 

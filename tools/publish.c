@@ -148,14 +148,15 @@ typedef struct stability {
 
 static char *manifest_fields(const store_counters_t *c, const stage_times_t *t,
                              const mde_result_t *mr, const knn_t *knn, uint64_t seed,
-                             const stability_t *sb)
+                             const stability_t *sb, const char *offsets)
 {
-    char *buf = xmalloc(2048);
-    int k = snprintf(buf, 2048,
-                     "{\"previous\":\"%s\",\"stability\":{\"shared_items\":%u,\"median\":%.6f,"
-                     "\"p95\":%.6f},",
-                     sb->previous, sb->shared, sb->median, sb->p95);
-    snprintf(buf + k, 2048 - (size_t)k,
+    size_t cap = 2048 + strlen(offsets);
+    char *buf = xmalloc(cap);
+    int k = snprintf(buf, cap,
+                     "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"stability\":{\"shared_items\":%u,"
+                     "\"median\":%.6f,\"p95\":%.6f},",
+                     offsets, sb->previous, sb->shared, sb->median, sb->p95);
+    snprintf(buf + k, cap - (size_t)k,
              "\"events_applied\":%" PRIu64 ",\"newest_update_time\":%" PRId64
              ",\"parameters\":{\"k\":%u,\"max_distance\":%.6g,\"dim\":3,\"mde_iterations\":%u,"
              "\"n_neighbors\":150,\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":700},"
@@ -288,7 +289,13 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
         goto out;
     st.corpus = cli_now() - t0;
     cli_progress_done(&prog);
-    char *fields = manifest_fields(&c, &st, &mr, &knn, seed, &sb);
+    char *offsets = NULL;
+    if ((rc = store_offsets_json(s, &offsets)) != 0) {
+        prev_free(&prev);
+        goto out;
+    }
+    char *fields = manifest_fields(&c, &st, &mr, &knn, seed, &sb, offsets);
+    free(offsets);
     size_t clen;
     uint8_t *cbuf = coords_file(keys, x, n, &clen);
     store_snapshot_info_t info;

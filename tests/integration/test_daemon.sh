@@ -62,6 +62,8 @@ code=$(curl -s -o "$T/full" -w '%{http_code}' -H 'Range: bytes=0-3' -H 'If-Range
 [ "$code" = 200 ] && cmp -s "$T/full" "$T/dl" || fail "a stale If-Range must get the whole file ($code)"
 curl -fsI "$U/snapshots/$id" | grep -qi "^content-length: $(stat -c %s "$T/dl")" || fail "HEAD"
 curl -fs "$U/snapshots/$id/manifest" | grep -q "$sha" || fail "manifest endpoint"
+curl -fs "$U/snapshots/$id/manifest" | tr -d ' \t\n' | grep -q '"kafka_offsets":{"osutrack.hiscore_updates":{"0":' ||
+    fail "manifest lacks the Kafka offsets it reflects"
 for bad in nope corpus_x ../db/data.mdb %2e%2e/data.mdb corpus_1/../../x; do
     code=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "$U/snapshots/$bad")
     [ "$code" = 404 ] || fail "/snapshots/$bad gave $code"
