@@ -21,7 +21,7 @@
 #include "tools/cli.h"
 #include "tools/embed.h"
 
-#define COORDS_MAGIC "ATLCRD01"
+#define COORDS_MAGIC "ATLCRD02" /* + u32 n, u32 dim 3, n keys, n x 3 f64, u32 k, n x k keys */
 
 /* What the previous snapshot says about each item: its 2-D position (framed as published, and
  * un-framed back into the layout's own frame) and, from `<id>.coords`, its 3-D coordinates. */
@@ -30,11 +30,13 @@ typedef struct prev_state {
     uint32_t n2, n3;
     uint64_t *keys2, *keys3; /* sorted */
     double *framed, *y2, *x3;
+    uint32_t k;
+    uint64_t *knn; /* n3 x k neighbour keys of each row (sorted; 0 = none) */
 } prev_state_t;
 
 static void prev_free(prev_state_t *p)
 {
-    free(p->keys2), free(p->keys3), free(p->framed), free(p->y2), free(p->x3);
+    free(p->keys2), free(p->keys3), free(p->framed), free(p->y2), free(p->x3), free(p->knn);
     memset(p, 0, sizeof(*p));
 }
 
@@ -98,12 +100,19 @@ static void load_prev(const char *snapdir, prev_state_t *p)
     if (buf && len >= 16 && !memcmp(buf, COORDS_MAGIC, 8)) {
         memcpy(&n, buf + 8, 4);
         memcpy(&dim, buf + 12, 4);
-        if (dim == 3 && len == 16 + (size_t)n * 8 + (size_t)n * 3 * 8) {
+        size_t base = 16 + (size_t)n * 8 + (size_t)n * 3 * 8;
+        uint32_t k = 0;
+        if (dim == 3 && len >= base + 4)
+            memcpy(&k, buf + base, 4);
+        if (dim == 3 && k <= KNN_MAX_K && len == base + 4 + (size_t)n * k * 8) {
             p->keys3 = xmalloc(((size_t)n + 1) * sizeof(*p->keys3));
             p->x3 = xmalloc(((size_t)n * 3 + 1) * sizeof(double));
+            p->knn = xmalloc(((size_t)n * k + 1) * sizeof(*p->knn));
             memcpy(p->keys3, buf + 16, (size_t)n * 8);
             memcpy(p->x3, buf + 16 + (size_t)n * 8, (size_t)n * 3 * 8);
+            memcpy(p->knn, buf + base + 4, (size_t)n * k * 8);
             p->n3 = n;
+            p->k = k;
         }
     }
     free(buf);
@@ -123,17 +132,55 @@ static uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key)
     return lo < n && keys[lo] == key ? lo : UINT32_MAX;
 }
 
-static uint8_t *coords_file(const uint64_t *keys, const double *x, uint32_t n, size_t *len)
+static int cmp_key(const void *a, const void *b)
 {
-    *len = 16 + (size_t)n * 8 + (size_t)n * 3 * 8;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Row i's neighbours as item keys, sorted (0 past the count): comparable across snapshots. */
+static void knn_row_keys(const knn_t *knn, const uint64_t *keys, uint32_t i, uint64_t *out)
+{
+    for (uint32_t q = 0; q < knn->k; q++)
+        out[q] = q < knn->count[i] ? keys[knn->nbr[(size_t)i * knn->k + q]] : 0;
+    qsort(out, knn->count[i], sizeof(*out), cmp_key);
+}
+
+static uint8_t *coords_file(const uint64_t *keys, const double *x, const knn_t *knn, uint32_t n,
+                            size_t *len)
+{
+    size_t base = 16 + (size_t)n * 8 + (size_t)n * 3 * 8;
+    *len = base + 4 + (size_t)n * knn->k * 8;
     uint8_t *b = xmalloc(*len);
-    uint32_t dim = 3;
+    uint32_t dim = 3, k = knn->k;
     memcpy(b, COORDS_MAGIC, 8);
     memcpy(b + 8, &n, 4);
     memcpy(b + 12, &dim, 4);
     memcpy(b + 16, keys, (size_t)n * 8);
     memcpy(b + 16 + (size_t)n * 8, x, (size_t)n * 3 * 8);
+    memcpy(b + base, &k, 4);
+    for (uint32_t i = 0; i < n; i++)
+        knn_row_keys(knn, keys, i, (uint64_t *)(void *)(b + base + 4 + (size_t)i * k * 8));
     return b;
+}
+
+/* Items shared with the previous snapshot whose kNN rows are the same item set. */
+static uint32_t unchanged_knn(const prev_state_t *p, const knn_t *knn, const uint64_t *keys,
+                              uint32_t n, const uint8_t *shared, uint8_t *mask)
+{
+    uint64_t row[KNN_MAX_K];
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        mask[i] = 0;
+        uint32_t at =
+            shared[i] && p->knn && p->k == knn->k ? find_key(p->keys3, p->n3, keys[i]) : UINT32_MAX;
+        if (at == UINT32_MAX)
+            continue;
+        knn_row_keys(knn, keys, i, row);
+        mask[i] = memcmp(row, p->knn + (size_t)at * p->k, knn->k * sizeof(uint64_t)) == 0;
+        c += mask[i];
+    }
+    return c;
 }
 
 typedef struct stage_times {
@@ -142,8 +189,9 @@ typedef struct stage_times {
 
 typedef struct stability {
     const char *previous;
-    uint32_t shared;
-    double median, p95;
+    uint32_t shared, unchanged;       /* shared items; of those, with the same kNN rows */
+    double median, p95;               /* over the unchanged ones (the DESIGN §9 figure) */
+    double shared_median, shared_p95; /* over every shared item */
 } stability_t;
 
 static char *manifest_fields(const store_counters_t *c, const stage_times_t *t,
@@ -154,8 +202,10 @@ static char *manifest_fields(const store_counters_t *c, const stage_times_t *t,
     char *buf = xmalloc(cap);
     int k = snprintf(buf, cap,
                      "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"stability\":{\"shared_items\":%u,"
-                     "\"median\":%.6f,\"p95\":%.6f},",
-                     offsets, sb->previous, sb->shared, sb->median, sb->p95);
+                     "\"unchanged_knn_items\":%u,\"median\":%.6f,\"p95\":%.6f,"
+                     "\"shared_median\":%.6f,\"shared_p95\":%.6f},",
+                     offsets, sb->previous, sb->shared, sb->unchanged, sb->median, sb->p95,
+                     sb->shared_median, sb->shared_p95);
     snprintf(buf + k, cap - (size_t)k,
              "\"events_applied\":%" PRIu64 ",\"newest_update_time\":%" PRId64
              ",\"parameters\":{\"k\":%u,\"max_distance\":%.6g,\"dim\":3,\"mde_iterations\":%u,"
@@ -248,7 +298,7 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
             placed[i] = 1, n_placed2++;
         }
     }
-    stability_t sb = {prev.id, n_placed2, -1, -1};
+    stability_t sb = {prev.id, n_placed2, 0, -1, -1, -1, -1};
     if (n_placed2 >= 2) { /* warm from the previous map, then rotate/reflect onto it */
         memcpy(y, prev_y, (size_t)n * 2 * sizeof(double));
         rc = layout_umap(x, n, 3, &lo, y, placed, NULL);
@@ -268,8 +318,13 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
             lo_x = fmin(lo_x, y[2 * i]), hi_x = fmax(hi_x, y[2 * i]);
             lo_y = fmin(lo_y, y[2 * i + 1]), hi_y = fmax(hi_y, y[2 * i + 1]);
         }
-        quality_displacement(prev_f, y, n, 2, placed, fmax(hi_x - lo_x, hi_y - lo_y), &sb.median,
-                             &sb.p95);
+        double width = fmax(hi_x - lo_x, hi_y - lo_y);
+        quality_displacement(prev_f, y, n, 2, placed, width, &sb.shared_median, &sb.shared_p95);
+        uint8_t *same = xcalloc((size_t)n + 1, 1);
+        sb.unchanged = unchanged_knn(&prev, &knn, keys, n, placed, same);
+        if (sb.unchanged > 0)
+            quality_displacement(prev_f, y, n, 2, same, width, &sb.median, &sb.p95);
+        free(same);
     }
     free(prev_y), free(prev_f), free(placed);
     st.layout = cli_now() - t0;
@@ -297,17 +352,19 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
     char *fields = manifest_fields(&c, &st, &mr, &knn, seed, &sb, offsets);
     free(offsets);
     size_t clen;
-    uint8_t *cbuf = coords_file(keys, x, n, &clen);
+    uint8_t *cbuf = coords_file(keys, x, &knn, n, &clen);
     store_snapshot_info_t info;
     rc = store_snapshot_publish(snapdir, buf, len, n, fields, cbuf, clen, keep, &info, err,
                                 sizeof(err));
     free(fields);
     free(cbuf);
-    if (rc == 0 && sb.median >= 0)
+    if (rc == 0 && sb.shared_median >= 0)
         fprintf(stderr,
-                "stability: %u items shared with %s moved median %.3f%%, p95 %.3f%% of the "
-                "map's width\n",
-                sb.shared, sb.previous, 100 * sb.median, 100 * sb.p95);
+                "stability: of %u items shared with %s, the %u whose kNN rows did not change "
+                "moved median %.3f%%, p95 %.3f%% of the map's width (all shared: %.3f%%, "
+                "%.3f%%)\n",
+                sb.shared, sb.previous, sb.unchanged, 100 * sb.median, 100 * sb.p95,
+                100 * sb.shared_median, 100 * sb.shared_p95);
     prev_free(&prev);
     if (rc != 0) {
         fprintf(stderr, "atlasctl: %s\n", err);
