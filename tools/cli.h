@@ -93,6 +93,12 @@ int cmd_export_graph(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);
 
 /**
+ * Blocking HTTP GET of an http:// URL (tools/http_get.c; responses parsed by http-parser).
+ * @return 0 and a malloc'd body, or -1 with a message (including a non-200 status) in err.
+ */
+int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen);
+
+/**
  * The whole pipeline from a store (read-only) to a snapshot in @p snapdir (tools/publish.c);
  * the new snapshot id goes to @p id_out. @return 0 or an error (printed).
  */

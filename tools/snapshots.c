@@ -122,14 +122,12 @@ static void print_string(const char *s, uint16_t len)
         putchar(s[i] == '\t' || s[i] == '\n' ? ' ' : s[i]);
 }
 
-static int export_file(const char *path, int json)
+/* Export a corpus held in @p buf (consumed). */
+static int export_buffer(const char *name, uint8_t *buf, size_t len, int json)
 {
-    size_t len;
-    uint8_t *buf = read_all(path, &len);
     char err[256], id[ITEM_ID_MAX];
     uint32_t n;
-    if (!buf)
-        return CLI_EXIT_FAIL;
+    const char *path = name;
     if (corpus_decode(buf, len, NULL, &n, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: not a well-formed corpus: %s\n", path, err);
         free(buf);
@@ -164,6 +162,34 @@ static int export_file(const char *path, int json)
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+static int export_file(const char *path, int json)
+{
+    size_t len;
+    uint8_t *buf = read_all(path, &len);
+    return buf ? export_buffer(path, buf, len, json) : CLI_EXIT_FAIL;
+}
+
+/* --url BASE: GET BASE/snapshots/<id> from a running atlasd (or a mirror of its paths). */
+static int export_url(const char *base, const char *id, int json)
+{
+    char url[4096], err[512];
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    if (strcmp(id, "latest") != 0 && (strncmp(id, "corpus_", 7) || strchr(id, '/'))) {
+        fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", id);
+        return CLI_EXIT_USAGE;
+    }
+    snprintf(url, sizeof(url), "%.*s/snapshots/%s", (int)bl, base, id);
+    uint8_t *buf;
+    size_t len;
+    if (http_get(url, &buf, &len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl snapshots: GET %s: %s\n", url, err);
+        return CLI_EXIT_FAIL;
+    }
+    return export_buffer(url, buf, len, json);
+}
+
 static int list_dir(const char *dir)
 {
     char **ids;
@@ -194,15 +220,16 @@ static int list_dir(const char *dir)
 
 int cmd_snapshots(int argc, char **argv)
 {
-    const char *dir = NULL, *id = "latest", *format = "tsv";
+    const char *dir = NULL, *url = NULL, *id = "latest", *format = "tsv";
     const cli_opt_t opts[] = {
         {"dir", CLI_STR, &dir, "DIR", "snapshot directory"},
+        {"url", CLI_STR, &url, "URL", "export: a running atlasd, e.g. http://127.0.0.1:8477"},
         {"id", CLI_STR, &id, "ID", "snapshot id or latest (default latest)"},
         {"format", CLI_STR, &format, "FMT", "export format: tsv (default) or json"},
     };
     const cli_cmd_t cmd = {"snapshots",
                            "list --dir DIR | verify (FILE | --dir DIR [--id ID]) | "
-                           "export --dir DIR [--id ID] [--format tsv|json]",
+                           "export (--dir DIR | --url URL) [--id ID] [--format tsv|json]",
                            "List, verify or export corpus snapshots.", opts, ATL_ARRAY_LEN(opts)};
     const char **rest;
     size_t n_rest;
@@ -218,6 +245,9 @@ int cmd_snapshots(int argc, char **argv)
         rc = verify_file(rest[1]);
     else if (strcmp(verb, "verify") == 0 && dir && n_rest == 1)
         rc = resolve(dir, id, path, sizeof(path)) ? CLI_EXIT_FAIL : verify_file(path);
+    else if (strcmp(verb, "export") == 0 && url && !dir && n_rest == 1 &&
+             (!strcmp(format, "tsv") || !strcmp(format, "json")))
+        rc = export_url(url, id, !strcmp(format, "json"));
     else if (strcmp(verb, "export") == 0 && dir && n_rest == 1 &&
              (!strcmp(format, "tsv") || !strcmp(format, "json")))
         rc = resolve(dir, id, path, sizeof(path)) ? CLI_EXIT_FAIL

@@ -69,6 +69,13 @@ for bad in nope corpus_x ../db/data.mdb %2e%2e/data.mdb corpus_1/../../x; do
     [ "$code" = 404 ] || fail "/snapshots/$bad gave $code"
 done
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$U/snapshots/latest")" = 204 ] || fail "preflight"
+atlasctl snapshots export --url "$U" --format tsv >"$T/via_url.tsv" || fail "export --url"
+atlasctl snapshots export --dir "$T/db/snapshots" --id "$id" --format tsv >"$T/via_dir.tsv"
+cmp -s "$T/via_url.tsv" "$T/via_dir.tsv" || fail "export over HTTP differs from the directory's"
+[ "$(wc -l <"$T/via_url.tsv")" -gt 1 ] || fail "export --url is empty"
+expect_http_fail() { if atlasctl snapshots export --url "$1" --id "$2" >/dev/null 2>"$T/err"; then fail "export $2 succeeded"; fi; }
+expect_http_fail "$U" corpus_1
+grep -q "HTTP 404" "$T/err" || fail "export of a missing id: $(cat "$T/err")"
 
 # graceful stop: exit 0 after the last commit, loop closed cleanly
 kill -TERM "$PID_a"
