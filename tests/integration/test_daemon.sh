@@ -73,6 +73,19 @@ atlasctl snapshots export --url "$U" --format tsv >"$T/via_url.tsv" || fail "exp
 atlasctl snapshots export --dir "$T/db/snapshots" --id "$id" --format tsv >"$T/via_dir.tsv"
 cmp -s "$T/via_url.tsv" "$T/via_dir.tsv" || fail "export over HTTP differs from the directory's"
 [ "$(wc -l <"$T/via_url.tsv")" -gt 1 ] || fail "export --url is empty"
+# downloads during publishes never see a partial file: each one parses and matches its ETag
+( for i in 1 2 3; do
+      atlasctl rebuild --offline --verify --db "$T/db" --snapshots "$T/db/snapshots" >/dev/null 2>&1
+  done ) &
+pub=$!
+for i in $(seq 25); do
+    curl -fs -D "$T/hc" -o "$T/c$i" "$U/snapshots/latest" || fail "download $i during publishing"
+    atlasctl snapshots verify "$T/c$i" >/dev/null || fail "download $i is not a whole corpus"
+    etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: "\([0-9a-f]*\)".*/\1/p' "$T/hc")
+    [ "$(sha256sum "$T/c$i" | cut -d' ' -f1)" = "$etag" ] || fail "download $i does not match its ETag"
+done
+wait "$pub" || fail "publishing beside downloads failed"
+[ "$(ls "$T/db/snapshots" | grep -c '^corpus_[0-9_]*$')" -ge 2 ] || fail "publishes missing"
 expect_http_fail() { if atlasctl snapshots export --url "$1" --id "$2" >/dev/null 2>"$T/err"; then fail "export $2 succeeded"; fi; }
 expect_http_fail "$U" corpus_1
 grep -q "HTTP 404" "$T/err" || fail "export of a missing id: $(cat "$T/err")"
