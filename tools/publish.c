@@ -159,8 +159,11 @@ static uint8_t *coords_file(const uint64_t *keys, const double *x, const knn_t *
     memcpy(b + 16, keys, (size_t)n * 8);
     memcpy(b + 16 + (size_t)n * 8, x, (size_t)n * 3 * 8);
     memcpy(b + base, &k, 4);
-    for (uint32_t i = 0; i < n; i++)
-        knn_row_keys(knn, keys, i, (uint64_t *)(void *)(b + base + 4 + (size_t)i * k * 8));
+    uint64_t row[KNN_MAX_K]; /* the file offsets are not 8-byte aligned: copy each row */
+    for (uint32_t i = 0; i < n; i++) {
+        knn_row_keys(knn, keys, i, row);
+        memcpy(b + base + 4 + (size_t)i * k * 8, row, (size_t)k * 8);
+    }
     return b;
 }
 
