@@ -600,6 +600,75 @@ out:
     return store__err(rc);
 }
 
+typedef struct top_entry {
+    uint64_t key;
+    int64_t s;
+} top_entry_t;
+
+static int cmp_top(const void *a, const void *b)
+{
+    const top_entry_t *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double *sv,
+                   uint32_t *n_out)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    uint64_t *all = NULL;
+    uint32_t n_items, row;
+    top_entry_t *e = NULL;
+    size_t n = 0, cap = 0;
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    if ((rc = lookup_index(s, txn, item, &row)) ||
+        (rc = store__item_keys_load(s, txn, &all, &n_items)) ||
+        (rc = mdb_cursor_open(txn, s->cooc, &cur)))
+        goto out;
+    MDB_val kv = {sizeof(row), &row}, v;
+    rc = mdb_cursor_get(cur, &kv, &v, MDB_SET);
+    for (rc = rc ? rc : mdb_cursor_get(cur, &kv, &v, MDB_GET_MULTIPLE); rc == 0;
+         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT_MULTIPLE)) {
+        size_t m = v.mv_size / sizeof(cooc_rec_t);
+        if (n + m > cap) {
+            cap = (n + m) * 2;
+            top_entry_t *t = realloc(e, cap * sizeof(*e));
+            if (!t) {
+                rc = ENOMEM;
+                goto out;
+            }
+            e = t;
+        }
+        for (size_t i = 0; i < m; i++) {
+            cooc_rec_t r;
+            memcpy(&r, (const char *)v.mv_data + i * sizeof(r), sizeof(r));
+            if (r.col < n_items)
+                e[n++] = (top_entry_t){all[r.col], r.s};
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    if (rc == 0) {
+        qsort(e, n, sizeof(*e), cmp_top);
+        uint32_t w = (uint32_t)(n < k ? n : k);
+        for (uint32_t i = 0; i < w; i++) {
+            keys[i] = e[i].key;
+            sv[i] = weight_to_double(e[i].s);
+        }
+        *n_out = w;
+    }
+out:
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    free(all);
+    free(e);
+    return store__err(rc);
+}
+
 int store_item_stats_get(store_t *s, uint64_t item, uint32_t *num_users, int64_t *sum_pp)
 {
     MDB_txn *txn;

@@ -247,6 +247,14 @@ int store_stats_get(store_t *s, int with_digest, store_stats_t *out);
 int store_cooc_get(store_t *s, uint64_t a, uint64_t b, int64_t *out);
 
 /**
+ * The @p k largest entries of an item's S row, largest first (ties: lower item key first).
+ * @param[out] keys, s  at least k entries each; *n_out the number written.
+ * @return 0, ATL_ENOTFOUND if the item is unknown, or an error.
+ */
+int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double *sv,
+                   uint32_t *n_out);
+
+/**
  * num_users and fixed-point sum of pp of an item (item key).
  * @return 0, ATL_ENOTFOUND if the item is unknown, or an error.
  */

@@ -19,6 +19,8 @@ static const struct {
     {"embed", cmd_embed, "prune, exact kNN and MDE on any graph (S.tsv)"},
     {"export-graph", cmd_export_graph, "dump a store's retained S as S.tsv"},
     {"snapshots", cmd_snapshots, "list, verify or export corpus snapshots"},
+    {"status", cmd_status, "what a daemon (--url) or a store (--db) holds"},
+    {"inspect", cmd_inspect, "an item's stats, neighbours and top co-occurring items"},
     {"kafka-mock", cmd_kafka_mock, "run an embedded mock Kafka cluster (tests, demo)"},
     {"produce", cmd_produce, "replay a JSONL/CSV dump into Kafka"},
     {"consume", cmd_consume, "print a topic (e.g. the dead-letter topic) as JSON lines"},

@@ -23,18 +23,7 @@
 
 #define COORDS_MAGIC "ATLCRD02" /* + u32 n, u32 dim 3, n keys, n x 3 f64, u32 k, n x k keys */
 
-/* What the previous snapshot says about each item: its 2-D position (framed as published, and
- * un-framed back into the layout's own frame) and, from `<id>.coords`, its 3-D coordinates. */
-typedef struct prev_state {
-    char id[64];
-    uint32_t n2, n3;
-    uint64_t *keys2, *keys3; /* sorted */
-    double *framed, *y2, *x3;
-    uint32_t k;
-    uint64_t *knn; /* n3 x k neighbour keys of each row (sorted; 0 = none) */
-} prev_state_t;
-
-static void prev_free(prev_state_t *p)
+void prev_free(prev_state_t *p)
 {
     free(p->keys2), free(p->keys3), free(p->framed), free(p->y2), free(p->x3), free(p->knn);
     memset(p, 0, sizeof(*p));
@@ -59,7 +48,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 }
 
 /* Rows of a corpus are in the order we wrote them: sorted by item key. */
-static void load_prev(const char *snapdir, prev_state_t *p)
+void load_prev(const char *snapdir, prev_state_t *p)
 {
     char path[4096], err[128];
     size_t len;
@@ -119,7 +108,7 @@ static void load_prev(const char *snapdir, prev_state_t *p)
 }
 
 /* Position in a sorted key array, or UINT32_MAX. */
-static uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key)
+uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {

@@ -122,6 +122,19 @@ awk -F'\t' 'NR > 1 && $16 == "" { missing++ } END { exit missing > 0 }' "$T/expo
 atlasctl snapshots list --dir "$T/snaps" | grep -q "^$id	$retained	" || fail "list"
 cp "$T/snaps/$id" "$T/broken"; printf 'x' >>"$T/broken"
 expect_exit 1 atlasctl snapshots verify "$T/broken"
+# inspect and status read the store and its latest snapshot
+item=$(sed -n 2p "$T/export.tsv" | cut -f1)
+expect_exit 0 atlasctl inspect "$item" --db "$T/db1" --k 5 --snapshots "$T/snaps"
+for want in "item                 $item" "players" "top co-occurring" "kNN neighbours" "map position"; do
+    grep -q "$want" "$T/out" || fail "inspect output lacks \"$want\": $(cat "$T/out")"
+done
+[ "$(grep -c '^  [0-9]*_' "$T/out")" -ge 6 ] || fail "inspect lists too few neighbours"
+expect_exit 1 atlasctl inspect 1_DT --db "$T/db1"
+expect_exit 2 atlasctl inspect not-an-id --db "$T/db1"
+expect_exit 0 atlasctl status --db "$T/db1" --json
+grep -q "\"retained\":$retained" "$T/out" || fail "status --db: $(cat "$T/out")"
+expect_exit 2 atlasctl status
+
 # a changed byte inside the strings keeps the structure valid: only the sha256 catches it
 size=$(stat -c %s "$T/snaps/$id")
 printf '\001' | dd of="$T/snaps/$id" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null

@@ -86,6 +86,8 @@ for i in $(seq 25); do
 done
 wait "$pub" || fail "publishing beside downloads failed"
 [ "$(ls "$T/db/snapshots" | grep -c '^corpus_[0-9_]*$')" -ge 2 ] || fail "publishes missing"
+atlasctl status --url "$U" >"$T/st.txt" || fail "status --url"
+grep -q "^events applied *$applied\$" "$T/st.txt" || fail "status --url: $(cat "$T/st.txt")"
 expect_http_fail() { if atlasctl snapshots export --url "$1" --id "$2" >/dev/null 2>"$T/err"; then fail "export $2 succeeded"; fi; }
 expect_http_fail "$U" corpus_1
 grep -q "HTTP 404" "$T/err" || fail "export of a missing id: $(cat "$T/err")"
