@@ -113,18 +113,6 @@ static void add_cors(http_server_t *s, h2o_req_t *req)
                           H2O_STRLIT("ETag, Content-Length, Content-Range, Accept-Ranges"));
 }
 
-/* A snapshot id is corpus_ followed by digits and underscores: anything else (.., %2e, /) is
- * not one, so no request can name a file outside the directory. */
-static int valid_id(const char *id, size_t len)
-{
-    if (len < 8 || len > 40 || memcmp(id, "corpus_", 7) != 0)
-        return 0;
-    for (size_t i = 7; i < len; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || id[i] == '_'))
-            return 0;
-    return 1;
-}
-
 static int read_small_file(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -335,17 +323,15 @@ static int on_snapshots(h2o_handler_t *self, h2o_req_t *req)
     size_t idlen = manifest ? len - 9 : len;
     char latest[64];
     if (idlen == 6 && !memcmp(rest, "latest", 6)) {
-        char lp[4096];
-        snprintf(lp, sizeof(lp), "%s/latest", s->routes.snapshots_dir);
-        if (read_small_file(lp, latest, sizeof(latest)) != 0) {
+        if (store_snapshot_latest(s->routes.snapshots_dir, latest, sizeof(latest)) != 0) {
             send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no snapshot yet\n"));
             return 0;
         }
-        latest[strcspn(latest, "\r\n")] = '\0';
         rest = latest;
         idlen = strlen(latest);
     }
-    if (!valid_id(rest, idlen)) {
+    /* only a snapshot id names a file: no path (.., %2e, /) can leave the directory */
+    if (!store_snapshot_id_valid(rest, idlen)) {
         send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
         return 0;
     }

@@ -80,6 +80,32 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+int store_snapshot_id_valid(const char *id, size_t len)
+{
+    if (len < 8 || len > 40 || memcmp(id, "corpus_", 7) != 0)
+        return 0;
+    for (size_t i = 7; i < len; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || id[i] == '_'))
+            return 0;
+    return 1;
+}
+
+int store_snapshot_latest(const char *dir, char *id, size_t id_len)
+{
+    char path[4096], buf[64] = "";
+    snprintf(path, sizeof(path), "%s/latest", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    int ok = fgets(buf, sizeof(buf), f) != NULL;
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!ok || !store_snapshot_id_valid(buf, strlen(buf)) || strlen(buf) >= id_len)
+        return -EINVAL;
+    memcpy(id, buf, strlen(buf) + 1);
+    return 0;
+}
+
 /* Snapshot ids in the directory, oldest first (ids sort by their timestamp). */
 int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
 {
@@ -90,9 +116,8 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        /* ids are corpus_ + digits/underscores; the .json and .coords beside them are not */
-        if (strncmp(e->d_name, "corpus_", 7) != 0 ||
-            strspn(e->d_name + 7, "0123456789_") != strlen(e->d_name + 7))
+        /* the .json and .coords beside each snapshot are not ids */
+        if (!store_snapshot_id_valid(e->d_name, strlen(e->d_name)))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;

@@ -308,6 +308,19 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
                            const char *extra_json, const void *coords, size_t coords_len,
                            unsigned keep, store_snapshot_info_t *out, char *errbuf, size_t errlen);
 
+/**
+ * Whether @p id (@p len bytes, not necessarily NUL-terminated) is a snapshot id:
+ * `corpus_` then digits and underscores, at most 40 bytes. Nothing else names a snapshot, so a
+ * valid id never leaves its directory.
+ */
+int store_snapshot_id_valid(const char *id, size_t len);
+
+/**
+ * The id in @p dir's `latest` file. @return 0 and @p id, -errno, or -EINVAL if it does not
+ * hold a valid id.
+ */
+int store_snapshot_latest(const char *dir, char *id, size_t id_len);
+
 /** Snapshot ids in @p dir, oldest first; free each and the array. @return 0 or -errno. */
 int store_snapshot_ids(const char *dir, char ***ids, size_t *n);
 

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/store.h"
+
 void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -62,6 +64,40 @@ int mkdir_p(const char *path)
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
         return -1;
     return 0;
+}
+
+int cli_store_open(const char *cmd, const char *db, int read_only, store_t **out)
+{
+    store_opts_t so;
+    store_opts_default(&so);
+    so.read_only = read_only;
+    int rc = store_open(db, &so, out);
+    if (rc != 0)
+        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
+    return rc;
+}
+
+uint8_t *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0, r;
+    uint8_t *buf = xmalloc(cap + 1);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            buf = xrealloc(buf, (cap *= 2) + 1);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }
 
 double cli_now(void)

@@ -58,6 +58,19 @@ void *xrealloc(void *p, size_t n);
 /** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -1. */
 int mkdir_p(const char *path);
 
+/**
+ * Open a store for command @p cmd, printing "atlasctl CMD: cannot open store DIR: reason" on
+ * failure. @return 0 and *out, or the error code.
+ */
+struct store;
+int cli_store_open(const char *cmd, const char *db, int read_only, struct store **out);
+
+/**
+ * Read a whole file into a malloc'd buffer (one spare byte after the end). Prints nothing.
+ * @return the buffer and *len, or NULL (errno says why).
+ */
+uint8_t *cli_read_file(const char *path, size_t *len);
+
 /** Monotonic seconds. */
 double cli_now(void);
 

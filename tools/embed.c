@@ -367,16 +367,11 @@ static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doub
 int embed_load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys, uint32_t *n,
                            graph_t *t, double *t_read)
 {
-    store_opts_t so;
-    store_opts_default(&so);
-    so.read_only = 1;
     store_t *s;
     graph_pruner_t p;
-    int rc = store_open(a->db, &so, &s);
-    if (rc != 0) {
-        fprintf(stderr, "atlasctl embed: cannot open store %s: %s\n", a->db, atl_strerror(rc));
+    int rc = cli_store_open("embed", a->db, 1, &s);
+    if (rc != 0)
         return -1;
-    }
     if ((rc = graph_pruner_init(&p, a->top, GRAPH_MIN_S_DEFAULT)) == 0)
         rc = store_retained_rows(s, prune_row_cb, &p, keys, n);
     store_close(s);
@@ -642,14 +637,9 @@ int cmd_export_graph(int argc, char **argv)
         fprintf(stderr, "atlasctl export-graph: --db and --out are required (see --help)\n");
         return CLI_EXIT_USAGE;
     }
-    store_opts_t so;
-    store_opts_default(&so);
-    so.read_only = 1;
     store_t *s;
-    if ((rc = store_open(db, &so, &s)) != 0) {
-        fprintf(stderr, "atlasctl export-graph: cannot open store %s: %s\n", db, atl_strerror(rc));
+    if (cli_store_open("export-graph", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
-    }
     export_ctx_t x = {0};
     uint64_t *keys = NULL;
     uint32_t n = 0;

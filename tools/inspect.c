@@ -18,18 +18,6 @@
 #include "tools/cli.h"
 #include "tools/embed.h"
 
-static store_t *open_ro(const char *cmd, const char *db)
-{
-    store_opts_t so;
-    store_opts_default(&so);
-    so.read_only = 1;
-    store_t *s = NULL;
-    int rc = store_open(db, &so, &s);
-    if (rc != 0)
-        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
-    return s;
-}
-
 static void print_field(const cJSON *o, const char *name, const char *label)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -83,10 +71,10 @@ static int status_url(const char *url, int json)
 
 static int status_db(const char *db, int json)
 {
-    store_t *s = open_ro("status", db);
+    store_t *s;
     store_stats_t st;
     store_counters_t c;
-    if (!s)
+    if (cli_store_open("status", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
     int rc = store_stats_get(s, 0, &st);
     if (rc == 0)
@@ -96,14 +84,10 @@ static int status_db(const char *db, int json)
         fprintf(stderr, "atlasctl status: %s\n", atl_strerror(rc));
         return CLI_EXIT_FAIL;
     }
-    char latest[128] = "-", path[4096];
-    snprintf(path, sizeof(path), "%s/snapshots/latest", db);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fgets(latest, sizeof(latest), f))
-            latest[strcspn(latest, "\r\n")] = '\0';
-        fclose(f);
-    }
+    char latest[64] = "-", dir[4096];
+    snprintf(dir, sizeof(dir), "%s/snapshots", db);
+    if (store_snapshot_latest(dir, latest, sizeof(latest)) != 0)
+        strcpy(latest, "-");
     if (json) {
         printf("{\"events_applied\":%" PRIu64 ",\"newest_update_time\":%" PRId64
                ",\"users\":%" PRIu64 ",\"items\":%" PRIu64 ",\"retained\":%" PRIu64
@@ -225,8 +209,8 @@ int cmd_inspect(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     free(rest);
-    store_t *s = open_ro("inspect", db);
-    if (!s)
+    store_t *s;
+    if (cli_store_open("inspect", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
     uint32_t nu;
     int64_t sum;

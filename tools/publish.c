@@ -29,42 +29,18 @@ void prev_free(prev_state_t *p)
     memset(p, 0, sizeof(*p));
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n >= 0 ? xmalloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Rows of a corpus are in the order we wrote them: sorted by item key. */
 void load_prev(const char *snapdir, prev_state_t *p)
 {
     char path[4096], err[128];
     size_t len;
     memset(p, 0, sizeof(*p));
-    snprintf(path, sizeof(path), "%s/latest", snapdir);
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(p->id, sizeof(p->id), f)) {
-        if (f)
-            fclose(f);
+    if (store_snapshot_latest(snapdir, p->id, sizeof(p->id)) != 0) {
         p->id[0] = '\0';
         return;
     }
-    fclose(f);
-    p->id[strcspn(p->id, "\r\n")] = '\0';
     snprintf(path, sizeof(path), "%s/%s", snapdir, p->id);
-    uint8_t *buf = slurp(path, &len);
+    uint8_t *buf = cli_read_file(path, &len);
     uint32_t n;
     if (buf && corpus_decode(buf, len, NULL, &n, err, sizeof(err)) == 0) {
         corpus_row_t *rows = xcalloc((size_t)n + 1, sizeof(*rows));
@@ -84,7 +60,7 @@ void load_prev(const char *snapdir, prev_state_t *p)
     }
     free(buf);
     snprintf(path, sizeof(path), "%s/%s.coords", snapdir, p->id);
-    buf = slurp(path, &len);
+    buf = cli_read_file(path, &len);
     uint32_t dim = 0;
     if (buf && len >= 16 && !memcmp(buf, COORDS_MAGIC, 8)) {
         memcpy(&n, buf + 8, 4);
@@ -321,12 +297,9 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
     free(prev_y), free(prev_f), free(placed);
     st.layout = cli_now() - t0;
     t0 = cli_now();
-    store_opts_t so;
-    store_opts_default(&so);
-    so.read_only = 1;
     store_counters_t c;
     rows = xcalloc((size_t)n + 1, sizeof(*rows));
-    if ((rc = store_open(db, &so, &s)) != 0 ||
+    if ((rc = cli_store_open("rebuild", db, 1, &s)) != 0 ||
         (rc = store_corpus_rows(s, keys, y, n, rows, &arena)) != 0 ||
         (rc = store_counters_get(s, &c)) != 0)
         goto out;

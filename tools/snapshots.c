@@ -16,53 +16,28 @@
 
 static uint8_t *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "atlasctl snapshots: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0, r;
-    uint8_t *buf = xmalloc(cap);
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap)
-            buf = xrealloc(buf, cap *= 2);
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "atlasctl snapshots: read error on %s\n", path);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
+    uint8_t *buf = cli_read_file(path, len);
+    if (!buf)
+        fprintf(stderr, "atlasctl snapshots: cannot read %s: %s\n", path, strerror(errno));
     return buf;
 }
 
 /* DIR + ID ("latest" resolved through the latest file) -> path of the corpus file. */
 static int resolve(const char *dir, const char *id, char *path, size_t len)
 {
-    char name[128] = "";
+    char name[64];
     if (strcmp(id, "latest") == 0) {
-        char lp[4096];
-        snprintf(lp, sizeof(lp), "%s/latest", dir);
-        FILE *f = fopen(lp, "r");
-        if (!f || !fgets(name, sizeof(name), f)) {
+        if (store_snapshot_latest(dir, name, sizeof(name)) != 0) {
             fprintf(stderr, "atlasctl snapshots: no latest snapshot in %s\n", dir);
-            if (f)
-                fclose(f);
             return -1;
         }
-        fclose(f);
-        name[strcspn(name, "\r\n")] = '\0';
-    } else {
-        snprintf(name, sizeof(name), "%s", id);
+        id = name;
     }
-    if (strncmp(name, "corpus_", 7) != 0 || strchr(name, '/')) {
-        fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", name);
+    if (!store_snapshot_id_valid(id, strlen(id))) {
+        fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", id);
         return -1;
     }
-    snprintf(path, len, "%s/%s", dir, name);
+    snprintf(path, len, "%s/%s", dir, id);
     return 0;
 }
 
@@ -72,14 +47,9 @@ static int manifest_of(const char *path, char sha[65], uint64_t *bytes)
     char mp[4200];
     snprintf(mp, sizeof(mp), "%s.json", path);
     size_t len;
-    FILE *f = fopen(mp, "r");
-    if (!f)
-        return 0;
-    fclose(f);
-    uint8_t *m = read_all(mp, &len);
+    uint8_t *m = cli_read_file(mp, &len); /* no manifest beside it is fine */
     if (!m)
         return 0;
-    m = xrealloc(m, len + 1);
     m[len] = 0;
     const char *s = strstr((char *)m, "\"sha256\":"), *b = strstr((char *)m, "\"bytes\":");
     int found = s && b && sscanf(s, "\"sha256\": \"%64[0-9a-f]\"", sha) == 1 &&
@@ -176,7 +146,7 @@ static int export_url(const char *base, const char *id, int json)
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
         bl--;
-    if (strcmp(id, "latest") != 0 && (strncmp(id, "corpus_", 7) || strchr(id, '/'))) {
+    if (strcmp(id, "latest") != 0 && !store_snapshot_id_valid(id, strlen(id))) {
         fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", id);
         return CLI_EXIT_USAGE;
     }

@@ -10,17 +10,6 @@
 #include "store/store.h"
 #include "tools/cli.h"
 
-static int open_store(const char *cmd, const char *db, int read_only, store_t **out)
-{
-    store_opts_t so;
-    store_opts_default(&so);
-    so.read_only = read_only;
-    int rc = store_open(db, &so, out);
-    if (rc != 0)
-        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
-    return rc;
-}
-
 int cmd_stats(int argc, char **argv)
 {
     const char *db = NULL;
@@ -43,7 +32,7 @@ int cmd_stats(int argc, char **argv)
     store_t *s;
     store_stats_t st;
     store_counters_t c;
-    if (open_store("stats", db, 1, &s) != 0)
+    if (cli_store_open("stats", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
     if ((rc = store_stats_get(s, !no_digest, &st)) != 0 || (rc = store_counters_get(s, &c))) {
         fprintf(stderr, "atlasctl stats: %s\n", atl_strerror(rc));
@@ -112,7 +101,7 @@ int cmd_rebuild(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     store_t *s;
-    if (open_store("rebuild", db, verify, &s) != 0)
+    if (cli_store_open("rebuild", db, verify, &s) != 0)
         return CLI_EXIT_FAIL;
     cli_progress_t prog;
     cli_progress_init(&prog, "rebuild");
