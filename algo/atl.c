@@ -4,6 +4,7 @@
 #include "algo/atl.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,4 +54,10 @@ int atl_array_grow(void **p, size_t *cap, size_t need, size_t elem_size, size_t 
     *p = q;
     *cap = c;
     return 0;
+}
+
+int atl_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }

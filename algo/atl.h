@@ -39,6 +39,9 @@ const char *atl_strerror(int code);
  */
 int atl_array_grow(void **p, size_t *cap, size_t need, size_t elem_size, size_t initial);
 
+/** qsort comparator for uint64_t values, ascending. */
+int atl_cmp_u64(const void *a, const void *b);
+
 /**
  * Progress callback for long algo/ and store/ work (STYLE R5).
  * @param ud    caller's pointer, passed through unchanged.

@@ -281,12 +281,6 @@ size_t knn_short_rows(const knn_t *k)
     return c;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 int knn_edges(const knn_t *k, graph_edges_t *out)
 {
     size_t m = 0;
@@ -298,7 +292,7 @@ int knn_edges(const knn_t *k, graph_edges_t *out)
             uint32_t j = k->nbr[(size_t)i * k->k + x];
             keys[m++] = i < j ? ((uint64_t)i << 32) | j : ((uint64_t)j << 32) | i;
         }
-    qsort(keys, m, sizeof(*keys), cmp_u64);
+    qsort(keys, m, sizeof(*keys), atl_cmp_u64);
     graph_edges_t e;
     graph_edges_init(&e);
     int rc = 0;

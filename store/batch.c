@@ -134,12 +134,6 @@ typedef struct apply_ctx {
     MDB_cursor *prof_cur;
 } apply_ctx_t;
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
-
 /* Hiscore events ordered by (user, arrival): sort (user << 32 | index) keys. */
 static int sort_hiscores(store_batch_t *b, size_t *n_out)
 {
@@ -155,7 +149,7 @@ static int sort_hiscores(store_batch_t *b, size_t *n_out)
     for (size_t i = 0; i < b->n; i++)
         if (b->events[i].kind == STORE_EVENT_HISCORE)
             keys[n++] = ((uint64_t)b->events[i].u.hiscore.user << 32) | i;
-    qsort(keys, n, sizeof(*keys), cmp_u64);
+    qsort(keys, n, sizeof(*keys), atl_cmp_u64);
     for (size_t i = 0; i < n; i++)
         order[i] = (uint32_t)keys[i];
     free(keys);

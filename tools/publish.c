@@ -97,18 +97,12 @@ uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key)
     return lo < n && keys[lo] == key ? lo : UINT32_MAX;
 }
 
-static int cmp_key(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Row i's neighbours as item keys, sorted (0 past the count): comparable across snapshots. */
 static void knn_row_keys(const knn_t *knn, const uint64_t *keys, uint32_t i, uint64_t *out)
 {
     for (uint32_t q = 0; q < knn->k; q++)
         out[q] = q < knn->count[i] ? keys[knn->nbr[(size_t)i * knn->k + q]] : 0;
-    qsort(out, knn->count[i], sizeof(*out), cmp_key);
+    qsort(out, knn->count[i], sizeof(*out), atl_cmp_u64);
 }
 
 static uint8_t *coords_file(const uint64_t *keys, const double *x, const knn_t *knn, uint32_t n,
