@@ -48,6 +48,15 @@ static const opt_t opts[] = {
      "longest graceful shutdown before forcing exit"},
     {"snapshots", OPT_STR, OFF(snapshots), 0, 0, "",
      "snapshot directory served under /snapshots (empty: DB/snapshots)"},
+    {"refresh-interval", OPT_INT, OFF(refresh_interval_s), 0, 86400 * 7, "60",
+     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)"},
+    {"refresh-dirty-threshold", OPT_INT, OFF(refresh_dirty_threshold), 0, 1000000000, "0",
+     "also refresh as soon as this many items are dirty (0: off)"},
+    {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep"},
+    {"seed", OPT_INT, OFF(seed), 0, INT64_MAX, "42", "random seed of MDE and the 2-D layout"},
+    {"admin-token", OPT_STR, OFF(admin_token), 0, 0, "",
+     "bearer token admitting admin calls (POST /admin/rebuild) from other hosts; loopback needs "
+     "none"},
     {"cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "*",
      "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)"},
     {"viewer", OPT_STR, OFF(viewer), 0, 0, "",
@@ -275,7 +284,9 @@ void config_log(const atl_config_t *c, char *buf, size_t len)
         const char *sep = i ? " " : "";
         if (o->type == OPT_STR) {
             const char *v = *(char *const *)((const char *)c + o->offset);
-            n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name, v);
+            int secret = strstr(o->name, "token") && v[0];
+            n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name,
+                                  secret ? "<set>" : v);
         } else if (o->type == OPT_DBL) {
             n += (size_t)snprintf(buf + n, len - n, "%s%s=%g", sep, o->name,
                                   *(const double *)((const char *)c + o->offset));

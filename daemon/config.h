@@ -28,6 +28,11 @@ typedef struct atl_config {
     int64_t stats_interval_s;
     int64_t shutdown_timeout_ms;
     char *snapshots, *cors_origin, *viewer;
+    int64_t refresh_interval_s;      /* timed refresh period (0: off) */
+    int64_t refresh_dirty_threshold; /* refresh as soon as this many items are dirty (0: off) */
+    int64_t snapshots_keep;
+    int64_t seed;
+    char *admin_token; /* bearer token for admin calls from other hosts ("" : loopback only) */
     char *log_level;
     char *log_file;
     /* kafka.* pass-through, in the order given */

@@ -7,12 +7,15 @@
 #include "daemon/http.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <h2o.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "daemon/log.h"
 #include "store/store.h"
@@ -98,6 +101,115 @@ static int on_not_found(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("not found\n"));
+    return 0;
+}
+
+/* ---- admin ------------------------------------------------------------------------------ */
+
+static int peer_is_loopback(h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+    return 0;
+}
+
+/* Constant-time token check: compare SHA-256 digests (equal length whatever the input) with
+ * CRYPTO_memcmp, so neither the content nor the length of the token leaks through timing. */
+static int token_matches(const char *want, const char *got, size_t got_len)
+{
+    unsigned char a[32], b[32];
+    unsigned int la = 0, lb = 0;
+    EVP_Digest(want, strlen(want), a, &la, EVP_sha256(), NULL);
+    EVP_Digest(got, got_len, b, &lb, EVP_sha256(), NULL);
+    return la == 32 && lb == 32 && CRYPTO_memcmp(a, b, 32) == 0;
+}
+
+/* 0 when admitted, else the HTTP status to refuse with. */
+static int admin_check(http_server_t *s, h2o_req_t *req)
+{
+    const char *token = s->routes.admin_token;
+    ssize_t at = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (at >= 0) { /* a credential presented is checked even from loopback */
+        h2o_iovec_t v = req->headers.entries[at].value;
+        if (token && token[0] && v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer ")) &&
+            token_matches(token, v.base + 7, v.len - 7))
+            return 0;
+        return 401;
+    }
+    if (peer_is_loopback(req))
+        return 0;
+    return token && token[0] ? 401 : 403;
+}
+
+static int query_flag(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    char q[256];
+    size_t len = req->path.len - req->query_at;
+    if (len >= sizeof(q))
+        len = sizeof(q) - 1;
+    memcpy(q, req->path.base + req->query_at, len);
+    q[len] = '\0';
+    char want1[64], want2[64];
+    snprintf(want1, sizeof(want1), "%s=1", name);
+    snprintf(want2, sizeof(want2), "%s=true", name);
+    for (char *save = NULL, *t = strtok_r(q + 1, "&", &save); t; t = strtok_r(NULL, "&", &save))
+        if (strcmp(t, want1) == 0 || strcmp(t, want2) == 0 || strcmp(t, name) == 0)
+            return 1;
+    return 0;
+}
+
+static void send_json(h2o_req_t *req, int status, const char *reason, cJSON *o)
+{
+    char *body = cJSON_PrintUnformatted(o);
+    size_t n = strlen(body);
+    char *nb = realloc(body, n + 2);
+    if (!nb)
+        abort();
+    nb[n++] = '\n';
+    send_text(req, status, reason, "application/json", nb, n);
+    free(nb);
+}
+
+static int on_admin(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_server_t *s = ((route_handler_t *)self)->srv;
+    int deny = admin_check(s, req);
+    if (deny == 401) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"atlasd admin\""));
+        send_text(req, 401, "Unauthorized", "text/plain",
+                  H2O_STRLIT("admin calls need a valid bearer token from other hosts\n"));
+        return 0;
+    }
+    if (deny == 403) {
+        send_text(req, 403, "Forbidden", "text/plain",
+                  H2O_STRLIT("admin calls are accepted from loopback only (no admin-token set)\n"));
+        return 0;
+    }
+    if (!h2o_memis(req->path_normalized.base, req->path_normalized.len,
+                   H2O_STRLIT("/admin/rebuild"))) {
+        send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("not found\n"));
+        return 0;
+    }
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+        send_text(req, 405, "Method Not Allowed", "text/plain", H2O_STRLIT("use POST\n"));
+        return 0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    int st = s->routes.admin_rebuild
+                 ? s->routes.admin_rebuild(s->routes.ud, query_flag(req, "cold"), o)
+                 : 503;
+    send_json(req, st, st == 202 ? "Accepted" : "Service Unavailable", o);
+    cJSON_Delete(o);
     return 0;
 }
 
@@ -404,6 +516,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     add_route(s, host, "/status", on_status);
     add_route(s, host, "/metrics", on_metrics);
     add_route(s, host, "/snapshots", on_snapshots);
+    add_route(s, host, "/admin", on_admin);
     if (s->routes.viewer_dir && s->routes.viewer_dir[0]) {
         /* the viewer: static files, last so every named route above wins */
         h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);

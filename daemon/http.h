@@ -3,7 +3,8 @@
  * put nginx in front for the world, see deploy/). Routes: /healthz, /status (JSON),
  * /metrics (Prometheus text), and the corpus snapshots: /snapshots (JSON list of manifests),
  * /snapshots/latest and /snapshots/<id> (the bytes; strong ETag = sha256, If-None-Match,
- * Range, If-Range, HEAD, CORS), /snapshots/<id>/manifest. All callbacks run on the loop thread.
+ * Range, If-Range, HEAD, CORS), /snapshots/<id>/manifest; POST /admin/rebuild (loopback or a
+ * bearer token). All callbacks run on the loop thread.
  */
 #ifndef ATL_HTTP_H
 #define ATL_HTTP_H
@@ -20,6 +21,11 @@ typedef struct http_routes {
     void (*status)(void *ud, cJSON *out);       /* fill the /status object */
     void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
     int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
+    /* POST /admin/rebuild[?cold=1]: fill the JSON answer, return the HTTP status. Admitted from
+     * loopback, or with `Authorization: Bearer <admin_token>` when a token is configured;
+     * otherwise 401 (token configured, missing or wrong) or 403 (no token configured). */
+    int (*admin_rebuild)(void *ud, int cold, cJSON *out);
+    const char *admin_token;
     void *ud;
 } http_routes_t;
 

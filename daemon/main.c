@@ -18,6 +18,7 @@
 #include "daemon/http.h"
 #include "daemon/ingest.h"
 #include "daemon/log.h"
+#include "daemon/sched.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -26,6 +27,9 @@ typedef struct daemon_state {
     store_t *store;
     ingest_t *ingest;
     http_server_t *http;
+    sched_t *sched;
+    int lock_fd;
+    int parts_running; /* ingestion and the scheduler, until each has stopped */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
     int loop_ready, stopping, exit_code;
@@ -53,12 +57,24 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->deadline, NULL);
 }
 
-static void on_ingest_stopped(void *ud)
+static void part_stopped(daemon_state_t *d)
 {
-    daemon_state_t *d = ud;
-    LOG_INFO("main", "ingestion stopped", "");
+    if (--d->parts_running > 0)
+        return;
     uv_timer_stop(&d->deadline);
     uv_stop(&d->loop); /* h2o's own handles keep the loop alive; http_free() ends them */
+}
+
+static void on_ingest_stopped(void *ud)
+{
+    LOG_INFO("main", "ingestion stopped", "");
+    part_stopped(ud);
+}
+
+static void on_sched_stopped(void *ud)
+{
+    LOG_INFO("main", "refresh scheduler stopped", "");
+    part_stopped(ud);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -84,6 +100,8 @@ static void on_signal(uv_signal_t *h, int signum)
     LOG_INFO("main", "shutting down", "signal=%d", signum);
     http_stop(d->http);
     uv_timer_start(&d->deadline, on_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
+    if (d->sched)
+        sched_stop(d->sched, on_sched_stopped, d);
     ingest_stop(d->ingest, on_ingest_stopped, d);
 }
 
@@ -127,6 +145,18 @@ static void status(void *ud, cJSON *o)
     cJSON_AddNumberToObject(s, "bytes", (double)st->bytes);
     cJSON_AddNumberToObject(s, "live_bytes", (double)st->live_bytes);
     cJSON_AddNumberToObject(s, "dirty", (double)st->dirty);
+    if (d->sched)
+        sched_status(d->sched, o);
+}
+
+static int admin_rebuild(void *ud, int cold, cJSON *out)
+{
+    daemon_state_t *d = ud;
+    if (!d->sched || d->stopping)
+        return 503;
+    cJSON_AddNumberToObject(out, "request", (double)sched_request_rebuild(d->sched, cold));
+    cJSON_AddBoolToObject(out, "cold", cold);
+    return 202;
 }
 
 static void metrics(void *ud, text_buf_t *b)
@@ -141,6 +171,8 @@ static void metrics(void *ud, text_buf_t *b)
                         "# TYPE atlasd_retained_items gauge\natlasd_retained_items %llu\n",
                         (unsigned long long)st.bytes, (unsigned long long)st.items,
                         (unsigned long long)st.retained);
+    if (d->sched)
+        sched_metrics(d->sched, b);
 }
 
 static int start(daemon_state_t *d, char *err, size_t errlen)
@@ -153,6 +185,8 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(errno));
         return -1;
     }
+    if (store_lock(d->cfg.db, &d->lock_fd, err, errlen) != 0)
+        return -1;
     int rc = store_open(d->cfg.db, &so, &d->store);
     if (rc != 0) {
         snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
@@ -168,8 +202,6 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
-    if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
-        return -1;
     if (!d->cfg.snapshots[0]) {
         free(d->cfg.snapshots);
         size_t len = strlen(d->cfg.db) + sizeof("/snapshots");
@@ -178,6 +210,12 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
             abort();
         snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
     }
+    if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
+        return -1;
+    d->parts_running = 1;
+    if (sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen) != 0)
+        return -1;
+    d->parts_running = 2;
     /* viewer: empty = the files of this build, "none" = no viewer */
     const char *viewer = !d->cfg.viewer[0]                    ? ATL_VIEWER_DIR
                          : strcmp(d->cfg.viewer, "none") == 0 ? NULL
@@ -188,6 +226,8 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
                             .status = status,
                             .metrics = metrics,
                             .healthy = healthy,
+                            .admin_rebuild = admin_rebuild,
+                            .admin_token = d->cfg.admin_token,
                             .ud = d};
     if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
         return -1;
@@ -197,6 +237,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
     static daemon_state_t d;
+    d.lock_fd = -1;
     char err[1024], line[4096];
     config_init(&d.cfg);
     int rc = config_parse_args(&d.cfg, argc, argv, err, sizeof(err));
@@ -227,6 +268,8 @@ int main(int argc, char **argv)
         d.exit_code = 1;
         if (d.ingest) { /* consumer started: close it properly */
             d.stopping = 1;
+            if (d.sched)
+                sched_stop(d.sched, on_sched_stopped, &d);
             ingest_stop(d.ingest, on_ingest_stopped, &d);
             uv_run(&d.loop, UV_RUN_DEFAULT);
         }
@@ -238,6 +281,7 @@ int main(int argc, char **argv)
         close_own_handles(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         ingest_free(d.ingest);
+        sched_free(d.sched);
         int lc = uv_loop_close(&d.loop);
         if (lc != 0) {
             LOG_WARN("main", "loop closed with handles left", "err=%s", uv_err_name(lc));
@@ -245,6 +289,7 @@ int main(int argc, char **argv)
         }
     }
     store_close(d.store);
+    store_unlock(d.lock_fd);
     LOG_INFO("main", "exit", "code=%d", d.exit_code);
     config_destroy(&d.cfg);
     return d.exit_code;

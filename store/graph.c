@@ -108,6 +108,23 @@ static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *p
 
 int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
 {
+    return store_retained_rows_of(s, NULL, 0, cb, ud, keys, n);
+}
+
+/* Whether sorted @p only (NULL: everything) holds @p key; *at walks forward with the rows. */
+static int selected(const uint64_t *only, uint32_t n_only, uint32_t *at, uint64_t key)
+{
+    if (!only)
+        return 1;
+    while (*at < n_only && only[*at] < key)
+        (*at)++;
+    return *at < n_only && only[*at] == key;
+}
+
+int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, store_row_cb cb,
+                           void *ud, uint64_t **keys, uint32_t *n)
+{
+    uint32_t at = 0;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     uint64_t *all = NULL, *out = NULL;
@@ -130,6 +147,8 @@ int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, 
         (rc = mdb_cursor_open(txn, s->cooc, &cur)) != 0)
         goto out;
     for (uint32_t i = 0; i < n_ret && rc == 0; i++) {
+        if (!selected(only, n_only, &at, ret[i].key))
+            continue;
         if ((rc = row_read(s, cur, ret[i].idx, pos, n_items, &rb)) == 0)
             rc = cb(ud, i, rb.cols, rb.s, rb.n);
     }

@@ -13,6 +13,8 @@
  *   beatmaps    u32 beatmap id -> beatmap_rec_t + strings  (MDB_INTEGERKEY)
  *   difficulty  u64 item key -> difficulty_rec_t           (MDB_INTEGERKEY)
  *   offsets     "topic\0" + i32 partition -> i64 next offset
+ *   coords      u64 item key -> coords_rec_t + k u64 neighbour keys (MDB_INTEGERKEY): the
+ *               published state a refresh warm-starts from; meta "coords_snapshot" names it
  *
  * Why S is a row key with fixed-size duplicates: DUPFIXED packs the (col, S) records of a row
  * side by side on leaf pages with no per-entry node header, 12 bytes per direction, about 25
@@ -75,6 +77,7 @@ _Static_assert(sizeof(difficulty_rec_t) == 12, "difficulty record is 12 bytes on
 struct store {
     MDB_env *env;
     MDB_dbi meta, item_ids, item_keys, stats, profiles, cooc, dirty, beatmaps, difficulty, offsets;
+    MDB_dbi coords; /* 0 in a read-only store written before coordinates were stored */
     store_opts_t opts;
     /* Held shared by long read snapshots, exclusively while the map is resized: LMDB requires
      * that no transaction is active in this process during mdb_env_set_mapsize(). */

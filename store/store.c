@@ -9,10 +9,13 @@
  * size with mdb_env_set_mapsize(env, 0) and retrying is LMDB's documented answer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -91,6 +94,17 @@ static int check_version(store_t *s, MDB_txn *txn)
     return ver == STORE_FORMAT_VERSION ? 0 : MDB_VERSION_MISMATCH;
 }
 
+/* Stores written before coordinates were kept have no coords table; read-only, it stays 0. */
+static int open_coords(store_t *s, MDB_txn *txn, unsigned flags)
+{
+    int rc = open_db(txn, "coords", flags, &s->coords);
+    if (rc == MDB_NOTFOUND && s->opts.read_only) {
+        s->coords = 0;
+        return 0;
+    }
+    return rc;
+}
+
 static int open_dbs(store_t *s)
 {
     MDB_txn *txn = NULL;
@@ -107,7 +121,8 @@ static int open_dbs(store_t *s)
         (rc = open_db(txn, "cooc", dup, &s->cooc)) || (rc = open_db(txn, "dirty", ik, &s->dirty)) ||
         (rc = open_db(txn, "beatmaps", ik, &s->beatmaps)) ||
         (rc = open_db(txn, "difficulty", ik, &s->difficulty)) ||
-        (rc = open_db(txn, "offsets", c, &s->offsets)) || (rc = check_version(s, txn))) {
+        (rc = open_db(txn, "offsets", c, &s->offsets)) || (rc = open_coords(s, txn, ik)) ||
+        (rc = check_version(s, txn))) {
         mdb_txn_abort(txn);
         return rc;
     }
@@ -423,4 +438,39 @@ int store__dirty_mark(store_t *s, MDB_txn *txn, const delta_list_t *rows, uint64
             return rc;
     }
     return 0;
+}
+
+int store_lock(const char *dir, int *fd_out, char *errbuf, size_t errlen)
+{
+    char path[4096], pid[32] = "";
+    snprintf(path, sizeof(path), "%s/atlasd.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = -errno;
+        snprintf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+        return e;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        ssize_t r = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[r > 0 ? r : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(errbuf, errlen,
+                 "the store %s is in use by another process (pid %s): stop atlasd first", dir,
+                 pid[0] ? pid : "unknown");
+        close(fd);
+        return e;
+    }
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* the pid is informative only; the lock itself holds */
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+void store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
 }

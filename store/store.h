@@ -277,6 +277,14 @@ typedef int (*store_row_cb)(void *ud, uint32_t row, const uint32_t *cols, const 
 int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
 
 /**
+ * store_retained_rows() reading only the rows whose item key is in @p only (sorted, @p n_only
+ * keys; keys that are not retained are ignored); @p keys still receives every retained item.
+ * With @p only NULL every row is read.
+ */
+int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, store_row_cb cb,
+                           void *ud, uint64_t **keys, uint32_t *n);
+
+/**
  * Corpus rows (DESIGN §6) for @p n items (item keys) at 2-D positions @p xy (n x 2, already in
  * the export frame), joined in one read snapshot from item stats and the metadata topics.
  * @param[out] rows       n rows; their strings point into *arena_out.
@@ -326,6 +334,56 @@ int store_snapshot_ids(const char *dir, char ***ids, size_t *n);
 
 /** Lower-case hex SHA-256 of a buffer (OpenSSL). */
 void store_sha256_hex(const void *buf, size_t len, char out[65]);
+
+/* ---- refresh state: coordinates and dirty marks (DESIGN §4, §5) ------------------------- */
+
+/** What the last refresh published, per retained item (sorted by key). */
+typedef struct store_coords {
+    uint32_t n, k;
+    uint64_t *keys;    /* n, ascending */
+    double *x3;        /* n x 3 MDE coordinates */
+    double *y2;        /* n x 2 layout positions before the export frame */
+    double *framed;    /* n x 2 positions as published in the corpus */
+    uint64_t *knn;     /* n x k neighbour item keys, nearest first, 0 past the row's count */
+    char snapshot[48]; /* the snapshot these belong to ("" if unknown) */
+} store_coords_t;
+
+/** Allocate zeroed arrays for @p n items with @p k neighbours. @return 0 or -ENOMEM. */
+int store_coords_alloc(store_coords_t *c, uint32_t n, uint32_t k);
+
+/** Free the arrays (a zeroed struct is fine). */
+void store_coords_free(store_coords_t *c);
+
+/** Load the stored coordinates (n = 0 when none were stored yet). @return 0 or an error. */
+int store_coords_load(store_t *s, store_coords_t *c);
+
+/**
+ * In one read snapshot: the current batch sequence (counters.batches) and the keys of every
+ * dirty item, sorted. Every mark set by a batch up to *seq is in the list.
+ * @return 0 and a malloc'd array (caller frees), or an error.
+ */
+int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n);
+
+/** Number of dirty items. @return 0 or an error. */
+int store_dirty_count(store_t *s, uint64_t *n);
+
+/**
+ * After a snapshot is published: in ONE write transaction, replace the stored coordinates with
+ * @p c (keys strictly ascending) and clear every dirty mark set by a batch up to @p seq (marks
+ * set later stay). @return 0 (cleared marks in *cleared), -EINVAL, -EROFS, or an error.
+ */
+int store_refresh_commit(store_t *s, const store_coords_t *c, uint64_t seq, uint64_t *cleared);
+
+/**
+ * Take the exclusive owner lock of store directory @p dir (flock on `DIR/atlasd.lock`, which
+ * records the owner's pid): the daemon holds it while running, and offline writers (import,
+ * rebuild --offline) refuse to run without it. Released when the process exits.
+ * @return 0 and the lock's fd in *fd; -EBUSY with "held by pid N" in errbuf; or -errno.
+ */
+int store_lock(const char *dir, int *fd, char *errbuf, size_t errlen);
+
+/** Release a lock taken with store_lock(). */
+void store_unlock(int fd);
 
 /* ---- rebuild ----------------------------------------------------------------------------- */
 

@@ -250,6 +250,19 @@ void cli_progress_done(cli_progress_t *p)
 int cli_progress_cb(void *ud, const char *stage, double frac)
 {
     cli_progress_t *p = ud;
-    cli_progress_update(p, frac >= 1.0, "%s %5.1f%%", stage, frac * 100.0);
+    if (frac < 0)
+        frac = 0;
+    if (frac > 1)
+        frac = 1;
+    if (p->tty) { /* a bar on a terminal: [########------------] */
+        char bar[21];
+        int full = (int)(frac * 20.0 + 0.5);
+        for (int i = 0; i < 20; i++)
+            bar[i] = i < full ? '#' : '-';
+        bar[20] = '\0';
+        cli_progress_update(p, frac >= 1.0, "%-8s [%s] %5.1f%%", stage, bar, frac * 100.0);
+    } else {
+        cli_progress_update(p, frac >= 1.0, "%s %5.1f%%", stage, frac * 100.0);
+    }
     return 0;
 }

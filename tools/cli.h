@@ -100,7 +100,6 @@ int cli_progress_cb(void *ud, const char *stage, double frac);
 int cmd_gen(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
-int cmd_rebuild(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export_graph(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);
@@ -114,11 +113,12 @@ int cmd_inspect(int argc, char **argv);
 int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen);
 
 /**
- * The whole pipeline from a store (read-only) to a snapshot in @p snapdir (tools/publish.c);
- * the new snapshot id goes to @p id_out. @return 0 or an error (printed).
+ * Blocking HTTP request with an empty body (GET, POST, ...), optionally with
+ * `Authorization: Bearer @p bearer`. @return 0 with any HTTP status in *status and a malloc'd
+ * body, or -1 with a message (connection or protocol failure) in err.
  */
-int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_t seed,
-                     char *id_out, size_t id_len);
+int http_request(const char *method, const char *url, const char *bearer, int *status,
+                 uint8_t **body, size_t *len, char *err, size_t errlen);
 
 /* Kafka commands: implemented in daemon/kafka_cli.c, the only layer that may use librdkafka
  * (dependency inversion: daemon/ implements this tools/ interface; tools/ includes no daemon/
@@ -126,5 +126,9 @@ int publish_snapshot(const char *db, const char *snapdir, unsigned keep, uint64_
 int cmd_kafka_mock(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
+
+/* `rebuild` on a running daemon or offline: implemented in daemon/admin_cli.c, where the refresh
+ * pipeline lives (same dependency inversion as the Kafka commands). */
+int cmd_rebuild(int argc, char **argv);
 
 #endif

@@ -34,24 +34,4 @@ typedef struct embed_args {
 int embed_load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys, uint32_t *n,
                            graph_t *t, double *t_read);
 
-/* What the previous snapshot says about each item: its 2-D position (framed as published, and
- * un-framed back into the layout's own frame) and, from `<id>.coords`, its 3-D coordinates. */
-typedef struct prev_state {
-    char id[64];
-    uint32_t n2, n3;
-    uint64_t *keys2, *keys3; /* sorted */
-    double *framed, *y2, *x3;
-    uint32_t k;
-    uint64_t *knn; /* n3 x k neighbour keys of each row (sorted; 0 = none) */
-} prev_state_t;
-
-/** Load the latest snapshot of @p snapdir (nothing if there is none). tools/publish.c */
-void load_prev(const char *snapdir, prev_state_t *p);
-
-/** Free what load_prev() loaded. */
-void prev_free(prev_state_t *p);
-
-/** Position of @p key in a sorted key array, or UINT32_MAX. */
-uint32_t find_key(const uint64_t *keys, uint32_t n, uint64_t key);
-
 #endif

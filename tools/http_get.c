@@ -1,8 +1,8 @@
 /*
- * http_get.c: a blocking HTTP/1.1 GET for `atlasctl snapshots export --url` (and any tool
- * that fetches a snapshot). Response parsing (status line, headers, chunked bodies) is
- * http-parser's; this file only opens the TCP connection and feeds it the bytes. Plain HTTP:
- * the daemon serves no TLS, and a public mirror behind nginx can be fetched with curl.
+ * http_get.c: blocking HTTP/1.1 requests for the commands that talk to a daemon (snapshots
+ * export --url, status --url, rebuild --url). Response parsing (status line, headers, chunked
+ * bodies) is http-parser's; this file only opens the TCP connection and feeds it the bytes. Plain
+ * HTTP: the daemon serves no TLS, and a public mirror behind nginx can be fetched with curl.
  */
 #include <errno.h>
 #include <http_parser.h>
@@ -62,6 +62,20 @@ static int connect_to(const char *host, const char *port, char *err, size_t errl
 
 int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen)
 {
+    int status = 0;
+    if (http_request("GET", url, NULL, &status, body, len, err, errlen) != 0)
+        return -1;
+    if (status != 200) {
+        snprintf(err, errlen, "HTTP %d", status);
+        free(*body);
+        return -1;
+    }
+    return 0;
+}
+
+int http_request(const char *method, const char *url, const char *bearer, int *status,
+                 uint8_t **body, size_t *len, char *err, size_t errlen)
+{
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)) ||
@@ -77,14 +91,20 @@ int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t err
     if (u.field_set & (1 << UF_PATH))
         snprintf(path, sizeof(path), "%.*s", u.field_data[UF_PATH].len,
                  url + u.field_data[UF_PATH].off);
+    if (u.field_set & (1 << UF_QUERY))
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "?%.*s",
+                 u.field_data[UF_QUERY].len, url + u.field_data[UF_QUERY].off);
+    char auth[1200] = "";
+    if (bearer && bearer[0])
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %.1000s\r\n", bearer);
     int fd = connect_to(host, port, err, errlen);
     if (fd < 0)
         return -1;
-    char req[2600];
-    int n =
-        snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: atlasctl\r\nConnection: close\r\n\r\n",
-                 path, host);
+    char req[4000];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: atlasctl\r\n%s"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                     method, path, host, auth);
     if (write(fd, req, (size_t)n) != n) {
         snprintf(err, errlen, "sending the request failed: %s", strerror(errno));
         close(fd);
@@ -116,10 +136,8 @@ int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t err
     if (rc == 0 && !g.done) {
         snprintf(err, errlen, "the connection closed before the response was complete");
         rc = -1;
-    } else if (rc == 0 && parser.status_code != 200) {
-        snprintf(err, errlen, "HTTP %u", parser.status_code);
-        rc = -1;
     }
+    *status = (int)parser.status_code;
     if (rc != 0) {
         free(g.body);
         return -1;

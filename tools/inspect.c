@@ -12,11 +12,9 @@
 #include <cJSON.h>
 
 #include "algo/item.h"
-#include "algo/knn.h"
 #include "algo/weight.h"
 #include "store/store.h"
 #include "tools/cli.h"
-#include "tools/embed.h"
 
 static void print_field(const cJSON *o, const char *name, const char *label)
 {
@@ -126,65 +124,53 @@ int cmd_status(int argc, char **argv)
     return url ? status_url(url, json) : status_db(db, json);
 }
 
-typedef struct neighbour {
-    double d;
-    uint64_t key;
-} neighbour_t;
-
-/* The item's position and kNN neighbours in the latest snapshot, if there is one. */
-static void inspect_snapshot(const char *snapdir, uint64_t key)
+/* Position of @p key in sorted @p keys, or UINT32_MAX. */
+static uint32_t key_at(const uint64_t *keys, uint32_t n, uint64_t key)
 {
-    prev_state_t p;
+    const uint64_t *p = bsearch(&key, keys, n, sizeof(*keys), atl_cmp_u64);
+    return p ? (uint32_t)(p - keys) : UINT32_MAX;
+}
+
+/* The item's place in the last published map: the coordinates the store keeps for it. */
+static void inspect_map(store_t *s, uint64_t key)
+{
+    store_coords_t c;
     char id[ITEM_ID_MAX];
-    load_prev(snapdir, &p);
-    uint32_t at2 = p.n2 ? find_key(p.keys2, p.n2, key) : UINT32_MAX;
-    uint32_t at3 = p.n3 ? find_key(p.keys3, p.n3, key) : UINT32_MAX;
-    if (at2 == UINT32_MAX && at3 == UINT32_MAX) {
-        printf("snapshot             %s\n", p.id[0] ? "item not in the latest snapshot" : "none");
-        prev_free(&p);
+    if (store_coords_load(s, &c) != 0 || c.n == 0) {
+        printf("map                  none published yet\n");
         return;
     }
-    printf("snapshot             %s\n", p.id);
-    if (at2 != UINT32_MAX)
-        printf("map position         %.4f %.4f\n", p.framed[2 * at2], p.framed[2 * at2 + 1]);
-    if (at3 != UINT32_MAX) {
-        const double *x = p.x3 + 3 * (size_t)at3;
-        printf("3-D coordinates      %.4f %.4f %.4f\n", x[0], x[1], x[2]);
-        printf("kNN neighbours, nearest first (3-D distance):\n");
-
-        neighbour_t nb[KNN_MAX_K];
-
-        uint32_t m = 0;
-        for (uint32_t q = 0; q < p.k && q < KNN_MAX_K; q++) {
-            uint64_t nk = p.knn[(size_t)at3 * p.k + q];
-            uint32_t j = nk ? find_key(p.keys3, p.n3, nk) : UINT32_MAX;
-            if (j == UINT32_MAX)
-                continue;
-            const double *y = p.x3 + 3 * (size_t)j;
-            nb[m].d = sqrt((x[0] - y[0]) * (x[0] - y[0]) + (x[1] - y[1]) * (x[1] - y[1]) +
-                           (x[2] - y[2]) * (x[2] - y[2]));
-            nb[m++].key = nk;
-        }
-        for (uint32_t a = 1; a < m; a++) /* insertion sort: at most k entries */
-            for (uint32_t b = a; b > 0 && nb[b].d < nb[b - 1].d; b--) {
-                neighbour_t t = nb[b];
-                nb[b] = nb[b - 1];
-                nb[b - 1] = t;
-            }
-        for (uint32_t q = 0; q < m; q++)
-            printf("  %-18s %.4f\n", item_key_format(nb[q].key, id), nb[q].d);
+    uint32_t at = key_at(c.keys, c.n, key);
+    printf("snapshot             %s\n", c.snapshot);
+    if (at == UINT32_MAX) {
+        printf("map position         not on the map (not retained when it was published)\n");
+        store_coords_free(&c);
+        return;
     }
-    prev_free(&p);
+    const double *x = c.x3 + 3 * (size_t)at;
+    printf("map position         %.4f %.4f\n", c.framed[2 * at], c.framed[2 * at + 1]);
+    printf("3-D coordinates      %.4f %.4f %.4f\n", x[0], x[1], x[2]);
+    printf("kNN neighbours, nearest first in T (3-D distance):\n");
+    for (uint32_t q = 0; q < c.k; q++) {
+        uint64_t nk = c.knn[(size_t)at * c.k + q];
+        uint32_t j = nk ? key_at(c.keys, c.n, nk) : UINT32_MAX;
+        if (j == UINT32_MAX)
+            continue;
+        const double *y = c.x3 + 3 * (size_t)j;
+        double d = sqrt((x[0] - y[0]) * (x[0] - y[0]) + (x[1] - y[1]) * (x[1] - y[1]) +
+                        (x[2] - y[2]) * (x[2] - y[2]));
+        printf("  %-18s %.4f\n", item_key_format(nk, id), d);
+    }
+    store_coords_free(&c);
 }
 
 int cmd_inspect(int argc, char **argv)
 {
-    const char *db = NULL, *snapdir = NULL;
+    const char *db = NULL;
     uint64_t k = 20;
     const cli_opt_t opts[] = {
         {"db", CLI_STR, &db, "DIR", "store directory (required)"},
         {"k", CLI_U64, &k, "N", "top co-occurring items to list (default 20)"},
-        {"snapshots", CLI_STR, &snapdir, "DIR", "snapshot directory (default DIR/snapshots)"},
     };
     const cli_cmd_t cmd = {
         "inspect", "ITEM --db DIR [--k N]",
@@ -228,8 +214,8 @@ int cmd_inspect(int argc, char **argv)
     uint32_t n = 0;
     if ((rc = store_corpus_rows(s, &key, zero, 1, &row, &arena)) == 0)
         rc = store_cooc_top(s, key, (uint32_t)k, keys, sv, &n);
-    store_close(s);
     if (rc != 0) {
+        store_close(s);
         fprintf(stderr, "atlasctl inspect: %s\n", atl_strerror(rc));
         free(keys), free(sv), free(arena);
         return CLI_EXIT_FAIL;
@@ -245,9 +231,8 @@ int cmd_inspect(int argc, char **argv)
     printf("top co-occurring items (S):\n");
     for (uint32_t i = 0; i < n; i++)
         printf("  %-18s %.3f\n", item_key_format(keys[i], id), sv[i]);
-    char sd[4096];
-    snprintf(sd, sizeof(sd), "%s/snapshots", db);
-    inspect_snapshot(snapdir ? snapdir : sd, key);
+    inspect_map(s, key);
+    store_close(s);
     free(keys), free(sv), free(arena);
     return CLI_EXIT_OK;
 }

@@ -106,7 +106,13 @@ done
 id=$(tail -n 1 "$T/pub3.out")
 [ "$(cat "$T/snaps/latest")" = "$id" ] || fail "latest is not the newest snapshot ($id)"
 [ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*$')" = 2 ] || fail "retention kept $(ls "$T/snaps")"
-[ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*\.coords$')" = 2 ] || fail "coords not retained with snapshots"
+# an offline rebuild refuses to run while another process (a daemon) owns the store
+flock -o "$T/db1/atlasd.lock" sleep 30 >/dev/null 2>&1 &
+holder=$!
+sleep 0.3
+expect_exit 1 atlasctl rebuild --offline --db "$T/db1" --snapshots "$T/snaps"
+grep -q "in use by another process" "$T/err" || fail "rebuild --offline on a held store: $(cat "$T/err")"
+pkill -P "$holder" sleep 2>/dev/null; wait "$holder" 2>/dev/null || true
 grep -q '"stability"' "$T/snaps/$id.json" || fail "manifest lacks the stability figure"
 med=$(sed -n 's/.*"median":[[:space:]]*\([0-9.]*\).*/\1/p' "$T/snaps/$id.json" | head -n 1)
 awk -v m="$med" 'BEGIN { exit !(m >= 0 && m < 0.03) }' ||
@@ -124,7 +130,7 @@ cp "$T/snaps/$id" "$T/broken"; printf 'x' >>"$T/broken"
 expect_exit 1 atlasctl snapshots verify "$T/broken"
 # inspect and status read the store and its latest snapshot
 item=$(sed -n 2p "$T/export.tsv" | cut -f1)
-expect_exit 0 atlasctl inspect "$item" --db "$T/db1" --k 5 --snapshots "$T/snaps"
+expect_exit 0 atlasctl inspect "$item" --db "$T/db1" --k 5
 for want in "item                 $item" "players" "top co-occurring" "kNN neighbours" "map position"; do
     grep -q "$want" "$T/out" || fail "inspect output lacks \"$want\": $(cat "$T/out")"
 done

@@ -37,11 +37,14 @@ grep -q '^atlasd_batch_commit_seconds_count [1-9]' "$T/metrics.txt" || fail "lat
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT_a/status")" = 405 ] ||
     fail "POST /status should be 405"
 
-# snapshots over HTTP: publish from the store beside the running daemon (read-only), then
-# list, download, ETag/304, Range/206, If-Range, HEAD, CORS, 404 on bad ids and traversal
+# snapshots over HTTP: the daemon publishes its first map by itself once items are dirty; a
+# forced rebuild through the admin endpoint publishes the next; then list, download, ETag/304,
+# Range/206, If-Range, HEAD, CORS, 404 on bad ids and traversal
 U="http://127.0.0.1:$PORT_a"
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/snapshots/latest")" = 404 ] || fail "latest before any"
-id=$(atlasctl rebuild --offline --verify --db "$T/db" --snapshots "$T/db/snapshots" 2>/dev/null | tail -n 1)
+for i in $(seq 150); do [ -s "$T/db/snapshots/latest" ] && break; sleep 0.2; done
+[ -s "$T/db/snapshots/latest" ] || fail "the daemon published no map by itself"
+id=$(atlasctl rebuild --url "$U" --wait 2>"$T/rebuild.err" | tail -n 1)
+[ "$(cat "$T/db/snapshots/latest")" = "$id" ] || fail "rebuild --wait printed '$id': $(cat "$T/rebuild.err")"
 sha=$(sha256sum "$T/db/snapshots/$id" | cut -d' ' -f1)
 curl -fs "$U/snapshots" | grep -q "\"id\":\"$id\"" || fail "/snapshots does not list $id"
 curl -fs -D "$T/h1" -o "$T/dl" "$U/snapshots/latest" || fail "download latest"
@@ -75,7 +78,7 @@ cmp -s "$T/via_url.tsv" "$T/via_dir.tsv" || fail "export over HTTP differs from 
 [ "$(wc -l <"$T/via_url.tsv")" -gt 1 ] || fail "export --url is empty"
 # downloads during publishes never see a partial file: each one parses and matches its ETag
 ( for i in 1 2 3; do
-      atlasctl rebuild --offline --verify --db "$T/db" --snapshots "$T/db/snapshots" >/dev/null 2>&1
+      atlasctl rebuild --url "$U" --wait >/dev/null 2>&1 || exit 1
   done ) &
 pub=$!
 for i in $(seq 25); do

@@ -1,0 +1,319 @@
+/*
+ * admin_cli.c: `atlasctl rebuild`, the operator's forced full rebuild (DESIGN §7, issue 6).
+ *
+ * On a running daemon it POSTs /admin/rebuild and, with --wait, follows /status until the
+ * rebuild that answers the request has published (printing the snapshot id as the last line of
+ * stdout). With --offline it takes the store's owner lock and runs the same work in-process:
+ * recompute S from the profiles, repair drift, full kNN, MDE, layout, publish. It lives in
+ * daemon/ because the refresh pipeline does; atlasctl reaches it through tools/cli.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "algo/atl.h"
+#include "daemon/refresh.h"
+#include "store/store.h"
+#include "tools/cli.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8477"
+
+typedef struct rebuild_args {
+    const char *db, *url, *token, *snapshots;
+    int offline, verify_only, cold, wait, json, no_publish;
+    uint64_t mem_mb, keep, seed, timeout_s;
+} rebuild_args_t;
+
+static void print_verify(const rebuild_args_t *a, const store_rebuild_result_t *res, double secs)
+{
+    uint64_t diffs = res->s_diffs + res->stats_diffs;
+    if (a->json)
+        return;
+    printf("recomputed  %" PRIu64 " S entries, %" PRIu64 " item stats in %u pass(es), %.2f s\n",
+           res->s_entries, res->stats_items, res->passes, secs);
+    printf("differences %" PRIu64 " in S, %" PRIu64 " in item stats%s\n", res->s_diffs,
+           res->stats_diffs, diffs ? (a->verify_only ? "" : " (repaired)") : "");
+    if (diffs)
+        printf("first       %s\n", res->first_diff);
+}
+
+static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v, double secs,
+                       const refresh_result_t *r)
+{
+    uint64_t diffs = v->s_diffs + v->stats_diffs;
+    printf("{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64 ",\"stats_items\":%" PRIu64
+           ",\"stats_diffs\":%" PRIu64 ",\"passes\":%u,\"seconds\":%.3f,\"repaired\":%s",
+           v->s_entries, v->s_diffs, v->stats_items, v->stats_diffs, v->passes, secs,
+           !a->verify_only && diffs ? "true" : "false");
+    if (r && r->id[0])
+        printf(",\"snapshot\":\"%s\",\"items\":%u,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f,"
+               "\"total\":%.3f",
+               r->id, r->items, r->t_knn, r->t_mde, r->t_layout, secs);
+    printf("}\n");
+}
+
+static int rebuild_offline(rebuild_args_t *a)
+{
+    char err[1024];
+    int lock = -1;
+    if (store_lock(a->db, &lock, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl rebuild: %s\n", err);
+        return CLI_EXIT_FAIL;
+    }
+    store_t *s;
+    int publishing = !a->no_publish && !(a->verify_only && !a->snapshots);
+    if (cli_store_open("rebuild", a->db, a->verify_only && !publishing, &s) != 0) {
+        store_unlock(lock);
+        return CLI_EXIT_FAIL;
+    }
+    cli_progress_t prog;
+    cli_progress_init(&prog, "rebuild");
+    store_rebuild_opts_t ro;
+    store_rebuild_opts_default(&ro);
+    ro.verify_only = a->verify_only;
+    ro.mem_bytes = (size_t)a->mem_mb << 20;
+    ro.progress = cli_progress_cb, ro.progress_ud = &prog;
+    store_rebuild_result_t res;
+    int rc = store_rebuild(s, &ro, &res), code = CLI_EXIT_OK;
+    double secs = cli_now() - prog.start;
+    if (rc != 0) {
+        cli_progress_done(&prog);
+        fprintf(stderr, "atlasctl rebuild: %s\n", atl_strerror(rc));
+        code = CLI_EXIT_FAIL;
+        goto out;
+    }
+    uint64_t diffs = res.s_diffs + res.stats_diffs;
+    if (diffs && a->verify_only) {
+        cli_progress_done(&prog);
+        print_verify(a, &res, secs);
+        if (a->json)
+            print_json(a, &res, secs, NULL);
+        fprintf(stderr, "atlasctl rebuild: verification failed: %s\n", res.first_diff);
+        code = CLI_EXIT_FAIL;
+        goto out;
+    }
+    refresh_result_t r = {0};
+    if (publishing) {
+        char snapdir[4096];
+        snprintf(snapdir, sizeof(snapdir), "%s", a->snapshots ? a->snapshots : "");
+        if (!a->snapshots)
+            snprintf(snapdir, sizeof(snapdir), "%s/snapshots", a->db);
+        refresh_opts_t o;
+        refresh_opts_default(&o);
+        o.snapdir = snapdir, o.keep = (unsigned)a->keep, o.seed = a->seed;
+        o.full = 1, o.cold = a->cold;
+        o.progress = cli_progress_cb, o.progress_ud = &prog;
+        rc = refresh_run(s, NULL, &o, &r, err, sizeof(err));
+        cli_progress_done(&prog);
+        if (rc == ATL_ENOTFOUND) {
+            fprintf(stderr, "atlasctl rebuild: not published: %s\n", err);
+            r.id[0] = '\0';
+        } else if (rc != 0) {
+            fprintf(stderr, "atlasctl rebuild: %s\n", err[0] ? err : atl_strerror(rc));
+            code = CLI_EXIT_FAIL;
+            goto out;
+        } else {
+            fprintf(stderr,
+                    "published %s: %u items; knn %.1f s, mde %.1f s (%u iterations%s), layout "
+                    "%.1f s, read %.1f s, publish %.1f s\n",
+                    r.id, r.items, r.t_knn, r.t_mde, r.mde_iterations, r.warm ? ", warm" : "",
+                    r.t_layout, r.t_read, r.t_publish);
+            if (r.stability_items)
+                fprintf(stderr,
+                        "stability: the %u items whose kNN rows did not change moved median "
+                        "%.3f%%, p95 %.3f%% of the map's width\n",
+                        r.stability_items, 100 * r.stability_median, 100 * r.stability_p95);
+        }
+    } else {
+        cli_progress_done(&prog);
+    }
+    secs = cli_now() - prog.start;
+    print_verify(a, &res, secs);
+    if (a->json)
+        print_json(a, &res, secs, &r);
+    else if (r.id[0])
+        printf("%s\n", r.id); /* the snapshot id is the last line of stdout */
+out:
+    store_close(s);
+    store_unlock(lock);
+    return code;
+}
+
+static cJSON *get_status(const char *url, char *err, size_t errlen)
+{
+    char full[2048];
+    uint8_t *body;
+    size_t len;
+    snprintf(full, sizeof(full), "%.2000s/status", url);
+    if (http_get(full, &body, &len, err, errlen) != 0)
+        return NULL;
+    cJSON *o = cJSON_ParseWithLength((const char *)body, len);
+    free(body);
+    if (!o)
+        snprintf(err, errlen, "%.400s did not answer JSON", url);
+    return o;
+}
+
+static double num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Follow /status until the rebuild answering @p request has finished. */
+static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
+{
+    char err[512];
+    cli_progress_t prog;
+    cli_progress_init(&prog, "rebuild");
+    for (;;) {
+        cJSON *st = get_status(a->url, err, sizeof(err));
+        if (!st) {
+            cli_progress_done(&prog);
+            fprintf(stderr, "atlasctl rebuild: lost the daemon: %s\n", err);
+            return CLI_EXIT_FAIL;
+        }
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(st, "refresh");
+        if ((uint64_t)num(r, "rebuild_answered") >= request) {
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(r, "last_rebuild");
+            int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "ok"));
+            cli_progress_cb(&prog, "done", 1.0);
+            cli_progress_done(&prog);
+            int code = CLI_EXIT_OK;
+            if (!ok) {
+                fprintf(stderr, "atlasctl rebuild: the daemon's rebuild failed: %s\n",
+                        str(b, "error"));
+                code = CLI_EXIT_FAIL;
+            } else {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "verify");
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "seconds");
+                if (a->json) {
+                    char *txt = cJSON_PrintUnformatted(b);
+                    printf("%s\n", txt);
+                    free(txt);
+                } else {
+                    printf("verified    %.0f S entries: %.0f differences in S, %.0f in item "
+                           "stats%s\n",
+                           num(v, "s_entries"), num(v, "s_diffs"), num(v, "stats_diffs"),
+                           num(v, "s_diffs") + num(v, "stats_diffs") > 0 ? " (repaired)" : "");
+                    if (num(v, "s_diffs") + num(v, "stats_diffs") > 0)
+                        printf("first       %s\n", str(v, "first_diff"));
+                    printf("rebuilt     %.0f items in %.1f s (verify %.1f, read %.1f, knn %.1f, "
+                           "mde %.1f, layout %.1f, publish %.1f)\n",
+                           num(b, "items"), num(t, "total"), num(t, "verify"), num(t, "read"),
+                           num(t, "knn"), num(t, "mde"), num(t, "layout"), num(t, "publish"));
+                    printf("%s\n", str(b, "snapshot")); /* last line: the snapshot id */
+                }
+            }
+            cJSON_Delete(st);
+            return code;
+        }
+        if (strcmp(str(r, "kind"), "rebuild") == 0)
+            cli_progress_cb(&prog, str(r, "stage"), num(r, "fraction"));
+        else
+            cli_progress_update(&prog, 0, "queued behind a %s", str(r, "kind"));
+        cJSON_Delete(st);
+        if (a->timeout_s && cli_now() - prog.start > (double)a->timeout_s) {
+            cli_progress_done(&prog);
+            fprintf(stderr, "atlasctl rebuild: not finished after %" PRIu64 " s (still running)\n",
+                    a->timeout_s);
+            return CLI_EXIT_FAIL;
+        }
+        nanosleep(&(struct timespec){0, 250 * 1000 * 1000}, NULL);
+    }
+}
+
+static int rebuild_online(rebuild_args_t *a)
+{
+    char url[2048], err[512];
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int status = 0;
+    snprintf(url, sizeof(url), "%.2000s/admin/rebuild%s", a->url, a->cold ? "?cold=1" : "");
+    if (http_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl rebuild: %s (is atlasd running? or use --offline --db DIR)\n",
+                err);
+        return CLI_EXIT_FAIL;
+    }
+    cJSON *o = status == 202 ? cJSON_ParseWithLength((const char *)body, len) : NULL;
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(o, "request");
+    if (status != 202 || !cJSON_IsNumber(req)) {
+        fprintf(stderr, "atlasctl rebuild: the daemon refused: HTTP %d: %.*s", status, (int)len,
+                body ? (const char *)body : "");
+        if (!len || body[len - 1] != '\n')
+            fputc('\n', stderr);
+        free(body);
+        cJSON_Delete(o);
+        return CLI_EXIT_FAIL;
+    }
+    uint64_t request = (uint64_t)req->valuedouble;
+    free(body);
+    cJSON_Delete(o);
+    fprintf(stderr, "rebuild request %" PRIu64 " accepted by %s%s\n", request, a->url,
+            a->cold ? " (cold)" : "");
+    if (!a->wait) {
+        printf("%" PRIu64 "\n", request);
+        return CLI_EXIT_OK;
+    }
+    return wait_rebuild(a, request);
+}
+
+int cmd_rebuild(int argc, char **argv)
+{
+    rebuild_args_t a = {.url = DEFAULT_URL, .mem_mb = 2048, .keep = 10, .seed = 42};
+    const cli_opt_t opts[] = {
+        {"url", CLI_STR, &a.url, "URL", "the daemon (default " DEFAULT_URL ")"},
+        {"token", CLI_STR, &a.token, "T",
+         "bearer token (the daemon's admin-token; not needed from its own host)"},
+        {"wait", CLI_FLAG, &a.wait, NULL,
+         "wait until the rebuilt snapshot is published; print its id as the last line"},
+        {"timeout", CLI_U64, &a.timeout_s, "S", "with --wait, give up after S seconds (0: never)"},
+        {"cold", CLI_FLAG, &a.cold, NULL, "no warm start: random MDE start, fresh layout"},
+        {"offline", CLI_FLAG, &a.offline, NULL, "work on a store directly (no daemon running)"},
+        {"db", CLI_STR, &a.db, "DIR", "store directory (with --offline)"},
+        {"verify", CLI_FLAG, &a.verify_only, NULL,
+         "with --offline: only compare S with a recomputation; exit 1 on any difference"},
+        {"mem-mb", CLI_U64, &a.mem_mb, "MB", "memory budget for recomputed S (default 2048)"},
+        {"snapshots", CLI_STR, &a.snapshots, "DIR",
+         "with --offline: publish into DIR (default DB/snapshots, as the daemon)"},
+        {"no-publish", CLI_FLAG, &a.no_publish, NULL,
+         "with --offline: only verify and repair S, publish nothing"},
+        {"keep", CLI_U64, &a.keep, "N", "snapshots to keep (default 10)"},
+        {"seed", CLI_U64, &a.seed, "N", "random seed of MDE and the layout (default 42)"},
+        {"json", CLI_FLAG, &a.json, NULL, "print the result as JSON"},
+    };
+    const cli_cmd_t cmd = {
+        "rebuild",
+        "[--url URL] [--token T] [--wait] [--cold]   |   --offline --db DIR [--verify] [--cold]",
+        "Force a full rebuild: recompute S from the profiles and repair any drift from the\n"
+        "incremental S, recompute every kNN row, MDE (warm unless --cold), the 2-D layout, and\n"
+        "publish a snapshot. Against a running daemon by default; --offline on a stopped one.",
+        opts, ATL_ARRAY_LEN(opts)};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (a.offline && !a.db) {
+        fprintf(stderr, "atlasctl rebuild: --offline needs --db DIR (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (!a.offline && (a.db || a.verify_only || a.no_publish || a.snapshots)) {
+        fprintf(stderr, "atlasctl rebuild: --db, --verify, --snapshots and --no-publish go with "
+                        "--offline (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (a.mem_mb == 0 || a.keep == 0) {
+        fprintf(stderr, "atlasctl rebuild: --mem-mb and --keep must be positive\n");
+        return CLI_EXIT_USAGE;
+    }
+    return a.offline ? rebuild_offline(&a) : rebuild_online(&a);
+}

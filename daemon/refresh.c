@@ -1,0 +1,647 @@
+/*
+ * refresh.c: the pipeline from the store to a published snapshot, full or incremental.
+ *
+ * What an incremental refresh may skip, and why the result is still exact:
+ *  - T. A row of T is a function of its S row and the retained set (DESIGN §3). Every change of
+ *    S[i][j] marks rows i and j dirty, so with an unchanged retained set only dirty rows can
+ *    have new pruned lists: those rows are re-read, the others kept from the last run. When the
+ *    retained set changed, columns of rows that are not dirty can change too: every row is read.
+ *  - kNN. Let C be the nodes whose adjacency in T changed (compared with the last run). A row's
+ *    early-stopped Dijkstra only ever relaxes edges out of the nodes it settles: the source and
+ *    its k neighbours. If none of those is in C, the search sees exactly the same edges and
+ *    returns the same list (same max_distance, same tie-break); so only rows in C or with a
+ *    neighbour in C are recomputed. max_distance stays the one of the last full kNN (DESIGN §5
+ *    bound from T's 75th percentile), recomputed by every full refresh.
+ * The tests compare incremental results with a from-scratch recomputation.
+ */
+#include "daemon/refresh.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "algo/corpus.h"
+#include "algo/graph.h"
+#include "algo/knn.h"
+#include "algo/layout.h"
+#include "algo/mde.h"
+#include "algo/quality.h"
+
+#define REFRESH_K   10
+#define REFRESH_DIM 3
+#define WARM_FTOL   1e-4
+
+struct refresh_state {
+    int valid;
+    uint32_t n;
+    uint64_t *keys; /* retained items of the last run, sorted */
+    uint32_t *cnt;  /* pruned T entries per row (directed, before symmetrisation) */
+    uint32_t **col;
+    float **dist;
+    graph_t t;
+    knn_t knn;
+};
+
+void refresh_opts_default(refresh_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->keep = 10;
+    o->seed = 42;
+    o->if_dirty = 0;
+}
+
+refresh_state_t *refresh_state_new(void)
+{
+    return calloc(1, sizeof(refresh_state_t));
+}
+
+static void rows_free(uint32_t n, uint32_t *cnt, uint32_t **col, float **dist)
+{
+    for (uint32_t i = 0; col && i < n; i++)
+        free(col[i]), free(dist[i]);
+    free(cnt), free(col), free(dist);
+}
+
+static void state_clear(refresh_state_t *st)
+{
+    rows_free(st->n, st->cnt, st->col, st->dist);
+    free(st->keys);
+    graph_destroy(&st->t);
+    knn_destroy(&st->knn);
+    memset(st, 0, sizeof(*st));
+}
+
+void refresh_state_free(refresh_state_t *st)
+{
+    if (!st)
+        return;
+    state_clear(st);
+    free(st);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- reading T ------------------------------------------------------------------------- */
+
+/* Pruned rows being read: row arrays grow with the largest row index seen. */
+typedef struct reader {
+    uint32_t n, cap;
+    uint32_t *cnt;
+    uint32_t **col;
+    float **dist;
+    uint32_t *scratch, *tmp_col;
+    float *tmp_dist;
+    size_t scratch_cap;
+    uint32_t rows_read, expect;
+    const refresh_opts_t *o;
+} reader_t;
+
+static int reader_grow(reader_t *r, uint32_t need)
+{
+    if (need <= r->cap)
+        return 0;
+    uint32_t cap = need * 2 + 64;
+    uint32_t *cnt = realloc(r->cnt, cap * sizeof(*cnt));
+    if (cnt)
+        r->cnt = cnt;
+    uint32_t **col = cnt ? realloc(r->col, cap * sizeof(*col)) : NULL;
+    if (col)
+        r->col = col;
+    float **dist = col ? realloc(r->dist, cap * sizeof(*dist)) : NULL;
+    if (!dist)
+        return -ENOMEM;
+    r->dist = dist;
+    for (uint32_t i = r->cap; i < cap; i++)
+        r->cnt[i] = 0, r->col[i] = NULL, r->dist[i] = NULL;
+    r->cap = cap;
+    return 0;
+}
+
+static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+{
+    reader_t *r = ud;
+    if (reader_grow(r, row + 1) != 0)
+        return -ENOMEM;
+    if (n > r->scratch_cap) {
+        free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
+        r->scratch_cap = n * 2;
+        r->scratch = malloc(r->scratch_cap * sizeof(uint32_t));
+        r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
+        r->tmp_dist = malloc(r->scratch_cap * sizeof(float));
+        if (!r->scratch || !r->tmp_col || !r->tmp_dist)
+            return -ENOMEM;
+    }
+    size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, r->tmp_col,
+                               r->tmp_dist, r->scratch);
+    free(r->col[row]), free(r->dist[row]);
+    r->col[row] = malloc((m + 1) * sizeof(uint32_t));
+    r->dist[row] = malloc((m + 1) * sizeof(float));
+    if (!r->col[row] || !r->dist[row])
+        return -ENOMEM;
+    memcpy(r->col[row], r->tmp_col, m * sizeof(uint32_t));
+    memcpy(r->dist[row], r->tmp_dist, m * sizeof(float));
+    r->cnt[row] = (uint32_t)m;
+    if (row + 1 > r->n)
+        r->n = row + 1;
+    r->rows_read++;
+    if (r->o->progress && r->expect && r->rows_read % 1024 == 0 &&
+        r->o->progress(r->o->progress_ud, "read", (double)r->rows_read / r->expect))
+        return ATL_ECANCELED;
+    return 0;
+}
+
+static void reader_free(reader_t *r)
+{
+    rows_free(r->cap, r->cnt, r->col, r->dist);
+    free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
+    memset(r, 0, sizeof(*r));
+}
+
+static int build_t(uint32_t n, const uint32_t *cnt, uint32_t *const *col, float *const *dist,
+                   graph_t *out)
+{
+    graph_edges_t e;
+    graph_edges_init(&e);
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        for (uint32_t q = 0; q < cnt[i] && rc == 0; q++)
+            rc = graph_edges_add(&e, i, col[i][q], dist[i][q]);
+    if (rc == 0)
+        rc = graph_build(n, &e, out);
+    graph_edges_destroy(&e);
+    return rc;
+}
+
+static int same_keys(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
+{
+    return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
+}
+
+/*
+ * Read T into the state: only @p dirty rows when the state is valid and the retained set did not
+ * change, else every row. *incremental says which happened.
+ */
+static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
+                      const uint64_t *dirty, uint32_t n_dirty, int *incremental,
+                      uint32_t *rows_read, graph_t *t_out, char *err, size_t errlen)
+{
+    reader_t r = {.o = o};
+    uint64_t *keys = NULL;
+    uint32_t n = 0;
+    int rc;
+    *incremental = 0;
+    if (st->valid && !o->full) {
+        r.expect = n_dirty;
+        rc = store_retained_rows_of(s, dirty, n_dirty, read_row_cb, &r, &keys, &n);
+        if (rc == 0 && same_keys(keys, n, st->keys, st->n)) {
+            for (uint32_t i = 0; i < r.n; i++) {
+                if (!r.col[i])
+                    continue;
+                free(st->col[i]), free(st->dist[i]);
+                st->col[i] = r.col[i], st->dist[i] = r.dist[i], st->cnt[i] = r.cnt[i];
+                r.col[i] = NULL, r.dist[i] = NULL;
+            }
+            *rows_read = r.rows_read;
+            *incremental = 1;
+            reader_free(&r);
+            free(keys);
+            return build_t(st->n, st->cnt, st->col, st->dist, t_out);
+        }
+        reader_free(&r);
+        free(keys), keys = NULL;
+        if (rc != 0) {
+            snprintf(err, errlen, "reading S: %s", atl_strerror(rc));
+            return rc;
+        }
+        r = (reader_t){.o = o}; /* the retained set changed: read everything */
+    }
+    r.expect = st->n;
+    rc = store_retained_rows_of(s, NULL, 0, read_row_cb, &r, &keys, &n);
+    if (rc == 0 && n < 2) {
+        snprintf(err, errlen, "the store has %u retained items: nothing to lay out yet", n);
+        rc = ATL_ENOTFOUND;
+    }
+    if (rc == 0)
+        rc = reader_grow(&r, n + 1);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, errlen, "reading S: %s", atl_strerror(rc));
+        reader_free(&r);
+        free(keys);
+        return rc;
+    }
+    /* the state takes the rows; its old T and kNN stay for the comparison below */
+    rows_free(st->n, st->cnt, st->col, st->dist);
+    for (uint32_t i = n; i < r.cap; i++)
+        free(r.col[i]), free(r.dist[i]);
+    st->cnt = r.cnt, st->col = r.col, st->dist = r.dist;
+    r.cnt = NULL, r.col = NULL, r.dist = NULL, r.cap = 0;
+    free(st->keys);
+    st->keys = keys;
+    st->n = n;
+    *rows_read = r.rows_read;
+    reader_free(&r);
+    return build_t(n, st->cnt, st->col, st->dist, t_out);
+}
+
+/* ---- kNN --------------------------------------------------------------------------------- */
+
+static int row_differs(const graph_t *a, const graph_t *b, uint32_t i)
+{
+    uint64_t la = a->row_ptr[i + 1] - a->row_ptr[i], lb = b->row_ptr[i + 1] - b->row_ptr[i];
+    return la != lb ||
+           memcmp(a->col + a->row_ptr[i], b->col + b->row_ptr[i], la * sizeof(uint32_t)) ||
+           memcmp(a->dist + a->row_ptr[i], b->dist + b->row_ptr[i], la * sizeof(float));
+}
+
+/* Rows whose kNN list can have changed between T @p old and @p t (see the file comment). */
+static uint32_t *rows_to_recompute(const graph_t *old, const graph_t *t, const knn_t *knn,
+                                   size_t *n_out)
+{
+    uint32_t n = t->n, *rows = malloc(((size_t)n + 1) * sizeof(*rows));
+    uint8_t *changed = calloc((size_t)n + 1, 1);
+    size_t m = 0;
+    if (!rows || !changed) {
+        free(rows), free(changed);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        changed[i] = (uint8_t)row_differs(old, t, i);
+    for (uint32_t i = 0; i < n; i++) {
+        int hit = changed[i];
+        for (uint32_t q = 0; !hit && q < knn->count[i]; q++)
+            hit = changed[knn->nbr[(size_t)i * knn->k + q]];
+        if (hit)
+            rows[m++] = i;
+    }
+    free(changed);
+    *n_out = m;
+    return rows;
+}
+
+static int compute_knn(refresh_state_t *st, graph_t *t, int incremental, const refresh_opts_t *o,
+                       uint32_t *knn_rows)
+{
+    knn_opts_t ko;
+    knn_opts_default(&ko);
+    ko.k = REFRESH_K;
+    ko.progress = o->progress, ko.progress_ud = o->progress_ud;
+    int rc;
+    if (incremental && st->valid && st->knn.n == t->n && st->t.n == t->n) {
+        size_t n_rows = 0, n_changed = 0;
+        uint32_t *rows = rows_to_recompute(&st->t, t, &st->knn, &n_rows);
+        if (!rows)
+            return -ENOMEM;
+        ko.max_distance = st->knn.max_distance;
+        rc = n_rows ? knn_update_rows(t, &ko, rows, n_rows, &st->knn, &n_changed) : 0;
+        free(rows);
+        *knn_rows = (uint32_t)n_rows;
+    } else {
+        knn_t fresh = {0};
+        rc = knn_build(t, &ko, &fresh);
+        if (rc == 0) {
+            knn_destroy(&st->knn);
+            st->knn = fresh;
+        }
+        *knn_rows = t->n;
+    }
+    if (rc == 0) {
+        graph_destroy(&st->t);
+        st->t = *t;
+        memset(t, 0, sizeof(*t));
+    }
+    return rc;
+}
+
+/* ---- warm starts and stability ----------------------------------------------------------- */
+
+/* Position of @p key in sorted @p keys, or UINT32_MAX. */
+static uint32_t key_find(const uint64_t *keys, uint32_t n, uint64_t key)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && keys[lo] == key ? lo : UINT32_MAX;
+}
+
+/* Row i's neighbours as item keys, nearest first, 0 past the count. */
+static void knn_row_keys(const knn_t *knn, const uint64_t *keys, uint32_t i, uint64_t *out)
+{
+    for (uint32_t q = 0; q < knn->k; q++)
+        out[q] = q < knn->count[i] ? keys[knn->nbr[(size_t)i * knn->k + q]] : 0;
+}
+
+static int same_neighbours(const uint64_t *a, const uint64_t *b, uint32_t k)
+{
+    uint64_t x[KNN_MAX_K], y[KNN_MAX_K];
+    memcpy(x, a, k * sizeof(*x));
+    memcpy(y, b, k * sizeof(*y));
+    qsort(x, k, sizeof(*x), atl_cmp_u64);
+    qsort(y, k, sizeof(*y), atl_cmp_u64);
+    return memcmp(x, y, k * sizeof(*x)) == 0;
+}
+
+static double map_width(const double *y, uint32_t n)
+{
+    double lo_x = INFINITY, hi_x = -INFINITY, lo_y = INFINITY, hi_y = -INFINITY;
+    for (uint32_t i = 0; i < n; i++) {
+        lo_x = fmin(lo_x, y[2 * i]), hi_x = fmax(hi_x, y[2 * i]);
+        lo_y = fmin(lo_y, y[2 * i + 1]), hi_y = fmax(hi_y, y[2 * i + 1]);
+    }
+    return fmax(hi_x - lo_x, hi_y - lo_y);
+}
+
+/* How far items whose kNN rows did not change moved, as a fraction of the map's width. */
+static void stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
+{
+    uint8_t *mask = calloc((size_t)c->n + 1, 1);
+    double *before = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    r->stability_median = r->stability_p95 = -1;
+    r->stability_items = 0;
+    if (!mask || !before || prev->k != c->k) {
+        free(mask), free(before);
+        return;
+    }
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint32_t at = key_find(prev->keys, prev->n, c->keys[i]);
+        if (at == UINT32_MAX ||
+            !same_neighbours(prev->knn + (size_t)at * c->k, c->knn + (size_t)i * c->k, c->k))
+            continue;
+        memcpy(before + 2 * (size_t)i, prev->framed + 2 * (size_t)at, 2 * sizeof(double));
+        mask[i] = 1;
+        r->stability_items++;
+    }
+    if (r->stability_items > 0)
+        quality_displacement(before, c->framed, c->n, 2, mask, map_width(c->framed, c->n),
+                             &r->stability_median, &r->stability_p95);
+    free(mask), free(before);
+}
+
+/* ---- MDE and layout ------------------------------------------------------------------------ */
+
+static int embed_3d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
+                    double *x, refresh_result_t *r, char *err, size_t errlen)
+{
+    graph_edges_t ke;
+    mde_t m = {0};
+    mde_result_t mr = {0};
+    mde_opts_t mo;
+    uint32_t n = st->n, placed_n = 0;
+    uint8_t *placed = calloc((size_t)n + 1, 1);
+    int rc = placed ? 0 : -ENOMEM;
+    graph_edges_init(&ke);
+    mde_opts_default(&mo);
+    mo.dim = REFRESH_DIM, mo.seed = o->seed;
+    mo.progress = o->progress, mo.progress_ud = o->progress_ud;
+    if (rc == 0 && (rc = knn_edges(&st->knn, &ke)) == 0 &&
+        (rc = mde_init(&m, &mo, n, &ke, st->keys)) == 0) {
+        for (uint32_t i = 0; i < n && !o->cold; i++) {
+            uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
+            if (at != UINT32_MAX) {
+                memcpy(x + 3 * (size_t)i, prev->x3 + 3 * (size_t)at, 3 * sizeof(double));
+                placed[i] = 1, placed_n++;
+            }
+        }
+        if (placed_n > 0) { /* warm: new items start beside their placed neighbours */
+            mde_coords_warm(&m, x, placed);
+            m.o.ftol = WARM_FTOL;
+        } else {
+            mde_coords_random(&m, x);
+        }
+        rc = mde_run(&m, x, &mr);
+    }
+    if (rc != 0 && rc != ATL_ECANCELED)
+        snprintf(err, errlen, "MDE: %s", atl_strerror(rc));
+    r->warm = placed_n > 0;
+    r->mde_iterations = mr.iterations;
+    mde_destroy(&m);
+    graph_edges_destroy(&ke);
+    free(placed);
+    return rc;
+}
+
+static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
+                     const double *x, store_coords_t *c, char *err, size_t errlen)
+{
+    uint32_t n = st->n, placed_n = 0;
+    uint8_t *placed = calloc((size_t)n + 1, 1);
+    double *prev_y = calloc((size_t)n * 2 + 1, sizeof(double));
+    layout_opts_t lo;
+    int rc = placed && prev_y ? 0 : -ENOMEM;
+    layout_opts_default(&lo);
+    lo.seed = o->seed, lo.progress = o->progress, lo.progress_ud = o->progress_ud;
+    for (uint32_t i = 0; rc == 0 && i < n && !o->cold; i++) {
+        uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
+        if (at != UINT32_MAX) {
+            memcpy(prev_y + 2 * (size_t)i, prev->y2 + 2 * (size_t)at, 2 * sizeof(double));
+            placed[i] = 1, placed_n++;
+        }
+    }
+    if (rc == 0 && placed_n >= 2) { /* warm from the last map, then rotate/reflect onto it */
+        memcpy(c->y2, prev_y, (size_t)n * 2 * sizeof(double));
+        if ((rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, placed, NULL)) == 0)
+            rc = layout_align(c->y2, prev_y, n, placed);
+    } else if (rc == 0) {
+        rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
+    }
+    if (rc == 0)
+        layout_frame(c->y2, n, c->framed);
+    else if (rc != ATL_ECANCELED)
+        snprintf(err, errlen, "layout: %s", atl_strerror(rc));
+    free(placed), free(prev_y);
+    return rc;
+}
+
+/* ---- publishing ---------------------------------------------------------------------------- */
+
+static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
+                             const store_counters_t *c, const char *offsets, const char *previous,
+                             double max_distance)
+{
+    size_t cap = 4096 + strlen(offsets);
+    char *buf = malloc(cap), when[32] = "";
+    if (!buf)
+        return NULL;
+    time_t nt = (time_t)c->newest_update_time;
+    struct tm tm;
+    if (nt > 0 && gmtime_r(&nt, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    double lag = o->lag_origin > 0 ? (double)(time(NULL) - o->lag_origin) : -1;
+    int k = snprintf(
+        buf, cap,
+        "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"events_applied\":%" PRIu64
+        ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
+        ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
+        "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
+        "\"rows_read\":%u,\"knn_rows\":%u,\"mde_iterations\":%u},",
+        offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
+        o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
+        r->warm ? "true" : "false", r->dirty, r->rows_read, r->knn_rows, r->mde_iterations);
+    if (r->verified)
+        k += snprintf(buf + k, cap - (size_t)k,
+                      "\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
+                      ",\"stats_diffs\":%" PRIu64 ",\"repaired\":%s},",
+                      r->verify.s_entries, r->verify.s_diffs, r->verify.stats_diffs,
+                      r->verify.s_diffs + r->verify.stats_diffs ? "true" : "false");
+    snprintf(buf + k, cap - (size_t)k,
+             "\"stability\":{\"unchanged_knn_items\":%u,\"median\":%.6f,\"p95\":%.6f},"
+             "\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
+             "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s},"
+             "\"timings\":{\"verify\":%.3f,\"read\":%.3f,\"knn\":%.3f,\"mde\":%.3f,"
+             "\"layout\":%.3f}}",
+             r->stability_items, r->stability_median, r->stability_p95, REFRESH_K, max_distance,
+             REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT, o->cold ? "true" : "false", r->t_verify,
+             r->t_read, r->t_knn, r->t_mde, r->t_layout);
+    return buf;
+}
+
+static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *prev,
+                   const store_coords_t *c, double max_distance, refresh_result_t *r, char *err,
+                   size_t errlen)
+{
+    corpus_row_t *rows = calloc((size_t)c->n + 1, sizeof(*rows));
+    char *arena = NULL, *offsets = NULL, *fields = NULL;
+    uint8_t *buf = NULL;
+    store_counters_t cnt;
+    store_snapshot_info_t info;
+    int rc = rows ? 0 : -ENOMEM;
+    if (rc == 0 &&
+        ((rc = store_corpus_rows(s, c->keys, c->framed, c->n, rows, &arena)) != 0 ||
+         (rc = store_counters_get(s, &cnt)) != 0 || (rc = store_offsets_json(s, &offsets)) != 0))
+        snprintf(err, errlen, "reading metadata: %s", atl_strerror(rc));
+    size_t len = rc == 0 ? corpus_size(rows, c->n) : 0;
+    if (rc == 0 && (!(buf = malloc(len + 1)) || (rc = corpus_encode(rows, c->n, buf)) != 0))
+        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc ? rc : -ENOMEM));
+    r->events_applied = cnt.events_applied;
+    r->newest_update_time = cnt.newest_update_time;
+    if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = store_snapshot_publish(o->snapdir, buf, len, c->n, fields, NULL, 0, o->keep, &info,
+                                    err, errlen);
+    if (rc == 0)
+        snprintf(r->id, sizeof(r->id), "%s", info.id);
+    free(rows), free(arena), free(offsets), free(fields), free(buf);
+    return rc;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+static int verify_s(store_t *s, const refresh_opts_t *o, refresh_result_t *r, char *err,
+                    size_t errlen)
+{
+    store_rebuild_opts_t ro;
+    store_rebuild_opts_default(&ro);
+    if (o->verify_mem_bytes)
+        ro.mem_bytes = o->verify_mem_bytes;
+    ro.progress = o->progress, ro.progress_ud = o->progress_ud;
+    int rc = store_rebuild(s, &ro, &r->verify);
+    if (rc != 0 && rc != ATL_ECANCELED)
+        snprintf(err, errlen, "verifying S: %s", atl_strerror(rc));
+    r->verified = rc == 0;
+    return rc;
+}
+
+static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t *c)
+{
+    c->k = st->knn.k;
+    memcpy(c->keys, st->keys, (size_t)st->n * sizeof(uint64_t));
+    for (uint32_t i = 0; i < st->n; i++)
+        knn_row_keys(&st->knn, st->keys, i, c->knn + (size_t)i * c->k);
+    snprintf(c->snapshot, sizeof(c->snapshot), "%s", id);
+    return 0;
+}
+
+int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refresh_result_t *r,
+                char *err, size_t errlen)
+{
+    refresh_state_t local = {0};
+    store_coords_t prev = {0}, c = {0};
+    graph_t t = {0};
+    uint64_t *dirty = NULL;
+    uint32_t n_dirty = 0;
+    double t0 = now_s(), t1;
+    int rc = 0;
+    memset(r, 0, sizeof(*r));
+    err[0] = '\0';
+    r->stability_median = r->stability_p95 = -1;
+    if (!st)
+        st = &local;
+    if (o->verify && (rc = verify_s(s, o, r, err, errlen)) != 0)
+        goto out;
+    r->t_verify = now_s() - t0;
+    t1 = now_s();
+    if ((rc = store_dirty_get(s, &r->seq, &dirty, &n_dirty)) != 0 ||
+        (rc = store_coords_load(s, &prev)) != 0) {
+        snprintf(err, errlen, "reading the refresh state: %s", atl_strerror(rc));
+        goto out;
+    }
+    r->dirty = n_dirty;
+    if (o->if_dirty && n_dirty == 0 && prev.n > 0 && !o->full) {
+        rc = ATL_ENOTFOUND;
+        goto out;
+    }
+    if ((rc = read_graph(s, st, o, dirty, n_dirty, &r->incremental, &r->rows_read, &t, err,
+                         errlen)) != 0)
+        goto out;
+    r->t_read = now_s() - t1;
+    t1 = now_s();
+    if ((rc = compute_knn(st, &t, r->incremental, o, &r->knn_rows)) != 0) {
+        if (rc != ATL_ECANCELED)
+            snprintf(err, errlen, "kNN: %s", atl_strerror(rc));
+        goto out;
+    }
+    r->t_knn = now_s() - t1;
+    t1 = now_s();
+    if ((rc = store_coords_alloc(&c, st->n, st->knn.k)) != 0 ||
+        (rc = embed_3d(st, &prev, o, c.x3, r, err, errlen)) != 0)
+        goto out;
+    r->t_mde = now_s() - t1;
+    t1 = now_s();
+    if ((rc = layout_2d(st, &prev, o, c.x3, &c, err, errlen)) != 0)
+        goto out;
+    r->t_layout = now_s() - t1;
+    t1 = now_s();
+    fill_coords(st, "", &c);
+    stability(&prev, &c, r);
+    r->items = st->n;
+    if (o->progress)
+        o->progress(o->progress_ud, "publish", 0);
+    if ((rc = publish(s, o, &prev, &c, st->knn.max_distance, r, err, errlen)) != 0)
+        goto out;
+    snprintf(c.snapshot, sizeof(c.snapshot), "%s", r->id);
+    /* after the snapshot: a crash before this commit only repeats the work next time */
+    if ((rc = store_refresh_commit(s, &c, r->seq, &r->marks_cleared)) != 0) {
+        snprintf(err, errlen, "storing coordinates: %s", atl_strerror(rc));
+        goto out;
+    }
+    r->t_publish = now_s() - t1;
+    r->t_total = now_s() - t0;
+    if (o->progress)
+        o->progress(o->progress_ud, "publish", 1);
+    st->valid = 1;
+out:
+    if (rc != 0 && rc != ATL_ENOTFOUND)
+        st->valid = 0; /* the next run starts from the store again */
+    if (st == &local)
+        state_clear(&local);
+    graph_destroy(&t);
+    store_coords_free(&prev);
+    store_coords_free(&c);
+    free(dirty);
+    return rc;
+}

@@ -1,0 +1,446 @@
+/*
+ * sched.c: refresh scheduling on the loop, refresh work on libuv's thread pool.
+ *
+ * Freshness bookkeeping: every tick notes the first time each new batch sequence was seen
+ * (a ring of observations). The refresh lag is the age of the oldest change not in the latest
+ * snapshot: the first observation of a sequence beyond the one the last snapshot reflects.
+ */
+#include "daemon/sched.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/log.h"
+#include "daemon/refresh.h"
+
+#define TICK_MS        1000
+#define RETRY_AFTER_MS 5000 /* after a failed refresh */
+#define N_OBS          512
+
+typedef struct obs {
+    uint64_t seq;
+    int64_t when; /* unix seconds */
+} obs_t;
+
+struct sched {
+    uv_loop_t *loop;
+    const atl_config_t *cfg;
+    store_t *store;
+    uv_timer_t tick;
+    uv_work_t work;
+    refresh_state_t *state;
+
+    /* written by the worker, read by /status */
+    pthread_mutex_t mu;
+    char stage[16];
+    double frac;
+    atomic_int cancel;
+
+    /* loop-thread state */
+    int running, run_full, run_cold;
+    uint64_t run_covers; /* rebuild requests the running rebuild answers */
+    int pending, pending_full, pending_cold;
+    uint64_t requested;  /* rebuild requests accepted */
+    uint64_t answered;   /* requests answered by a finished rebuild (success or failure) */
+    refresh_opts_t opts; /* of the running refresh */
+    refresh_result_t res;
+    int rc;
+    char err[512];
+    int64_t run_started; /* unix seconds */
+    uint64_t run_started_ms;
+
+    refresh_result_t last; /* the last published refresh */
+    int64_t last_finished;
+    int last_ok;
+    char last_err[512];
+    uint64_t last_end_ms; /* loop time the last run ended (0: never) */
+    refresh_result_t last_rebuild;
+    int last_rebuild_ok;
+    char last_rebuild_err[512];
+    uint64_t n_refreshes, n_rebuilds, n_failures;
+
+    int have_map;
+    uint64_t published_seq, seq_now, dirty_now;
+    int64_t newest_ingested;
+    obs_t obs[N_OBS];
+    unsigned n_obs, obs_head;
+
+    int stopping, tick_closed;
+    void (*done_cb)(void *ud);
+    void *done_ud;
+};
+
+static int64_t unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int on_progress(void *ud, const char *stage, double frac)
+{
+    sched_t *s = ud;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->stage, sizeof(s->stage), "%s", stage);
+    s->frac = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+    pthread_mutex_unlock(&s->mu);
+    return atomic_load(&s->cancel) ? 1 : 0;
+}
+
+/* Test aid: ATL_TEST_REFRESH_STALL_MS holds every refresh that long before it reads anything,
+ * so a test can observe the daemon while a refresh is running. */
+static void test_stall(sched_t *s)
+{
+    const char *v = getenv("ATL_TEST_REFRESH_STALL_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50) {
+        on_progress(s, "stall", (double)t / (double)ms);
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+}
+
+static void work_cb(uv_work_t *w)
+{
+    sched_t *s = w->data;
+    test_stall(s);
+    if (atomic_load(&s->cancel)) {
+        s->rc = ATL_ECANCELED;
+        return;
+    }
+    s->rc = refresh_run(s->store, s->state, &s->opts, &s->res, s->err, sizeof(s->err));
+}
+
+static void finish_stop(sched_t *s)
+{
+    if (s->stopping && !s->running && s->tick_closed && s->done_cb) {
+        void (*cb)(void *) = s->done_cb;
+        s->done_cb = NULL;
+        cb(s->done_ud);
+    }
+}
+
+/* Oldest observed change beyond @p seq, or 0. */
+static int64_t oldest_after(const sched_t *s, uint64_t seq)
+{
+    int64_t best = 0;
+    for (unsigned i = 0; i < s->n_obs; i++)
+        if (s->obs[i].seq > seq && (best == 0 || s->obs[i].when < best))
+            best = s->obs[i].when;
+    return best;
+}
+
+static void start_run(sched_t *s, int full, int cold);
+
+static void after_cb(uv_work_t *w, int status)
+{
+    sched_t *s = w->data;
+    int full = s->run_full;
+    double secs = (double)(uv_now(s->loop) - s->run_started_ms) / 1000.0;
+    s->running = 0;
+    s->last_end_ms = uv_now(s->loop);
+    if (status == UV_ECANCELED)
+        s->rc = ATL_ECANCELED;
+    if (s->rc == 0) {
+        s->last = s->res;
+        s->last_ok = 1;
+        s->last_finished = unix_now();
+        s->have_map = 1;
+        s->published_seq = s->res.seq;
+        full ? s->n_rebuilds++ : s->n_refreshes++;
+        LOG_INFO("refresh", full ? "rebuild published" : "refresh published",
+                 "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u knn_rows=%u "
+                 "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f verify=%.1f "
+                 "read=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
+                 s->res.id, s->res.items, s->res.incremental, s->res.dirty, s->res.rows_read,
+                 s->res.knn_rows, s->res.mde_iterations, s->res.warm, s->res.stability_p95, secs,
+                 s->res.t_verify, s->res.t_read, s->res.t_knn, s->res.t_mde, s->res.t_layout,
+                 s->res.t_publish, s->res.verify.s_diffs);
+    } else if (s->rc == ATL_ENOTFOUND && !full) {
+        LOG_DEBUG("refresh", "nothing to refresh", "detail=\"%s\"", s->err);
+    } else {
+        s->n_failures++;
+        s->last_ok = 0;
+        snprintf(s->last_err, sizeof(s->last_err), "%s", s->err[0] ? s->err : atl_strerror(s->rc));
+        if (s->rc == ATL_ECANCELED)
+            LOG_INFO("refresh", "refresh cancelled", "full=%d", full);
+        else
+            LOG_ERROR("refresh", full ? "rebuild failed" : "refresh failed", "err=\"%s\"",
+                      s->last_err);
+    }
+    if (full) {
+        s->answered = s->run_covers;
+        s->last_rebuild = s->res;
+        s->last_rebuild_ok = s->rc == 0;
+        snprintf(s->last_rebuild_err, sizeof(s->last_rebuild_err), "%s",
+                 s->rc == 0 ? "" : s->last_err);
+    }
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->stage, sizeof(s->stage), "idle");
+    s->frac = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (s->stopping) {
+        finish_stop(s);
+        return;
+    }
+    if (s->pending) {
+        int pf = s->pending_full, pc = s->pending_cold;
+        s->pending = s->pending_full = s->pending_cold = 0;
+        start_run(s, pf, pc);
+    }
+}
+
+static void start_run(sched_t *s, int full, int cold)
+{
+    refresh_opts_default(&s->opts);
+    s->opts.snapdir = s->cfg->snapshots;
+    s->opts.keep = (unsigned)s->cfg->snapshots_keep;
+    s->opts.seed = (uint64_t)s->cfg->seed;
+    s->opts.full = full;
+    s->opts.verify = full;
+    s->opts.cold = cold;
+    s->opts.if_dirty = !full;
+    s->opts.lag_origin = oldest_after(s, s->published_seq);
+    s->opts.progress = on_progress;
+    s->opts.progress_ud = s;
+    s->run_full = full, s->run_cold = cold;
+    s->run_covers = full ? s->requested : 0;
+    s->run_started = unix_now();
+    s->run_started_ms = uv_now(s->loop);
+    s->err[0] = '\0';
+    memset(&s->res, 0, sizeof(s->res));
+    s->work.data = s;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->stage, sizeof(s->stage), "%s", full ? "verify" : "read");
+    s->frac = 0;
+    pthread_mutex_unlock(&s->mu);
+    int rc = uv_queue_work(s->loop, &s->work, work_cb, after_cb);
+    if (rc != 0) {
+        LOG_ERROR("refresh", "cannot queue the refresh", "err=%s", uv_err_name(rc));
+        return;
+    }
+    s->running = 1;
+    LOG_INFO("refresh", full ? "rebuild started" : "refresh started",
+             "dirty=%" PRIu64 " seq=%" PRIu64 " cold=%d", s->dirty_now, s->seq_now, cold);
+}
+
+static void request(sched_t *s, int full, int cold)
+{
+    if (s->running) {
+        s->pending = 1;
+        s->pending_full |= full;
+        s->pending_cold |= cold;
+        return;
+    }
+    start_run(s, full, cold);
+}
+
+static void note_sequence(sched_t *s, uint64_t seq)
+{
+    if (seq == s->seq_now)
+        return;
+    s->seq_now = seq;
+    s->obs[s->obs_head] = (obs_t){seq, unix_now()};
+    s->obs_head = (s->obs_head + 1) % N_OBS;
+    if (s->n_obs < N_OBS)
+        s->n_obs++;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    sched_t *s = t->data;
+    store_counters_t c;
+    uint64_t dirty = 0;
+    if (s->stopping || store_counters_get(s->store, &c) != 0 ||
+        store_dirty_count(s->store, &dirty) != 0)
+        return;
+    note_sequence(s, c.batches);
+    s->dirty_now = dirty;
+    s->newest_ingested = c.newest_update_time;
+    if (dirty == 0)
+        return;
+    uint64_t now = uv_now(s->loop), since = s->last_end_ms ? now - s->last_end_ms : UINT64_MAX;
+    int failed_recently = !s->last_ok && s->last_end_ms && since < RETRY_AFTER_MS;
+    int due =
+        (!s->have_map && !failed_recently) ||
+        (s->cfg->refresh_interval_s > 0 && since >= (uint64_t)s->cfg->refresh_interval_s * 1000) ||
+        (s->cfg->refresh_dirty_threshold > 0 &&
+         dirty >= (uint64_t)s->cfg->refresh_dirty_threshold && !failed_recently);
+    if (due && !(s->running && s->pending))
+        request(s, 0, 0);
+}
+
+int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_t **out,
+                char *errbuf, size_t errlen)
+{
+    sched_t *s = calloc(1, sizeof(*s));
+    if (!s || !(s->state = refresh_state_new())) {
+        free(s);
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    s->loop = loop, s->cfg = cfg, s->store = store;
+    s->last_ok = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    snprintf(s->stage, sizeof(s->stage), "idle");
+    store_coords_t c;
+    if (store_coords_load(store, &c) == 0) {
+        char id[64];
+        s->have_map = c.n > 0 && store_snapshot_latest(cfg->snapshots, id, sizeof(id)) == 0;
+        store_coords_free(&c);
+    }
+    store_counters_t cnt;
+    if (store_counters_get(store, &cnt) == 0)
+        s->published_seq = s->seq_now = cnt.batches; /* unknown lag before this start */
+    uv_timer_init(loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+    LOG_INFO("refresh", "scheduler started", "interval_s=%lld dirty_threshold=%lld have_map=%d",
+             (long long)cfg->refresh_interval_s, (long long)cfg->refresh_dirty_threshold,
+             s->have_map);
+    *out = s;
+    return 0;
+}
+
+uint64_t sched_request_rebuild(sched_t *s, int cold)
+{
+    uint64_t id = ++s->requested;
+    LOG_INFO("refresh", "rebuild requested", "request=%" PRIu64 " cold=%d running=%d", id, cold,
+             s->running);
+    request(s, 1, cold);
+    return id;
+}
+
+static void add_result(cJSON *o, const refresh_result_t *r)
+{
+    cJSON_AddStringToObject(o, "snapshot", r->id);
+    cJSON_AddNumberToObject(o, "items", r->items);
+    cJSON_AddBoolToObject(o, "incremental", r->incremental);
+    cJSON_AddBoolToObject(o, "warm", r->warm);
+    cJSON_AddNumberToObject(o, "dirty_items", r->dirty);
+    cJSON_AddNumberToObject(o, "rows_read", r->rows_read);
+    cJSON_AddNumberToObject(o, "knn_rows", r->knn_rows);
+    cJSON_AddNumberToObject(o, "mde_iterations", r->mde_iterations);
+    cJSON_AddNumberToObject(o, "batch_seq", (double)r->seq);
+    cJSON_AddNumberToObject(o, "events_applied", (double)r->events_applied);
+    cJSON_AddNumberToObject(o, "stability_p95", r->stability_p95);
+    cJSON *t = cJSON_AddObjectToObject(o, "seconds");
+    cJSON_AddNumberToObject(t, "verify", r->t_verify);
+    cJSON_AddNumberToObject(t, "read", r->t_read);
+    cJSON_AddNumberToObject(t, "knn", r->t_knn);
+    cJSON_AddNumberToObject(t, "mde", r->t_mde);
+    cJSON_AddNumberToObject(t, "layout", r->t_layout);
+    cJSON_AddNumberToObject(t, "publish", r->t_publish);
+    cJSON_AddNumberToObject(t, "total", r->t_total);
+    if (r->verified) {
+        cJSON *v = cJSON_AddObjectToObject(o, "verify");
+        cJSON_AddNumberToObject(v, "s_entries", (double)r->verify.s_entries);
+        cJSON_AddNumberToObject(v, "s_diffs", (double)r->verify.s_diffs);
+        cJSON_AddNumberToObject(v, "stats_diffs", (double)r->verify.stats_diffs);
+        cJSON_AddStringToObject(v, "first_diff", r->verify.first_diff);
+    }
+}
+
+static void iso_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    out[0] = '\0';
+    if (t > 0 && gmtime_r(&tt, &tm))
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void sched_status(sched_t *s, cJSON *obj)
+{
+    char when[32];
+    cJSON *r = cJSON_AddObjectToObject(obj, "refresh");
+    pthread_mutex_lock(&s->mu);
+    cJSON_AddStringToObject(r, "state", s->running ? "running" : "idle");
+    cJSON_AddStringToObject(r, "stage", s->stage);
+    cJSON_AddNumberToObject(r, "fraction", s->frac);
+    pthread_mutex_unlock(&s->mu);
+    cJSON_AddStringToObject(r, "kind", s->running ? (s->run_full ? "rebuild" : "refresh") : "");
+    cJSON_AddBoolToObject(r, "pending", s->pending);
+    cJSON_AddNumberToObject(r, "interval_seconds", (double)s->cfg->refresh_interval_s);
+    cJSON_AddNumberToObject(r, "dirty_threshold", (double)s->cfg->refresh_dirty_threshold);
+    cJSON_AddNumberToObject(r, "refreshes", (double)s->n_refreshes);
+    cJSON_AddNumberToObject(r, "rebuilds", (double)s->n_rebuilds);
+    cJSON_AddNumberToObject(r, "failures", (double)s->n_failures);
+    cJSON_AddNumberToObject(r, "rebuild_requested", (double)s->requested);
+    cJSON_AddNumberToObject(r, "rebuild_answered", (double)s->answered);
+    if (s->last.id[0]) {
+        cJSON *l = cJSON_AddObjectToObject(r, "last");
+        add_result(l, &s->last);
+        iso_time(s->last_finished, when);
+        cJSON_AddStringToObject(l, "finished", when);
+    }
+    if (!s->last_ok)
+        cJSON_AddStringToObject(r, "last_error", s->last_err);
+    if (s->answered > 0) {
+        cJSON *b = cJSON_AddObjectToObject(r, "last_rebuild");
+        cJSON_AddNumberToObject(b, "request", (double)s->answered);
+        cJSON_AddBoolToObject(b, "ok", s->last_rebuild_ok);
+        if (s->last_rebuild_ok)
+            add_result(b, &s->last_rebuild);
+        else
+            cJSON_AddStringToObject(b, "error", s->last_rebuild_err);
+    }
+    cJSON *f = cJSON_AddObjectToObject(obj, "freshness");
+    int64_t origin = oldest_after(s, s->published_seq);
+    cJSON_AddStringToObject(f, "latest_snapshot", s->last.id);
+    iso_time(s->last.newest_update_time, when);
+    cJSON_AddStringToObject(f, "newest_event_time", when); /* reflected in the latest snapshot */
+    iso_time(s->newest_ingested, when);
+    cJSON_AddStringToObject(f, "newest_event_time_ingested", when);
+    cJSON_AddNumberToObject(f, "refresh_lag_seconds", origin ? (double)(unix_now() - origin) : 0.0);
+    cJSON_AddNumberToObject(f, "dirty_items", (double)s->dirty_now);
+    cJSON_AddNumberToObject(f, "batch_seq_ingested", (double)s->seq_now);
+    cJSON_AddNumberToObject(f, "batch_seq_published", (double)s->published_seq);
+}
+
+void sched_metrics(sched_t *s, text_buf_t *b)
+{
+    int64_t origin = oldest_after(s, s->published_seq);
+    text_buf_printf(b,
+                    "# TYPE atlasd_refreshes_total counter\n"
+                    "atlasd_refreshes_total{kind=\"refresh\"} %" PRIu64 "\n"
+                    "atlasd_refreshes_total{kind=\"rebuild\"} %" PRIu64 "\n"
+                    "# TYPE atlasd_refresh_failures_total counter\n"
+                    "atlasd_refresh_failures_total %" PRIu64 "\n"
+                    "# TYPE atlasd_refresh_running gauge\natlasd_refresh_running %d\n"
+                    "# TYPE atlasd_refresh_lag_seconds gauge\natlasd_refresh_lag_seconds %lld\n"
+                    "# TYPE atlasd_dirty_items gauge\natlasd_dirty_items %" PRIu64 "\n"
+                    "# TYPE atlasd_last_refresh_seconds gauge\natlasd_last_refresh_seconds %.3f\n",
+                    s->n_refreshes, s->n_rebuilds, s->n_failures, s->running,
+                    origin ? (long long)(unix_now() - origin) : 0LL, s->dirty_now, s->last.t_total);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    sched_t *s = h->data;
+    s->tick_closed = 1;
+    finish_stop(s);
+}
+
+void sched_stop(sched_t *s, void (*done_cb)(void *ud), void *ud)
+{
+    s->stopping = 1;
+    s->done_cb = done_cb, s->done_ud = ud;
+    atomic_store(&s->cancel, 1);
+    if (s->running)
+        LOG_INFO("refresh", "cancelling the running refresh", "stage=%s", s->stage);
+    uv_timer_stop(&s->tick);
+    uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+}
+
+void sched_free(sched_t *s)
+{
+    if (!s)
+        return;
+    refresh_state_free(s->state);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
