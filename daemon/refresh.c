@@ -307,6 +307,7 @@ static int compute_knn(refresh_state_t *st, graph_t *t, int incremental, const r
         *knn_rows = (uint32_t)n_rows;
     } else {
         knn_t fresh = {0};
+        ko.max_distance = o->max_distance;
         rc = knn_build(t, &ko, &fresh);
         if (rc == 0) {
             knn_destroy(&st->knn);
@@ -606,6 +607,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     }
     r->t_knn = now_s() - t1;
+    r->max_distance = st->knn.max_distance;
     t1 = now_s();
     if ((rc = store_coords_alloc(&c, st->n, st->knn.k)) != 0 ||
         (rc = embed_3d(st, &prev, o, c.x3, r, err, errlen)) != 0)

@@ -22,10 +22,11 @@ typedef struct refresh_opts {
     const char *snapdir; /* where snapshots are published */
     unsigned keep;       /* snapshots to keep */
     uint64_t seed;
-    int full;     /* forced rebuild: re-read every row and recompute every kNN row */
-    int verify;   /* forced rebuild: recompute S from the profiles first, repair any drift */
-    int cold;     /* ignore stored coordinates: random MDE start, PCA layout start */
-    int if_dirty; /* do nothing (ATL_ENOTFOUND) when no item is dirty and a map exists */
+    int full;            /* forced rebuild: re-read every row and recompute every kNN row */
+    int verify;          /* forced rebuild: recompute S from the profiles first, repair any drift */
+    int cold;            /* ignore stored coordinates: random MDE start, PCA layout start */
+    int if_dirty;        /* do nothing (ATL_ENOTFOUND) when no item is dirty and a map exists */
+    double max_distance; /* kNN bound for a full kNN (<= 0: DESIGN §5 rule from T) */
     size_t verify_mem_bytes;  /* memory budget of the S recomputation (0: default) */
     int64_t lag_origin;       /* unix time of the oldest ingested change not yet published (0) */
     atl_progress_cb progress; /* stage names: verify, read, knn, mde, layout, publish */
@@ -44,7 +45,8 @@ typedef struct refresh_result {
     uint32_t rows_read;     /* rows of S read */
     uint32_t knn_rows;      /* kNN rows recomputed */
     uint32_t mde_iterations;
-    int warm; /* started from stored coordinates */
+    double max_distance; /* the kNN bound used */
+    int warm;            /* started from stored coordinates */
     uint64_t events_applied;
     int64_t newest_update_time;
     double stability_median, stability_p95; /* unchanged-kNN items' movement / width; -1 */

@@ -293,6 +293,7 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
         store_coords_free(&c);
     }
     store_counters_t cnt;
+    store_dirty_count(store, &s->dirty_now);
     if (store_counters_get(store, &cnt) == 0)
         s->published_seq = s->seq_now = cnt.batches; /* unknown lag before this start */
     uv_timer_init(loop, &s->tick);
@@ -358,7 +359,7 @@ void sched_status(sched_t *s, cJSON *obj)
     char when[32];
     cJSON *r = cJSON_AddObjectToObject(obj, "refresh");
     pthread_mutex_lock(&s->mu);
-    cJSON_AddStringToObject(r, "state", s->running ? "running" : "idle");
+    cJSON_AddBoolToObject(r, "running", s->running);
     cJSON_AddStringToObject(r, "stage", s->stage);
     cJSON_AddNumberToObject(r, "fraction", s->frac);
     pthread_mutex_unlock(&s->mu);
@@ -396,7 +397,7 @@ void sched_status(sched_t *s, cJSON *obj)
     iso_time(s->newest_ingested, when);
     cJSON_AddStringToObject(f, "newest_event_time_ingested", when);
     cJSON_AddNumberToObject(f, "refresh_lag_seconds", origin ? (double)(unix_now() - origin) : 0.0);
-    cJSON_AddNumberToObject(f, "dirty_items", (double)s->dirty_now);
+    cJSON_AddNumberToObject(f, "items_dirty", (double)s->dirty_now);
     cJSON_AddNumberToObject(f, "batch_seq_ingested", (double)s->seq_now);
     cJSON_AddNumberToObject(f, "batch_seq_published", (double)s->published_seq);
 }

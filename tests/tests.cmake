@@ -28,6 +28,8 @@ atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS 
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit)
+atl_add_test(test_refresh SOURCES tests/unit/daemon/test_refresh.c LIBS atl_daemon_core
+             LABELS unit)
 
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
@@ -35,6 +37,7 @@ atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
 atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit)
 atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)

@@ -15,7 +15,7 @@ static const struct {
     {"gen", cmd_gen, "write a synthetic osu!track hiscore stream"},
     {"import", cmd_import, "backfill JSONL/CSV dumps into a store"},
     {"stats", cmd_stats, "counts and content digest of a store"},
-    {"rebuild", cmd_rebuild, "recompute S from profiles; verify or repair (--offline)"},
+    {"rebuild", cmd_rebuild, "forced full rebuild on a daemon (--url) or a store (--offline)"},
     {"embed", cmd_embed, "prune, exact kNN and MDE on any graph (S.tsv)"},
     {"export-graph", cmd_export_graph, "dump a store's retained S as S.tsv"},
     {"snapshots", cmd_snapshots, "list, verify or export corpus snapshots"},
@@ -24,6 +24,7 @@ static const struct {
     {"kafka-mock", cmd_kafka_mock, "run an embedded mock Kafka cluster (tests, demo)"},
     {"produce", cmd_produce, "replay a JSONL/CSV dump into Kafka"},
     {"consume", cmd_consume, "print a topic (e.g. the dead-letter topic) as JSON lines"},
+    {"debug-poke", cmd_debug_poke, "testing aid: add DELTA to one direction of one S entry"},
 };
 
 static void usage(FILE *f)

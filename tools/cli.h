@@ -105,6 +105,7 @@ int cmd_export_graph(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_debug_poke(int argc, char **argv);
 
 /**
  * Blocking HTTP GET of an http:// URL (tools/http_get.c; responses parsed by http-parser).

@@ -2,9 +2,10 @@
 # The newcomer's main command: install what is missing, build, and run the live demo on the
 # embedded default: librdkafka's mock Kafka cluster (`atlasctl kafka-mock`), atlasd consuming it
 # into an LMDB store, and a synthetic osu!track hiscore stream fed through `atlasctl produce` in
-# chunks, with the daemon's counters printed as they move. Then the store is verified against a
-# rebuild from the profiles, a corpus snapshot is published (kNN, MDE, 2-D layout), and the
-# daemon keeps serving the map until Ctrl-C.
+# chunks, with the daemon's counters printed as they move; the daemon refreshes the map (kNN,
+# MDE, 2-D layout, a new corpus snapshot) every few seconds while items are dirty. Then a forced
+# full rebuild verifies S against the profiles and publishes, and the daemon keeps serving the
+# map until Ctrl-C.
 # usage: tools/demo.sh [--users N] [--items N] [--state DIR] [--port N] [--exit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +35,9 @@ rm -rf "$state/db" "$state/chunk."*
 field() { { curl -fs "http://127.0.0.1:$port/status" || true; } | tr -d '\t' |
     sed -n "s/^\"$1\":\"\{0,1\}\([^\",]*\).*/\1/p" | head -n 1; }
 line() {
-    printf 'applied %-8s changed %-8s skipped %-7s rejected %-4s consumed %-8s lag %-6s state %s\n' \
-        "$(field events_applied)" "$(field events_changed)" "$(field events_skipped)" \
-        "$(field events_rejected)" "$(field messages_consumed)" "$(field lag)" "$(field state)"
+    printf 'applied %-8s rejected %-4s consumed %-8s kafka lag %-6s | map %-20s refresh lag %ss\n' \
+        "$(field events_applied)" "$(field events_rejected)" "$(field messages_consumed)" \
+        "$(field lag)" "$(field latest_snapshot)" "$(field refresh_lag_seconds)"
 }
 
 echo "== generating a synthetic osu!track stream ($users players, $items beatmaps)"
@@ -53,7 +54,7 @@ echo "   bootstrap: $brokers"
 
 echo "== starting atlasd (log: $state/atlasd.log)"
 $B/atlasd --db "$state/db" --brokers "$brokers" --http "127.0.0.1:$port" \
-    --log-file "$state/atlasd.log" --kafka.session.timeout.ms=6000 &
+    --log-file "$state/atlasd.log" --kafka.session.timeout.ms=6000 --refresh-interval 5 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
@@ -73,8 +74,8 @@ sleep 1
 line
 echo "== store (read beside the running daemon)"
 $B/atlasctl stats --db "$state/db"
-echo "== kNN, MDE and the 2-D layout of the retained items; publishing a snapshot"
-$B/atlasctl rebuild --offline --verify --db "$state/db" --snapshots "$state/db/snapshots" | tail -n 1
+echo "== forced full rebuild: S verified against the profiles, full kNN, MDE, layout, publish"
+$B/atlasctl rebuild --url "http://127.0.0.1:$port" --wait
 echo
 echo "   status:  http://127.0.0.1:$port/status"
 echo "   metrics: http://127.0.0.1:$port/metrics"

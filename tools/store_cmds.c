@@ -4,9 +4,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "algo/item.h"
+#include "algo/weight.h"
 #include "store/store.h"
 #include "tools/cli.h"
 
@@ -65,5 +69,42 @@ int cmd_stats(int argc, char **argv)
                (double)st.live_bytes / (double)st.pairs);
     if (!no_digest)
         printf("digest           %s\n", st.digest);
+    return CLI_EXIT_OK;
+}
+
+int cmd_debug_poke(int argc, char **argv)
+{
+    const char *db = NULL;
+    const cli_opt_t opts[] = {{"db", CLI_STR, &db, "DIR", "store directory (required)"}};
+    const cli_cmd_t cmd = {
+        "debug-poke", "--db DIR ROW_ITEM COL_ITEM DELTA",
+        "Testing aid: add DELTA (in S units, e.g. 0.5) to S[ROW_ITEM][COL_ITEM] in that one\n"
+        "direction only, as a corrupted store would have it. `rebuild` must find and repair it.\n"
+        "Safe beside a running daemon (LMDB serialises writers).",
+        opts, ATL_ARRAY_LEN(opts)};
+    const char **rest;
+    size_t n_rest;
+    int rc = cli_parse(&cmd, argc, argv, &rest, &n_rest);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    uint64_t a, b;
+    char *end = NULL;
+    double delta = n_rest == 3 ? strtod(rest[2], &end) : 0;
+    if (!db || n_rest != 3 || item_key_parse(rest[0], strlen(rest[0]), &a) != 0 ||
+        item_key_parse(rest[1], strlen(rest[1]), &b) != 0 || !end || *end || delta == 0) {
+        fprintf(stderr, "atlasctl debug-poke: give --db DIR, two item ids and a non-zero DELTA\n");
+        free(rest);
+        return CLI_EXIT_USAGE;
+    }
+    free(rest);
+    store_t *s;
+    if (cli_store_open("debug-poke", db, 0, &s) != 0)
+        return CLI_EXIT_FAIL;
+    rc = store_debug_poke_cooc(s, a, b, (int64_t)llround(delta * WEIGHT_ONE));
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl debug-poke: %s\n", atl_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
     return CLI_EXIT_OK;
 }

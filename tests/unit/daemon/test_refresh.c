@@ -1,0 +1,227 @@
+/*
+ * Refresh tests (issue 6):
+ *  - an incremental refresh after a small batch re-reads only dirty rows and recomputes only
+ *    some kNN rows, yet its kNN rows equal a from-scratch refresh's (same max_distance) exactly;
+ *  - the refresh clears exactly the dirty marks it consumed: a batch committed while it runs
+ *    stays dirty, and the next refresh consumes it;
+ *  - a refresh that fails to publish leaves the stored coordinates and every dirty mark;
+ *  - with no dirty item, if_dirty does nothing; a warm refresh of unchanged data barely moves.
+ */
+#include <math.h>
+#include <sys/stat.h>
+
+#include "algo/rng.h"
+#include "daemon/refresh.h"
+#include "store/store.h"
+#include "tests/check.h"
+
+enum { N_GROUPS = 4, MAPS_PER_GROUP = 18, N_USERS = 160, PLAYS = 12 };
+
+static store_t *open_store(const char *dir)
+{
+    store_opts_t o;
+    store_opts_default(&o);
+    o.no_sync = 1;
+    store_t *s;
+    E(store_open(dir, &o, &s));
+    return s;
+}
+
+static void add_play(store_batch_t *b, uint32_t user, uint32_t map, float pp, int64_t t)
+{
+    store_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = STORE_EVENT_HISCORE;
+    e.u.hiscore.user = user;
+    e.u.hiscore.beatmap_id = map;
+    e.u.hiscore.pp = pp;
+    e.u.hiscore.update_time = t;
+    E(store_batch_add(b, &e));
+}
+
+/* Users play maps of their group (planted clusters) at pp >= 500, so the retention threshold is
+ * the constant 5 players and pp changes never change the retained set. */
+static void populate(store_t *s)
+{
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    rng_t r;
+    rng_init(&r, 11);
+    for (uint32_t u = 1; u <= N_USERS; u++) {
+        uint32_t g = u % N_GROUPS;
+        for (int p = 0; p < PLAYS; p++) {
+            uint32_t m = 1000 + g * MAPS_PER_GROUP + (uint32_t)rng_below(&r, MAPS_PER_GROUP);
+            add_play(b, u, m, (float)(500 + rng_below(&r, 200)), 1600000000);
+        }
+    }
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+}
+
+/* Raise the pp of a few existing plays: S rows change, the retained set does not. */
+static void nudge(store_t *s, uint32_t first_user, int64_t t)
+{
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    rng_t r;
+    rng_init(&r, (uint64_t)t);
+    for (uint32_t u = first_user; u < first_user + 3; u++) {
+        rng_t ur;
+        rng_init(&ur, 11); /* replay populate()'s draws to find this user's maps */
+        uint32_t maps[N_USERS * PLAYS], n = 0;
+        for (uint32_t v = 1; v <= u; v++)
+            for (int p = 0; p < PLAYS; p++) {
+                uint32_t m = 1000 + (v % N_GROUPS) * MAPS_PER_GROUP +
+                             (uint32_t)rng_below(&ur, MAPS_PER_GROUP);
+                rng_below(&ur, 200);
+                if (v == u)
+                    maps[n++] = m;
+            }
+        add_play(b, u, maps[rng_below(&r, n)], (float)(520 + rng_below(&r, 150)), t);
+    }
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+}
+
+static uint64_t dirty_count(store_t *s)
+{
+    uint64_t n;
+    E(store_dirty_count(s, &n));
+    return n;
+}
+
+static void coords(store_t *s, store_coords_t *c)
+{
+    E(store_coords_load(s, c));
+    CHECK(c->n > 0);
+}
+
+static int run(store_t *s, refresh_state_t *st, const char *snapdir, int full, double maxd,
+               refresh_result_t *r)
+{
+    refresh_opts_t o;
+    char err[512];
+    refresh_opts_default(&o);
+    o.snapdir = snapdir;
+    o.keep = 3;
+    o.full = full;
+    o.max_distance = maxd;
+    int rc = refresh_run(s, st, &o, r, err, sizeof(err));
+    if (rc != 0 && rc != ATL_ENOTFOUND)
+        fprintf(stderr, "refresh: %s\n", err);
+    return rc;
+}
+
+/* Commits a batch from inside the refresh, once the rows have been read (stage "mde"). */
+typedef struct interleave {
+    store_t *s;
+    int done;
+} interleave_t;
+
+static int commit_during(void *ud, const char *stage, double frac)
+{
+    interleave_t *il = ud;
+    (void)frac;
+    if (!il->done && strcmp(stage, "mde") == 0) {
+        il->done = 1;
+        nudge(il->s, 40, 1700000300);
+    }
+    return 0;
+}
+
+static void test_incremental_equals_full(const char *dir, const char *snaps, const char *snaps2)
+{
+    store_t *s = open_store(dir);
+    populate(s);
+    refresh_state_t *st = refresh_state_new();
+    refresh_result_t r1, r2, r3;
+    E(run(s, st, snaps, 0, 0, &r1));
+    CHECK(!r1.incremental);
+    CHECK(r1.items >= 40);
+    CHECK_EQ(r1.knn_rows, r1.items);
+    CHECK_EQ(dirty_count(s), 0);
+    CHECK(r1.max_distance > 0);
+
+    /* nothing dirty: if_dirty does nothing, publishes nothing */
+    refresh_opts_t o;
+    char err[256];
+    refresh_opts_default(&o);
+    o.snapdir = snaps, o.if_dirty = 1;
+    CHECK_EQ(refresh_run(s, st, &o, &r2, err, sizeof(err)), ATL_ENOTFOUND);
+
+    nudge(s, 7, 1700000000);
+    uint64_t dirty = dirty_count(s);
+    CHECK(dirty > 0 && dirty < r1.items);
+    E(run(s, st, snaps, 0, 0, &r2));
+    CHECK(r2.incremental);
+    CHECK_EQ(r2.dirty, dirty);
+    CHECK(r2.rows_read <= dirty && r2.rows_read > 0);
+    CHECK(r2.knn_rows <= r2.items);
+    CHECK(r2.warm);
+    CHECK_EQ(r2.max_distance, r1.max_distance);
+    CHECK_EQ(dirty_count(s), 0);
+    fprintf(stderr, "incremental: %u dirty, %u rows read, %u of %u kNN rows recomputed\n", r2.dirty,
+            r2.rows_read, r2.knn_rows, r2.items);
+
+    /* the same store from scratch (no state, full), with the same kNN bound */
+    store_coords_t inc, full;
+    coords(s, &inc);
+    E(run(s, NULL, snaps2, 1, r2.max_distance, &r3));
+    CHECK(!r3.incremental);
+    coords(s, &full);
+    CHECK_EQ(inc.n, full.n);
+    CHECK_EQ(inc.k, full.k);
+    CHECK(memcmp(inc.keys, full.keys, inc.n * sizeof(uint64_t)) == 0);
+    CHECK(memcmp(inc.knn, full.knn, (size_t)inc.n * inc.k * sizeof(uint64_t)) == 0);
+    store_coords_free(&inc);
+    store_coords_free(&full);
+
+    /* a batch committed during a refresh stays dirty; the next refresh consumes it */
+    interleave_t il = {s, 0};
+    refresh_opts_default(&o);
+    o.snapdir = snaps, o.progress = commit_during, o.progress_ud = &il;
+    nudge(s, 20, 1700000200);
+    E(refresh_run(s, st, &o, &r2, err, sizeof(err)));
+    CHECK(il.done);
+    uint64_t left = dirty_count(s);
+    CHECK(left > 0);
+    E(run(s, st, snaps, 0, 0, &r3));
+    CHECK(r3.incremental);
+    CHECK_EQ(r3.dirty, left);
+    CHECK_EQ(dirty_count(s), 0);
+
+    /* a refresh that cannot publish changes nothing in the store */
+    nudge(s, 60, 1700000400);
+    dirty = dirty_count(s);
+    coords(s, &inc);
+    char bad[4096];
+    snprintf(bad, sizeof(bad), "%s/not-a-dir", dir);
+    FILE *f = fopen(bad, "w");
+    CHECK(f != NULL);
+    fclose(f);
+    CHECK(run(s, st, bad, 0, 0, &r3) != 0);
+    CHECK_EQ(dirty_count(s), dirty);
+    coords(s, &full);
+    CHECK_STREQ(inc.snapshot, full.snapshot);
+    CHECK(memcmp(inc.x3, full.x3, (size_t)inc.n * 3 * sizeof(double)) == 0);
+    store_coords_free(&inc);
+    store_coords_free(&full);
+    /* ...and the next one (state dropped after the failure) reads everything and succeeds */
+    E(run(s, st, snaps, 0, 0, &r3));
+    CHECK(!r3.incremental);
+    CHECK_EQ(dirty_count(s), 0);
+    CHECK(r3.stability_items > 0);
+    CHECK(r3.stability_p95 >= 0 && r3.stability_p95 < 0.05);
+    refresh_state_free(st);
+    store_close(s);
+}
+
+int main(void)
+{
+    char *dir = check_tmpdir("refresh"), *snaps = check_tmpdir("snaps"),
+         *snaps2 = check_tmpdir("snaps2");
+    test_incremental_equals_full(dir, snaps, snaps2);
+    check_rmdir(dir), check_rmdir(snaps), check_rmdir(snaps2);
+    printf("test_refresh: ok\n");
+    return 0;
+}
