@@ -92,7 +92,9 @@ static double now_s(void)
 
 /* ---- reading T ------------------------------------------------------------------------- */
 
-/* Pruned rows being read: row arrays grow with the largest row index seen. */
+/* Pruned rows being read: row arrays grow with the largest row index seen. Rows flagged in
+ * `collect` (items new to the retained set) also report every column with S > min_s: the rows
+ * that may now keep them. */
 typedef struct reader {
     uint32_t n, cap;
     uint32_t *cnt;
@@ -102,6 +104,9 @@ typedef struct reader {
     float *tmp_dist;
     size_t scratch_cap;
     uint32_t rows_read, expect;
+    const uint8_t *collect;
+    uint32_t n_collect;
+    uint8_t *affected; /* per position: a row that must be (re-)read */
     const refresh_opts_t *o;
 } reader_t;
 
@@ -140,6 +145,10 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
         if (!r->scratch || !r->tmp_col || !r->tmp_dist)
             return -ENOMEM;
     }
+    if (r->collect && row < r->n_collect && r->collect[row])
+        for (size_t q = 0; q < n; q++)
+            if (s[q] > GRAPH_MIN_S_DEFAULT && cols[q] < r->n_collect)
+                r->affected[cols[q]] = 1;
     size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, r->tmp_col,
                                r->tmp_dist, r->scratch);
     free(r->col[row]), free(r->dist[row]);
@@ -154,7 +163,7 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
         r->n = row + 1;
     r->rows_read++;
     if (r->o->progress && r->expect && r->rows_read % 1024 == 0 &&
-        r->o->progress(r->o->progress_ud, "read", (double)r->rows_read / r->expect))
+        r->o->progress(r->o->progress_ud, "read", fmin(1.0, (double)r->rows_read / r->expect)))
         return ATL_ECANCELED;
     return 0;
 }
@@ -186,12 +195,155 @@ static int same_keys(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t
     return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
 }
 
+/* Positions of the last run's retained items in this run's list and back (KNN_NONE: gone/new). */
+typedef struct remap {
+    uint32_t n_old, n_new;
+    uint32_t *new_of_old, *old_of_new;
+} remap_t;
+
+static void remap_free(remap_t *m)
+{
+    free(m->new_of_old), free(m->old_of_new);
+    memset(m, 0, sizeof(*m));
+}
+
+static int remap_init(remap_t *m, const uint64_t *old, uint32_t n_old, const uint64_t *cur,
+                      uint32_t n_new)
+{
+    m->n_old = n_old, m->n_new = n_new;
+    m->new_of_old = malloc(((size_t)n_old + 1) * sizeof(uint32_t));
+    m->old_of_new = malloc(((size_t)n_new + 1) * sizeof(uint32_t));
+    if (!m->new_of_old || !m->old_of_new)
+        return -ENOMEM;
+    uint32_t a = 0, b = 0;
+    while (a < n_old || b < n_new) { /* both sorted: one merge */
+        if (b == n_new || (a < n_old && old[a] < cur[b]))
+            m->new_of_old[a++] = KNN_NONE;
+        else if (a == n_old || cur[b] < old[a])
+            m->old_of_new[b++] = KNN_NONE;
+        else
+            m->new_of_old[a] = b, m->old_of_new[b] = a, a++, b++;
+    }
+    return 0;
+}
+
+/* Keys of the positions flagged in @p want that have not been read yet (sorted). */
+static uint64_t *pending_keys(const reader_t *r, const uint8_t *want, const uint64_t *keys,
+                              uint32_t n, uint32_t *n_out)
+{
+    uint64_t *out = malloc(((size_t)n + 1) * sizeof(*out));
+    uint32_t m = 0;
+    for (uint32_t i = 0; out && i < n; i++)
+        if (want[i] && !(i < r->cap && r->col[i]))
+            out[m++] = keys[i];
+    *n_out = m;
+    return out;
+}
+
 /*
- * Read T into the state: only @p dirty rows when the state is valid and the retained set did not
- * change, else every row. *incremental says which happened.
+ * Incremental read: the dirty rows, then, if the retained set changed, the rows that may keep a
+ * new item (its columns with S > min_s) or that kept a removed one (their pruned lists), until
+ * nothing is left to read; the other rows are kept, their columns renumbered. The state's rows
+ * and keys are replaced; @p m maps the last run's positions to this run's for the kNN step.
+ * @return 0, 1 when the retained set moved between two reads (the caller reads everything), or
+ *         an error.
+ */
+static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
+                            const uint64_t *dirty, uint32_t n_dirty, remap_t *m,
+                            uint32_t *rows_read)
+{
+    reader_t r = {.o = o, .expect = n_dirty};
+    uint64_t *keys = NULL, *more = NULL, *again = NULL;
+    uint32_t n = 0, n_more = 0, n_again = 0;
+    uint8_t *added = NULL, *want = NULL;
+    int rc = store_retained_rows_of(s, dirty, n_dirty, read_row_cb, &r, &keys, &n);
+    if (rc == 0)
+        rc = reader_grow(&r, n + 1);
+    if (rc == 0)
+        rc = remap_init(m, st->keys, st->n, keys, n);
+    if (rc != 0)
+        goto out;
+    added = calloc((size_t)n + 1, 1);
+    want = calloc((size_t)n + 1, 1);
+    if (!added || !want) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint32_t n_added = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (m->old_of_new[i] == KNN_NONE)
+            added[i] = want[i] = 1, n_added++;
+    for (uint32_t p = 0; p < st->n; p++) { /* rows that kept a removed item */
+        if (m->new_of_old[p] == KNN_NONE)
+            continue;
+        for (uint32_t q = 0; q < st->cnt[p]; q++)
+            if (m->new_of_old[st->col[p][q]] == KNN_NONE) {
+                want[m->new_of_old[p]] = 1;
+                break;
+            }
+    }
+    /* new items are read again with their columns collected (the dirty pass could not know
+     * which items were new) */
+    r.collect = added, r.n_collect = n, r.affected = want;
+    if (n_added) {
+        for (uint32_t i = 0; i < n; i++)
+            if (added[i] && r.col[i]) {
+                free(r.col[i]), free(r.dist[i]);
+                r.col[i] = NULL, r.dist[i] = NULL;
+            }
+    }
+    for (int pass = 0; pass < 4; pass++) {
+        free(more);
+        if (!(more = pending_keys(&r, want, keys, n, &n_more))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if (n_more == 0)
+            break;
+        r.expect = r.rows_read + n_more;
+        free(again), again = NULL;
+        if ((rc = store_retained_rows_of(s, more, n_more, read_row_cb, &r, &again, &n_again)) != 0)
+            goto out;
+        if (!same_keys(keys, n, again, n_again)) { /* moved under us: positions differ */
+            rc = 1;
+            goto out;
+        }
+    }
+    if (n_more != 0) {
+        rc = 1;
+        goto out;
+    }
+    /* adopt: read rows as they are, kept rows renumbered */
+    for (uint32_t i = 0; i < n; i++) {
+        if (r.col[i])
+            continue;
+        uint32_t p = m->old_of_new[i];
+        r.col[i] = st->col[p], r.dist[i] = st->dist[p], r.cnt[i] = st->cnt[p];
+        st->col[p] = NULL, st->dist[p] = NULL;
+        for (uint32_t q = 0; q < r.cnt[i]; q++)
+            r.col[i][q] = m->new_of_old[r.col[i][q]];
+    }
+    rows_free(st->n, st->cnt, st->col, st->dist);
+    for (uint32_t i = n; i < r.cap; i++)
+        free(r.col[i]), free(r.dist[i]);
+    st->cnt = r.cnt, st->col = r.col, st->dist = r.dist;
+    r.cnt = NULL, r.col = NULL, r.dist = NULL, r.cap = 0;
+    free(st->keys);
+    st->keys = keys, keys = NULL;
+    st->n = n;
+    *rows_read = r.rows_read;
+out:
+    reader_free(&r);
+    free(keys), free(more), free(again), free(added), free(want);
+    return rc;
+}
+
+/*
+ * Read T into the state: incrementally when the state is valid (read_incremental), else every
+ * row. *incremental says which happened; @p m is set for an incremental read.
  */
 static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
-                      const uint64_t *dirty, uint32_t n_dirty, int *incremental,
+                      const uint64_t *dirty, uint32_t n_dirty, int *incremental, remap_t *m,
                       uint32_t *rows_read, graph_t *t_out, char *err, size_t errlen)
 {
     reader_t r = {.o = o};
@@ -200,29 +352,16 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
     int rc;
     *incremental = 0;
     if (st->valid && !o->full) {
-        r.expect = n_dirty;
-        rc = store_retained_rows_of(s, dirty, n_dirty, read_row_cb, &r, &keys, &n);
-        if (rc == 0 && same_keys(keys, n, st->keys, st->n)) {
-            for (uint32_t i = 0; i < r.n; i++) {
-                if (!r.col[i])
-                    continue;
-                free(st->col[i]), free(st->dist[i]);
-                st->col[i] = r.col[i], st->dist[i] = r.dist[i], st->cnt[i] = r.cnt[i];
-                r.col[i] = NULL, r.dist[i] = NULL;
-            }
-            *rows_read = r.rows_read;
+        rc = read_incremental(s, st, o, dirty, n_dirty, m, rows_read);
+        if (rc == 0) {
             *incremental = 1;
-            reader_free(&r);
-            free(keys);
             return build_t(st->n, st->cnt, st->col, st->dist, t_out);
         }
-        reader_free(&r);
-        free(keys), keys = NULL;
-        if (rc != 0) {
+        remap_free(m);
+        if (rc < 0) {
             snprintf(err, errlen, "reading S: %s", atl_strerror(rc));
             return rc;
         }
-        r = (reader_t){.o = o}; /* the retained set changed: read everything */
     }
     r.expect = st->n;
     rc = store_retained_rows_of(s, NULL, 0, read_row_cb, &r, &keys, &n);
@@ -239,7 +378,6 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         free(keys);
         return rc;
     }
-    /* the state takes the rows; its old T and kNN stay for the comparison below */
     rows_free(st->n, st->cnt, st->col, st->dist);
     for (uint32_t i = n; i < r.cap; i++)
         free(r.col[i]), free(r.dist[i]);
@@ -255,72 +393,101 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
 
 /* ---- kNN --------------------------------------------------------------------------------- */
 
-static int row_differs(const graph_t *a, const graph_t *b, uint32_t i)
+/* Whether row i of @p t differs from row p of @p old renumbered through @p m. */
+static int row_differs(const graph_t *old, uint32_t p, const graph_t *t, uint32_t i,
+                       const remap_t *m)
 {
-    uint64_t la = a->row_ptr[i + 1] - a->row_ptr[i], lb = b->row_ptr[i + 1] - b->row_ptr[i];
-    return la != lb ||
-           memcmp(a->col + a->row_ptr[i], b->col + b->row_ptr[i], la * sizeof(uint32_t)) ||
-           memcmp(a->dist + a->row_ptr[i], b->dist + b->row_ptr[i], la * sizeof(float));
+    uint64_t a = old->row_ptr[p], la = old->row_ptr[p + 1] - a;
+    uint64_t b = t->row_ptr[i], lb = t->row_ptr[i + 1] - b;
+    if (la != lb)
+        return 1;
+    for (uint64_t q = 0; q < la; q++)
+        if (m->new_of_old[old->col[a + q]] != t->col[b + q] || old->dist[a + q] != t->dist[b + q])
+            return 1;
+    return 0;
 }
 
-/* Rows whose kNN list can have changed between T @p old and @p t (see the file comment). */
-static uint32_t *rows_to_recompute(const graph_t *old, const graph_t *t, const knn_t *knn,
-                                   size_t *n_out)
+/*
+ * The last run's kNN renumbered onto this run's items (@p out), and the rows that must be
+ * recomputed (see the file comment): new items, rows whose T adjacency changed, and rows with a
+ * neighbour that changed or left the retained set.
+ */
+static uint32_t *carry_knn(const graph_t *old, const knn_t *prev, const graph_t *t,
+                           const remap_t *m, knn_t *out, size_t *n_out)
 {
-    uint32_t n = t->n, *rows = malloc(((size_t)n + 1) * sizeof(*rows));
+    uint32_t n = t->n, k = prev->k, *rows = malloc(((size_t)n + 1) * sizeof(*rows));
     uint8_t *changed = calloc((size_t)n + 1, 1);
-    size_t m = 0;
-    if (!rows || !changed) {
+    size_t r = 0;
+    out->n = n, out->k = k, out->max_distance = prev->max_distance;
+    out->nbr = malloc(((size_t)n * k + 1) * sizeof(uint32_t));
+    out->dist = malloc(((size_t)n * k + 1) * sizeof(float));
+    out->count = calloc((size_t)n + 1, sizeof(uint32_t));
+    if (!rows || !changed || !out->nbr || !out->dist || !out->count) {
         free(rows), free(changed);
         return NULL;
     }
-    for (uint32_t i = 0; i < n; i++)
-        changed[i] = (uint8_t)row_differs(old, t, i);
     for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = m->old_of_new[i];
+        changed[i] = p == KNN_NONE || row_differs(old, p, t, i, m);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = m->old_of_new[i], c = 0;
         int hit = changed[i];
-        for (uint32_t q = 0; !hit && q < knn->count[i]; q++)
-            hit = changed[knn->nbr[(size_t)i * knn->k + q]];
+        for (uint32_t q = 0; p != KNN_NONE && q < prev->count[p]; q++) {
+            uint32_t j = m->new_of_old[prev->nbr[(size_t)p * k + q]];
+            hit |= j == KNN_NONE || changed[j];
+            if (j != KNN_NONE) {
+                out->nbr[(size_t)i * k + c] = j;
+                out->dist[(size_t)i * k + c] = prev->dist[(size_t)p * k + q];
+                c++;
+            }
+        }
+        out->count[i] = c;
+        for (uint32_t q = c; q < k; q++)
+            out->nbr[(size_t)i * k + q] = KNN_NONE, out->dist[(size_t)i * k + q] = INFINITY;
         if (hit)
-            rows[m++] = i;
+            rows[r++] = i;
     }
     free(changed);
-    *n_out = m;
+    *n_out = r;
     return rows;
 }
 
-static int compute_knn(refresh_state_t *st, graph_t *t, int incremental, const refresh_opts_t *o,
+static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const refresh_opts_t *o,
                        uint32_t *knn_rows)
 {
     knn_opts_t ko;
     knn_opts_default(&ko);
     ko.k = REFRESH_K;
     ko.progress = o->progress, ko.progress_ud = o->progress_ud;
+    knn_t fresh = {0};
     int rc;
-    if (incremental && st->valid && st->knn.n == t->n && st->t.n == t->n) {
+    if (m && m->old_of_new && st->knn.n == m->n_old && st->t.n == m->n_old) {
         size_t n_rows = 0, n_changed = 0;
-        uint32_t *rows = rows_to_recompute(&st->t, t, &st->knn, &n_rows);
-        if (!rows)
+        uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, &fresh, &n_rows);
+        if (!rows) {
+            knn_destroy(&fresh);
             return -ENOMEM;
-        ko.max_distance = st->knn.max_distance;
-        rc = n_rows ? knn_update_rows(t, &ko, rows, n_rows, &st->knn, &n_changed) : 0;
+        }
+        ko.max_distance = fresh.max_distance;
+        rc = n_rows ? knn_update_rows(t, &ko, rows, n_rows, &fresh, &n_changed) : 0;
         free(rows);
         *knn_rows = (uint32_t)n_rows;
     } else {
-        knn_t fresh = {0};
         ko.max_distance = o->max_distance;
         rc = knn_build(t, &ko, &fresh);
-        if (rc == 0) {
-            knn_destroy(&st->knn);
-            st->knn = fresh;
-        }
         *knn_rows = t->n;
     }
-    if (rc == 0) {
-        graph_destroy(&st->t);
-        st->t = *t;
-        memset(t, 0, sizeof(*t));
+    if (rc != 0) {
+        knn_destroy(&fresh);
+        return rc;
     }
-    return rc;
+    knn_destroy(&st->knn);
+    st->knn = fresh;
+    graph_destroy(&st->t);
+    st->t = *t;
+    memset(t, 0, sizeof(*t));
+    return 0;
 }
 
 /* ---- warm starts and stability ----------------------------------------------------------- */
@@ -573,6 +740,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     refresh_state_t local = {0};
     store_coords_t prev = {0}, c = {0};
     graph_t t = {0};
+    remap_t map = {0};
     uint64_t *dirty = NULL;
     uint32_t n_dirty = 0;
     double t0 = now_s(), t1;
@@ -596,12 +764,12 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         rc = ATL_ENOTFOUND;
         goto out;
     }
-    if ((rc = read_graph(s, st, o, dirty, n_dirty, &r->incremental, &r->rows_read, &t, err,
+    if ((rc = read_graph(s, st, o, dirty, n_dirty, &r->incremental, &map, &r->rows_read, &t, err,
                          errlen)) != 0)
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    if ((rc = compute_knn(st, &t, r->incremental, o, &r->knn_rows)) != 0) {
+    if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, o, &r->knn_rows)) != 0) {
         if (rc != ATL_ECANCELED)
             snprintf(err, errlen, "kNN: %s", atl_strerror(rc));
         goto out;
@@ -642,6 +810,7 @@ out:
     if (st == &local)
         state_clear(&local);
     graph_destroy(&t);
+    remap_free(&map);
     store_coords_free(&prev);
     store_coords_free(&c);
     free(dirty);

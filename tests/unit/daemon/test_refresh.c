@@ -112,6 +112,34 @@ static int run(store_t *s, refresh_state_t *st, const char *snapdir, int full, d
     return rc;
 }
 
+/* The kNN rows an incremental refresh stored equal those of a from-scratch refresh. */
+static void check_matches_full(store_t *s, const char *snaps2, double maxd)
+{
+    store_coords_t inc, full;
+    refresh_result_t r;
+    coords(s, &inc);
+    E(run(s, NULL, snaps2, 1, maxd, &r));
+    CHECK(!r.incremental);
+    coords(s, &full);
+    CHECK_EQ(inc.n, full.n);
+    CHECK_EQ(inc.k, full.k);
+    CHECK(memcmp(inc.keys, full.keys, inc.n * sizeof(uint64_t)) == 0);
+    CHECK(memcmp(inc.knn, full.knn, (size_t)inc.n * inc.k * sizeof(uint64_t)) == 0);
+    store_coords_free(&inc);
+    store_coords_free(&full);
+}
+
+/* Plays of one new map by @p n users (1..n) at @p pp. */
+static void new_map(store_t *s, uint32_t map, uint32_t n, float pp, int64_t t)
+{
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    for (uint32_t u = 1; u <= n; u++)
+        add_play(b, u, map, pp, t);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+}
+
 /* Commits a batch from inside the refresh, once the rows have been read (stage "mde"). */
 typedef struct interleave {
     store_t *s;
@@ -175,6 +203,20 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
     CHECK(memcmp(inc.knn, full.knn, (size_t)inc.n * inc.k * sizeof(uint64_t)) == 0);
     store_coords_free(&inc);
     store_coords_free(&full);
+
+    /* the retained set grows (a new map with 5 players at 600 pp) and shrinks (one of them
+     * drops to 80 pp: average 496, threshold 5.45 players) without a full read */
+    new_map(s, 5000, 5, 600, 1700000100);
+    E(run(s, st, snaps, 0, 0, &r2));
+    CHECK(r2.incremental);
+    CHECK_EQ(r2.items, r1.items + 1);
+    CHECK(r2.rows_read < r2.items);
+    check_matches_full(s, snaps2, r2.max_distance);
+    new_map(s, 5000, 1, 80, 1700000150);
+    E(run(s, st, snaps, 0, 0, &r2));
+    CHECK(r2.incremental);
+    CHECK_EQ(r2.items, r1.items);
+    check_matches_full(s, snaps2, r2.max_distance);
 
     /* a batch committed during a refresh stays dirty; the next refresh consumes it */
     interleave_t il = {s, 0};

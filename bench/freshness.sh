@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Freshness and refresh-cost benchmark (issue 6; not a test). Runs atlasd on a store with the
+# embedded mock Kafka and measures:
+#   1. the first map (a refresh with no in-memory state: every row read, full kNN);
+#   2. freshness: from producing a batch of EVENTS new hiscores (changed pp of existing plays,
+#      dated after everything else) to the published snapshot that reflects all of them, and
+#      the cost of that (incremental) refresh;
+#   3. a forced full rebuild through the admin endpoint (`atlasctl rebuild --url --wait`): S
+#      recomputed and verified, every row, full kNN, MDE, layout, publish.
+# usage: bench/freshness.sh [BUILD_DIR] (--scale tiny|small | --db DIR --rows FILE)
+#                           [--events N] [--interval S]
+# With --db the store is used in place (the batch is added to it); with --scale a store is
+# generated and imported first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}; shift || true
+scale="" db="" rows="" events=1000 interval=1
+while [ $# -gt 0 ]; do
+    case $1 in
+    --scale) scale=$2; shift 2 ;;
+    --db) db=$2; shift 2 ;;
+    --rows) rows=$2; shift 2 ;;
+    --events) events=$2; shift 2 ;;
+    --interval) interval=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+T=$(mktemp -d "${TMPDIR:-/tmp}/atl-fresh-XXXXXX")
+pids=()
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait; rm -rf "$T"' EXIT
+now() { date +%s.%N; }
+say() { echo "[$(date +%T)] $*" >&2; }
+if [ -n "$scale" ]; then
+    db=$T/db rows=$T/rows.jsonl
+    $B/atlasctl gen --scale "$scale" --out "$rows" --beatmaps "$T/bm.jsonl" 2>/dev/null
+    $B/atlasctl import --db "$db" "$rows" "$T/bm.jsonl" >/dev/null 2>&1
+fi
+[ -n "$db" ] && [ -f "$rows" ] || { echo "give --scale or --db and --rows" >&2; exit 2; }
+
+# the batch: the first EVENTS hiscore rows of the source with a new pp, dated after all others
+{ grep '"pp":' "$rows" | grep '"mode":0' | head -n "$events" || true; } |
+    sed -e 's/"pp":[0-9.]*/"pp":"PP"/' -e 's/"update_time":"[^"]*"/"update_time":"2031-01-01 00:00:00"/' |
+    awk '{ sub(/"PP"/, 200 + (NR * 37) % 500); print }' >"$T/batch.jsonl"
+[ "$(wc -l <"$T/batch.jsonl")" = "$events" ] || { echo "could not take $events rows from $rows" >&2; exit 1; }
+
+$B/atlasctl kafka-mock --partitions 8 >"$T/mock.out" 2>/dev/null </dev/null &
+pids+=($!)
+for _ in $(seq 100); do brokers=$(head -n 1 "$T/mock.out" 2>/dev/null || true); [ -n "$brokers" ] && break; sleep 0.1; done
+$B/atlasd --db "$db" --brokers "$brokers" --http 127.0.0.1:0 --stats-interval 0 \
+    --refresh-interval "$interval" --log-file "$T/d.log" --kafka.session.timeout.ms=6000 &
+pids+=($!)
+port=""
+for _ in $(seq 600); do
+    port=$({ grep -o 'msg="listening" addr=[^ ]* port=[0-9]*' "$T/d.log" 2>/dev/null || true; } | tail -n 1 | sed 's/.*port=//')
+    [ -n "$port" ] && break; sleep 0.1
+done
+U="http://127.0.0.1:$port"
+field() { { curl -fs "$U/status" || true; } | tr -d '\t' | sed -n "s/^\"$1\":\"\{0,1\}\([^\",]*\).*/\1/p" | head -n 1; }
+refresh_line() { grep 'msg="refresh published"\|msg="rebuild published"' "$T/d.log" | tail -n 1 | sed 's/.*msg=//'; }
+
+say "waiting for the first map (every row read, full kNN; cold if the store has no coordinates)"
+t0=$(now)
+while :; do
+    [ "$(field items_dirty)" = 0 ] && [ -n "$(field latest_snapshot)" ] && [ "$(field running)" = false ] && break
+    sleep 1
+done
+t1=$(now)
+say "first map: $(refresh_line)"
+printf 'first map               %6.1f s   %s\n' "$(echo "$t1 - $t0" | bc -l)" "$(refresh_line)"
+consumed0=$(field messages_consumed)
+snap0=$(field latest_snapshot)
+
+say "producing $(wc -l <"$T/batch.jsonl") events"
+t0=$(now)
+$B/atlasctl produce --brokers "$brokers" "$T/batch.jsonl" 2>/dev/null
+# every message consumed: the events the snapshot must count are those applied by then
+while [ "$(field messages_consumed)" -lt "$((consumed0 + $(wc -l <"$T/batch.jsonl")))" ]; do sleep 0.1; done
+want=$(field events_applied)
+# done when the latest snapshot's manifest counts every event of the batch
+while :; do
+    id=$(field latest_snapshot)
+    if [ -n "$id" ] && [ "$id" != "$snap0" ]; then
+        got=$(tr -d ' \t\n' <"$db/snapshots/$id.json" | sed -n 's/.*"events_applied":\([0-9]*\).*/\1/p')
+        [ "${got:-0}" -ge "$want" ] && break
+    fi
+    sleep 0.2
+done
+t1=$(now)
+fresh=$(echo "$t1 - $t0" | bc -l)
+inc_line=$(refresh_line)
+inc=$(echo "$inc_line" | sed -n 's/.* seconds=\([0-9.]*\).*/\1/p')
+printf 'freshness (%s events)  %6.1f s   %s\n' "$events" "$fresh" "$inc_line"
+
+say "forced full rebuild"
+t0=$(now)
+$B/atlasctl rebuild --url "$U" --wait >"$T/rb.out" 2>"$T/rb.err"
+t1=$(now)
+full=$(echo "$t1 - $t0" | bc -l)
+rb_line=$(refresh_line)
+printf 'full rebuild            %6.1f s   %s\n' "$full" "$rb_line"
+sed -n '1,2p' "$T/rb.out"
+verify=$(echo "$rb_line" | sed -n 's/.* verify=\([0-9.]*\).*/\1/p')
+printf 'incremental refresh / full rebuild: %.1f / %.1f s = %.1f%% (without the S verification: %.1f%%)\n' \
+    "$inc" "$full" "$(echo "100 * $inc / $full" | bc -l)" "$(echo "100 * $inc / ($full - $verify)" | bc -l)"
