@@ -213,6 +213,56 @@ static int on_admin(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+static unsigned query_uint(h2o_req_t *req, const char *name, unsigned dflt)
+{
+    if (req->query_at == SIZE_MAX)
+        return dflt;
+    size_t nl = strlen(name);
+    const char *q = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - q) > nl + 1 && memcmp(q, name, nl) == 0 && q[nl] == '=') {
+            unsigned v = 0;
+            for (const char *p = q + nl + 1; p < stop && *p >= '0' && *p <= '9' && v < 100000; p++)
+                v = v * 10 + (unsigned)(*p - '0');
+            return v;
+        }
+        q = stop + 1;
+    }
+    return dflt;
+}
+
+static int on_item(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_server_t *s = ((route_handler_t *)self)->srv;
+    if (!method_ok(req))
+        return 0;
+    h2o_iovec_t p = req->path_normalized;
+    const size_t pre = sizeof("/items/") - 1;
+    char *json = NULL;
+    int st = 404;
+    unsigned k = query_uint(req, "k", 20);
+    if (p.len > pre && p.len - pre < 64 && s->routes.item)
+        st = k >= 1 && k <= 10000
+                 ? s->routes.item(s->routes.ud, p.base + pre, p.len - pre, k, &json)
+                 : 400;
+    if (st == 200) {
+        send_text(req, 200, "OK", "application/json", json, strlen(json));
+    } else {
+        const char *why = st == 400   ? "bad item id or k\n"
+                          : st == 404 ? "no such item\n"
+                                      : "the store could not be read\n";
+        send_text(req, st,
+                  st == 400   ? "Bad Request"
+                  : st == 404 ? "Not Found"
+                              : "Service Unavailable",
+                  "text/plain", why, strlen(why));
+    }
+    free(json);
+    return 0;
+}
+
 /* ---- snapshots -------------------------------------------------------------------------- */
 
 static void add_cors(http_server_t *s, h2o_req_t *req)
@@ -517,6 +567,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     add_route(s, host, "/metrics", on_metrics);
     add_route(s, host, "/snapshots", on_snapshots);
     add_route(s, host, "/admin", on_admin);
+    add_route(s, host, "/items", on_item);
     if (s->routes.viewer_dir && s->routes.viewer_dir[0]) {
         /* the viewer: static files, last so every named route above wins */
         h2o_pathconf_t *pc = h2o_config_register_path(host, "/", 0);

@@ -25,6 +25,9 @@ typedef struct http_routes {
      * loopback, or with `Authorization: Bearer <admin_token>` when a token is configured;
      * otherwise 401 (token configured, missing or wrong) or 403 (no token configured). */
     int (*admin_rebuild)(void *ud, int cold, cJSON *out);
+    /* GET /items/<item id>[?k=N]: malloc'd JSON in *json (store_item_json), or an HTTP status
+     * other than 200 (400 bad id, 404 unknown). */
+    int (*item)(void *ud, const char *id, size_t id_len, unsigned k, char **json);
     const char *admin_token;
     void *ud;
 } http_routes_t;

@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "algo/item.h"
 #include "daemon/config.h"
 #include "daemon/http.h"
 #include "daemon/ingest.h"
@@ -149,6 +150,22 @@ static void status(void *ud, cJSON *o)
         sched_status(d->sched, o);
 }
 
+static int item(void *ud, const char *id, size_t id_len, unsigned k, char **json)
+{
+    daemon_state_t *d = ud;
+    uint64_t key;
+    if (item_key_parse(id, id_len, &key) != 0)
+        return 400;
+    int rc = store_item_json(d->store, key, k, json);
+    if (rc == ATL_ENOTFOUND)
+        return 404;
+    if (rc != 0) {
+        LOG_WARN("http", "item lookup failed", "err=\"%s\"", atl_strerror(rc));
+        return 503;
+    }
+    return 200;
+}
+
 static int admin_rebuild(void *ud, int cold, cJSON *out)
 {
     daemon_state_t *d = ud;
@@ -227,6 +244,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
                             .metrics = metrics,
                             .healthy = healthy,
                             .admin_rebuild = admin_rebuild,
+                            .item = item,
                             .admin_token = d->cfg.admin_token,
                             .ud = d};
     if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)

@@ -343,8 +343,8 @@ out:
  * row. *incremental says which happened; @p m is set for an incremental read.
  */
 static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
-                      const uint64_t *dirty, uint32_t n_dirty, int *incremental, remap_t *m,
-                      uint32_t *rows_read, graph_t *t_out, char *err, size_t errlen)
+                      const uint64_t *dirty, uint32_t n_dirty, uint32_t expect, int *incremental,
+                      remap_t *m, uint32_t *rows_read, graph_t *t_out, char *err, size_t errlen)
 {
     reader_t r = {.o = o};
     uint64_t *keys = NULL;
@@ -363,7 +363,7 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
             return rc;
         }
     }
-    r.expect = st->n;
+    r.expect = st->n ? st->n : expect; /* for progress: the last map's size */
     rc = store_retained_rows_of(s, NULL, 0, read_row_cb, &r, &keys, &n);
     if (rc == 0 && n < 2) {
         snprintf(err, errlen, "the store has %u retained items: nothing to lay out yet", n);
@@ -764,8 +764,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         rc = ATL_ENOTFOUND;
         goto out;
     }
-    if ((rc = read_graph(s, st, o, dirty, n_dirty, &r->incremental, &map, &r->rows_read, &t, err,
-                         errlen)) != 0)
+    if ((rc = read_graph(s, st, o, dirty, n_dirty, prev.n, &r->incremental, &map, &r->rows_read, &t,
+                         err, errlen)) != 0)
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();

@@ -236,3 +236,37 @@ int store_refresh_commit(store_t *s, const store_coords_t *c, uint64_t seq, uint
         *cleared = a.cleared;
     return rc;
 }
+
+int store_coords_item(store_t *s, uint64_t key, store_item_coords_t *out)
+{
+    MDB_txn *txn;
+    MDB_val k = {sizeof(key), &key}, v;
+    memset(out, 0, sizeof(*out));
+    if (!s->coords)
+        return ATL_ENOTFOUND;
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_get(txn, s->coords, &k, &v);
+    coords_rec_t r;
+    if (rc == 0 && v.mv_size >= sizeof(r)) {
+        memcpy(&r, v.mv_data, sizeof(r));
+        if (v.mv_size != sizeof(r) + (size_t)r.k * sizeof(uint64_t))
+            rc = MDB_CORRUPTED;
+    } else if (rc == 0) {
+        rc = MDB_CORRUPTED;
+    }
+    if (rc == 0) {
+        memcpy(out->x3, r.x3, sizeof(r.x3));
+        memcpy(out->framed, r.framed, sizeof(r.framed));
+        out->k = r.k < STORE_ITEM_KNN_MAX ? r.k : STORE_ITEM_KNN_MAX;
+        memcpy(out->knn, (const char *)v.mv_data + sizeof(r), out->k * sizeof(uint64_t));
+        MDB_val mk = {strlen(COORDS_SNAPSHOT_KEY), COORDS_SNAPSHOT_KEY};
+        if (mdb_get(txn, s->meta, &mk, &v) == 0 && v.mv_size < sizeof(out->snapshot)) {
+            memcpy(out->snapshot, v.mv_data, v.mv_size);
+            out->snapshot[v.mv_size] = '\0';
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? ATL_ENOTFOUND : store__err(rc);
+}

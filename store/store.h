@@ -354,6 +354,27 @@ int store_coords_alloc(store_coords_t *c, uint32_t n, uint32_t k);
 /** Free the arrays (a zeroed struct is fine). */
 void store_coords_free(store_coords_t *c);
 
+#define STORE_ITEM_KNN_MAX 64
+
+/** One item's place in the last published map. */
+typedef struct store_item_coords {
+    double x3[3], framed[2];
+    uint32_t k;
+    uint64_t knn[STORE_ITEM_KNN_MAX]; /* neighbour item keys, nearest first (0: none) */
+    char snapshot[48];
+} store_item_coords_t;
+
+/** @return 0 and *out; ATL_ENOTFOUND when the item is not on the stored map; or an error. */
+int store_coords_item(store_t *s, uint64_t key, store_item_coords_t *out);
+
+/**
+ * Everything `inspect` shows about an item, as a JSON text (malloc'd): players, average pp,
+ * retention, metadata, its @p k top co-occurring items by S, and its place in the last
+ * published map (position, 3-D coordinates, kNN neighbours with 3-D distances).
+ * @return 0, ATL_ENOTFOUND for an unknown item, or an error.
+ */
+int store_item_json(store_t *s, uint64_t key, uint32_t k, char **out);
+
 /** Load the stored coordinates (n = 0 when none were stored yet). @return 0 or an error. */
 int store_coords_load(store_t *s, store_coords_t *c);
 

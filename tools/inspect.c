@@ -124,58 +124,106 @@ int cmd_status(int argc, char **argv)
     return url ? status_url(url, json) : status_db(db, json);
 }
 
-/* Position of @p key in sorted @p keys, or UINT32_MAX. */
-static uint32_t key_at(const uint64_t *keys, uint32_t n, uint64_t key)
+static const char *jstr(const cJSON *o, const char *name)
 {
-    const uint64_t *p = bsearch(&key, keys, n, sizeof(*keys), atl_cmp_u64);
-    return p ? (uint32_t)(p - keys) : UINT32_MAX;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-/* The item's place in the last published map: the coordinates the store keeps for it. */
-static void inspect_map(store_t *s, uint64_t key)
+static double jnum(const cJSON *o, const char *name)
 {
-    store_coords_t c;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* The table of one item, from the JSON of store_item_json() (a store or GET /items/<id>). */
+static int print_item(const char *json, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(json, len);
+    if (!o)
+        return -1;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "beatmap"), *e;
+    printf("item                 %s\n", jstr(o, "item"));
+    printf("beatmap              %s [%s] by %s (set %.0f)\n", jstr(b, "title"), jstr(b, "version"),
+           jstr(b, "creator"), jnum(b, "beatmapset_id"));
+    printf("players              %.0f\n", jnum(o, "players"));
+    printf("average pp           %.2f\n", jnum(o, "avg_pp"));
+    printf("retained             %s\n",
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "retained")) ? "yes" : "no");
+    printf("stars                %.2f\n", jnum(b, "stars"));
+    printf("top co-occurring items (S):\n");
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "top_cooccurring"))
+        printf("  %-18s %.3f\n", jstr(e, "item"), jnum(e, "s"));
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "map");
+    if (!cJSON_IsObject(m)) {
+        printf("map position         not on the last published map\n");
+    } else {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(m, "xyz");
+        printf("snapshot             %s\n", jstr(m, "snapshot"));
+        printf("map position         %.4f %.4f\n", jnum(m, "x"), jnum(m, "y"));
+        printf("3-D coordinates      %.4f %.4f %.4f\n", cJSON_GetArrayItem(x, 0)->valuedouble,
+               cJSON_GetArrayItem(x, 1)->valuedouble, cJSON_GetArrayItem(x, 2)->valuedouble);
+        printf("kNN neighbours, nearest first in T (3-D distance):\n");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "neighbours"))
+            printf("  %-18s %.4f\n", jstr(e, "item"), jnum(e, "distance_3d"));
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+static int inspect_db(const char *db, uint64_t key, uint32_t k, char **json, size_t *len)
+{
+    store_t *s;
     char id[ITEM_ID_MAX];
-    if (store_coords_load(s, &c) != 0 || c.n == 0) {
-        printf("map                  none published yet\n");
-        return;
+    if (cli_store_open("inspect", db, 1, &s) != 0)
+        return -1;
+    int rc = store_item_json(s, key, k, json);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl inspect: %s: %s\n", item_key_format(key, id),
+                rc == ATL_ENOTFOUND ? "no such item in the store" : atl_strerror(rc));
+        return -1;
     }
-    uint32_t at = key_at(c.keys, c.n, key);
-    printf("snapshot             %s\n", c.snapshot);
-    if (at == UINT32_MAX) {
-        printf("map position         not on the map (not retained when it was published)\n");
-        store_coords_free(&c);
-        return;
+    *len = strlen(*json);
+    return 0;
+}
+
+static int inspect_url(const char *url, uint64_t key, uint32_t k, char **json, size_t *len)
+{
+    char full[4096], id[ITEM_ID_MAX], err[512];
+    int status = 0;
+    uint8_t *body = NULL;
+    snprintf(full, sizeof(full), "%.3000s/items/%s?k=%u", url, item_key_format(key, id), k);
+    if (http_request("GET", full, NULL, &status, &body, len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl inspect: GET %s: %s\n", full, err);
+        return -1;
     }
-    const double *x = c.x3 + 3 * (size_t)at;
-    printf("map position         %.4f %.4f\n", c.framed[2 * at], c.framed[2 * at + 1]);
-    printf("3-D coordinates      %.4f %.4f %.4f\n", x[0], x[1], x[2]);
-    printf("kNN neighbours, nearest first in T (3-D distance):\n");
-    for (uint32_t q = 0; q < c.k; q++) {
-        uint64_t nk = c.knn[(size_t)at * c.k + q];
-        uint32_t j = nk ? key_at(c.keys, c.n, nk) : UINT32_MAX;
-        if (j == UINT32_MAX)
-            continue;
-        const double *y = c.x3 + 3 * (size_t)j;
-        double d = sqrt((x[0] - y[0]) * (x[0] - y[0]) + (x[1] - y[1]) * (x[1] - y[1]) +
-                        (x[2] - y[2]) * (x[2] - y[2]));
-        printf("  %-18s %.4f\n", item_key_format(nk, id), d);
+    if (status != 200) {
+        fprintf(stderr, "atlasctl inspect: %s: %s\n", id,
+                status == 404 ? "no such item in the store" : "the daemon refused");
+        free(body);
+        return -1;
     }
-    store_coords_free(&c);
+    *json = (char *)body;
+    return 0;
 }
 
 int cmd_inspect(int argc, char **argv)
 {
-    const char *db = NULL;
+    const char *db = NULL, *url = NULL;
     uint64_t k = 20;
+    int json = 0;
     const cli_opt_t opts[] = {
-        {"db", CLI_STR, &db, "DIR", "store directory (required)"},
+        {"db", CLI_STR, &db, "DIR", "a store directory (works beside a running daemon)"},
+        {"url", CLI_STR, &url, "URL", "or a running atlasd, e.g. http://127.0.0.1:8477"},
         {"k", CLI_U64, &k, "N", "top co-occurring items to list (default 20)"},
+        {"json", CLI_FLAG, &json, NULL, "print JSON"},
     };
     const cli_cmd_t cmd = {
-        "inspect", "ITEM --db DIR [--k N]",
-        "An item's stats, metadata, top co-occurring items and its place in the\n"
-        "latest snapshot. ITEM is an item id such as 856861_DT.",
+        "inspect", "ITEM (--db DIR | --url URL) [--k N] [--json]",
+        "An item's stats, metadata, top co-occurring items and its place in the last\n"
+        "published map (coordinates, kNN neighbours with distances). ITEM is an item id such\n"
+        "as 856861_DT.",
         opts, ATL_ARRAY_LEN(opts)};
     const char **rest;
     size_t n_rest;
@@ -183,56 +231,27 @@ int cmd_inspect(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
     uint64_t key;
-    if (!db || n_rest != 1 || k == 0 || k > 10000 ||
+    if (!db == !url || n_rest != 1 || k == 0 || k > 10000 ||
         item_key_parse(rest[0], strlen(rest[0]), &key) != 0) {
         fprintf(stderr, "atlasctl inspect: %s (see --help)\n",
-                !db ? "--db is required"
-                    : (n_rest != 1
-                           ? "give one ITEM"
-                           : (k == 0 || k > 10000 ? "--k 1..10000"
+                !db == !url ? "give exactly one of --db and --url"
+                            : (n_rest != 1 ? "give one ITEM"
+                                           : (k == 0 || k > 10000
+                                                  ? "--k 1..10000"
                                                   : "ITEM is not an item id like 856861_DT")));
         free(rest);
         return CLI_EXIT_USAGE;
     }
     free(rest);
-    store_t *s;
-    if (cli_store_open("inspect", db, 1, &s) != 0)
+    char *text = NULL;
+    size_t len = 0;
+    if ((db ? inspect_db(db, key, (uint32_t)k, &text, &len)
+            : inspect_url(url, key, (uint32_t)k, &text, &len)) != 0)
         return CLI_EXIT_FAIL;
-    uint32_t nu;
-    int64_t sum;
-    char id[ITEM_ID_MAX], *arena = NULL;
-    if ((rc = store_item_stats_get(s, key, &nu, &sum)) != 0) {
-        fprintf(stderr, "atlasctl inspect: %s: %s\n", item_key_format(key, id),
-                rc == ATL_ENOTFOUND ? "no such item in the store" : atl_strerror(rc));
-        store_close(s);
-        return CLI_EXIT_FAIL;
-    }
-    corpus_row_t row;
-    double zero[2] = {0, 0};
-    uint64_t *keys = xmalloc(k * sizeof(*keys));
-    double *sv = xmalloc(k * sizeof(*sv));
-    uint32_t n = 0;
-    if ((rc = store_corpus_rows(s, &key, zero, 1, &row, &arena)) == 0)
-        rc = store_cooc_top(s, key, (uint32_t)k, keys, sv, &n);
-    if (rc != 0) {
-        store_close(s);
-        fprintf(stderr, "atlasctl inspect: %s\n", atl_strerror(rc));
-        free(keys), free(sv), free(arena);
-        return CLI_EXIT_FAIL;
-    }
-    printf("item                 %s\n", item_key_format(key, id));
-    printf("beatmap              %.*s [%.*s] by %.*s (set %u)\n", row.title_len,
-           row.title ? row.title : "", row.version_len, row.version ? row.version : "",
-           row.creator_len, row.creator ? row.creator : "", row.beatmapset_id);
-    printf("players              %u\n", nu);
-    printf("average pp           %.2f\n", nu ? weight_to_double(sum) / nu : 0.0);
-    printf("retained             %s\n", weight_retained(nu, sum) ? "yes" : "no");
-    printf("stars                %.2f\n", (double)row.stars);
-    printf("top co-occurring items (S):\n");
-    for (uint32_t i = 0; i < n; i++)
-        printf("  %-18s %.3f\n", item_key_format(keys[i], id), sv[i]);
-    inspect_map(s, key);
-    store_close(s);
-    free(keys), free(sv), free(arena);
+    if (json)
+        printf("%.*s\n", (int)len, text);
+    else if (print_item(text, len) != 0)
+        fprintf(stderr, "atlasctl inspect: the answer is not JSON\n");
+    free(text);
     return CLI_EXIT_OK;
 }

@@ -102,6 +102,15 @@ tr -d ' \t\n' <"$T/db/snapshots/$s2.json" | grep -q '"newest_event_time":"2030-0
 curl -fs "$U/status" | tr -d ' \t\n' | grep -q '"newest_event_time":"2030-01-01T00:00:00Z"' ||
     fail "/status freshness lacks the newest event time"
 
+# inspect answers the same through the daemon as from the store beside it
+item=$(sed -n 2p "$T/s2.tsv" | cut -f1)
+atlasctl inspect "$item" --url "$U" --k 5 >"$T/i_url.txt" || fail "inspect --url"
+atlasctl inspect "$item" --db "$T/db" --k 5 >"$T/i_db.txt" || fail "inspect --db"
+cmp -s "$T/i_url.txt" "$T/i_db.txt" || fail "inspect differs: $(diff "$T/i_url.txt" "$T/i_db.txt")"
+grep -q "^snapshot             $s2\$" "$T/i_url.txt" || fail "inspect: $(cat "$T/i_url.txt")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/items/not-an-id")" = 400 ] || fail "/items bad id"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$U/items/1_DT")" = 404 ] || fail "/items unknown"
+
 # 4. forced rebuild: a clean verification, then a corrupted S entry found and repaired
 atlasctl rebuild --url "$U" --wait >"$T/rb1.out" 2>"$T/rb1.err" || fail "rebuild: $(cat "$T/rb1.err")"
 rb1=$(tail -n 1 "$T/rb1.out")
