@@ -27,10 +27,38 @@ void knn_opts_default(knn_opts_t *o)
     o->progress_ud = NULL;
 }
 
-static int cmp_float(const void *a, const void *b)
+/* Rearrange d[0..n) so that d[k] is the k-th smallest, everything before it <= d[k] and
+ * everything after >= d[k] (Hoare's selection, median of three): O(n) expected instead of the
+ * O(n log n) sort, which at 36.7M edges was most of the kNN stage's 3 s. */
+static void select_kth(float *d, size_t n, size_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        float a = d[lo], b = d[mid], c = d[hi];
+        float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (d[i] < pivot)
+                i++;
+            while (d[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = d[i];
+                d[i] = d[j], d[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return; /* j < k < i: d[k] == pivot, in place */
+    }
 }
 
 double knn_auto_max_distance(const graph_t *t)
@@ -45,12 +73,17 @@ double knn_auto_max_distance(const graph_t *t)
         for (uint64_t e = t->row_ptr[i]; e < t->row_ptr[i + 1]; e++)
             if (t->col[e] > i)
                 d[w++] = t->dist[e];
-    qsort(d, w, sizeof(*d), cmp_float);
     double pos = 0.75 * (double)(w - 1);
     size_t lo = (size_t)pos;
     double frac = pos - (double)lo;
-    double q =
-        lo + 1 < w ? (double)d[lo] + frac * ((double)d[lo + 1] - (double)d[lo]) : (double)d[lo];
+    select_kth(d, w, lo);
+    double q = (double)d[lo];
+    if (lo + 1 < w) { /* the next order statistic: the smallest of the upper part */
+        float next = d[lo + 1];
+        for (size_t i = lo + 2; i < w; i++)
+            next = d[i] < next ? d[i] : next;
+        q += frac * ((double)next - q);
+    }
     free(d);
     return 3.0 * q;
 }

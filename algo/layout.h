@@ -67,4 +67,12 @@ int layout_align(double *y, const double *prev, uint32_t n, const uint8_t *mask)
  */
 void layout_frame(const double *y, uint32_t n, double *out);
 
+/** layout_frame() about a given centre (@p c0, @p c1) instead of the bounding box's: a warm
+ * refresh keeps the previous map's centre, so a point added or moved at the edge of the map
+ * does not shift every other point. */
+void layout_frame_at(const double *y, uint32_t n, double c0, double c1, double *out);
+
+/** The centre a framed point @p framed (2) was framed about, given its layout position @p y. */
+void layout_frame_centre(const double *y, const double *framed, double c[2]);
+
 #endif

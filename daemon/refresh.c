@@ -626,9 +626,13 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
     } else if (rc == 0) {
         rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
     }
-    if (rc == 0)
+    if (rc == 0 && placed_n >= 2) { /* keep the last map's frame: shared points stay put */
+        double centre[2];
+        layout_frame_centre(prev->y2, prev->framed, centre);
+        layout_frame_at(c->y2, n, centre[0], centre[1], c->framed);
+    } else if (rc == 0) {
         layout_frame(c->y2, n, c->framed);
-    else if (rc != ATL_ECANCELED)
+    } else if (rc != ATL_ECANCELED)
         snprintf(err, errlen, "layout: %s", atl_strerror(rc));
     free(placed), free(prev_y);
     return rc;

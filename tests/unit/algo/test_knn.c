@@ -145,6 +145,36 @@ int main(void)
     graph_destroy(&g);
     graph_edges_destroy(&e);
 
+    /* the selection-based quantile equals the sorted one, with many ties and odd sizes */
+    for (uint32_t trial = 0; trial < 40; trial++) {
+        rng_t rr;
+        rng_init(&rr, 100 + trial);
+        uint32_t n = 2 + trial * 7;
+        graph_edges_init(&e);
+        for (uint32_t i = 0; i + 1 < n; i++)
+            for (uint32_t j = i + 1; j < n && j < i + 4; j++)
+                E(graph_edges_add(&e, i, j, (float)(1 + rng_below(&rr, trial % 3 ? 5 : 1000))));
+        E(graph_build(n, &e, &g));
+        size_t m = graph_n_edges(&g), w = 0;
+        float *d = malloc(m * sizeof(*d));
+        for (uint32_t i = 0; i < g.n; i++)
+            for (uint64_t x = g.row_ptr[i]; x < g.row_ptr[i + 1]; x++)
+                if (g.col[x] > i)
+                    d[w++] = g.dist[x];
+        for (size_t a = 1; a < w; a++) /* insertion sort: the reference */
+            for (size_t b = a; b > 0 && d[b] < d[b - 1]; b--) {
+                float t = d[b];
+                d[b] = d[b - 1], d[b - 1] = t;
+            }
+        double pos = 0.75 * (double)(w - 1), frac = pos - (double)(size_t)pos;
+        size_t lo = (size_t)pos;
+        double q = lo + 1 < w ? d[lo] + frac * (d[lo + 1] - d[lo]) : d[lo];
+        CHECK_NEAR(knn_auto_max_distance(&g), 3 * q, 1e-9);
+        free(d);
+        graph_destroy(&g);
+        graph_edges_destroy(&e);
+    }
+
     /* pruning: top `keep` by S (ties by column), only S > 2, distance 1/ln S */
     uint32_t cols[] = {9, 3, 7, 1, 5}, out_col[5], scratch[5];
     double s[] = {5.0, 2.0, 10.0, 5.0, 2.5};
