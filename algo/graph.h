@@ -13,6 +13,7 @@
 
 #define GRAPH_TOP_DEFAULT   700
 #define GRAPH_MIN_S_DEFAULT 2.0
+#define GRAPH_BUILD_THREADS 2 /* rows are sorted in parallel; the result does not depend on it */
 
 /** CSR adjacency: neighbours of i are col[row_ptr[i] .. row_ptr[i+1]), sorted by distance, then
  * by index (the kNN search relies on that order). */

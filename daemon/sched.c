@@ -290,6 +290,8 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
     if (store_coords_load(store, &c) == 0) {
         char id[64];
         s->have_map = c.n > 0 && store_snapshot_latest(cfg->snapshots, id, sizeof(id)) == 0;
+        if (s->have_map) /* what /status reports until this process publishes */
+            snprintf(s->last.id, sizeof(s->last.id), "%s", c.snapshot);
         store_coords_free(&c);
     }
     store_counters_t cnt;
