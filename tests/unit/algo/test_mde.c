@@ -43,8 +43,63 @@ static double purity(const double *x, uint32_t dim, int k)
     return p;
 }
 
+/* Repulsive pairs (as item keys, sorted) of a ring graph over @p keys (sorted). */
+static uint64_t *ring_pairs(const uint64_t *keys, uint32_t n, size_t *n_pairs)
+{
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t d = 1; d <= 3; d++)
+            E(graph_edges_add(&e, i, (i + d) % n, 1.0f));
+    mde_opts_t o;
+    mde_opts_default(&o);
+    mde_t m;
+    E(mde_init(&m, &o, n, &e, keys));
+    size_t np = m.m - m.m_attr;
+    uint64_t *p = malloc(np * sizeof(*p) * 2 + 1);
+    for (size_t q = 0; q < np; q++) {
+        uint64_t a = keys[m.perm[m.ei[m.m_attr + q]]], b = keys[m.perm[m.ej[m.m_attr + q]]];
+        p[q] = (a < b ? a : b) << 32 | (a < b ? b : a);
+    }
+    qsort(p, np, sizeof(*p), atl_cmp_u64);
+    mde_destroy(&m);
+    graph_edges_destroy(&e);
+    *n_pairs = np;
+    return p;
+}
+
+/* One item entering shifts the index of every later item; the repulsive pairs of the others
+ * must stay (they are drawn on a hash ring of keys, not by index), or a refresh that adds one
+ * item moves the whole map. */
+static void test_repulsive_pairs_stable(void)
+{
+    enum { M = 2000 };
+    uint64_t keys[M + 1], more[M + 2];
+    for (uint32_t i = 0; i < M; i++)
+        keys[i] = 10 + 10 * (uint64_t)i;
+    for (uint32_t i = 0, w = 0; i < M; i++) {
+        more[w++] = keys[i];
+        if (i == 10)
+            more[w++] = keys[i] + 5; /* a new item near the start: ~all indices shift */
+    }
+    size_t na, nb, same = 0;
+    uint64_t *a = ring_pairs(keys, M, &na), *b = ring_pairs(more, M + 1, &nb);
+    for (size_t x = 0, y = 0; x < na && y < nb;) {
+        if (a[x] == b[y])
+            same++, x++, y++;
+        else if (a[x] < b[y])
+            x++;
+        else
+            y++;
+    }
+    fprintf(stderr, "repulsive pairs kept after one insertion: %zu of %zu\n", same, na);
+    CHECK(same >= na * 95 / 100);
+    free(a), free(b);
+}
+
 int main(void)
 {
+    test_repulsive_pairs_stable();
     graph_t g;
     planted(3, &g);
     knn_opts_t ko;
@@ -61,7 +116,8 @@ int main(void)
     o.trace = trace;
     mde_t m;
     E(mde_init(&m, &o, N, &edges, NULL));
-    CHECK_EQ(m.m - m.m_attr, edges.m); /* as many repulsive pairs as kNN edges */
+    /* as many repulsive pairs as kNN edges, up to each item's random rounding of its quota */
+    CHECK(fabs((double)(m.m - m.m_attr) - (double)edges.m) <= 3 * sqrt((double)N) + 1);
 
     /* gradient vs central finite differences at a random point */
     double *x = malloc(sizeof(double) * N * 3), *gr = malloc(sizeof(double) * N * 3);
