@@ -74,6 +74,7 @@ static uint64_t *ring_pairs(const uint64_t *keys, uint32_t n, size_t *n_pairs)
 static void test_repulsive_pairs_stable(void)
 {
     enum { M = 2000 };
+
     uint64_t keys[M + 1], more[M + 2];
     for (uint32_t i = 0; i < M; i++)
         keys[i] = 10 + 10 * (uint64_t)i;
