@@ -51,7 +51,7 @@ typedef struct refresh_result {
     int64_t newest_update_time;
     double stability_median, stability_p95; /* unchanged-kNN items' movement / width; -1 */
     uint32_t stability_items;
-    double t_verify, t_read, t_knn, t_mde, t_layout, t_publish, t_total; /* seconds */
+    double t_verify, t_read, t_graph, t_knn, t_mde, t_layout, t_publish, t_total; /* seconds */
     int verified;
     store_rebuild_result_t verify;
 } refresh_result_t;

@@ -154,11 +154,11 @@ static void after_cb(uv_work_t *w, int status)
         LOG_INFO("refresh", full ? "rebuild published" : "refresh published",
                  "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u knn_rows=%u "
                  "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f verify=%.1f "
-                 "read=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
+                 "read=%.1f graph=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
                  s->res.id, s->res.items, s->res.incremental, s->res.dirty, s->res.rows_read,
                  s->res.knn_rows, s->res.mde_iterations, s->res.warm, s->res.stability_p95, secs,
-                 s->res.t_verify, s->res.t_read, s->res.t_knn, s->res.t_mde, s->res.t_layout,
-                 s->res.t_publish, s->res.verify.s_diffs);
+                 s->res.t_verify, s->res.t_read, s->res.t_graph, s->res.t_knn, s->res.t_mde,
+                 s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
     } else if (s->rc == ATL_ENOTFOUND && !full) {
         LOG_DEBUG("refresh", "nothing to refresh", "detail=\"%s\"", s->err);
     } else {
@@ -333,6 +333,7 @@ static void add_result(cJSON *o, const refresh_result_t *r)
     cJSON *t = cJSON_AddObjectToObject(o, "seconds");
     cJSON_AddNumberToObject(t, "verify", r->t_verify);
     cJSON_AddNumberToObject(t, "read", r->t_read);
+    cJSON_AddNumberToObject(t, "graph", r->t_graph);
     cJSON_AddNumberToObject(t, "knn", r->t_knn);
     cJSON_AddNumberToObject(t, "mde", r->t_mde);
     cJSON_AddNumberToObject(t, "layout", r->t_layout);
