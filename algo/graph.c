@@ -246,6 +246,88 @@ out:
     return rc;
 }
 
+int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
+                 uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out)
+{
+    uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows)), *slot = NULL, n_aff = 0;
+    uint64_t *deg = NULL, *uniq = NULL, *adj = NULL, *fill = NULL;
+    int rc = rows ? 0 : -ENOMEM;
+    memset(out, 0, sizeof(*out));
+    if (rc == 0 && !(slot = malloc(((size_t)n + 1) * sizeof(*slot))))
+        rc = -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        slot[i] = affected[i] ? n_aff : UINT32_MAX;
+        if (affected[i])
+            rows[n_aff++] = i;
+        else if (old_of_new[i] >= old->n)
+            rc = -EINVAL; /* a row with no previous version must be rebuilt */
+    }
+    if (rc == 0 && (!(deg = calloc((size_t)n_aff + 1, sizeof(*deg))) ||
+                    !(uniq = malloc(((size_t)n_aff + 1) * sizeof(*uniq)))))
+        rc = -ENOMEM;
+    for (size_t k = 0; rc == 0 && k < e->m; k++) {
+        if (e->i[k] >= n || e->j[k] >= n || slot[e->i[k]] == UINT32_MAX || !isfinite(e->w[k]) ||
+            !(e->w[k] > 0))
+            rc = -EINVAL;
+        else if (e->i[k] != e->j[k])
+            deg[slot[e->i[k]] + 1]++;
+    }
+    for (uint32_t a = 0; rc == 0 && a < n_aff; a++)
+        deg[a + 1] += deg[a];
+    if (rc == 0 && (!(adj = malloc((deg[n_aff] + 1) * sizeof(*adj))) ||
+                    !(fill = malloc(((size_t)n_aff + 1) * sizeof(*fill)))))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        memcpy(fill, deg, ((size_t)n_aff + 1) * sizeof(*fill));
+        for (size_t k = 0; k < e->m; k++)
+            if (e->i[k] != e->j[k])
+                adj[fill[slot[e->i[k]]]++] = (uint64_t)e->j[k] << 32 | float_bits(e->w[k]);
+        build_job_t job = {adj, deg, uniq};
+        rc = par_for(n_aff, 256, GRAPH_BUILD_THREADS, build_rows, &job);
+    }
+    uint64_t w = 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        w += slot[i] != UINT32_MAX ? uniq[slot[i]]
+                                   : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
+    if (rc == 0) {
+        out->n = n;
+        out->row_ptr = malloc(((size_t)n + 1) * sizeof(*out->row_ptr));
+        out->col = malloc((w ? w : 1) * sizeof(*out->col));
+        out->dist = malloc((w ? w : 1) * sizeof(*out->dist));
+        if (!out->row_ptr || !out->col || !out->dist)
+            rc = -ENOMEM;
+    }
+    w = 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        out->row_ptr[i] = w;
+        if (slot[i] != UINT32_MAX) {
+            for (uint64_t k = 0; k < uniq[slot[i]]; k++, w++) {
+                uint64_t v = adj[deg[slot[i]] + k];
+                out->col[w] = (uint32_t)v;
+                out->dist[w] = bits_float((uint32_t)(v >> 32));
+            }
+            continue;
+        }
+        /* an untouched row: the old one renumbered (monotone, so its order holds) */
+        uint32_t p = old_of_new[i];
+        for (uint64_t k = old->row_ptr[p]; k < old->row_ptr[p + 1]; k++, w++) {
+            uint32_t c = new_of_old[old->col[k]];
+            if (c >= n) {
+                rc = -EINVAL; /* a neighbour left: this row should have been marked */
+                break;
+            }
+            out->col[w] = c;
+            out->dist[w] = old->dist[k];
+        }
+    }
+    if (rc == 0)
+        out->row_ptr[n] = w;
+    else
+        graph_destroy(out);
+    free(rows), free(slot), free(deg), free(uniq), free(adj), free(fill);
+    return rc;
+}
+
 void graph_destroy(graph_t *g)
 {
     free(g->row_ptr);

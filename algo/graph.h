@@ -79,6 +79,18 @@ int graph_pruner_finish(graph_pruner_t *p, uint32_t n, graph_t *out);
 
 void graph_pruner_destroy(graph_pruner_t *p);
 
+/**
+ * The graph graph_build() would return after some rows changed, rebuilding only those: a row with
+ * affected[i] set takes its adjacency from @p e, which must hold, for every affected row i, every
+ * directed entry (i, j, dist) of its new adjacency (duplicates keep the smallest distance); every
+ * other row is row old_of_new[i] of @p old, columns renumbered through @p new_of_old (an
+ * increasing map, so rows keep their (distance, column) order). Rows that are new, or that had a
+ * neighbour which is gone, must be affected.
+ * @return 0, -EINVAL (an unaffected row that cannot be carried over, bad entry), -ENOMEM.
+ */
+int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
+                 uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out);
+
 /** Free a graph's arrays; a zeroed graph is fine. */
 void graph_destroy(graph_t *g);
 

@@ -240,6 +240,49 @@ static uint64_t *pending_keys(const reader_t *r, const uint8_t *want, const uint
     return out;
 }
 
+static uint32_t float_key(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+/*
+ * Mark what changed between a row's previous pruned list (previous positions, renumbered) and its
+ * new one: every column whose entry appeared, left or changed distance, and the row itself. Only
+ * those rows of T can differ from the previous T (an edge belongs to the two rows it joins).
+ * @p sa, @p sb: scratch for GRAPH_TOP_DEFAULT entries each.
+ */
+static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32_t on,
+                         const uint32_t *nc, const float *nd, uint32_t nn, const remap_t *m,
+                         uint8_t *aff, uint64_t *sa, uint64_t *sb)
+{
+    uint32_t x = 0, y = 0, a = 0, b = 0;
+    int any = 0;
+    for (uint32_t q = 0; q < on; q++) {
+        uint32_t c = m->new_of_old[oc[q]];
+        if (c == KNN_NONE)
+            any = 1; /* it listed an item that left */
+        else
+            sa[x++] = (uint64_t)c << 32 | float_key(od[q]);
+    }
+    for (uint32_t q = 0; q < nn; q++)
+        sb[y++] = (uint64_t)nc[q] << 32 | float_key(nd[q]);
+    qsort(sa, x, sizeof(*sa), atl_cmp_u64);
+    qsort(sb, y, sizeof(*sb), atl_cmp_u64);
+    while (a < x || b < y) {
+        if (a < x && b < y && sa[a] == sb[b]) {
+            a++, b++;
+        } else if (b == y || (a < x && sa[a] < sb[b])) {
+            aff[sa[a++] >> 32] = 1, any = 1;
+        } else {
+            aff[sb[b++] >> 32] = 1, any = 1;
+        }
+    }
+    if (any)
+        aff[i] = 1;
+}
+
 /*
  * Incremental read: the dirty rows, then, if the retained set changed, the rows that may keep a
  * new item (its columns with S > min_s) or that kept a removed one (their pruned lists), until
@@ -249,7 +292,7 @@ static uint64_t *pending_keys(const reader_t *r, const uint8_t *want, const uint
  *         an error.
  */
 static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
-                            const uint64_t *dirty, uint32_t n_dirty, remap_t *m,
+                            const uint64_t *dirty, uint32_t n_dirty, remap_t *m, uint8_t **aff_out,
                             uint32_t *rows_read)
 {
     reader_t r = {.o = o, .expect = n_dirty};
@@ -313,6 +356,34 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         rc = 1;
         goto out;
     }
+    /* which rows of T can differ from the last run's */
+    uint8_t *aff = calloc((size_t)n + 1, 1);
+    uint64_t *sa = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sa));
+    uint64_t *sb = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sb));
+    if (!aff || !sa || !sb) {
+        free(aff), free(sa), free(sb);
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = m->old_of_new[i];
+        if (!r.col[i])
+            continue;
+        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
+            aff[i] = 1;
+            for (uint32_t q = 0; q < r.cnt[i]; q++)
+                aff[r.col[i][q]] = 1;
+        } else {
+            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r.col[i], r.dist[i], r.cnt[i], m,
+                         aff, sa, sb);
+        }
+    }
+    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
+        for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
+            if (m->new_of_old[st->col[p][q]] != KNN_NONE)
+                aff[m->new_of_old[st->col[p][q]]] = 1;
+    free(sa), free(sb);
+    *aff_out = aff;
     /* adopt: read rows as they are, kept rows renumbered */
     for (uint32_t i = 0; i < n; i++) {
         if (r.col[i])
@@ -338,13 +409,45 @@ out:
     return rc;
 }
 
+/* T after an incremental read: only rows marked in @p aff are rebuilt, from the entries that
+ * touch them; the others are carried over from the last run's T (graph_update). */
+static int update_t(const refresh_state_t *st, const remap_t *m, const uint8_t *aff, graph_t *out)
+{
+    graph_edges_t e;
+    graph_edges_init(&e);
+    int rc = 0;
+    for (uint32_t i = 0; i < st->n && rc == 0; i++)
+        for (uint32_t q = 0; q < st->cnt[i] && rc == 0; q++) {
+            uint32_t c = st->col[i][q];
+            if (aff[i])
+                rc = graph_edges_add(&e, i, c, st->dist[i][q]);
+            if (rc == 0 && aff[c])
+                rc = graph_edges_add(&e, c, i, st->dist[i][q]);
+        }
+    if (rc == 0)
+        rc = graph_update(&st->t, m->old_of_new, m->new_of_old, st->n, aff, &e, out);
+    graph_edges_destroy(&e);
+    return rc;
+}
+
+static int same_graph_as_built(const refresh_state_t *st, const graph_t *t)
+{
+    graph_t ref = {0};
+    int same = build_t(st->n, st->cnt, st->col, st->dist, &ref) == 0 && ref.n == t->n &&
+               memcmp(ref.row_ptr, t->row_ptr, ((size_t)t->n + 1) * sizeof(uint64_t)) == 0 &&
+               memcmp(ref.col, t->col, t->row_ptr[t->n] * sizeof(uint32_t)) == 0 &&
+               memcmp(ref.dist, t->dist, t->row_ptr[t->n] * sizeof(float)) == 0;
+    graph_destroy(&ref);
+    return same;
+}
+
 /*
  * Read T into the state: incrementally when the state is valid (read_incremental), else every
  * row. *incremental says which happened; @p m is set for an incremental read.
  */
 static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
                       const uint64_t *dirty, uint32_t n_dirty, uint32_t expect, int *incremental,
-                      remap_t *m, uint32_t *rows_read, char *err, size_t errlen)
+                      remap_t *m, uint8_t **aff, uint32_t *rows_read, char *err, size_t errlen)
 {
     reader_t r = {.o = o};
     uint64_t *keys = NULL;
@@ -352,12 +455,13 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
     int rc;
     *incremental = 0;
     if (st->valid && !o->full) {
-        rc = read_incremental(s, st, o, dirty, n_dirty, m, rows_read);
+        rc = read_incremental(s, st, o, dirty, n_dirty, m, aff, rows_read);
         if (rc == 0) {
             *incremental = 1;
             return 0;
         }
         remap_free(m);
+        free(*aff), *aff = NULL;
         if (rc < 0) {
             snprintf(err, errlen, "reading S: %s", atl_strerror(rc));
             return rc;
@@ -653,16 +757,17 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
     if (nt > 0 && gmtime_r(&nt, &tm))
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
     double lag = o->lag_origin > 0 ? (double)(time(NULL) - o->lag_origin) : -1;
-    int k = snprintf(
-        buf, cap,
-        "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"events_applied\":%" PRIu64
-        ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
-        ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
-        "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
-        "\"rows_read\":%u,\"knn_rows\":%u,\"mde_iterations\":%u},",
-        offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
-        o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
-        r->warm ? "true" : "false", r->dirty, r->rows_read, r->knn_rows, r->mde_iterations);
+    int k =
+        snprintf(buf, cap,
+                 "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"events_applied\":%" PRIu64
+                 ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
+                 ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
+                 "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
+                 "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u},",
+                 offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
+                 o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
+                 r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
+                 r->mde_iterations);
     if (r->verified)
         k += snprintf(buf + k, cap - (size_t)k,
                       "\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
@@ -745,6 +850,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     store_coords_t prev = {0}, c = {0};
     graph_t t = {0};
     remap_t map = {0};
+    uint8_t *aff = NULL;
     uint64_t *dirty = NULL;
     uint32_t n_dirty = 0;
     double t0 = now_s(), t1;
@@ -768,12 +874,22 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         rc = ATL_ENOTFOUND;
         goto out;
     }
-    if ((rc = read_graph(s, st, o, dirty, n_dirty, prev.n, &r->incremental, &map, &r->rows_read,
-                         err, errlen)) != 0)
+    if ((rc = read_graph(s, st, o, dirty, n_dirty, prev.n, &r->incremental, &map, &aff,
+                         &r->rows_read, err, errlen)) != 0)
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    if ((rc = build_t(st->n, st->cnt, st->col, st->dist, &t)) != 0) {
+    int update = r->incremental && st->t.n == map.n_old;
+    rc = update ? update_t(st, &map, aff, &t) : build_t(st->n, st->cnt, st->col, st->dist, &t);
+    r->graph_rows = st->n;
+    for (uint32_t i = 0; update && i < st->n; i++)
+        r->graph_rows -= !aff[i];
+    if (rc == 0 && o->check_graph && r->incremental && !same_graph_as_built(st, &t)) {
+        snprintf(err, errlen, "the incremental T differs from T built from scratch");
+        rc = ATL_EDIFF;
+        goto out;
+    }
+    if (rc != 0) {
         snprintf(err, errlen, "building T: %s", atl_strerror(rc));
         goto out;
     }
@@ -821,6 +937,7 @@ out:
         state_clear(&local);
     graph_destroy(&t);
     remap_free(&map);
+    free(aff);
     store_coords_free(&prev);
     store_coords_free(&c);
     free(dirty);

@@ -27,6 +27,7 @@ typedef struct refresh_opts {
     int cold;            /* ignore stored coordinates: random MDE start, PCA layout start */
     int if_dirty;        /* do nothing (ATL_ENOTFOUND) when no item is dirty and a map exists */
     double max_distance; /* kNN bound for a full kNN (<= 0: DESIGN §5 rule from T) */
+    int check_graph;     /* testing aid: also build T from scratch; ATL_EDIFF if they differ */
     size_t verify_mem_bytes;  /* memory budget of the S recomputation (0: default) */
     int64_t lag_origin;       /* unix time of the oldest ingested change not yet published (0) */
     atl_progress_cb progress; /* stage names: verify, read, knn, mde, layout, publish */
@@ -43,6 +44,7 @@ typedef struct refresh_result {
     uint64_t seq;           /* batch sequence the refresh reflects (at least) */
     uint64_t marks_cleared; /* dirty marks cleared */
     uint32_t rows_read;     /* rows of S read */
+    uint32_t graph_rows;    /* rows of T rebuilt (the others carried over) */
     uint32_t knn_rows;      /* kNN rows recomputed */
     uint32_t mde_iterations;
     double max_distance; /* the kNN bound used */

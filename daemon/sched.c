@@ -151,14 +151,15 @@ static void after_cb(uv_work_t *w, int status)
         s->have_map = 1;
         s->published_seq = s->res.seq;
         full ? s->n_rebuilds++ : s->n_refreshes++;
-        LOG_INFO("refresh", full ? "rebuild published" : "refresh published",
-                 "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u knn_rows=%u "
-                 "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f verify=%.1f "
-                 "read=%.1f graph=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
-                 s->res.id, s->res.items, s->res.incremental, s->res.dirty, s->res.rows_read,
-                 s->res.knn_rows, s->res.mde_iterations, s->res.warm, s->res.stability_p95, secs,
-                 s->res.t_verify, s->res.t_read, s->res.t_graph, s->res.t_knn, s->res.t_mde,
-                 s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
+        LOG_INFO(
+            "refresh", full ? "rebuild published" : "refresh published",
+            "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u graph_rows=%u knn_rows=%u "
+            "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f verify=%.1f "
+            "read=%.1f graph=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
+            s->res.id, s->res.items, s->res.incremental, s->res.dirty, s->res.rows_read,
+            s->res.graph_rows, s->res.knn_rows, s->res.mde_iterations, s->res.warm,
+            s->res.stability_p95, secs, s->res.t_verify, s->res.t_read, s->res.t_graph,
+            s->res.t_knn, s->res.t_mde, s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
     } else if (s->rc == ATL_ENOTFOUND && !full) {
         LOG_DEBUG("refresh", "nothing to refresh", "detail=\"%s\"", s->err);
     } else {
@@ -325,6 +326,7 @@ static void add_result(cJSON *o, const refresh_result_t *r)
     cJSON_AddBoolToObject(o, "warm", r->warm);
     cJSON_AddNumberToObject(o, "dirty_items", r->dirty);
     cJSON_AddNumberToObject(o, "rows_read", r->rows_read);
+    cJSON_AddNumberToObject(o, "graph_rows", r->graph_rows);
     cJSON_AddNumberToObject(o, "knn_rows", r->knn_rows);
     cJSON_AddNumberToObject(o, "mde_iterations", r->mde_iterations);
     cJSON_AddNumberToObject(o, "batch_seq", (double)r->seq);

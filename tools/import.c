@@ -314,9 +314,18 @@ int cmd_import(int argc, char **argv)
     so.no_sync = 1;
     store_counters_t before, after;
     store_stats_t st;
-    if (mkdir_p(db) != 0 || (rc = store_open(db, &so, &im.store)) != 0) {
+    char lerr[1024];
+    int lock = -1;
+    if (mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
+        /* a running daemon consumes into this store: its offsets and ours would collide */
+        fprintf(stderr, "atlasctl import: %s\n", lerr);
+        free(files);
+        return CLI_EXIT_FAIL;
+    }
+    if ((rc = store_open(db, &so, &im.store)) != 0) {
         fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
                 atl_strerror(rc ? rc : -errno));
+        store_unlock(lock);
         free(files);
         return CLI_EXIT_FAIL;
     }
@@ -336,6 +345,7 @@ out:
         fprintf(stderr, "atlasctl import: failed: %s\n", atl_strerror(rc));
     store_batch_free(im.batch);
     store_close(im.store);
+    store_unlock(lock);
     free(files);
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

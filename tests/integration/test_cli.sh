@@ -112,6 +112,8 @@ holder=$!
 sleep 0.3
 expect_exit 1 atlasctl rebuild --offline --db "$T/db1" --snapshots "$T/snaps"
 grep -q "in use by another process" "$T/err" || fail "rebuild --offline on a held store: $(cat "$T/err")"
+expect_exit 1 atlasctl import --db "$T/db1" "$T/bm.jsonl"
+grep -q "in use by another process" "$T/err" || fail "import into a held store: $(cat "$T/err")"
 pkill -P "$holder" sleep 2>/dev/null; wait "$holder" 2>/dev/null || true
 grep -q '"stability"' "$T/snaps/$id.json" || fail "manifest lacks the stability figure"
 med=$(sed -n 's/.*"median":[[:space:]]*\([0-9.]*\).*/\1/p' "$T/snaps/$id.json" | head -n 1)

@@ -106,6 +106,7 @@ static int run(store_t *s, refresh_state_t *st, const char *snapdir, int full, d
     o.keep = 3;
     o.full = full;
     o.max_distance = maxd;
+    o.check_graph = 1; /* every incremental T must equal T built from scratch */
     int rc = refresh_run(s, st, &o, r, err, sizeof(err));
     if (rc != 0 && rc != ATL_ENOTFOUND)
         fprintf(stderr, "refresh: %s\n", err);
