@@ -175,6 +175,19 @@ static void reader_free(reader_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* The state takes the reader's first @p n rows and @p keys (owned from now on). */
+static void state_adopt(refresh_state_t *st, reader_t *r, uint64_t *keys, uint32_t n)
+{
+    rows_free(st->n, st->cnt, st->col, st->dist);
+    for (uint32_t i = n; i < r->cap; i++)
+        free(r->col[i]), free(r->dist[i]);
+    st->cnt = r->cnt, st->col = r->col, st->dist = r->dist;
+    r->cnt = NULL, r->col = NULL, r->dist = NULL, r->cap = 0;
+    free(st->keys);
+    st->keys = keys;
+    st->n = n;
+}
+
 static int build_t(uint32_t n, const uint32_t *cnt, uint32_t *const *col, float *const *dist,
                    graph_t *out)
 {
@@ -394,14 +407,8 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         for (uint32_t q = 0; q < r.cnt[i]; q++)
             r.col[i][q] = m->new_of_old[r.col[i][q]];
     }
-    rows_free(st->n, st->cnt, st->col, st->dist);
-    for (uint32_t i = n; i < r.cap; i++)
-        free(r.col[i]), free(r.dist[i]);
-    st->cnt = r.cnt, st->col = r.col, st->dist = r.dist;
-    r.cnt = NULL, r.col = NULL, r.dist = NULL, r.cap = 0;
-    free(st->keys);
-    st->keys = keys, keys = NULL;
-    st->n = n;
+    state_adopt(st, &r, keys, n);
+    keys = NULL;
     *rows_read = r.rows_read;
 out:
     reader_free(&r);
@@ -482,14 +489,7 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         free(keys);
         return rc;
     }
-    rows_free(st->n, st->cnt, st->col, st->dist);
-    for (uint32_t i = n; i < r.cap; i++)
-        free(r.col[i]), free(r.dist[i]);
-    st->cnt = r.cnt, st->col = r.col, st->dist = r.dist;
-    r.cnt = NULL, r.col = NULL, r.dist = NULL, r.cap = 0;
-    free(st->keys);
-    st->keys = keys;
-    st->n = n;
+    state_adopt(st, &r, keys, n);
     *rows_read = r.rows_read;
     reader_free(&r);
     return 0;

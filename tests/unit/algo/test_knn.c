@@ -3,6 +3,7 @@
  * by a sort on (distance, index), on random graphs with many ties (distances on a 1/8 grid, so
  * path sums are exact in floating point); incremental row updates; edge weights; pruning.
  */
+#include <errno.h>
 #include <math.h>
 
 #include "algo/graph.h"
@@ -81,8 +82,100 @@ static void random_graph(uint64_t seed, uint32_t n, uint32_t avg_deg, graph_t *g
     graph_edges_destroy(&e);
 }
 
+/* graph_update() gives graph_build()'s graph after rows changed, an item left and one came. */
+static void test_graph_update(void)
+{
+    enum { N0 = 300, DEG = 8, GONE = 17, NEW_AT = 100 };
+
+    rng_t r;
+    rng_init(&r, 77);
+    uint32_t own0[N0][DEG], own1[N0 + 1][DEG + 1], c1[N0 + 1];
+    float d0[N0][DEG], d1[N0 + 1][DEG + 1];
+    graph_edges_t e0, e1, ea;
+    graph_edges_init(&e0), graph_edges_init(&e1), graph_edges_init(&ea);
+    for (uint32_t i = 0; i < N0; i++)
+        for (uint32_t q = 0; q < DEG; q++) {
+            own0[i][q] = (uint32_t)rng_below(&r, N0);
+            d0[i][q] = (float)(1 + rng_below(&r, 4)); /* many ties */
+            E(graph_edges_add(&e0, i, own0[i][q], d0[i][q]));
+        }
+    graph_t old, want, got;
+    E(graph_build(N0, &e0, &old));
+    /* item GONE leaves; a new item enters at NEW_AT: every later index shifts */
+    uint32_t new_of_old[N0], old_of_new[N0 + 1], n = 0;
+    for (uint32_t p = 0; p < N0; p++) {
+        if (p == NEW_AT)
+            old_of_new[n++] = KNN_NONE;
+        new_of_old[p] = p == GONE ? KNN_NONE : n;
+        if (p != GONE)
+            old_of_new[n++] = p;
+    }
+    uint8_t aff[N0 + 1] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = old_of_new[i];
+        c1[i] = 0;
+        if (p == KNN_NONE) { /* the new item lists a few others */
+            for (uint32_t q = 0; q < DEG; q++, c1[i]++)
+                own1[i][q] = (uint32_t)rng_below(&r, n), d1[i][q] = 2.0f;
+            continue;
+        }
+        int changed = rng_below(&r, 10) == 0;
+        for (uint32_t q = 0; q < DEG; q++) {
+            uint32_t c = new_of_old[own0[p][q]];
+            if (c == KNN_NONE || (changed && q == 0))
+                continue; /* the gone item, or an entry dropped */
+            own1[i][c1[i]] = c;
+            d1[i][c1[i]++] = changed && q == 1 ? d0[p][q] + 1 : d0[p][q];
+        }
+        if (changed) /* and one added */
+            own1[i][c1[i]] = (uint32_t)rng_below(&r, n), d1[i][c1[i]++] = 3.0f;
+        if (changed || c1[i] != DEG) { /* the rows whose entries changed, and their columns */
+            aff[i] = 1;
+            for (uint32_t q = 0; q < DEG; q++)
+                if (new_of_old[own0[p][q]] != KNN_NONE)
+                    aff[new_of_old[own0[p][q]]] = 1;
+            for (uint32_t q = 0; q < c1[i]; q++)
+                aff[own1[i][q]] = 1;
+        }
+    }
+    for (uint32_t q = 0; q < DEG; q++) /* rows the gone item listed */
+        if (new_of_old[own0[GONE][q]] != KNN_NONE)
+            aff[new_of_old[own0[GONE][q]]] = 1;
+    for (uint32_t i = 0; i < n; i++)
+        if (old_of_new[i] == KNN_NONE)
+            for (uint32_t q = 0, a = aff[i] = 1; q < c1[i]; q++)
+                aff[own1[i][q]] = (uint8_t)a;
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t q = 0; q < c1[i]; q++) {
+            E(graph_edges_add(&e1, i, own1[i][q], d1[i][q]));
+            if (aff[i])
+                E(graph_edges_add(&ea, i, own1[i][q], d1[i][q]));
+            if (aff[own1[i][q]])
+                E(graph_edges_add(&ea, own1[i][q], i, d1[i][q]));
+        }
+    E(graph_build(n, &e1, &want));
+    E(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &got));
+    CHECK_EQ(got.n, want.n);
+    CHECK(memcmp(got.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
+    CHECK(memcmp(got.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
+    CHECK(memcmp(got.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+    uint32_t rebuilt = 0;
+    for (uint32_t i = 0; i < n; i++)
+        rebuilt += aff[i];
+    CHECK(rebuilt < n); /* some rows were carried over */
+    /* an unaffected row that cannot be carried over is refused */
+    for (uint32_t i = 0; i < n; i++)
+        if (old_of_new[i] == KNN_NONE)
+            aff[i] = 0; /* the new item's row */
+    graph_t bad;
+    CHECK_EQ(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &bad), -EINVAL);
+    graph_destroy(&old), graph_destroy(&want), graph_destroy(&got);
+    graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
+}
+
 int main(void)
 {
+    test_graph_update();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         graph_t g;
         random_graph(seed, 300 + 50 * (uint32_t)seed, 3 + (uint32_t)seed * 2, &g);

@@ -193,17 +193,8 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
             r2.rows_read, r2.knn_rows, r2.items);
 
     /* the same store from scratch (no state, full), with the same kNN bound */
+    check_matches_full(s, snaps2, r2.max_distance);
     store_coords_t inc, full;
-    coords(s, &inc);
-    E(run(s, NULL, snaps2, 1, r2.max_distance, &r3));
-    CHECK(!r3.incremental);
-    coords(s, &full);
-    CHECK_EQ(inc.n, full.n);
-    CHECK_EQ(inc.k, full.k);
-    CHECK(memcmp(inc.keys, full.keys, inc.n * sizeof(uint64_t)) == 0);
-    CHECK(memcmp(inc.knn, full.knn, (size_t)inc.n * inc.k * sizeof(uint64_t)) == 0);
-    store_coords_free(&inc);
-    store_coords_free(&full);
 
     /* the retained set grows (a new map with 5 players at 600 pp) and shrinks (one of them
      * drops to 80 pp: average 496, threshold 5.45 players) without a full read */
