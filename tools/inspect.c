@@ -63,6 +63,27 @@ static int status_url(const char *url, int json)
     print_field(st, "items", "items");
     print_field(st, "retained", "retained items");
     print_field(st, "pairs", "pairs");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "freshness");
+    print_field(f, "latest_snapshot", "latest snapshot");
+    print_field(f, "newest_event_time", "newest event (map)");
+    print_field(f, "refresh_lag_seconds", "refresh lag s");
+    print_field(f, "items_dirty", "dirty items");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "refresh");
+    if (r) {
+        const cJSON *run = cJSON_GetObjectItemCaseSensitive(r, "running");
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(r, "kind");
+        const char *stage = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "stage"));
+        if (cJSON_IsTrue(run))
+            printf("%-20s %s: %s %.0f%%\n", "refresh",
+                   cJSON_IsString(kind) ? kind->valuestring : "", stage ? stage : "",
+                   100 * cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "fraction")));
+        else
+            printf("%-20s idle\n", "refresh");
+        print_field(r, "refreshes", "refreshes");
+        print_field(r, "rebuilds", "rebuilds");
+        print_field(r, "failures", "refresh failures");
+        print_field(r, "last_error", "last refresh error");
+    }
     cJSON_Delete(o);
     return CLI_EXIT_OK;
 }

@@ -63,6 +63,25 @@ kill -TERM "$PID_a"; wait "$PID_a" || fail "atlasd did not stop cleanly (stalled
 grep -q 'refresh cancelled\|refresh published' "$T/a.log" || fail "no refresh outcome logged"
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "store differs from import after part 2"
 
+# 2b. kill -9 during a refresh: the restart resumes from the last published state
+ATL_TEST_REFRESH_STALL_MS=30000 start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000
+head -n 5 "$T/part2.jsonl" | sed 's/"update_time":"[^"]*"/"update_time":"2029-06-01 00:00:00"/' >"$T/late.jsonl"
+atlasctl produce --brokers "$BROKERS" "$T/late.jsonl" 2>/dev/null
+for i in $(seq 150); do [ "$(status "$PORT_a" running)" = true ] && break; sleep 0.1; done
+[ "$(status "$PORT_a" running)" = true ] || fail "no refresh to interrupt"
+before_kill=$(latest)
+kill -9 "$PID_a"; wait "$PID_a" 2>/dev/null || true
+[ "$(latest)" = "$before_kill" ] || fail "a killed refresh changed latest"
+atlasctl snapshots verify --dir "$T/db/snapshots" >/dev/null || fail "snapshots damaged by kill -9"
+start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000
+resumed=$(wait_new_snapshot "$before_kill" 60)
+for i in $(seq 100); do [ "$(status "$PORT_a" items_dirty)" = 0 ] && break; sleep 0.2; done
+[ "$(status "$PORT_a" items_dirty)" = 0 ] || fail "dirty marks left after the resumed refresh"
+atlasctl snapshots verify --dir "$T/db/snapshots" >/dev/null || fail "resumed snapshot"
+atlasctl status --url "http://127.0.0.1:$PORT_a" >"$T/st.txt"
+grep -q "^latest snapshot *corpus_" "$T/st.txt" || fail "status --url: $(cat "$T/st.txt")"
+kill -TERM "$PID_a"; wait "$PID_a" || fail "atlasd did not stop cleanly after the resume"
+
 # 3. a tiny stream after a snapshot changes exactly the expected items
 start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000
 U="http://127.0.0.1:$PORT_a"
@@ -126,7 +145,7 @@ rb2=$(tail -n 1 "$T/rb2.out")
 [ "$rb2" != "$rb1" ] && [ "$rb2" = "$(latest)" ] || fail "rebuild 2 published '$rb2'"
 tr -d ' \t\n' <"$T/db/snapshots/$rb2.json" | grep -q '"s_diffs":1' || fail "manifest lacks the repair"
 tr -d ' \t\n' <"$T/db/snapshots/$rb2.json" | grep -q '"cold":true' || fail "--cold not applied"
-atlasctl import --db "$T/ref" --json "$T/tiny.jsonl" >/dev/null 2>&1
+atlasctl import --db "$T/ref" --json "$T/late.jsonl" "$T/tiny.jsonl" >/dev/null 2>&1
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "repaired store differs from import"
 
 # 5. admin calls are refused without the right credentials
