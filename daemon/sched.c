@@ -224,8 +224,9 @@ static void start_run(sched_t *s, int full, int cold)
         return;
     }
     s->running = 1;
+    /* the counts are the last tick's; the published line has what the run consumed */
     LOG_INFO("refresh", full ? "rebuild started" : "refresh started",
-             "dirty=%" PRIu64 " seq=%" PRIu64 " cold=%d", s->dirty_now, s->seq_now, cold);
+             "dirty_seen=%" PRIu64 " seq_seen=%" PRIu64 " cold=%d", s->dirty_now, s->seq_now, cold);
 }
 
 static void request(sched_t *s, int full, int cold)
