@@ -215,7 +215,7 @@ int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
     }
     free(fill);
     build_job_t job = {adj, deg, uniq};
-    if ((rc = par_for(n, 256, GRAPH_BUILD_THREADS, build_rows, &job)) != 0)
+    if ((rc = par_for(n, 32, GRAPH_BUILD_THREADS, build_rows, &job)) != 0)
         goto out;
     uint64_t w = 0;
     for (uint32_t i = 0; i < n; i++)
@@ -283,7 +283,8 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
             if (e->i[k] != e->j[k])
                 adj[fill[slot[e->i[k]]]++] = (uint64_t)e->j[k] << 32 | float_bits(e->w[k]);
         build_job_t job = {adj, deg, uniq};
-        rc = par_for(n_aff, 256, GRAPH_BUILD_THREADS, build_rows, &job);
+        /* small chunks: the rows rebuilt are mostly hubs of very different sizes */
+        rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, build_rows, &job);
     }
     uint64_t w = 0;
     for (uint32_t i = 0; rc == 0 && i < n; i++)
