@@ -524,13 +524,21 @@ static double clip4(double v)
 }
 
 static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
-                    double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o)
+                    double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o,
+                    const uint8_t *movable)
 {
     double *eps = malloc((e->m + 1) * sizeof(double)), *next = malloc((e->m + 1) * sizeof(double));
     double *next_neg = malloc((e->m + 1) * sizeof(double)), wmax = 0;
-    if (!eps || !next || !next_neg) {
-        free(eps), free(next), free(next_neg);
+    size_t *live = movable ? malloc((e->m + 1) * sizeof(*live)) : NULL, n_live = e->m;
+    if (!eps || !next || !next_neg || (movable && !live)) {
+        free(eps), free(next), free(next_neg), free(live);
         return -ENOMEM;
+    }
+    if (movable) { /* only edges with a moving end do anything */
+        n_live = 0;
+        for (size_t q = 0; q < e->m; q++)
+            if (movable[e->head[q]] || movable[e->tail[q]])
+                live[n_live++] = q;
     }
     for (size_t q = 0; q < e->m; q++)
         wmax = fmax(wmax, e->w[q]);
@@ -542,21 +550,25 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
     double alpha = alpha0;
     int rc = 0;
     for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
-        for (size_t q = 0; q < e->m; q++) {
+        for (size_t x = 0; x < n_live; x++) {
+            size_t q = live ? live[x] : x;
             if (next[q] > ep)
                 continue;
             double *yj = y + 2 * (size_t)e->head[q], *yk = y + 2 * (size_t)e->tail[q];
+            int mj = !movable || movable[e->head[q]], mk = !movable || movable[e->tail[q]];
             double dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
             if (d2 > 0) {
                 double p = pow(d2, b); /* d2^(b-1) = p / d2 */
                 double c = -2 * a * b * (p / d2) / (1 + a * p);
                 double gx = clip4(c * dx), gy = clip4(c * dy);
-                yj[0] += alpha * gx, yj[1] += alpha * gy;
-                yk[0] -= alpha * gx, yk[1] -= alpha * gy;
+                if (mj)
+                    yj[0] += alpha * gx, yj[1] += alpha * gy;
+                if (mk)
+                    yk[0] -= alpha * gx, yk[1] -= alpha * gy;
             }
             next[q] += eps[q];
             double eps_neg = eps[q] / neg_rate;
-            int m = (int)((ep - next_neg[q]) / eps_neg);
+            int m = mj ? (int)((ep - next_neg[q]) / eps_neg) : 0; /* negatives move y_j only */
             /* negatives in batches: their coefficients are computed together (vectorised) from
              * y_j as it is after the attraction step, then applied in order */
             for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
@@ -578,13 +590,13 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                     yj[1] += alpha * clip4(c[t] * ny[t]);
                 }
             }
-            next_neg[q] += m * eps_neg;
+            next_neg[q] += (mj ? m : (int)((ep - next_neg[q]) / eps_neg)) * eps_neg;
         }
         alpha = alpha0 * (1 - (double)ep / n_epochs);
         if (o->progress && o->progress(o->progress_ud, "layout", (double)(ep + 1) / n_epochs))
             rc = ATL_ECANCELED;
     }
-    free(eps), free(next), free(next_neg);
+    free(eps), free(next), free(next_neg), free(live);
     return rc;
 }
 
@@ -623,7 +635,7 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     else
         init_pca(x, n, dim, y);
     rc = optimize(&e, n, y, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate, &r,
-                  o);
+                  o, placed ? o->movable : NULL);
     if (rc == 0 && res)
         *res = (layout_result_t){a, b, e.m, epochs};
 out:

@@ -26,6 +26,9 @@ typedef struct layout_opts {
     double warm_alpha;             /* initial learning rate of a warm run (default 0.05) */
     uint32_t negative_sample_rate; /* default 5 */
     uint64_t seed;
+    /* warm runs only: if set, only points with movable[i] move; the others keep their place
+     * (their edges still pull and push the movable ones). NULL: every point moves. */
+    const uint8_t *movable;
     atl_progress_cb progress; /* stage "layout" */
     void *progress_ud;
 } layout_opts_t;

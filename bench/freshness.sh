@@ -37,9 +37,11 @@ if [ -n "$scale" ]; then
 fi
 [ -n "$db" ] && [ -f "$rows" ] || { echo "give --scale or --db and --rows" >&2; exit 2; }
 
-# the batch: the first EVENTS nomod-mode hiscore rows of the source with a new pp
-# (dated fifty years ahead of now, so every run's batch is newer than the last one's)
-when=$(date -u -d '+50 years' '+%Y-%m-%d %H:%M:%S')
+# the batch: the first EVENTS nomod-mode hiscore rows of the source with a new pp, dated a day
+# after the newest update the store holds (so it changes every profile entry it names, however
+# often the bench ran on this store)
+newest=$($B/atlasctl status --db "$db" --json | sed -n 's/.*"newest_update_time":\([0-9]*\).*/\1/p')
+when=$(date -u -d "@$(( ${newest:-0} > $(date +%s) ? ${newest:-0} + 86400 : $(date +%s) + 86400 ))" '+%Y-%m-%d %H:%M:%S')
 salt=$(date +%s)
 { grep '"pp":' "$rows" | grep '"mode":0' | head -n "$events" || true; } |
     sed -e 's/"pp":[0-9.]*/"pp":"PP"/' -e "s/\"update_time\":\"[^\"]*\"/\"update_time\":\"$when\"/" |

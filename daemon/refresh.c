@@ -706,8 +706,47 @@ static int embed_3d(const refresh_state_t *st, const store_coords_t *prev, const
     return rc;
 }
 
+/*
+ * What an incremental refresh lets the 2-D layout move: new items, items whose kNN row changed,
+ * and their kNN neighbours either way; everything else keeps its place on the map, exactly. A
+ * forced rebuild (and a daemon's first refresh) moves everything. NULL (move all) when that is
+ * most of the map or when the last map cannot be compared.
+ */
+static uint8_t *movable_items(const refresh_state_t *st, const store_coords_t *prev,
+                              uint32_t *n_movable)
+{
+    uint32_t n = st->n, k = st->knn.k, count = 0;
+    uint8_t *changed = calloc((size_t)n + 1, 1), *mov = calloc((size_t)n + 1, 1);
+    uint64_t row[KNN_MAX_K];
+    if (!changed || !mov || prev->k != k) {
+        free(changed), free(mov);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
+        knn_row_keys(&st->knn, st->keys, i, row);
+        changed[i] = at == UINT32_MAX || !same_neighbours(row, prev->knn + (size_t)at * k, k);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t q = 0; q < st->knn.count[i]; q++) {
+            uint32_t j = st->knn.nbr[(size_t)i * k + q];
+            if (changed[i] || changed[j])
+                mov[i] = mov[j] = 1;
+        }
+    for (uint32_t i = 0; i < n; i++)
+        count += mov[i] |= changed[i];
+    free(changed);
+    if (count > n / 2) {
+        free(mov);
+        return NULL;
+    }
+    *n_movable = count;
+    return mov;
+}
+
 static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
-                     const double *x, store_coords_t *c, char *err, size_t errlen)
+                     const double *x, const uint8_t *movable, store_coords_t *c, char *err,
+                     size_t errlen)
 {
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
@@ -725,7 +764,8 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
     }
     if (rc == 0 && placed_n >= 2) { /* warm from the last map, then rotate/reflect onto it */
         memcpy(c->y2, prev_y, (size_t)n * 2 * sizeof(double));
-        if ((rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, placed, NULL)) == 0)
+        lo.movable = movable; /* the others stay exactly where they were: nothing to align */
+        if ((rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, placed, NULL)) == 0 && !movable)
             rc = layout_align(c->y2, prev_y, n, placed);
     } else if (rc == 0) {
         rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
@@ -763,11 +803,12 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
                  ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
                  ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
                  "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
-                 "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u},",
+                 "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
+                 "\"layout_movable\":%u},",
                  offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
                  o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
                  r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
-                 r->mde_iterations);
+                 r->mde_iterations, r->layout_movable);
     if (r->verified)
         k += snprintf(buf + k, cap - (size_t)k,
                       "\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
@@ -850,7 +891,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     store_coords_t prev = {0}, c = {0};
     graph_t t = {0};
     remap_t map = {0};
-    uint8_t *aff = NULL;
+    uint8_t *aff = NULL, *movable = NULL;
     uint64_t *dirty = NULL;
     uint32_t n_dirty = 0;
     double t0 = now_s(), t1;
@@ -908,7 +949,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_mde = now_s() - t1;
     t1 = now_s();
-    if ((rc = layout_2d(st, &prev, o, c.x3, &c, err, errlen)) != 0)
+    movable = r->incremental && !o->full ? movable_items(st, &prev, &r->layout_movable) : NULL;
+    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, err, errlen)) != 0)
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();
@@ -937,7 +979,7 @@ out:
         state_clear(&local);
     graph_destroy(&t);
     remap_free(&map);
-    free(aff);
+    free(aff), free(movable);
     store_coords_free(&prev);
     store_coords_free(&c);
     free(dirty);

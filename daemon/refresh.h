@@ -47,8 +47,9 @@ typedef struct refresh_result {
     uint32_t graph_rows;    /* rows of T rebuilt (the others carried over) */
     uint32_t knn_rows;      /* kNN rows recomputed */
     uint32_t mde_iterations;
-    double max_distance; /* the kNN bound used */
-    int warm;            /* started from stored coordinates */
+    uint32_t layout_movable; /* items the 2-D layout moved (0: all) */
+    double max_distance;     /* the kNN bound used */
+    int warm;                /* started from stored coordinates */
     uint64_t events_applied;
     int64_t newest_update_time;
     double stability_median, stability_p95; /* unchanged-kNN items' movement / width; -1 */

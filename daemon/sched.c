@@ -330,6 +330,7 @@ static void add_result(cJSON *o, const refresh_result_t *r)
     cJSON_AddNumberToObject(o, "graph_rows", r->graph_rows);
     cJSON_AddNumberToObject(o, "knn_rows", r->knn_rows);
     cJSON_AddNumberToObject(o, "mde_iterations", r->mde_iterations);
+    cJSON_AddNumberToObject(o, "layout_movable", r->layout_movable);
     cJSON_AddNumberToObject(o, "batch_seq", (double)r->seq);
     cJSON_AddNumberToObject(o, "events_applied", (double)r->events_applied);
     cJSON_AddNumberToObject(o, "stability_p95", r->stability_p95);

@@ -66,6 +66,23 @@ int main(void)
     CHECK(med < 0.01);
     CHECK(p95 < 0.02);
 
+    /* a partial warm run: one point displaced and free, with two others; every other point
+     * keeps its position bit for bit, and the displaced one is pulled back */
+    static uint8_t movable[N];
+    memcpy(yw, y, sizeof(y));
+    yw[0] += 0.1 * (mx - mn); /* a tenth of the width off its place */
+    movable[0] = movable[1] = movable[2] = 1;
+    o.movable = movable;
+    E(layout_umap(x, N, 3, &o, yw, placed, &res));
+    o.movable = NULL;
+    for (int i = 3; i < N; i++)
+        CHECK(yw[2 * i] == y[2 * i] && yw[2 * i + 1] == y[2 * i + 1]);
+    double back = hypot(yw[0] - y[0], yw[1] - y[1]);
+    fprintf(stderr, "partial: the displaced point ended %.3f of the width from where it was\n",
+            back / (mx - mn));
+    CHECK(back < 0.08 * (mx - mn));        /* pulled back towards its neighbours */
+    CHECK(yw[2] != y[2] || yw[3] != y[3]); /* a movable neighbour moved too */
+
     /* Procrustes recovers a rotation + reflection + translation exactly */
     double th = 0.7;
     for (int i = 0; i < N; i++) {

@@ -189,8 +189,14 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
     CHECK(r2.warm);
     CHECK_EQ(r2.max_distance, r1.max_distance);
     CHECK_EQ(dirty_count(s), 0);
-    fprintf(stderr, "incremental: %u dirty, %u rows read, %u of %u kNN rows recomputed\n", r2.dirty,
-            r2.rows_read, r2.knn_rows, r2.items);
+    fprintf(stderr,
+            "incremental: %u dirty, %u rows read, %u of %u kNN rows recomputed, %u items moved "
+            "by the layout; unchanged-kNN items moved median %.4f p95 %.4f\n",
+            r2.dirty, r2.rows_read, r2.knn_rows, r2.items, r2.layout_movable, r2.stability_median,
+            r2.stability_p95);
+    /* a partial layout leaves most items exactly in place */
+    CHECK(r2.layout_movable > 0 && r2.layout_movable <= r2.items / 2);
+    CHECK(r2.stability_median < 1e-9); /* up to the rounding of the frame centre */
 
     /* the same store from scratch (no state, full), with the same kNN bound */
     check_matches_full(s, snaps2, r2.max_distance);
