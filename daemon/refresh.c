@@ -849,8 +849,8 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
     if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
         rc = -ENOMEM;
     if (rc == 0)
-        rc = store_snapshot_publish(o->snapdir, buf, len, c->n, fields, NULL, 0, o->keep, &info,
-                                    err, errlen);
+        rc =
+            store_snapshot_publish(o->snapdir, buf, len, c->n, fields, o->keep, &info, err, errlen);
     if (rc == 0)
         snprintf(r->id, sizeof(r->id), "%s", info.id);
     free(rows), free(arena), free(offsets), free(fields), free(buf);

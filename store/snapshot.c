@@ -148,7 +148,8 @@ static void retain(const char *dir, unsigned keep)
             unlink(path);
             snprintf(path, sizeof(path), "%s/%s.json", dir, ids[i]);
             unlink(path);
-            snprintf(path, sizeof(path), "%s/%s.coords", dir, ids[i]);
+            snprintf(path, sizeof(path), "%s/%s.coords", dir,
+                     ids[i]); /* sidecars of old versions */
             unlink(path);
         }
         free(ids[i]);
@@ -157,8 +158,8 @@ static void retain(const char *dir, unsigned keep)
 }
 
 int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
-                           const char *extra_json, const void *coords, size_t coords_len,
-                           unsigned keep, store_snapshot_info_t *out, char *errbuf, size_t errlen)
+                           const char *extra_json, unsigned keep, store_snapshot_info_t *out,
+                           char *errbuf, size_t errlen)
 {
     store_snapshot_info_t info;
     struct stat st;
@@ -192,10 +193,7 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
     cJSON_Delete(m);
     char mname[80];
     snprintf(mname, sizeof(mname), "%s.json", info.id);
-    char cname[80];
-    snprintf(cname, sizeof(cname), "%s.coords", info.id);
-    if ((coords && (rc = write_durably(dir, cname, coords, coords_len)) != 0) ||
-        (rc = write_durably(dir, info.id, corpus, len)) != 0 ||
+    if ((rc = write_durably(dir, info.id, corpus, len)) != 0 ||
         (rc = write_durably(dir, mname, manifest, strlen(manifest))) != 0 ||
         (rc = write_durably(dir, "latest", info.id, strlen(info.id))) != 0 ||
         (rc = sync_dir(dir)) != 0) {

@@ -307,14 +307,13 @@ typedef struct store_snapshot_info {
 /**
  * Publish a corpus atomically into @p dir (created if missing): the file and its JSON manifest
  * (@p extra_json object fields plus id, created, items, sha256, bytes) are each written to a
- * temporary name, fsynced and renamed (with @p coords, when given, as `<id>.coords`: the
- * 3-D coordinates a later refresh warm-starts from), then `latest` is moved to the new id;
- * snapshots beyond the newest @p keep are deleted. On failure the previous snapshot stays `latest`.
+ * temporary name, fsynced and renamed, then `latest` is moved to the new id; snapshots beyond
+ * the newest @p keep are deleted. On failure the previous snapshot stays `latest`.
  * @return 0 and *out, or -errno / -EINVAL with a message in errbuf.
  */
 int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
-                           const char *extra_json, const void *coords, size_t coords_len,
-                           unsigned keep, store_snapshot_info_t *out, char *errbuf, size_t errlen);
+                           const char *extra_json, unsigned keep, store_snapshot_info_t *out,
+                           char *errbuf, size_t errlen);
 
 /**
  * Whether @p id (@p len bytes, not necessarily NUL-terminated) is a snapshot id:
