@@ -107,7 +107,7 @@ int store_coords_load(store_t *s, store_coords_t *c)
     if (rc != 0)
         return rc;
     rc = coords_read(s, txn, c);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     if (rc != 0)
         store_coords_free(c);
     return store__err(rc);
@@ -149,7 +149,7 @@ int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n)
     out = NULL;
 out:
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     free(all), free(out);
     return store__err(rc);
 }
@@ -162,7 +162,7 @@ int store_dirty_count(store_t *s, uint64_t *n)
     if (rc != 0)
         return rc;
     rc = mdb_stat(txn, s->dirty, &st);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     *n = rc == 0 ? st.ms_entries : 0;
     return store__err(rc);
 }
@@ -267,6 +267,6 @@ int store_coords_item(store_t *s, uint64_t key, store_item_coords_t *out)
             out->snapshot[v.mv_size] = '\0';
         }
     }
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     return rc == MDB_NOTFOUND ? ATL_ENOTFOUND : store__err(rc);
 }

@@ -132,7 +132,7 @@ int store_corpus_rows(store_t *s, const uint64_t *keys, const double *xy, uint32
                 r->stars = stars_fallback;
         }
     }
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     if (rc != 0) {
         free(arena);
         return store__err(rc);

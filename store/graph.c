@@ -131,12 +131,9 @@ int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, st
     uint32_t n_items = 0, n_ret = 0, *pos = NULL;
     keyed_t *ret = NULL;
     row_buf_t rb = {0};
-    pthread_rwlock_rdlock(&s->resize_lock); /* no map resize under a long snapshot */
-    int rc = store__read_begin(s, &txn);
-    if (rc != 0) {
-        pthread_rwlock_unlock(&s->resize_lock);
+    int rc = store__read_begin(s, &txn); /* holds off map resizes until it ends */
+    if (rc != 0)
         return rc;
-    }
     if ((rc = store__item_keys_load(s, txn, &all, &n_items)) != 0)
         goto out;
     if (!(pos = malloc(((size_t)n_items + 1) * sizeof(*pos)))) {
@@ -162,8 +159,7 @@ int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, st
     }
 out:
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    pthread_rwlock_unlock(&s->resize_lock);
+    store__read_end(s, txn);
     free(all);
     free(pos);
     free(ret);

@@ -93,8 +93,14 @@ typedef int (*store__txn_fn)(store_t *s, MDB_txn *txn, void *ud);
 /** Run @p fn in a write transaction, growing the map and retrying on MDB_MAP_FULL. */
 int store__write(store_t *s, store__txn_fn fn, void *ud);
 
-/** Begin a read transaction (retrying once after another process grew the map). */
+/**
+ * Begin a read transaction (retrying once after another process grew the map). It holds the
+ * map-resize lock shared until store__read_end(): every transaction must end that way.
+ */
 int store__read_begin(store_t *s, MDB_txn **out);
+
+/** End a read transaction (NULL: no-op) and release the resize lock. */
+void store__read_end(store_t *s, MDB_txn *txn);
 
 /** Read a u64 counter block from meta. */
 int store__counters_read(store_t *s, MDB_txn *txn, store_counters_t *out);

@@ -228,7 +228,7 @@ int store_stats_get(store_t *s, int with_digest, store_stats_t *out)
     if (rc != 0)
         return rc;
     rc = stats_body(s, txn, with_digest, &tmp);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     if (rc == 0)
         *out = tmp;
     return store__err(rc);
@@ -544,7 +544,7 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
     }
     if ((rc = rebuild_passes(&r, txn)) != 0)
         goto out;
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     txn = NULL;
     if (!o->verify_only && (r.res.s_diffs || r.res.stats_diffs) &&
         (rc = delta_list_compact(&r.corrections) ? ENOMEM : 0) == 0)
@@ -553,7 +553,7 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
         o->progress(o->progress_ud, "rebuild", 1.0);
 out:
     if (txn)
-        mdb_txn_abort(txn);
+        store__read_end(s, txn);
     if (rc == 0)
         *out = r.res;
     free(r.keys);
@@ -596,7 +596,7 @@ int store_cooc_get(store_t *s, uint64_t a, uint64_t b, int64_t *out)
         *out = rec.s;
 out:
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     return store__err(rc);
 }
 
@@ -663,7 +663,7 @@ int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double
     }
 out:
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     free(all);
     free(e);
     return store__err(rc);
@@ -685,7 +685,7 @@ int store_item_stats_get(store_t *s, uint64_t item, uint32_t *num_users, int64_t
         else if (rc == MDB_NOTFOUND)
             rc = 0;
     }
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     if (rc == 0) {
         *num_users = rec.num_users;
         *sum_pp = rec.sum_pp;

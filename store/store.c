@@ -183,30 +183,41 @@ int store_sync(store_t *s)
     return store__err(mdb_env_sync(s->env, 1));
 }
 
+/*
+ * Map growth and transactions. LMDB allows mdb_env_set_mapsize() only while no transaction of
+ * this process is active, and the daemon reads (refresh, on the thread pool) while it writes
+ * (ingestion, on the loop). So every transaction holds resize_lock shared for its whole life,
+ * and a resize takes it exclusively, after the thread asking has ended its own transaction.
+ */
 static int grow_map(store_t *s)
 {
     MDB_envinfo info;
+    pthread_rwlock_wrlock(&s->resize_lock);
     mdb_env_info(s->env, &info);
     uint64_t size = (uint64_t)info.me_mapsize * 2;
-    if (size > MAP_SIZE_MAX)
-        return MDB_MAP_FULL;
-    pthread_rwlock_wrlock(&s->resize_lock);
-    int rc = mdb_env_set_mapsize(s->env, size);
+    int rc = size > MAP_SIZE_MAX ? MDB_MAP_FULL : mdb_env_set_mapsize(s->env, size);
     pthread_rwlock_unlock(&s->resize_lock);
     return rc;
 }
 
+/* Begin a transaction holding resize_lock shared; on failure the lock is released. */
 static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
 {
-    int rc = mdb_txn_begin(s->env, NULL, flags, out);
-    if (rc == MDB_MAP_RESIZED) {
+    for (int attempt = 0;; attempt++) {
+        pthread_rwlock_rdlock(&s->resize_lock);
+        int rc = mdb_txn_begin(s->env, NULL, flags, out);
+        if (rc == 0)
+            return 0;
+        pthread_rwlock_unlock(&s->resize_lock);
+        if (rc != MDB_MAP_RESIZED || attempt > 0)
+            return rc;
+        /* another process grew the file: adopt its size, then retry */
         pthread_rwlock_wrlock(&s->resize_lock);
         rc = mdb_env_set_mapsize(s->env, 0);
         pthread_rwlock_unlock(&s->resize_lock);
-        if (rc == 0)
-            rc = mdb_txn_begin(s->env, NULL, flags, out);
+        if (rc != 0)
+            return rc;
     }
-    return rc;
 }
 
 int store__write(store_t *s, store__txn_fn fn, void *ud)
@@ -223,6 +234,7 @@ int store__write(store_t *s, store__txn_fn fn, void *ud)
             rc = mdb_txn_commit(txn);
         else
             mdb_txn_abort(txn);
+        pthread_rwlock_unlock(&s->resize_lock);
         if (rc == MDB_MAP_FULL || rc == ATL_EMAPFULL) {
             if ((rc = grow_map(s)) != 0)
                 return store__err(rc);
@@ -235,6 +247,14 @@ int store__write(store_t *s, store__txn_fn fn, void *ud)
 int store__read_begin(store_t *s, MDB_txn **out)
 {
     return store__err(txn_begin(s, MDB_RDONLY, out));
+}
+
+void store__read_end(store_t *s, MDB_txn *txn)
+{
+    if (!txn)
+        return;
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->resize_lock);
 }
 
 int store__counters_read(store_t *s, MDB_txn *txn, store_counters_t *out)
@@ -263,7 +283,7 @@ int store_counters_get(store_t *s, store_counters_t *out)
     if (rc != 0)
         return rc;
     rc = store__counters_read(s, txn, out);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     return store__err(rc);
 }
 
@@ -285,7 +305,7 @@ int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *
         memcpy(out, v.mv_data, sizeof(*out));
     else if (rc == 0)
         rc = MDB_CORRUPTED;
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     return store__err(rc);
 }
 
@@ -337,7 +357,7 @@ int store_offsets_json(store_t *s, char **out)
             rc = 0;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    store__read_end(s, txn);
     if (rc == 0) {
         if (prev[0])
             buf[len++] = '}';

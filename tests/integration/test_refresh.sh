@@ -29,7 +29,8 @@ tail -n +30001 "$T/rows.jsonl" >"$T/part2.jsonl"
 
 start_mock 4
 atlasctl produce --brokers "$BROKERS" "$T/bm.jsonl" "$T/part1.jsonl" 2>/dev/null
-start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000
+# (a 4 MiB map: it grows several times while refreshes read, which must wait for no reader)
+start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000 --map-size-mb 4
 U="http://127.0.0.1:$PORT_a"
 
 # 1. the first map, by itself, once part 1 is in and nothing is dirty any more
