@@ -346,9 +346,11 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
-    memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
-    memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    if (knn->m) { /* a graph with no edges has NULL arrays */
+        memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
+        memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
+        memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    }
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);

@@ -38,6 +38,8 @@ static const opt_t opts[] = {
      "commit a batch at most this long after its first event"},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
      "larger messages are rejected"},
+    {"max-future-seconds", OPT_INT, OFF(max_future_s), 0, 315360000, "86400",
+     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)"},
     {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped"},
     {"map-size-mb", OPT_INT, OFF(map_size_mb), 1, 16777216, "1024",
      "initial LMDB map size; it doubles when full"},

@@ -23,6 +23,7 @@ typedef struct atl_config {
     int64_t batch_max_ms;
     int64_t max_message_bytes;
     double min_pp;
+    int64_t max_future_s; /* update_time tolerance past the broker timestamp / wall clock */
     int64_t map_size_mb;
     int64_t durable; /* fsync every batch commit */
     int64_t stats_interval_s;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -56,6 +57,7 @@ struct ingest {
     uv_timer_t batch_timer, retry_timer, tick;
     int n_handles;
     int stopping, closing_consumer, stalled;
+    rd_kafka_message_t *held; /* a message that could not be decoded for lack of memory */
     void (*done_cb)(void *);
     void *done_ud;
     part_state_t parts[MAX_PARTS];
@@ -218,7 +220,8 @@ static void on_batch_timer(uv_timer_t *t)
     flush(t->data);
 }
 
-static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
+/* @return 0 (the message is consumed), or -ENOMEM: it was not, the caller keeps it to retry. */
+static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -226,14 +229,24 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
             set_error(ig, "consumer: %s", rd_kafka_message_errstr(m));
             LOG_WARN("ingest", "consumer error", "err=\"%s\"", rd_kafka_message_errstr(m));
         }
-        return;
+        return 0;
     }
-    ig->consumed++;
     const char *topic = rd_kafka_topic_name(m->rkt);
     store_reject_t why = STORE_REJECT_NONE;
     char err[256] = "";
+    /* "the future" is past the later of the broker's timestamp and our clock */
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
+    int64_t wall = (int64_t)time(NULL);
+    ig->dopts.now_s = ts_ms / 1000 > wall ? ts_ms / 1000 : wall;
     int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
                                 err, sizeof(err));
+    if (rc == -ENOMEM) { /* not the message's fault: stall, never dead-letter (issue 10.2) */
+        set_error(ig, "decoding %s[%" PRId32 "]@%" PRId64 ": out of memory", topic, m->partition,
+                  m->offset);
+        return -ENOMEM;
+    }
+    ig->consumed++;
     if (rc == 0) {
         if (store_batch_add(ig->batch, &ig->ev) != 0) {
             LOG_ERROR("ingest", "out of memory adding to batch", "");
@@ -254,23 +267,46 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
         uv_timer_start(&ig->batch_timer, on_batch_timer, (uint64_t)ig->cfg->batch_max_ms, 0);
     if (ig->batch_events >= (uint64_t)ig->cfg->batch_max_events)
         flush(ig);
+    return 0;
 }
 
 static void on_idle(uv_idle_t *h);
+
+/* Keep @p m to decode again after a pause (its offset is not passed; nothing after it is read). */
+static void hold(ingest_t *ig, rd_kafka_message_t *m)
+{
+    if (!ig->held)
+        LOG_ERROR("ingest", "out of memory decoding a message; pausing consumption and retrying",
+                  "partition=%" PRId32 " offset=%" PRId64, m->partition, m->offset);
+    ig->held = m;
+    uv_idle_stop(&ig->idle);
+    uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+}
+
+static void drop_held(ingest_t *ig)
+{
+    if (ig->held)
+        rd_kafka_message_destroy(ig->held);
+    ig->held = NULL;
+}
+
 static void finish_stop(ingest_t *ig);
 
 static void drain(ingest_t *ig)
 {
-    for (int i = 0; i < MAX_PER_TICK && !ig->stalled; i++) {
+    for (int i = 0; i < MAX_PER_TICK && !ig->stalled && !ig->held; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
         if (!m) {
             uv_idle_stop(&ig->idle);
             goto closed_check;
         }
-        handle_message(ig, m);
+        if (handle_message(ig, m) == -ENOMEM && !ig->closing_consumer) {
+            hold(ig, m);
+            break;
+        }
         rd_kafka_message_destroy(m);
     }
-    if (!ig->stalled)
+    if (!ig->stalled && !ig->held)
         uv_idle_start(&ig->idle, on_idle); /* more queued: come back next loop iteration */
 closed_check:
     if (ig->closing_consumer && rd_kafka_consumer_closed(ig->rk))
@@ -295,8 +331,20 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void on_retry(uv_timer_t *t)
 {
     ingest_t *ig = t->data;
-    if (flush(ig) == 0)
-        uv_idle_start(&ig->idle, on_idle);
+    if (flush(ig) != 0)
+        return;
+    if (ig->held) {
+        rd_kafka_message_t *m = ig->held;
+        ig->held = NULL;
+        if (handle_message(ig, m) == -ENOMEM) {
+            ig->held = m;
+            uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+            return;
+        }
+        LOG_INFO("ingest", "decoding succeeded again", "offset=%" PRId64, m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    uv_idle_start(&ig->idle, on_idle);
 }
 
 /* ---- librdkafka callbacks (served by rd_kafka_consumer_poll on the loop thread) ----------- */
@@ -330,6 +378,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         store_batch_clear(ig->batch);
         ig->batch_events = 0;
         ig->stalled = 0;
+        uv_timer_stop(&ig->retry_timer);
+    }
+    if (ig->held) { /* re-read from the store's offsets by whoever gets the partition */
+        drop_held(ig);
         uv_timer_stop(&ig->retry_timer);
     }
     rd_kafka_assign(rk, NULL);
@@ -541,6 +593,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     store_decode_opts_default(&ig->dopts);
     ig->dopts.max_bytes = (size_t)cfg->max_message_bytes;
     ig->dopts.min_pp = cfg->min_pp;
+    ig->dopts.max_future_s = cfg->max_future_s;
     if (!cfg->brokers[0]) {
         snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
         goto bad;
@@ -617,6 +670,7 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
         LOG_ERROR("ingest", "last batch could not be committed; it will be re-read at start",
                   "events=%zu", store_batch_len(ig->batch));
     ig->stalled = 0; /* keep serving the queue so the close can complete */
+    drop_held(ig);   /* its offset was not stored: it is read again at the next start */
     uv_timer_stop(&ig->retry_timer);
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(ig->rk, ig->queue);
     if (e) {
@@ -631,6 +685,7 @@ void ingest_free(ingest_t *ig)
 {
     if (!ig)
         return;
+    drop_held(ig); /* before its client is destroyed */
     if (ig->queue)
         rd_kafka_queue_destroy(ig->queue);
     if (ig->rk)
@@ -667,7 +722,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
     cJSON_AddStringToObject(o, "state",
                             ig->stopping                                   ? "stopping"
-                            : ig->stalled                                  ? "stalled"
+                            : ig->stalled || ig->held                      ? "stalled"
                             : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
                                                                            : "consuming");
     cJSON_AddStringToObject(o, "last_error", ig->last_error);

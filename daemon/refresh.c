@@ -136,9 +136,9 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
     reader_t *r = ud;
     if (reader_grow(r, row + 1) != 0)
         return -ENOMEM;
-    if (n > r->scratch_cap) {
+    if (n > r->scratch_cap || !r->scratch) { /* also for a row with no entries (n == 0) */
         free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
-        r->scratch_cap = n * 2;
+        r->scratch_cap = n * 2 + 16;
         r->scratch = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_dist = malloc(r->scratch_cap * sizeof(float));

@@ -122,4 +122,8 @@ int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
 /** Mark every row of @p rows (merged) dirty with sequence @p seq. */
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
 
+/** Test aid: the allocator behind the event decoder's cJSON hooks (NULL: malloc). A failure it
+ * returns makes store_event_decode() return -ENOMEM. Not thread-safe; call before decoding. */
+void store__json_alloc_set(void *(*fn)(size_t));
+
 #endif

@@ -252,6 +252,10 @@ typedef struct rebuild {
     delta_list_t expected, corrections;
     uint32_t *num_users;
     int64_t *sum_pp;
+    /* item stats corrections, expected - stored in the snapshot they were computed from
+     * (a delta, like S's: applied to whatever the write transaction reads, so a batch
+     * committed while the rebuild read is kept) */
+    int64_t *d_users, *d_sum_pp;
     int count_stats;
     /* the current user's profile, gathered across GET_MULTIPLE chunks */
     profile_rec_t *prof;
@@ -394,6 +398,8 @@ static int compare_stats(rebuild_t *r, MDB_txn *txn)
         else if (rc != MDB_NOTFOUND)
             return rc;
         r->res.stats_items += r->num_users[item] > 0;
+        r->d_users[item] = (int64_t)r->num_users[item] - (int64_t)rec.num_users;
+        r->d_sum_pp[item] = r->sum_pp[item] - rec.sum_pp;
         if (rec.num_users != r->num_users[item] || rec.sum_pp != r->sum_pp[item]) {
             r->res.stats_diffs++;
             note_diff(
@@ -497,11 +503,23 @@ static int repair_txn(store_t *s, MDB_txn *txn, void *ud)
     delta_list_init(&dirty);
     if ((rc = store__cooc_apply(s, txn, &r->corrections, &dirty)) != 0)
         goto out;
+    /* item stats: the corrections are deltas, added to what this transaction reads */
     for (uint32_t item = 0; item < r->n_items; item++) {
-        stats_rec_t rec = {r->num_users[item], 0, r->sum_pp[item]};
-        MDB_val k = {sizeof(item), &item}, v;
-        if (mdb_get(txn, s->stats, &k, &v) == 0 && memcmp(v.mv_data, &rec, sizeof(rec)) == 0)
+        if (r->d_users[item] == 0 && r->d_sum_pp[item] == 0)
             continue;
+        stats_rec_t rec = {0, 0, 0};
+        MDB_val k = {sizeof(item), &item}, v;
+        if ((rc = mdb_get(txn, s->stats, &k, &v)) == 0)
+            memcpy(&rec, v.mv_data, sizeof(rec));
+        else if (rc != MDB_NOTFOUND)
+            goto out;
+        int64_t users = (int64_t)rec.num_users + r->d_users[item];
+        if (users < 0 || users > UINT32_MAX) {
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+        rec.num_users = (uint32_t)users;
+        rec.sum_pp += r->d_sum_pp[item];
         if (rec.num_users == 0 && rec.sum_pp == 0) {
             rc = mdb_del(txn, s->stats, &k, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
@@ -538,7 +556,9 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
         goto out;
     r.num_users = calloc(r.n_items + 1, sizeof(*r.num_users));
     r.sum_pp = calloc(r.n_items + 1, sizeof(*r.sum_pp));
-    if (!r.num_users || !r.sum_pp) {
+    r.d_users = calloc(r.n_items + 1, sizeof(*r.d_users));
+    r.d_sum_pp = calloc(r.n_items + 1, sizeof(*r.d_sum_pp));
+    if (!r.num_users || !r.sum_pp || !r.d_users || !r.d_sum_pp) {
         rc = ENOMEM;
         goto out;
     }
@@ -559,6 +579,8 @@ out:
     free(r.keys);
     free(r.num_users);
     free(r.sum_pp);
+    free(r.d_users);
+    free(r.d_sum_pp);
     free(r.prof);
     delta_list_destroy(&r.expected);
     delta_list_destroy(&r.corrections);

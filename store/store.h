@@ -124,6 +124,10 @@ typedef struct store_event {
 typedef struct store_decode_opts {
     size_t max_bytes; /* larger messages are rejected (default 65536) */
     double min_pp;    /* hiscores below are valid but skipped (default 75) */
+    /* an update_time more than max_future_s past now_s is bad_time (default 86400): a time in
+     * the far future would pin its profile entry forever (every later real update is "older") */
+    int64_t max_future_s;
+    int64_t now_s; /* the reference "now", unix seconds; 0: the wall clock at decode time */
 } store_decode_opts_t;
 
 /** Fill @p o with defaults. */
