@@ -400,7 +400,7 @@ void mde_coords_random(const mde_t *m, double *x)
     center(m, x);
 }
 
-void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
 {
     /* the edges are in internal labels: work on an internal copy of x and of the mask */
     double *xi = malloc((m->nx + 1) * sizeof(double));
@@ -408,7 +408,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     if (!xi || !pi) {
         free(xi);
         free(pi);
-        return;
+        return -ENOMEM;
     }
     to_internal(m, x, xi);
     for (uint32_t v = 0; v < m->n; v++)
@@ -417,6 +417,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     to_external(m, xi, x);
     free(xi);
     free(pi);
+    return 0;
 }
 
 static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)

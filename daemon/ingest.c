@@ -58,6 +58,7 @@ struct ingest {
     uv_timer_t batch_timer, retry_timer, tick;
     int n_handles;
     int stopping, closing_consumer, stalled;
+    int assigned; /* the group gave us an assignment (maybe empty) since the start/revoke */
     rd_kafka_message_t *held; /* a message that could not be decoded for lack of memory */
     void (*done_cb)(void *);
     void *done_ud;
@@ -65,6 +66,7 @@ struct ingest {
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t map_full_waits, map_grown;
     uint64_t rejected[STORE_REJECT_COUNT];
     uint64_t hist[N_BUCKETS];
     double hist_sum_s;
@@ -163,6 +165,18 @@ static int flush(ingest_t *ig)
         return 0;
     double t0 = now_s();
     int rc = store_batch_commit(ig->store, ig->batch);
+    if (rc == ATL_EMAPFULL) {
+        /* the map is full and a refresh or rebuild holds a read snapshot: growing now would
+         * make the loop wait for it, so keep the batch and try again shortly (issue 10.4);
+         * the grow-ahead timer (on_tick) grows the map as soon as the reader is done */
+        if (!ig->stalled)
+            LOG_INFO("ingest", "map full while a snapshot is read; commit retried shortly",
+                     "events=%zu", store_batch_len(ig->batch));
+        ig->stalled = 1;
+        ig->map_full_waits++;
+        uv_timer_start(&ig->retry_timer, on_retry, 50, 0);
+        return rc;
+    }
     if (rc != 0) {
         set_error(ig, "store commit failed: %s", atl_strerror(rc));
         if (!ig->stalled)
@@ -370,7 +384,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         rd_kafka_assign(rk, parts);
-        LOG_INFO("ingest", "partitions assigned", "n=%d", parts->cnt);
+        ig->assigned = 1;
+        LOG_INFO("ingest", "partitions assigned", "n=%d seconds_since_start=%.1f", parts->cnt,
+                 now_s() - ig->started);
         return;
     }
     /* revoke (eager protocols): commit what we hold for them first */
@@ -386,6 +402,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         uv_timer_stop(&ig->retry_timer);
     }
     rd_kafka_assign(rk, NULL);
+    ig->assigned = 0;
     ig->n_parts = 0;
     LOG_INFO("ingest", "partitions revoked", "n=%d err=\"%s\"", parts->cnt, rd_kafka_err2name(err));
 }
@@ -457,6 +474,12 @@ static void on_tick(uv_timer_t *t)
     ingest_t *ig = t->data;
     if (ig->dlq)
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
+    /* keep half the map free, so commits seldom find it full while a long reader holds it;
+     * never waits (-EBUSY while any transaction is open: next tick) */
+    if (store_map_grow_ahead(ig->store, 0.5) == 1) {
+        ig->map_grown++;
+        LOG_INFO("ingest", "map grown ahead of need", "");
+    }
     if (ig->closing_consumer) {
         drain(ig); /* keep serving the queue until the consumer is closed */
         return;
@@ -516,6 +539,8 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
         return -1;
     /* our defaults first, so kafka.* settings can override them */
     if (kafkaconf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
+        (ig->cfg->group_instance_id[0] && strcmp(ig->cfg->group_instance_id, "none") != 0 &&
+         kafkaconf_set(conf, "group.instance.id", ig->cfg->group_instance_id, errbuf, errlen)) ||
         kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
@@ -616,8 +641,9 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
     uv_timer_start(&ig->tick, on_tick, 100, 100);
     uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
-    LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s topics=%s,%s", cfg->brokers,
-             cfg->group, cfg->topic_hiscores, cfg->topic_beatmaps);
+    LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s instance=%s topics=%s,%s",
+             cfg->brokers, cfg->group, cfg->group_instance_id, cfg->topic_hiscores,
+             cfg->topic_beatmaps);
     *out = ig;
     return 0;
 bad:
@@ -688,6 +714,15 @@ void ingest_free(ingest_t *ig)
 
 /* ---- reporting --------------------------------------------------------------------------- */
 
+const char *ingest_state(const ingest_t *ig)
+{
+    return ig->stopping                                   ? "stopping"
+           : ig->stalled || ig->held                      ? "stalled"
+           : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
+           : !ig->assigned                                ? "rebalancing"
+                                                          : "consuming";
+}
+
 void ingest_status(ingest_t *ig, cJSON *o)
 {
     store_counters_t c = {0};
@@ -708,11 +743,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "dead_letters", (double)ig->dlq_sent);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
-    cJSON_AddStringToObject(o, "state",
-                            ig->stopping                                   ? "stopping"
-                            : ig->stalled || ig->held                      ? "stalled"
-                            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
-                                                                           : "consuming");
+    cJSON_AddStringToObject(o, "state", ingest_state(ig));
     cJSON_AddStringToObject(o, "last_error", ig->last_error);
     cJSON_AddNumberToObject(o, "last_error_time", ig->last_error_time);
     cJSON *parts = cJSON_AddArrayToObject(o, "partitions");
@@ -777,4 +808,10 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
         text_buf_printf(b, "atlasd_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                         ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
     text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
+    text_buf_printf(b,
+                    "# TYPE atlasd_map_grown_ahead_total counter\n"
+                    "atlasd_map_grown_ahead_total %" PRIu64 "\n"
+                    "# TYPE atlasd_commit_map_full_total counter\n"
+                    "atlasd_commit_map_full_total %" PRIu64 "\n",
+                    ig->map_grown, ig->map_full_waits);
 }

@@ -100,6 +100,12 @@ static int on_progress(void *ud, const char *stage, double frac)
  * so a test can observe the daemon while a refresh is running. */
 static void test_stall(sched_t *s)
 {
+    /* ATL_TEST_REFRESH_HANG_MS: a refresh that ignores its cancel flag (a stuck one) */
+    const char *hang = getenv("ATL_TEST_REFRESH_HANG_MS");
+    if (hang) {
+        long ms = strtol(hang, NULL, 10);
+        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+    }
     const char *v = getenv("ATL_TEST_REFRESH_STALL_MS");
     long ms = v ? strtol(v, NULL, 10) : 0;
     for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50) {

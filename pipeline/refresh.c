@@ -689,12 +689,13 @@ static int embed_3d(const refresh_state_t *st, const store_coords_t *prev, const
             }
         }
         if (placed_n > 0) { /* warm: new items start beside their placed neighbours */
-            mde_coords_warm(&m, x, placed);
+            rc = mde_coords_warm(&m, x, placed);
             m.o.ftol = WARM_FTOL;
         } else {
             mde_coords_random(&m, x);
         }
-        rc = mde_run(&m, x, &mr);
+        if (rc == 0)
+            rc = mde_run(&m, x, &mr);
     }
     if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "MDE: %s", atl_strerror(rc));
@@ -834,7 +835,7 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
     corpus_row_t *rows = calloc((size_t)c->n + 1, sizeof(*rows));
     char *arena = NULL, *offsets = NULL, *fields = NULL;
     uint8_t *buf = NULL;
-    store_counters_t cnt;
+    store_counters_t cnt = {0};
     store_snapshot_info_t info;
     int rc = rows ? 0 : -ENOMEM;
     if (rc == 0 &&
@@ -842,10 +843,16 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
          (rc = store_counters_get(s, &cnt)) != 0 || (rc = store_offsets_json(s, &offsets)) != 0))
         snprintf(err, errlen, "reading metadata: %s", atl_strerror(rc));
     size_t len = rc == 0 ? corpus_size(rows, c->n) : 0;
-    if (rc == 0 && (!(buf = malloc(len + 1)) || (rc = corpus_encode(rows, c->n, buf)) != 0))
-        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc ? rc : -ENOMEM));
-    r->events_applied = cnt.events_applied;
-    r->newest_update_time = cnt.newest_update_time;
+    if (rc == 0 && !(buf = malloc(len + 1)))
+        rc = -ENOMEM; /* (it was left 0: the snapshot code then hashed NULL) */
+    if (rc == 0)
+        rc = corpus_encode(rows, c->n, buf);
+    if (rc != 0 && !err[0])
+        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc));
+    if (rc == 0) {
+        r->events_applied = cnt.events_applied;
+        r->newest_update_time = cnt.newest_update_time;
+    }
     if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
         rc = -ENOMEM;
     if (rc == 0)

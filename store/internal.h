@@ -82,6 +82,9 @@ struct store {
     /* Held shared by long read snapshots, exclusively while the map is resized: LMDB requires
      * that no transaction is active in this process during mdb_env_set_mapsize(). */
     pthread_rwlock_t resize_lock;
+    /* the thread that must never wait for resize_lock (the daemon's loop), or none */
+    pthread_t nowait_thread;
+    int has_nowait_thread;
 };
 
 /** Translate an LMDB return code into an atl.h code (0 stays 0). */

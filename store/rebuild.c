@@ -623,7 +623,7 @@ out:
 }
 
 typedef struct top_entry {
-    uint64_t key;
+    uint32_t col;
     int64_t s;
 } top_entry_t;
 
@@ -632,24 +632,36 @@ static int cmp_top(const void *a, const void *b)
     const top_entry_t *x = a, *y = b;
     if (x->s != y->s)
         return x->s > y->s ? -1 : 1;
+    return (x->col > y->col) - (x->col < y->col);
+}
+
+typedef struct top_key {
+    uint64_t key;
+    int64_t s;
+} top_key_t;
+
+static int cmp_top_key(const void *a, const void *b)
+{
+    const top_key_t *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
     return (x->key > y->key) - (x->key < y->key);
 }
 
+/* The row's entries by S, and item keys for the first k only (issue 10.5: it loaded every item
+ * key of the store for each GET /items/<id>, on the daemon's loop). Ties go by dense index. */
 int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double *sv,
                    uint32_t *n_out)
 {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    uint64_t *all = NULL;
-    uint32_t n_items, row;
+    uint32_t row;
     top_entry_t *e = NULL;
     size_t n = 0, cap = 0;
     int rc = store__read_begin(s, &txn);
     if (rc != 0)
         return rc;
-    if ((rc = lookup_index(s, txn, item, &row)) ||
-        (rc = store__item_keys_load(s, txn, &all, &n_items)) ||
-        (rc = mdb_cursor_open(txn, s->cooc, &cur)))
+    if ((rc = lookup_index(s, txn, item, &row)) || (rc = mdb_cursor_open(txn, s->cooc, &cur)))
         goto out;
     MDB_val kv = {sizeof(row), &row}, v;
     rc = mdb_cursor_get(cur, &kv, &v, MDB_SET);
@@ -668,25 +680,45 @@ int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double
         for (size_t i = 0; i < m; i++) {
             cooc_rec_t r;
             memcpy(&r, (const char *)v.mv_data + i * sizeof(r), sizeof(r));
-            if (r.col < n_items)
-                e[n++] = (top_entry_t){all[r.col], r.s};
+            e[n++] = (top_entry_t){r.col, r.s};
         }
     }
     if (rc == MDB_NOTFOUND)
         rc = 0;
-    if (rc == 0) {
+    if (rc != 0)
+        goto out;
+    if (n > 0) /* an item with no co-occurrence has no array (qsort(NULL) is UB) */
         qsort(e, n, sizeof(*e), cmp_top);
-        uint32_t w = (uint32_t)(n < k ? n : k);
+    uint32_t w = (uint32_t)(n < k ? n : k);
+    size_t end = w; /* ties at the cut are ordered by item key, as replicas must agree */
+    while (end > 0 && end < n && e[end].s == e[w - 1].s)
+        end++;
+    top_key_t *tk = malloc((end + 1) * sizeof(*tk));
+    if (!tk) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < end && rc == 0; i++) {
+        MDB_val ik = {sizeof(e[i].col), &e[i].col}, iv;
+        if ((rc = mdb_get(txn, s->item_keys, &ik, &iv)) == 0 && iv.mv_size != sizeof(uint64_t))
+            rc = MDB_CORRUPTED;
+        if (rc == 0) {
+            memcpy(&tk[i].key, iv.mv_data, sizeof(uint64_t));
+            tk[i].s = e[i].s;
+        }
+    }
+    if (rc == 0) {
+        qsort(tk, end, sizeof(*tk), cmp_top_key);
         for (uint32_t i = 0; i < w; i++) {
-            keys[i] = e[i].key;
-            sv[i] = weight_to_double(e[i].s);
+            keys[i] = tk[i].key;
+            sv[i] = weight_to_double(tk[i].s);
         }
         *n_out = w;
     }
+    free(tk);
 out:
     mdb_cursor_close(cur);
     store__read_end(s, txn);
-    free(all);
     free(e);
     return store__err(rc);
 }

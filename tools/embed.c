@@ -285,6 +285,18 @@ static uint8_t *read_init(const char *path, name_table_t *names, const uint32_t 
     return placed;
 }
 
+/* @p v with @p fmt, or null when it is not finite; @return @p buf. */
+static const char *json_num(char buf[32], double v, const char *fmt)
+{
+    if (!isfinite(v))
+        return "null";
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(buf, 32, fmt, v);
+#pragma GCC diagnostic pop
+    return buf;
+}
+
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -465,7 +477,10 @@ static int run_embed(embed_args_t *a)
             rc = -1;
             goto out;
         }
-        mde_coords_warm(&m, x, placed);
+        if (mde_coords_warm(&m, x, placed) != 0) {
+            fprintf(stderr, "atlasctl embed: out of memory\n");
+            abort(); /* tools/: abort on OOM (STYLE R3) */
+        }
         x0 = xmalloc(((size_t)n * a->dim + 1) * sizeof(*x0));
         memcpy(x0, x, (size_t)n * a->dim * sizeof(*x0));
     } else {
@@ -508,18 +523,23 @@ static int run_embed(embed_args_t *a)
         }
         quality_displacement(x0, x, n, (uint32_t)a->dim, placed, width, &moved_med, &moved_p95);
     }
-    if (a->json)
-        printf("{\"items\":%u,\"moved_median\":%.5f,\"moved_p95\":%.5f,\"purity\":%.4f,\"t_edges\":"
-               "%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
+    if (a->json) {
+        /* JSON has no inf or nan (a start with coincident points has infinite distortion) */
+        char j[7][32];
+        printf("{\"items\":%u,\"moved_median\":%s,\"moved_p95\":%s,\"purity\":%s,\"t_edges\":"
+               "%zu,\"max_distance\":%s,\"knn_edges\":%zu,"
                "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
-               "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
+               "\"distortion\":%s,\"grad_norm\":%s,\"threads\":%" PRIu64 ",\"seconds\":{"
                "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f},"
-               "\"purity_2d\":%.4f,\"peak_rss_mb\":%.1f}\n",
-               n, moved_med, moved_p95, purity, graph_n_edges(&t), knn.max_distance, ke.m,
-               short_rows, res.n_repulsive, res.iterations, res.evaluations, res.distortion,
-               res.grad_norm, a->threads, t_load - t0, t_prune - t_load, t_knn - t_prune,
-               t_mde - t_knn, t_layout, purity_2d, peak_rss_mb());
-    else
+               "\"purity_2d\":%s,\"peak_rss_mb\":%.1f}\n",
+               n, json_num(j[0], moved_med, "%.5f"), json_num(j[1], moved_p95, "%.5f"),
+               json_num(j[2], purity, "%.4f"), graph_n_edges(&t),
+               json_num(j[3], knn.max_distance, "%.6g"), ke.m, short_rows, res.n_repulsive,
+               res.iterations, res.evaluations, json_num(j[4], res.distortion, "%.6f"),
+               json_num(j[5], res.grad_norm, "%.3g"), a->threads, t_load - t0, t_prune - t_load,
+               t_knn - t_prune, t_mde - t_knn, t_layout, json_num(j[6], purity_2d, "%.4f"),
+               peak_rss_mb());
+    } else
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
                "mde %.2f s, peak %.0f MiB\n",

@@ -107,6 +107,7 @@ atlasctl produce --brokers "$BROKERS" "$T/tiny.jsonl" 2>/dev/null
 # that way: "changed rows 56961_ 59041_ != expected 56961_ 58993_ 59041_"). Compare with the
 # first snapshot that reflects the batch holding the last of them.
 wait_status "$PORT_a" events_applied $((applied3 + 3)) 30
+sleep 1.5 # batch_seq_ingested is the scheduler's view, updated every second
 seq3=$(status "$PORT_a" batch_seq_ingested)
 for i in $(seq 300); do
     [ "$(status "$PORT_a" batch_seq_published)" -ge "$seq3" ] 2>/dev/null && break

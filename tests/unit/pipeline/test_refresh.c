@@ -12,6 +12,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include "algo/item.h"
 #include "algo/rng.h"
 #include "pipeline/refresh.h"
 #include "store/store.h"
@@ -272,6 +273,12 @@ static void test_tiny_stores(void)
     E(store_batch_commit(s, b));
     store_batch_clear(b);
     CHECK_EQ(run(s, NULL, snaps, 0, 0, &r), ATL_ENOTFOUND);
+    /* issue 10.14: an item without co-occurrences through GET /items/<id> and `atlasctl inspect`
+     * (qsort(NULL, 0) aborted under UBSan) */
+    char *json = NULL;
+    E(store_item_json(s, item_key_make(77, 0), 5, &json));
+    CHECK(strstr(json, "\"top_cooccurring\":[]") != NULL);
+    free(json);
     for (uint32_t u = 6; u <= 10; u++) /* a second retained item, no user in common */
         add_play(b, u, 78, 600, 1600000000);
     E(store_batch_commit(s, b));
