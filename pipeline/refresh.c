@@ -30,6 +30,7 @@
 #include "algo/layout.h"
 #include "algo/mde.h"
 #include "algo/quality.h"
+#include "pipeline/embed.h"
 
 #define REFRESH_K   10
 #define REFRESH_DIM 3
@@ -668,40 +669,28 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
 static int embed_3d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
                     double *x, refresh_result_t *r, char *err, size_t errlen)
 {
-    graph_edges_t ke;
-    mde_t m = {0};
     mde_result_t mr = {0};
     mde_opts_t mo;
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
     int rc = placed ? 0 : -ENOMEM;
-    graph_edges_init(&ke);
     mde_opts_default(&mo);
     mo.dim = REFRESH_DIM, mo.seed = o->seed;
     mo.progress = o->progress, mo.progress_ud = o->progress_ud;
-    if (rc == 0 && (rc = knn_edges(&st->knn, &ke)) == 0 &&
-        (rc = mde_init(&m, &mo, n, &ke, st->keys)) == 0) {
-        for (uint32_t i = 0; i < n && !o->cold; i++) {
-            uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
-            if (at != UINT32_MAX) {
-                memcpy(x + 3 * (size_t)i, prev->x3 + 3 * (size_t)at, 3 * sizeof(double));
-                placed[i] = 1, placed_n++;
-            }
+    for (uint32_t i = 0; rc == 0 && i < n && !o->cold; i++) {
+        uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
+        if (at != UINT32_MAX) {
+            memcpy(x + 3 * (size_t)i, prev->x3 + 3 * (size_t)at, 3 * sizeof(double));
+            placed[i] = 1, placed_n++;
         }
-        if (placed_n > 0) { /* warm: new items start beside their placed neighbours */
-            mde_coords_warm(&m, x, placed);
-            m.o.ftol = WARM_FTOL;
-        } else {
-            mde_coords_random(&m, x);
-        }
-        rc = mde_run(&m, x, &mr);
     }
+    /* warm: new items start beside their placed neighbours */
+    if (rc == 0)
+        rc = embed_mde(&st->knn, st->keys, &mo, placed_n > 0, placed, WARM_FTOL, x, &mr);
     if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "MDE: %s", atl_strerror(rc));
     r->warm = placed_n > 0;
     r->mde_iterations = mr.iterations;
-    mde_destroy(&m);
-    graph_edges_destroy(&ke);
     free(placed);
     return rc;
 }
