@@ -790,29 +790,19 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
         snprintf(buf, cap,
                  "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"events_applied\":%" PRIu64
                  ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
-                 ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
-                 "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
-                 "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
-                 "\"layout_movable\":%u},",
-                 offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
-                 o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
-                 r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
-                 r->mde_iterations, r->layout_movable);
-    if (r->verified)
-        k += snprintf(buf + k, cap - (size_t)k,
-                      "\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
-                      ",\"stats_diffs\":%" PRIu64 ",\"repaired\":%s},",
-                      r->verify.s_entries, r->verify.s_diffs, r->verify.stats_diffs,
-                      r->verify.s_diffs + r->verify.stats_diffs ? "true" : "false");
+                 ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,\"refresh\":",
+                 offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag);
+    int n = refresh_result_json(r, REFRESH_JSON_MANIFEST, buf + k, cap - (size_t)k);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    k += n;
     snprintf(buf + k, cap - (size_t)k,
-             "\"stability\":{\"unchanged_knn_items\":%u,\"median\":%.6f,\"p95\":%.6f},"
-             "\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
-             "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s},"
-             "\"timings\":{\"verify\":%.3f,\"read\":%.3f,\"graph\":%.3f,\"knn\":%.3f,\"mde\":%.3f,"
-             "\"layout\":%.3f}}",
-             r->stability_items, r->stability_median, r->stability_p95, REFRESH_K, max_distance,
-             REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT, o->cold ? "true" : "false", r->t_verify,
-             r->t_read, r->t_graph, r->t_knn, r->t_mde, r->t_layout);
+             ",\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
+             "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s}}",
+             REFRESH_K, max_distance, REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT,
+             o->cold ? "true" : "false");
     return buf;
 }
 
@@ -886,6 +876,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     double t0 = now_s(), t1;
     int rc = 0;
     memset(r, 0, sizeof(*r));
+    r->full = o->full;
     err[0] = '\0';
     r->stability_median = r->stability_p95 = -1;
     if (!st)
@@ -973,4 +964,63 @@ out:
     store_coords_free(&c);
     free(dirty);
     return rc;
+}
+
+/* ---- the result as JSON -------------------------------------------------------------------- */
+
+/* A JSON string body: quotes, backslashes and control characters escaped. */
+static size_t json_escape(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; *in && k + 7 < cap; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if (ch == '"' || ch == '\\')
+            out[k++] = '\\', out[k++] = (char)ch;
+        else if (ch < 0x20)
+            k += (size_t)snprintf(out + k, cap - k, "\\u%04x", ch);
+        else
+            out[k++] = (char)ch;
+    }
+    out[k] = '\0';
+    return k;
+}
+
+int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, size_t cap)
+{
+    int manifest = (flags & REFRESH_JSON_MANIFEST) != 0;
+    char id[64] = "";
+    if (!manifest)
+        snprintf(id, sizeof(id), "\"snapshot\":\"%s\",", r->id);
+    int k = snprintf(
+        buf, cap,
+        "{\"kind\":\"%s\",%s\"items\":%u,\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
+        "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
+        "\"layout_movable\":%u,\"max_distance\":%.6g,\"batch_seq\":%" PRIu64
+        ",\"events_applied\":%" PRIu64 ",\"stability\":{\"unchanged_knn_items\":%u,"
+        "\"median\":%.6f,\"p95\":%.6f},\"seconds\":{\"verify\":%.3f,\"read\":%.3f,\"graph\":%.3f,"
+        "\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f",
+        r->full ? "rebuild" : "refresh", id, r->items, r->incremental ? "true" : "false",
+        r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
+        r->mde_iterations, r->layout_movable, r->max_distance, r->seq, r->events_applied,
+        r->stability_items, r->stability_median, r->stability_p95, r->t_verify, r->t_read,
+        r->t_graph, r->t_knn, r->t_mde, r->t_layout);
+    if (k >= 0 && (size_t)k < cap && !manifest)
+        k += snprintf(buf + k, cap - (size_t)k, ",\"publish\":%.3f,\"total\":%.3f", r->t_publish,
+                      r->t_total);
+    if (k >= 0 && (size_t)k < cap)
+        k += snprintf(buf + k, cap - (size_t)k, "}");
+    if (k >= 0 && (size_t)k < cap && r->verified) {
+        const store_rebuild_result_t *v = &r->verify;
+        char diff[2 * sizeof(v->first_diff) + 8];
+        json_escape(v->first_diff, diff, sizeof(diff));
+        k += snprintf(buf + k, cap - (size_t)k,
+                      ",\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
+                      ",\"stats_items\":%" PRIu64 ",\"stats_diffs\":%" PRIu64
+                      ",\"passes\":%u,\"repaired\":%s,\"first_diff\":\"%s\"}",
+                      v->s_entries, v->s_diffs, v->stats_items, v->stats_diffs, v->passes,
+                      v->s_diffs + v->stats_diffs && !r->verify_only ? "true" : "false", diff);
+    }
+    if (k >= 0 && (size_t)k < cap)
+        k += snprintf(buf + k, cap - (size_t)k, "}");
+    return k >= 0 && (size_t)k < cap ? k : -ENOSPC;
 }

@@ -41,19 +41,19 @@ static void print_verify(const rebuild_args_t *a, const store_rebuild_result_t *
         printf("first       %s\n", res->first_diff);
 }
 
-static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v, double secs,
-                       const refresh_result_t *r)
+/* --json: the pipeline's one serialisation of the result (refresh_result_json), the verification
+ * of S included; without a publish only verify and seconds carry figures. */
+static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v, double t_verify,
+                       double secs, refresh_result_t *r)
 {
-    uint64_t diffs = v->s_diffs + v->stats_diffs;
-    printf("{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64 ",\"stats_items\":%" PRIu64
-           ",\"stats_diffs\":%" PRIu64 ",\"passes\":%u,\"seconds\":%.3f,\"repaired\":%s",
-           v->s_entries, v->s_diffs, v->stats_items, v->stats_diffs, v->passes, secs,
-           !a->verify_only && diffs ? "true" : "false");
-    if (r && r->id[0])
-        printf(",\"snapshot\":\"%s\",\"items\":%u,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f,"
-               "\"total\":%.3f",
-               r->id, r->items, r->t_knn, r->t_mde, r->t_layout, secs);
-    printf("}\n");
+    char buf[REFRESH_JSON_MAX];
+    r->full = 1;
+    r->verify = *v, r->verified = 1, r->verify_only = a->verify_only;
+    r->t_verify = t_verify, r->t_total = secs;
+    if (!r->id[0])
+        r->stability_median = r->stability_p95 = -1; /* nothing published */
+    if (refresh_result_json(r, 0, buf, sizeof(buf)) >= 0)
+        printf("%s\n", buf);
 }
 
 static int rebuild_offline(rebuild_args_t *a)
@@ -91,7 +91,7 @@ static int rebuild_offline(rebuild_args_t *a)
         cli_progress_done(&prog);
         print_verify(a, &res, secs);
         if (a->json)
-            print_json(a, &res, secs, NULL);
+            print_json(a, &res, secs, secs, &(refresh_result_t){0});
         fprintf(stderr, "atlasctl rebuild: verification failed: %s\n", res.first_diff);
         code = CLI_EXIT_FAIL;
         goto out;
@@ -131,10 +131,11 @@ static int rebuild_offline(rebuild_args_t *a)
     } else {
         cli_progress_done(&prog);
     }
+    double t_verify = secs;
     secs = cli_now() - prog.start;
     print_verify(a, &res, secs);
     if (a->json)
-        print_json(a, &res, secs, &r);
+        print_json(a, &res, t_verify, secs, &r);
     else if (r.id[0])
         printf("%s\n", r.id); /* the snapshot id is the last line of stdout */
 out:
