@@ -12,7 +12,7 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "daemon/ingest.h"
+#include "daemon/text_buf.h"
 
 typedef struct http_routes {
     const char *snapshots_dir; /* served under /snapshots */

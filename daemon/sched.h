@@ -16,7 +16,7 @@
 #include <uv.h>
 
 #include "daemon/config.h"
-#include "daemon/ingest.h"
+#include "daemon/text_buf.h"
 #include "store/store.h"
 
 typedef struct sched sched_t;

@@ -19,6 +19,7 @@
 #include "pipeline/refresh.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/fetch.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8477"
 
@@ -150,7 +151,7 @@ static cJSON *get_status(const char *url, char *err, size_t errlen)
     uint8_t *body;
     size_t len;
     snprintf(full, sizeof(full), "%.2000s/status", url);
-    if (http_get(full, &body, &len, err, errlen) != 0)
+    if (fetch_get(full, &body, &len, err, errlen) != 0)
         return NULL;
     cJSON *o = cJSON_ParseWithLength((const char *)body, len);
     free(body);
@@ -241,7 +242,7 @@ static int rebuild_online(rebuild_args_t *a)
     size_t len = 0;
     int status = 0;
     snprintf(url, sizeof(url), "%.2000s/admin/rebuild%s", a->url, a->cold ? "?cold=1" : "");
-    if (http_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
+    if (fetch_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl rebuild: %s (is atlasd running? or use --offline --db DIR)\n",
                 err);
         return CLI_EXIT_FAIL;
@@ -301,8 +302,8 @@ int cmd_rebuild(int argc, char **argv)
         "publish a snapshot. Against a running daemon by default; --offline on a stopped one.",
         opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (a.offline && !a.db) {
         fprintf(stderr, "atlasctl rebuild: --offline needs --db DIR (see --help)\n");
         return CLI_EXIT_USAGE;

@@ -554,8 +554,8 @@ int cmd_embed(int argc, char **argv)
                            "Prune a co-occurrence graph, find exact shortest-path kNN and run MDE.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     const char *why = !a.edges == !a.db                    ? "give exactly one of --edges and --db"
                       : !a.out                             ? "--out is required"
                       : (a.k < 1 || a.k > KNN_MAX_K)       ? "--k must be 1..256"
@@ -612,8 +612,8 @@ int cmd_export_graph(int argc, char **argv)
                            "Dump S among retained items, each pair once, for `embed` or PyMDE.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!db || !out) {
         fprintf(stderr, "atlasctl export-graph: --db and --out are required (see --help)\n");
         return CLI_EXIT_USAGE;

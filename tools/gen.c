@@ -387,14 +387,15 @@ static int write_file(const char *path, const gen_t *g, int (*fn)(const gen_t *,
 {
     FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "atlasctl gen: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
+        int rc = -errno;
+        fprintf(stderr, "atlasctl gen: cannot open %s: %s\n", path, atl_strerror(rc));
+        return rc;
     }
     int rc = fn(g, f);
     if (f != stdout ? fclose(f) != 0 : fflush(f) != 0)
-        rc = -1;
+        rc = -errno;
     if (rc != 0)
-        fprintf(stderr, "atlasctl gen: write to %s failed: %s\n", path, strerror(errno));
+        fprintf(stderr, "atlasctl gen: write to %s failed: %s\n", path, atl_strerror(rc));
     return rc;
 }
 
@@ -427,8 +428,8 @@ int cmd_gen(int argc, char **argv)
                            "Write a synthetic osu!track hiscore stream with planted style groups.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     const gen_scale_t *sc = NULL;
     for (size_t i = 0; i < ATL_ARRAY_LEN(scales); i++)
         if (strcmp(scales[i].name, scale) == 0)
