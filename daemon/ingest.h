@@ -24,7 +24,8 @@ typedef struct ingest ingest_t;
 
 /**
  * Create the consumer (and the dead-letter producer), subscribe, and start consuming.
- * @return 0 and *out, or -1 with a message in errbuf (bad kafka.* property, ...).
+ * @return 0 and *out; ATL_ECONFIG (no brokers, a bad kafka.* property, subscribe failed),
+ *         -ENOMEM or -errno; each with a message in errbuf.
  */
 int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
                  char *errbuf, size_t errlen);

@@ -282,7 +282,7 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
     if (!s || !(s->state = refresh_state_new())) {
         free(s);
         snprintf(errbuf, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
     s->loop = loop, s->cfg = cfg, s->store = store;
     s->last_ok = 1;

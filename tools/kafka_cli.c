@@ -27,6 +27,7 @@
 
 #define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
 
+/* set by the SIGTERM/SIGINT handler: a signal handler can reach nothing but file-scope state */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
