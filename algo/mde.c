@@ -817,6 +817,8 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
         d[i] = -d[i];
 }
 
+/* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+ * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
     size_t nx = m->nx;

@@ -36,6 +36,8 @@
 #define REFRESH_DIM 3
 #define WARM_FTOL   1e-4
 
+#define READ_AGAIN_FULL 1 /* read_incremental(): fall back to reading every row */
+
 struct refresh_state {
     int valid;
     uint32_t n;
@@ -305,6 +307,58 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
  * @return 0, 1 when the retained set moved between two reads (the caller reads everything), or
  *         an error.
  */
+/* Which rows of T can differ from the last run's: new items' rows and every row they list, rows
+ * whose pruned entries changed (mark_changes), and rows a removed item listed. NULL on OOM. */
+static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, const remap_t *m,
+                              uint32_t n)
+{
+    uint8_t *aff = calloc((size_t)n + 1, 1);
+    uint64_t *sa = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sa));
+    uint64_t *sb = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sb));
+    if (!aff || !sa || !sb) {
+        free(aff), free(sa), free(sb);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = m->old_of_new[i];
+        if (!r->col[i])
+            continue;
+        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
+            aff[i] = 1;
+            for (uint32_t q = 0; q < r->cnt[i]; q++)
+                aff[r->col[i][q]] = 1;
+        } else {
+            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i], r->cnt[i],
+                         m, aff, sa, sb);
+        }
+    }
+    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
+        for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
+            if (m->new_of_old[st->col[p][q]] != KNN_NONE)
+                aff[m->new_of_old[st->col[p][q]]] = 1;
+    free(sa), free(sb);
+    return aff;
+}
+
+/* Rows not re-read are the last run's, taken over (not copied) and renumbered. */
+static void adopt_kept_rows(refresh_state_t *st, reader_t *r, const remap_t *m, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->col[i])
+            continue;
+        uint32_t p = m->old_of_new[i];
+        r->col[i] = st->col[p], r->dist[i] = st->dist[p], r->cnt[i] = st->cnt[p];
+        st->col[p] = NULL, st->dist[p] = NULL;
+        for (uint32_t q = 0; q < r->cnt[i]; q++)
+            r->col[i][q] = m->new_of_old[r->col[i][q]];
+    }
+}
+
+/*
+ * Re-read the dirty rows (and the rows new or removed items make necessary) into the state.
+ * @return 0; READ_AGAIN_FULL (1, not an error: the retained set moved under us, read every row
+ *         instead); or a negative code.
+ */
 static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
                             const uint64_t *dirty, uint32_t n_dirty, remap_t *m, uint8_t **aff_out,
                             uint32_t *rows_read)
@@ -362,52 +416,21 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         if ((rc = store_retained_rows_of(s, more, n_more, read_row_cb, &r, &again, &n_again)) != 0)
             goto out;
         if (!same_keys(keys, n, again, n_again)) { /* moved under us: positions differ */
-            rc = 1;
+            rc = READ_AGAIN_FULL;
             goto out;
         }
     }
     if (n_more != 0) {
-        rc = 1;
+        rc = READ_AGAIN_FULL;
         goto out;
     }
-    /* which rows of T can differ from the last run's */
-    uint8_t *aff = calloc((size_t)n + 1, 1);
-    uint64_t *sa = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sa));
-    uint64_t *sb = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sb));
-    if (!aff || !sa || !sb) {
-        free(aff), free(sa), free(sb);
+    uint8_t *aff = affected_rows(st, &r, m, n);
+    if (!aff) {
         rc = -ENOMEM;
         goto out;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t p = m->old_of_new[i];
-        if (!r.col[i])
-            continue;
-        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
-            aff[i] = 1;
-            for (uint32_t q = 0; q < r.cnt[i]; q++)
-                aff[r.col[i][q]] = 1;
-        } else {
-            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r.col[i], r.dist[i], r.cnt[i], m,
-                         aff, sa, sb);
-        }
-    }
-    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
-        for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
-            if (m->new_of_old[st->col[p][q]] != KNN_NONE)
-                aff[m->new_of_old[st->col[p][q]]] = 1;
-    free(sa), free(sb);
     *aff_out = aff;
-    /* adopt: read rows as they are, kept rows renumbered */
-    for (uint32_t i = 0; i < n; i++) {
-        if (r.col[i])
-            continue;
-        uint32_t p = m->old_of_new[i];
-        r.col[i] = st->col[p], r.dist[i] = st->dist[p], r.cnt[i] = st->cnt[p];
-        st->col[p] = NULL, st->dist[p] = NULL;
-        for (uint32_t q = 0; q < r.cnt[i]; q++)
-            r.col[i][q] = m->new_of_old[r.col[i][q]];
-    }
+    adopt_kept_rows(st, &r, m, n);
     state_adopt(st, &r, keys, n);
     keys = NULL;
     *rows_read = r.rows_read;
@@ -863,6 +886,45 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
     return 0;
 }
 
+/* T for this run: the last run's T updated where rows changed when incremental, else built. */
+static int graph_stage(const refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
+                       const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
+                       size_t errlen)
+{
+    int update = r->incremental && st->t.n == map->n_old;
+    int rc = update ? update_t(st, map, aff, t) : build_t(st->n, st->cnt, st->col, st->dist, t);
+    r->graph_rows = st->n;
+    for (uint32_t i = 0; update && i < st->n; i++)
+        r->graph_rows -= !aff[i];
+    if (rc == 0 && o->check_graph && r->incremental && !same_graph_as_built(st, t)) {
+        snprintf(err, errlen, "the incremental T differs from T built from scratch");
+        return ATL_EDIFF;
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "building T: %s", atl_strerror(rc));
+    return rc;
+}
+
+/* The snapshot, then the coordinates and the consumed dirty marks in one store transaction. */
+static int publish_stage(store_t *s, const refresh_state_t *st, const refresh_opts_t *o,
+                         const store_coords_t *prev, store_coords_t *c, refresh_result_t *r,
+                         char *err, size_t errlen)
+{
+    fill_coords(st, "", c);
+    stability(prev, c, r);
+    r->items = st->n;
+    if (o->progress)
+        o->progress(o->progress_ud, "publish", 0);
+    int rc = publish(s, o, prev, c, st->knn.max_distance, r, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(c->snapshot, sizeof(c->snapshot), "%s", r->id);
+    /* after the snapshot: a crash before this commit only repeats the work next time */
+    if ((rc = store_refresh_commit(s, c, r->seq, &r->marks_cleared)) != 0)
+        snprintf(err, errlen, "storing coordinates: %s", atl_strerror(rc));
+    return rc;
+}
+
 int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refresh_result_t *r,
                 char *err, size_t errlen)
 {
@@ -900,20 +962,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    int update = r->incremental && st->t.n == map.n_old;
-    rc = update ? update_t(st, &map, aff, &t) : build_t(st->n, st->cnt, st->col, st->dist, &t);
-    r->graph_rows = st->n;
-    for (uint32_t i = 0; update && i < st->n; i++)
-        r->graph_rows -= !aff[i];
-    if (rc == 0 && o->check_graph && r->incremental && !same_graph_as_built(st, &t)) {
-        snprintf(err, errlen, "the incremental T differs from T built from scratch");
-        rc = ATL_EDIFF;
+    if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "building T: %s", atl_strerror(rc));
-        goto out;
-    }
     r->t_graph = now_s() - t1;
     t1 = now_s();
     if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, o, &r->knn_rows)) != 0) {
@@ -934,19 +984,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();
-    fill_coords(st, "", &c);
-    stability(&prev, &c, r);
-    r->items = st->n;
-    if (o->progress)
-        o->progress(o->progress_ud, "publish", 0);
-    if ((rc = publish(s, o, &prev, &c, st->knn.max_distance, r, err, errlen)) != 0)
+    if ((rc = publish_stage(s, st, o, &prev, &c, r, err, errlen)) != 0)
         goto out;
-    snprintf(c.snapshot, sizeof(c.snapshot), "%s", r->id);
-    /* after the snapshot: a crash before this commit only repeats the work next time */
-    if ((rc = store_refresh_commit(s, &c, r->seq, &r->marks_cleared)) != 0) {
-        snprintf(err, errlen, "storing coordinates: %s", atl_strerror(rc));
-        goto out;
-    }
     r->t_publish = now_s() - t1;
     r->t_total = now_s() - t0;
     if (o->progress)

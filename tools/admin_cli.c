@@ -57,6 +57,44 @@ static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v,
         printf("%s\n", buf);
 }
 
+/* The pipeline's full run on the store: publish into --snapshots (or DB/snapshots). "Nothing to
+ * lay out yet" (ATL_ENOTFOUND) is not a failure: r->id stays empty. */
+static int publish_offline(const rebuild_args_t *a, store_t *s, cli_progress_t *prog,
+                           refresh_result_t *r)
+{
+    char snapdir[4096], err[1024];
+    snprintf(snapdir, sizeof(snapdir), "%s", a->snapshots ? a->snapshots : "");
+    if (!a->snapshots)
+        snprintf(snapdir, sizeof(snapdir), "%s/snapshots", a->db);
+    refresh_opts_t o;
+    refresh_opts_default(&o);
+    o.snapdir = snapdir, o.keep = (unsigned)a->keep, o.seed = a->seed;
+    o.full = 1, o.cold = a->cold;
+    o.progress = cli_progress_cb, o.progress_ud = prog;
+    int rc = refresh_run(s, NULL, &o, r, err, sizeof(err));
+    cli_progress_done(prog);
+    if (rc == ATL_ENOTFOUND) {
+        fprintf(stderr, "atlasctl rebuild: not published: %s\n", err);
+        r->id[0] = '\0';
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl rebuild: %s\n", err[0] ? err : atl_strerror(rc));
+        return rc;
+    }
+    fprintf(stderr,
+            "published %s: %u items; knn %.1f s, mde %.1f s (%u iterations%s), layout %.1f s, "
+            "read %.1f s, publish %.1f s\n",
+            r->id, r->items, r->t_knn, r->t_mde, r->mde_iterations, r->warm ? ", warm" : "",
+            r->t_layout, r->t_read, r->t_publish);
+    if (r->stability_items)
+        fprintf(stderr,
+                "stability: the %u items whose kNN rows did not change moved median %.3f%%, p95 "
+                "%.3f%% of the map's width\n",
+                r->stability_items, 100 * r->stability_median, 100 * r->stability_p95);
+    return 0;
+}
+
 static int rebuild_offline(rebuild_args_t *a)
 {
     char err[1024];
@@ -98,40 +136,12 @@ static int rebuild_offline(rebuild_args_t *a)
         goto out;
     }
     refresh_result_t r = {0};
-    if (publishing) {
-        char snapdir[4096];
-        snprintf(snapdir, sizeof(snapdir), "%s", a->snapshots ? a->snapshots : "");
-        if (!a->snapshots)
-            snprintf(snapdir, sizeof(snapdir), "%s/snapshots", a->db);
-        refresh_opts_t o;
-        refresh_opts_default(&o);
-        o.snapdir = snapdir, o.keep = (unsigned)a->keep, o.seed = a->seed;
-        o.full = 1, o.cold = a->cold;
-        o.progress = cli_progress_cb, o.progress_ud = &prog;
-        rc = refresh_run(s, NULL, &o, &r, err, sizeof(err));
-        cli_progress_done(&prog);
-        if (rc == ATL_ENOTFOUND) {
-            fprintf(stderr, "atlasctl rebuild: not published: %s\n", err);
-            r.id[0] = '\0';
-        } else if (rc != 0) {
-            fprintf(stderr, "atlasctl rebuild: %s\n", err[0] ? err : atl_strerror(rc));
-            code = CLI_EXIT_FAIL;
-            goto out;
-        } else {
-            fprintf(stderr,
-                    "published %s: %u items; knn %.1f s, mde %.1f s (%u iterations%s), layout "
-                    "%.1f s, read %.1f s, publish %.1f s\n",
-                    r.id, r.items, r.t_knn, r.t_mde, r.mde_iterations, r.warm ? ", warm" : "",
-                    r.t_layout, r.t_read, r.t_publish);
-            if (r.stability_items)
-                fprintf(stderr,
-                        "stability: the %u items whose kNN rows did not change moved median "
-                        "%.3f%%, p95 %.3f%% of the map's width\n",
-                        r.stability_items, 100 * r.stability_median, 100 * r.stability_p95);
-        }
-    } else {
-        cli_progress_done(&prog);
+    if (publishing && publish_offline(a, s, &prog, &r) != 0) {
+        code = CLI_EXIT_FAIL;
+        goto out;
     }
+    if (!publishing)
+        cli_progress_done(&prog); /* publish_offline() finished it */
     double t_verify = secs;
     secs = cli_now() - prog.start;
     print_verify(a, &res, secs);
