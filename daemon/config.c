@@ -11,6 +11,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "algo/atl.h"
+
 typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL } opt_type_t;
 
 typedef struct opt {
@@ -127,7 +129,7 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
         if (v < o->min || v > o->max) {
             snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name, val,
                      o->min, o->max);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (o->type == OPT_INT)
             *(int64_t *)((char *)c + o->offset) = (int64_t)v;
@@ -139,7 +141,7 @@ bad:;
     char pv[256];
     snprintf(errbuf, errlen, "%s: invalid value for %s: \"%s\"", where, o->name,
              printable(val, strlen(val), pv));
-    return -1;
+    return ATL_ECONFIG;
 }
 
 static int set_key(atl_config_t *c, const char *key, const char *val, const char *where,
@@ -157,7 +159,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
             char pe[256];
             snprintf(errbuf, errlen, "%s: %s: %s", where, printable(key, strlen(key), pk),
                      printable(e, strlen(e), pe));
-            return -1;
+            return ATL_ECONFIG;
         }
         for (size_t i = 0; i < c->n_kafka; i++) {
             if (strcmp(c->kafka_keys[i], key + 6) == 0) {
@@ -168,7 +170,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
         }
         if (c->n_kafka == CONFIG_MAX_KAFKA) {
             snprintf(errbuf, errlen, "%s: too many kafka.* keys", where);
-            return -1;
+            return ATL_ECONFIG;
         }
         c->kafka_keys[c->n_kafka] = strdup(key + 6);
         c->kafka_values[c->n_kafka++] = strdup(val);
@@ -179,7 +181,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
             return set_opt(c, &opts[i], val, where, errbuf, errlen);
     snprintf(errbuf, errlen, "%s: unknown setting \"%s\" (see atlasd --help)", where,
              printable(key, strlen(key), pk));
-    return -1;
+    return ATL_ECONFIG;
 }
 
 void config_init(atl_config_t *c)
@@ -218,12 +220,12 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
     struct stat st;
     if (!f) {
         snprintf(errbuf, errlen, "cannot open config %s: %s", path, strerror(errno));
-        return -1;
+        return ATL_ECONFIG;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { /* a directory reads as empty */
         snprintf(errbuf, errlen, "config %s is not a regular file", path);
         fclose(f);
-        return -1;
+        return ATL_ECONFIG;
     }
     char *line = NULL, where[4200];
     size_t cap = 0;
@@ -235,12 +237,12 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
         if (len > LINE_MAX_BYTES + 1 || (len == LINE_MAX_BYTES + 1 && line[len - 1] != '\n')) {
             snprintf(errbuf, errlen, "%s: line of %zd bytes is longer than %d", where, len,
                      LINE_MAX_BYTES);
-            rc = -1;
+            rc = ATL_ECONFIG;
             break;
         }
         if (memchr(line, '\0', (size_t)len)) {
             snprintf(errbuf, errlen, "%s: NUL byte (not a text file?)", where);
-            rc = -1;
+            rc = ATL_ECONFIG;
             break;
         }
         char *s = trim(line);
@@ -251,7 +253,7 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
             char pl[256];
             snprintf(errbuf, errlen, "%s: expected key = value, not \"%s\"", where,
                      printable(s, strlen(s), pl));
-            rc = -1;
+            rc = ATL_ECONFIG;
             break;
         }
         *eq = '\0';
@@ -259,7 +261,7 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
     }
     if (rc == 0 && ferror(f)) {
         snprintf(errbuf, errlen, "reading config %s: %s", path, strerror(errno));
-        rc = -1;
+        rc = ATL_ECONFIG;
     }
     free(line);
     fclose(f);
@@ -298,11 +300,11 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help();
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
         if (strcmp(argv[i], "--print-config") == 0) {
             config_print_example(stdout);
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
     }
     for (int i = 1; i < argc; i++) { /* the file first, so flags override it */
@@ -312,20 +314,20 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             val = argv[i + 1];
         if (val && load_file(c, val, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         char key[256];
         const char *eq = strchr(a + 2, '='), *val;
         size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         if (kl >= sizeof(key)) {
             snprintf(errbuf, errlen, "option too long: %.40s...", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         memcpy(key, a + 2, kl);
         key[kl] = '\0';
@@ -335,18 +337,18 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
             val = argv[++i];
         } else {
             snprintf(errbuf, errlen, "--%s needs a value", key);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (strcmp(key, "config") == 0)
             continue;
         char where[300];
         snprintf(where, sizeof(where), "flag --%s", key);
         if (set_key(c, key, val, where, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
     }
     if (!c->brokers[0]) { /* a configuration error (exit 2), not a start-up failure */
         snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
-        return -1;
+        return ATL_ECONFIG;
     }
     return 0;
 }

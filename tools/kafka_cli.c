@@ -27,6 +27,7 @@
 
 #define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
 
+/* set by the SIGTERM/SIGINT handler: a signal handler can reach nothing but file-scope state */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
@@ -85,8 +86,8 @@ int cmd_kafka_mock(int argc, char **argv)
         "`error APIKEY COUNT ERRCODE`. In memory only: about 5 MiB per partition is retained.",
         opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 256) {
         fprintf(stderr, "atlasctl kafka-mock: --brokers 1..16, --partitions 1..256\n");
         return CLI_EXIT_USAGE;
@@ -199,7 +200,7 @@ static int produce_one(producer_t *p, const char *topic, const char *key, const 
         }
         if (err) {
             fprintf(stderr, "atlasctl produce: %s\n", rd_kafka_err2str(err));
-            return -1;
+            return -EIO;
         }
         p->sent++;
         rd_kafka_poll(p->rk, 0);
@@ -229,8 +230,9 @@ static int produce_file(producer_t *p, const char *path, cli_progress_t *prog)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
+        int rc = -errno;
+        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, atl_strerror(rc));
+        return rc;
     }
     char *line = NULL, *names[64], key[64];
     size_t cap = 0, plen = strlen(path);
@@ -307,8 +309,8 @@ int cmd_produce(int argc, char **argv)
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!brokers || n_files == 0) {
         fprintf(stderr, "atlasctl produce: --brokers and at least one FILE are required\n");
         free(files);
@@ -384,8 +386,8 @@ int cmd_consume(int argc, char **argv)
         "headers), e.g. the dead-letter topic. No consumer group is used.",
         opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!brokers || !topic) {
         fprintf(stderr, "atlasctl consume: --brokers and --topic are required\n");
         return CLI_EXIT_USAGE;
