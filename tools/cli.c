@@ -45,7 +45,7 @@ void *xrealloc(void *p, size_t n)
     return q;
 }
 
-int mkdir_p(const char *path)
+int cli_mkdir_p(const char *path)
 {
     char buf[4096];
     size_t n = strlen(path);

@@ -66,7 +66,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 
 /** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -errno. */
-int mkdir_p(const char *path);
+int cli_mkdir_p(const char *path);
 
 /**
  * Open a store for command @p cmd, printing "atlasctl CMD: cannot open store DIR: reason" on

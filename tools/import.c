@@ -317,7 +317,7 @@ int cmd_import(int argc, char **argv)
     store_stats_t st;
     char lerr[1024];
     int lock = -1;
-    if (mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
+    if (cli_mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
         /* a running daemon consumes into this store: its offsets and ours would collide */
         fprintf(stderr, "atlasctl import: %s\n", lerr);
         free(files);

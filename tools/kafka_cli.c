@@ -70,6 +70,41 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
     fprintf(stderr, "kafka-mock: done: %s\n", line);
 }
 
+/* Fault-injection commands from stdin, one per line, until SIGTERM/SIGINT; after EOF the cluster
+ * keeps serving. */
+static void serve_commands(rd_kafka_mock_cluster_t *mc)
+{
+    /* read(2), not stdio: poll() cannot see lines already buffered inside a FILE */
+    char buf[4096];
+    size_t used = 0;
+    int stdin_open = 1;
+    while (!stop_requested) {
+        struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+        if (!stdin_open || poll(&p, 1, 200) <= 0) {
+            if (!stdin_open)
+                nanosleep(&(struct timespec){0, 200000000}, NULL);
+            continue;
+        }
+        ssize_t n = read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0) {
+            stdin_open = 0; /* EOF: keep serving until a signal */
+            continue;
+        }
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            nl[0] = '\0';
+            mock_command(mc, line);
+            line = nl + 1;
+        }
+        used = strlen(line);
+        memmove(buf, line, used + 1);
+        if (used == sizeof(buf) - 1)
+            used = 0; /* an absurdly long line: drop it */
+    }
+}
+
 int cmd_kafka_mock(int argc, char **argv)
 {
     uint64_t brokers = 3, partitions = 4;
@@ -112,35 +147,7 @@ int cmd_kafka_mock(int argc, char **argv)
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
     install_stop_signals();
-    /* read(2), not stdio: poll() cannot see lines already buffered inside a FILE */
-    char buf[4096];
-    size_t used = 0;
-    int stdin_open = 1;
-    while (!stop_requested) {
-        struct pollfd p = {STDIN_FILENO, POLLIN, 0};
-        if (!stdin_open || poll(&p, 1, 200) <= 0) {
-            if (!stdin_open)
-                nanosleep(&(struct timespec){0, 200000000}, NULL);
-            continue;
-        }
-        ssize_t n = read(STDIN_FILENO, buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0) {
-            stdin_open = 0; /* EOF: keep serving until a signal */
-            continue;
-        }
-        used += (size_t)n;
-        buf[used] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            nl[0] = '\0';
-            mock_command(mc, line);
-            line = nl + 1;
-        }
-        used = strlen(line);
-        memmove(buf, line, used + 1);
-        if (used == sizeof(buf) - 1)
-            used = 0; /* an absurdly long line: drop it */
-    }
+    serve_commands(mc);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return CLI_EXIT_OK;
