@@ -40,7 +40,11 @@ atl_add_script_test(format-check tests/format_check.sh LABELS unit)
 atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
 atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit)
-atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration tsan TIMEOUT 300)
+atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration TIMEOUT 300)
+# the scheduler's thread-pool handoff without Kafka: also under TSan (librdkafka's threads are
+# made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
+atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_core
+             LABELS unit tsan TIMEOUT 120)
 atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
