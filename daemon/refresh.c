@@ -744,9 +744,29 @@ static uint8_t *movable_items(const refresh_state_t *st, const store_coords_t *p
     return mov;
 }
 
+/*
+ * Frame the map for the frontend's default view (algo/frame.h): a warm map keeps the last map's
+ * frame (recovered from its stored 2-D and framed positions) while it still fills 85-95% of the
+ * view in landscape, so a refresh never rescales or rotates a map whose extent barely changed;
+ * a cold map, or one that outgrew its frame, gets a new one.
+ */
+static int frame_map(const store_coords_t *prev, int warm, store_coords_t *c, refresh_result_t *r)
+{
+    frame_view_t v;
+    frame_t pf;
+    frame_view_default(&v);
+    int have_prev = warm && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0;
+    int rc = frame_choose(c->y2, c->n, &v, have_prev ? &pf : NULL, &r->frame, &r->reframed);
+    if (rc == 0) {
+        frame_apply(&r->frame, c->y2, c->n, c->framed);
+        rc = frame_extent(c->framed, c->n, &v, &r->extent);
+    }
+    return rc;
+}
+
 static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
-                     const double *x, const uint8_t *movable, store_coords_t *c, char *err,
-                     size_t errlen)
+                     const double *x, const uint8_t *movable, store_coords_t *c,
+                     refresh_result_t *r, char *err, size_t errlen)
 {
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
@@ -770,13 +790,9 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
     } else if (rc == 0) {
         rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
     }
-    if (rc == 0 && placed_n >= 2) { /* keep the last map's frame: shared points stay put */
-        double centre[2];
-        layout_frame_centre(prev->y2, prev->framed, centre);
-        layout_frame_at(c->y2, n, centre[0], centre[1], c->framed);
-    } else if (rc == 0) {
-        layout_frame(c->y2, n, c->framed);
-    } else if (rc != ATL_ECANCELED)
+    if (rc == 0)
+        rc = frame_map(prev, placed_n >= 2, c, r);
+    if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "layout: %s", atl_strerror(rc));
     free(placed), free(prev_y);
     return rc;
@@ -784,11 +800,33 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
 
 /* ---- publishing ---------------------------------------------------------------------------- */
 
+/* The manifest's "frame": layout -> corpus similarity, the view it was fitted to, and where the
+ * map's 1st-99th percentile box sits in it (drawn units, after the frontend's x2). */
+static int frame_fields(char *buf, size_t cap, const refresh_result_t *r)
+{
+    frame_view_t v;
+    double scale, deg;
+    int reflect;
+    frame_view_default(&v);
+    frame_describe(&r->frame, &scale, &deg, &reflect);
+    const frame_extent_t *e = &r->extent;
+    return snprintf(
+        buf, cap,
+        "\"frame\":{\"scale\":%.9g,\"rotation_deg\":%.4f,\"reflect\":%s,\"a\":[%.9g,%.9g,%.9g,"
+        "%.9g],\"t\":[%.9g,%.9g],\"reframed\":%s,\"view\":{\"centre\":[%g,%g],\"width\":%g,"
+        "\"height\":%g,\"zoom\":[%g,%g],\"fill_target\":%g},\"extent\":{\"quantiles\":[%g,%g],"
+        "\"width\":%.2f,\"height\":%.2f,\"fill\":%.4f,\"centre\":[%.2f,%.2f]}},",
+        scale, deg, reflect ? "true" : "false", r->frame.a[0], r->frame.a[1], r->frame.a[2],
+        r->frame.a[3], r->frame.t[0], r->frame.t[1], r->reframed ? "true" : "false", v.centre[0],
+        v.centre[1], v.width, v.height, v.zoom[0], v.zoom[1], v.fill, v.pct_lo, v.pct_hi, e->width,
+        e->height, e->fill, e->centre[0], e->centre[1]);
+}
+
 static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
                              const store_counters_t *c, const char *offsets, const char *previous,
                              double max_distance)
 {
-    size_t cap = 4096 + strlen(offsets);
+    size_t cap = 6144 + strlen(offsets);
     char *buf = malloc(cap), when[32] = "";
     if (!buf)
         return NULL;
@@ -815,6 +853,7 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
                       ",\"stats_diffs\":%" PRIu64 ",\"repaired\":%s},",
                       r->verify.s_entries, r->verify.s_diffs, r->verify.stats_diffs,
                       r->verify.s_diffs + r->verify.stats_diffs ? "true" : "false");
+    k += frame_fields(buf + k, cap - (size_t)k, r);
     snprintf(buf + k, cap - (size_t)k,
              "\"stability\":{\"unchanged_knn_items\":%u,\"median\":%.6f,\"p95\":%.6f},"
              "\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
@@ -950,7 +989,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     r->t_mde = now_s() - t1;
     t1 = now_s();
     movable = r->incremental && !o->full ? movable_items(st, &prev, &r->layout_movable) : NULL;
-    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, err, errlen)) != 0)
+    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, r, err, errlen)) != 0)
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();
