@@ -102,10 +102,11 @@ static double select_rank(double *v, uint32_t n, uint32_t k)
     return v[k];
 }
 
+/* The low quantile rounds its rank down and the high one up, so a map of two points spans both. */
 static void quantiles(double *v, uint32_t n, const frame_view_t *fv, double *lo, double *hi)
 {
     *lo = select_rank(v, n, (uint32_t)floor(fv->pct_lo * (n - 1)));
-    *hi = select_rank(v, n, (uint32_t)floor(fv->pct_hi * (n - 1)));
+    *hi = select_rank(v, n, (uint32_t)ceil(fv->pct_hi * (n - 1)));
 }
 
 int frame_extent(const double *xy, uint32_t n, const frame_view_t *v, frame_extent_t *out)
@@ -226,9 +227,16 @@ int frame_fit(const double *y, uint32_t n, const frame_view_t *v, const frame_t 
         search_angles(y, n, v, best_deg - COARSE_STEP_DEG, best_deg + COARSE_STEP_DEG,
                       FINE_STEP_DEG, buf, &best_deg, &best_aspect, &best);
     }
+    if (!(best_aspect > 0)) { /* every point in one place: scale 1, centred on the view */
+        double r[4], box[4];
+        orientation(0, r);
+        rotated_box(y, n, r, v, buf, box);
+        for (int k = 0; k < 4; k++)
+            best.a[k] = r[k];
+        for (int d = 0; d < 2; d++)
+            best.t[d] = (v->centre[d] - (box[2 * d] + box[2 * d + 1]) / 2) / v->zoom[d];
+    }
     free(buf);
-    if (!(best_aspect > 0))
-        return -EINVAL;
     *out = best;
     return 0;
 }

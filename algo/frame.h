@@ -64,7 +64,8 @@ void frame_describe(const frame_t *f, double *scale, double *angle_deg, int *ref
 
 /**
  * The quantile box of corpus positions @p xy (n x 2) as drawn by the frontend.
- * Quantile q of n values is the value of rank floor(q (n - 1)) in ascending order.
+ * The low quantile q of n values is the value of rank floor(q (n - 1)) in ascending order, the
+ * high one of rank ceil(q (n - 1)), so two points span their whole range.
  * @return 0, -EINVAL (n == 0, NULL, bad view, non-finite input), -ENOMEM.
  */
 int frame_extent(const double *xy, uint32_t n, const frame_view_t *v, frame_extent_t *out);
@@ -75,7 +76,8 @@ int frame_extent(const double *xy, uint32_t n, const frame_view_t *v, frame_exte
  * quantile box (largest drawn width / height: the long axis horizontal), then scaled so the box
  * fills v->fill of the binding side, and centred on the view.
  * @param[in] orient NULL, or a frame whose rotation/reflection is kept (no search).
- * @return 0, -EINVAL (n < 2, bad view, non-finite input, all points equal), -ENOMEM.
+ * Points all in one place get scale 1, centred.
+ * @return 0, -EINVAL (n < 2, bad view, non-finite input), -ENOMEM.
  * Thread-safety: reentrant. Cost: O(n) per angle tried (~60 angles).
  */
 int frame_fit(const double *y, uint32_t n, const frame_view_t *v, const frame_t *orient,

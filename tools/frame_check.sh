@@ -15,10 +15,14 @@ sort -g "$tmp/x" >"$tmp/xs"
 sort -g "$tmp/y" >"$tmp/ys"
 n=$(wc -l <"$tmp/xs")
 [ "$n" -ge 2 ] || { echo "frame: fewer than 2 points"; exit 1; }
-# quantile p: the value of rank floor(p (n - 1)) in ascending order (1-based line + 1)
-q() { sed -n "$(awk -v n="$n" -v p="$2" 'BEGIN { print int(p * (n - 1)) + 1 }')p" "$1"; }
-awk -v n="$n" -v x0="$(q "$tmp/xs" 0.01)" -v x1="$(q "$tmp/xs" 0.99)" \
-    -v y0="$(q "$tmp/ys" 0.01)" -v y1="$(q "$tmp/ys" 0.99)" 'BEGIN {
+# quantile p: the value of rank floor(p (n - 1)) (low) or ceil(p (n - 1)) (high) in ascending
+# order, as algo/frame.c; sed's lines count from 1
+q() {
+    sed -n "$(awk -v n="$n" -v p="$2" -v up="$3" 'BEGIN { r = p * (n - 1); k = int(r);
+        if (up && k < r) k++; print k + 1 }')p" "$1"
+}
+awk -v n="$n" -v x0="$(q "$tmp/xs" 0.01 0)" -v x1="$(q "$tmp/xs" 0.99 1)" \
+    -v y0="$(q "$tmp/ys" 0.01 0)" -v y1="$(q "$tmp/ys" 0.99 1)" 'BEGIN {
     W = 322.6; H = W / 1.6; CX = -20; CY = 0
     w = x1 - x0; h = y1 - y0; fw = w / W; fh = h / H
     fill = fw > fh ? fw : fh; side = fw > fh ? "width" : "height"

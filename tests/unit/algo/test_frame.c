@@ -165,13 +165,20 @@ int main(void)
 
     /* bad input */
     {
-        double y[6] = {1, 2, 1, 2, 1, 2}, xy[6] = {0}, bad[4] = {0, NAN, 1, 1};
+        double y[6] = {1, 2, 1, 2, 1, 2}, xy[6] = {0}, bad[4] = {0, NAN, 1, 1}, zero[6] = {0};
         frame_t f;
         frame_extent_t e;
         CHECK_EQ(frame_fit(y, 1, &v, NULL, &f), -EINVAL);
-        CHECK_EQ(frame_fit(y, 3, &v, NULL, &f), -EINVAL); /* all points equal */
+        E(frame_fit(y, 3, &v, NULL, &f)); /* all points equal: centred, scale 1 */
+        frame_apply(&f, y, 3, xy);
+        CHECK_NEAR(-2 * xy[0], v.centre[0], 1e-9);
+        CHECK_NEAR(2 * xy[1], v.centre[1], 1e-9);
+        /* two points: the quantile box spans both, so they are framed apart */
+        double two[4] = {0, 0, 1, 0.2};
+        E(frame_fit(two, 2, &v, NULL, &f));
+        check_fills(&f, two, 2, &v);
         CHECK_EQ(frame_fit(bad, 2, &v, NULL, &f), -EINVAL);
-        CHECK_EQ(frame_recover(y, xy, 3, &f), -EINVAL);
+        CHECK_EQ(frame_recover(y, zero, 3, &f), -EINVAL);
         CHECK_EQ(frame_extent(bad, 2, &v, &e), -EINVAL);
         frame_view_t w = v;
         w.fill = 1.5;
