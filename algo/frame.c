@@ -24,7 +24,7 @@ void frame_view_default(frame_view_t *v)
     v->centre[0] = -20, v->centre[1] = 0;
     v->width = 322.6, v->height = 322.6 / 1.6;
     v->zoom[0] = -2, v->zoom[1] = 2;
-    v->fill = 0.90, v->fill_lo = 0.85, v->fill_hi = 0.95;
+    v->fill = 0.90, v->fill_lo = 0.82, v->fill_hi = 0.97;
     v->pct_lo = 0.01, v->pct_hi = 0.99;
     v->centre_tol = 0.05;
 }

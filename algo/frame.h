@@ -50,7 +50,11 @@ typedef struct frame_extent {
     double centre[2];
 } frame_extent_t;
 
-/** The 2026 frontend's default view (above), fill 0.90 within [0.85, 0.95], 1st-99th pct. */
+/**
+ * The 2026 frontend's default view (above); new frames fill 0.90; a warm map keeps its frame
+ * while its fill stays within [0.82, 0.97] (the layout's own drift between warm forced rebuilds
+ * is a few percent at small sizes: a narrower band rescaled every point for it); 1st-99th pct.
+ */
 void frame_view_default(frame_view_t *v);
 
 /** The notebooks' fixed frame: bounding box to the origin, x2.5, (x, y) -> (-y, -x). */

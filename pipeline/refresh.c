@@ -637,17 +637,28 @@ static double map_width(const double *y, uint32_t n)
     return fmax(hi_x - lo_x, hi_y - lo_y);
 }
 
-/* How far items whose kNN rows did not change moved, as a fraction of the map's width. */
+/*
+ * How far items whose kNN rows did not change moved, as a fraction of the map's width. When the
+ * map was reframed (rescaled/recentred because it outgrew its frame; frame.reframed in the
+ * manifest) the movement is measured in the previous frame, so the figure is the layout's own
+ * movement, not the uniform zoom of the new frame.
+ */
 static void stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
 {
     uint8_t *mask = calloc((size_t)c->n + 1, 1);
     double *before = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    double *after = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    frame_t pf;
     r->stability_median = r->stability_p95 = -1;
     r->stability_items = 0;
-    if (!mask || !before || prev->k != c->k) {
-        free(mask), free(before);
+    if (!mask || !before || !after || prev->k != c->k) {
+        free(mask), free(before), free(after);
         return;
     }
+    if (r->reframed && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0)
+        frame_apply(&pf, c->y2, c->n, after);
+    else
+        memcpy(after, c->framed, (size_t)c->n * 2 * sizeof(double));
     for (uint32_t i = 0; i < c->n; i++) {
         uint32_t at = key_find(prev->keys, prev->n, c->keys[i]);
         if (at == UINT32_MAX ||
@@ -658,9 +669,9 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
         r->stability_items++;
     }
     if (r->stability_items > 0)
-        quality_displacement(before, c->framed, c->n, 2, mask, map_width(c->framed, c->n),
+        quality_displacement(before, after, c->n, 2, mask, map_width(after, c->n),
                              &r->stability_median, &r->stability_p95);
-    free(mask), free(before);
+    free(mask), free(before), free(after);
 }
 
 /* ---- MDE and layout ------------------------------------------------------------------------ */
@@ -746,7 +757,7 @@ static uint8_t *movable_items(const refresh_state_t *st, const store_coords_t *p
 
 /*
  * Frame the map for the frontend's default view (algo/frame.h): a warm map keeps the last map's
- * frame (recovered from its stored 2-D and framed positions) while it still fills 85-95% of the
+ * frame (recovered from its stored 2-D and framed positions) while it still fills 82-97% of the
  * view in landscape, so a refresh never rescales or rotates a map whose extent barely changed;
  * a cold map, or one that outgrew its frame, gets a new one.
  */
