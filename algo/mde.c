@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/mde_kernel.h"
+#include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
@@ -513,7 +513,7 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
         d[k] = zero[k] ? 1.0 : sqrt(d2);
     }
     if (k0 >= m->m_attr) {
-        mde__repulsive_block(d, fv, coef, n);
+        fastmath__mde_repulsive_block(d, fv, coef, n);
         for (size_t k = 0; k < n; k++)
             f += fv[k];
     } else {
@@ -817,6 +817,8 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
         d[i] = -d[i];
 }
 
+/* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+ * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
     size_t nx = m->nx;

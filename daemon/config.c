@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/atl.h"
+
 typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL } opt_type_t;
 
 typedef struct opt {
@@ -98,7 +100,7 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
         if (v < o->min || v > o->max) {
             snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name, val,
                      o->min, o->max);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (o->type == OPT_INT)
             *(int64_t *)((char *)c + o->offset) = (int64_t)v;
@@ -108,7 +110,7 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
     }
 bad:
     snprintf(errbuf, errlen, "%s: invalid value for %s: \"%s\"", where, o->name, val);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 static int set_key(atl_config_t *c, const char *key, const char *val, const char *where,
@@ -124,7 +126,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
         }
         if (c->n_kafka == CONFIG_MAX_KAFKA) {
             snprintf(errbuf, errlen, "%s: too many kafka.* keys", where);
-            return -1;
+            return ATL_ECONFIG;
         }
         c->kafka_keys[c->n_kafka] = strdup(key + 6);
         c->kafka_values[c->n_kafka++] = strdup(val);
@@ -134,7 +136,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
         if (strcmp(opts[i].name, key) == 0)
             return set_opt(c, &opts[i], val, where, errbuf, errlen);
     snprintf(errbuf, errlen, "%s: unknown setting \"%s\" (see atlasd --help)", where, key);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 void config_init(atl_config_t *c)
@@ -172,7 +174,7 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(errbuf, errlen, "cannot open config %s: %s", path, strerror(errno));
-        return -1;
+        return ATL_ECONFIG;
     }
     char line[4096], where[4200];
     int lineno = 0, rc = 0;
@@ -185,7 +187,7 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
         char *eq = strchr(s, '=');
         if (!eq) {
             snprintf(errbuf, errlen, "%s: expected key = value", where);
-            rc = -1;
+            rc = ATL_ECONFIG;
             break;
         }
         *eq = '\0';
@@ -227,11 +229,11 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help();
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
         if (strcmp(argv[i], "--print-config") == 0) {
             config_print_example(stdout);
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
     }
     for (int i = 1; i < argc; i++) { /* the file first, so flags override it */
@@ -241,20 +243,20 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             val = argv[i + 1];
         if (val && load_file(c, val, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         char key[256];
         const char *eq = strchr(a + 2, '='), *val;
         size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         if (kl >= sizeof(key)) {
             snprintf(errbuf, errlen, "option too long: %.40s...", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         memcpy(key, a + 2, kl);
         key[kl] = '\0';
@@ -264,14 +266,14 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
             val = argv[++i];
         } else {
             snprintf(errbuf, errlen, "--%s needs a value", key);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (strcmp(key, "config") == 0)
             continue;
         char where[300];
         snprintf(where, sizeof(where), "flag --%s", key);
         if (set_key(c, key, val, where, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
     }
     return 0;
 }

@@ -46,10 +46,13 @@ void config_init(atl_config_t *c);
 /** Free the strings. */
 void config_destroy(atl_config_t *c);
 
+/** config_parse_args(): --help or --print-config was printed; exit 0 (a success, not an error). */
+#define CONFIG_PARSE_DONE 1
+
 /**
- * Apply a config file then argv (argv[0] skipped). `--help` prints help and returns 1;
- * `--print-config` prints the example config and returns 1.
- * @return 0 to run, 1 to exit 0 (help printed), or -1 with a message in errbuf naming the
+ * Apply a config file then argv (argv[0] skipped). `--help` prints help and `--print-config`
+ * the example config; both return CONFIG_PARSE_DONE.
+ * @return 0 to run, CONFIG_PARSE_DONE, or ATL_ECONFIG with a message in errbuf naming the
  *         file:line or the flag.
  */
 int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size_t errlen);

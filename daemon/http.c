@@ -279,7 +279,7 @@ static int read_small_file(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return -1;
+        return -errno;
     size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -291,15 +291,16 @@ static int snapshot_etag(const char *path, char etag[68])
 {
     char mp[4200], buf[8192];
     snprintf(mp, sizeof(mp), "%s.json", path);
-    if (read_small_file(mp, buf, sizeof(buf)) != 0)
-        return -1;
+    int rc = read_small_file(mp, buf, sizeof(buf));
+    if (rc != 0)
+        return rc;
     cJSON *m = cJSON_Parse(buf);
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
     int ok = cJSON_IsString(sha) && strlen(sha->valuestring) == 64;
     if (ok)
         snprintf(etag, 68, "\"%s\"", sha->valuestring);
     cJSON_Delete(m);
-    return ok ? 0 : -1;
+    return ok ? 0 : ATL_ECORRUPT;
 }
 
 /* If-None-Match: a list of tags, weak ones compared weakly, or "*". */
@@ -332,7 +333,7 @@ static int none_match_hits(h2o_req_t *req, const char *etag)
  * One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as 206, or 416 when unsatisfiable.
  * h2o_file_send() ignores Range (only h2o's directory handler parses it), so ranges are served
  * here: the slice is read into the request's pool, which is fine for resumed downloads of a
- * corpus of a few MB. @return 0 if a response was sent, -1 to fall back to the whole file
+ * corpus of a few MB. @return 0 if a response was sent, -EINVAL to fall back to the whole file
  * (a multi-range or malformed header, which RFC 7233 allows a server to ignore).
  */
 static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
@@ -340,29 +341,29 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     char spec[128];
     if (v.len >= sizeof(spec) || v.len < 7 || memcmp(v.base, "bytes=", 6) != 0 ||
         memchr(v.base, ',', v.len))
-        return -1;
+        return -EINVAL;
     memcpy(spec, v.base + 6, v.len - 6);
     spec[v.len - 6] = '\0';
     struct stat st;
     if (stat(path, &st) != 0)
-        return -1;
+        return -EINVAL;
     long long size = st.st_size, a, b;
     char *dash = strchr(spec, '-'), *end;
     if (!dash)
-        return -1;
+        return -EINVAL;
     *dash = '\0';
     if (spec[0] == '\0') { /* suffix: the last n bytes */
         long long n = strtoll(dash + 1, &end, 10);
         if (*end || n <= 0)
-            return -1;
+            return -EINVAL;
         a = n >= size ? 0 : size - n, b = size - 1;
     } else {
         a = strtoll(spec, &end, 10);
         if (*end || a < 0)
-            return -1;
+            return -EINVAL;
         b = dash[1] ? strtoll(dash + 1, &end, 10) : size - 1;
         if (dash[1] && (*end || b < a))
-            return -1;
+            return -EINVAL;
         if (b >= size)
             b = size - 1;
     }
@@ -379,7 +380,7 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     if (!f || fseeko(f, (off_t)a, SEEK_SET) != 0 || fread(body, 1, len, f) != len) {
         if (f)
             fclose(f);
-        return -1;
+        return -EINVAL;
     }
     fclose(f);
     int n = snprintf(cr, 64, "bytes %lld-%lld/%lld", a, b, size);
@@ -532,14 +533,14 @@ static int parse_addr(const char *addr, struct sockaddr_in *out)
     char host[64];
     const char *colon = strrchr(addr, ':');
     if (!colon || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
+        return -EINVAL;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
-        return -1;
-    return uv_ip4_addr(host[0] ? host : "0.0.0.0", (int)port, out) == 0 ? 0 : -1;
+        return -EINVAL;
+    return uv_ip4_addr(host[0] ? host : "0.0.0.0", (int)port, out) == 0 ? 0 : -EINVAL;
 }
 
 int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
@@ -548,7 +549,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     struct sockaddr_in sa;
     if (parse_addr(addr, &sa) != 0) {
         snprintf(errbuf, errlen, "http: \"%s\" is not an IPv4 HOST:PORT", addr);
-        return -1;
+        return ATL_ECONFIG;
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -589,7 +590,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
         http_stop(s);
         uv_run(loop, UV_RUN_NOWAIT);
         http_free(s, 0);
-        return -1;
+        return rc; /* libuv's codes are -errno */
     }
     struct sockaddr_in bound;
     int len = sizeof(bound);

@@ -12,7 +12,7 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "daemon/ingest.h"
+#include "daemon/text_buf.h"
 
 typedef struct http_routes {
     const char *snapshots_dir; /* served under /snapshots */
@@ -36,7 +36,8 @@ typedef struct http_server http_server_t;
 
 /**
  * Listen on @p addr ("HOST:PORT", port 0 = ephemeral; the bound port is logged).
- * @return 0 and *out, or -1 with a message in errbuf.
+ * @return 0 and *out, or ATL_ECONFIG (not an IPv4 HOST:PORT) or -errno (cannot listen), with a
+ *         message in errbuf.
  */
 int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
                char *errbuf, size_t errlen);

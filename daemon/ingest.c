@@ -74,27 +74,6 @@ struct ingest {
     double rate; /* events/s over the last stats window */
 };
 
-void text_buf_printf(text_buf_t *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = realloc(b->p, b->cap);
-        if (!p)
-            abort(); /* daemon/: abort on OOM (STYLE R3) */
-        b->p = p;
-    }
-}
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -176,9 +155,10 @@ static int flush(ingest_t *ig)
     ig->stalled = 0;
     observe_latency(ig, now_s() - t0);
     ig->batches++;
-    for (int i = 0; i < ig->n_parts; i++) {
+    for (int i = 0; i < ig->n_parts; i++) { /* what this batch just wrote: no read-back */
         int64_t off;
-        if (store_offset_get(ig->store, ig->parts[i].topic, ig->parts[i].partition, &off) == 0)
+        if (store_batch_get_offset(ig->batch, ig->parts[i].topic, ig->parts[i].partition, &off) ==
+            0)
             ig->parts[i].next_offset = off;
     }
     LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(ig->batch),
@@ -466,7 +446,7 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
     char e[512];
     if (!conf)
-        return -1;
+        return ATL_ECONFIG;
     /* our defaults first, so kafka.* settings can override them */
     if (kafkaconf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
         kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
@@ -490,7 +470,7 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     return 0;
 bad:
     rd_kafka_conf_destroy(conf);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
@@ -500,7 +480,7 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
     rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
     char e[512];
     if (!conf)
-        return -1;
+        return ATL_ECONFIG;
     for (size_t i = 0; i < ig->cfg->n_kafka; i++) {
         const char *k = ig->cfg->kafka_keys[i];
         /* consumer-only properties would make the producer fail: pass the common ones */
@@ -517,13 +497,14 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
     return 0;
 bad:
     rd_kafka_conf_destroy(conf);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
                  char *errbuf, size_t errlen)
 {
     ingest_t *ig = calloc(1, sizeof(*ig));
+    int rc = ATL_ECONFIG;
     if (!ig)
         abort();
     ig->loop = loop;
@@ -538,8 +519,8 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
         snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
         goto bad;
     }
-    if (store_batch_new(&ig->batch) != 0 || make_consumer(ig, errbuf, errlen) != 0 ||
-        make_dlq(ig, errbuf, errlen) != 0)
+    if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = make_consumer(ig, errbuf, errlen)) != 0 ||
+        (rc = make_dlq(ig, errbuf, errlen)) != 0)
         goto bad;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, cfg->topic_hiscores, RD_KAFKA_PARTITION_UA);
@@ -548,11 +529,13 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
         snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        rc = ATL_ECONFIG;
         goto bad;
     }
     ig->queue = rd_kafka_queue_get_consumer(ig->rk);
     if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+        rc = -errno;
+        snprintf(errbuf, errlen, "eventfd: %s", strerror(-rc));
         goto bad;
     }
     static const uint64_t one = 1; /* an eventfd takes 8-byte writes */
@@ -574,7 +557,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     return 0;
 bad:
     ingest_free(ig);
-    return -1;
+    return rc;
 }
 
 static void on_handle_closed(uv_handle_t *h)

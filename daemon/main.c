@@ -198,16 +198,17 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     store_opts_default(&so);
     so.map_size_bytes = (uint64_t)d->cfg.map_size_mb << 20;
     so.no_sync = !d->cfg.durable;
+    int rc;
     if (mkdir(d->cfg.db, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(errno));
-        return -1;
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(-rc));
+        return rc;
     }
-    if (store_lock(d->cfg.db, &d->lock_fd, err, errlen) != 0)
-        return -1;
-    int rc = store_open(d->cfg.db, &so, &d->store);
-    if (rc != 0) {
+    if ((rc = store_lock(d->cfg.db, &d->lock_fd, err, errlen)) != 0)
+        return rc;
+    if ((rc = store_open(d->cfg.db, &so, &d->store)) != 0) {
         snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
-        return -1;
+        return rc;
     }
     uv_loop_init(&d->loop);
     d->loop_ready = 1;
@@ -227,11 +228,11 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
             abort();
         snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
     }
-    if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
-        return -1;
+    if ((rc = ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen)) != 0)
+        return rc;
     d->parts_running = 1;
-    if (sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen) != 0)
-        return -1;
+    if ((rc = sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen)) != 0)
+        return rc;
     d->parts_running = 2;
     /* viewer: empty = the files of this build, "none" = no viewer */
     const char *viewer = !d->cfg.viewer[0]                    ? ATL_VIEWER_DIR
@@ -247,9 +248,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
                             .item = item,
                             .admin_token = d->cfg.admin_token,
                             .ud = d};
-    if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
-        return -1;
-    return 0;
+    return http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -260,10 +259,10 @@ int main(int argc, char **argv)
     config_init(&d.cfg);
     int rc = config_parse_args(&d.cfg, argc, argv, err, sizeof(err));
     if (rc != 0) {
-        if (rc < 0)
+        if (rc != CONFIG_PARSE_DONE)
             fprintf(stderr, "atlasd: %s\n", err);
         config_destroy(&d.cfg);
-        return rc > 0 ? 0 : 2;
+        return rc == CONFIG_PARSE_DONE ? 0 : 2;
     }
     log_level_t lvl;
     if (log_level_parse(d.cfg.log_level, &lvl) != 0) {

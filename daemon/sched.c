@@ -282,7 +282,7 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
     if (!s || !(s->state = refresh_state_new())) {
         free(s);
         snprintf(errbuf, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
     s->loop = loop, s->cfg = cfg, s->store = store;
     s->last_ok = 1;
@@ -319,37 +319,16 @@ uint64_t sched_request_rebuild(sched_t *s, int cold)
     return id;
 }
 
+/* The pipeline's one serialisation of a result (refresh_result_json), grafted into @p o. */
 static void add_result(cJSON *o, const refresh_result_t *r)
 {
-    cJSON_AddStringToObject(o, "snapshot", r->id);
-    cJSON_AddNumberToObject(o, "items", r->items);
-    cJSON_AddBoolToObject(o, "incremental", r->incremental);
-    cJSON_AddBoolToObject(o, "warm", r->warm);
-    cJSON_AddNumberToObject(o, "dirty_items", r->dirty);
-    cJSON_AddNumberToObject(o, "rows_read", r->rows_read);
-    cJSON_AddNumberToObject(o, "graph_rows", r->graph_rows);
-    cJSON_AddNumberToObject(o, "knn_rows", r->knn_rows);
-    cJSON_AddNumberToObject(o, "mde_iterations", r->mde_iterations);
-    cJSON_AddNumberToObject(o, "layout_movable", r->layout_movable);
-    cJSON_AddNumberToObject(o, "batch_seq", (double)r->seq);
-    cJSON_AddNumberToObject(o, "events_applied", (double)r->events_applied);
-    cJSON_AddNumberToObject(o, "stability_p95", r->stability_p95);
-    cJSON *t = cJSON_AddObjectToObject(o, "seconds");
-    cJSON_AddNumberToObject(t, "verify", r->t_verify);
-    cJSON_AddNumberToObject(t, "read", r->t_read);
-    cJSON_AddNumberToObject(t, "graph", r->t_graph);
-    cJSON_AddNumberToObject(t, "knn", r->t_knn);
-    cJSON_AddNumberToObject(t, "mde", r->t_mde);
-    cJSON_AddNumberToObject(t, "layout", r->t_layout);
-    cJSON_AddNumberToObject(t, "publish", r->t_publish);
-    cJSON_AddNumberToObject(t, "total", r->t_total);
-    if (r->verified) {
-        cJSON *v = cJSON_AddObjectToObject(o, "verify");
-        cJSON_AddNumberToObject(v, "s_entries", (double)r->verify.s_entries);
-        cJSON_AddNumberToObject(v, "s_diffs", (double)r->verify.s_diffs);
-        cJSON_AddNumberToObject(v, "stats_diffs", (double)r->verify.stats_diffs);
-        cJSON_AddStringToObject(v, "first_diff", r->verify.first_diff);
+    char buf[REFRESH_JSON_MAX];
+    cJSON *j = refresh_result_json(r, 0, buf, sizeof(buf)) >= 0 ? cJSON_Parse(buf) : NULL;
+    while (j && j->child) {
+        cJSON *item = cJSON_DetachItemViaPointer(j, j->child);
+        cJSON_AddItemToObject(o, item->string, item);
     }
+    cJSON_Delete(j);
 }
 
 static void iso_time(int64_t t, char out[32])

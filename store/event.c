@@ -167,7 +167,7 @@ static int digits(const char *s, int n, int *out)
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return -EINVAL;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;

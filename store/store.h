@@ -201,6 +201,14 @@ int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partitio
                            int64_t next_offset);
 
 /**
+ * The offset store_batch_set_offset() recorded for @p topic / @p partition in this batch (after
+ * a commit: what the store now holds for it, without reading it back).
+ * @return 0 and *out, or ATL_ENOTFOUND (the batch has no offset for that partition).
+ */
+int store_batch_get_offset(const store_batch_t *b, const char *topic, int32_t partition,
+                           int64_t *out);
+
+/**
  * Apply the batch in ONE write transaction: profiles, item stats, S (deltas merged in memory,
  * applied in key order), dirty rows, metadata, offsets and counters. On MDB_MAP_FULL the map is
  * doubled and the transaction retried. The batch is left intact (call store_batch_clear()).

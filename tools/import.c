@@ -106,7 +106,8 @@ static int import_jsonl(import_t *im, FILE *f, const char *file)
 /*
  * Split one CSV record (RFC 4180: quoted fields, "" for a quote, newlines inside quotes) into
  * NUL-terminated cells, reading more lines from @p f while a quote is open.
- * @return number of cells, 0 at end of input, -1 on a malformed record.
+ * @return number of cells, 0 at end of input, -EINVAL (a quote still open at the end of input) or
+ *         -E2BIG (more than @p max_cells cells).
  */
 static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_cells,
                       uint64_t *lineno)
@@ -132,7 +133,7 @@ static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_ce
             ssize_t ml = getline(&more, &mcap, f);
             if (ml < 0) {
                 free(more);
-                return -1;
+                return -EINVAL; /* a quoted cell runs past the end of the file */
             }
             (*lineno)++;
             *buf = xrealloc(*buf, used + (size_t)ml + 2);
@@ -157,7 +158,7 @@ static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_ce
         } else if (c == ',') {
             *out++ = '\0';
             if (n == max_cells)
-                return -1;
+                return -E2BIG;
             cells[n++] = out;
         } else if (c != '\n' && c != '\r') {
             *out++ = c;
@@ -297,8 +298,8 @@ int cmd_import(int argc, char **argv)
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!db || n_files == 0 || batch_size == 0) {
         fprintf(stderr, "atlasctl import: %s (see --help)\n",
                 !db ? "--db is required"
@@ -316,7 +317,7 @@ int cmd_import(int argc, char **argv)
     store_stats_t st;
     char lerr[1024];
     int lock = -1;
-    if (mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
+    if (cli_mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
         /* a running daemon consumes into this store: its offsets and ours would collide */
         fprintf(stderr, "atlasctl import: %s\n", lerr);
         free(files);

@@ -148,4 +148,29 @@ size=$(stat -c %s "$T/snaps/$id")
 printf '\001' | dd of="$T/snaps/$id" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
 expect_exit 1 atlasctl snapshots verify --dir "$T/snaps"
 grep -q "does not match its manifest" "$T/err" || fail "sha256 mismatch not reported: $(cat "$T/err")"
+# the HTTP client (libcurl) follows redirects: a front end that moves /status still answers
+if command -v python3 >/dev/null; then
+    cat >"$T/redirect.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/status":
+            self.send_response(302); self.send_header("Location", "/moved/status"); self.end_headers()
+            return
+        body = b'{"freshness":{"latest_snapshot":"corpus_1"}}'
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$T/redirect.py" >"$T/redirect.port" &
+    rpid=$!
+    for _ in $(seq 50); do [ -s "$T/redirect.port" ] && break; sleep 0.1; done
+    expect_exit 0 atlasctl status --url "http://127.0.0.1:$(cat "$T/redirect.port")" --json
+    kill "$rpid" 2>/dev/null || true
+    grep -q corpus_1 "$T/out" || fail "status --url did not follow the redirect: $(cat "$T/out" "$T/err")"
+    expect_exit 1 atlasctl status --url "ftp://127.0.0.1/" --json
+fi
 echo "cli: all checks passed"
