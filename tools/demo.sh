@@ -93,7 +93,7 @@ fi
 
 produced=0
 header() {
-    printf '   %-9s %9s %9s = %8s + %9s + %8s + %8s + %7s %9s  %-18s %s\n' "" produced consumed \
+    printf '   %-9s %9s %9s = %8s + %9s + %8s + %8s + %7s %9s  %-20s %s\n' "" produced consumed \
         metadata applied skipped rejected batch "to read" "latest map" "refresh lag"
 }
 line() { # $1: label. Reads /status until a batch boundary (consumed = committed), 2 s at most.
@@ -106,7 +106,7 @@ line() { # $1: label. Reads /status until a batch boundary (consumed = committed
         [ "$((c - m - a - k - r))" = 0 ] && break
         sleep 0.2
     done
-    printf '   %-9s %9s %9s = %8s + %9s + %8s + %8s + %7s %9s  %-18s %s\n' "$1" "$(num "$produced")" \
+    printf '   %-9s %9s %9s = %8s + %9s + %8s + %8s + %7s %9s  %-20s %s\n' "$1" "$(num "$produced")" \
         "$(num "$c")" "$(num "$m")" "$(num "$a")" "$(num "$k")" "$(num "$r")" \
         "$(num $((c - m - a - k - r)))" "$(num $((produced - c)))" \
         "$(echo "$s" | nested latest_snapshot)" "$(echo "$s" | nested refresh_lag_seconds)"
