@@ -485,14 +485,14 @@ static void init_pca(const double *x, uint32_t n, uint32_t dim, double *y)
 
 /* Unplaced points at the weighted mean of their placed neighbours (a few rounds, so chains of
  * new points get placed too); points with none at the centroid of the placed ones plus noise. */
-static void init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double *y, rng_t *r)
+static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double *y, rng_t *r)
 {
-    uint8_t *have = malloc(n);
-    double *acc = malloc((size_t)n * 3 * sizeof(double)), cx = 0, cy = 0;
+    uint8_t *have = malloc((size_t)n + 1);
+    double *acc = malloc(((size_t)n * 3 + 1) * sizeof(double)), cx = 0, cy = 0;
     uint32_t n_placed = 0;
     if (!have || !acc) {
         free(have), free(acc);
-        return;
+        return -ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
         have[i] = placed[i] != 0;
@@ -524,6 +524,7 @@ static void init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, doubl
             y[2 * (size_t)i + 1] = (n_placed ? cy / n_placed : 5) + rng_normal(r);
         }
     free(have), free(acc);
+    return 0;
 }
 
 /* ---- SGD (§6) ---------------------------------------------------------------------------- */
@@ -640,9 +641,9 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     if ((rc = exact_knn(x, n, dim, k, nbr, dist)) != 0 ||
         (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
         goto out;
-    if (placed)
-        init_warm(&e, n, placed, y, &r);
-    else
+    if (placed && (rc = init_warm(&e, n, placed, y, &r)) != 0)
+        goto out;
+    if (!placed)
         init_pca(x, n, dim, y);
     rc = optimize(&e, n, y, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate, &r,
                   o, placed ? o->movable : NULL);

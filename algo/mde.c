@@ -346,9 +346,11 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
-    memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
-    memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    if (knn->m) { /* a graph with no edges has NULL arrays */
+        memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
+        memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
+        memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    }
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);
@@ -398,7 +400,7 @@ void mde_coords_random(const mde_t *m, double *x)
     center(m, x);
 }
 
-void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
 {
     /* the edges are in internal labels: work on an internal copy of x and of the mask */
     double *xi = malloc((m->nx + 1) * sizeof(double));
@@ -406,7 +408,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     if (!xi || !pi) {
         free(xi);
         free(pi);
-        return;
+        return -ENOMEM;
     }
     to_internal(m, x, xi);
     for (uint32_t v = 0; v < m->n; v++)
@@ -415,6 +417,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     to_external(m, xi, x);
     free(xi);
     free(pi);
+    return 0;
 }
 
 static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)

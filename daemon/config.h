@@ -14,15 +14,17 @@
 #define CONFIG_MAX_KAFKA 64
 
 typedef struct atl_config {
-    char *db;      /* state directory (LMDB store) */
-    char *brokers; /* Kafka bootstrap list */
-    char *group;   /* consumer group id */
-    char *http;    /* HOST:PORT of the HTTP server */
+    char *db;                /* state directory (LMDB store) */
+    char *brokers;           /* Kafka bootstrap list */
+    char *group;             /* consumer group id */
+    char *group_instance_id; /* static membership ("": per store, "none": off) */
+    char *http;              /* HOST:PORT of the HTTP server */
     char *topic_hiscores, *topic_beatmaps, *topic_dlq;
     int64_t batch_max_events;
     int64_t batch_max_ms;
     int64_t max_message_bytes;
     double min_pp;
+    int64_t max_future_s; /* update_time tolerance past the broker timestamp / wall clock */
     int64_t map_size_mb;
     int64_t durable; /* fsync every batch commit */
     int64_t stats_interval_s;

@@ -20,7 +20,9 @@ typedef struct http_routes {
     const char *viewer_dir;    /* static files of the map viewer, served at / (NULL: none) */
     void (*status)(void *ud, cJSON *out);       /* fill the /status object */
     void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
-    int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
+    /* the ingestion state: "consuming" answers /healthz 200 "ok", anything else (e.g.
+     * "rebalancing", "stalled", "brokers_down") 503 with the state as the body */
+    const char *(*health)(void *ud);
     /* POST /admin/rebuild[?cold=1]: fill the JSON answer, return the HTTP status. Admitted from
      * loopback, or with `Authorization: Bearer <admin_token>` when a token is configured;
      * otherwise 401 (token configured, missing or wrong) or 403 (no token configured). */

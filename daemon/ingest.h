@@ -39,6 +39,10 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud);
 /** Free after done_cb ran (or if never started); NULL is a no-op. */
 void ingest_free(ingest_t *ig);
 
+/** The ingestion state: consuming, rebalancing (no assignment yet since the start or the last
+ * revoke), stalled, brokers_down or stopping. Static string; loop thread only. */
+const char *ingest_state(const ingest_t *ig);
+
 /** Add the status fields (partitions, offsets, lag, rates, last error, broker state). */
 void ingest_status(ingest_t *ig, cJSON *obj);
 

@@ -107,13 +107,14 @@ int embed_mde(const knn_t *knn, const uint64_t *keys, const mde_opts_t *mo, int 
     graph_edges_init(&ke);
     if ((rc = knn_edges(knn, &ke)) == 0 && (rc = mde_init(&m, mo, knn->n, &ke, keys)) == 0) {
         if (warm) {
-            mde_coords_warm(&m, x, placed);
+            rc = mde_coords_warm(&m, x, placed); /* -ENOMEM reaches the caller (10.15) */
             if (warm_ftol > 0)
                 m.o.ftol = warm_ftol;
         } else {
             mde_coords_random(&m, x);
         }
-        rc = mde_run(&m, x, res);
+        if (rc == 0)
+            rc = mde_run(&m, x, res);
     }
     mde_destroy(&m);
     graph_edges_destroy(&ke);

@@ -139,9 +139,9 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
     reader_t *r = ud;
     if (reader_grow(r, row + 1) != 0)
         return -ENOMEM;
-    if (n > r->scratch_cap) {
+    if (n > r->scratch_cap || !r->scratch) { /* also for a row with no entries (n == 0) */
         free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
-        r->scratch_cap = n * 2;
+        r->scratch_cap = n * 2 + 16;
         r->scratch = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_dist = malloc(r->scratch_cap * sizeof(float));
@@ -886,7 +886,7 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
     corpus_row_t *rows = calloc((size_t)c->n + 1, sizeof(*rows));
     char *arena = NULL, *offsets = NULL, *fields = NULL;
     uint8_t *buf = NULL;
-    store_counters_t cnt;
+    store_counters_t cnt = {0};
     store_snapshot_info_t info;
     int rc = rows ? 0 : -ENOMEM;
     if (rc == 0 &&
@@ -894,10 +894,16 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
          (rc = store_counters_get(s, &cnt)) != 0 || (rc = store_offsets_json(s, &offsets)) != 0))
         snprintf(err, errlen, "reading metadata: %s", atl_strerror(rc));
     size_t len = rc == 0 ? corpus_size(rows, c->n) : 0;
-    if (rc == 0 && (!(buf = malloc(len + 1)) || (rc = corpus_encode(rows, c->n, buf)) != 0))
-        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc ? rc : -ENOMEM));
-    r->events_applied = cnt.events_applied;
-    r->newest_update_time = cnt.newest_update_time;
+    if (rc == 0 && !(buf = malloc(len + 1)))
+        rc = -ENOMEM; /* (it was left 0: the snapshot code then hashed NULL) */
+    if (rc == 0)
+        rc = corpus_encode(rows, c->n, buf);
+    if (rc != 0 && !err[0])
+        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc));
+    if (rc == 0) {
+        r->events_applied = cnt.events_applied;
+        r->newest_update_time = cnt.newest_update_time;
+    }
     if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
         rc = -ENOMEM;
     if (rc == 0)

@@ -84,7 +84,7 @@ $B/atlasd --db "$state/db" --brokers "$brokers" --http "127.0.0.1:$port" \
     --log-file "$state/atlasd.log" --kafka.session.timeout.ms=6000 --refresh-interval 5 \
     --batch-max-events 20000 &
 daemon_pid=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break; sleep 0.1; done
 if ! kill -0 "$daemon_pid" 2>/dev/null; then
     tail -n 5 "$state/atlasd.log" >&2
     echo "demo: atlasd did not start (port $port taken? try --port N)" >&2

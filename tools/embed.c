@@ -442,23 +442,39 @@ static void moved_figures(const double *x0, const double *x, const uint8_t *plac
     quality_displacement(x0, x, n, dim, placed, width, &f->moved_med, &f->moved_p95);
 }
 
+/* @p v with @p fmt, or null when it is not finite; @return @p buf. */
+static const char *json_num(char buf[32], double v, const char *fmt)
+{
+    if (!isfinite(v))
+        return "null";
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(buf, 32, fmt, v);
+#pragma GCC diagnostic pop
+    return buf;
+}
+
 static void print_figures(const embed_args_t *a, const embed_input_t *in, const embed_result_t *r,
                           const embed_figures_t *f)
 {
     size_t short_rows = knn_short_rows(&r->knn), t_edges = graph_n_edges(&in->t);
     const mde_result_t *m = &r->mde;
-    if (a->json)
-        printf("{\"items\":%u,\"moved_median\":%.5f,\"moved_p95\":%.5f,\"purity\":%.4f,\"t_edges\":"
-               "%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
+    if (a->json) {
+        /* JSON has no inf or nan (a start with coincident points has infinite distortion) */
+        char j[7][32];
+        printf("{\"items\":%u,\"moved_median\":%s,\"moved_p95\":%s,\"purity\":%s,\"t_edges\":"
+               "%zu,\"max_distance\":%s,\"knn_edges\":%zu,"
                "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
-               "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
+               "\"distortion\":%s,\"grad_norm\":%s,\"threads\":%" PRIu64 ",\"seconds\":{"
                "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f},"
-               "\"purity_2d\":%.4f,\"peak_rss_mb\":%.1f}\n",
-               in->n, f->moved_med, f->moved_p95, f->purity, t_edges, r->knn.max_distance,
-               r->knn_edges.m, short_rows, m->n_repulsive, m->iterations, m->evaluations,
-               m->distortion, m->grad_norm, a->threads, in->t_load, in->t_prune, r->t_knn, r->t_mde,
-               f->t_layout, f->purity_2d, peak_rss_mb());
-    else
+               "\"purity_2d\":%s,\"peak_rss_mb\":%.1f}\n",
+               in->n, json_num(j[0], f->moved_med, "%.5f"), json_num(j[1], f->moved_p95, "%.5f"),
+               json_num(j[2], f->purity, "%.4f"), t_edges,
+               json_num(j[3], r->knn.max_distance, "%.6g"), r->knn_edges.m, short_rows,
+               m->n_repulsive, m->iterations, m->evaluations, json_num(j[4], m->distortion, "%.6f"),
+               json_num(j[5], m->grad_norm, "%.3g"), a->threads, in->t_load, in->t_prune, r->t_knn,
+               r->t_mde, f->t_layout, json_num(j[6], f->purity_2d, "%.4f"), peak_rss_mb());
+    } else
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
                "mde %.2f s, peak %.0f MiB\n",

@@ -608,6 +608,25 @@ static void gen_free(gen_t *g)
     free(g->rows);
 }
 
+/* Beatmaps, items by group, then every player's rows, sorted by update time. */
+static void generate(gen_t *g, uint32_t n_users, double rows_per_user, cli_progress_t *prog)
+{
+    double cum = 0;
+    for (int k = 0; k < N_GROUPS; k++)
+        g->group_cum[k] = cum += styles[k].weight;
+    g->beatmaps = xcalloc(g->n_beatmaps, sizeof(*g->beatmaps));
+    make_beatmaps(g);
+    index_groups(g);
+    played_t *hist = NULL;
+    size_t hist_cap = 0;
+    for (uint32_t u = 0; u < n_users; u++) {
+        make_user(g, 1000 + u * 3, rows_per_user, &hist, &hist_cap);
+        cli_progress_update(prog, 0, "%u/%u players, %zu rows", u + 1, n_users, g->n_rows);
+    }
+    free(hist);
+    qsort(g->rows, g->n_rows, sizeof(*g->rows), cmp_row_time);
+}
+
 int cmd_gen(int argc, char **argv)
 {
     const char *scale = "tiny", *out = NULL, *labels = NULL, *beatmaps = NULL, *format = "jsonl";
@@ -653,20 +672,7 @@ int cmd_gen(int argc, char **argv)
     }
     cli_progress_t prog;
     cli_progress_init(&prog, "gen");
-    double cum = 0;
-    for (int k = 0; k < N_GROUPS; k++)
-        g.group_cum[k] = cum += styles[k].weight;
-    g.beatmaps = xcalloc(g.n_beatmaps, sizeof(*g.beatmaps));
-    make_beatmaps(&g);
-    index_groups(&g);
-    played_t *hist = NULL;
-    size_t hist_cap = 0;
-    for (uint32_t u = 0; u < n_users; u++) {
-        make_user(&g, 1000 + u * 3, sc->rows_per_user, &hist, &hist_cap);
-        cli_progress_update(&prog, 0, "%u/%u players, %zu rows", u + 1, n_users, g.n_rows);
-    }
-    free(hist);
-    qsort(g.rows, g.n_rows, sizeof(*g.rows), cmp_row_time);
+    generate(&g, n_users, sc->rows_per_user, &prog);
     cli_progress_update(&prog, 1, "writing %zu rows", g.n_rows);
     rc = write_file(out, &g, csv ? write_rows_csv : write_rows);
     if (rc == 0 && labels)

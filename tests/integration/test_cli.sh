@@ -91,6 +91,12 @@ atlasctl embed --edges "$T/S.tsv" --init "$T/c1.tsv" --ftol 1e-5 --out "$T/c3.ts
     >"$T/e3.json" 2>/dev/null
 its=$(sed -n 's/.*"iterations":\([0-9]*\).*/\1/p' "$T/e3.json")
 [ "$its" -lt 300 ] || fail "warm start took $its iterations"
+# a start with coincident points: --json stays JSON (it printed "distortion":inf, issue 10.16)
+cut -f1 "$T/c1.tsv" | awk '{ print $1 "\t0\t0\t0" }' >"$T/zero.tsv"
+atlasctl embed --edges "$T/S.tsv" --init "$T/zero.tsv" --max-iter 5 --out "$T/c5.tsv" --json \
+    >"$T/e5.json" 2>/dev/null || true
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/e5.json" ||
+    fail "embed --json is not JSON: $(cat "$T/e5.json")"
 # --no-prune takes T itself (i j distance)
 awk -F'\t' '{ print $1 "\t" $2 "\t" 1 / log($3 > 2 ? $3 : 2.5) }' "$T/S.tsv" >"$T/T.tsv"
 expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c4.tsv"
