@@ -183,6 +183,30 @@ static const char *str(const cJSON *o, const char *name)
 }
 
 /* Follow /status until the rebuild answering @p request has finished. */
+/* The answered rebuild from /status (last_rebuild): JSON, or the verification, the timings and
+ * the snapshot id as the last line. */
+static void print_rebuild(const rebuild_args_t *a, const cJSON *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "verify");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "seconds");
+    if (a->json) {
+        char *txt = cJSON_PrintUnformatted(b);
+        printf("%s\n", txt);
+        free(txt);
+        return;
+    }
+    printf("verified    %.0f S entries: %.0f differences in S, %.0f in item stats%s\n",
+           num(v, "s_entries"), num(v, "s_diffs"), num(v, "stats_diffs"),
+           num(v, "s_diffs") + num(v, "stats_diffs") > 0 ? " (repaired)" : "");
+    if (num(v, "s_diffs") + num(v, "stats_diffs") > 0)
+        printf("first       %s\n", str(v, "first_diff"));
+    printf("rebuilt     %.0f items in %.1f s (verify %.1f, read %.1f, knn %.1f, mde %.1f, layout "
+           "%.1f, publish %.1f)\n",
+           num(b, "items"), num(t, "total"), num(t, "verify"), num(t, "read"), num(t, "knn"),
+           num(t, "mde"), num(t, "layout"), num(t, "publish"));
+    printf("%s\n", str(b, "snapshot")); /* last line: the snapshot id */
+}
+
 static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
 {
     char err[512];
@@ -207,25 +231,7 @@ static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
                         str(b, "error"));
                 code = CLI_EXIT_FAIL;
             } else {
-                const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "verify");
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "seconds");
-                if (a->json) {
-                    char *txt = cJSON_PrintUnformatted(b);
-                    printf("%s\n", txt);
-                    free(txt);
-                } else {
-                    printf("verified    %.0f S entries: %.0f differences in S, %.0f in item "
-                           "stats%s\n",
-                           num(v, "s_entries"), num(v, "s_diffs"), num(v, "stats_diffs"),
-                           num(v, "s_diffs") + num(v, "stats_diffs") > 0 ? " (repaired)" : "");
-                    if (num(v, "s_diffs") + num(v, "stats_diffs") > 0)
-                        printf("first       %s\n", str(v, "first_diff"));
-                    printf("rebuilt     %.0f items in %.1f s (verify %.1f, read %.1f, knn %.1f, "
-                           "mde %.1f, layout %.1f, publish %.1f)\n",
-                           num(b, "items"), num(t, "total"), num(t, "verify"), num(t, "read"),
-                           num(t, "knn"), num(t, "mde"), num(t, "layout"), num(t, "publish"));
-                    printf("%s\n", str(b, "snapshot")); /* last line: the snapshot id */
-                }
+                print_rebuild(a, b);
             }
             cJSON_Delete(st);
             return code;

@@ -280,6 +280,29 @@ static void print_summary(const import_t *im, const store_counters_t *before,
            st->users, st->items, st->pairs, (double)st->bytes / 1048576.0);
 }
 
+/* Lock the store (a running daemon consumes into it: its offsets and ours would collide) and
+ * open it for a bulk load (no sync per transaction: one store_sync() at the end). Prints why
+ * not. */
+static int open_store(const char *db, int *lock, store_t **out)
+{
+    store_opts_t so;
+    store_opts_default(&so);
+    so.no_sync = 1;
+    char lerr[1024];
+    int rc;
+    if (cli_mkdir_p(db) == 0 && (rc = store_lock(db, lock, lerr, sizeof(lerr))) != 0) {
+        fprintf(stderr, "atlasctl import: %s\n", lerr);
+        return rc;
+    }
+    if ((rc = store_open(db, &so, out)) != 0) {
+        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
+                atl_strerror(rc ? rc : -errno));
+        store_unlock(*lock);
+        *lock = -1;
+    }
+    return rc;
+}
+
 int cmd_import(int argc, char **argv)
 {
     const char *db = NULL;
@@ -310,26 +333,13 @@ int cmd_import(int argc, char **argv)
     import_t im = {.batch_size = batch_size};
     store_decode_opts_default(&im.dopts);
     im.dopts.min_pp = min_pp;
-    store_opts_t so;
-    store_opts_default(&so);
-    so.no_sync = 1;
+    int lock = -1;
+    if ((rc = open_store(db, &lock, &im.store)) != 0) {
+        free(files);
+        return CLI_EXIT_FAIL;
+    }
     store_counters_t before, after;
     store_stats_t st;
-    char lerr[1024];
-    int lock = -1;
-    if (cli_mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
-        /* a running daemon consumes into this store: its offsets and ours would collide */
-        fprintf(stderr, "atlasctl import: %s\n", lerr);
-        free(files);
-        return CLI_EXIT_FAIL;
-    }
-    if ((rc = store_open(db, &so, &im.store)) != 0) {
-        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
-                atl_strerror(rc ? rc : -errno));
-        store_unlock(lock);
-        free(files);
-        return CLI_EXIT_FAIL;
-    }
     if ((rc = store_batch_new(&im.batch)) != 0 || (rc = store_counters_get(im.store, &before)))
         goto out;
     cli_progress_init(&im.prog, "import");

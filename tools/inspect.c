@@ -27,27 +27,9 @@ static void print_field(const cJSON *o, const char *name, const char *label)
         printf("%-20s %s\n", label, f->valuestring[0] ? f->valuestring : "-");
 }
 
-static int status_url(const char *url, int json)
+/* A daemon's /status as the table `status --url` prints. */
+static void print_status_table(const cJSON *o)
 {
-    char full[4096], err[512];
-    uint8_t *body;
-    size_t len;
-    snprintf(full, sizeof(full), "%s/status", url);
-    if (fetch_get(full, &body, &len, err, sizeof(err)) != 0) {
-        fprintf(stderr, "atlasctl status: GET %s: %s\n", full, err);
-        return CLI_EXIT_FAIL;
-    }
-    if (json) {
-        fwrite(body, 1, len, stdout);
-        free(body);
-        return CLI_EXIT_OK;
-    }
-    cJSON *o = cJSON_ParseWithLength((const char *)body, len);
-    free(body);
-    if (!o) {
-        fprintf(stderr, "atlasctl status: %s did not return JSON\n", full);
-        return CLI_EXIT_FAIL;
-    }
     static const char *const fields[][2] = {{"state", "state"},
                                             {"events_applied", "events applied"},
                                             {"events_changed", "events changed"},
@@ -86,6 +68,30 @@ static int status_url(const char *url, int json)
         print_field(r, "failures", "refresh failures");
         print_field(r, "last_error", "last refresh error");
     }
+}
+
+static int status_url(const char *url, int json)
+{
+    char full[4096], err[512];
+    uint8_t *body;
+    size_t len;
+    snprintf(full, sizeof(full), "%s/status", url);
+    if (fetch_get(full, &body, &len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl status: GET %s: %s\n", full, err);
+        return CLI_EXIT_FAIL;
+    }
+    if (json) {
+        fwrite(body, 1, len, stdout);
+        free(body);
+        return CLI_EXIT_OK;
+    }
+    cJSON *o = cJSON_ParseWithLength((const char *)body, len);
+    free(body);
+    if (!o) {
+        fprintf(stderr, "atlasctl status: %s did not return JSON\n", full);
+        return CLI_EXIT_FAIL;
+    }
+    print_status_table(o);
     cJSON_Delete(o);
     return CLI_EXIT_OK;
 }

@@ -377,6 +377,27 @@ static void print_message(const rd_kafka_message_t *m)
     cJSON_Delete(o);
 }
 
+/* Print messages until @p count (0: no limit), @p timeout_ms without one, or a signal. */
+static void print_messages(rd_kafka_t *rk, uint64_t count, uint64_t timeout_ms)
+{
+    uint64_t got = 0;
+    double last = cli_now();
+    install_stop_signals();
+    while (!stop_requested && (count == 0 || got < count) &&
+           (cli_now() - last) * 1000 < (double)timeout_ms) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            print_message(m);
+            got++;
+            last = cli_now();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+}
+
 int cmd_consume(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL;
@@ -418,22 +439,7 @@ int cmd_consume(int argc, char **argv)
             RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
-    uint64_t got = 0;
-    double last = cli_now();
-    install_stop_signals();
-    while (!stop_requested && (count == 0 || got < count) &&
-           (cli_now() - last) * 1000 < (double)timeout_ms) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        if (!m->err) {
-            print_message(m);
-            got++;
-            last = cli_now();
-        }
-        rd_kafka_message_destroy(m);
-    }
-    fflush(stdout);
+    print_messages(rk, count, timeout_ms);
     rd_kafka_consumer_close(rk);
 out:
     if (md)
