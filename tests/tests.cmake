@@ -64,3 +64,24 @@ target_include_directories(test_corpus PRIVATE ${CMAKE_SOURCE_DIR})
 add_test(NAME test_corpus COMMAND test_corpus ${CMAKE_SOURCE_DIR}/tests/data/corpus_two_rows.hex)
 set_tests_properties(test_corpus PROPERTIES LABELS unit TIMEOUT 60)
 atl_add_script_test(viewer tests/integration/test_viewer.sh LABELS integration TIMEOUT 400)
+
+# The same tests against a real Apache Kafka (KRaft, from Maven Central's jars; tests/kafka/),
+# label `kafka`. One broker, started by the fixture test below, is shared by the tests that do
+# not stop brokers (each uses topics and a group of its own); the others start their own.
+set(ATL_KAFKA_FIXTURE ${CMAKE_BINARY_DIR}/kafka-fixture)
+add_test(NAME kafka-broker-start COMMAND bash -c
+         "rm -rf '${ATL_KAFKA_FIXTURE}' && exec '${CMAKE_SOURCE_DIR}/tests/kafka/start.sh' '${ATL_KAFKA_FIXTURE}' --max-seconds 1800")
+add_test(NAME kafka-broker-stop COMMAND ${CMAKE_SOURCE_DIR}/tests/kafka/stop.sh ${ATL_KAFKA_FIXTURE})
+set_tests_properties(kafka-broker-start PROPERTIES FIXTURES_SETUP kafka_broker LABELS kafka
+                     TIMEOUT 300)
+set_tests_properties(kafka-broker-stop PROPERTIES FIXTURES_CLEANUP kafka_broker LABELS kafka
+                     TIMEOUT 60)
+function(atl_add_kafka_test name script)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS" ${ARGN})
+  atl_add_script_test(${name} ${script} LABELS ${T_LABELS} TIMEOUT ${T_TIMEOUT})
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "ATL_BROKER=kafka;ATL_KAFKA_DIR=${ATL_KAFKA_FIXTURE}")
+  set_property(TEST ${name} PROPERTY FIXTURES_REQUIRED kafka_broker)
+endfunction()
+atl_add_kafka_test(kafka-daemon tests/integration/test_daemon.sh LABELS kafka TIMEOUT 400)
+atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIMEOUT 400)
+atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
