@@ -62,6 +62,7 @@ struct ingest {
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t offsets_lost; /* partitions whose stored offset fell out of the log (README) */
     uint64_t rejected[STORE_REJECT_COUNT];
     uint64_t hist[N_BUCKETS];
     double hist_sum_s;
@@ -220,6 +221,22 @@ static void on_batch_timer(uv_timer_t *t)
 
 static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        /* auto.offset.reset=error: the store's offset is below the log start (retention deleted
+         * events it never applied) or past the end (topic recreated). Skipping ahead would make
+         * the store silently inexact, so librdkafka stops fetching the partition and we say so
+         * loudly; the operator decides (README "Offsets out of range"). */
+        ig->offsets_lost++;
+        ig->kafka_errors++;
+        set_error(ig, "offset out of range, partition stopped: %s [%" PRId32 "]: %s",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition,
+                  rd_kafka_message_errstr(m));
+        LOG_ERROR("ingest", "stored offset out of range: partition stopped, store not exact",
+                  "topic=%s partition=%" PRId32 " offset=%" PRId64 " err=\"%s\"",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, m->offset,
+                  rd_kafka_message_errstr(m));
+        return;
+    }
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             ig->kafka_errors++;
@@ -478,7 +495,10 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     if (conf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
         conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
-        conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        /* a stored offset out of the log is an error, never a silent skip (see above) */
+        conf_set(conf, "auto.offset.reset", "error", errbuf, errlen) ||
+        /* a subscribed topic that does not exist yet is found within 10 s once created */
+        conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", errbuf, errlen) ||
         conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
         conf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
         conf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
@@ -665,8 +685,10 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "dead_letters", (double)ig->dlq_sent);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
+    cJSON_AddNumberToObject(o, "offsets_out_of_range", (double)ig->offsets_lost);
     cJSON_AddStringToObject(o, "state",
                             ig->stopping                                   ? "stopping"
+                            : ig->offsets_lost                             ? "offset_out_of_range"
                             : ig->stalled                                  ? "stalled"
                             : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
                                                                            : "consuming");
@@ -734,4 +756,8 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
         text_buf_printf(b, "atlasd_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                         ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
     text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
+    text_buf_printf(b,
+                    "# TYPE atlasd_offsets_out_of_range_total counter\n"
+                    "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
+                    ig->offsets_lost);
 }

@@ -85,3 +85,11 @@ endfunction()
 atl_add_kafka_test(kafka-daemon tests/integration/test_daemon.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
+# real-broker only: missing topics and offsets out of range (own broker, auto-creation off), a
+# 3-node cluster losing the leader mid-stream; the rolling restart is `kafka-slow`
+# (ctest -L kafka-slow), outside the default run
+atl_add_kafka_test(kafka-topics tests/integration/test_kafka_topics.sh LABELS kafka TIMEOUT 300)
+atl_add_kafka_test(kafka-cluster tests/integration/test_kafka_cluster.sh LABELS kafka TIMEOUT 400)
+add_test(NAME kafka-rolling COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_kafka_cluster.sh rolling)
+set_tests_properties(kafka-rolling PROPERTIES LABELS kafka-slow TIMEOUT 400 SKIP_RETURN_CODE 77
+  ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR};ATL_BROKER=kafka")

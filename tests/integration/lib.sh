@@ -107,7 +107,7 @@ brokers_up() {
     fi
 }
 
-# start_daemon NAME DB [ARGS...]: sets PORT_<NAME> and PID_<NAME>.
+# start_daemon NAME DB [ARGS...]: sets PORT_<NAME> and PID_<NAME> once /healthz answers 200.
 start_daemon() {
     local name=$1 db=$2; shift 2
     atlasd --db "$db" --brokers "$BROKERS" --http 127.0.0.1:0 --stats-interval 0 \
@@ -122,7 +122,10 @@ start_daemon() {
         port=$({ grep -o 'msg="listening" addr=[^ ]* port=[0-9]*' "$T/$name.log" || true; } |
             tail -n 1 | sed 's/.*port=//')
         # a restarted daemon appends to the same log: take the newest line after this start
-        if [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+        # UNHEALTHY_OK=1: a daemon expected to report 503 (e.g. an offset out of range) is up too
+        if [ -n "$port" ] && { curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 ||
+            { [ "${UNHEALTHY_OK:-0}" = 1 ] && [ "$(curl -s -o /dev/null -w '%{http_code}' \
+                "http://127.0.0.1:$port/healthz")" = 503 ]; }; }; then
             eval "PORT_$name=$port"
             return 0
         fi
