@@ -64,6 +64,7 @@ struct ingest {
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
     uint64_t offsets_lost; /* partitions whose stored offset fell out of the log (README) */
+    uint64_t tombstones;   /* messages with a null value, skipped */
     uint64_t rejected[STORE_REJECT_COUNT];
     uint64_t hist[N_BUCKETS];
     double hist_sum_s;
@@ -250,6 +251,10 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
     const char *topic = rd_kafka_topic_name(m->rkt);
     store_reject_t why = STORE_REJECT_NONE;
     char err[256] = "";
+    if (!m->payload) { /* a tombstone (Debezium after a delete): nothing to apply */
+        ig->tombstones++;
+        goto done;
+    }
     int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
                                 err, sizeof(err));
     if (rc == 0) {
@@ -265,6 +270,7 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s err=\"%s\"", topic,
                   m->partition, m->offset, store_reject_name(why), err);
     }
+done:
     if (store_batch_set_offset(ig->batch, topic, m->partition, m->offset + 1) != 0)
         abort();
     part_find(ig, topic, m->partition, 1);
@@ -674,6 +680,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
     cJSON_AddNumberToObject(o, "offsets_out_of_range", (double)ig->offsets_lost);
+    cJSON_AddNumberToObject(o, "tombstones", (double)ig->tombstones);
     cJSON_AddStringToObject(o, "state",
                             ig->stopping                                   ? "stopping"
                             : ig->offsets_lost                             ? "offset_out_of_range"
@@ -745,7 +752,9 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
                         ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
     text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
     text_buf_printf(b,
+                    "# TYPE atlasd_tombstones_total counter\n"
+                    "atlasd_tombstones_total %" PRIu64 "\n"
                     "# TYPE atlasd_offsets_out_of_range_total counter\n"
                     "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
-                    ig->offsets_lost);
+                    ig->tombstones, ig->offsets_lost);
 }

@@ -2,6 +2,11 @@
  * main.c: atlasd. Wires config, store, ingestion and HTTP on one libuv loop, and owns the
  * process life cycle: SIGTERM/SIGINT commit the last batch, close the Kafka consumer and every
  * handle, and exit 0 with uv_loop_close() == 0; SIGHUP reopens the log file.
+ *
+ * Under systemd (Type=notify) it reports READY=1 once the store is open and the consumer and
+ * HTTP server started, and STOPPING=1 at shutdown; with WatchdogSec= a loop timer sends
+ * WATCHDOG=1 at half the interval, so a loop that stops turning gets the service restarted.
+ * Outside systemd (no NOTIFY_SOCKET) every sd_notify() call is a no-op.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -33,6 +39,7 @@ typedef struct daemon_state {
     int parts_running; /* ingestion and the scheduler, until each has stopped */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
+    uv_timer_t watchdog; /* feeds systemd's watchdog from the loop */
     int loop_ready, stopping, exit_code;
     store_stats_t stats; /* cached: counting users and retained items walks two tables */
     uint64_t stats_time_ms;
@@ -56,6 +63,25 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
     uv_close((uv_handle_t *)&d->deadline, NULL);
+    uv_close((uv_handle_t *)&d->watchdog, NULL);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* READY=1 and, if systemd asked for one (WatchdogSec=), the watchdog timer at half its period */
+static void notify_ready(daemon_state_t *d)
+{
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+        uv_timer_start(&d->watchdog, on_watchdog, 0, usec / 2000);
+        LOG_INFO("main", "systemd watchdog fed from the loop", "interval_ms=%llu",
+                 (unsigned long long)(usec / 2000));
+    }
+    sd_notify(0, "READY=1\nSTATUS=consuming");
 }
 
 static void part_stopped(daemon_state_t *d)
@@ -99,6 +125,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     d->stopping = 1;
     LOG_INFO("main", "shutting down", "signal=%d", signum);
+    sd_notify(0, "STOPPING=1");
     http_stop(d->http);
     uv_timer_start(&d->deadline, on_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
     if (d->sched)
@@ -215,6 +242,8 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);
     uv_timer_init(&d->loop, &d->deadline);
+    uv_timer_init(&d->loop, &d->watchdog);
+    uv_unref((uv_handle_t *)&d->watchdog);
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d->deadline.data = d;
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
@@ -292,6 +321,7 @@ int main(int argc, char **argv)
             uv_run(&d.loop, UV_RUN_DEFAULT);
         }
     } else {
+        notify_ready(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT); /* until on_ingest_stopped() or the deadline */
     }
     http_free(d.http, 2000);

@@ -41,6 +41,7 @@ atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
+atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
 
 # Fuzz targets (STYLE R10): libFuzzer with clang under -DATL_FUZZ=ON; otherwise a replay of the
 # seed corpus runs in the normal test suite.

@@ -2,16 +2,17 @@
 # Shared by tests/kafka/{start,stop,tool}.sh: where the Kafka jars are (Maven Central through
 # pom.xml, copied once into a cache keyed by the pom's hash) and how java is run.
 KAFKA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# kafka_lib [POM]: the directory of POM's jars (default: the broker's, tests/kafka/pom.xml)
 kafka_lib() {
-    local sum cache
-    sum=$(sha256sum "$KAFKA_DIR/pom.xml" | cut -c1-12)
-    cache=${ATL_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/atlasd/kafka-$sum}
+    local pom=${1:-$KAFKA_DIR/pom.xml} sum cache
+    sum=$(sha256sum "$pom" | cut -c1-12)
+    cache=${ATL_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/atlasd}/jars-$sum
     if [ ! -f "$cache/lib/.complete" ]; then
         command -v mvn >/dev/null || { echo "kafka: mvn not installed" >&2; return 1; }
         mkdir -p "$cache"
         local tmp
         tmp=$(mktemp -d "$cache/lib.XXXXXX")
-        (cd "$KAFKA_DIR" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$tmp" \
+        (cd "$(dirname "$pom")" && mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$tmp" \
             >"$tmp.log" 2>&1) || { cat "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; return 1; }
         rm -f "$tmp.log"
         # another test may have raced us here: the first complete copy wins
