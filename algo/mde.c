@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/mde_kernel.h"
+#include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
@@ -346,9 +346,11 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
-    memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
-    memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    if (knn->m) { /* a graph with no edges has NULL arrays */
+        memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
+        memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
+        memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    }
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);
@@ -398,7 +400,7 @@ void mde_coords_random(const mde_t *m, double *x)
     center(m, x);
 }
 
-void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
 {
     /* the edges are in internal labels: work on an internal copy of x and of the mask */
     double *xi = malloc((m->nx + 1) * sizeof(double));
@@ -406,7 +408,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     if (!xi || !pi) {
         free(xi);
         free(pi);
-        return;
+        return -ENOMEM;
     }
     to_internal(m, x, xi);
     for (uint32_t v = 0; v < m->n; v++)
@@ -415,6 +417,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     to_external(m, xi, x);
     free(xi);
     free(pi);
+    return 0;
 }
 
 static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)
@@ -513,7 +516,7 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
         d[k] = zero[k] ? 1.0 : sqrt(d2);
     }
     if (k0 >= m->m_attr) {
-        mde__repulsive_block(d, fv, coef, n);
+        fastmath__mde_repulsive_block(d, fv, coef, n);
         for (size_t k = 0; k < n; k++)
             f += fv[k];
     } else {
@@ -817,6 +820,8 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
         d[i] = -d[i];
 }
 
+/* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+ * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
     size_t nx = m->nx;

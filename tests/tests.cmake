@@ -31,6 +31,10 @@ target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
              LABELS unit)
+atl_add_test(test_kafkaconf SOURCES tests/unit/kafkaconf/test_kafkaconf.c LIBS atl_kafkaconf
+             LABELS unit)
+atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeline PkgConfig::CJSON
+             LABELS unit)
 
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)

@@ -56,7 +56,7 @@ echo "== starting atlasd (log: $state/atlasd.log)"
 $B/atlasd --db "$state/db" --brokers "$brokers" --http "127.0.0.1:$port" \
     --log-file "$state/atlasd.log" --kafka.session.timeout.ms=6000 --refresh-interval 5 &
 pids+=($!)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break; sleep 0.1; done
 
 echo "== feeding the stream in 10 chunks"
 $B/atlasctl produce --brokers "$brokers" "$state/beatmaps.jsonl" 2>/dev/null

@@ -155,15 +155,26 @@ static void make_beatmaps(gen_t *g)
     free(perm);
 }
 
-static const gen_item_t *sort_items; /* qsort context; gen is single-threaded */
-
-static int cmp_item_stars(const void *a, const void *b)
+/* A float's bits as an unsigned key with the same order (negatives flipped whole, others with the
+ * sign bit set): items sort as packed (stars, index) keys, so qsort needs no context. */
+static uint64_t stars_key(float stars, uint32_t i)
 {
-    float x = sort_items[*(const uint32_t *)a].stars, y = sort_items[*(const uint32_t *)b].stars;
-    if (x != y)
-        return x < y ? -1 : 1;
-    return (*(const uint32_t *)a > *(const uint32_t *)b) -
-           (*(const uint32_t *)a < *(const uint32_t *)b);
+    uint32_t b;
+    memcpy(&b, &stars, sizeof(b));
+    b = b & 0x80000000u ? ~b : b | 0x80000000u;
+    return (uint64_t)b << 32 | i;
+}
+
+/* @p idx ordered by the stars of the items it names, then by index. */
+static void sort_by_stars(const gen_item_t *items, uint32_t *idx, uint32_t n)
+{
+    uint64_t *keys = xmalloc(((size_t)n + 1) * sizeof(*keys));
+    for (uint32_t j = 0; j < n; j++)
+        keys[j] = stars_key(items[idx[j]].stars, idx[j]);
+    qsort(keys, n, sizeof(*keys), atl_cmp_u64);
+    for (uint32_t j = 0; j < n; j++)
+        idx[j] = (uint32_t)keys[j];
+    free(keys);
 }
 
 static void index_groups(gen_t *g)
@@ -174,9 +185,8 @@ static void index_groups(gen_t *g)
     }
     for (uint32_t i = 0; i < g->n_items; i++)
         g->g_items[g->items[i].group][g->g_n[g->items[i].group]++] = i;
-    sort_items = g->items;
     for (int k = 0; k < N_GROUPS; k++) {
-        qsort(g->g_items[k], g->g_n[k], sizeof(uint32_t), cmp_item_stars);
+        sort_by_stars(g->items, g->g_items[k], g->g_n[k]);
         g->g_prefix[k] = xmalloc((g->g_n[k] + 1) * sizeof(double));
         g->g_prefix[k][0] = 0;
         for (uint32_t j = 0; j < g->g_n[k]; j++)
@@ -387,14 +397,15 @@ static int write_file(const char *path, const gen_t *g, int (*fn)(const gen_t *,
 {
     FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "atlasctl gen: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
+        int rc = -errno;
+        fprintf(stderr, "atlasctl gen: cannot open %s: %s\n", path, atl_strerror(rc));
+        return rc;
     }
     int rc = fn(g, f);
     if (f != stdout ? fclose(f) != 0 : fflush(f) != 0)
-        rc = -1;
+        rc = -errno;
     if (rc != 0)
-        fprintf(stderr, "atlasctl gen: write to %s failed: %s\n", path, strerror(errno));
+        fprintf(stderr, "atlasctl gen: write to %s failed: %s\n", path, atl_strerror(rc));
     return rc;
 }
 
@@ -407,6 +418,25 @@ static void gen_free(gen_t *g)
     free(g->beatmaps);
     free(g->items);
     free(g->rows);
+}
+
+/* Beatmaps, items by group, then every player's rows, sorted by update time. */
+static void generate(gen_t *g, uint32_t n_users, double rows_per_user, cli_progress_t *prog)
+{
+    double cum = 0;
+    for (int k = 0; k < N_GROUPS; k++)
+        g->group_cum[k] = cum += group_weight[k];
+    g->beatmaps = xcalloc(g->n_beatmaps, sizeof(*g->beatmaps));
+    make_beatmaps(g);
+    index_groups(g);
+    played_t *hist = NULL;
+    size_t hist_cap = 0;
+    for (uint32_t u = 0; u < n_users; u++) {
+        make_user(g, 1000 + u * 3, rows_per_user, &hist, &hist_cap);
+        cli_progress_update(prog, 0, "%u/%u players, %zu rows", u + 1, n_users, g->n_rows);
+    }
+    free(hist);
+    qsort(g->rows, g->n_rows, sizeof(*g->rows), cmp_row_time);
 }
 
 int cmd_gen(int argc, char **argv)
@@ -427,8 +457,8 @@ int cmd_gen(int argc, char **argv)
                            "Write a synthetic osu!track hiscore stream with planted style groups.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     const gen_scale_t *sc = NULL;
     for (size_t i = 0; i < ATL_ARRAY_LEN(scales); i++)
         if (strcmp(scales[i].name, scale) == 0)
@@ -454,20 +484,7 @@ int cmd_gen(int argc, char **argv)
     }
     cli_progress_t prog;
     cli_progress_init(&prog, "gen");
-    double cum = 0;
-    for (int k = 0; k < N_GROUPS; k++)
-        g.group_cum[k] = cum += group_weight[k];
-    g.beatmaps = xcalloc(g.n_beatmaps, sizeof(*g.beatmaps));
-    make_beatmaps(&g);
-    index_groups(&g);
-    played_t *hist = NULL;
-    size_t hist_cap = 0;
-    for (uint32_t u = 0; u < n_users; u++) {
-        make_user(&g, 1000 + u * 3, sc->rows_per_user, &hist, &hist_cap);
-        cli_progress_update(&prog, 0, "%u/%u players, %zu rows", u + 1, n_users, g.n_rows);
-    }
-    free(hist);
-    qsort(g.rows, g.n_rows, sizeof(*g.rows), cmp_row_time);
+    generate(&g, n_users, sc->rows_per_user, &prog);
     cli_progress_update(&prog, 1, "writing %zu rows", g.n_rows);
     rc = write_file(out, &g, csv ? write_rows_csv : write_rows);
     if (rc == 0 && labels)
