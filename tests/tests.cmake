@@ -108,3 +108,6 @@ atl_add_kafka_test(kafka-cluster tests/integration/test_kafka_cluster.sh LABELS 
 add_test(NAME kafka-rolling COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_kafka_cluster.sh rolling)
 set_tests_properties(kafka-rolling PROPERTIES LABELS kafka-slow TIMEOUT 400 SKIP_RETURN_CODE 77
   ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR};ATL_BROKER=kafka")
+# osu!track's database -> Kafka -> atlasd: MariaDB + Kafka Connect/Debezium + a real broker
+# (label cdc; see README "CDC" for the command and its timing)
+atl_add_kafka_test(cdc tests/integration/test_cdc.sh LABELS cdc TIMEOUT 600)
