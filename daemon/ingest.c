@@ -445,7 +445,12 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(root, "brokers"))
     {
         cJSON *id = cJSON_GetObjectItem(b, "nodeid"), *state = cJSON_GetObjectItem(b, "state");
+        cJSON *src = cJSON_GetObjectItem(b, "source");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsString(state))
+            continue;
+        /* librdkafka's "GroupCoordinator" is a logical alias of one of the brokers: counting it
+         * made a 3-broker cluster look like 4 */
+        if (cJSON_IsString(src) && strcmp(src->valuestring, "logical") == 0)
             continue;
         known++;
         up += strcmp(state->valuestring, "UP") == 0;

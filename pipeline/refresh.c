@@ -663,17 +663,28 @@ static double map_width(const double *y, uint32_t n)
     return fmax(hi_x - lo_x, hi_y - lo_y);
 }
 
-/* How far items whose kNN rows did not change moved, as a fraction of the map's width. */
+/*
+ * How far items whose kNN rows did not change moved, as a fraction of the map's width. When the
+ * map was reframed (rescaled/recentred because it outgrew its frame; frame.reframed in the
+ * manifest) the movement is measured in the previous frame, so the figure is the layout's own
+ * movement, not the uniform zoom of the new frame.
+ */
 static void stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
 {
     uint8_t *mask = calloc((size_t)c->n + 1, 1);
     double *before = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    double *after = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    frame_t pf;
     r->stability_median = r->stability_p95 = -1;
     r->stability_items = 0;
-    if (!mask || !before || prev->k != c->k) {
-        free(mask), free(before);
+    if (!mask || !before || !after || prev->k != c->k) {
+        free(mask), free(before), free(after);
         return;
     }
+    if (r->reframed && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0)
+        frame_apply(&pf, c->y2, c->n, after);
+    else
+        memcpy(after, c->framed, (size_t)c->n * 2 * sizeof(double));
     for (uint32_t i = 0; i < c->n; i++) {
         uint32_t at = key_find(prev->keys, prev->n, c->keys[i]);
         if (at == UINT32_MAX ||
@@ -684,9 +695,9 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
         r->stability_items++;
     }
     if (r->stability_items > 0)
-        quality_displacement(before, c->framed, c->n, 2, mask, map_width(c->framed, c->n),
+        quality_displacement(before, after, c->n, 2, mask, map_width(after, c->n),
                              &r->stability_median, &r->stability_p95);
-    free(mask), free(before);
+    free(mask), free(before), free(after);
 }
 
 /* ---- MDE and layout ------------------------------------------------------------------------ */
@@ -758,9 +769,29 @@ static uint8_t *movable_items(const refresh_state_t *st, const store_coords_t *p
     return mov;
 }
 
+/*
+ * Frame the map for the frontend's default view (algo/frame.h): a warm map keeps the last map's
+ * frame (recovered from its stored 2-D and framed positions) while it still fills 82-97% of the
+ * view in landscape, so a refresh never rescales or rotates a map whose extent barely changed;
+ * a cold map, or one that outgrew its frame, gets a new one.
+ */
+static int frame_map(const store_coords_t *prev, int warm, store_coords_t *c, refresh_result_t *r)
+{
+    frame_view_t v;
+    frame_t pf;
+    frame_view_default(&v);
+    int have_prev = warm && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0;
+    int rc = frame_choose(c->y2, c->n, &v, have_prev ? &pf : NULL, &r->frame, &r->reframed);
+    if (rc == 0) {
+        frame_apply(&r->frame, c->y2, c->n, c->framed);
+        rc = frame_extent(c->framed, c->n, &v, &r->extent);
+    }
+    return rc;
+}
+
 static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
-                     const double *x, const uint8_t *movable, store_coords_t *c, char *err,
-                     size_t errlen)
+                     const double *x, const uint8_t *movable, store_coords_t *c,
+                     refresh_result_t *r, char *err, size_t errlen)
 {
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
@@ -784,13 +815,9 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
     } else if (rc == 0) {
         rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
     }
-    if (rc == 0 && placed_n >= 2) { /* keep the last map's frame: shared points stay put */
-        double centre[2];
-        layout_frame_centre(prev->y2, prev->framed, centre);
-        layout_frame_at(c->y2, n, centre[0], centre[1], c->framed);
-    } else if (rc == 0) {
-        layout_frame(c->y2, n, c->framed);
-    } else if (rc != ATL_ECANCELED)
+    if (rc == 0)
+        rc = frame_map(prev, placed_n >= 2, c, r);
+    if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "layout: %s", atl_strerror(rc));
     free(placed), free(prev_y);
     return rc;
@@ -798,11 +825,33 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
 
 /* ---- publishing ---------------------------------------------------------------------------- */
 
+/* The manifest's "frame": layout -> corpus similarity, the view it was fitted to, and where the
+ * map's 1st-99th percentile box sits in it (drawn units, after the frontend's x2). */
+static int frame_fields(char *buf, size_t cap, const refresh_result_t *r)
+{
+    frame_view_t v;
+    double scale, deg;
+    int reflect;
+    frame_view_default(&v);
+    frame_describe(&r->frame, &scale, &deg, &reflect);
+    const frame_extent_t *e = &r->extent;
+    return snprintf(
+        buf, cap,
+        ",\"frame\":{\"scale\":%.9g,\"rotation_deg\":%.4f,\"reflect\":%s,\"a\":[%.9g,%.9g,%.9g,"
+        "%.9g],\"t\":[%.9g,%.9g],\"reframed\":%s,\"view\":{\"centre\":[%g,%g],\"width\":%g,"
+        "\"height\":%g,\"zoom\":[%g,%g],\"fill_target\":%g},\"extent\":{\"quantiles\":[%g,%g],"
+        "\"width\":%.2f,\"height\":%.2f,\"fill\":%.4f,\"centre\":[%.2f,%.2f]}}",
+        scale, deg, reflect ? "true" : "false", r->frame.a[0], r->frame.a[1], r->frame.a[2],
+        r->frame.a[3], r->frame.t[0], r->frame.t[1], r->reframed ? "true" : "false", v.centre[0],
+        v.centre[1], v.width, v.height, v.zoom[0], v.zoom[1], v.fill, v.pct_lo, v.pct_hi, e->width,
+        e->height, e->fill, e->centre[0], e->centre[1]);
+}
+
 static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
                              const store_counters_t *c, const char *offsets, const char *previous,
                              double max_distance)
 {
-    size_t cap = 4096 + strlen(offsets);
+    size_t cap = 6144 + strlen(offsets);
     char *buf = malloc(cap), when[32] = "";
     if (!buf)
         return NULL;
@@ -823,6 +872,7 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
         return NULL;
     }
     k += n;
+    k += frame_fields(buf + k, cap - (size_t)k, r);
     snprintf(buf + k, cap - (size_t)k,
              ",\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
              "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s}}",
@@ -988,7 +1038,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     r->t_mde = now_s() - t1;
     t1 = now_s();
     movable = r->incremental && !o->full ? movable_items(st, &prev, &r->layout_movable) : NULL;
-    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, err, errlen)) != 0)
+    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, r, err, errlen)) != 0)
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();

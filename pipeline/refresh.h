@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "algo/atl.h"
+#include "algo/frame.h"
 #include "store/store.h"
 
 typedef struct refresh_opts {
@@ -55,6 +56,9 @@ typedef struct refresh_result {
     int64_t newest_update_time;
     double stability_median, stability_p95; /* unchanged-kNN items' movement / width; -1 */
     uint32_t stability_items;
+    frame_t frame;         /* layout -> corpus coordinates of this map (algo/frame.h) */
+    frame_extent_t extent; /* its 1st-99th percentile box in the frontend's default view */
+    int reframed;          /* 1: a new frame (cold map, or the old one no longer fit) */
     double t_verify, t_read, t_graph, t_knn, t_mde, t_layout, t_publish, t_total; /* seconds */
     int verified;    /* verify holds an S verification */
     int verify_only; /* it only compared: differences were not repaired */

@@ -20,4 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 cmake -S . -B "$build" "$@" >/dev/null
-cmake --build "$build" -j "$(nproc)"
+# ATL_BUILD_TARGETS="atlasd atlasctl": only those (the demo), not the tests and fuzz targets
+targets=()
+for t in ${ATL_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build" -j "$(nproc)" "${targets[@]}"
