@@ -78,6 +78,8 @@ struct ingest {
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t offsets_lost; /* partitions whose stored offset fell out of the log (README) */
+    uint64_t tombstones;   /* messages with a null value, skipped */
     uint64_t map_full_waits, map_grown, dlq_truncated;
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
@@ -400,6 +402,22 @@ static void on_batch_timer(uv_timer_t *t)
 /* @return 0 (the message is consumed), or -ENOMEM: it was not, the caller keeps it to retry. */
 static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        /* auto.offset.reset=error: the store's offset is below the log start (retention deleted
+         * events it never applied) or past the end (topic recreated). Skipping ahead would make
+         * the store silently inexact, so librdkafka stops fetching the partition and we say so
+         * loudly; the operator decides (README "Offsets out of range"). */
+        ig->offsets_lost++;
+        ig->kafka_errors++;
+        set_error(ig, "offset out of range, partition stopped: %s [%" PRId32 "]: %s",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition,
+                  rd_kafka_message_errstr(m));
+        LOG_ERROR("ingest", "stored offset out of range: partition stopped, store not exact",
+                  "topic=%s partition=%" PRId32 " offset=%" PRId64 " err=\"%s\"",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, m->offset,
+                  rd_kafka_message_errstr(m));
+        return 0;
+    }
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             ig->kafka_errors++;
@@ -416,6 +434,11 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
     int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
     int64_t wall = (int64_t)time(NULL);
     ig->dopts.now_s = ts_ms / 1000 > wall ? ts_ms / 1000 : wall;
+    if (!m->payload) { /* a tombstone (Debezium after a delete): nothing to apply */
+        ig->consumed++;
+        ig->tombstones++;
+        goto done;
+    }
     int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
                                 err, sizeof(err));
     if (rc == -ENOMEM) { /* not the message's fault: stall, never dead-letter (issue 10.2) */
@@ -443,6 +466,7 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s err=\"%s\"", topic,
                   m->partition, m->offset, store_reject_name(why), err);
     }
+done:
     if (store_batch_set_offset(ig->batch, topic, m->partition, m->offset + 1) != 0)
         abort();
     part_find(ig, topic, m->partition, 1);
@@ -775,7 +799,10 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
          kafkaconf_set(conf, "group.instance.id", ig->cfg->group_instance_id, errbuf, errlen)) ||
         kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
-        kafkaconf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        /* a stored offset out of the log is an error, never a silent skip (see above) */
+        kafkaconf_set(conf, "auto.offset.reset", "error", errbuf, errlen) ||
+        /* a subscribed topic that does not exist yet is found within 10 s once created */
+        kafkaconf_set(conf, "topic.metadata.refresh.interval.ms", "10000", errbuf, errlen) ||
         kafkaconf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
         kafkaconf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
         kafkaconf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
@@ -986,6 +1013,7 @@ void ingest_free(ingest_t *ig)
 const char *ingest_state(const ingest_t *ig)
 {
     return ig->stopping                                   ? "stopping"
+           : ig->offsets_lost                             ? "offset_out_of_range"
            : ig->stalled || ig->held                      ? "stalled"
            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
            : !ig->assigned                                ? "rebalancing"
@@ -1013,6 +1041,8 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "dead_letter_failures", (double)ig->dlq_failed);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
+    cJSON_AddNumberToObject(o, "offsets_out_of_range", (double)ig->offsets_lost);
+    cJSON_AddNumberToObject(o, "tombstones", (double)ig->tombstones);
     cJSON_AddStringToObject(o, "state", ingest_state(ig));
     cJSON_AddStringToObject(o, "last_error", ig->last_error);
     cJSON_AddNumberToObject(o, "last_error_time", ig->last_error_time);
@@ -1090,6 +1120,10 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
                     "# TYPE atlasd_map_grown_ahead_total counter\n"
                     "atlasd_map_grown_ahead_total %" PRIu64 "\n"
                     "# TYPE atlasd_commit_map_full_total counter\n"
-                    "atlasd_commit_map_full_total %" PRIu64 "\n",
-                    ig->map_grown, ig->map_full_waits);
+                    "atlasd_commit_map_full_total %" PRIu64 "\n"
+                    "# TYPE atlasd_tombstones_total counter\n"
+                    "atlasd_tombstones_total %" PRIu64 "\n"
+                    "# TYPE atlasd_offsets_out_of_range_total counter\n"
+                    "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
+                    ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost);
 }
