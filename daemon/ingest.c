@@ -26,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "daemon/log.h"
+#include "kafkaconf/kafkaconf.h"
 
 #define MAX_PER_TICK 20000
 #define N_BUCKETS    12
@@ -443,29 +444,16 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
 
 /* ---- set-up and tear-down ---------------------------------------------------------------- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errbuf,
-                    size_t errlen)
-{
-    char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK)
-        return 0;
-    snprintf(errbuf, errlen, "kafka.%s: %s", k, e);
-    return -1;
-}
-
 static rd_kafka_conf_t *base_conf(ingest_t *ig, char *errbuf, size_t errlen)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (conf_set(conf, "bootstrap.servers", ig->cfg->brokers, errbuf, errlen) ||
-        conf_set(conf, "log.queue", "true", errbuf, errlen))
-        goto bad;
+    static const char *const kv[] = {"log.queue", "true"};
+    rd_kafka_conf_t *conf;
+    if (kafkaconf_new(ig->cfg->brokers, kv, ATL_ARRAY_LEN(kv), &conf, errbuf, errlen) != 0)
+        return NULL;
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, ig);
     return conf;
-bad:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
 }
 
 static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
@@ -475,16 +463,16 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     if (!conf)
         return -1;
     /* our defaults first, so kafka.* settings can override them */
-    if (conf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
-        conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
-        conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
-        conf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
-        conf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
-        conf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
-        conf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
+    if (kafkaconf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
+        kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        kafkaconf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        kafkaconf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        kafkaconf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
+        kafkaconf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
+        kafkaconf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
         goto bad;
     for (size_t i = 0; i < ig->cfg->n_kafka; i++)
-        if (conf_set(conf, ig->cfg->kafka_keys[i], ig->cfg->kafka_values[i], errbuf, errlen))
+        if (kafkaconf_set(conf, ig->cfg->kafka_keys[i], ig->cfg->kafka_values[i], errbuf, errlen))
             goto bad;
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
@@ -511,9 +499,9 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
     for (size_t i = 0; i < ig->cfg->n_kafka; i++) {
         const char *k = ig->cfg->kafka_keys[i];
         /* consumer-only properties would make the producer fail: pass the common ones */
-        if (strncmp(k, "security.", 9) && strncmp(k, "sasl.", 5) && strncmp(k, "ssl.", 4))
+        if (!kafkaconf_key_is_common(k))
             continue;
-        if (conf_set(conf, k, ig->cfg->kafka_values[i], errbuf, errlen))
+        if (kafkaconf_set(conf, k, ig->cfg->kafka_values[i], errbuf, errlen))
             goto bad;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);

@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "daemon/log.h"
-#include "daemon/refresh.h"
+#include "pipeline/refresh.h"
 
 #define TICK_MS        1000
 #define RETRY_AFTER_MS 5000 /* after a failed refresh */

@@ -2,7 +2,7 @@
  * sched.h: when the daemon refreshes the map (issue 6). A 1-second tick on the loop watches the
  * store's dirty count and batch sequence; a refresh starts when the interval has passed with
  * items dirty, when the dirty count reaches the threshold, when no map exists yet, or when an
- * operator forces a rebuild. The refresh itself (daemon/refresh.h) runs on libuv's thread pool
+ * operator forces a rebuild. The refresh itself (pipeline/refresh.h) runs on libuv's thread pool
  * (uv_queue_work) on LMDB read snapshots, so ingestion and HTTP keep serving meanwhile. One runs
  * at a time; triggers during a run queue at most one more (a forced rebuild wins over a plain
  * refresh and absorbs every request made before it starts).

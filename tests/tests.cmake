@@ -28,7 +28,7 @@ atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS 
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit)
-atl_add_test(test_refresh SOURCES tests/unit/daemon/test_refresh.c LIBS atl_daemon_core
+atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
              LABELS unit)
 
 atl_add_script_test(layering tests/layering.sh LABELS unit)
@@ -64,3 +64,12 @@ target_include_directories(test_corpus PRIVATE ${CMAKE_SOURCE_DIR})
 add_test(NAME test_corpus COMMAND test_corpus ${CMAKE_SOURCE_DIR}/tests/data/corpus_two_rows.hex)
 set_tests_properties(test_corpus PROPERTIES LABELS unit TIMEOUT 60)
 atl_add_script_test(viewer tests/integration/test_viewer.sh LABELS integration TIMEOUT 400)
+
+# Each static library links on its own (STYLE R1): every object pulled in, only the declared
+# dependencies on the link line. An undefined reference into another layer fails the build.
+foreach(lib atl_algo atl_store atl_pipeline atl_kafkaconf atl_daemon_core atl_tools)
+  add_executable(link_${lib} tests/link/main.c)
+  target_link_libraries(link_${lib} PRIVATE -Wl,--whole-archive ${lib} -Wl,--no-whole-archive)
+  add_test(NAME link-${lib} COMMAND link_${lib})
+  set_tests_properties(link-${lib} PROPERTIES LABELS unit TIMEOUT 30)
+endforeach()

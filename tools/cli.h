@@ -121,15 +121,12 @@ int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t err
 int http_request(const char *method, const char *url, const char *bearer, int *status,
                  uint8_t **body, size_t *len, char *err, size_t errlen);
 
-/* Kafka commands: implemented in daemon/kafka_cli.c, the only layer that may use librdkafka
- * (dependency inversion: daemon/ implements this tools/ interface; tools/ includes no daemon/
- * header). */
+/* Kafka commands (tools/kafka_cli.c, over kafkaconf/). */
 int cmd_kafka_mock(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 
-/* `rebuild` on a running daemon or offline: implemented in daemon/admin_cli.c, where the refresh
- * pipeline lives (same dependency inversion as the Kafka commands). */
+/* `rebuild` on a running daemon or offline (tools/admin_cli.c, over pipeline/). */
 int cmd_rebuild(int argc, char **argv);
 
 #endif

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "algo/rng.h"
-#include "daemon/refresh.h"
+#include "pipeline/refresh.h"
 #include "store/store.h"
 #include "tests/check.h"
 

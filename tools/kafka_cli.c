@@ -3,8 +3,8 @@
  * mock cluster as a process of its own), `produce` (replay a JSONL/CSV dump into Kafka) and
  * `consume` (print a topic, e.g. the dead-letter topic, as JSON lines).
  *
- * Their code lives in daemon/, the only layer that may include librdkafka (STYLE R1); atlasctl
- * calls them through the prototypes in tools/cli.h, so tools/ never includes daemon/.
+ * The client set-up they share with the daemon's consumer (bootstrap list, settings named in
+ * errors) is kafkaconf/, a small library both link (STYLE R1).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +22,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "algo/atl.h"
+#include "kafkaconf/kafkaconf.h"
 #include "tools/cli.h"
 
 #define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
@@ -273,23 +274,18 @@ static rd_kafka_t *new_client(rd_kafka_type_t type, const char *brokers, void *o
                               const char *const *kv, size_t n_kv)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) != 0)
+    rd_kafka_conf_t *conf;
+    if (kafkaconf_new(brokers, kv, n_kv, &conf, errstr, sizeof(errstr)) != 0)
         goto bad;
-    for (size_t i = 0; i + 1 < n_kv; i += 2)
-        if (rd_kafka_conf_set(conf, kv[i], kv[i + 1], errstr, sizeof(errstr)) != 0)
-            goto bad;
     if (type == RD_KAFKA_PRODUCER)
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, opaque);
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (rk)
         return rk;
-    fprintf(stderr, "atlasctl: %s\n", errstr);
-    return NULL;
+    rd_kafka_conf_destroy(conf);
 bad:
     fprintf(stderr, "atlasctl: %s\n", errstr);
-    rd_kafka_conf_destroy(conf);
     return NULL;
 }
 

@@ -14,7 +14,7 @@
  *    bound from T's 75th percentile), recomputed by every full refresh.
  * The tests compare incremental results with a from-scratch recomputation.
  */
-#include "daemon/refresh.h"
+#include "pipeline/refresh.h"
 
 #include <errno.h>
 #include <inttypes.h>

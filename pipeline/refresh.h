@@ -9,8 +9,8 @@
  * coordinates stored in the store, so a restarted daemon or an offline rebuild continues from the
  * last published map. Runs on any thread; it touches nothing of the event loop.
  */
-#ifndef ATL_DAEMON_REFRESH_H
-#define ATL_DAEMON_REFRESH_H
+#ifndef ATL_PIPELINE_REFRESH_H
+#define ATL_PIPELINE_REFRESH_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -16,7 +16,7 @@
 #include <cJSON.h>
 
 #include "algo/atl.h"
-#include "daemon/refresh.h"
+#include "pipeline/refresh.h"
 #include "store/store.h"
 #include "tools/cli.h"
 
