@@ -65,6 +65,8 @@ typedef struct mde {
     double *hist;         /* L-BFGS pairs (s, y), memory x 2 x n x dim */
     uint32_t *perm, *inv; /* internal (locality) order of items: perm[new] = old */
     double *xo;           /* x in internal order during mde_run */
+    double *xp, *gp;      /* dim 3: x padded to 4 doubles a row, and one padded gradient
+                           * buffer per thread (NULL for other dimensions) */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);
