@@ -61,14 +61,16 @@ static void select_kth(float *d, size_t n, size_t k)
     }
 }
 
-double knn_auto_max_distance(const graph_t *t)
+int knn_auto_max_distance(const graph_t *t, double *out)
 {
     size_t m = graph_n_edges(t), w = 0;
-    if (m == 0)
+    if (m == 0) {
+        *out = 0;
         return 0;
+    }
     float *d = malloc(m * sizeof(*d));
     if (!d)
-        return 0;
+        return -ENOMEM;
     for (uint32_t i = 0; i < t->n; i++)
         for (uint64_t e = t->row_ptr[i]; e < t->row_ptr[i + 1]; e++)
             if (t->col[e] > i)
@@ -85,7 +87,8 @@ double knn_auto_max_distance(const graph_t *t)
         q += frac * ((double)next - q);
     }
     free(d);
-    return 3.0 * q;
+    *out = 3.0 * q;
+    return 0;
 }
 
 typedef struct heap_entry {
@@ -261,7 +264,9 @@ int knn_build(const graph_t *t, const knn_opts_t *o, knn_t *out)
     if (o->k < 1 || o->k > KNN_MAX_K)
         return -EINVAL;
     knn_t r = {.n = t->n, .k = o->k};
-    r.max_distance = o->max_distance > 0 ? o->max_distance : knn_auto_max_distance(t);
+    r.max_distance = o->max_distance;
+    if (o->max_distance <= 0 && knn_auto_max_distance(t, &r.max_distance) != 0)
+        return -ENOMEM;
     r.nbr = malloc(((size_t)t->n * o->k + 1) * sizeof(*r.nbr));
     r.dist = malloc(((size_t)t->n * o->k + 1) * sizeof(*r.dist));
     r.count = calloc((size_t)t->n + 1, sizeof(*r.count));

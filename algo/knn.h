@@ -44,9 +44,11 @@ void knn_opts_default(knn_opts_t *o);
 /**
  * 75th percentile of the distances of T's undirected edges (each edge once), with linear
  * interpolation between order statistics (as numpy/torch quantile), times 3.
- * @return the bound, or 0 for a graph without edges.
+ * @param[out] out the bound, or 0 for a graph without edges.
+ * @return 0, or -ENOMEM (before, a failed allocation returned the bound 0, which silently
+ *         emptied every kNN row).
  */
-double knn_auto_max_distance(const graph_t *t);
+int knn_auto_max_distance(const graph_t *t, double *out);
 
 /**
  * Compute every row. @p out is initialised here; release with knn_destroy().

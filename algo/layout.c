@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/mde_kernel.h"
+#include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
@@ -93,18 +93,22 @@ typedef struct kd_tree {
     uint32_t *perm;
     kd_node_t *nodes;
     uint32_t n_nodes;
+    struct kd_key *keys; /* n: scratch for sorting a node's points */
 } kd_tree_t;
 
-static const double *kd_sort_x;
-static uint32_t kd_sort_dim;
+/* A point's coordinate along the split dimension, with its index: the sort needs no context
+ * outside the records (no file-scope state, so builds may run concurrently). */
+typedef struct kd_key {
+    double v;
+    uint32_t i;
+} kd_key_t;
 
 static int cmp_coord(const void *a, const void *b)
 {
-    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-    double x = kd_sort_x[(size_t)i * kd_sort_dim], y = kd_sort_x[(size_t)j * kd_sort_dim];
-    if (x != y)
-        return x < y ? -1 : 1;
-    return (i > j) - (i < j);
+    const kd_key_t *p = a, *q = b;
+    if (p->v != q->v)
+        return p->v < q->v ? -1 : 1;
+    return (p->i > q->i) - (p->i < q->i);
 }
 
 static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
@@ -126,9 +130,11 @@ static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
         if (mx - mn > width)
             width = mx - mn, best = d;
     }
-    kd_sort_x = t->x + best; /* single-threaded build; qsort has no user pointer in C11 */
-    kd_sort_dim = t->dim;
-    qsort(t->perm + lo, hi - lo, sizeof(uint32_t), cmp_coord);
+    for (uint32_t i = lo; i < hi; i++)
+        t->keys[i - lo] = (kd_key_t){t->x[(size_t)t->perm[i] * t->dim + best], t->perm[i]};
+    qsort(t->keys, hi - lo, sizeof(*t->keys), cmp_coord);
+    for (uint32_t i = lo; i < hi; i++)
+        t->perm[i] = t->keys[i - lo].i;
     uint32_t mid = lo + (hi - lo) / 2;
     t->nodes[id].dim = best;
     t->nodes[id].split = t->x[(size_t)t->perm[mid] * t->dim + best];
@@ -260,15 +266,19 @@ static int exact_knn(const double *x, uint32_t n, uint32_t dim, uint32_t k, uint
                    dim,
                    malloc(((size_t)n + 1) * sizeof(uint32_t)),
                    malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
-                   0};
-    if (!t.perm || !t.nodes) {
+                   0,
+                   malloc(((size_t)n + 1) * sizeof(kd_key_t))};
+    if (!t.perm || !t.nodes || !t.keys) {
         free(t.perm);
         free(t.nodes);
+        free(t.keys);
         return -ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++)
         t.perm[i] = i;
     kd_build(&t, 0, n);
+    free(t.keys);
+    t.keys = NULL;
     knn_job_t j = {&t, k, nbr, dist};
     int rc = par_for(n, 256, 2, knn_body, &j);
     free(t.perm);
@@ -475,14 +485,14 @@ static void init_pca(const double *x, uint32_t n, uint32_t dim, double *y)
 
 /* Unplaced points at the weighted mean of their placed neighbours (a few rounds, so chains of
  * new points get placed too); points with none at the centroid of the placed ones plus noise. */
-static void init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double *y, rng_t *r)
+static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double *y, rng_t *r)
 {
-    uint8_t *have = malloc(n);
-    double *acc = malloc((size_t)n * 3 * sizeof(double)), cx = 0, cy = 0;
+    uint8_t *have = malloc((size_t)n + 1);
+    double *acc = malloc(((size_t)n * 3 + 1) * sizeof(double)), cx = 0, cy = 0;
     uint32_t n_placed = 0;
     if (!have || !acc) {
         free(have), free(acc);
-        return;
+        return -ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
         have[i] = placed[i] != 0;
@@ -514,6 +524,7 @@ static void init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, doubl
             y[2 * (size_t)i + 1] = (n_placed ? cy / n_placed : 5) + rng_normal(r);
         }
     free(have), free(acc);
+    return 0;
 }
 
 /* ---- SGD (§6) ---------------------------------------------------------------------------- */
@@ -584,7 +595,7 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                     s2[cnt] = ss;
                     cnt++;
                 }
-                layout__repulsion_block(s2, c, (size_t)cnt, a, b);
+                fastmath__umap_repulsion_block(s2, c, (size_t)cnt, a, b);
                 for (int t = 0; t < cnt; t++) {
                     yj[0] += alpha * clip4(c[t] * nx[t]);
                     yj[1] += alpha * clip4(c[t] * ny[t]);
@@ -630,9 +641,9 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     if ((rc = exact_knn(x, n, dim, k, nbr, dist)) != 0 ||
         (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
         goto out;
-    if (placed)
-        init_warm(&e, n, placed, y, &r);
-    else
+    if (placed && (rc = init_warm(&e, n, placed, y, &r)) != 0)
+        goto out;
+    if (!placed)
         init_pca(x, n, dim, y);
     rc = optimize(&e, n, y, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate, &r,
                   o, placed ? o->movable : NULL);

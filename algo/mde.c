@@ -2,7 +2,7 @@
  * mde.c: PyMDE-compatible MDE with L-BFGS and a strong-Wolfe line search. See mde.h.
  *
  * Evaluation of F and its gradient dominates the run time (about one evaluation per
- * iteration); in 3-D it runs on rows padded to 4 doubles through mde__eval3 (mde_kernel.c,
+ * iteration); in 3-D it runs on rows padded to 4 doubles through fastmath__mde_eval3 (fastmath.c,
  * vectorised), and the L-BFGS vector loops go through the kernel file's fused helpers. Edges are
  * split into exactly n_threads contiguous chunks, each with its own gradient buffer, reduced in
  * chunk order, so results are bitwise identical for a given thread count whatever the scheduling.
@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/mde_kernel.h"
+#include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
 
@@ -359,9 +359,11 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
-    memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
-    memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    if (knn->m) { /* a graph with no edges has NULL arrays */
+        memcpy(m->ei, knn->i, knn->m * sizeof(*m->ei));
+        memcpy(m->ej, knn->j, knn->m * sizeof(*m->ej));
+        memcpy(m->w, knn->w, knn->m * sizeof(*m->w));
+    }
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);
@@ -413,7 +415,7 @@ void mde_coords_random(const mde_t *m, double *x)
     center(m, x);
 }
 
-void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
+int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
 {
     /* the edges are in internal labels: work on an internal copy of x and of the mask */
     double *xi = malloc((m->nx + 1) * sizeof(double));
@@ -421,7 +423,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     if (!xi || !pi) {
         free(xi);
         free(pi);
-        return;
+        return -ENOMEM;
     }
     to_internal(m, x, xi);
     for (uint32_t v = 0; v < m->n; v++)
@@ -430,6 +432,7 @@ void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     to_external(m, xi, x);
     free(xi);
     free(pi);
+    return 0;
 }
 
 static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)
@@ -528,7 +531,7 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
         d[k] = zero[k] ? 1.0 : sqrt(d2);
     }
     if (k0 >= m->m_attr) {
-        mde__repulsive_block(d, fv, coef, n);
+        fastmath__mde_repulsive_block(d, fv, coef, n);
         for (size_t k = 0; k < n; k++)
             f += fv[k];
     } else {
@@ -561,11 +564,12 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     memset(g, 0, 4 * (size_t)m->n * sizeof(double));
     if (begin < split) {
         size_t e = end < split ? end : split;
-        f += mde__eval3(m->xp, g, m->ei + begin, m->ej + begin, m->w + begin, e - begin, 0, &n_inf);
+        f += fastmath__mde_eval3(m->xp, g, m->ei + begin, m->ej + begin, m->w + begin, e - begin, 0,
+                                 &n_inf);
     }
     if (end > split) {
         size_t b = begin > split ? begin : split;
-        f += mde__eval3(m->xp, g, m->ei + b, m->ej + b, m->w + b, end - b, 1, &n_inf);
+        f += fastmath__mde_eval3(m->xp, g, m->ei + b, m->ej + b, m->w + b, end - b, 1, &n_inf);
     }
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
     return 0;
@@ -620,11 +624,11 @@ static double eval_internal(const mde_t *m, const double *x, double *grad)
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
     double f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
     if (m->xp) {
-        mde__pad3(x, m->xp, m->n);
+        fastmath__mde_pad3(x, m->xp, m->n);
         par_for(m->m, j.chunk, nt, eval3_body, &j);
         for (size_t c = 0; c < n_chunks; c++)
             f += f_chunk[c];
-        mde__reduce3(m->gp, n_chunks, m->n, inv_p, grad);
+        fastmath__mde_reduce3(m->gp, n_chunks, m->n, inv_p, grad);
         return f * inv_p;
     }
     par_for(m->m, j.chunk, nt, eval_body, &j);
@@ -654,14 +658,14 @@ double mde_distortion(const mde_t *m, const double *x)
 
 static double dot(const double *a, const double *b, size_t n)
 {
-    return mde__dot(a, b, n);
+    return fastmath__mde_dot(a, b, n);
 }
 
 /* f and gradient (into g) at x + t d; the trial point is kept in B_XT. */
 static double phi(mde_t *m, const double *x, double t, const double *d, double *g, unsigned *evals)
 {
     double *xt = buf(m, B_XT);
-    mde__axpy_to(xt, x, t, d, m->nx);
+    fastmath__mde_axpy_to(xt, x, t, d, m->nx);
     (*evals)++;
     return eval_internal(m, xt, g);
 }
@@ -717,7 +721,7 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
                                double gtd0, unsigned *evals)
 {
     double dmax, l1;
-    mde__norms(d, m->nx, &dmax, &l1);
+    fastmath__mde_norms(d, m->nx, &dmax, &l1);
     ls_point_t zero = {0, f0, gtd0, B_G}, prev = zero, cur, br[2];
     cur = ls_eval(m, x, d, t, &prev, 1, evals);
     for (int h = 0; h < 10 && !(isfinite(cur.f) && isfinite(cur.gtd)); h++)
@@ -807,22 +811,24 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
     for (int k = 0; k < n_hist; k++)
         slot[k] = (head + k) % (int)m->o.memory;
     memcpy(d, g, nx * sizeof(double)); /* q */
-    double next = n_hist > 0 ? mde__dot(hist_s(m, phys[slot[n_hist - 1]]), d, nx) : 0;
+    double next = n_hist > 0 ? fastmath__mde_dot(hist_s(m, phys[slot[n_hist - 1]]), d, nx) : 0;
     for (int k = n_hist - 1; k >= 0; k--) {
         alpha[k] = rho[slot[k]] * next;
         const hist_t *sp = k > 0 ? hist_s(m, phys[slot[k - 1]]) : NULL;
-        next = mde__axpy_dot(d, -alpha[k], hist_y(m, phys[slot[k]]), sp, nx);
+        next = fastmath__mde_axpy_dot(d, -alpha[k], hist_y(m, phys[slot[k]]), sp, nx);
     }
     /* r = gamma q, fused with the first dot of the second loop */
-    next = mde__scale_dot(d, gamma, n_hist > 0 ? hist_y(m, phys[slot[0]]) : NULL, nx);
+    next = fastmath__mde_scale_dot(d, gamma, n_hist > 0 ? hist_y(m, phys[slot[0]]) : NULL, nx);
     for (int k = 0; k < n_hist; k++) {
         double c = alpha[k] - rho[slot[k]] * next;
         const hist_t *yn = k + 1 < n_hist ? hist_y(m, phys[slot[k + 1]]) : NULL;
-        next = mde__axpy_dot(d, c, hist_s(m, phys[slot[k]]), yn, nx);
+        next = fastmath__mde_axpy_dot(d, c, hist_s(m, phys[slot[k]]), yn, nx);
     }
-    mde__scale_dot(d, -1.0, NULL, nx);
+    fastmath__mde_scale_dot(d, -1.0, NULL, nx);
 }
 
+/* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+ * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
     size_t nx = m->nx;
@@ -849,7 +855,8 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             /* s = t_prev d_prev, y = g - g_prev, stored if y's > 1e-10 (scratch first, so a
              * rejected pair never overwrites the oldest stored one) */
             double yy;
-            double ys = mde__pair(hist_s(m, spare), hist_y(m, spare), t_prev, d, g, gprev, nx, &yy);
+            double ys = fastmath__mde_pair(hist_s(m, spare), hist_y(m, spare), t_prev, d, g, gprev,
+                                           nx, &yy);
             if (ys > 1e-10) {
                 int slot = (head + n_hist) % (int)m->o.memory;
                 if (n_hist == (int)m->o.memory)
@@ -879,7 +886,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         double t0 = 1;
         if (restart) {
             double gmax, l1;
-            mde__norms(g, nx, &gmax, &l1);
+            fastmath__mde_norms(g, nx, &gmax, &l1);
             t0 = l1 > 1 ? 1 / l1 : 1;
         }
         memcpy(gprev, g, nx * sizeof(double));
@@ -887,7 +894,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         restart = 0;
         if (p.t > 0) {
             if (m->o.dim == 3) {
-                mde__step_center3(x, p.t, d, m->n);
+                fastmath__mde_step_center3(x, p.t, d, m->n);
             } else {
                 for (size_t k = 0; k < nx; k++)
                     x[k] += p.t * d[k];

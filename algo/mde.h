@@ -86,8 +86,9 @@ void mde_coords_random(const mde_t *m, double *x);
  * Warm start: rows with placed[i] != 0 keep @p x; others go to the mean of their placed kNN
  * neighbours (propagating through unplaced ones) plus small seeded noise; items with no placed
  * neighbour at all get seeded normal coordinates. Then centre.
+ * @return 0, or -ENOMEM (@p x unchanged).
  */
-void mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed);
+int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed);
 
 /**
  * Minimise F from @p x (n x dim, row-major) in place.

@@ -7,6 +7,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "algo/atl.h"
 
 typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL } opt_type_t;
 
@@ -25,6 +30,8 @@ static const opt_t opts[] = {
     {"db", OPT_STR, OFF(db), 0, 0, "state", "state directory: the LMDB store (one per daemon)"},
     {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,..."},
     {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id"},
+    {"group-instance-id", OPT_STR, OFF(group_instance_id), 0, 0, "",
+     "Kafka static membership id (empty: one stable per store, kept in DB/instance-id; none: off)"},
     {"http", OPT_STR, OFF(http), 0, 0, "127.0.0.1:8477", "HTTP listen address HOST:PORT"},
     {"topic-hiscores", OPT_STR, OFF(topic_hiscores), 0, 0, "osutrack.hiscore_updates",
      "topic of hiscore rows"},
@@ -38,6 +45,8 @@ static const opt_t opts[] = {
      "commit a batch at most this long after its first event"},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
      "larger messages are rejected"},
+    {"max-future-seconds", OPT_INT, OFF(max_future_s), 0, 315360000, "86400",
+     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)"},
     {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped"},
     {"map-size-mb", OPT_INT, OFF(map_size_mb), 1, 16777216, "1024",
      "initial LMDB map size; it doubles when full"},
@@ -64,6 +73,28 @@ static const opt_t opts[] = {
     {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
     {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
 };
+
+#define LINE_MAX_BYTES 4095
+
+/* @p s (at most @p n bytes) for an error message: printable ASCII as is, anything else as \xNN,
+ * cut at 60 bytes; garbage in a config file is never echoed raw to a terminal or a log. */
+static const char *printable(const char *s, size_t n, char out[256])
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && s[i] && o + 8 < 256; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (i == 60) {
+            o += (size_t)snprintf(out + o, 256 - o, "...");
+            break;
+        }
+        if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, 256 - o, "\\x%02x", ch);
+    }
+    out[o] = '\0';
+    return out;
+}
 
 static char **str_field(atl_config_t *c, const opt_t *o)
 {
@@ -98,7 +129,7 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
         if (v < o->min || v > o->max) {
             snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name, val,
                      o->min, o->max);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (o->type == OPT_INT)
             *(int64_t *)((char *)c + o->offset) = (int64_t)v;
@@ -106,15 +137,30 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
             *(double *)((char *)c + o->offset) = v;
         return 0;
     }
-bad:
-    snprintf(errbuf, errlen, "%s: invalid value for %s: \"%s\"", where, o->name, val);
-    return -1;
+bad:;
+    char pv[256];
+    snprintf(errbuf, errlen, "%s: invalid value for %s: \"%s\"", where, o->name,
+             printable(val, strlen(val), pv));
+    return ATL_ECONFIG;
 }
 
 static int set_key(atl_config_t *c, const char *key, const char *val, const char *where,
                    char *errbuf, size_t errlen)
 {
+    char pk[256];
     if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
+        /* checked now, so a bad property is a configuration error naming its line (exit 2),
+         * not a start-up failure of the Kafka client */
+        char e[512];
+        rd_kafka_conf_t *probe = rd_kafka_conf_new();
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, key + 6, val, e, sizeof(e));
+        rd_kafka_conf_destroy(probe);
+        if (res != RD_KAFKA_CONF_OK) {
+            char pe[256];
+            snprintf(errbuf, errlen, "%s: %s: %s", where, printable(key, strlen(key), pk),
+                     printable(e, strlen(e), pe));
+            return ATL_ECONFIG;
+        }
         for (size_t i = 0; i < c->n_kafka; i++) {
             if (strcmp(c->kafka_keys[i], key + 6) == 0) {
                 free(c->kafka_values[i]);
@@ -124,7 +170,7 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
         }
         if (c->n_kafka == CONFIG_MAX_KAFKA) {
             snprintf(errbuf, errlen, "%s: too many kafka.* keys", where);
-            return -1;
+            return ATL_ECONFIG;
         }
         c->kafka_keys[c->n_kafka] = strdup(key + 6);
         c->kafka_values[c->n_kafka++] = strdup(val);
@@ -133,8 +179,9 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
         if (strcmp(opts[i].name, key) == 0)
             return set_opt(c, &opts[i], val, where, errbuf, errlen);
-    snprintf(errbuf, errlen, "%s: unknown setting \"%s\" (see atlasd --help)", where, key);
-    return -1;
+    snprintf(errbuf, errlen, "%s: unknown setting \"%s\" (see atlasd --help)", where,
+             printable(key, strlen(key), pk));
+    return ATL_ECONFIG;
 }
 
 void config_init(atl_config_t *c)
@@ -170,27 +217,53 @@ static char *trim(char *s)
 static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t errlen)
 {
     FILE *f = fopen(path, "r");
+    struct stat st;
     if (!f) {
         snprintf(errbuf, errlen, "cannot open config %s: %s", path, strerror(errno));
-        return -1;
+        return ATL_ECONFIG;
     }
-    char line[4096], where[4200];
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) { /* a directory reads as empty */
+        snprintf(errbuf, errlen, "config %s is not a regular file", path);
+        fclose(f);
+        return ATL_ECONFIG;
+    }
+    char *line = NULL, where[4200];
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        if (len > LINE_MAX_BYTES + 1 || (len == LINE_MAX_BYTES + 1 && line[len - 1] != '\n')) {
+            snprintf(errbuf, errlen, "%s: line of %zd bytes is longer than %d", where, len,
+                     LINE_MAX_BYTES);
+            rc = ATL_ECONFIG;
+            break;
+        }
+        if (memchr(line, '\0', (size_t)len)) {
+            snprintf(errbuf, errlen, "%s: NUL byte (not a text file?)", where);
+            rc = ATL_ECONFIG;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            snprintf(errbuf, errlen, "%s: expected key = value", where);
-            rc = -1;
+            char pl[256];
+            snprintf(errbuf, errlen, "%s: expected key = value, not \"%s\"", where,
+                     printable(s, strlen(s), pl));
+            rc = ATL_ECONFIG;
             break;
         }
         *eq = '\0';
         rc = set_key(c, trim(s), trim(eq + 1), where, errbuf, errlen);
     }
+    if (rc == 0 && ferror(f)) {
+        snprintf(errbuf, errlen, "reading config %s: %s", path, strerror(errno));
+        rc = ATL_ECONFIG;
+    }
+    free(line);
     fclose(f);
     return rc;
 }
@@ -227,11 +300,11 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help();
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
         if (strcmp(argv[i], "--print-config") == 0) {
             config_print_example(stdout);
-            return 1;
+            return CONFIG_PARSE_DONE;
         }
     }
     for (int i = 1; i < argc; i++) { /* the file first, so flags override it */
@@ -241,20 +314,20 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
         else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             val = argv[i + 1];
         if (val && load_file(c, val, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             snprintf(errbuf, errlen, "unexpected argument \"%s\" (see --help)", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         char key[256];
         const char *eq = strchr(a + 2, '='), *val;
         size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         if (kl >= sizeof(key)) {
             snprintf(errbuf, errlen, "option too long: %.40s...", a);
-            return -1;
+            return ATL_ECONFIG;
         }
         memcpy(key, a + 2, kl);
         key[kl] = '\0';
@@ -264,14 +337,18 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
             val = argv[++i];
         } else {
             snprintf(errbuf, errlen, "--%s needs a value", key);
-            return -1;
+            return ATL_ECONFIG;
         }
         if (strcmp(key, "config") == 0)
             continue;
         char where[300];
         snprintf(where, sizeof(where), "flag --%s", key);
         if (set_key(c, key, val, where, errbuf, errlen) != 0)
-            return -1;
+            return ATL_ECONFIG;
+    }
+    if (!c->brokers[0]) { /* a configuration error (exit 2), not a start-up failure */
+        snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
+        return ATL_ECONFIG;
     }
     return 0;
 }

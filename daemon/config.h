@@ -14,15 +14,17 @@
 #define CONFIG_MAX_KAFKA 64
 
 typedef struct atl_config {
-    char *db;      /* state directory (LMDB store) */
-    char *brokers; /* Kafka bootstrap list */
-    char *group;   /* consumer group id */
-    char *http;    /* HOST:PORT of the HTTP server */
+    char *db;                /* state directory (LMDB store) */
+    char *brokers;           /* Kafka bootstrap list */
+    char *group;             /* consumer group id */
+    char *group_instance_id; /* static membership ("": per store, "none": off) */
+    char *http;              /* HOST:PORT of the HTTP server */
     char *topic_hiscores, *topic_beatmaps, *topic_dlq;
     int64_t batch_max_events;
     int64_t batch_max_ms;
     int64_t max_message_bytes;
     double min_pp;
+    int64_t max_future_s; /* update_time tolerance past the broker timestamp / wall clock */
     int64_t map_size_mb;
     int64_t durable; /* fsync every batch commit */
     int64_t stats_interval_s;
@@ -46,10 +48,13 @@ void config_init(atl_config_t *c);
 /** Free the strings. */
 void config_destroy(atl_config_t *c);
 
+/** config_parse_args(): --help or --print-config was printed; exit 0 (a success, not an error). */
+#define CONFIG_PARSE_DONE 1
+
 /**
- * Apply a config file then argv (argv[0] skipped). `--help` prints help and returns 1;
- * `--print-config` prints the example config and returns 1.
- * @return 0 to run, 1 to exit 0 (help printed), or -1 with a message in errbuf naming the
+ * Apply a config file then argv (argv[0] skipped). `--help` prints help and `--print-config`
+ * the example config; both return CONFIG_PARSE_DONE.
+ * @return 0 to run, CONFIG_PARSE_DONE, or ATL_ECONFIG with a message in errbuf naming the
  *         file:line or the flag.
  */
 int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size_t errlen);

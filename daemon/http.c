@@ -61,11 +61,32 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
     http_server_t *s = ((route_handler_t *)self)->srv;
     if (!method_ok(req))
         return 0;
-    if (s->routes.healthy(s->routes.ud))
+    const char *state = s->routes.health(s->routes.ud);
+    if (strcmp(state, "consuming") == 0) {
         send_text(req, 200, "OK", "text/plain", H2O_STRLIT("ok\n"));
-    else
-        send_text(req, 503, "Service Unavailable", "text/plain", H2O_STRLIT("unhealthy\n"));
+    } else {
+        char body[64];
+        int n = snprintf(body, sizeof(body), "%s\n", state);
+        send_text(req, 503, "Service Unavailable", "text/plain", body, (size_t)n);
+    }
     return 0;
+}
+
+/* @p o printed (and deleted) as the body; a failed allocation answers 500, never crashes. */
+static void send_cjson(h2o_req_t *req, int status, const char *reason, cJSON *o, int formatted)
+{
+    char *body = o ? (formatted ? cJSON_Print(o) : cJSON_PrintUnformatted(o)) : NULL;
+    cJSON_Delete(o);
+    size_t n = body ? strlen(body) : 0;
+    char *nb = body ? realloc(body, n + 2) : NULL;
+    if (!nb) {
+        free(body);
+        send_text(req, 500, "Internal Server Error", "text/plain", H2O_STRLIT("out of memory\n"));
+        return;
+    }
+    nb[n++] = '\n';
+    send_text(req, status, reason, "application/json", nb, n);
+    free(nb);
 }
 
 static int on_status(h2o_handler_t *self, h2o_req_t *req)
@@ -74,14 +95,9 @@ static int on_status(h2o_handler_t *self, h2o_req_t *req)
     if (!method_ok(req))
         return 0;
     cJSON *o = cJSON_CreateObject();
-    s->routes.status(s->routes.ud, o);
-    char *body = cJSON_Print(o);
-    cJSON_Delete(o);
-    size_t n = strlen(body);
-    body = realloc(body, n + 2);
-    body[n++] = '\n';
-    send_text(req, 200, "OK", "application/json", body, n);
-    free(body);
+    if (o)
+        s->routes.status(s->routes.ud, o);
+    send_cjson(req, 200, "OK", o, 1);
     return 0;
 }
 
@@ -166,18 +182,6 @@ static int query_flag(h2o_req_t *req, const char *name)
     return 0;
 }
 
-static void send_json(h2o_req_t *req, int status, const char *reason, cJSON *o)
-{
-    char *body = cJSON_PrintUnformatted(o);
-    size_t n = strlen(body);
-    char *nb = realloc(body, n + 2);
-    if (!nb)
-        abort();
-    nb[n++] = '\n';
-    send_text(req, status, reason, "application/json", nb, n);
-    free(nb);
-}
-
 static int on_admin(h2o_handler_t *self, h2o_req_t *req)
 {
     http_server_t *s = ((route_handler_t *)self)->srv;
@@ -205,11 +209,10 @@ static int on_admin(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     cJSON *o = cJSON_CreateObject();
-    int st = s->routes.admin_rebuild
+    int st = s->routes.admin_rebuild && o
                  ? s->routes.admin_rebuild(s->routes.ud, query_flag(req, "cold"), o)
                  : 503;
-    send_json(req, st, st == 202 ? "Accepted" : "Service Unavailable", o);
-    cJSON_Delete(o);
+    send_cjson(req, st, st == 202 ? "Accepted" : "Service Unavailable", o, 0);
     return 0;
 }
 
@@ -279,7 +282,7 @@ static int read_small_file(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return -1;
+        return -errno;
     size_t n = fread(buf, 1, cap - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -291,15 +294,16 @@ static int snapshot_etag(const char *path, char etag[68])
 {
     char mp[4200], buf[8192];
     snprintf(mp, sizeof(mp), "%s.json", path);
-    if (read_small_file(mp, buf, sizeof(buf)) != 0)
-        return -1;
+    int rc = read_small_file(mp, buf, sizeof(buf));
+    if (rc != 0)
+        return rc;
     cJSON *m = cJSON_Parse(buf);
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
     int ok = cJSON_IsString(sha) && strlen(sha->valuestring) == 64;
     if (ok)
         snprintf(etag, 68, "\"%s\"", sha->valuestring);
     cJSON_Delete(m);
-    return ok ? 0 : -1;
+    return ok ? 0 : ATL_ECORRUPT;
 }
 
 /* If-None-Match: a list of tags, weak ones compared weakly, or "*". */
@@ -332,7 +336,7 @@ static int none_match_hits(h2o_req_t *req, const char *etag)
  * One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as 206, or 416 when unsatisfiable.
  * h2o_file_send() ignores Range (only h2o's directory handler parses it), so ranges are served
  * here: the slice is read into the request's pool, which is fine for resumed downloads of a
- * corpus of a few MB. @return 0 if a response was sent, -1 to fall back to the whole file
+ * corpus of a few MB. @return 0 if a response was sent, -EINVAL to fall back to the whole file
  * (a multi-range or malformed header, which RFC 7233 allows a server to ignore).
  */
 static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
@@ -340,29 +344,30 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     char spec[128];
     if (v.len >= sizeof(spec) || v.len < 7 || memcmp(v.base, "bytes=", 6) != 0 ||
         memchr(v.base, ',', v.len))
-        return -1;
+        return -EINVAL;
     memcpy(spec, v.base + 6, v.len - 6);
     spec[v.len - 6] = '\0';
     struct stat st;
     if (stat(path, &st) != 0)
-        return -1;
+        return -EINVAL;
     long long size = st.st_size, a, b;
     char *dash = strchr(spec, '-'), *end;
     if (!dash)
-        return -1;
+        return -EINVAL;
     *dash = '\0';
     if (spec[0] == '\0') { /* suffix: the last n bytes */
         long long n = strtoll(dash + 1, &end, 10);
-        if (*end || n <= 0)
-            return -1;
-        a = n >= size ? 0 : size - n, b = size - 1;
+        if (*end || n < 0 || !dash[1])
+            return -EINVAL;
+        /* the last 0 bytes: unsatisfiable (RFC 7233 2.1), not the whole file */
+        a = n == 0 ? size : n >= size ? 0 : size - n, b = size - 1;
     } else {
         a = strtoll(spec, &end, 10);
         if (*end || a < 0)
-            return -1;
+            return -EINVAL;
         b = dash[1] ? strtoll(dash + 1, &end, 10) : size - 1;
         if (dash[1] && (*end || b < a))
-            return -1;
+            return -EINVAL;
         if (b >= size)
             b = size - 1;
     }
@@ -379,7 +384,7 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     if (!f || fseeko(f, (off_t)a, SEEK_SET) != 0 || fread(body, 1, len, f) != len) {
         if (f)
             fclose(f);
-        return -1;
+        return -EINVAL;
     }
     fclose(f);
     int n = snprintf(cr, 64, "bytes %lld-%lld/%lld", a, b, size);
@@ -419,11 +424,33 @@ static void send_snapshot_file(http_server_t *s, h2o_req_t *req, const char *id,
         }
     }
     const char *type = manifest ? "application/json" : "application/octet-stream";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
-                   H2O_STRLIT("bytes"));
     ssize_t rg = manifest ? -1 : h2o_find_header(&req->headers, H2O_TOKEN_RANGE, -1);
-    if (rg >= 0 && send_range(req, path, req->headers.entries[rg].value) == 0)
+    if (rg >= 0) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+                       H2O_STRLIT("bytes"));
+        if (send_range(req, path, req->headers.entries[rg].value) == 0)
+            return;
+        h2o_delete_header(&req->res.headers,
+                          h2o_find_header(&req->res.headers, H2O_TOKEN_ACCEPT_RANGES, -1));
+    }
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        /* h2o_file_send() sends the body whatever the method: a keep-alive client would read
+         * it as the next response. Headers only, with the length a GET would have. */
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+            return;
+        }
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+                       H2O_STRLIT("bytes"));
+        req->res.status = 200;
+        req->res.reason = "OK";
+        req->res.content_length = (size_t)st.st_size;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type,
+                       strlen(type));
+        h2o_send_inline(req, "", 0);
         return;
+    }
     /* whole file: h2o streams it in pread chunks, never holding it in memory */
     if (h2o_file_send(req, 200, "OK", path, h2o_iovec_init(type, strlen(type)),
                       H2O_FILE_FLAG_NO_ETAG) != 0)
@@ -446,10 +473,7 @@ static void send_snapshot_list(http_server_t *s, h2o_req_t *req)
         }
         free(ids);
     }
-    char *body = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    send_text(req, 200, "OK", "application/json", body, strlen(body));
-    free(body);
+    send_cjson(req, 200, "OK", arr, 0);
 }
 
 static int on_snapshots(h2o_handler_t *self, h2o_req_t *req)
@@ -532,14 +556,14 @@ static int parse_addr(const char *addr, struct sockaddr_in *out)
     char host[64];
     const char *colon = strrchr(addr, ':');
     if (!colon || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
+        return -EINVAL;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
-        return -1;
-    return uv_ip4_addr(host[0] ? host : "0.0.0.0", (int)port, out) == 0 ? 0 : -1;
+        return -EINVAL;
+    return uv_ip4_addr(host[0] ? host : "0.0.0.0", (int)port, out) == 0 ? 0 : -EINVAL;
 }
 
 int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
@@ -548,7 +572,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     struct sockaddr_in sa;
     if (parse_addr(addr, &sa) != 0) {
         snprintf(errbuf, errlen, "http: \"%s\" is not an IPv4 HOST:PORT", addr);
-        return -1;
+        return ATL_ECONFIG;
     }
     http_server_t *s = calloc(1, sizeof(*s));
     if (!s)
@@ -589,7 +613,7 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
         http_stop(s);
         uv_run(loop, UV_RUN_NOWAIT);
         http_free(s, 0);
-        return -1;
+        return rc; /* libuv's codes are -errno */
     }
     struct sockaddr_in bound;
     int len = sizeof(bound);

@@ -12,7 +12,7 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "daemon/ingest.h"
+#include "daemon/text_buf.h"
 
 typedef struct http_routes {
     const char *snapshots_dir; /* served under /snapshots */
@@ -20,7 +20,9 @@ typedef struct http_routes {
     const char *viewer_dir;    /* static files of the map viewer, served at / (NULL: none) */
     void (*status)(void *ud, cJSON *out);       /* fill the /status object */
     void (*metrics)(void *ud, text_buf_t *out); /* append Prometheus text */
-    int (*healthy)(void *ud);                   /* non-zero: /healthz answers 200 */
+    /* the ingestion state: "consuming" answers /healthz 200 "ok", anything else (e.g.
+     * "rebalancing", "stalled", "brokers_down") 503 with the state as the body */
+    const char *(*health)(void *ud);
     /* POST /admin/rebuild[?cold=1]: fill the JSON answer, return the HTTP status. Admitted from
      * loopback, or with `Authorization: Bearer <admin_token>` when a token is configured;
      * otherwise 401 (token configured, missing or wrong) or 403 (no token configured). */
@@ -36,7 +38,8 @@ typedef struct http_server http_server_t;
 
 /**
  * Listen on @p addr ("HOST:PORT", port 0 = ephemeral; the bound port is logged).
- * @return 0 and *out, or -1 with a message in errbuf.
+ * @return 0 and *out, or ATL_ECONFIG (not an IPv4 HOST:PORT) or -errno (cannot listen), with a
+ *         message in errbuf.
  */
 int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
                char *errbuf, size_t errlen);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -57,12 +58,15 @@ struct ingest {
     uv_timer_t batch_timer, retry_timer, tick;
     int n_handles;
     int stopping, closing_consumer, stalled;
+    int assigned; /* the group gave us an assignment (maybe empty) since the start/revoke */
+    rd_kafka_message_t *held; /* a message that could not be decoded for lack of memory */
     void (*done_cb)(void *);
     void *done_ud;
     part_state_t parts[MAX_PARTS];
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t map_full_waits, map_grown;
     uint64_t rejected[STORE_REJECT_COUNT];
     uint64_t hist[N_BUCKETS];
     double hist_sum_s;
@@ -73,27 +77,6 @@ struct ingest {
     uint64_t rate_n0;
     double rate; /* events/s over the last stats window */
 };
-
-void text_buf_printf(text_buf_t *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = realloc(b->p, b->cap);
-        if (!p)
-            abort(); /* daemon/: abort on OOM (STYLE R3) */
-        b->p = p;
-    }
-}
 
 static double now_s(void)
 {
@@ -161,6 +144,18 @@ static int flush(ingest_t *ig)
         return 0;
     double t0 = now_s();
     int rc = store_batch_commit(ig->store, ig->batch);
+    if (rc == ATL_EMAPFULL) {
+        /* the map is full and a refresh or rebuild holds a read snapshot: growing now would
+         * make the loop wait for it, so keep the batch and try again shortly (issue 10.4);
+         * the grow-ahead timer (on_tick) grows the map as soon as the reader is done */
+        if (!ig->stalled)
+            LOG_INFO("ingest", "map full while a snapshot is read; commit retried shortly",
+                     "events=%zu", store_batch_len(ig->batch));
+        ig->stalled = 1;
+        ig->map_full_waits++;
+        uv_timer_start(&ig->retry_timer, on_retry, 50, 0);
+        return rc;
+    }
     if (rc != 0) {
         set_error(ig, "store commit failed: %s", atl_strerror(rc));
         if (!ig->stalled)
@@ -176,9 +171,10 @@ static int flush(ingest_t *ig)
     ig->stalled = 0;
     observe_latency(ig, now_s() - t0);
     ig->batches++;
-    for (int i = 0; i < ig->n_parts; i++) {
+    for (int i = 0; i < ig->n_parts; i++) { /* what this batch just wrote: no read-back */
         int64_t off;
-        if (store_offset_get(ig->store, ig->parts[i].topic, ig->parts[i].partition, &off) == 0)
+        if (store_batch_get_offset(ig->batch, ig->parts[i].topic, ig->parts[i].partition, &off) ==
+            0)
             ig->parts[i].next_offset = off;
     }
     LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(ig->batch),
@@ -219,7 +215,8 @@ static void on_batch_timer(uv_timer_t *t)
     flush(t->data);
 }
 
-static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
+/* @return 0 (the message is consumed), or -ENOMEM: it was not, the caller keeps it to retry. */
+static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -227,14 +224,24 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
             set_error(ig, "consumer: %s", rd_kafka_message_errstr(m));
             LOG_WARN("ingest", "consumer error", "err=\"%s\"", rd_kafka_message_errstr(m));
         }
-        return;
+        return 0;
     }
-    ig->consumed++;
     const char *topic = rd_kafka_topic_name(m->rkt);
     store_reject_t why = STORE_REJECT_NONE;
     char err[256] = "";
+    /* "the future" is past the later of the broker's timestamp and our clock */
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
+    int64_t wall = (int64_t)time(NULL);
+    ig->dopts.now_s = ts_ms / 1000 > wall ? ts_ms / 1000 : wall;
     int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
                                 err, sizeof(err));
+    if (rc == -ENOMEM) { /* not the message's fault: stall, never dead-letter (issue 10.2) */
+        set_error(ig, "decoding %s[%" PRId32 "]@%" PRId64 ": out of memory", topic, m->partition,
+                  m->offset);
+        return -ENOMEM;
+    }
+    ig->consumed++;
     if (rc == 0) {
         if (store_batch_add(ig->batch, &ig->ev) != 0) {
             LOG_ERROR("ingest", "out of memory adding to batch", "");
@@ -255,23 +262,46 @@ static void handle_message(ingest_t *ig, rd_kafka_message_t *m)
         uv_timer_start(&ig->batch_timer, on_batch_timer, (uint64_t)ig->cfg->batch_max_ms, 0);
     if (ig->batch_events >= (uint64_t)ig->cfg->batch_max_events)
         flush(ig);
+    return 0;
 }
 
 static void on_idle(uv_idle_t *h);
+
+/* Keep @p m to decode again after a pause (its offset is not passed; nothing after it is read). */
+static void hold(ingest_t *ig, rd_kafka_message_t *m)
+{
+    if (!ig->held)
+        LOG_ERROR("ingest", "out of memory decoding a message; pausing consumption and retrying",
+                  "partition=%" PRId32 " offset=%" PRId64, m->partition, m->offset);
+    ig->held = m;
+    uv_idle_stop(&ig->idle);
+    uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+}
+
+static void drop_held(ingest_t *ig)
+{
+    if (ig->held)
+        rd_kafka_message_destroy(ig->held);
+    ig->held = NULL;
+}
+
 static void finish_stop(ingest_t *ig);
 
 static void drain(ingest_t *ig)
 {
-    for (int i = 0; i < MAX_PER_TICK && !ig->stalled; i++) {
+    for (int i = 0; i < MAX_PER_TICK && !ig->stalled && !ig->held; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
         if (!m) {
             uv_idle_stop(&ig->idle);
             goto closed_check;
         }
-        handle_message(ig, m);
+        if (handle_message(ig, m) == -ENOMEM && !ig->closing_consumer) {
+            hold(ig, m);
+            break;
+        }
         rd_kafka_message_destroy(m);
     }
-    if (!ig->stalled)
+    if (!ig->stalled && !ig->held)
         uv_idle_start(&ig->idle, on_idle); /* more queued: come back next loop iteration */
 closed_check:
     if (ig->closing_consumer && rd_kafka_consumer_closed(ig->rk))
@@ -296,8 +326,20 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void on_retry(uv_timer_t *t)
 {
     ingest_t *ig = t->data;
-    if (flush(ig) == 0)
-        uv_idle_start(&ig->idle, on_idle);
+    if (flush(ig) != 0)
+        return;
+    if (ig->held) {
+        rd_kafka_message_t *m = ig->held;
+        ig->held = NULL;
+        if (handle_message(ig, m) == -ENOMEM) {
+            ig->held = m;
+            uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+            return;
+        }
+        LOG_INFO("ingest", "decoding succeeded again", "offset=%" PRId64, m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    uv_idle_start(&ig->idle, on_idle);
 }
 
 /* ---- librdkafka callbacks (served by rd_kafka_consumer_poll on the loop thread) ----------- */
@@ -322,7 +364,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         rd_kafka_assign(rk, parts);
-        LOG_INFO("ingest", "partitions assigned", "n=%d", parts->cnt);
+        ig->assigned = 1;
+        LOG_INFO("ingest", "partitions assigned", "n=%d seconds_since_start=%.1f", parts->cnt,
+                 now_s() - ig->started);
         return;
     }
     /* revoke (eager protocols): commit what we hold for them first */
@@ -333,7 +377,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ig->stalled = 0;
         uv_timer_stop(&ig->retry_timer);
     }
+    if (ig->held) { /* re-read from the store's offsets by whoever gets the partition */
+        drop_held(ig);
+        uv_timer_stop(&ig->retry_timer);
+    }
     rd_kafka_assign(rk, NULL);
+    ig->assigned = 0;
     ig->n_parts = 0;
     LOG_INFO("ingest", "partitions revoked", "n=%d err=\"%s\"", parts->cnt, rd_kafka_err2name(err));
 }
@@ -372,7 +421,12 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     cJSON_ArrayForEach(b, cJSON_GetObjectItem(root, "brokers"))
     {
         cJSON *id = cJSON_GetObjectItem(b, "nodeid"), *state = cJSON_GetObjectItem(b, "state");
+        cJSON *src = cJSON_GetObjectItem(b, "source");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0 || !cJSON_IsString(state))
+            continue;
+        /* librdkafka's "GroupCoordinator" is a logical alias of one of the brokers: counting it
+         * made a 3-broker cluster look like 4 */
+        if (cJSON_IsString(src) && strcmp(src->valuestring, "logical") == 0)
             continue;
         known++;
         up += strcmp(state->valuestring, "UP") == 0;
@@ -405,6 +459,12 @@ static void on_tick(uv_timer_t *t)
     ingest_t *ig = t->data;
     if (ig->dlq)
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
+    /* keep half the map free, so commits seldom find it full while a long reader holds it;
+     * never waits (-EBUSY while any transaction is open: next tick) */
+    if (store_map_grow_ahead(ig->store, 0.5) == 1) {
+        ig->map_grown++;
+        LOG_INFO("ingest", "map grown ahead of need", "");
+    }
     if (ig->closing_consumer) {
         drain(ig); /* keep serving the queue until the consumer is closed */
         return;
@@ -461,9 +521,11 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
     char e[512];
     if (!conf)
-        return -1;
+        return ATL_ECONFIG;
     /* our defaults first, so kafka.* settings can override them */
     if (kafkaconf_set(conf, "group.id", ig->cfg->group, errbuf, errlen) ||
+        (ig->cfg->group_instance_id[0] && strcmp(ig->cfg->group_instance_id, "none") != 0 &&
+         kafkaconf_set(conf, "group.instance.id", ig->cfg->group_instance_id, errbuf, errlen)) ||
         kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
@@ -485,7 +547,7 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
     return 0;
 bad:
     rd_kafka_conf_destroy(conf);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
@@ -495,7 +557,7 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
     rd_kafka_conf_t *conf = base_conf(ig, errbuf, errlen);
     char e[512];
     if (!conf)
-        return -1;
+        return ATL_ECONFIG;
     for (size_t i = 0; i < ig->cfg->n_kafka; i++) {
         const char *k = ig->cfg->kafka_keys[i];
         /* consumer-only properties would make the producer fail: pass the common ones */
@@ -512,13 +574,14 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
     return 0;
 bad:
     rd_kafka_conf_destroy(conf);
-    return -1;
+    return ATL_ECONFIG;
 }
 
 int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
                  char *errbuf, size_t errlen)
 {
     ingest_t *ig = calloc(1, sizeof(*ig));
+    int rc = ATL_ECONFIG;
     if (!ig)
         abort();
     ig->loop = loop;
@@ -529,12 +592,13 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     store_decode_opts_default(&ig->dopts);
     ig->dopts.max_bytes = (size_t)cfg->max_message_bytes;
     ig->dopts.min_pp = cfg->min_pp;
+    ig->dopts.max_future_s = cfg->max_future_s;
     if (!cfg->brokers[0]) {
         snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
         goto bad;
     }
-    if (store_batch_new(&ig->batch) != 0 || make_consumer(ig, errbuf, errlen) != 0 ||
-        make_dlq(ig, errbuf, errlen) != 0)
+    if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = make_consumer(ig, errbuf, errlen)) != 0 ||
+        (rc = make_dlq(ig, errbuf, errlen)) != 0)
         goto bad;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, cfg->topic_hiscores, RD_KAFKA_PARTITION_UA);
@@ -543,11 +607,13 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
         snprintf(errbuf, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        rc = ATL_ECONFIG;
         goto bad;
     }
     ig->queue = rd_kafka_queue_get_consumer(ig->rk);
     if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(errbuf, errlen, "eventfd: %s", strerror(errno));
+        rc = -errno;
+        snprintf(errbuf, errlen, "eventfd: %s", strerror(-rc));
         goto bad;
     }
     static const uint64_t one = 1; /* an eventfd takes 8-byte writes */
@@ -563,13 +629,14 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
     uv_timer_start(&ig->tick, on_tick, 100, 100);
     uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
-    LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s topics=%s,%s", cfg->brokers,
-             cfg->group, cfg->topic_hiscores, cfg->topic_beatmaps);
+    LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s instance=%s topics=%s,%s",
+             cfg->brokers, cfg->group, cfg->group_instance_id, cfg->topic_hiscores,
+             cfg->topic_beatmaps);
     *out = ig;
     return 0;
 bad:
     ingest_free(ig);
-    return -1;
+    return rc;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -605,6 +672,7 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
         LOG_ERROR("ingest", "last batch could not be committed; it will be re-read at start",
                   "events=%zu", store_batch_len(ig->batch));
     ig->stalled = 0; /* keep serving the queue so the close can complete */
+    drop_held(ig);   /* its offset was not stored: it is read again at the next start */
     uv_timer_stop(&ig->retry_timer);
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(ig->rk, ig->queue);
     if (e) {
@@ -619,6 +687,7 @@ void ingest_free(ingest_t *ig)
 {
     if (!ig)
         return;
+    drop_held(ig); /* before its client is destroyed */
     if (ig->queue)
         rd_kafka_queue_destroy(ig->queue);
     if (ig->rk)
@@ -632,6 +701,15 @@ void ingest_free(ingest_t *ig)
 }
 
 /* ---- reporting --------------------------------------------------------------------------- */
+
+const char *ingest_state(const ingest_t *ig)
+{
+    return ig->stopping                                   ? "stopping"
+           : ig->stalled || ig->held                      ? "stalled"
+           : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
+           : !ig->assigned                                ? "rebalancing"
+                                                          : "consuming";
+}
 
 void ingest_status(ingest_t *ig, cJSON *o)
 {
@@ -653,11 +731,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "dead_letters", (double)ig->dlq_sent);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
-    cJSON_AddStringToObject(o, "state",
-                            ig->stopping                                   ? "stopping"
-                            : ig->stalled                                  ? "stalled"
-                            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
-                                                                           : "consuming");
+    cJSON_AddStringToObject(o, "state", ingest_state(ig));
     cJSON_AddStringToObject(o, "last_error", ig->last_error);
     cJSON_AddNumberToObject(o, "last_error_time", ig->last_error_time);
     cJSON *parts = cJSON_AddArrayToObject(o, "partitions");
@@ -722,4 +796,10 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
         text_buf_printf(b, "atlasd_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                         ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
     text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
+    text_buf_printf(b,
+                    "# TYPE atlasd_map_grown_ahead_total counter\n"
+                    "atlasd_map_grown_ahead_total %" PRIu64 "\n"
+                    "# TYPE atlasd_commit_map_full_total counter\n"
+                    "atlasd_commit_map_full_total %" PRIu64 "\n",
+                    ig->map_grown, ig->map_full_waits);
 }

@@ -17,13 +17,15 @@
 #include <uv.h>
 
 #include "daemon/config.h"
+#include "daemon/text_buf.h"
 #include "store/store.h"
 
 typedef struct ingest ingest_t;
 
 /**
  * Create the consumer (and the dead-letter producer), subscribe, and start consuming.
- * @return 0 and *out, or -1 with a message in errbuf (bad kafka.* property, ...).
+ * @return 0 and *out; ATL_ECONFIG (no brokers, a bad kafka.* property, subscribe failed),
+ *         -ENOMEM or -errno; each with a message in errbuf.
  */
 int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, ingest_t **out,
                  char *errbuf, size_t errlen);
@@ -37,17 +39,14 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud);
 /** Free after done_cb ran (or if never started); NULL is a no-op. */
 void ingest_free(ingest_t *ig);
 
+/** The ingestion state: consuming, rebalancing (no assignment yet since the start or the last
+ * revoke), stalled, brokers_down or stopping. Static string; loop thread only. */
+const char *ingest_state(const ingest_t *ig);
+
 /** Add the status fields (partitions, offsets, lag, rates, last error, broker state). */
 void ingest_status(ingest_t *ig, cJSON *obj);
 
-/** Append Prometheus text for the ingestion metrics to @p out (a growing buffer). */
-typedef struct text_buf {
-    char *p;
-    size_t len, cap;
-} text_buf_t;
-
-void text_buf_printf(text_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
+/** Append Prometheus text for the ingestion metrics to @p out. */
 void ingest_metrics(ingest_t *ig, text_buf_t *out);
 
 #endif

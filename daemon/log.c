@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "algo/atl.h"
+
 log_level_t log_level_current = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -21,7 +23,7 @@ int log_level_parse(const char *s, log_level_t *out)
             return 0;
         }
     }
-    return -1;
+    return ATL_ECONFIG;
 }
 
 void log_write(log_level_t level, const char *mod, const char *msg, const char *kv_fmt, ...)

@@ -17,7 +17,7 @@ typedef enum log_level {
 
 extern log_level_t log_level_current;
 
-/** Parse "error" | "warn" | "info" | "debug". @return 0 or -1. */
+/** Parse "error" | "warn" | "info" | "debug". @return 0 or ATL_ECONFIG. */
 int log_level_parse(const char *s, log_level_t *out);
 
 /**

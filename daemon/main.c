@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -34,8 +36,12 @@ typedef struct daemon_state {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
     int loop_ready, stopping, exit_code;
-    store_stats_t stats; /* cached: counting users and retained items walks two tables */
-    uint64_t stats_time_ms;
+    /* store counts for /status and /metrics: counting users and retained items walks two
+     * tables, so a worker recounts them every STATS_PERIOD_MS and the loop only reads the copy */
+    store_stats_t stats, stats_next;
+    uv_timer_t stats_timer;
+    uv_work_t stats_work;
+    int stats_busy, stats_rc;
 } daemon_state_t;
 
 static int reopen_log(const char *path)
@@ -56,6 +62,7 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
     uv_close((uv_handle_t *)&d->deadline, NULL);
+    uv_close((uv_handle_t *)&d->stats_timer, NULL);
 }
 
 static void part_stopped(daemon_state_t *d)
@@ -78,13 +85,43 @@ static void on_sched_stopped(void *ud)
     part_stopped(ud);
 }
 
+/*
+ * The shutdown deadline is hard (issue 10.7). Past it something is stuck (a refresh that does
+ * not see its cancel flag, a blocked call), and waiting for it to end cleanly - uv_stop() then
+ * another uv_run(), which waits for every thread-pool job - is what kept the process alive.
+ * Nothing is lost by leaving at once: every committed batch is in LMDB (crash-safe by design),
+ * a batch not committed is re-read from the stored offsets, and a publish is atomic. The loop
+ * timer exits; a watchdog thread covers a loop thread that is itself blocked.
+ */
 static void on_deadline(uv_timer_t *t)
 {
     daemon_state_t *d = t->data;
-    LOG_ERROR("main", "graceful shutdown timed out; exiting", "timeout_ms=%lld",
+    LOG_ERROR("main", "graceful shutdown timed out; exiting now", "timeout_ms=%lld",
               (long long)d->cfg.shutdown_timeout_ms);
-    d->exit_code = 1;
-    uv_stop(&d->loop);
+    fflush(stderr);
+    _exit(1);
+}
+
+static void *watchdog_main(void *ud)
+{
+    int64_t ms = *(const int64_t *)ud + 2000;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    LOG_ERROR("main", "shutdown deadline passed with the loop blocked; exiting now", "");
+    fflush(stderr);
+    _exit(1);
+}
+
+static void start_watchdog(daemon_state_t *d)
+{
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &a, watchdog_main, &d->cfg.shutdown_timeout_ms) != 0)
+        LOG_WARN("main", "no shutdown watchdog thread", "");
+    pthread_attr_destroy(&a);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -101,34 +138,93 @@ static void on_signal(uv_signal_t *h, int signum)
     LOG_INFO("main", "shutting down", "signal=%d", signum);
     http_stop(d->http);
     uv_timer_start(&d->deadline, on_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
+    start_watchdog(d);
     if (d->sched)
         sched_stop(d->sched, on_sched_stopped, d);
     ingest_stop(d->ingest, on_ingest_stopped, d);
 }
 
-static int healthy(void *ud)
+/*
+ * Kafka static membership (issue 10.6): a restarted daemon that presents the same
+ * group.instance.id gets its partitions back at once, instead of waiting for the group to
+ * notice the old member's session ended (measured on the mock: median 6.5 s, up to 12 s).
+ * The id is stable per store: made once and kept in DB/instance-id, beside (not inside) the
+ * LMDB file, so a store copied with mdb_copy to a second member gets its own.
+ */
+static int instance_id(daemon_state_t *d, char *err, size_t errlen)
 {
-    daemon_state_t *d = ud;
-    cJSON *o = cJSON_CreateObject();
-    ingest_status(d->ingest, o);
-    const cJSON *st = cJSON_GetObjectItem(o, "state");
-    int ok = cJSON_IsString(st) && strcmp(st->valuestring, "consuming") == 0;
-    cJSON_Delete(o);
-    return ok;
-}
-
-/* Store counts for /status and /metrics, recomputed at most every 5 s (they walk the profile
- * and stats tables, which at full scale takes long enough to delay the loop). */
-static const store_stats_t *store_stats(daemon_state_t *d)
-{
-    uint64_t now = uv_now(&d->loop);
-    if (d->stats_time_ms == 0 || now - d->stats_time_ms >= 5000) {
-        store_stats_t st;
-        if (store_stats_get(d->store, 0, &st) == 0) {
-            d->stats = st;
-            d->stats_time_ms = now ? now : 1;
+    if (d->cfg.group_instance_id[0])
+        return 0; /* configured, or "none" */
+    char path[4200], id[64] = "";
+    snprintf(path, sizeof(path), "%s/instance-id", d->cfg.db);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(id, sizeof(id), f))
+            id[0] = '\0';
+        fclose(f);
+        id[strcspn(id, "\r\n")] = '\0';
+    }
+    if (!id[0]) {
+        unsigned char rnd[8];
+        FILE *r = fopen("/dev/urandom", "rb");
+        size_t got = r ? fread(rnd, 1, sizeof(rnd), r) : 0;
+        if (r)
+            fclose(r);
+        if (got != sizeof(rnd)) {
+            snprintf(err, errlen, "cannot read /dev/urandom for the group instance id");
+            return -EIO;
+        }
+        int n = snprintf(id, sizeof(id), "atlasd-");
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            n += snprintf(id + n, sizeof(id) - (size_t)n, "%02x", rnd[i]);
+        if (!(f = fopen(path, "w")) || fprintf(f, "%s\n", id) < 0 || fclose(f) != 0) {
+            int e = errno ? -errno : -EIO;
+            snprintf(err, errlen, "cannot write %.900s: %s", path, strerror(-e));
+            return e;
         }
     }
+    free(d->cfg.group_instance_id);
+    if (!(d->cfg.group_instance_id = strdup(id)))
+        abort();
+    return 0;
+}
+
+static const char *health(void *ud)
+{
+    daemon_state_t *d = ud;
+    return ingest_state(d->ingest);
+}
+
+#define STATS_PERIOD_MS 5000
+
+/* Store counts for /status and /metrics (issue 10.5): counted on the thread pool, never on the
+ * loop (at full scale the walk takes long enough to delay ingestion and every request). */
+static void stats_work_cb(uv_work_t *w)
+{
+    daemon_state_t *d = w->data;
+    d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
+}
+
+static void stats_after_cb(uv_work_t *w, int status)
+{
+    daemon_state_t *d = w->data;
+    d->stats_busy = 0;
+    if (status == 0 && d->stats_rc == 0)
+        d->stats = d->stats_next;
+}
+
+static void on_stats_timer(uv_timer_t *t)
+{
+    daemon_state_t *d = t->data;
+    if (d->stats_busy || d->stopping)
+        return;
+    d->stats_work.data = d;
+    if (uv_queue_work(&d->loop, &d->stats_work, stats_work_cb, stats_after_cb) == 0)
+        d->stats_busy = 1;
+}
+
+static const store_stats_t *store_stats(daemon_state_t *d)
+{
     return &d->stats;
 }
 
@@ -180,8 +276,8 @@ static void metrics(void *ud, text_buf_t *b)
 {
     daemon_state_t *d = ud;
     ingest_metrics(d->ingest, b);
-    store_stats_t st;
-    if (store_stats_get(d->store, 0, &st) == 0)
+    const store_stats_t st = *store_stats(d);
+    if (st.items > 0)
         text_buf_printf(b,
                         "# TYPE atlasd_lmdb_bytes gauge\natlasd_lmdb_bytes %llu\n"
                         "# TYPE atlasd_items gauge\natlasd_items %llu\n"
@@ -198,23 +294,30 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     store_opts_default(&so);
     so.map_size_bytes = (uint64_t)d->cfg.map_size_mb << 20;
     so.no_sync = !d->cfg.durable;
+    int rc;
     if (mkdir(d->cfg.db, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(errno));
-        return -1;
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(-rc));
+        return rc;
     }
-    if (store_lock(d->cfg.db, &d->lock_fd, err, errlen) != 0)
-        return -1;
-    int rc = store_open(d->cfg.db, &so, &d->store);
-    if (rc != 0) {
+    if ((rc = store_lock(d->cfg.db, &d->lock_fd, err, errlen)) != 0 ||
+        (rc = instance_id(d, err, errlen)) != 0)
+        return rc;
+    if ((rc = store_open(d->cfg.db, &so, &d->store)) != 0) {
         snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
-        return -1;
+        return rc;
     }
+    store_nowait_thread_set(d->store); /* this thread runs the loop: it never waits on readers */
+    store_stats_get(d->store, 0, &d->stats); /* once before serving; then on the thread pool */
     uv_loop_init(&d->loop);
     d->loop_ready = 1;
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);
     uv_timer_init(&d->loop, &d->deadline);
+    uv_timer_init(&d->loop, &d->stats_timer);
+    d->stats_timer.data = d;
+    uv_timer_start(&d->stats_timer, on_stats_timer, STATS_PERIOD_MS, STATS_PERIOD_MS);
     d->sig_term.data = d->sig_int.data = d->sig_hup.data = d->deadline.data = d;
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
@@ -227,11 +330,19 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
             abort();
         snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
     }
-    if (ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen) != 0)
-        return -1;
+    char repaired[64];
+    int rrc = store_snapshot_repair(d->cfg.snapshots, repaired, sizeof(repaired));
+    if (rrc != 0)
+        LOG_WARN("main", "cannot check the snapshot directory", "dir=\"%s\" err=\"%s\"",
+                 d->cfg.snapshots, atl_strerror(rrc));
+    else if (repaired[0])
+        LOG_WARN("main", "latest was missing (a publish was interrupted); repaired", "latest=%s",
+                 repaired);
+    if ((rc = ingest_start(&d->loop, &d->cfg, d->store, &d->ingest, err, errlen)) != 0)
+        return rc;
     d->parts_running = 1;
-    if (sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen) != 0)
-        return -1;
+    if ((rc = sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen)) != 0)
+        return rc;
     d->parts_running = 2;
     /* viewer: empty = the files of this build, "none" = no viewer */
     const char *viewer = !d->cfg.viewer[0]                    ? ATL_VIEWER_DIR
@@ -242,14 +353,12 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
                             .viewer_dir = viewer,
                             .status = status,
                             .metrics = metrics,
-                            .healthy = healthy,
+                            .health = health,
                             .admin_rebuild = admin_rebuild,
                             .item = item,
                             .admin_token = d->cfg.admin_token,
                             .ud = d};
-    if (http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen) != 0)
-        return -1;
-    return 0;
+    return http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -260,10 +369,10 @@ int main(int argc, char **argv)
     config_init(&d.cfg);
     int rc = config_parse_args(&d.cfg, argc, argv, err, sizeof(err));
     if (rc != 0) {
-        if (rc < 0)
+        if (rc != CONFIG_PARSE_DONE)
             fprintf(stderr, "atlasd: %s\n", err);
         config_destroy(&d.cfg);
-        return rc > 0 ? 0 : 2;
+        return rc == CONFIG_PARSE_DONE ? 0 : 2;
     }
     log_level_t lvl;
     if (log_level_parse(d.cfg.log_level, &lvl) != 0) {

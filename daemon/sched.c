@@ -67,6 +67,11 @@ struct sched {
 
     int have_map;
     uint64_t published_seq, seq_now, dirty_now;
+    /* a refresh found nothing to lay out (fewer than 2 retained items) at batch sequence
+     * idle_seq: wait for new data instead of retrying every tick (issue 10.13) */
+    uint64_t run_seq, idle_seq;
+    int idle;
+    char idle_reason[512];
     int64_t newest_ingested;
     obs_t obs[N_OBS];
     unsigned n_obs, obs_head;
@@ -95,6 +100,12 @@ static int on_progress(void *ud, const char *stage, double frac)
  * so a test can observe the daemon while a refresh is running. */
 static void test_stall(sched_t *s)
 {
+    /* ATL_TEST_REFRESH_HANG_MS: a refresh that ignores its cancel flag (a stuck one) */
+    const char *hang = getenv("ATL_TEST_REFRESH_HANG_MS");
+    if (hang) {
+        long ms = strtol(hang, NULL, 10);
+        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+    }
     const char *v = getenv("ATL_TEST_REFRESH_STALL_MS");
     long ms = v ? strtol(v, NULL, 10) : 0;
     for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50) {
@@ -161,7 +172,12 @@ static void after_cb(uv_work_t *w, int status)
             s->res.stability_p95, secs, s->res.t_verify, s->res.t_read, s->res.t_graph,
             s->res.t_knn, s->res.t_mde, s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
     } else if (s->rc == ATL_ENOTFOUND && !full) {
-        LOG_DEBUG("refresh", "nothing to refresh", "detail=\"%s\"", s->err);
+        if (!s->idle || strcmp(s->idle_reason, s->err) != 0)
+            LOG_INFO("refresh", "nothing to publish until new data arrives", "detail=\"%s\"",
+                     s->err);
+        s->idle = 1;
+        s->idle_seq = s->run_seq;
+        snprintf(s->idle_reason, sizeof(s->idle_reason), "%s", s->err);
     } else {
         s->n_failures++;
         s->last_ok = 0;
@@ -208,6 +224,7 @@ static void start_run(sched_t *s, int full, int cold)
     s->opts.progress = on_progress;
     s->opts.progress_ud = s;
     s->run_full = full, s->run_cold = cold;
+    s->run_seq = s->seq_now;
     s->run_covers = full ? s->requested : 0;
     s->run_started = unix_now();
     s->run_started_ms = uv_now(s->loop);
@@ -264,6 +281,9 @@ static void on_tick(uv_timer_t *t)
     s->newest_ingested = c.newest_update_time;
     if (dirty == 0)
         return;
+    if (s->idle && c.batches == s->idle_seq)
+        return; /* nothing to lay out, and nothing new since */
+    s->idle = 0;
     uint64_t now = uv_now(s->loop), since = s->last_end_ms ? now - s->last_end_ms : UINT64_MAX;
     int failed_recently = !s->last_ok && s->last_end_ms && since < RETRY_AFTER_MS;
     int due =
@@ -282,7 +302,7 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
     if (!s || !(s->state = refresh_state_new())) {
         free(s);
         snprintf(errbuf, errlen, "out of memory");
-        return -1;
+        return -ENOMEM;
     }
     s->loop = loop, s->cfg = cfg, s->store = store;
     s->last_ok = 1;
@@ -319,37 +339,16 @@ uint64_t sched_request_rebuild(sched_t *s, int cold)
     return id;
 }
 
+/* The pipeline's one serialisation of a result (refresh_result_json), grafted into @p o. */
 static void add_result(cJSON *o, const refresh_result_t *r)
 {
-    cJSON_AddStringToObject(o, "snapshot", r->id);
-    cJSON_AddNumberToObject(o, "items", r->items);
-    cJSON_AddBoolToObject(o, "incremental", r->incremental);
-    cJSON_AddBoolToObject(o, "warm", r->warm);
-    cJSON_AddNumberToObject(o, "dirty_items", r->dirty);
-    cJSON_AddNumberToObject(o, "rows_read", r->rows_read);
-    cJSON_AddNumberToObject(o, "graph_rows", r->graph_rows);
-    cJSON_AddNumberToObject(o, "knn_rows", r->knn_rows);
-    cJSON_AddNumberToObject(o, "mde_iterations", r->mde_iterations);
-    cJSON_AddNumberToObject(o, "layout_movable", r->layout_movable);
-    cJSON_AddNumberToObject(o, "batch_seq", (double)r->seq);
-    cJSON_AddNumberToObject(o, "events_applied", (double)r->events_applied);
-    cJSON_AddNumberToObject(o, "stability_p95", r->stability_p95);
-    cJSON *t = cJSON_AddObjectToObject(o, "seconds");
-    cJSON_AddNumberToObject(t, "verify", r->t_verify);
-    cJSON_AddNumberToObject(t, "read", r->t_read);
-    cJSON_AddNumberToObject(t, "graph", r->t_graph);
-    cJSON_AddNumberToObject(t, "knn", r->t_knn);
-    cJSON_AddNumberToObject(t, "mde", r->t_mde);
-    cJSON_AddNumberToObject(t, "layout", r->t_layout);
-    cJSON_AddNumberToObject(t, "publish", r->t_publish);
-    cJSON_AddNumberToObject(t, "total", r->t_total);
-    if (r->verified) {
-        cJSON *v = cJSON_AddObjectToObject(o, "verify");
-        cJSON_AddNumberToObject(v, "s_entries", (double)r->verify.s_entries);
-        cJSON_AddNumberToObject(v, "s_diffs", (double)r->verify.s_diffs);
-        cJSON_AddNumberToObject(v, "stats_diffs", (double)r->verify.stats_diffs);
-        cJSON_AddStringToObject(v, "first_diff", r->verify.first_diff);
+    char buf[REFRESH_JSON_MAX];
+    cJSON *j = refresh_result_json(r, 0, buf, sizeof(buf)) >= 0 ? cJSON_Parse(buf) : NULL;
+    while (j && j->child) {
+        cJSON *item = cJSON_DetachItemViaPointer(j, j->child);
+        cJSON_AddItemToObject(o, item->string, item);
     }
+    cJSON_Delete(j);
 }
 
 static void iso_time(int64_t t, char out[32])
@@ -387,6 +386,8 @@ void sched_status(sched_t *s, cJSON *obj)
     }
     if (!s->last_ok)
         cJSON_AddStringToObject(r, "last_error", s->last_err);
+    if (s->idle)
+        cJSON_AddStringToObject(r, "waiting", s->idle_reason);
     if (s->answered > 0) {
         cJSON *b = cJSON_AddObjectToObject(r, "last_rebuild");
         cJSON_AddNumberToObject(b, "request", (double)s->answered);
@@ -438,8 +439,13 @@ void sched_stop(sched_t *s, void (*done_cb)(void *ud), void *ud)
     s->stopping = 1;
     s->done_cb = done_cb, s->done_ud = ud;
     atomic_store(&s->cancel, 1);
-    if (s->running)
-        LOG_INFO("refresh", "cancelling the running refresh", "stage=%s", s->stage);
+    if (s->running) {
+        char stage[sizeof(s->stage)];
+        pthread_mutex_lock(&s->mu); /* the worker writes it (on_progress) */
+        memcpy(stage, s->stage, sizeof(stage));
+        pthread_mutex_unlock(&s->mu);
+        LOG_INFO("refresh", "cancelling the running refresh", "stage=%s", stage);
+    }
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
 }

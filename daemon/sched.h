@@ -16,12 +16,12 @@
 #include <uv.h>
 
 #include "daemon/config.h"
-#include "daemon/ingest.h"
+#include "daemon/text_buf.h"
 #include "store/store.h"
 
 typedef struct sched sched_t;
 
-/** Start the tick. @return 0 and *out, or -1 with a message in errbuf. */
+/** Start the tick. @return 0 and *out, or -ENOMEM with a message in errbuf. */
 int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_t **out,
                 char *errbuf, size_t errlen);
 

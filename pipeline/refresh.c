@@ -30,10 +30,13 @@
 #include "algo/layout.h"
 #include "algo/mde.h"
 #include "algo/quality.h"
+#include "pipeline/embed.h"
 
 #define REFRESH_K   10
 #define REFRESH_DIM 3
 #define WARM_FTOL   1e-4
+
+#define READ_AGAIN_FULL 1 /* read_incremental(): fall back to reading every row */
 
 struct refresh_state {
     int valid;
@@ -136,9 +139,9 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
     reader_t *r = ud;
     if (reader_grow(r, row + 1) != 0)
         return -ENOMEM;
-    if (n > r->scratch_cap) {
+    if (n > r->scratch_cap || !r->scratch) { /* also for a row with no entries (n == 0) */
         free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
-        r->scratch_cap = n * 2;
+        r->scratch_cap = n * 2 + 16;
         r->scratch = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_dist = malloc(r->scratch_cap * sizeof(float));
@@ -304,6 +307,58 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
  * @return 0, 1 when the retained set moved between two reads (the caller reads everything), or
  *         an error.
  */
+/* Which rows of T can differ from the last run's: new items' rows and every row they list, rows
+ * whose pruned entries changed (mark_changes), and rows a removed item listed. NULL on OOM. */
+static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, const remap_t *m,
+                              uint32_t n)
+{
+    uint8_t *aff = calloc((size_t)n + 1, 1);
+    uint64_t *sa = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sa));
+    uint64_t *sb = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sb));
+    if (!aff || !sa || !sb) {
+        free(aff), free(sa), free(sb);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = m->old_of_new[i];
+        if (!r->col[i])
+            continue;
+        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
+            aff[i] = 1;
+            for (uint32_t q = 0; q < r->cnt[i]; q++)
+                aff[r->col[i][q]] = 1;
+        } else {
+            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i], r->cnt[i],
+                         m, aff, sa, sb);
+        }
+    }
+    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
+        for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
+            if (m->new_of_old[st->col[p][q]] != KNN_NONE)
+                aff[m->new_of_old[st->col[p][q]]] = 1;
+    free(sa), free(sb);
+    return aff;
+}
+
+/* Rows not re-read are the last run's, taken over (not copied) and renumbered. */
+static void adopt_kept_rows(refresh_state_t *st, reader_t *r, const remap_t *m, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (r->col[i])
+            continue;
+        uint32_t p = m->old_of_new[i];
+        r->col[i] = st->col[p], r->dist[i] = st->dist[p], r->cnt[i] = st->cnt[p];
+        st->col[p] = NULL, st->dist[p] = NULL;
+        for (uint32_t q = 0; q < r->cnt[i]; q++)
+            r->col[i][q] = m->new_of_old[r->col[i][q]];
+    }
+}
+
+/*
+ * Re-read the dirty rows (and the rows new or removed items make necessary) into the state.
+ * @return 0; READ_AGAIN_FULL (1, not an error: the retained set moved under us, read every row
+ *         instead); or a negative code.
+ */
 static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
                             const uint64_t *dirty, uint32_t n_dirty, remap_t *m, uint8_t **aff_out,
                             uint32_t *rows_read)
@@ -361,52 +416,21 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         if ((rc = store_retained_rows_of(s, more, n_more, read_row_cb, &r, &again, &n_again)) != 0)
             goto out;
         if (!same_keys(keys, n, again, n_again)) { /* moved under us: positions differ */
-            rc = 1;
+            rc = READ_AGAIN_FULL;
             goto out;
         }
     }
     if (n_more != 0) {
-        rc = 1;
+        rc = READ_AGAIN_FULL;
         goto out;
     }
-    /* which rows of T can differ from the last run's */
-    uint8_t *aff = calloc((size_t)n + 1, 1);
-    uint64_t *sa = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sa));
-    uint64_t *sb = malloc((GRAPH_TOP_DEFAULT + 1) * sizeof(*sb));
-    if (!aff || !sa || !sb) {
-        free(aff), free(sa), free(sb);
+    uint8_t *aff = affected_rows(st, &r, m, n);
+    if (!aff) {
         rc = -ENOMEM;
         goto out;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t p = m->old_of_new[i];
-        if (!r.col[i])
-            continue;
-        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
-            aff[i] = 1;
-            for (uint32_t q = 0; q < r.cnt[i]; q++)
-                aff[r.col[i][q]] = 1;
-        } else {
-            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r.col[i], r.dist[i], r.cnt[i], m,
-                         aff, sa, sb);
-        }
-    }
-    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
-        for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
-            if (m->new_of_old[st->col[p][q]] != KNN_NONE)
-                aff[m->new_of_old[st->col[p][q]]] = 1;
-    free(sa), free(sb);
     *aff_out = aff;
-    /* adopt: read rows as they are, kept rows renumbered */
-    for (uint32_t i = 0; i < n; i++) {
-        if (r.col[i])
-            continue;
-        uint32_t p = m->old_of_new[i];
-        r.col[i] = st->col[p], r.dist[i] = st->dist[p], r.cnt[i] = st->cnt[p];
-        st->col[p] = NULL, st->dist[p] = NULL;
-        for (uint32_t q = 0; q < r.cnt[i]; q++)
-            r.col[i][q] = m->new_of_old[r.col[i][q]];
-    }
+    adopt_kept_rows(st, &r, m, n);
     state_adopt(st, &r, keys, n);
     keys = NULL;
     *rows_read = r.rows_read;
@@ -637,17 +661,28 @@ static double map_width(const double *y, uint32_t n)
     return fmax(hi_x - lo_x, hi_y - lo_y);
 }
 
-/* How far items whose kNN rows did not change moved, as a fraction of the map's width. */
+/*
+ * How far items whose kNN rows did not change moved, as a fraction of the map's width. When the
+ * map was reframed (rescaled/recentred because it outgrew its frame; frame.reframed in the
+ * manifest) the movement is measured in the previous frame, so the figure is the layout's own
+ * movement, not the uniform zoom of the new frame.
+ */
 static void stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
 {
     uint8_t *mask = calloc((size_t)c->n + 1, 1);
     double *before = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    double *after = calloc((size_t)c->n * 2 + 1, sizeof(double));
+    frame_t pf;
     r->stability_median = r->stability_p95 = -1;
     r->stability_items = 0;
-    if (!mask || !before || prev->k != c->k) {
-        free(mask), free(before);
+    if (!mask || !before || !after || prev->k != c->k) {
+        free(mask), free(before), free(after);
         return;
     }
+    if (r->reframed && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0)
+        frame_apply(&pf, c->y2, c->n, after);
+    else
+        memcpy(after, c->framed, (size_t)c->n * 2 * sizeof(double));
     for (uint32_t i = 0; i < c->n; i++) {
         uint32_t at = key_find(prev->keys, prev->n, c->keys[i]);
         if (at == UINT32_MAX ||
@@ -658,9 +693,9 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
         r->stability_items++;
     }
     if (r->stability_items > 0)
-        quality_displacement(before, c->framed, c->n, 2, mask, map_width(c->framed, c->n),
+        quality_displacement(before, after, c->n, 2, mask, map_width(after, c->n),
                              &r->stability_median, &r->stability_p95);
-    free(mask), free(before);
+    free(mask), free(before), free(after);
 }
 
 /* ---- MDE and layout ------------------------------------------------------------------------ */
@@ -668,40 +703,28 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
 static int embed_3d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
                     double *x, refresh_result_t *r, char *err, size_t errlen)
 {
-    graph_edges_t ke;
-    mde_t m = {0};
     mde_result_t mr = {0};
     mde_opts_t mo;
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
     int rc = placed ? 0 : -ENOMEM;
-    graph_edges_init(&ke);
     mde_opts_default(&mo);
     mo.dim = REFRESH_DIM, mo.seed = o->seed;
     mo.progress = o->progress, mo.progress_ud = o->progress_ud;
-    if (rc == 0 && (rc = knn_edges(&st->knn, &ke)) == 0 &&
-        (rc = mde_init(&m, &mo, n, &ke, st->keys)) == 0) {
-        for (uint32_t i = 0; i < n && !o->cold; i++) {
-            uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
-            if (at != UINT32_MAX) {
-                memcpy(x + 3 * (size_t)i, prev->x3 + 3 * (size_t)at, 3 * sizeof(double));
-                placed[i] = 1, placed_n++;
-            }
+    for (uint32_t i = 0; rc == 0 && i < n && !o->cold; i++) {
+        uint32_t at = key_find(prev->keys, prev->n, st->keys[i]);
+        if (at != UINT32_MAX) {
+            memcpy(x + 3 * (size_t)i, prev->x3 + 3 * (size_t)at, 3 * sizeof(double));
+            placed[i] = 1, placed_n++;
         }
-        if (placed_n > 0) { /* warm: new items start beside their placed neighbours */
-            mde_coords_warm(&m, x, placed);
-            m.o.ftol = WARM_FTOL;
-        } else {
-            mde_coords_random(&m, x);
-        }
-        rc = mde_run(&m, x, &mr);
     }
+    /* warm: new items start beside their placed neighbours */
+    if (rc == 0)
+        rc = embed_mde(&st->knn, st->keys, &mo, placed_n > 0, placed, WARM_FTOL, x, &mr);
     if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "MDE: %s", atl_strerror(rc));
     r->warm = placed_n > 0;
     r->mde_iterations = mr.iterations;
-    mde_destroy(&m);
-    graph_edges_destroy(&ke);
     free(placed);
     return rc;
 }
@@ -744,9 +767,29 @@ static uint8_t *movable_items(const refresh_state_t *st, const store_coords_t *p
     return mov;
 }
 
+/*
+ * Frame the map for the frontend's default view (algo/frame.h): a warm map keeps the last map's
+ * frame (recovered from its stored 2-D and framed positions) while it still fills 82-97% of the
+ * view in landscape, so a refresh never rescales or rotates a map whose extent barely changed;
+ * a cold map, or one that outgrew its frame, gets a new one.
+ */
+static int frame_map(const store_coords_t *prev, int warm, store_coords_t *c, refresh_result_t *r)
+{
+    frame_view_t v;
+    frame_t pf;
+    frame_view_default(&v);
+    int have_prev = warm && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0;
+    int rc = frame_choose(c->y2, c->n, &v, have_prev ? &pf : NULL, &r->frame, &r->reframed);
+    if (rc == 0) {
+        frame_apply(&r->frame, c->y2, c->n, c->framed);
+        rc = frame_extent(c->framed, c->n, &v, &r->extent);
+    }
+    return rc;
+}
+
 static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, const refresh_opts_t *o,
-                     const double *x, const uint8_t *movable, store_coords_t *c, char *err,
-                     size_t errlen)
+                     const double *x, const uint8_t *movable, store_coords_t *c,
+                     refresh_result_t *r, char *err, size_t errlen)
 {
     uint32_t n = st->n, placed_n = 0;
     uint8_t *placed = calloc((size_t)n + 1, 1);
@@ -770,13 +813,9 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
     } else if (rc == 0) {
         rc = layout_umap(x, n, REFRESH_DIM, &lo, c->y2, NULL, NULL);
     }
-    if (rc == 0 && placed_n >= 2) { /* keep the last map's frame: shared points stay put */
-        double centre[2];
-        layout_frame_centre(prev->y2, prev->framed, centre);
-        layout_frame_at(c->y2, n, centre[0], centre[1], c->framed);
-    } else if (rc == 0) {
-        layout_frame(c->y2, n, c->framed);
-    } else if (rc != ATL_ECANCELED)
+    if (rc == 0)
+        rc = frame_map(prev, placed_n >= 2, c, r);
+    if (rc != 0 && rc != ATL_ECANCELED)
         snprintf(err, errlen, "layout: %s", atl_strerror(rc));
     free(placed), free(prev_y);
     return rc;
@@ -784,11 +823,33 @@ static int layout_2d(const refresh_state_t *st, const store_coords_t *prev, cons
 
 /* ---- publishing ---------------------------------------------------------------------------- */
 
+/* The manifest's "frame": layout -> corpus similarity, the view it was fitted to, and where the
+ * map's 1st-99th percentile box sits in it (drawn units, after the frontend's x2). */
+static int frame_fields(char *buf, size_t cap, const refresh_result_t *r)
+{
+    frame_view_t v;
+    double scale, deg;
+    int reflect;
+    frame_view_default(&v);
+    frame_describe(&r->frame, &scale, &deg, &reflect);
+    const frame_extent_t *e = &r->extent;
+    return snprintf(
+        buf, cap,
+        ",\"frame\":{\"scale\":%.9g,\"rotation_deg\":%.4f,\"reflect\":%s,\"a\":[%.9g,%.9g,%.9g,"
+        "%.9g],\"t\":[%.9g,%.9g],\"reframed\":%s,\"view\":{\"centre\":[%g,%g],\"width\":%g,"
+        "\"height\":%g,\"zoom\":[%g,%g],\"fill_target\":%g},\"extent\":{\"quantiles\":[%g,%g],"
+        "\"width\":%.2f,\"height\":%.2f,\"fill\":%.4f,\"centre\":[%.2f,%.2f]}}",
+        scale, deg, reflect ? "true" : "false", r->frame.a[0], r->frame.a[1], r->frame.a[2],
+        r->frame.a[3], r->frame.t[0], r->frame.t[1], r->reframed ? "true" : "false", v.centre[0],
+        v.centre[1], v.width, v.height, v.zoom[0], v.zoom[1], v.fill, v.pct_lo, v.pct_hi, e->width,
+        e->height, e->fill, e->centre[0], e->centre[1]);
+}
+
 static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
                              const store_counters_t *c, const char *offsets, const char *previous,
                              double max_distance)
 {
-    size_t cap = 4096 + strlen(offsets);
+    size_t cap = 6144 + strlen(offsets);
     char *buf = malloc(cap), when[32] = "";
     if (!buf)
         return NULL;
@@ -801,29 +862,20 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
         snprintf(buf, cap,
                  "{\"kafka_offsets\":%s,\"previous\":\"%s\",\"events_applied\":%" PRIu64
                  ",\"batch_seq\":%" PRIu64 ",\"newest_update_time\":%" PRId64
-                 ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,"
-                 "\"refresh\":{\"kind\":\"%s\",\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
-                 "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
-                 "\"layout_movable\":%u},",
-                 offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag,
-                 o->full ? "rebuild" : "refresh", r->incremental ? "true" : "false",
-                 r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
-                 r->mde_iterations, r->layout_movable);
-    if (r->verified)
-        k += snprintf(buf + k, cap - (size_t)k,
-                      "\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
-                      ",\"stats_diffs\":%" PRIu64 ",\"repaired\":%s},",
-                      r->verify.s_entries, r->verify.s_diffs, r->verify.stats_diffs,
-                      r->verify.s_diffs + r->verify.stats_diffs ? "true" : "false");
+                 ",\"newest_event_time\":\"%s\",\"refresh_lag_seconds\":%.0f,\"refresh\":",
+                 offsets, previous, c->events_applied, r->seq, c->newest_update_time, when, lag);
+    int n = refresh_result_json(r, REFRESH_JSON_MANIFEST, buf + k, cap - (size_t)k);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    k += n;
+    k += frame_fields(buf + k, cap - (size_t)k, r);
     snprintf(buf + k, cap - (size_t)k,
-             "\"stability\":{\"unchanged_knn_items\":%u,\"median\":%.6f,\"p95\":%.6f},"
-             "\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
-             "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s},"
-             "\"timings\":{\"verify\":%.3f,\"read\":%.3f,\"graph\":%.3f,\"knn\":%.3f,\"mde\":%.3f,"
-             "\"layout\":%.3f}}",
-             r->stability_items, r->stability_median, r->stability_p95, REFRESH_K, max_distance,
-             REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT, o->cold ? "true" : "false", r->t_verify,
-             r->t_read, r->t_graph, r->t_knn, r->t_mde, r->t_layout);
+             ",\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
+             "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s}}",
+             REFRESH_K, max_distance, REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT,
+             o->cold ? "true" : "false");
     return buf;
 }
 
@@ -834,7 +886,7 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
     corpus_row_t *rows = calloc((size_t)c->n + 1, sizeof(*rows));
     char *arena = NULL, *offsets = NULL, *fields = NULL;
     uint8_t *buf = NULL;
-    store_counters_t cnt;
+    store_counters_t cnt = {0};
     store_snapshot_info_t info;
     int rc = rows ? 0 : -ENOMEM;
     if (rc == 0 &&
@@ -842,10 +894,16 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
          (rc = store_counters_get(s, &cnt)) != 0 || (rc = store_offsets_json(s, &offsets)) != 0))
         snprintf(err, errlen, "reading metadata: %s", atl_strerror(rc));
     size_t len = rc == 0 ? corpus_size(rows, c->n) : 0;
-    if (rc == 0 && (!(buf = malloc(len + 1)) || (rc = corpus_encode(rows, c->n, buf)) != 0))
-        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc ? rc : -ENOMEM));
-    r->events_applied = cnt.events_applied;
-    r->newest_update_time = cnt.newest_update_time;
+    if (rc == 0 && !(buf = malloc(len + 1)))
+        rc = -ENOMEM; /* (it was left 0: the snapshot code then hashed NULL) */
+    if (rc == 0)
+        rc = corpus_encode(rows, c->n, buf);
+    if (rc != 0 && !err[0])
+        snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc));
+    if (rc == 0) {
+        r->events_applied = cnt.events_applied;
+        r->newest_update_time = cnt.newest_update_time;
+    }
     if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
         rc = -ENOMEM;
     if (rc == 0)
@@ -884,6 +942,45 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
     return 0;
 }
 
+/* T for this run: the last run's T updated where rows changed when incremental, else built. */
+static int graph_stage(const refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
+                       const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
+                       size_t errlen)
+{
+    int update = r->incremental && st->t.n == map->n_old;
+    int rc = update ? update_t(st, map, aff, t) : build_t(st->n, st->cnt, st->col, st->dist, t);
+    r->graph_rows = st->n;
+    for (uint32_t i = 0; update && i < st->n; i++)
+        r->graph_rows -= !aff[i];
+    if (rc == 0 && o->check_graph && r->incremental && !same_graph_as_built(st, t)) {
+        snprintf(err, errlen, "the incremental T differs from T built from scratch");
+        return ATL_EDIFF;
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "building T: %s", atl_strerror(rc));
+    return rc;
+}
+
+/* The snapshot, then the coordinates and the consumed dirty marks in one store transaction. */
+static int publish_stage(store_t *s, const refresh_state_t *st, const refresh_opts_t *o,
+                         const store_coords_t *prev, store_coords_t *c, refresh_result_t *r,
+                         char *err, size_t errlen)
+{
+    fill_coords(st, "", c);
+    stability(prev, c, r);
+    r->items = st->n;
+    if (o->progress)
+        o->progress(o->progress_ud, "publish", 0);
+    int rc = publish(s, o, prev, c, st->knn.max_distance, r, err, errlen);
+    if (rc != 0)
+        return rc;
+    snprintf(c->snapshot, sizeof(c->snapshot), "%s", r->id);
+    /* after the snapshot: a crash before this commit only repeats the work next time */
+    if ((rc = store_refresh_commit(s, c, r->seq, &r->marks_cleared)) != 0)
+        snprintf(err, errlen, "storing coordinates: %s", atl_strerror(rc));
+    return rc;
+}
+
 int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refresh_result_t *r,
                 char *err, size_t errlen)
 {
@@ -897,6 +994,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     double t0 = now_s(), t1;
     int rc = 0;
     memset(r, 0, sizeof(*r));
+    r->full = o->full;
     err[0] = '\0';
     r->stability_median = r->stability_p95 = -1;
     if (!st)
@@ -920,20 +1018,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    int update = r->incremental && st->t.n == map.n_old;
-    rc = update ? update_t(st, &map, aff, &t) : build_t(st->n, st->cnt, st->col, st->dist, &t);
-    r->graph_rows = st->n;
-    for (uint32_t i = 0; update && i < st->n; i++)
-        r->graph_rows -= !aff[i];
-    if (rc == 0 && o->check_graph && r->incremental && !same_graph_as_built(st, &t)) {
-        snprintf(err, errlen, "the incremental T differs from T built from scratch");
-        rc = ATL_EDIFF;
+    if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "building T: %s", atl_strerror(rc));
-        goto out;
-    }
     r->t_graph = now_s() - t1;
     t1 = now_s();
     if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, o, &r->knn_rows)) != 0) {
@@ -950,23 +1036,12 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     r->t_mde = now_s() - t1;
     t1 = now_s();
     movable = r->incremental && !o->full ? movable_items(st, &prev, &r->layout_movable) : NULL;
-    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, err, errlen)) != 0)
+    if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, r, err, errlen)) != 0)
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();
-    fill_coords(st, "", &c);
-    stability(&prev, &c, r);
-    r->items = st->n;
-    if (o->progress)
-        o->progress(o->progress_ud, "publish", 0);
-    if ((rc = publish(s, o, &prev, &c, st->knn.max_distance, r, err, errlen)) != 0)
+    if ((rc = publish_stage(s, st, o, &prev, &c, r, err, errlen)) != 0)
         goto out;
-    snprintf(c.snapshot, sizeof(c.snapshot), "%s", r->id);
-    /* after the snapshot: a crash before this commit only repeats the work next time */
-    if ((rc = store_refresh_commit(s, &c, r->seq, &r->marks_cleared)) != 0) {
-        snprintf(err, errlen, "storing coordinates: %s", atl_strerror(rc));
-        goto out;
-    }
     r->t_publish = now_s() - t1;
     r->t_total = now_s() - t0;
     if (o->progress)
@@ -984,4 +1059,63 @@ out:
     store_coords_free(&c);
     free(dirty);
     return rc;
+}
+
+/* ---- the result as JSON -------------------------------------------------------------------- */
+
+/* A JSON string body: quotes, backslashes and control characters escaped. */
+static size_t json_escape(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (; *in && k + 7 < cap; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if (ch == '"' || ch == '\\')
+            out[k++] = '\\', out[k++] = (char)ch;
+        else if (ch < 0x20)
+            k += (size_t)snprintf(out + k, cap - k, "\\u%04x", ch);
+        else
+            out[k++] = (char)ch;
+    }
+    out[k] = '\0';
+    return k;
+}
+
+int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, size_t cap)
+{
+    int manifest = (flags & REFRESH_JSON_MANIFEST) != 0;
+    char id[64] = "";
+    if (!manifest)
+        snprintf(id, sizeof(id), "\"snapshot\":\"%s\",", r->id);
+    int k = snprintf(
+        buf, cap,
+        "{\"kind\":\"%s\",%s\"items\":%u,\"incremental\":%s,\"warm\":%s,\"dirty_items\":%u,"
+        "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
+        "\"layout_movable\":%u,\"max_distance\":%.6g,\"batch_seq\":%" PRIu64
+        ",\"events_applied\":%" PRIu64 ",\"stability\":{\"unchanged_knn_items\":%u,"
+        "\"median\":%.6f,\"p95\":%.6f},\"seconds\":{\"verify\":%.3f,\"read\":%.3f,\"graph\":%.3f,"
+        "\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f",
+        r->full ? "rebuild" : "refresh", id, r->items, r->incremental ? "true" : "false",
+        r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
+        r->mde_iterations, r->layout_movable, r->max_distance, r->seq, r->events_applied,
+        r->stability_items, r->stability_median, r->stability_p95, r->t_verify, r->t_read,
+        r->t_graph, r->t_knn, r->t_mde, r->t_layout);
+    if (k >= 0 && (size_t)k < cap && !manifest)
+        k += snprintf(buf + k, cap - (size_t)k, ",\"publish\":%.3f,\"total\":%.3f", r->t_publish,
+                      r->t_total);
+    if (k >= 0 && (size_t)k < cap)
+        k += snprintf(buf + k, cap - (size_t)k, "}");
+    if (k >= 0 && (size_t)k < cap && r->verified) {
+        const store_rebuild_result_t *v = &r->verify;
+        char diff[2 * sizeof(v->first_diff) + 8];
+        json_escape(v->first_diff, diff, sizeof(diff));
+        k += snprintf(buf + k, cap - (size_t)k,
+                      ",\"verify\":{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64
+                      ",\"stats_items\":%" PRIu64 ",\"stats_diffs\":%" PRIu64
+                      ",\"passes\":%u,\"repaired\":%s,\"first_diff\":\"%s\"}",
+                      v->s_entries, v->s_diffs, v->stats_items, v->stats_diffs, v->passes,
+                      v->s_diffs + v->stats_diffs && !r->verify_only ? "true" : "false", diff);
+    }
+    if (k >= 0 && (size_t)k < cap)
+        k += snprintf(buf + k, cap - (size_t)k, "}");
+    return k >= 0 && (size_t)k < cap ? k : -ENOSPC;
 }

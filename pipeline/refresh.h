@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "algo/atl.h"
+#include "algo/frame.h"
 #include "store/store.h"
 
 typedef struct refresh_opts {
@@ -38,6 +39,7 @@ void refresh_opts_default(refresh_opts_t *o);
 
 typedef struct refresh_result {
     char id[48]; /* the published snapshot */
+    int full;    /* a forced rebuild (kind "rebuild"), else a refresh */
     uint32_t items;
     int incremental;        /* rows read and kNN rows recomputed selectively */
     uint32_t dirty;         /* dirty items consumed */
@@ -54,8 +56,12 @@ typedef struct refresh_result {
     int64_t newest_update_time;
     double stability_median, stability_p95; /* unchanged-kNN items' movement / width; -1 */
     uint32_t stability_items;
+    frame_t frame;         /* layout -> corpus coordinates of this map (algo/frame.h) */
+    frame_extent_t extent; /* its 1st-99th percentile box in the frontend's default view */
+    int reframed;          /* 1: a new frame (cold map, or the old one no longer fit) */
     double t_verify, t_read, t_graph, t_knn, t_mde, t_layout, t_publish, t_total; /* seconds */
-    int verified;
+    int verified;    /* verify holds an S verification */
+    int verify_only; /* it only compared: differences were not repaired */
     store_rebuild_result_t verify;
 } refresh_result_t;
 
@@ -76,5 +82,25 @@ void refresh_state_free(refresh_state_t *st);
  */
 int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refresh_result_t *r,
                 char *err, size_t errlen);
+
+/** refresh_result_json() flags */
+enum refresh_json_flags {
+    REFRESH_JSON_MANIFEST = 1, /* before publishing: no snapshot id, publish or total seconds */
+};
+
+/**
+ * The one serialisation of a refresh_result_t, as a JSON object: kind, snapshot, items,
+ * incremental, warm, dirty_items, rows_read, graph_rows, knn_rows, mde_iterations,
+ * layout_movable, max_distance, batch_seq, events_applied, stability {unchanged_knn_items,
+ * median, p95}, seconds {verify, read, graph, knn, mde, layout, publish, total} and, after an S
+ * verification, verify {s_entries, s_diffs, stats_items, stats_diffs, passes, repaired,
+ * first_diff}. The snapshot manifest's `refresh`, the daemon's /status `last` and
+ * `last_rebuild`, and `atlasctl rebuild --offline --json` all print it.
+ * @param[out] buf  at least REFRESH_JSON_MAX bytes.
+ * @return the length written (< cap), or -ENOSPC.
+ */
+int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, size_t cap);
+
+#define REFRESH_JSON_MAX 2048
 
 #endif

@@ -126,6 +126,18 @@ int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partitio
     return 0;
 }
 
+int store_batch_get_offset(const store_batch_t *b, const char *topic, int32_t partition,
+                           int64_t *out)
+{
+    for (size_t i = 0; i < b->n_offsets; i++) {
+        if (b->offsets[i].partition == partition && strcmp(b->offsets[i].topic, topic) == 0) {
+            *out = b->offsets[i].next_offset;
+            return 0;
+        }
+    }
+    return ATL_ENOTFOUND;
+}
+
 /* ---- transaction body -------------------------------------------------------------------- */
 
 typedef struct apply_ctx {

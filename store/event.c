@@ -11,14 +11,17 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cJSON.h>
 
 #include "algo/item.h"
+#include "store/internal.h"
 #include "store/store.h"
 
 #define ID_MAX 2147483647.0
@@ -44,10 +47,43 @@ const char *store_reject_name(store_reject_t r)
     return reject_names[r];
 }
 
+/*
+ * Out of memory is not a bad event. cJSON returns NULL both for a syntax error and for a failed
+ * allocation, so the decoder installs allocation hooks that note a failure in a thread-local
+ * flag: a NULL parse with the flag set is -ENOMEM (the caller stalls and retries the message),
+ * never not_json (which would dead-letter a valid event and advance its offset).
+ */
+static _Thread_local int json_oom;
+static void *(*json_alloc_fn)(size_t) = malloc;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void *json_malloc(size_t n)
+{
+    void *p = json_alloc_fn(n);
+    if (!p)
+        json_oom = 1;
+    return p;
+}
+
+static void hooks_install(void)
+{
+    cJSON_Hooks h = {json_malloc, free};
+    cJSON_InitHooks(&h);
+}
+
+void store__json_alloc_set(void *(*fn)(size_t))
+{
+    pthread_once(&hooks_once, hooks_install);
+    json_alloc_fn = fn ? fn : malloc;
+}
+
 void store_decode_opts_default(store_decode_opts_t *o)
 {
+    pthread_once(&hooks_once, hooks_install); /* before any thread decodes */
     o->max_bytes = 65536;
     o->min_pp = 75.0;
+    o->max_future_s = 86400;
+    o->now_s = 0;
 }
 
 typedef struct decode_ctx {
@@ -167,7 +203,7 @@ static int digits(const char *s, int n, int *out)
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return -EINVAL;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
@@ -279,6 +315,11 @@ static int decode_hiscore(decode_ctx_t *c, const cJSON *o, const store_decode_op
         (rc = need_number(c, o, "mode", 1, 0, 3, 1, &mode, NULL)) ||
         (rc = need_time(c, o, "update_time", 1, &ev->u.hiscore.update_time)))
         return rc;
+    int64_t now = opt->now_s ? opt->now_s : (int64_t)time(NULL);
+    if (opt->max_future_s >= 0 && ev->u.hiscore.update_time > now + opt->max_future_s)
+        return fail(c, STORE_REJECT_BAD_TIME,
+                    "field \"update_time\" is %lld s in the future (tolerance %lld s)",
+                    (long long)(ev->u.hiscore.update_time - now), (long long)opt->max_future_s);
     ev->kind = STORE_EVENT_HISCORE;
     ev->u.hiscore.user = (uint32_t)user;
     ev->u.hiscore.beatmap_id = (uint32_t)beatmap;
@@ -389,6 +430,8 @@ int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o
     cJSON *root = NULL;
     int rc;
     memset(&tmp, 0, sizeof(tmp));
+    pthread_once(&hooks_once, hooks_install);
+    json_oom = 0;
     if (len > opt->max_bytes) {
         rc = fail(&c, STORE_REJECT_OVERSIZE, "message of %zu bytes exceeds the limit of %zu", len,
                   opt->max_bytes);
@@ -406,6 +449,12 @@ int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o
     }
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!root && json_oom) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "out of memory decoding the message");
+        rc = -ENOMEM;
+        goto out;
+    }
     if (!root) {
         rc = fail(&c, STORE_REJECT_NOT_JSON, "not JSON (error near byte %td)",
                   cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - (const char *)buf : (ptrdiff_t)0);
@@ -423,7 +472,7 @@ int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o
     *out = tmp;
 out:
     cJSON_Delete(root);
-    if (rc != 0 && why)
+    if (rc == ATL_EBADEVENT && why)
         *why = c.why;
     return rc;
 }
@@ -463,7 +512,11 @@ int store_event_decode_fields(const char *const *names, const char *const *value
             rc = -ENOMEM;
             goto out;
         }
-        cJSON_AddItemToObject(o, names[i], v);
+        if (!cJSON_AddItemToObject(o, names[i], v)) {
+            cJSON_Delete(v);
+            rc = -ENOMEM;
+            goto out;
+        }
     }
     if ((rc = decode_object(&c, o, opt, &tmp)) != 0)
         goto out;

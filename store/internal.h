@@ -82,6 +82,9 @@ struct store {
     /* Held shared by long read snapshots, exclusively while the map is resized: LMDB requires
      * that no transaction is active in this process during mdb_env_set_mapsize(). */
     pthread_rwlock_t resize_lock;
+    /* the thread that must never wait for resize_lock (the daemon's loop), or none */
+    pthread_t nowait_thread;
+    int has_nowait_thread;
 };
 
 /** Translate an LMDB return code into an atl.h code (0 stays 0). */
@@ -121,5 +124,9 @@ int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
 
 /** Mark every row of @p rows (merged) dirty with sequence @p seq. */
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
+
+/** Test aid: the allocator behind the event decoder's cJSON hooks (NULL: malloc). A failure it
+ * returns makes store_event_decode() return -ENOMEM. Not thread-safe; call before decoding. */
+void store__json_alloc_set(void *(*fn)(size_t));
 
 #endif

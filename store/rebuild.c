@@ -252,6 +252,10 @@ typedef struct rebuild {
     delta_list_t expected, corrections;
     uint32_t *num_users;
     int64_t *sum_pp;
+    /* item stats corrections, expected - stored in the snapshot they were computed from
+     * (a delta, like S's: applied to whatever the write transaction reads, so a batch
+     * committed while the rebuild read is kept) */
+    int64_t *d_users, *d_sum_pp;
     int count_stats;
     /* the current user's profile, gathered across GET_MULTIPLE chunks */
     profile_rec_t *prof;
@@ -394,6 +398,8 @@ static int compare_stats(rebuild_t *r, MDB_txn *txn)
         else if (rc != MDB_NOTFOUND)
             return rc;
         r->res.stats_items += r->num_users[item] > 0;
+        r->d_users[item] = (int64_t)r->num_users[item] - (int64_t)rec.num_users;
+        r->d_sum_pp[item] = r->sum_pp[item] - rec.sum_pp;
         if (rec.num_users != r->num_users[item] || rec.sum_pp != r->sum_pp[item]) {
             r->res.stats_diffs++;
             note_diff(
@@ -497,11 +503,23 @@ static int repair_txn(store_t *s, MDB_txn *txn, void *ud)
     delta_list_init(&dirty);
     if ((rc = store__cooc_apply(s, txn, &r->corrections, &dirty)) != 0)
         goto out;
+    /* item stats: the corrections are deltas, added to what this transaction reads */
     for (uint32_t item = 0; item < r->n_items; item++) {
-        stats_rec_t rec = {r->num_users[item], 0, r->sum_pp[item]};
-        MDB_val k = {sizeof(item), &item}, v;
-        if (mdb_get(txn, s->stats, &k, &v) == 0 && memcmp(v.mv_data, &rec, sizeof(rec)) == 0)
+        if (r->d_users[item] == 0 && r->d_sum_pp[item] == 0)
             continue;
+        stats_rec_t rec = {0, 0, 0};
+        MDB_val k = {sizeof(item), &item}, v;
+        if ((rc = mdb_get(txn, s->stats, &k, &v)) == 0)
+            memcpy(&rec, v.mv_data, sizeof(rec));
+        else if (rc != MDB_NOTFOUND)
+            goto out;
+        int64_t users = (int64_t)rec.num_users + r->d_users[item];
+        if (users < 0 || users > UINT32_MAX) {
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+        rec.num_users = (uint32_t)users;
+        rec.sum_pp += r->d_sum_pp[item];
         if (rec.num_users == 0 && rec.sum_pp == 0) {
             rc = mdb_del(txn, s->stats, &k, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
@@ -538,7 +556,9 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
         goto out;
     r.num_users = calloc(r.n_items + 1, sizeof(*r.num_users));
     r.sum_pp = calloc(r.n_items + 1, sizeof(*r.sum_pp));
-    if (!r.num_users || !r.sum_pp) {
+    r.d_users = calloc(r.n_items + 1, sizeof(*r.d_users));
+    r.d_sum_pp = calloc(r.n_items + 1, sizeof(*r.d_sum_pp));
+    if (!r.num_users || !r.sum_pp || !r.d_users || !r.d_sum_pp) {
         rc = ENOMEM;
         goto out;
     }
@@ -559,6 +579,8 @@ out:
     free(r.keys);
     free(r.num_users);
     free(r.sum_pp);
+    free(r.d_users);
+    free(r.d_sum_pp);
     free(r.prof);
     delta_list_destroy(&r.expected);
     delta_list_destroy(&r.corrections);
@@ -601,7 +623,7 @@ out:
 }
 
 typedef struct top_entry {
-    uint64_t key;
+    uint32_t col;
     int64_t s;
 } top_entry_t;
 
@@ -610,24 +632,36 @@ static int cmp_top(const void *a, const void *b)
     const top_entry_t *x = a, *y = b;
     if (x->s != y->s)
         return x->s > y->s ? -1 : 1;
+    return (x->col > y->col) - (x->col < y->col);
+}
+
+typedef struct top_key {
+    uint64_t key;
+    int64_t s;
+} top_key_t;
+
+static int cmp_top_key(const void *a, const void *b)
+{
+    const top_key_t *x = a, *y = b;
+    if (x->s != y->s)
+        return x->s > y->s ? -1 : 1;
     return (x->key > y->key) - (x->key < y->key);
 }
 
+/* The row's entries by S, and item keys for the first k only (issue 10.5: it loaded every item
+ * key of the store for each GET /items/<id>, on the daemon's loop). Ties go by dense index. */
 int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double *sv,
                    uint32_t *n_out)
 {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    uint64_t *all = NULL;
-    uint32_t n_items, row;
+    uint32_t row;
     top_entry_t *e = NULL;
     size_t n = 0, cap = 0;
     int rc = store__read_begin(s, &txn);
     if (rc != 0)
         return rc;
-    if ((rc = lookup_index(s, txn, item, &row)) ||
-        (rc = store__item_keys_load(s, txn, &all, &n_items)) ||
-        (rc = mdb_cursor_open(txn, s->cooc, &cur)))
+    if ((rc = lookup_index(s, txn, item, &row)) || (rc = mdb_cursor_open(txn, s->cooc, &cur)))
         goto out;
     MDB_val kv = {sizeof(row), &row}, v;
     rc = mdb_cursor_get(cur, &kv, &v, MDB_SET);
@@ -646,25 +680,45 @@ int store_cooc_top(store_t *s, uint64_t item, uint32_t k, uint64_t *keys, double
         for (size_t i = 0; i < m; i++) {
             cooc_rec_t r;
             memcpy(&r, (const char *)v.mv_data + i * sizeof(r), sizeof(r));
-            if (r.col < n_items)
-                e[n++] = (top_entry_t){all[r.col], r.s};
+            e[n++] = (top_entry_t){r.col, r.s};
         }
     }
     if (rc == MDB_NOTFOUND)
         rc = 0;
-    if (rc == 0) {
+    if (rc != 0)
+        goto out;
+    if (n > 0) /* an item with no co-occurrence has no array (qsort(NULL) is UB) */
         qsort(e, n, sizeof(*e), cmp_top);
-        uint32_t w = (uint32_t)(n < k ? n : k);
+    uint32_t w = (uint32_t)(n < k ? n : k);
+    size_t end = w; /* ties at the cut are ordered by item key, as replicas must agree */
+    while (end > 0 && end < n && e[end].s == e[w - 1].s)
+        end++;
+    top_key_t *tk = malloc((end + 1) * sizeof(*tk));
+    if (!tk) {
+        rc = ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < end && rc == 0; i++) {
+        MDB_val ik = {sizeof(e[i].col), &e[i].col}, iv;
+        if ((rc = mdb_get(txn, s->item_keys, &ik, &iv)) == 0 && iv.mv_size != sizeof(uint64_t))
+            rc = MDB_CORRUPTED;
+        if (rc == 0) {
+            memcpy(&tk[i].key, iv.mv_data, sizeof(uint64_t));
+            tk[i].s = e[i].s;
+        }
+    }
+    if (rc == 0) {
+        qsort(tk, end, sizeof(*tk), cmp_top_key);
         for (uint32_t i = 0; i < w; i++) {
-            keys[i] = e[i].key;
-            sv[i] = weight_to_double(e[i].s);
+            keys[i] = tk[i].key;
+            sv[i] = weight_to_double(tk[i].s);
         }
         *n_out = w;
     }
+    free(tk);
 out:
     mdb_cursor_close(cur);
     store__read_end(s, txn);
-    free(all);
     free(e);
     return store__err(rc);
 }

@@ -119,17 +119,22 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
         /* the .json and .coords beside each snapshot are not ids */
         if (!store_snapshot_id_valid(e->d_name, strlen(e->d_name)))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **t = realloc(ids, cap * sizeof(*ids));
-            if (!t)
-                break;
+        char **t = n < cap ? ids : realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*ids));
+        char *id = t ? strdup(e->d_name) : NULL;
+        if (t)
             ids = t;
+        if (!id) { /* a truncated list would let retention delete the wrong snapshots */
+            closedir(d);
+            while (n > 0)
+                free(ids[--n]);
+            free(ids);
+            return -ENOMEM;
         }
-        ids[n++] = strdup(e->d_name);
+        ids[n++] = id;
     }
     closedir(d);
-    qsort(ids, n, sizeof(*ids), cmp_str);
+    if (n > 0)
+        qsort(ids, n, sizeof(*ids), cmp_str);
     *ids_out = ids;
     *n_out = n;
     return 0;
@@ -191,6 +196,10 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
     cJSON_AddNumberToObject(m, "bytes", (double)len);
     char *manifest = cJSON_Print(m);
     cJSON_Delete(m);
+    if (!manifest) {
+        snprintf(errbuf, errlen, "publishing %s: out of memory", info.id);
+        return -ENOMEM;
+    }
     char mname[80];
     snprintf(mname, sizeof(mname), "%s.json", info.id);
     if ((rc = write_durably(dir, info.id, corpus, len)) != 0 ||
@@ -205,4 +214,78 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
     retain(dir, keep ? keep : 1);
     *out = info;
     return 0;
+}
+
+/* Whether snapshot @p id is complete: its manifest parses and its sha256 and size match. */
+static int snapshot_complete(const char *dir, const char *id)
+{
+    char path[4200];
+    struct stat st;
+    int ok = 0;
+    snprintf(path, sizeof(path), "%s/%s.json", dir, id);
+    FILE *f = fopen(path, "rb");
+    char *mbuf = NULL;
+    uint8_t *cbuf = NULL;
+    cJSON *m = NULL;
+    if (!f || fstat(fileno(f), &st) != 0 || st.st_size > (1 << 20) ||
+        !(mbuf = malloc((size_t)st.st_size + 1)) ||
+        fread(mbuf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        goto out;
+    mbuf[st.st_size] = '\0';
+    fclose(f);
+    m = cJSON_Parse(mbuf);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(m, "bytes");
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    f = fopen(path, "rb");
+    if (!cJSON_IsString(sha) || !cJSON_IsNumber(bytes) || !f || fstat(fileno(f), &st) != 0 ||
+        (double)st.st_size != bytes->valuedouble || !(cbuf = malloc((size_t)st.st_size + 1)) ||
+        fread(cbuf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        goto out;
+    char hex[65];
+    store_sha256_hex(cbuf, (size_t)st.st_size, hex);
+    ok = strcmp(hex, sha->valuestring) == 0;
+out:
+    if (f)
+        fclose(f);
+    cJSON_Delete(m);
+    free(mbuf), free(cbuf);
+    return ok;
+}
+
+int store_snapshot_repair(const char *dir, char *repaired, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    repaired[0] = '\0';
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while ((e = readdir(d))) /* leftovers of a publish that was killed */
+        if (strncmp(e->d_name, ".tmp-", 5) == 0) {
+            char path[4200];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    char id[64];
+    if (store_snapshot_latest(dir, id, sizeof(id)) == 0)
+        return 0;
+    /* no (valid) latest: a kill between the manifest and `latest` of the first publish left a
+     * complete snapshot nobody points at; point at the newest complete one */
+    char **ids;
+    size_t n;
+    int rc = store_snapshot_ids(dir, &ids, &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = n; i-- > 0 && !repaired[0];)
+        if (snapshot_complete(dir, ids[i])) {
+            if ((rc = write_durably(dir, "latest", ids[i], strlen(ids[i]))) == 0 &&
+                (rc = sync_dir(dir)) == 0)
+                snprintf(repaired, len, "%s", ids[i]);
+            break;
+        }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
 }

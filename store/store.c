@@ -189,15 +189,52 @@ int store_sync(store_t *s)
  * (ingestion, on the loop). So every transaction holds resize_lock shared for its whole life,
  * and a resize takes it exclusively, after the thread asking has ended its own transaction.
  */
-static int grow_map(store_t *s)
+static int grow_locked(store_t *s)
 {
     MDB_envinfo info;
-    pthread_rwlock_wrlock(&s->resize_lock);
     mdb_env_info(s->env, &info);
     uint64_t size = (uint64_t)info.me_mapsize * 2;
-    int rc = size > MAP_SIZE_MAX ? MDB_MAP_FULL : mdb_env_set_mapsize(s->env, size);
+    return size > MAP_SIZE_MAX ? MDB_MAP_FULL : mdb_env_set_mapsize(s->env, size);
+}
+
+/* Grow after MDB_MAP_FULL. The no-wait thread (the daemon's loop) never blocks here: with a
+ * reader active it gets MDB_MAP_FULL back and retries its commit later (see
+ * store_nowait_thread_set); every other thread waits for the readers to finish. */
+static int grow_map(store_t *s)
+{
+    if (s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread)) {
+        if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
+            return MDB_MAP_FULL;
+    } else {
+        pthread_rwlock_wrlock(&s->resize_lock);
+    }
+    int rc = grow_locked(s);
     pthread_rwlock_unlock(&s->resize_lock);
     return rc;
+}
+
+void store_nowait_thread_set(store_t *s)
+{
+    s->nowait_thread = pthread_self();
+    s->has_nowait_thread = 1;
+}
+
+int store_map_grow_ahead(store_t *s, double min_free_frac)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (s->opts.read_only)
+        return 0;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
+    if (used < (1.0 - min_free_frac) * (double)info.me_mapsize)
+        return 0;
+    if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
+        return -EBUSY;
+    int rc = grow_locked(s);
+    pthread_rwlock_unlock(&s->resize_lock);
+    return rc == 0 ? 1 : store__err(rc);
 }
 
 /* Begin a transaction holding resize_lock shared; on failure the lock is released. */

@@ -49,6 +49,24 @@ void store_close(store_t *s);
 /** Flush to disk (for stores opened with no_sync). @return 0 or an error code. */
 int store_sync(store_t *s);
 
+/**
+ * Make the calling thread one that never waits for map growth (the daemon's event loop, issue
+ * 10.4): when its write transaction finds the map full while another thread holds a read
+ * snapshot, the write fails with ATL_EMAPFULL at once (the caller retries later) instead of
+ * waiting for the reader. Call once, before other threads use the store.
+ */
+void store_nowait_thread_set(store_t *s);
+
+/**
+ * Grow the map ahead of need, without waiting: if less than @p min_free_frac of the map is
+ * free (counting pages past the file's end only; freed pages are a bonus) and no transaction
+ * is open in this process, double it. Cheap (no transaction); meant for a periodic timer, so
+ * that commits rarely find the map full while a long reader (refresh, rebuild) holds it.
+ * @return 1 if the map grew, 0 if not needed, ATL_EBUSY-like -EBUSY if readers or writers
+ *         are active (try again later), or an error.
+ */
+int store_map_grow_ahead(store_t *s, double min_free_frac);
+
 /* ---- events (DESIGN §2) ------------------------------------------------------------------ */
 
 typedef enum store_event_kind {
@@ -124,6 +142,10 @@ typedef struct store_event {
 typedef struct store_decode_opts {
     size_t max_bytes; /* larger messages are rejected (default 65536) */
     double min_pp;    /* hiscores below are valid but skipped (default 75) */
+    /* an update_time more than max_future_s past now_s is bad_time (default 86400): a time in
+     * the far future would pin its profile entry forever (every later real update is "older") */
+    int64_t max_future_s;
+    int64_t now_s; /* the reference "now", unix seconds; 0: the wall clock at decode time */
 } store_decode_opts_t;
 
 /** Fill @p o with defaults. */
@@ -199,6 +221,14 @@ void store_batch_count_reject(store_batch_t *b, store_reject_t why);
  */
 int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partition,
                            int64_t next_offset);
+
+/**
+ * The offset store_batch_set_offset() recorded for @p topic / @p partition in this batch (after
+ * a commit: what the store now holds for it, without reading it back).
+ * @return 0 and *out, or ATL_ENOTFOUND (the batch has no offset for that partition).
+ */
+int store_batch_get_offset(const store_batch_t *b, const char *topic, int32_t partition,
+                           int64_t *out);
 
 /**
  * Apply the batch in ONE write transaction: profiles, item stats, S (deltas merged in memory,
@@ -311,6 +341,15 @@ typedef struct store_snapshot_info {
  * the newest @p keep are deleted. On failure the previous snapshot stays `latest`.
  * @return 0 and *out, or -errno / -EINVAL with a message in errbuf.
  */
+/**
+ * Repair what a publish killed midway leaves (issue 10.19): remove `.tmp-*` files, and when
+ * there is no valid `latest`, point it at the newest complete snapshot (manifest sha256 and
+ * size match the file). A `latest` that exists is left alone.
+ * @param[out] repaired the id `latest` now names when it was written, else "".
+ * @return 0 (also for a missing directory), or -errno.
+ */
+int store_snapshot_repair(const char *dir, char *repaired, size_t len);
+
 int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,
                            const char *extra_json, unsigned keep, store_snapshot_info_t *out,
                            char *errbuf, size_t errlen);

@@ -18,6 +18,24 @@ grep -q "$T/bad.conf:1: unknown setting \"bad-key\"" "$T/err" || { cat "$T/err";
 echo "batch-max-events = 0" >"$T/range.conf"
 if atlasd --config "$T/range.conf" 2>"$T/err"; then echo "out of range accepted"; exit 1; fi
 grep -q "range.conf:1: batch-max-events = 0 is out of range" "$T/err" || { cat "$T/err"; exit 1; }
+# issue 10.20: each configuration error names file, line and key, and exits 2 (bad configuration)
+expect_config_error() { # message-pattern atlasd-args...
+    local want=$1 rc=0; shift
+    atlasd "$@" >"$T/out" 2>"$T/err" || rc=$?
+    [ "$rc" = 2 ] || { echo "atlasd $*: exit $rc, expected 2: $(cat "$T/err")"; exit 1; }
+    grep -q -- "$want" "$T/err" || { echo "atlasd $*: '$(cat "$T/err")' lacks '$want'"; exit 1; }
+}
+expect_config_error "config $T is not a regular file" --config "$T" --brokers x:1 --db "$T/db"
+{ echo "# a comment"; printf 'db = %05000d\n' 0; echo "brokers = x:1"; } >"$T/long.conf"
+expect_config_error "long.conf:2: line of 5006 bytes is longer than 4095" --config "$T/long.conf"
+expect_config_error 'flag --kafka.no.such.property: kafka.no.such.property: No such configuration' \
+    --brokers x:1 --db "$T/db" --kafka.no.such.property=1
+echo "kafka.no.such.property = 1" >"$T/kafka.conf"
+expect_config_error "kafka.conf:1: kafka.no.such.property" --config "$T/kafka.conf" --brokers x:1
+expect_config_error "no Kafka brokers configured" --db "$T/db"
+printf 'brokers = x:1\n\001\033[31mevil = 1\n' >"$T/bin.conf"
+expect_config_error 'bin.conf:2: unknown setting "\\x01\\x1b\[31mevil"' --config "$T/bin.conf"
+if grep -q "$(printf '\033')" "$T/err"; then echo "raw escape bytes echoed"; exit 1; fi
 if command -v systemd-analyze >/dev/null; then
     sed "s#/usr/local/bin/atlasd#$(readlink -f "$(command -v atlasd)")#" "$src/deploy/atlasd.service" >"$T/atlasd.service"
     out=$(systemd-analyze verify "$T/atlasd.service" 2>&1 | grep -v -e "Documentation=" -e "/proc/cmdline" || true)

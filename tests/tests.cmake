@@ -30,6 +30,10 @@ atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LAB
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
              LABELS unit)
+atl_add_test(test_kafkaconf SOURCES tests/unit/kafkaconf/test_kafkaconf.c LIBS atl_kafkaconf
+             LABELS unit)
+atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeline PkgConfig::CJSON
+             LABELS unit)
 
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
@@ -57,6 +61,7 @@ else()
   add_test(NAME fuzz_event COMMAND fuzz_event_replay ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/event)
   set_tests_properties(fuzz_event PROPERTIES LABELS "unit;fuzz" TIMEOUT 60)
 endif()
+atl_add_test(test_frame SOURCES tests/unit/algo/test_frame.c LIBS atl_algo LABELS unit)
 atl_add_test(test_layout SOURCES tests/unit/algo/test_layout.c LIBS atl_algo LABELS unit TIMEOUT 300)
 add_executable(test_corpus tests/unit/algo/test_corpus.c)
 target_link_libraries(test_corpus PRIVATE atl_algo)
@@ -64,6 +69,11 @@ target_include_directories(test_corpus PRIVATE ${CMAKE_SOURCE_DIR})
 add_test(NAME test_corpus COMMAND test_corpus ${CMAKE_SOURCE_DIR}/tests/data/corpus_two_rows.hex)
 set_tests_properties(test_corpus PROPERTIES LABELS unit TIMEOUT 60)
 atl_add_script_test(viewer tests/integration/test_viewer.sh LABELS integration TIMEOUT 400)
+atl_add_test(test_gen_fields SOURCES tests/integration/test_gen_fields.c LIBS PkgConfig::CJSON m
+             LABELS integration)
+target_compile_definitions(test_gen_fields PRIVATE ATL_ATLASCTL="$<TARGET_FILE:atlasctl>")
+add_dependencies(test_gen_fields atlasctl)
+atl_add_script_test(map-frame tests/integration/test_map_frame.sh LABELS integration TIMEOUT 600)
 
 # Each static library links on its own (STYLE R1): every object pulled in, only the declared
 # dependencies on the link line. An undefined reference into another layer fails the build.

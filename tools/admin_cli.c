@@ -19,6 +19,7 @@
 #include "pipeline/refresh.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/fetch.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8477"
 
@@ -41,19 +42,57 @@ static void print_verify(const rebuild_args_t *a, const store_rebuild_result_t *
         printf("first       %s\n", res->first_diff);
 }
 
-static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v, double secs,
-                       const refresh_result_t *r)
+/* --json: the pipeline's one serialisation of the result (refresh_result_json), the verification
+ * of S included; without a publish only verify and seconds carry figures. */
+static void print_json(const rebuild_args_t *a, const store_rebuild_result_t *v, double t_verify,
+                       double secs, refresh_result_t *r)
 {
-    uint64_t diffs = v->s_diffs + v->stats_diffs;
-    printf("{\"s_entries\":%" PRIu64 ",\"s_diffs\":%" PRIu64 ",\"stats_items\":%" PRIu64
-           ",\"stats_diffs\":%" PRIu64 ",\"passes\":%u,\"seconds\":%.3f,\"repaired\":%s",
-           v->s_entries, v->s_diffs, v->stats_items, v->stats_diffs, v->passes, secs,
-           !a->verify_only && diffs ? "true" : "false");
-    if (r && r->id[0])
-        printf(",\"snapshot\":\"%s\",\"items\":%u,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f,"
-               "\"total\":%.3f",
-               r->id, r->items, r->t_knn, r->t_mde, r->t_layout, secs);
-    printf("}\n");
+    char buf[REFRESH_JSON_MAX];
+    r->full = 1;
+    r->verify = *v, r->verified = 1, r->verify_only = a->verify_only;
+    r->t_verify = t_verify, r->t_total = secs;
+    if (!r->id[0])
+        r->stability_median = r->stability_p95 = -1; /* nothing published */
+    if (refresh_result_json(r, 0, buf, sizeof(buf)) >= 0)
+        printf("%s\n", buf);
+}
+
+/* The pipeline's full run on the store: publish into --snapshots (or DB/snapshots). "Nothing to
+ * lay out yet" (ATL_ENOTFOUND) is not a failure: r->id stays empty. */
+static int publish_offline(const rebuild_args_t *a, store_t *s, cli_progress_t *prog,
+                           refresh_result_t *r)
+{
+    char snapdir[4096], err[1024];
+    snprintf(snapdir, sizeof(snapdir), "%s", a->snapshots ? a->snapshots : "");
+    if (!a->snapshots)
+        snprintf(snapdir, sizeof(snapdir), "%s/snapshots", a->db);
+    refresh_opts_t o;
+    refresh_opts_default(&o);
+    o.snapdir = snapdir, o.keep = (unsigned)a->keep, o.seed = a->seed;
+    o.full = 1, o.cold = a->cold;
+    o.progress = cli_progress_cb, o.progress_ud = prog;
+    int rc = refresh_run(s, NULL, &o, r, err, sizeof(err));
+    cli_progress_done(prog);
+    if (rc == ATL_ENOTFOUND) {
+        fprintf(stderr, "atlasctl rebuild: not published: %s\n", err);
+        r->id[0] = '\0';
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl rebuild: %s\n", err[0] ? err : atl_strerror(rc));
+        return rc;
+    }
+    fprintf(stderr,
+            "published %s: %u items; knn %.1f s, mde %.1f s (%u iterations%s), layout %.1f s, "
+            "read %.1f s, publish %.1f s\n",
+            r->id, r->items, r->t_knn, r->t_mde, r->mde_iterations, r->warm ? ", warm" : "",
+            r->t_layout, r->t_read, r->t_publish);
+    if (r->stability_items)
+        fprintf(stderr,
+                "stability: the %u items whose kNN rows did not change moved median %.3f%%, p95 "
+                "%.3f%% of the map's width\n",
+                r->stability_items, 100 * r->stability_median, 100 * r->stability_p95);
+    return 0;
 }
 
 static int rebuild_offline(rebuild_args_t *a)
@@ -91,50 +130,23 @@ static int rebuild_offline(rebuild_args_t *a)
         cli_progress_done(&prog);
         print_verify(a, &res, secs);
         if (a->json)
-            print_json(a, &res, secs, NULL);
+            print_json(a, &res, secs, secs, &(refresh_result_t){0});
         fprintf(stderr, "atlasctl rebuild: verification failed: %s\n", res.first_diff);
         code = CLI_EXIT_FAIL;
         goto out;
     }
     refresh_result_t r = {0};
-    if (publishing) {
-        char snapdir[4096];
-        snprintf(snapdir, sizeof(snapdir), "%s", a->snapshots ? a->snapshots : "");
-        if (!a->snapshots)
-            snprintf(snapdir, sizeof(snapdir), "%s/snapshots", a->db);
-        refresh_opts_t o;
-        refresh_opts_default(&o);
-        o.snapdir = snapdir, o.keep = (unsigned)a->keep, o.seed = a->seed;
-        o.full = 1, o.cold = a->cold;
-        o.progress = cli_progress_cb, o.progress_ud = &prog;
-        rc = refresh_run(s, NULL, &o, &r, err, sizeof(err));
-        cli_progress_done(&prog);
-        if (rc == ATL_ENOTFOUND) {
-            fprintf(stderr, "atlasctl rebuild: not published: %s\n", err);
-            r.id[0] = '\0';
-        } else if (rc != 0) {
-            fprintf(stderr, "atlasctl rebuild: %s\n", err[0] ? err : atl_strerror(rc));
-            code = CLI_EXIT_FAIL;
-            goto out;
-        } else {
-            fprintf(stderr,
-                    "published %s: %u items; knn %.1f s, mde %.1f s (%u iterations%s), layout "
-                    "%.1f s, read %.1f s, publish %.1f s\n",
-                    r.id, r.items, r.t_knn, r.t_mde, r.mde_iterations, r.warm ? ", warm" : "",
-                    r.t_layout, r.t_read, r.t_publish);
-            if (r.stability_items)
-                fprintf(stderr,
-                        "stability: the %u items whose kNN rows did not change moved median "
-                        "%.3f%%, p95 %.3f%% of the map's width\n",
-                        r.stability_items, 100 * r.stability_median, 100 * r.stability_p95);
-        }
-    } else {
-        cli_progress_done(&prog);
+    if (publishing && publish_offline(a, s, &prog, &r) != 0) {
+        code = CLI_EXIT_FAIL;
+        goto out;
     }
+    if (!publishing)
+        cli_progress_done(&prog); /* publish_offline() finished it */
+    double t_verify = secs;
     secs = cli_now() - prog.start;
     print_verify(a, &res, secs);
     if (a->json)
-        print_json(a, &res, secs, &r);
+        print_json(a, &res, t_verify, secs, &r);
     else if (r.id[0])
         printf("%s\n", r.id); /* the snapshot id is the last line of stdout */
 out:
@@ -149,7 +161,7 @@ static cJSON *get_status(const char *url, char *err, size_t errlen)
     uint8_t *body;
     size_t len;
     snprintf(full, sizeof(full), "%.2000s/status", url);
-    if (http_get(full, &body, &len, err, errlen) != 0)
+    if (fetch_get(full, &body, &len, err, errlen) != 0)
         return NULL;
     cJSON *o = cJSON_ParseWithLength((const char *)body, len);
     free(body);
@@ -171,6 +183,30 @@ static const char *str(const cJSON *o, const char *name)
 }
 
 /* Follow /status until the rebuild answering @p request has finished. */
+/* The answered rebuild from /status (last_rebuild): JSON, or the verification, the timings and
+ * the snapshot id as the last line. */
+static void print_rebuild(const rebuild_args_t *a, const cJSON *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "verify");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "seconds");
+    if (a->json) {
+        char *txt = cJSON_PrintUnformatted(b);
+        printf("%s\n", txt);
+        free(txt);
+        return;
+    }
+    printf("verified    %.0f S entries: %.0f differences in S, %.0f in item stats%s\n",
+           num(v, "s_entries"), num(v, "s_diffs"), num(v, "stats_diffs"),
+           num(v, "s_diffs") + num(v, "stats_diffs") > 0 ? " (repaired)" : "");
+    if (num(v, "s_diffs") + num(v, "stats_diffs") > 0)
+        printf("first       %s\n", str(v, "first_diff"));
+    printf("rebuilt     %.0f items in %.1f s (verify %.1f, read %.1f, knn %.1f, mde %.1f, layout "
+           "%.1f, publish %.1f)\n",
+           num(b, "items"), num(t, "total"), num(t, "verify"), num(t, "read"), num(t, "knn"),
+           num(t, "mde"), num(t, "layout"), num(t, "publish"));
+    printf("%s\n", str(b, "snapshot")); /* last line: the snapshot id */
+}
+
 static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
 {
     char err[512];
@@ -195,25 +231,7 @@ static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
                         str(b, "error"));
                 code = CLI_EXIT_FAIL;
             } else {
-                const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "verify");
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "seconds");
-                if (a->json) {
-                    char *txt = cJSON_PrintUnformatted(b);
-                    printf("%s\n", txt);
-                    free(txt);
-                } else {
-                    printf("verified    %.0f S entries: %.0f differences in S, %.0f in item "
-                           "stats%s\n",
-                           num(v, "s_entries"), num(v, "s_diffs"), num(v, "stats_diffs"),
-                           num(v, "s_diffs") + num(v, "stats_diffs") > 0 ? " (repaired)" : "");
-                    if (num(v, "s_diffs") + num(v, "stats_diffs") > 0)
-                        printf("first       %s\n", str(v, "first_diff"));
-                    printf("rebuilt     %.0f items in %.1f s (verify %.1f, read %.1f, knn %.1f, "
-                           "mde %.1f, layout %.1f, publish %.1f)\n",
-                           num(b, "items"), num(t, "total"), num(t, "verify"), num(t, "read"),
-                           num(t, "knn"), num(t, "mde"), num(t, "layout"), num(t, "publish"));
-                    printf("%s\n", str(b, "snapshot")); /* last line: the snapshot id */
-                }
+                print_rebuild(a, b);
             }
             cJSON_Delete(st);
             return code;
@@ -240,7 +258,7 @@ static int rebuild_online(rebuild_args_t *a)
     size_t len = 0;
     int status = 0;
     snprintf(url, sizeof(url), "%.2000s/admin/rebuild%s", a->url, a->cold ? "?cold=1" : "");
-    if (http_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
+    if (fetch_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl rebuild: %s (is atlasd running? or use --offline --db DIR)\n",
                 err);
         return CLI_EXIT_FAIL;
@@ -300,8 +318,8 @@ int cmd_rebuild(int argc, char **argv)
         "publish a snapshot. Against a running daemon by default; --offline on a stopped one.",
         opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (a.offline && !a.db) {
         fprintf(stderr, "atlasctl rebuild: --offline needs --db DIR (see --help)\n");
         return CLI_EXIT_USAGE;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "algo/atl.h"
 #include "store/store.h"
 
 void *xmalloc(size_t n)
@@ -44,25 +45,23 @@ void *xrealloc(void *p, size_t n)
     return q;
 }
 
-int mkdir_p(const char *path)
+int cli_mkdir_p(const char *path)
 {
     char buf[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
+    if (n == 0 || n >= sizeof(buf))
+        return -ENAMETOOLONG;
     memcpy(buf, path, n + 1);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
+            return -errno;
         *p = '/';
     }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
+        return -errno;
     return 0;
 }
 
@@ -172,7 +171,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
         if (strcmp(a, "--help") == 0) {
             cli_help(cmd, stdout);
             free(r);
-            return -1;
+            return CLI_PARSE_HELP;
         }
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -184,24 +183,24 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
             fprintf(stderr, "atlasctl %s: unknown option --%.*s (see --help)\n", cmd->name,
                     (int)len, name);
             free(r);
-            return CLI_EXIT_USAGE;
+            return ATL_ECONFIG;
         }
         const char *val = eq ? eq + 1 : NULL;
         if (o->type != CLI_FLAG && !val) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "atlasctl %s: --%s needs a value\n", cmd->name, o->name);
                 free(r);
-                return CLI_EXIT_USAGE;
+                return ATL_ECONFIG;
             }
             val = argv[++i];
         } else if (o->type == CLI_FLAG && val) {
             fprintf(stderr, "atlasctl %s: --%s takes no value\n", cmd->name, o->name);
             free(r);
-            return CLI_EXIT_USAGE;
+            return ATL_ECONFIG;
         }
         if (set_value(cmd, o, val) != 0) {
             free(r);
-            return CLI_EXIT_USAGE;
+            return ATL_ECONFIG;
         }
     }
     if (rest) {
@@ -212,7 +211,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
             fprintf(stderr, "atlasctl %s: unexpected argument \"%s\" (see --help)\n", cmd->name,
                     r[0]);
             free(r);
-            return CLI_EXIT_USAGE;
+            return ATL_ECONFIG;
         }
         free(r);
     }
@@ -265,4 +264,11 @@ int cli_progress_cb(void *ud, const char *stage, double frac)
         cli_progress_update(p, frac >= 1.0, "%s %5.1f%%", stage, frac * 100.0);
     }
     return 0;
+}
+
+int cli_exit(int rc)
+{
+    if (rc == 0 || rc == CLI_PARSE_HELP)
+        return CLI_EXIT_OK;
+    return rc == ATL_ECONFIG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }

@@ -39,13 +39,23 @@ typedef struct cli_cmd {
     size_t n_opts;
 } cli_cmd_t;
 
+/** cli_parse() found --help and printed it: a success with nothing left to do. */
+#define CLI_PARSE_HELP 1
+
 /**
  * Parse argv[1..] of a subcommand against its option table; `--name=value` and `--name value`
- * both work; non-option arguments are collected in order into @p rest (argv-owned strings).
- * @return CLI_EXIT_OK to go on, -1 after printing --help (exit 0), or CLI_EXIT_USAGE after
- *         printing the error.
+ * both work; non-option arguments are collected in order into @p rest (argv-owned strings,
+ * a malloc'd array the caller frees).
+ * @return 0 to go on, CLI_PARSE_HELP after printing --help, or ATL_ECONFIG after printing the
+ *         usage error. cli_exit() turns any of them into the command's exit code.
  */
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, size_t *n_rest);
+
+/**
+ * The exit code (enum cli_exit) for a result in the tree's convention: 0 and CLI_PARSE_HELP are
+ * CLI_EXIT_OK, ATL_ECONFIG (a usage error) CLI_EXIT_USAGE, any other negative code CLI_EXIT_FAIL.
+ */
+int cli_exit(int rc);
 
 /** Print a subcommand's help to @p f. */
 void cli_help(const cli_cmd_t *cmd, FILE *f);
@@ -55,8 +65,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 
-/** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -1. */
-int mkdir_p(const char *path);
+/** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -errno. */
+int cli_mkdir_p(const char *path);
 
 /**
  * Open a store for command @p cmd, printing "atlasctl CMD: cannot open store DIR: reason" on
@@ -106,20 +116,6 @@ int cmd_snapshots(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_debug_poke(int argc, char **argv);
-
-/**
- * Blocking HTTP GET of an http:// URL (tools/http_get.c; responses parsed by http-parser).
- * @return 0 and a malloc'd body, or -1 with a message (including a non-200 status) in err.
- */
-int http_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen);
-
-/**
- * Blocking HTTP request with an empty body (GET, POST, ...), optionally with
- * `Authorization: Bearer @p bearer`. @return 0 with any HTTP status in *status and a malloc'd
- * body, or -1 with a message (connection or protocol failure) in err.
- */
-int http_request(const char *method, const char *url, const char *bearer, int *status,
-                 uint8_t **body, size_t *len, char *err, size_t errlen);
 
 /* Kafka commands (tools/kafka_cli.c, over kafkaconf/). */
 int cmd_kafka_mock(int argc, char **argv);

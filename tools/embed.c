@@ -7,7 +7,7 @@
  * daemon), else by name. Pruning (top 700 per row, S > 2, distance 1/ln S) is the daemon's;
  * --no-prune reads `i j distance` as T itself.
  */
-#include "tools/embed.h"
+#include "pipeline/embed.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,7 +26,22 @@
 #include "store/store.h"
 #include "tools/cli.h"
 
+typedef struct embed_args {
+    const char *edges, *db, *retained, *init, *out, *knn_out, *labels, *layout_out;
+    uint64_t k, dim, max_iter, seed, threads, top;
+    double ftol;
+    int no_prune, json;
+} embed_args_t;
+
 /* ---- names ------------------------------------------------------------------------------- */
+
+typedef struct name_table {
+    char **names;
+    uint32_t n, cap;
+    /* open-addressing hash: slot -> index + 1 */
+    uint32_t *slots;
+    size_t n_slots;
+} name_table_t;
 
 static uint64_t hash_str(const char *s)
 {
@@ -70,7 +85,7 @@ static uint32_t names_intern(name_table_t *t, const char *s)
     return t->n++;
 }
 
-void names_free(name_table_t *t)
+static void names_free(name_table_t *t)
 {
     for (uint32_t i = 0; i < t->n; i++)
         free(t->names[i]);
@@ -78,37 +93,42 @@ void names_free(name_table_t *t)
     free(t->slots);
 }
 
-/* Canonical order of names: by item key if all parse, else by strcmp. perm[rank] = id. */
-static const name_table_t *order_table;
-static uint64_t *order_keys;
+/* Canonical order of names: by item key if all parse, else by strcmp. perm[rank] = id. The
+ * comparators see everything they need in the sorted records: no context in globals. */
+typedef struct name_rank {
+    uint64_t key;
+    const char *name;
+    uint32_t id;
+} name_rank_t;
 
 static int cmp_by_key(const void *a, const void *b)
 {
-    uint64_t x = order_keys[*(const uint32_t *)a], y = order_keys[*(const uint32_t *)b];
+    uint64_t x = ((const name_rank_t *)a)->key, y = ((const name_rank_t *)b)->key;
     return (x > y) - (x < y);
 }
 
 static int cmp_by_name(const void *a, const void *b)
 {
-    return strcmp(order_table->names[*(const uint32_t *)a],
-                  order_table->names[*(const uint32_t *)b]);
+    return strcmp(((const name_rank_t *)a)->name, ((const name_rank_t *)b)->name);
 }
 
 static uint32_t *names_order(const name_table_t *t, uint64_t **keys_out)
 {
     uint32_t *perm = xmalloc(((size_t)t->n + 1) * sizeof(*perm));
     uint64_t *keys = xmalloc(((size_t)t->n + 1) * sizeof(*keys));
+    name_rank_t *nr = xmalloc(((size_t)t->n + 1) * sizeof(*nr));
     int all_items = 1;
     for (uint32_t i = 0; i < t->n; i++) {
-        perm[i] = i;
         if (item_key_parse(t->names[i], strlen(t->names[i]), &keys[i]) != 0) {
             all_items = 0;
             keys[i] = hash_str(t->names[i]);
         }
+        nr[i] = (name_rank_t){keys[i], t->names[i], i};
     }
-    order_table = t;
-    order_keys = keys;
-    qsort(perm, t->n, sizeof(*perm), all_items ? cmp_by_key : cmp_by_name);
+    qsort(nr, t->n, sizeof(*nr), all_items ? cmp_by_key : cmp_by_name);
+    for (uint32_t r = 0; r < t->n; r++)
+        perm[r] = nr[r].id;
+    free(nr);
     *keys_out = keys;
     return perm;
 }
@@ -116,8 +136,11 @@ static uint32_t *names_order(const name_table_t *t, uint64_t **keys_out)
 static FILE *open_input(const char *path)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
-        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(errno));
+    if (!f) {
+        int e = errno;
+        fprintf(stderr, "atlasctl embed: cannot open %s: %s\n", path, strerror(e));
+        errno = e; /* callers return -errno */
+    }
     return f;
 }
 
@@ -133,7 +156,7 @@ static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
 {
     FILE *f = open_input(path);
     if (!f)
-        return -1;
+        return -errno;
     char *line = NULL;
     size_t cap = 0;
     uint64_t lineno = 0;
@@ -148,7 +171,7 @@ static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
         if (!b || !c || *end || !isfinite(v) || v < 0) {
             fprintf(stderr, "%s:%" PRIu64 ": expected i<TAB>j<TAB>value (finite, >= 0)\n", path,
                     lineno);
-            rc = -1;
+            rc = -EINVAL;
             break;
         }
         if (e->m == e->cap) {
@@ -171,7 +194,7 @@ static int read_retained(const char *path, name_table_t *names)
 {
     FILE *f = open_input(path);
     if (!f)
-        return -1;
+        return -errno;
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) >= 0) {
@@ -211,46 +234,88 @@ static int32_t *read_labels(const char *path, name_table_t *names, const uint32_
     return lab;
 }
 
-/* ---- pipeline ---------------------------------------------------------------------------- */
+/* ---- input ------------------------------------------------------------------------------- */
 
-/* Symmetric CSR of S by rank, then one pruned row at a time into T. */
-static int build_t(const tsv_edges_t *e, const uint32_t *rank, uint32_t n, const embed_args_t *a,
-                   graph_t *t)
+/* The graph to embed, with its node names: by rank (canonical order), perm[rank] = name id. */
+typedef struct embed_input {
+    name_table_t names;
+    uint64_t *keys; /* by rank */
+    uint32_t *perm, *rank;
+    uint32_t n;
+    graph_t t;
+    double t_load, t_prune; /* seconds */
+} embed_input_t;
+
+static void input_destroy(embed_input_t *in)
 {
-    if (a->no_prune) {
-        graph_edges_t ge;
-        graph_edges_init(&ge);
-        for (size_t x = 0; x < e->m; x++)
-            if (e->v[x] > 0 && graph_edges_add(&ge, rank[e->i[x]], rank[e->j[x]], (float)e->v[x]))
-                return -ENOMEM;
-        int rc = graph_build(n, &ge, t);
-        graph_edges_destroy(&ge);
+    names_free(&in->names);
+    free(in->keys);
+    free(in->perm);
+    free(in->rank);
+    graph_destroy(&in->t);
+}
+
+/* Straight from a store: retained rows pruned as they stream out of LMDB. */
+static int load_store(const embed_args_t *a, embed_input_t *in)
+{
+    store_t *s;
+    double t0 = cli_now();
+    int rc = cli_store_open("embed", a->db, 1, &s);
+    if (rc != 0)
         return rc;
+    rc = embed_graph_from_store(s, (uint32_t)a->top, &in->keys, &in->n, &in->t);
+    store_close(s);
+    in->t_load = cli_now() - t0;
+    if (rc == ATL_ENOTFOUND)
+        fprintf(stderr, "atlasctl embed: the store has fewer than 2 retained items\n");
+    else if (rc != 0)
+        fprintf(stderr, "atlasctl embed: %s\n", atl_strerror(rc));
+    if (rc != 0)
+        return rc;
+    char id[ITEM_ID_MAX];
+    in->perm = xmalloc(((size_t)in->n + 1) * sizeof(*in->perm));
+    in->rank = xmalloc(((size_t)in->n + 1) * sizeof(*in->rank));
+    for (uint32_t r = 0; r < in->n; r++) {
+        names_intern(&in->names, item_key_format(in->keys[r], id));
+        in->perm[r] = in->rank[r] = r;
     }
-    uint64_t *ptr = xcalloc((size_t)n + 2, sizeof(*ptr));
-    for (size_t x = 0; x < e->m; x++) {
-        ptr[rank[e->i[x]] + 2]++;
-        ptr[rank[e->j[x]] + 2]++;
+    return 0;
+}
+
+/* From S.tsv (and --retained): names in canonical order, then T by rank. */
+static int load_edges(const embed_args_t *a, embed_input_t *in)
+{
+    tsv_edges_t e = {0};
+    double t0 = cli_now();
+    int rc = 0;
+    if ((a->retained && (rc = read_retained(a->retained, &in->names)) != 0) ||
+        (rc = read_edges(a->edges, &in->names, &e)) != 0)
+        goto out;
+    if ((in->n = in->names.n) < 2) {
+        fprintf(stderr, "atlasctl embed: the graph has fewer than 2 items\n");
+        rc = -EINVAL;
+        goto out;
     }
-    for (uint32_t i = 0; i < n; i++)
-        ptr[i + 2] += ptr[i + 1];
-    uint32_t *cols = xmalloc((2 * e->m + 1) * sizeof(*cols));
-    double *s = xmalloc((2 * e->m + 1) * sizeof(*s));
-    for (size_t x = 0; x < e->m; x++) {
-        uint32_t i = rank[e->i[x]], j = rank[e->j[x]];
-        cols[ptr[i + 1]] = j, s[ptr[i + 1]++] = e->v[x];
-        cols[ptr[j + 1]] = i, s[ptr[j + 1]++] = e->v[x];
+    uint64_t *by_id;
+    in->perm = names_order(&in->names, &by_id);
+    in->rank = xmalloc(((size_t)in->n + 1) * sizeof(*in->rank));
+    in->keys = xmalloc(((size_t)in->n + 1) * sizeof(*in->keys));
+    for (uint32_t r = 0; r < in->n; r++) {
+        in->rank[in->perm[r]] = r;
+        in->keys[r] = by_id[in->perm[r]];
     }
-    graph_pruner_t p;
-    int rc = graph_pruner_init(&p, a->top, GRAPH_MIN_S_DEFAULT);
-    for (uint32_t i = 0; i < n && rc == 0; i++)
-        rc = graph_pruner_row(&p, i, cols + ptr[i], s + ptr[i], ptr[i + 1] - ptr[i]);
-    if (rc == 0)
-        rc = graph_pruner_finish(&p, n, t);
-    graph_pruner_destroy(&p);
-    free(ptr);
-    free(cols);
-    free(s);
+    free(by_id);
+    in->t_load = cli_now() - t0;
+    t0 = cli_now();
+    embed_edges_t ee = {e.i, e.j, e.v, e.m};
+    if ((rc = embed_graph_from_edges(&ee, in->rank, in->n, (uint32_t)a->top, a->no_prune,
+                                     &in->t)) != 0)
+        fprintf(stderr, "atlasctl embed: building T: %s\n", atl_strerror(rc));
+    in->t_prune = cli_now() - t0;
+out:
+    free(e.i);
+    free(e.j);
+    free(e.v);
     return rc;
 }
 
@@ -297,8 +362,9 @@ static int write_outputs(const embed_args_t *a, const name_table_t *names, const
 {
     FILE *f = fopen(a->out, "w");
     if (!f) {
-        fprintf(stderr, "atlasctl embed: cannot write %s: %s\n", a->out, strerror(errno));
-        return -1;
+        int rc = -errno;
+        fprintf(stderr, "atlasctl embed: cannot write %s: %s\n", a->out, atl_strerror(rc));
+        return rc;
     }
     for (uint32_t r = 0; r < n; r++) {
         fputs(names->names[perm[r]], f);
@@ -307,37 +373,32 @@ static int write_outputs(const embed_args_t *a, const name_table_t *names, const
         fputc('\n', f);
     }
     if (fclose(f) != 0)
-        return -1;
+        return -EIO;
     if (!a->knn_out)
         return 0;
     if (!(f = fopen(a->knn_out, "w")))
-        return -1;
+        return -errno;
     for (uint32_t r = 0; r < n; r++)
         for (uint32_t q = 0; q < knn->count[r]; q++)
             fprintf(f, "%s\t%s\t%.9g\n", names->names[perm[r]],
                     names->names[perm[knn->nbr[(size_t)r * knn->k + q]]],
                     (double)knn->dist[(size_t)r * knn->k + q]);
-    return fclose(f) == 0 ? 0 : -1;
+    return fclose(f) == 0 ? 0 : -EIO;
 }
 
 /* The 2-D map of the 3-D coordinates (UMAP, cold), framed as the atlas exports it. */
-static int run_layout(const embed_args_t *a, name_table_t *names, const uint32_t *perm,
-                      const uint32_t *rank, uint32_t n, const double *x, double *seconds,
+static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x, double *seconds,
                       double *purity_2d)
 {
+    uint32_t n = in->n;
     double t0 = cli_now(), *y = xmalloc(((size_t)n * 2 + 1) * sizeof(*y));
-    layout_opts_t lo;
-    layout_opts_default(&lo);
-    lo.seed = a->seed;
     cli_progress_t prog;
     cli_progress_init(&prog, "layout");
-    lo.progress = cli_progress_cb;
-    lo.progress_ud = &prog;
-    int rc = layout_umap(x, n, (uint32_t)a->dim, &lo, y, NULL, NULL);
+    int rc = embed_layout(x, n, (uint32_t)a->dim, a->seed, cli_progress_cb, &prog, y);
     cli_progress_done(&prog);
     *seconds = cli_now() - t0;
     if (rc == 0 && a->labels) {
-        int32_t *lab = read_labels(a->labels, names, rank, n);
+        int32_t *lab = read_labels(a->labels, &in->names, in->rank, n);
         if (lab)
             quality_label_purity(y, n, 2, lab, 10, 2000, 1, purity_2d);
         free(lab);
@@ -348,201 +409,137 @@ static int run_layout(const embed_args_t *a, name_table_t *names, const uint32_t
     if (f) {
         layout_frame(y, n, y);
         for (uint32_t r = 0; r < n; r++)
-            fprintf(f, "%s\t%.6f\t%.6f\n", names->names[perm[r]], y[2 * (size_t)r],
+            fprintf(f, "%s\t%.6f\t%.6f\n", in->names.names[in->perm[r]], y[2 * (size_t)r],
                     y[2 * (size_t)r + 1]);
         if (fclose(f) != 0)
             rc = -EIO;
     }
+    if (rc != 0)
+        fprintf(stderr, "atlasctl embed: layout: %s\n", atl_strerror(rc));
     free(y);
     return rc;
 }
 
-static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
-{
-    return graph_pruner_row(ud, row, cols, s, n);
-}
+/* ---- figures ----------------------------------------------------------------------------- */
 
-/* Read the retained graph of a store: T is built while rows stream out of one read snapshot.
- * *t_read is when the store read (including per-row pruning) ended. */
-int embed_load_store_graph(const embed_args_t *a, name_table_t *names, uint64_t **keys, uint32_t *n,
-                           graph_t *t, double *t_read)
-{
-    store_t *s;
-    graph_pruner_t p;
-    int rc = cli_store_open("embed", a->db, 1, &s);
-    if (rc != 0)
-        return -1;
-    if ((rc = graph_pruner_init(&p, a->top, GRAPH_MIN_S_DEFAULT)) == 0)
-        rc = store_retained_rows(s, prune_row_cb, &p, keys, n);
-    store_close(s);
-    *t_read = cli_now();
-    if (rc == 0 && *n < 2) {
-        fprintf(stderr, "atlasctl embed: the store has fewer than 2 retained items\n");
-        rc = -1;
-    }
-    if (rc == 0)
-        rc = graph_pruner_finish(&p, *n, t);
-    graph_pruner_destroy(&p);
-    char id[ITEM_ID_MAX];
-    for (uint32_t i = 0; rc == 0 && i < *n; i++)
-        names_intern(names, item_key_format((*keys)[i], id));
-    return rc;
-}
+typedef struct embed_figures {
+    double purity, purity_2d, moved_med, moved_p95, t_layout;
+} embed_figures_t;
 
-static int run_embed(embed_args_t *a)
+/* Warm start: how far the items that had coordinates moved, as a fraction of the width. */
+static void moved_figures(const double *x0, const double *x, const uint8_t *placed, uint32_t n,
+                          uint32_t dim, embed_figures_t *f)
 {
-    name_table_t names = {0};
-    tsv_edges_t e = {0};
-    graph_t t = {0};
-    knn_t knn = {0};
-    graph_edges_t ke;
-    mde_t m = {0};
-    uint64_t *keys = NULL;
-    uint32_t *perm = NULL, *rank = NULL;
-    double *x = NULL, *x0 = NULL;
-    uint8_t *placed = NULL;
-    int rc = -1;
-    double t0 = cli_now(), t_load, t_prune, t_knn, t_mde;
-    cli_progress_t prog;
-    cli_progress_init(&prog, "embed");
-    graph_edges_init(&ke);
-    uint32_t n = 0;
-    if (a->db) {
-        /* straight from a store: retained rows pruned as they stream out of LMDB */
-        if ((rc = embed_load_store_graph(a, &names, &keys, &n, &t, &t_load)) != 0)
-            goto out;
-        perm = xmalloc(((size_t)n + 1) * sizeof(*perm));
-        rank = xmalloc(((size_t)n + 1) * sizeof(*rank));
-        for (uint32_t r = 0; r < n; r++)
-            perm[r] = rank[r] = r;
-        t_prune = cli_now();
-    } else {
-        if ((a->retained && read_retained(a->retained, &names) != 0) ||
-            read_edges(a->edges, &names, &e) != 0)
-            goto out;
-        n = names.n;
-        if (n < 2) {
-            fprintf(stderr, "atlasctl embed: the graph has fewer than 2 items\n");
-            goto out;
-        }
-        perm = names_order(&names, &keys);
-        rank = xmalloc(((size_t)n + 1) * sizeof(*rank));
-        uint64_t *rkeys = xmalloc(((size_t)n + 1) * sizeof(*rkeys));
+    double width = 0;
+    for (uint32_t c = 0; c < dim; c++) {
+        double lo = INFINITY, hi = -INFINITY;
         for (uint32_t r = 0; r < n; r++) {
-            rank[perm[r]] = r;
-            rkeys[r] = keys[perm[r]];
+            lo = fmin(lo, x[(size_t)r * dim + c]);
+            hi = fmax(hi, x[(size_t)r * dim + c]);
         }
-        free(keys);
-        keys = rkeys;
-        t_load = cli_now();
-        if ((rc = build_t(&e, rank, n, a, &t)) != 0)
-            goto out;
-        t_prune = cli_now();
+        width = fmax(width, hi - lo);
     }
-    knn_opts_t ko;
-    knn_opts_default(&ko);
-    ko.k = (uint32_t)a->k;
-    ko.n_threads = (unsigned)a->threads;
-    ko.progress = cli_progress_cb;
-    ko.progress_ud = &prog;
-    if ((rc = knn_build(&t, &ko, &knn)) != 0 || (rc = knn_edges(&knn, &ke)) != 0)
-        goto out;
-    t_knn = cli_now();
-    mde_opts_t mo;
-    mde_opts_default(&mo);
-    mo.dim = (uint32_t)a->dim;
-    mo.max_iter = (uint32_t)a->max_iter;
-    mo.seed = a->seed;
-    mo.n_threads = (unsigned)a->threads;
-    mo.ftol = a->ftol;
-    mo.progress = cli_progress_cb;
-    mo.progress_ud = &prog;
-    if ((rc = mde_init(&m, &mo, n, &ke, keys)) != 0)
-        goto out;
-    x = xcalloc((size_t)n * a->dim + 1, sizeof(*x));
-    if (a->init && strcmp(a->init, "random") != 0) {
-        if (!(placed = read_init(a->init, &names, rank, n, (uint32_t)a->dim, x))) {
-            rc = -1;
-            goto out;
-        }
-        mde_coords_warm(&m, x, placed);
-        x0 = xmalloc(((size_t)n * a->dim + 1) * sizeof(*x0));
-        memcpy(x0, x, (size_t)n * a->dim * sizeof(*x0));
-    } else {
-        mde_coords_random(&m, x);
-    }
-    mde_result_t res;
-    if ((rc = mde_run(&m, x, &res)) != 0)
-        goto out;
-    t_mde = cli_now();
-    cli_progress_done(&prog);
-    if ((rc = write_outputs(a, &names, perm, n, x, &knn)) != 0) {
-        fprintf(stderr, "atlasctl embed: writing the output failed\n");
-        goto out;
-    }
-    double t_layout = 0, purity_2d = -1;
-    if (a->layout_out && (rc = run_layout(a, &names, perm, rank, n, x, &t_layout, &purity_2d)) != 0)
-        goto out;
-    size_t short_rows = knn_short_rows(&knn);
-    double purity = -1;
-    if (a->labels) {
-        int32_t *lab = read_labels(a->labels, &names, rank, n);
-        if (!lab || quality_label_purity(x, n, (uint32_t)a->dim, lab, 10, 2000, 1, &purity)) {
-            free(lab);
-            rc = -1;
-            goto out;
-        }
-        free(lab);
-    }
-    /* warm start: how far the items that had coordinates moved, as a fraction of the width */
-    double moved_med = -1, moved_p95 = -1;
-    if (x0) {
-        double width = 0;
-        for (uint32_t c = 0; c < a->dim; c++) {
-            double lo = INFINITY, hi = -INFINITY;
-            for (uint32_t r = 0; r < n; r++) {
-                lo = fmin(lo, x[(size_t)r * a->dim + c]);
-                hi = fmax(hi, x[(size_t)r * a->dim + c]);
-            }
-            width = fmax(width, hi - lo);
-        }
-        quality_displacement(x0, x, n, (uint32_t)a->dim, placed, width, &moved_med, &moved_p95);
-    }
-    if (a->json)
-        printf("{\"items\":%u,\"moved_median\":%.5f,\"moved_p95\":%.5f,\"purity\":%.4f,\"t_edges\":"
-               "%zu,\"max_distance\":%.6g,\"knn_edges\":%zu,"
+    quality_displacement(x0, x, n, dim, placed, width, &f->moved_med, &f->moved_p95);
+}
+
+/* @p v with @p fmt, or null when it is not finite; @return @p buf. */
+static const char *json_num(char buf[32], double v, const char *fmt)
+{
+    if (!isfinite(v))
+        return "null";
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(buf, 32, fmt, v);
+#pragma GCC diagnostic pop
+    return buf;
+}
+
+static void print_figures(const embed_args_t *a, const embed_input_t *in, const embed_result_t *r,
+                          const embed_figures_t *f)
+{
+    size_t short_rows = knn_short_rows(&r->knn), t_edges = graph_n_edges(&in->t);
+    const mde_result_t *m = &r->mde;
+    if (a->json) {
+        /* JSON has no inf or nan (a start with coincident points has infinite distortion) */
+        char j[7][32];
+        printf("{\"items\":%u,\"moved_median\":%s,\"moved_p95\":%s,\"purity\":%s,\"t_edges\":"
+               "%zu,\"max_distance\":%s,\"knn_edges\":%zu,"
                "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
-               "\"distortion\":%.6f,\"grad_norm\":%.3g,\"threads\":%" PRIu64 ",\"seconds\":{"
+               "\"distortion\":%s,\"grad_norm\":%s,\"threads\":%" PRIu64 ",\"seconds\":{"
                "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f},"
-               "\"purity_2d\":%.4f,\"peak_rss_mb\":%.1f}\n",
-               n, moved_med, moved_p95, purity, graph_n_edges(&t), knn.max_distance, ke.m,
-               short_rows, res.n_repulsive, res.iterations, res.evaluations, res.distortion,
-               res.grad_norm, a->threads, t_load - t0, t_prune - t_load, t_knn - t_prune,
-               t_mde - t_knn, t_layout, purity_2d, peak_rss_mb());
-    else
+               "\"purity_2d\":%s,\"peak_rss_mb\":%.1f}\n",
+               in->n, json_num(j[0], f->moved_med, "%.5f"), json_num(j[1], f->moved_p95, "%.5f"),
+               json_num(j[2], f->purity, "%.4f"), t_edges,
+               json_num(j[3], r->knn.max_distance, "%.6g"), r->knn_edges.m, short_rows,
+               m->n_repulsive, m->iterations, m->evaluations, json_num(j[4], m->distortion, "%.6f"),
+               json_num(j[5], m->grad_norm, "%.3g"), a->threads, in->t_load, in->t_prune, r->t_knn,
+               r->t_mde, f->t_layout, json_num(j[6], f->purity_2d, "%.4f"), peak_rss_mb());
+    } else
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
                "mde %.2f s, peak %.0f MiB\n",
-               n, graph_n_edges(&t), ke.m, short_rows, res.distortion, res.iterations, purity,
-               t_load - t0, t_prune - t_load, t_knn - t_prune, t_mde - t_knn, peak_rss_mb());
-out:
-    if (rc != 0 && rc != -1)
+               in->n, t_edges, r->knn_edges.m, short_rows, m->distortion, m->iterations, f->purity,
+               in->t_load, in->t_prune, r->t_knn, r->t_mde, peak_rss_mb());
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+/* Parse the input, run the pipeline's embedding stages (pipeline/embed.h), write and print. */
+static int run_embed(const embed_args_t *a)
+{
+    embed_input_t in = {0};
+    embed_result_t r = {0};
+    embed_figures_t fig = {-1, -1, -1, -1, 0};
+    embed_opts_t eo;
+    double *x0 = NULL;
+    uint8_t *placed = NULL;
+    cli_progress_t prog;
+    int rc = a->db ? load_store(a, &in) : load_edges(a, &in);
+    if (rc != 0)
+        goto out;
+    embed_opts_default(&eo);
+    eo.k = (uint32_t)a->k, eo.n_threads = (unsigned)a->threads;
+    eo.mde.dim = (uint32_t)a->dim, eo.mde.max_iter = (uint32_t)a->max_iter;
+    eo.mde.seed = a->seed, eo.mde.ftol = a->ftol;
+    if (a->init && strcmp(a->init, "random") != 0) {
+        x0 = xcalloc((size_t)in.n * a->dim + 1, sizeof(*x0));
+        if (!(placed = read_init(a->init, &in.names, in.rank, in.n, (uint32_t)a->dim, x0))) {
+            rc = -ENOENT;
+            goto out;
+        }
+        eo.init = x0, eo.placed = placed;
+    }
+    cli_progress_init(&prog, "embed");
+    eo.progress = cli_progress_cb, eo.progress_ud = &prog;
+    rc = embed_run(&in.t, in.keys, &eo, &r);
+    cli_progress_done(&prog);
+    if (rc != 0) {
         fprintf(stderr, "atlasctl embed: %s\n", atl_strerror(rc));
-    mde_destroy(&m);
-    graph_edges_destroy(&ke);
-    knn_destroy(&knn);
-    graph_destroy(&t);
-    names_free(&names);
-    free(e.i);
-    free(e.j);
-    free(e.v);
-    free(keys);
-    free(perm);
-    free(rank);
-    free(x);
+        goto out;
+    }
+    if ((rc = write_outputs(a, &in.names, in.perm, in.n, r.x, &r.knn)) != 0) {
+        fprintf(stderr, "atlasctl embed: writing the output failed\n");
+        goto out;
+    }
+    if (a->layout_out && (rc = run_layout(a, &in, r.x, &fig.t_layout, &fig.purity_2d)) != 0)
+        goto out;
+    if (a->labels) {
+        int32_t *lab = read_labels(a->labels, &in.names, in.rank, in.n);
+        rc = lab ? quality_label_purity(r.x, in.n, (uint32_t)a->dim, lab, 10, 2000, 1, &fig.purity)
+                 : -ENOENT;
+        free(lab);
+        if (rc != 0)
+            goto out;
+    }
+    if (x0)
+        moved_figures(x0, r.x, placed, in.n, (uint32_t)a->dim, &fig);
+    print_figures(a, &in, &r, &fig);
+out:
+    embed_result_destroy(&r);
+    input_destroy(&in);
     free(x0);
     free(placed);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 int cmd_embed(int argc, char **argv)
@@ -573,8 +570,8 @@ int cmd_embed(int argc, char **argv)
                            "Prune a co-occurrence graph, find exact shortest-path kNN and run MDE.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     const char *why = !a.edges == !a.db                    ? "give exactly one of --edges and --db"
                       : !a.out                             ? "--out is required"
                       : (a.k < 1 || a.k > KNN_MAX_K)       ? "--k must be 1..256"
@@ -631,8 +628,8 @@ int cmd_export_graph(int argc, char **argv)
                            "Dump S among retained items, each pair once, for `embed` or PyMDE.",
                            opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!db || !out) {
         fprintf(stderr, "atlasctl export-graph: --db and --out are required (see --help)\n");
         return CLI_EXIT_USAGE;

@@ -106,7 +106,8 @@ static int import_jsonl(import_t *im, FILE *f, const char *file)
 /*
  * Split one CSV record (RFC 4180: quoted fields, "" for a quote, newlines inside quotes) into
  * NUL-terminated cells, reading more lines from @p f while a quote is open.
- * @return number of cells, 0 at end of input, -1 on a malformed record.
+ * @return number of cells, 0 at end of input, -EINVAL (a quote still open at the end of input) or
+ *         -E2BIG (more than @p max_cells cells).
  */
 static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_cells,
                       uint64_t *lineno)
@@ -132,7 +133,7 @@ static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_ce
             ssize_t ml = getline(&more, &mcap, f);
             if (ml < 0) {
                 free(more);
-                return -1;
+                return -EINVAL; /* a quoted cell runs past the end of the file */
             }
             (*lineno)++;
             *buf = xrealloc(*buf, used + (size_t)ml + 2);
@@ -157,7 +158,7 @@ static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_ce
         } else if (c == ',') {
             *out++ = '\0';
             if (n == max_cells)
-                return -1;
+                return -E2BIG;
             cells[n++] = out;
         } else if (c != '\n' && c != '\r') {
             *out++ = c;
@@ -279,6 +280,29 @@ static void print_summary(const import_t *im, const store_counters_t *before,
            st->users, st->items, st->pairs, (double)st->bytes / 1048576.0);
 }
 
+/* Lock the store (a running daemon consumes into it: its offsets and ours would collide) and
+ * open it for a bulk load (no sync per transaction: one store_sync() at the end). Prints why
+ * not. */
+static int open_store(const char *db, int *lock, store_t **out)
+{
+    store_opts_t so;
+    store_opts_default(&so);
+    so.no_sync = 1;
+    char lerr[1024];
+    int rc;
+    if (cli_mkdir_p(db) == 0 && (rc = store_lock(db, lock, lerr, sizeof(lerr))) != 0) {
+        fprintf(stderr, "atlasctl import: %s\n", lerr);
+        return rc;
+    }
+    if ((rc = store_open(db, &so, out)) != 0) {
+        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
+                atl_strerror(rc ? rc : -errno));
+        store_unlock(*lock);
+        *lock = -1;
+    }
+    return rc;
+}
+
 int cmd_import(int argc, char **argv)
 {
     const char *db = NULL;
@@ -297,8 +321,8 @@ int cmd_import(int argc, char **argv)
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!db || n_files == 0 || batch_size == 0) {
         fprintf(stderr, "atlasctl import: %s (see --help)\n",
                 !db ? "--db is required"
@@ -309,26 +333,13 @@ int cmd_import(int argc, char **argv)
     import_t im = {.batch_size = batch_size};
     store_decode_opts_default(&im.dopts);
     im.dopts.min_pp = min_pp;
-    store_opts_t so;
-    store_opts_default(&so);
-    so.no_sync = 1;
+    int lock = -1;
+    if ((rc = open_store(db, &lock, &im.store)) != 0) {
+        free(files);
+        return CLI_EXIT_FAIL;
+    }
     store_counters_t before, after;
     store_stats_t st;
-    char lerr[1024];
-    int lock = -1;
-    if (mkdir_p(db) == 0 && store_lock(db, &lock, lerr, sizeof(lerr)) != 0) {
-        /* a running daemon consumes into this store: its offsets and ours would collide */
-        fprintf(stderr, "atlasctl import: %s\n", lerr);
-        free(files);
-        return CLI_EXIT_FAIL;
-    }
-    if ((rc = store_open(db, &so, &im.store)) != 0) {
-        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
-                atl_strerror(rc ? rc : -errno));
-        store_unlock(lock);
-        free(files);
-        return CLI_EXIT_FAIL;
-    }
     if ((rc = store_batch_new(&im.batch)) != 0 || (rc = store_counters_get(im.store, &before)))
         goto out;
     cli_progress_init(&im.prog, "import");

@@ -3,6 +3,7 @@
  * `atlasctl inspect ITEM` (an item's stats, metadata, top co-occurring items, and its
  * coordinates and kNN neighbours in the latest snapshot).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "algo/weight.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/fetch.h"
 
 static void print_field(const cJSON *o, const char *name, const char *label)
 {
@@ -25,27 +27,9 @@ static void print_field(const cJSON *o, const char *name, const char *label)
         printf("%-20s %s\n", label, f->valuestring[0] ? f->valuestring : "-");
 }
 
-static int status_url(const char *url, int json)
+/* A daemon's /status as the table `status --url` prints. */
+static void print_status_table(const cJSON *o)
 {
-    char full[4096], err[512];
-    uint8_t *body;
-    size_t len;
-    snprintf(full, sizeof(full), "%s/status", url);
-    if (http_get(full, &body, &len, err, sizeof(err)) != 0) {
-        fprintf(stderr, "atlasctl status: GET %s: %s\n", full, err);
-        return CLI_EXIT_FAIL;
-    }
-    if (json) {
-        fwrite(body, 1, len, stdout);
-        free(body);
-        return CLI_EXIT_OK;
-    }
-    cJSON *o = cJSON_ParseWithLength((const char *)body, len);
-    free(body);
-    if (!o) {
-        fprintf(stderr, "atlasctl status: %s did not return JSON\n", full);
-        return CLI_EXIT_FAIL;
-    }
     static const char *const fields[][2] = {{"state", "state"},
                                             {"events_applied", "events applied"},
                                             {"events_changed", "events changed"},
@@ -84,6 +68,30 @@ static int status_url(const char *url, int json)
         print_field(r, "failures", "refresh failures");
         print_field(r, "last_error", "last refresh error");
     }
+}
+
+static int status_url(const char *url, int json)
+{
+    char full[4096], err[512];
+    uint8_t *body;
+    size_t len;
+    snprintf(full, sizeof(full), "%s/status", url);
+    if (fetch_get(full, &body, &len, err, sizeof(err)) != 0) {
+        fprintf(stderr, "atlasctl status: GET %s: %s\n", full, err);
+        return CLI_EXIT_FAIL;
+    }
+    if (json) {
+        fwrite(body, 1, len, stdout);
+        free(body);
+        return CLI_EXIT_OK;
+    }
+    cJSON *o = cJSON_ParseWithLength((const char *)body, len);
+    free(body);
+    if (!o) {
+        fprintf(stderr, "atlasctl status: %s did not return JSON\n", full);
+        return CLI_EXIT_FAIL;
+    }
+    print_status_table(o);
     cJSON_Delete(o);
     return CLI_EXIT_OK;
 }
@@ -136,8 +144,8 @@ int cmd_status(int argc, char **argv)
                            "Show what a daemon or a store holds and how ingestion is going.", opts,
                            ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!url == !db) {
         fprintf(stderr, "atlasctl status: give exactly one of --url and --db\n");
         return CLI_EXIT_USAGE;
@@ -162,7 +170,7 @@ static int print_item(const char *json, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(json, len);
     if (!o)
-        return -1;
+        return -EPROTO;
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "beatmap"), *e;
     printf("item                 %s\n", jstr(o, "item"));
     printf("beatmap              %s [%s] by %s (set %.0f)\n", jstr(b, "title"), jstr(b, "version"),
@@ -196,14 +204,15 @@ static int inspect_db(const char *db, uint64_t key, uint32_t k, char **json, siz
 {
     store_t *s;
     char id[ITEM_ID_MAX];
-    if (cli_store_open("inspect", db, 1, &s) != 0)
-        return -1;
-    int rc = store_item_json(s, key, k, json);
+    int rc = cli_store_open("inspect", db, 1, &s);
+    if (rc != 0)
+        return rc;
+    rc = store_item_json(s, key, k, json);
     store_close(s);
     if (rc != 0) {
         fprintf(stderr, "atlasctl inspect: %s: %s\n", item_key_format(key, id),
                 rc == ATL_ENOTFOUND ? "no such item in the store" : atl_strerror(rc));
-        return -1;
+        return rc;
     }
     *len = strlen(*json);
     return 0;
@@ -215,15 +224,16 @@ static int inspect_url(const char *url, uint64_t key, uint32_t k, char **json, s
     int status = 0;
     uint8_t *body = NULL;
     snprintf(full, sizeof(full), "%.3000s/items/%s?k=%u", url, item_key_format(key, id), k);
-    if (http_request("GET", full, NULL, &status, &body, len, err, sizeof(err)) != 0) {
+    int rc = fetch_request("GET", full, NULL, &status, &body, len, err, sizeof(err));
+    if (rc != 0) {
         fprintf(stderr, "atlasctl inspect: GET %s: %s\n", full, err);
-        return -1;
+        return rc;
     }
     if (status != 200) {
         fprintf(stderr, "atlasctl inspect: %s: %s\n", id,
                 status == 404 ? "no such item in the store" : "the daemon refused");
         free(body);
-        return -1;
+        return status == 404 ? ATL_ENOTFOUND : -EPROTO;
     }
     *json = (char *)body;
     return 0;
@@ -249,8 +259,8 @@ int cmd_inspect(int argc, char **argv)
     const char **rest;
     size_t n_rest;
     int rc = cli_parse(&cmd, argc, argv, &rest, &n_rest);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     uint64_t key;
     if (!db == !url || n_rest != 1 || k == 0 || k > 10000 ||
         item_key_parse(rest[0], strlen(rest[0]), &key) != 0) {

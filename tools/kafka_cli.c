@@ -27,6 +27,7 @@
 
 #define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
 
+/* set by the SIGTERM/SIGINT handler: a signal handler can reach nothing but file-scope state */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
@@ -69,48 +70,10 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
     fprintf(stderr, "kafka-mock: done: %s\n", line);
 }
 
-int cmd_kafka_mock(int argc, char **argv)
+/* Fault-injection commands from stdin, one per line, until SIGTERM/SIGINT; after EOF the cluster
+ * keeps serving. */
+static void serve_commands(rd_kafka_mock_cluster_t *mc)
 {
-    uint64_t brokers = 3, partitions = 4;
-    const char *topics = DEFAULT_TOPICS;
-    const cli_opt_t opts[] = {
-        {"brokers", CLI_U64, &brokers, "N", "number of brokers (default 3)"},
-        {"partitions", CLI_U64, &partitions, "P", "partitions per topic (default 4)"},
-        {"topics", CLI_STR, &topics, "a,b", "topics to create (default " DEFAULT_TOPICS ")"},
-    };
-    const cli_cmd_t cmd = {
-        "kafka-mock", "[--brokers N] [--partitions P] [--topics a,b]",
-        "Run librdkafka's mock Kafka cluster on loopback until SIGTERM. The first line of stdout\n"
-        "is the bootstrap list. Lines on stdin inject faults: `down ID`, `up ID`,\n"
-        "`error APIKEY COUNT ERRCODE`. In memory only: about 5 MiB per partition is retained.",
-        opts, ATL_ARRAY_LEN(opts)};
-    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
-    if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 256) {
-        fprintf(stderr, "atlasctl kafka-mock: --brokers 1..16, --partitions 1..256\n");
-        return CLI_EXIT_USAGE;
-    }
-    char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "atlasctl kafka-mock: %s\n", errstr);
-        return CLI_EXIT_FAIL;
-    }
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
-    if (!mc) {
-        fprintf(stderr, "atlasctl kafka-mock: could not start the mock cluster\n");
-        rd_kafka_destroy(rk);
-        return CLI_EXIT_FAIL;
-    }
-    char *list = strdup(topics), *save = NULL;
-    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        rd_kafka_mock_topic_create(mc, t, (int)partitions, 1);
-    free(list);
-    printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
-    fflush(stdout);
-    install_stop_signals();
     /* read(2), not stdio: poll() cannot see lines already buffered inside a FILE */
     char buf[4096];
     size_t used = 0;
@@ -140,6 +103,51 @@ int cmd_kafka_mock(int argc, char **argv)
         if (used == sizeof(buf) - 1)
             used = 0; /* an absurdly long line: drop it */
     }
+}
+
+int cmd_kafka_mock(int argc, char **argv)
+{
+    uint64_t brokers = 3, partitions = 4;
+    const char *topics = DEFAULT_TOPICS;
+    const cli_opt_t opts[] = {
+        {"brokers", CLI_U64, &brokers, "N", "number of brokers (default 3)"},
+        {"partitions", CLI_U64, &partitions, "P", "partitions per topic (default 4)"},
+        {"topics", CLI_STR, &topics, "a,b", "topics to create (default " DEFAULT_TOPICS ")"},
+    };
+    const cli_cmd_t cmd = {
+        "kafka-mock", "[--brokers N] [--partitions P] [--topics a,b]",
+        "Run librdkafka's mock Kafka cluster on loopback until SIGTERM. The first line of stdout\n"
+        "is the bootstrap list. Lines on stdin inject faults: `down ID`, `up ID`,\n"
+        "`error APIKEY COUNT ERRCODE`. In memory only: about 5 MiB per partition is retained.",
+        opts, ATL_ARRAY_LEN(opts)};
+    int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
+    if (rc != 0)
+        return cli_exit(rc);
+    if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 256) {
+        fprintf(stderr, "atlasctl kafka-mock: --brokers 1..16, --partitions 1..256\n");
+        return CLI_EXIT_USAGE;
+    }
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "atlasctl kafka-mock: %s\n", errstr);
+        return CLI_EXIT_FAIL;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, (int)brokers);
+    if (!mc) {
+        fprintf(stderr, "atlasctl kafka-mock: could not start the mock cluster\n");
+        rd_kafka_destroy(rk);
+        return CLI_EXIT_FAIL;
+    }
+    char *list = strdup(topics), *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        rd_kafka_mock_topic_create(mc, t, (int)partitions, 1);
+    free(list);
+    printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    fflush(stdout);
+    install_stop_signals();
+    serve_commands(mc);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
     return CLI_EXIT_OK;
@@ -199,7 +207,7 @@ static int produce_one(producer_t *p, const char *topic, const char *key, const 
         }
         if (err) {
             fprintf(stderr, "atlasctl produce: %s\n", rd_kafka_err2str(err));
-            return -1;
+            return -EIO;
         }
         p->sent++;
         rd_kafka_poll(p->rk, 0);
@@ -229,8 +237,9 @@ static int produce_file(producer_t *p, const char *path, cli_progress_t *prog)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
+        int rc = -errno;
+        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, atl_strerror(rc));
+        return rc;
     }
     char *line = NULL, *names[64], key[64];
     size_t cap = 0, plen = strlen(path);
@@ -307,8 +316,8 @@ int cmd_produce(int argc, char **argv)
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!brokers || n_files == 0) {
         fprintf(stderr, "atlasctl produce: --brokers and at least one FILE are required\n");
         free(files);
@@ -368,6 +377,27 @@ static void print_message(const rd_kafka_message_t *m)
     cJSON_Delete(o);
 }
 
+/* Print messages until @p count (0: no limit), @p timeout_ms without one, or a signal. */
+static void print_messages(rd_kafka_t *rk, uint64_t count, uint64_t timeout_ms)
+{
+    uint64_t got = 0;
+    double last = cli_now();
+    install_stop_signals();
+    while (!stop_requested && (count == 0 || got < count) &&
+           (cli_now() - last) * 1000 < (double)timeout_ms) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            print_message(m);
+            got++;
+            last = cli_now();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    fflush(stdout);
+}
+
 int cmd_consume(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL;
@@ -384,8 +414,8 @@ int cmd_consume(int argc, char **argv)
         "headers), e.g. the dead-letter topic. No consumer group is used.",
         opts, ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!brokers || !topic) {
         fprintf(stderr, "atlasctl consume: --brokers and --topic are required\n");
         return CLI_EXIT_USAGE;
@@ -409,22 +439,7 @@ int cmd_consume(int argc, char **argv)
             RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(rk, parts);
     rd_kafka_topic_partition_list_destroy(parts);
-    uint64_t got = 0;
-    double last = cli_now();
-    install_stop_signals();
-    while (!stop_requested && (count == 0 || got < count) &&
-           (cli_now() - last) * 1000 < (double)timeout_ms) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        if (!m->err) {
-            print_message(m);
-            got++;
-            last = cli_now();
-        }
-        rd_kafka_message_destroy(m);
-    }
-    fflush(stdout);
+    print_messages(rk, count, timeout_ms);
     rd_kafka_consumer_close(rk);
 out:
     if (md)

@@ -13,6 +13,7 @@
 #include "algo/item.h"
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/fetch.h"
 
 static uint8_t *read_all(const char *path, size_t *len)
 {
@@ -29,13 +30,13 @@ static int resolve(const char *dir, const char *id, char *path, size_t len)
     if (strcmp(id, "latest") == 0) {
         if (store_snapshot_latest(dir, name, sizeof(name)) != 0) {
             fprintf(stderr, "atlasctl snapshots: no latest snapshot in %s\n", dir);
-            return -1;
+            return ATL_ENOTFOUND;
         }
         id = name;
     }
     if (!store_snapshot_id_valid(id, strlen(id))) {
         fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", id);
-        return -1;
+        return -EINVAL;
     }
     snprintf(path, len, "%s/%s", dir, id);
     return 0;
@@ -77,7 +78,7 @@ static int verify_file(const char *path)
                     "%s: does not match its manifest (bytes %zu vs %" PRIu64
                     ", sha256 %.16s... vs %.16s...)\n",
                     path, len, bytes, got, sha);
-            rc = -1;
+            rc = ATL_ECORRUPT;
         }
     }
     free(buf);
@@ -153,7 +154,7 @@ static int export_url(const char *base, const char *id, int json)
     snprintf(url, sizeof(url), "%.*s/snapshots/%s", (int)bl, base, id);
     uint8_t *buf;
     size_t len;
-    if (http_get(url, &buf, &len, err, sizeof(err)) != 0) {
+    if (fetch_get(url, &buf, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl snapshots: GET %s: %s\n", url, err);
         return CLI_EXIT_FAIL;
     }
@@ -204,8 +205,8 @@ int cmd_snapshots(int argc, char **argv)
     const char **rest;
     size_t n_rest;
     int rc = cli_parse(&cmd, argc, argv, &rest, &n_rest);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     const char *verb = n_rest ? rest[0] : "";
     char path[4096];
     rc = CLI_EXIT_USAGE;

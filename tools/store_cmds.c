@@ -27,8 +27,8 @@ int cmd_stats(int argc, char **argv)
                            "Counts and the canonical content digest of a store.", opts,
                            ATL_ARRAY_LEN(opts)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     if (!db) {
         fprintf(stderr, "atlasctl stats: --db is required (see --help)\n");
         return CLI_EXIT_USAGE;
@@ -85,8 +85,8 @@ int cmd_debug_poke(int argc, char **argv)
     const char **rest;
     size_t n_rest;
     int rc = cli_parse(&cmd, argc, argv, &rest, &n_rest);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
+    if (rc != 0)
+        return cli_exit(rc);
     uint64_t a, b;
     char *end = NULL;
     double delta = n_rest == 3 ? strtod(rest[2], &end) : 0;

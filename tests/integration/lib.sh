@@ -48,7 +48,8 @@ start_daemon() {
         port=$({ grep -o 'msg="listening" addr=[^ ]* port=[0-9]*' "$T/$name.log" || true; } |
             tail -n 1 | sed 's/.*port=//')
         # a restarted daemon appends to the same log: take the newest line after this start
-        if [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+        # listening: any answer (/healthz is 503 "rebalancing" until the group assigns partitions)
+        if [ -n "$port" ] && curl -s -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
             eval "PORT_$name=$port"
             return 0
         fi

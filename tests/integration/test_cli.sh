@@ -91,6 +91,12 @@ atlasctl embed --edges "$T/S.tsv" --init "$T/c1.tsv" --ftol 1e-5 --out "$T/c3.ts
     >"$T/e3.json" 2>/dev/null
 its=$(sed -n 's/.*"iterations":\([0-9]*\).*/\1/p' "$T/e3.json")
 [ "$its" -lt 300 ] || fail "warm start took $its iterations"
+# a start with coincident points: --json stays JSON (it printed "distortion":inf, issue 10.16)
+cut -f1 "$T/c1.tsv" | awk '{ print $1 "\t0\t0\t0" }' >"$T/zero.tsv"
+atlasctl embed --edges "$T/S.tsv" --init "$T/zero.tsv" --max-iter 5 --out "$T/c5.tsv" --json \
+    >"$T/e5.json" 2>/dev/null || true
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/e5.json" ||
+    fail "embed --json is not JSON: $(cat "$T/e5.json")"
 # --no-prune takes T itself (i j distance)
 awk -F'\t' '{ print $1 "\t" $2 "\t" 1 / log($3 > 2 ? $3 : 2.5) }' "$T/S.tsv" >"$T/T.tsv"
 expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c4.tsv"
@@ -148,4 +154,29 @@ size=$(stat -c %s "$T/snaps/$id")
 printf '\001' | dd of="$T/snaps/$id" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
 expect_exit 1 atlasctl snapshots verify --dir "$T/snaps"
 grep -q "does not match its manifest" "$T/err" || fail "sha256 mismatch not reported: $(cat "$T/err")"
+# the HTTP client (libcurl) follows redirects: a front end that moves /status still answers
+if command -v python3 >/dev/null; then
+    cat >"$T/redirect.py" <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/status":
+            self.send_response(302); self.send_header("Location", "/moved/status"); self.end_headers()
+            return
+        body = b'{"freshness":{"latest_snapshot":"corpus_1"}}'
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$T/redirect.py" >"$T/redirect.port" &
+    rpid=$!
+    for _ in $(seq 50); do [ -s "$T/redirect.port" ] && break; sleep 0.1; done
+    expect_exit 0 atlasctl status --url "http://127.0.0.1:$(cat "$T/redirect.port")" --json
+    kill "$rpid" 2>/dev/null || true
+    grep -q corpus_1 "$T/out" || fail "status --url did not follow the redirect: $(cat "$T/out" "$T/err")"
+    expect_exit 1 atlasctl status --url "ftp://127.0.0.1/" --json
+fi
 echo "cli: all checks passed"

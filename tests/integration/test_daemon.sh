@@ -16,7 +16,15 @@ start_mock 4
 atlasctl produce --brokers "$BROKERS" "$T/rows.jsonl" 2>/dev/null
 atlasctl produce --brokers "$BROKERS" --topic osutrack.hiscore_updates "$T/bad.jsonl" 2>/dev/null
 start_daemon a "$T/db" --batch-max-events 1000
+# issue 10.6: until the group assigns partitions, /healthz says so (it answered 200 "ok")
+h=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT_a/healthz" | tr -d '\n')
+if ! grep -q 'partitions assigned' "$T/a.log"; then
+    [ "$h" = "rebalancing 503" ] || fail "/healthz before any assignment: '$h'"
+fi
 wait_status "$PORT_a" events_applied "$applied" 60
+[ "$(curl -s "http://127.0.0.1:$PORT_a/healthz")" = ok ] || fail "/healthz once consuming"
+[ -s "$T/db/instance-id" ] || fail "no stable group.instance.id kept beside the store"
+grep -q "instance=$(cat "$T/db/instance-id") " "$T/a.log" || fail "static membership not used"
 wait_status "$PORT_a" events_rejected 3 10
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "consumed store differs from import"
 
@@ -64,6 +72,35 @@ cmp -s "$T/tail" <(tail -c 5 "$T/dl") || fail "suffix range"
 code=$(curl -s -o "$T/full" -w '%{http_code}' -H 'Range: bytes=0-3' -H 'If-Range: "stale"' "$U/snapshots/$id")
 [ "$code" = 200 ] && cmp -s "$T/full" "$T/dl" || fail "a stale If-Range must get the whole file ($code)"
 curl -fsI "$U/snapshots/$id" | grep -qi "^content-length: $(stat -c %s "$T/dl")" || fail "HEAD"
+# issue 10.11: HEAD sends no body (on a keep-alive connection the next response must be the next
+# one read), `bytes=-0` is unsatisfiable, accept-ranges is sent once
+python3 - "$PORT_a" "$id" <<'PY' || fail "HEAD sent a body on a keep-alive connection"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"".join(b"HEAD /snapshots/%s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode()
+                   for p in ("latest", sys.argv[2], sys.argv[2] + "/manifest")) +
+          b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+s.settimeout(10)
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+# each HEAD response is its header block alone: the next bytes start the next response
+at = 0
+for _ in range(3):
+    at = data.index(b"\r\n\r\n", at) + 4
+    if not data.startswith(b"HTTP/1.1 ", at):
+        sys.exit(1)
+sys.exit(0 if data.endswith(b"\r\n\r\nok\n") else 1)
+PY
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Range: bytes=-0' "$U/snapshots/$id")" = 416 ] ||
+    fail "Range: bytes=-0 should be 416"
+for h in "" "-H Range:bytes=0-3"; do
+    n=$(curl -s -D - -o /dev/null $h "$U/snapshots/$id" | grep -ci '^accept-ranges:')
+    [ "$n" = 1 ] || fail "accept-ranges sent $n times ($h)"
+done
 curl -fs "$U/snapshots/$id/manifest" | grep -q "$sha" || fail "manifest endpoint"
 curl -fs "$U/snapshots/$id/manifest" | tr -d ' \t\n' | grep -q '"kafka_offsets":{"osutrack.hiscore_updates":{"0":' ||
     fail "manifest lacks the Kafka offsets it reflects"
@@ -102,10 +139,45 @@ rc=0; wait "$PID_a" || rc=$?
 grep -q 'msg="exit" code=0' "$T/a.log" || fail "no clean exit line"
 grep -q 'loop closed with handles left' "$T/a.log" && fail "handles left open at exit"
 
-# restart: resumes from the stored offsets, applies nothing twice
+# restart: resumes from the stored offsets, applies nothing twice. Before it, the state a kill
+# during the first publish leaves (issue 10.19): complete snapshots, no `latest`, a .tmp-latest
+newest=$(cat "$T/db/snapshots/latest")
+rm "$T/db/snapshots/latest"
+printf 'corpus_' >"$T/db/snapshots/.tmp-latest"
 start_daemon a "$T/db"
+[ "$(cat "$T/db/snapshots/latest" 2>/dev/null)" = "$newest" ] || fail "latest not repaired at start"
+[ -z "$(ls -A "$T/db/snapshots" | grep '^\.tmp-')" ] || fail ".tmp files left at start"
+curl -fs -o /dev/null "$U/snapshots/latest" 2>/dev/null ||
+    curl -fs -o /dev/null "http://127.0.0.1:$PORT_a/snapshots/latest" || fail "latest is not served"
 sleep 6
 [ "$(status "$PORT_a" events_applied)" = "$applied" ] || fail "restart re-applied events"
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "restart changed the state"
 kill -TERM "$PID_a"; wait "$PID_a" || true
+
+# issue 10.13: a store whose only retained item has no co-occurrence (5 rows, users 1-5,
+# beatmap 77, pp 600): the daemon says why it has no map and does not retry every second
+for u in 1 2 3 4 5; do
+    echo "{\"user\":$u,\"beatmap_id\":77,\"pp\":600,\"mods\":0,\"mode\":0,\"update_time\":\"2024-01-01 00:00:00\"}"
+done >"$T/tiny.jsonl"
+atlasctl import --db "$T/tiny" --json "$T/tiny.jsonl" >/dev/null 2>&1
+start_daemon t "$T/tiny" --refresh-interval 1 --group tiny --topic-hiscores tiny.h --topic-beatmaps tiny.b
+sleep 5
+kill -0 "$PID_t" 2>/dev/null || fail "atlasd exited on a tiny store"
+curl -fs "http://127.0.0.1:$PORT_t/status" | grep -q '"waiting":.*1 retained items' ||
+    fail "/status does not say why there is no map: $(curl -fs "http://127.0.0.1:$PORT_t/status")"
+n=$(grep -c 'msg="refresh started"' "$T/t.log" || true)
+[ "$n" -le 1 ] || fail "a tiny store started $n refreshes in 5 s (a retry loop)"
+kill -TERM "$PID_t"; wait "$PID_t" || fail "atlasd did not stop cleanly on a tiny store"
+
+# issue 10.7: the shutdown deadline is hard: a refresh stuck past it (one that ignores its cancel
+# flag) does not keep the process alive
+ATL_TEST_REFRESH_HANG_MS=120000 start_daemon t "$T/tiny" --refresh-interval 1 --group tiny \
+    --topic-hiscores tiny.h --topic-beatmaps tiny.b --shutdown-timeout-ms 1000
+for i in $(seq 50); do grep -c 'msg="refresh started"' "$T/t.log" | grep -q 2 && break; sleep 0.1; done
+t0=$(date +%s%N)
+kill -TERM "$PID_t"
+rc=0; wait "$PID_t" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 1 ] && [ "$ms" -lt 4000 ] || fail "stuck refresh: exit $rc after $ms ms (deadline 1000 ms)"
+grep -q 'graceful shutdown timed out; exiting now' "$T/t.log" || fail "no deadline message"
 echo "daemon: all checks passed"

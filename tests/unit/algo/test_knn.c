@@ -234,7 +234,9 @@ int main(void)
         E(graph_edges_add(&e, i, i + 1, (float)(i + 1)));
     graph_t g;
     E(graph_build(9, &e, &g));
-    CHECK_NEAR(knn_auto_max_distance(&g), 18.75, 1e-9);
+    double md;
+    E(knn_auto_max_distance(&g, &md));
+    CHECK_NEAR(md, 18.75, 1e-9);
     graph_destroy(&g);
     graph_edges_destroy(&e);
 
@@ -262,7 +264,9 @@ int main(void)
         double pos = 0.75 * (double)(w - 1), frac = pos - (double)(size_t)pos;
         size_t lo = (size_t)pos;
         double q = lo + 1 < w ? d[lo] + frac * (d[lo + 1] - d[lo]) : d[lo];
-        CHECK_NEAR(knn_auto_max_distance(&g), 3 * q, 1e-9);
+        double md;
+        E(knn_auto_max_distance(&g, &md));
+        CHECK_NEAR(md, 3 * q, 1e-9);
         free(d);
         graph_destroy(&g);
         graph_edges_destroy(&e);

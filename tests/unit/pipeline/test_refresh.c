@@ -5,11 +5,14 @@
  *  - the refresh clears exactly the dirty marks it consumed: a batch committed while it runs
  *    stays dirty, and the next refresh consumes it;
  *  - a refresh that fails to publish leaves the stored coordinates and every dirty mark;
- *  - with no dirty item, if_dirty does nothing; a warm refresh of unchanged data barely moves.
+ *  - with no dirty item, if_dirty does nothing; a warm refresh of unchanged data barely moves;
+ *  - tiny stores (issue 10.13): one retained item without co-occurrences is "nothing to lay out"
+ *    (it crashed under UBSan: memcpy from NULL); two retained items without edges publish a map.
  */
 #include <math.h>
 #include <sys/stat.h>
 
+#include "algo/item.h"
 #include "algo/rng.h"
 #include "pipeline/refresh.h"
 #include "store/store.h"
@@ -257,8 +260,43 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
     store_close(s);
 }
 
+/* 5 rows, users 1-5, beatmap 77, pp 600, mode 0: one retained item with no co-occurrence. */
+static void test_tiny_stores(void)
+{
+    char *dir = check_tmpdir("tiny"), *snaps = check_tmpdir("tiny-snaps");
+    store_t *s = open_store(dir);
+    store_batch_t *b;
+    refresh_result_t r;
+    E(store_batch_new(&b));
+    for (uint32_t u = 1; u <= 5; u++)
+        add_play(b, u, 77, 600, 1600000000);
+    E(store_batch_commit(s, b));
+    store_batch_clear(b);
+    CHECK_EQ(run(s, NULL, snaps, 0, 0, &r), ATL_ENOTFOUND);
+    /* issue 10.14: an item without co-occurrences through GET /items/<id> and `atlasctl inspect`
+     * (qsort(NULL, 0) aborted under UBSan) */
+    char *json = NULL;
+    E(store_item_json(s, item_key_make(77, 0), 5, &json));
+    CHECK(strstr(json, "\"top_cooccurring\":[]") != NULL);
+    free(json);
+    for (uint32_t u = 6; u <= 10; u++) /* a second retained item, no user in common */
+        add_play(b, u, 78, 600, 1600000000);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    E(run(s, NULL, snaps, 0, 0, &r));
+    CHECK_EQ(r.items, 2);
+    store_coords_t c;
+    coords(s, &c);
+    CHECK_EQ(c.n, 2);
+    CHECK(isfinite(c.framed[0]) && isfinite(c.framed[1]) && isfinite(c.framed[2]));
+    store_coords_free(&c);
+    store_close(s);
+    check_rmdir(dir), check_rmdir(snaps);
+}
+
 int main(void)
 {
+    test_tiny_stores();
     char *dir = check_tmpdir("refresh"), *snaps = check_tmpdir("snaps"),
          *snaps2 = check_tmpdir("snaps2");
     test_incremental_equals_full(dir, snaps, snaps2);

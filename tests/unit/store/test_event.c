@@ -1,5 +1,8 @@
 /* Event decoding: the valid forms of DESIGN §2 and one test per rejection class. */
+#include <errno.h>
+
 #include "algo/item.h"
+#include "store/internal.h"
 #include "store/store.h"
 #include "tests/check.h"
 
@@ -31,9 +34,71 @@ static void rejects(const char *json, size_t len, store_reject_t want, const cha
 
 #define REJECTS(json, want, needle) rejects(json, strlen(json), want, needle)
 
+/* An allocator for the decoder's cJSON hooks that fails from the n-th call on. */
+static long alloc_left;
+
+static void *failing_malloc(size_t n)
+{
+    return alloc_left-- > 0 ? malloc(n) : NULL;
+}
+
+/* Out of memory while decoding a valid event is -ENOMEM at every allocation (the caller stalls),
+ * never a rejection (issue 10.2: it was not_json, dead-lettered, its offset advanced). */
+static void test_oom(void)
+{
+    const char *json = "{\"user\": 2, \"beatmap_id\": 856861, \"pp\": 312.5, \"mods\": 72,"
+                       " \"rank\": \"SH\", \"update_time\": \"2024-05-01T12:03:10Z\", \"mode\": 0}";
+    int failures = 0;
+    for (long n = 0;; n++) {
+        store_event_t ev;
+        store_reject_t why = STORE_REJECT_NONE;
+        char err[256] = "";
+        alloc_left = n;
+        store__json_alloc_set(failing_malloc);
+        int rc = store_event_decode(json, strlen(json), &opts, &ev, &why, err, sizeof(err));
+        store__json_alloc_set(NULL);
+        if (rc == 0)
+            break;
+        if (rc != -ENOMEM)
+            fprintf(stderr, "allocation %ld failed: rc %d reason %s (%s)\n", n, rc,
+                    store_reject_name(why), err);
+        CHECK_EQ(rc, -ENOMEM);
+        CHECK_EQ(why, STORE_REJECT_NONE);
+        failures++;
+    }
+    CHECK(failures > 3);
+    /* a real syntax error is still not_json with the hooks in place */
+    store_event_t ev;
+    store_reject_t why;
+    CHECK_EQ(store_event_decode("{\"user\":", 8, &opts, &ev, &why, NULL, 0), ATL_EBADEVENT);
+    CHECK_EQ(why, STORE_REJECT_NOT_JSON);
+}
+
+/* A far-future update_time would pin its profile entry forever (issue 10.3). */
+static void test_future(void)
+{
+    REJECTS("{\"user\": 2, \"beatmap_id\": 1, \"pp\": 300, \"mods\": 0, \"mode\": 0,"
+            " \"update_time\": \"9999-12-31 23:59:59\"}",
+            STORE_REJECT_BAD_TIME, "in the future");
+    store_decode_opts_t saved = opts;
+    opts.now_s = 1714564990; /* 2024-05-01T12:03:10Z: the broker's timestamp */
+    REJECTS("{\"user\": 2, \"beatmap_id\": 1, \"pp\": 300, \"mods\": 0, \"mode\": 0,"
+            " \"update_time\": \"2024-05-02T12:03:11Z\"}",
+            STORE_REJECT_BAD_TIME, "in the future (tolerance 86400 s)");
+    store_event_t ev;
+    const char *ok = "{\"user\": 2, \"beatmap_id\": 1, \"pp\": 300, \"mods\": 0, \"mode\": 0,"
+                     " \"update_time\": \"2024-05-02T12:03:10Z\"}";
+    E(store_event_decode(ok, strlen(ok), &opts, &ev, NULL, NULL, 0)); /* exactly 1 day: kept */
+    opts.max_future_s = 3600;
+    CHECK_EQ(store_event_decode(ok, strlen(ok), &opts, &ev, NULL, NULL, 0), ATL_EBADEVENT);
+    opts = saved;
+}
+
 int main(void)
 {
     store_decode_opts_default(&opts);
+    test_oom();
+    test_future();
     int64_t t;
 
     store_event_t ev = decode_ok(

@@ -1,5 +1,5 @@
 /*
- * mde_kernel.c: the inner loops of MDE (and the UMAP repulsion block), kept in their own
+ * fastmath.c: the inner loops of MDE (and the UMAP repulsion block), kept in their own
  * translation unit so that they alone are compiled with -ffast-math (see CMakeLists.txt): GCC
  * then vectorises sqrt, exp and log across edges (glibc's libmvec) and the sums of the L-BFGS
  * vector work. The hot functions are built twice with target_clones (x86-64-v3 = AVX2 + FMA,
@@ -11,13 +11,13 @@
  * -e^-d / ((1 - e^-d) d). log(1 - e) instead of log1p(-e), which has no vector variant: at the
  * smallest distances that occur (1e-6) the relative error is about 1e-10.
  */
-#include "algo/mde_kernel.h"
+#include "algo/fastmath.h"
 
 #include <math.h>
 #include <stdint.h>
 
-void mde__repulsive_block(const double *restrict d, double *restrict f, double *restrict coef,
-                          size_t n)
+void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
+                                   double *restrict coef, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         double em = exp(-d[k]);
@@ -30,8 +30,8 @@ void mde__repulsive_block(const double *restrict d, double *restrict f, double *
  * UMAP repulsion coefficients for a batch of negative samples (layout.c): c = 2b / ((0.001 +
  * d2) (1 + a d2^b)), with d2^b = exp(b log d2) so GCC can vectorise through libmvec. d2 > 0.
  */
-void layout__repulsion_block(const double *restrict d2, double *restrict c, size_t n, double a,
-                             double b)
+void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict c, size_t n,
+                                    double a, double b)
 {
     for (size_t k = 0; k < n; k++)
         c[k] = 2 * b / ((0.001 + d2[k]) * (1 + a * exp(b * log(d2[k]))));
@@ -63,9 +63,9 @@ typedef double v4d __attribute__((vector_size(32)));
 #endif
 
 MDE_CLONES
-double mde__eval3(const double *restrict xp, double *restrict gp, const uint32_t *restrict ei,
-                  const uint32_t *restrict ej, const float *restrict w, size_t n, int repulsive,
-                  size_t *restrict n_inf)
+double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
+                           const uint32_t *restrict ei, const uint32_t *restrict ej,
+                           const float *restrict w, size_t n, int repulsive, size_t *restrict n_inf)
 {
     v4d diff[BLOCK3];
     double d2[BLOCK3], coef[BLOCK3], fb[BLOCK3];
@@ -128,7 +128,7 @@ double mde__eval3(const double *restrict xp, double *restrict gp, const uint32_t
  * machine always gets the same result. @p z may be NULL (no dot product, 0 returned).
  */
 MDE_CLONES
-double mde__dot(const double *restrict a, const double *restrict b, size_t n)
+double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n)
 {
     double s = 0;
     for (size_t k = 0; k < n; k++)
@@ -138,8 +138,8 @@ double mde__dot(const double *restrict a, const double *restrict b, size_t n)
 
 /* d += a y, then return z . d */
 MDE_CLONES
-double mde__axpy_dot(double *restrict d, double a, const double *restrict y,
-                     const double *restrict z, size_t n)
+double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
+                              const double *restrict z, size_t n)
 {
     double s = 0;
     if (z) {
@@ -157,7 +157,7 @@ double mde__axpy_dot(double *restrict d, double a, const double *restrict y,
 
 /* d *= a, then return z . d */
 MDE_CLONES
-double mde__scale_dot(double *restrict d, double a, const double *restrict z, size_t n)
+double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n)
 {
     double s = 0;
     if (z) {
@@ -175,8 +175,8 @@ double mde__scale_dot(double *restrict d, double a, const double *restrict z, si
 
 /* out = x + t d */
 MDE_CLONES
-void mde__axpy_to(double *restrict out, const double *restrict x, double t,
-                  const double *restrict d, size_t n)
+void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
+                           const double *restrict d, size_t n)
 {
     for (size_t k = 0; k < n; k++)
         out[k] = x[k] + t * d[k];
@@ -184,8 +184,9 @@ void mde__axpy_to(double *restrict out, const double *restrict x, double t,
 
 /* s = t d, y = g - gp; returns y . s and writes y . y to *yy */
 MDE_CLONES
-double mde__pair(double *restrict s, double *restrict y, double t, const double *restrict d,
-                 const double *restrict g, const double *restrict gp, size_t n, double *yy)
+double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *yy)
 {
     double ys = 0, q = 0;
     for (size_t k = 0; k < n; k++) {
@@ -201,7 +202,7 @@ double mde__pair(double *restrict s, double *restrict y, double t, const double 
 
 /* max |d[k]| and sum |d[k]| */
 MDE_CLONES
-void mde__norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs)
+void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs)
 {
     double mx = 0, s = 0;
     for (size_t k = 0; k < n; k++) {
@@ -218,7 +219,7 @@ void mde__norms(const double *restrict d, size_t n, double *max_abs, double *sum
  * padded gradient buffers (each n rows, in buffer order) scaled by @p scale into @p grad.
  */
 MDE_CLONES
-void mde__pad3(const double *restrict x, double *restrict xp, size_t n)
+void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n)
 {
     for (size_t v = 0; v < n; v++) {
         xp[4 * v] = x[3 * v], xp[4 * v + 1] = x[3 * v + 1], xp[4 * v + 2] = x[3 * v + 2];
@@ -227,8 +228,8 @@ void mde__pad3(const double *restrict x, double *restrict xp, size_t n)
 }
 
 MDE_CLONES
-void mde__reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
-                  double *restrict grad)
+void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
+                           double *restrict grad)
 {
     for (size_t v = 0; v < n; v++) {
         v4d s = *(const v4d *)(gp + 4 * v);
@@ -241,7 +242,7 @@ void mde__reduce3(const double *restrict gp, size_t n_buf, size_t n, double scal
 
 /* dim 3: x += t d, then subtract the column means (the Centered projection after a step) */
 MDE_CLONES
-void mde__step_center3(double *restrict x, double t, const double *restrict d, size_t n)
+void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n)
 {
     double s0 = 0, s1 = 0, s2 = 0;
     for (size_t v = 0; v < n; v++) {

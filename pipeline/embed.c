@@ -1,0 +1,177 @@
+/*
+ * embed.c: T -> kNN -> MDE (-> 2-D layout) on any graph (see embed.h). The stages call algo/ in
+ * exactly the order `atlasctl embed` always has, so a seeded run gives the same bytes; the MDE
+ * stage is the one the refresh runs too (embed_mde()).
+ */
+#include "pipeline/embed.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "algo/layout.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int graph_from_distances(const embed_edges_t *e, const uint32_t *rank, uint32_t n,
+                                graph_t *t)
+{
+    graph_edges_t ge;
+    int rc = 0;
+    graph_edges_init(&ge);
+    for (size_t x = 0; x < e->m && rc == 0; x++)
+        if (e->v[x] > 0 && graph_edges_add(&ge, rank[e->i[x]], rank[e->j[x]], (float)e->v[x]))
+            rc = -ENOMEM;
+    if (rc == 0)
+        rc = graph_build(n, &ge, t);
+    graph_edges_destroy(&ge);
+    return rc;
+}
+
+/* Symmetric CSR of S by rank, then one pruned row at a time into T. */
+int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_t n, uint32_t top,
+                           int no_prune, graph_t *t)
+{
+    if (no_prune)
+        return graph_from_distances(e, rank, n, t);
+    uint64_t *ptr = calloc((size_t)n + 2, sizeof(*ptr));
+    uint32_t *cols = malloc((2 * e->m + 1) * sizeof(*cols));
+    double *s = malloc((2 * e->m + 1) * sizeof(*s));
+    graph_pruner_t p;
+    int rc = ptr && cols && s ? 0 : -ENOMEM;
+    if (rc != 0)
+        goto out;
+    for (size_t x = 0; x < e->m; x++) {
+        ptr[rank[e->i[x]] + 2]++;
+        ptr[rank[e->j[x]] + 2]++;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        ptr[i + 2] += ptr[i + 1];
+    for (size_t x = 0; x < e->m; x++) {
+        uint32_t i = rank[e->i[x]], j = rank[e->j[x]];
+        cols[ptr[i + 1]] = j, s[ptr[i + 1]++] = e->v[x];
+        cols[ptr[j + 1]] = i, s[ptr[j + 1]++] = e->v[x];
+    }
+    rc = graph_pruner_init(&p, top, GRAPH_MIN_S_DEFAULT);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = graph_pruner_row(&p, i, cols + ptr[i], s + ptr[i], ptr[i + 1] - ptr[i]);
+    if (rc == 0)
+        rc = graph_pruner_finish(&p, n, t);
+    graph_pruner_destroy(&p);
+out:
+    free(ptr);
+    free(cols);
+    free(s);
+    return rc;
+}
+
+static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+{
+    return graph_pruner_row(ud, row, cols, s, n);
+}
+
+int embed_graph_from_store(store_t *s, uint32_t top, uint64_t **keys, uint32_t *n, graph_t *t)
+{
+    graph_pruner_t p;
+    uint64_t *k = NULL;
+    uint32_t nk = 0;
+    int rc = graph_pruner_init(&p, top, GRAPH_MIN_S_DEFAULT);
+    if (rc != 0)
+        return rc;
+    if ((rc = store_retained_rows(s, prune_row_cb, &p, &k, &nk)) == 0 && nk < 2)
+        rc = ATL_ENOTFOUND;
+    if (rc == 0)
+        rc = graph_pruner_finish(&p, nk, t);
+    graph_pruner_destroy(&p);
+    if (rc != 0) {
+        free(k);
+        return rc;
+    }
+    *keys = k;
+    *n = nk;
+    return 0;
+}
+
+int embed_mde(const knn_t *knn, const uint64_t *keys, const mde_opts_t *mo, int warm,
+              const uint8_t *placed, double warm_ftol, double *x, mde_result_t *res)
+{
+    graph_edges_t ke;
+    mde_t m = {0};
+    int rc;
+    graph_edges_init(&ke);
+    if ((rc = knn_edges(knn, &ke)) == 0 && (rc = mde_init(&m, mo, knn->n, &ke, keys)) == 0) {
+        if (warm) {
+            rc = mde_coords_warm(&m, x, placed); /* -ENOMEM reaches the caller (10.15) */
+            if (warm_ftol > 0)
+                m.o.ftol = warm_ftol;
+        } else {
+            mde_coords_random(&m, x);
+        }
+        if (rc == 0)
+            rc = mde_run(&m, x, res);
+    }
+    mde_destroy(&m);
+    graph_edges_destroy(&ke);
+    return rc;
+}
+
+void embed_opts_default(embed_opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->k = 10;
+    o->n_threads = 2;
+    mde_opts_default(&o->mde);
+}
+
+int embed_run(const graph_t *t, const uint64_t *keys, const embed_opts_t *o, embed_result_t *r)
+{
+    knn_opts_t ko;
+    mde_opts_t mo = o->mde;
+    uint32_t n = t->n, dim = mo.dim;
+    double t0 = now_s();
+    int rc;
+    memset(r, 0, sizeof(*r));
+    graph_edges_init(&r->knn_edges);
+    knn_opts_default(&ko);
+    ko.k = o->k;
+    ko.n_threads = o->n_threads;
+    ko.progress = o->progress, ko.progress_ud = o->progress_ud;
+    if ((rc = knn_build(t, &ko, &r->knn)) != 0 || (rc = knn_edges(&r->knn, &r->knn_edges)) != 0)
+        return rc;
+    r->t_knn = now_s() - t0;
+    if (!(r->x = calloc((size_t)n * dim + 1, sizeof(*r->x))))
+        return -ENOMEM;
+    if (o->init)
+        memcpy(r->x, o->init, (size_t)n * dim * sizeof(*r->x));
+    mo.n_threads = o->n_threads;
+    mo.progress = o->progress, mo.progress_ud = o->progress_ud;
+    t0 = now_s();
+    rc = embed_mde(&r->knn, keys, &mo, o->init != NULL, o->placed, 0, r->x, &r->mde);
+    r->t_mde = now_s() - t0;
+    return rc;
+}
+
+void embed_result_destroy(embed_result_t *r)
+{
+    knn_destroy(&r->knn);
+    graph_edges_destroy(&r->knn_edges);
+    free(r->x);
+    memset(r, 0, sizeof(*r));
+}
+
+int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, atl_progress_cb progress,
+                 void *progress_ud, double *y)
+{
+    layout_opts_t lo;
+    layout_opts_default(&lo);
+    lo.seed = seed;
+    lo.progress = progress;
+    lo.progress_ud = progress_ud;
+    return layout_umap(x, n, dim, &lo, y, NULL, NULL);
+}

@@ -1,0 +1,33 @@
+/*
+ * fetch.h: atlasctl's HTTP client (libcurl) for the commands that talk to a daemon or a mirror:
+ * `status --url`, `inspect --url`, `snapshots export --url`, `rebuild --url`. http:// and
+ * https:// (TLS verified against the system's CA store), proxies from the usual environment
+ * variables (http_proxy, https_proxy, no_proxy), redirects followed (up to 5).
+ *
+ * Blocking, one request per call, no state kept between calls; safe from any one thread.
+ */
+#ifndef ATL_TOOLS_FETCH_H
+#define ATL_TOOLS_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * GET @p url and require HTTP 200.
+ * @param[out] body malloc'd response body (one spare byte after the end; the caller frees) and
+ *                  its length; written only on success.
+ * @return 0; -EINVAL (not an http(s) URL), -EIO (connection, TLS or protocol failure) or
+ *         -EPROTO (a status other than 200: "HTTP 404"), each with a message in @p err.
+ */
+int fetch_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen);
+
+/**
+ * A request with an empty body (GET, POST, ...), optionally with
+ * `Authorization: Bearer @p bearer`; any HTTP status is a success of the transfer.
+ * @param[out] status the final HTTP status; @p body and @p len as fetch_get().
+ * @return 0, -EINVAL or -EIO (message in @p err).
+ */
+int fetch_request(const char *method, const char *url, const char *bearer, int *status,
+                  uint8_t **body, size_t *len, char *err, size_t errlen);
+
+#endif
