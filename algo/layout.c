@@ -691,29 +691,3 @@ int layout_align(double *y, const double *prev, uint32_t n, const uint8_t *mask)
     }
     return 0;
 }
-
-void layout_frame(const double *y, uint32_t n, double *out)
-{
-    double mn[2] = {INFINITY, INFINITY}, mx[2] = {-INFINITY, -INFINITY};
-    for (uint32_t i = 0; i < n; i++)
-        for (int d = 0; d < 2; d++) {
-            mn[d] = fmin(mn[d], y[2 * (size_t)i + d]);
-            mx[d] = fmax(mx[d], y[2 * (size_t)i + d]);
-        }
-    layout_frame_at(y, n, (mn[0] + mx[0]) / 2, (mn[1] + mx[1]) / 2, out);
-}
-
-void layout_frame_centre(const double *y, const double *framed, double c[2])
-{
-    c[0] = y[0] + framed[1] / 2.5;
-    c[1] = y[1] + framed[0] / 2.5;
-}
-
-void layout_frame_at(const double *y, uint32_t n, double c0, double c1, double *out)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        double px = (y[2 * (size_t)i] - c0) * 2.5, py = (y[2 * (size_t)i + 1] - c1) * 2.5;
-        out[2 * (size_t)i] = -py;
-        out[2 * (size_t)i + 1] = -px;
-    }
-}

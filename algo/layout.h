@@ -1,6 +1,6 @@
 /*
  * layout.h: the 2-D map (DESIGN §5): UMAP of the 3-D MDE coordinates, warm-startable, then
- * aligned onto the previous snapshot and framed as the atlas frontend expects.
+ * aligned onto the previous snapshot (framing for the frontend's view: algo/frame.h).
  *
  * UMAP as umap-learn 0.5 fit_transform (McInnes, Healy, Melville 2018; shared/reference/
  * UMAP_SPEC.md): exact kNN (k-d tree; k includes the point itself), smooth kNN distances by
@@ -63,19 +63,5 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
  * those rows' centroids coincide. @return 0 or -EINVAL (fewer than 2 shared rows).
  */
 int layout_align(double *y, const double *prev, uint32_t n, const uint8_t *mask);
-
-/**
- * The atlas export frame (osu! atlas emblaze notebook): bounding-box centre to the origin,
- * scale by 2.5, then (x, y) -> (-y, -x). Writes @p out (n x 2); @p out may equal @p y.
- */
-void layout_frame(const double *y, uint32_t n, double *out);
-
-/** layout_frame() about a given centre (@p c0, @p c1) instead of the bounding box's: a warm
- * refresh keeps the previous map's centre, so a point added or moved at the edge of the map
- * does not shift every other point. */
-void layout_frame_at(const double *y, uint32_t n, double c0, double c1, double *out);
-
-/** The centre a framed point @p framed (2) was framed about, given its layout position @p y. */
-void layout_frame_centre(const double *y, const double *framed, double c[2]);
 
 #endif

@@ -84,7 +84,8 @@ int embed_run(const graph_t *t, const uint64_t *keys, const embed_opts_t *o, emb
 void embed_result_destroy(embed_result_t *r);
 
 /**
- * The 2-D layout of @p x (UMAP, cold, seeded); layout_frame() frames it as the atlas exports it.
+ * The 2-D layout of @p x (UMAP, cold, seeded), in UMAP's own coordinates (frame it for the
+ * frontend's view with algo/frame.h).
  * @param[out] y n x 2. @return 0, -EINVAL, -ENOMEM, ATL_ECANCELED.
  */
 int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, atl_progress_cb progress,

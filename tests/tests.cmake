@@ -74,6 +74,7 @@ atl_add_test(test_gen_fields SOURCES tests/integration/test_gen_fields.c LIBS Pk
 target_compile_definitions(test_gen_fields PRIVATE ATL_ATLASCTL="$<TARGET_FILE:atlasctl>")
 add_dependencies(test_gen_fields atlasctl)
 atl_add_script_test(map-frame tests/integration/test_map_frame.sh LABELS integration TIMEOUT 600)
+atl_add_script_test(demo tests/integration/test_demo.sh LABELS demo TIMEOUT 600)
 
 # Each static library links on its own (STYLE R1): every object pulled in, only the declared
 # dependencies on the link line. An undefined reference into another layer fails the build.

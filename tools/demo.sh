@@ -6,10 +6,11 @@
 # they move; the daemon refreshes the map (kNN, MDE, 2-D layout, a new corpus snapshot) every
 # few seconds while items are dirty. Then a forced full rebuild verifies S against the profiles
 # and publishes, and the daemon keeps serving the map until Ctrl-C (or stops: --exit).
-# usage: tools/demo.sh [--scale demo|tiny|small] [--users N --items N] [--state DIR] [--port N] [--exit]
+# usage: tools/demo.sh [--scale demo|tiny|small] [--users N --items N] [--state DIR] [--port N]
+#                     [--build DIR (use its binaries, build nothing)] [--exit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scale=demo users="" items="" state=state/demo port=8477 stay=1
+scale=demo users="" items="" state=state/demo port=8477 stay=1 B=""
 while [ $# -gt 0 ]; do
     case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -17,21 +18,27 @@ while [ $# -gt 0 ]; do
     --items) items=$2; shift 2 ;;
     --state) state=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
+    --build) B=$2; shift 2 ;;
     --exit) stay=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 start=$(date +%s)
 mkdir -p "$state"
-B=build
-echo "== building atlasd and atlasctl into $B/ (compiler output: $state/build.log)"
-if ! ATL_BUILD_TARGETS="atlasd atlasctl" tools/setup.sh "$B" >"$state/build.log" 2>&1; then
-    tail -n 30 "$state/build.log" >&2
-    echo "demo: the build failed (full output: $state/build.log)" >&2
-    exit 1
+if [ -n "$B" ]; then
+    [ -x "$B/atlasd" ] && [ -x "$B/atlasctl" ] || { echo "demo: no atlasd/atlasctl in $B" >&2; exit 2; }
+    echo "== using the binaries in $B/"
+else
+    B=build
+    echo "== building atlasd and atlasctl into $B/ (compiler output: $state/build.log)"
+    if ! ATL_BUILD_TARGETS="atlasd atlasctl" tools/setup.sh "$B" >"$state/build.log" 2>&1; then
+        tail -n 30 "$state/build.log" >&2
+        echo "demo: the build failed (full output: $state/build.log)" >&2
+        exit 1
+    fi
+    echo "   $(grep -c 'Building C object' "$state/build.log" || true) files compiled in $(($(date +%s) - start)) s"
 fi
-echo "   $(grep -c 'Building C object' "$state/build.log" || true) files compiled in $(($(date +%s) - start)) s"
 
 daemon_pid="" mock_pid=""
 stop_daemon() {

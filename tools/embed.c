@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "algo/frame.h"
 #include "algo/graph.h"
 #include "algo/item.h"
 #include "algo/knn.h"
@@ -406,8 +407,15 @@ static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x,
     FILE *f = rc == 0 ? fopen(a->layout_out, "w") : NULL;
     if (rc == 0 && !f)
         rc = -errno;
+    frame_view_t view;
+    frame_t frame;
+    frame_view_default(&view);
+    if (f && (rc = frame_fit(y, n, &view, NULL, &frame)) != 0) {
+        fclose(f);
+        f = NULL;
+    }
     if (f) {
-        layout_frame(y, n, y);
+        frame_apply(&frame, y, n, y);
         for (uint32_t r = 0; r < n; r++)
             fprintf(f, "%s\t%.6f\t%.6f\n", in->names.names[in->perm[r]], y[2 * (size_t)r],
                     y[2 * (size_t)r + 1]);

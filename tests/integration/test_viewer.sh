@@ -13,9 +13,10 @@ atlasctl import --db "$T/db" "$T/bm.jsonl" "$T/rows.jsonl" >/dev/null 2>&1
 id=$(atlasctl rebuild --offline --verify --db "$T/db" --snapshots "$T/db/snapshots" 2>/dev/null | tail -n 1)
 retained=$(atlasctl stats --db "$T/db" --json --no-digest | json_num retained)
 atlasctl snapshots export --dir "$T/db/snapshots" >"$T/map.tsv"
-# the most played item: its id (export: item_id x y avg_pp stars num_users ... title version creator)
-read -r item title < <(tail -n +2 "$T/map.tsv" | sort -t $'\t' -k6,6nr |
-    awk -F '\t' 'NR == 1 { print $1, $16 }')
+# the item drawn on top (the viewer draws the most played first): the least played, the last of
+# them in corpus order (export: item_id x y avg_pp stars num_users ... title version creator)
+read -r item title < <(tail -n +2 "$T/map.tsv" | awk -F '\t' '
+    NR == 1 || $6 <= min { min = $6; id = $1; t = $16 } END { print id, t }')
 start_mock 2
 start_daemon v "$T/db"
 U="http://127.0.0.1:$PORT_v"

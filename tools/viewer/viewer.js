@@ -113,6 +113,17 @@ function draw() {
   }
 }
 
+// The point a click at (mx, my) means: the topmost disc under the cursor (drawn last), else the
+// nearest centre within maxPx.
+function pick(mx, my, maxPx) {
+  const zoom = view.scale / view.fit;
+  for (let k = order.length - 1; k >= 0; k--) {
+    const i = order[k], [sx, sy] = toScreen(i), r = radius(rows.num_users[i], zoom) + 1;
+    if ((sx - mx) ** 2 + (sy - my) ** 2 <= r * r) return i;
+  }
+  return nearest(mx, my, maxPx);
+}
+
 function nearest(mx, my, maxPx) {
   let best = -1, bd = maxPx * maxPx;
   for (let i = 0; i < rows.n; i++) {
@@ -135,7 +146,13 @@ function li(i, extra) {
   return e;
 }
 
-function centreOn(i) { view.cx = rows.x[i]; view.cy = rows.y[i]; draw(); }
+// Bring item i to the middle of the part of the window the side panel leaves free.
+function centreOn(i) {
+  const free = innerWidth - ($("side").style.display === "block" ? 360 : 0);
+  view.cx = rows.x[i] + (free / 2 - innerWidth / 2) / view.scale;
+  view.cy = rows.y[i];
+  draw();
+}
 
 function showSide() { $("side").style.display = matches || selected >= 0 ? "block" : "none"; }
 
@@ -212,7 +229,7 @@ canvas.addEventListener("mousemove", e => {
     draw();
     return;
   }
-  const i = nearest(e.clientX, e.clientY, 12);
+  const i = pick(e.clientX, e.clientY, 12);
   if (i < 0) { tip.style.display = "none"; return; }
   tip.style.display = "block";
   tip.style.left = e.clientX + 12 + "px";
@@ -222,7 +239,7 @@ canvas.addEventListener("mousemove", e => {
 });
 canvas.addEventListener("click", e => {
   if (!rows || moved > 4) return;
-  select(nearest(e.clientX, e.clientY, 12));
+  select(pick(e.clientX, e.clientY, 12));
 });
 canvas.addEventListener("wheel", e => {
   e.preventDefault();
@@ -245,8 +262,11 @@ function fromHash() { // #field=...&search=...&click=ITEM_ID
   const id = h.get("click");
   if (id && byId.has(id)) { // a real click event at the item's place on screen
     const i = byId.get(id);
-    centreOn(i);
-    const [sx, sy] = toScreen(i);
+    let [sx, sy] = toScreen(i);
+    if (sx < 0 || sy < 60 || sx > innerWidth - 360 || sy > innerHeight) { // hidden: bring it in
+      centreOn(i);
+      [sx, sy] = toScreen(i);
+    }
     canvas.dispatchEvent(new MouseEvent("click", { clientX: sx, clientY: sy, bubbles: true }));
   }
   draw();

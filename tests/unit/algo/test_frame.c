@@ -110,7 +110,16 @@ int main(void)
         free(y);
     }
 
-    /* the notebooks' frame is a similarity too: recovered exactly (old stores' maps) */
+    /* the notebooks' frame: bbox centre to origin, x2.5, (x, y) -> (-y, -x); a similarity too,
+     * recovered exactly (old stores' maps) */
+    {
+        double in[6] = {0, 0, 4, 2, 2, 1}, out[6], want[6] = {2.5, 5, -2.5, -5, 0, 0};
+        frame_t old;
+        frame_legacy(in, 3, &old);
+        frame_apply(&old, in, 3, out);
+        for (int i = 0; i < 6; i++)
+            CHECK_NEAR(out[i], want[i], 1e-12);
+    }
     {
         double *y = blob(500, 2, 1, 10, 5, 5, 12), *xy = malloc(500 * 2 * sizeof(double));
         frame_t old, got;
