@@ -227,6 +227,13 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
         fclose(f);
         return ATL_ECONFIG;
     }
+    int rc = config_load_stream(c, f, path, errbuf, errlen);
+    fclose(f);
+    return rc;
+}
+
+int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf, size_t errlen)
+{
     char *line = NULL, where[4200];
     size_t cap = 0;
     ssize_t len;
@@ -264,7 +271,6 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
         rc = ATL_ECONFIG;
     }
     free(line);
-    fclose(f);
     return rc;
 }
 

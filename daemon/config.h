@@ -59,6 +59,13 @@ void config_destroy(atl_config_t *c);
  */
 int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size_t errlen);
 
+/**
+ * Apply `key = value` lines read from @p f (the config file parser; @p path names it in
+ * messages). Used by config_parse_args() for --config, and by the fuzzer.
+ * @return 0 or ATL_ECONFIG with "path:line: ..." in errbuf.
+ */
+int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf, size_t errlen);
+
 /** Write a documented example config (every key, its default, its help) to @p f. */
 void config_print_example(FILE *f);
 

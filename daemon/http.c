@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "daemon/httpparse.h"
 #include "daemon/log.h"
 #include "store/store.h"
 
@@ -313,23 +314,7 @@ static int none_match_hits(h2o_req_t *req, const char *etag)
     if (at < 0)
         return 0;
     h2o_iovec_t v = req->headers.entries[at].value;
-    size_t i = 0, elen = strlen(etag);
-    while (i < v.len) {
-        while (i < v.len && (v.base[i] == ' ' || v.base[i] == ','))
-            i++;
-        size_t j = i;
-        while (j < v.len && v.base[j] != ',')
-            j++;
-        size_t a = i, b = j;
-        while (b > a && v.base[b - 1] == ' ')
-            b--;
-        if (b - a >= 2 && v.base[a] == 'W' && v.base[a + 1] == '/')
-            a += 2;
-        if ((b - a == 1 && v.base[a] == '*') || (b - a == elen && !memcmp(v.base + a, etag, elen)))
-            return 1;
-        i = j;
-    }
-    return 0;
+    return httpparse_etag_match(v.base, v.len, etag);
 }
 
 /*
@@ -341,38 +326,16 @@ static int none_match_hits(h2o_req_t *req, const char *etag)
  */
 static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
 {
-    char spec[128];
-    if (v.len >= sizeof(spec) || v.len < 7 || memcmp(v.base, "bytes=", 6) != 0 ||
-        memchr(v.base, ',', v.len))
-        return -EINVAL;
-    memcpy(spec, v.base + 6, v.len - 6);
-    spec[v.len - 6] = '\0';
     struct stat st;
+    long long size, a = 0, b = 0;
     if (stat(path, &st) != 0)
         return -EINVAL;
-    long long size = st.st_size, a, b;
-    char *dash = strchr(spec, '-'), *end;
-    if (!dash)
-        return -EINVAL;
-    *dash = '\0';
-    if (spec[0] == '\0') { /* suffix: the last n bytes */
-        long long n = strtoll(dash + 1, &end, 10);
-        if (*end || n < 0 || !dash[1])
-            return -EINVAL;
-        /* the last 0 bytes: unsatisfiable (RFC 7233 2.1), not the whole file */
-        a = n == 0 ? size : n >= size ? 0 : size - n, b = size - 1;
-    } else {
-        a = strtoll(spec, &end, 10);
-        if (*end || a < 0)
-            return -EINVAL;
-        b = dash[1] ? strtoll(dash + 1, &end, 10) : size - 1;
-        if (dash[1] && (*end || b < a))
-            return -EINVAL;
-        if (b >= size)
-            b = size - 1;
-    }
+    size = st.st_size;
+    int r = httpparse_range(v.base, v.len, size, &a, &b);
+    if (r < 0)
+        return r;
     char *cr = h2o_mem_alloc_pool(&req->pool, 64);
-    if (a >= size) {
+    if (r == 1) {
         int n = snprintf(cr, 64, "bytes */%lld", size);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
         send_text(req, 416, "Range Not Satisfiable", "text/plain", H2O_STRLIT(""));

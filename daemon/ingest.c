@@ -66,7 +66,11 @@ struct ingest {
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
-    uint64_t map_full_waits, map_grown;
+    uint64_t map_full_waits, map_grown, dlq_truncated;
+    uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
+    size_t n_dlq_done, cap_dlq_done;
+    int64_t dlq_in_flight;
+    int dlq_resend;
     uint64_t rejected[STORE_REJECT_COUNT];
     uint64_t hist[N_BUCKETS];
     double hist_sum_s;
@@ -135,6 +139,7 @@ static void observe_latency(ingest_t *ig, double s)
 }
 
 static void on_retry(uv_timer_t *t);
+static void dlq_send_batch(ingest_t *ig);
 
 /* Commit the pending batch. @return 0 (also when empty) or the store's error. */
 static int flush(ingest_t *ig)
@@ -179,6 +184,7 @@ static int flush(ingest_t *ig)
     }
     LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(ig->batch),
               now_s() - t0);
+    dlq_send_batch(ig);
     store_batch_clear(ig->batch);
     ig->batch_events = 0;
     kafka_commit_async(ig);
@@ -187,27 +193,87 @@ static int flush(ingest_t *ig)
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-static void dlq_send(ingest_t *ig, const rd_kafka_message_t *m, store_reject_t why, const char *err)
+/*
+ * Dead letters (issue 10.8-10.10). A rejected message's dead letter is written into its batch
+ * (store_batch_add_dead_letter: durable with the source offset, in the same transaction) and
+ * produced only after that commit; the delivery report deletes it from the store. Pending ones
+ * (a crash, a failed delivery) are produced again at start and after failures, when none is in
+ * flight. A batch dropped uncommitted (a revoke whose commit failed) takes its dead letters
+ * with it: the re-read messages are rejected and dead-lettered once, not twice.
+ */
+#define DLQ_TRUNCATED_BYTES 8192 /* what is left of a value the topic does not accept */
+
+static int dlq_produce(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl, size_t value_len)
+{
+    char part[16], off[24], orig[24];
+    snprintf(part, sizeof(part), "%" PRId32, dl->partition);
+    snprintf(off, sizeof(off), "%" PRId64, dl->offset);
+    snprintf(orig, sizeof(orig), "%" PRIu64, dl->original_len);
+    int truncated = value_len < dl->original_len;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(7);
+    rd_kafka_header_add(h, "atlasd-reason", -1, dl->reason, -1);
+    rd_kafka_header_add(h, "atlasd-error", -1, dl->error, -1);
+    rd_kafka_header_add(h, "atlasd-source-topic", -1, dl->topic, -1);
+    rd_kafka_header_add(h, "atlasd-source-partition", -1, part, -1);
+    rd_kafka_header_add(h, "atlasd-source-offset", -1, off, -1);
+    if (truncated) /* the value is the first bytes of a message of this many bytes */
+        rd_kafka_header_add(h, "atlasd-truncated", -1, orig, -1);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        ig->dlq, RD_KAFKA_V_TOPIC(ig->cfg->topic_dlq), RD_KAFKA_V_KEY(dl->key, dl->key_len),
+        RD_KAFKA_V_VALUE((void *)dl->value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)id), RD_KAFKA_V_END);
+    if (e) {
+        rd_kafka_headers_destroy(h);
+        ig->dlq_failed++;
+        ig->dlq_resend = 1;
+        set_error(ig, "dead-letter produce failed: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    ig->dlq_in_flight++;
+    return 0;
+}
+
+/* After a commit: send the batch's dead letters. */
+static void dlq_send_batch(ingest_t *ig)
+{
+    for (size_t i = 0; ig->dlq && i < store_batch_dead_letter_count(ig->batch); i++) {
+        store_dead_letter_t dl;
+        uint64_t id;
+        store_batch_dead_letter_get(ig->batch, i, &dl, &id);
+        dlq_produce(ig, id, &dl, dl.value_len);
+    }
+}
+
+static int resend_cb(void *ud, uint64_t id, const store_dead_letter_t *dl)
+{
+    dlq_produce(ud, id, dl, dl->value_len);
+    return 0;
+}
+
+/* Produce every pending dead letter again: at start, and after a failure once nothing is in
+ * flight any more (so nothing is in flight twice). Deletions of delivered ones go first. */
+static void dlq_flush_deletes(ingest_t *ig);
+
+static void dlq_resend_pending(ingest_t *ig)
 {
     if (!ig->dlq)
         return;
-    char part[16], off[24];
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    snprintf(part, sizeof(part), "%" PRId32, m->partition);
-    snprintf(off, sizeof(off), "%" PRId64, m->offset);
-    const char *reason = store_reject_name(why);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        ig->dlq, RD_KAFKA_V_TOPIC(ig->cfg->topic_dlq), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADER("atlasd-reason", reason, (ssize_t)strlen(reason)),
-        RD_KAFKA_V_HEADER("atlasd-error", err, (ssize_t)strlen(err)),
-        RD_KAFKA_V_HEADER("atlasd-source-topic", topic, (ssize_t)strlen(topic)),
-        RD_KAFKA_V_HEADER("atlasd-source-partition", part, (ssize_t)strlen(part)),
-        RD_KAFKA_V_HEADER("atlasd-source-offset", off, (ssize_t)strlen(off)), RD_KAFKA_V_END);
-    if (e) {
-        ig->dlq_failed++;
-        set_error(ig, "dead-letter produce failed: %s", rd_kafka_err2str(e));
+    dlq_flush_deletes(ig);
+    ig->dlq_resend = 0;
+    int rc = store_dead_letters_each(ig->store, resend_cb, ig);
+    if (rc != 0) {
+        ig->dlq_resend = 1;
+        set_error(ig, "reading pending dead letters: %s", atl_strerror(rc));
     }
+}
+
+static void dlq_flush_deletes(ingest_t *ig)
+{
+    if (ig->n_dlq_done == 0)
+        return;
+    int rc = store_dead_letters_delete(ig->store, ig->dlq_done, ig->n_dlq_done);
+    if (rc == 0)
+        ig->n_dlq_done = 0; /* else kept, and tried again at the next tick */
 }
 
 static void on_batch_timer(uv_timer_t *t)
@@ -250,7 +316,13 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
     } else {
         ig->rejected[why]++;
         store_batch_count_reject(ig->batch, why);
-        dlq_send(ig, m, why, err);
+        if (ig->dlq) {
+            store_dead_letter_t dl = {
+                topic,  m->partition,           m->offset, m->key, m->payload, m->key_len, m->len,
+                m->len, store_reject_name(why), err};
+            if (store_batch_add_dead_letter(ig->batch, &dl, (size_t)ig->cfg->max_message_bytes))
+                abort(); /* daemon/: abort on OOM (STYLE R3) */
+        }
         LOG_DEBUG("ingest", "message rejected",
                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s err=\"%s\"", topic,
                   m->partition, m->offset, store_reject_name(why), err);
@@ -457,8 +529,17 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 static void on_tick(uv_timer_t *t)
 {
     ingest_t *ig = t->data;
-    if (ig->dlq)
+    if (ig->dlq) {
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
+        dlq_flush_deletes(ig);
+        if (ig->dlq_resend && ig->dlq_in_flight == 0 && !ig->stopping) {
+            static double last_resend;
+            if (now_s() - last_resend >= 5) {
+                last_resend = now_s();
+                dlq_resend_pending(ig);
+            }
+        }
+    }
     /* keep half the map free, so commits seldom find it full while a long reader holds it;
      * never waits (-EBUSY while any transaction is open: next tick) */
     if (store_map_grow_ahead(ig->store, 0.5) == 1) {
@@ -494,12 +575,46 @@ static void dlq_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opa
 {
     (void)rk;
     ingest_t *ig = opaque;
+    uint64_t id = (uint64_t)(uintptr_t)m->_private;
+    ig->dlq_in_flight--;
+    if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+        /* the topic takes less than max-message-bytes: send what fits, saying so (10.9) */
+        const rd_kafka_headers_t *hs = NULL;
+        store_dead_letter_t dl = {0};
+        const void *v;
+        size_t vl;
+        char strs[4][256] = {"", "", "", ""};
+        const char *names[4] = {"atlasd-source-topic", "atlasd-reason", "atlasd-error",
+                                "atlasd-truncated"};
+        if (rd_kafka_message_headers(m, (rd_kafka_headers_t **)&hs) == 0)
+            for (int q = 0; q < 4; q++)
+                if (rd_kafka_header_get_last(hs, names[q], &v, &vl) == 0 && v)
+                    snprintf(strs[q], sizeof(strs[q]), "%.*s", (int)vl, (const char *)v);
+        dl.topic = strs[0], dl.reason = strs[1], dl.error = strs[2];
+        if (rd_kafka_header_get_last(hs, "atlasd-source-partition", &v, &vl) == 0 && v)
+            dl.partition = (int32_t)strtol(v, NULL, 10);
+        if (rd_kafka_header_get_last(hs, "atlasd-source-offset", &v, &vl) == 0 && v)
+            dl.offset = strtoll(v, NULL, 10);
+        dl.key = m->key, dl.key_len = m->key_len;
+        dl.value = m->payload, dl.value_len = m->len;
+        dl.original_len = strs[3][0] ? strtoull(strs[3], NULL, 10) : m->len;
+        if (m->len > DLQ_TRUNCATED_BYTES) {
+            ig->dlq_truncated++;
+            if (dlq_produce(ig, id, &dl, DLQ_TRUNCATED_BYTES) == 0)
+                return;
+        }
+    }
     if (m->err) {
         ig->dlq_failed++;
+        ig->dlq_resend = 1; /* it stays in the store: produced again later */
         set_error(ig, "dead-letter delivery failed: %s", rd_kafka_err2str(m->err));
-    } else {
-        ig->dlq_sent++;
+        return;
     }
+    ig->dlq_sent++;
+    if (atl_array_grow((void **)&ig->dlq_done, &ig->cap_dlq_done, ig->n_dlq_done + 1,
+                       sizeof(*ig->dlq_done), 64))
+        abort();
+    ig->dlq_done[ig->n_dlq_done++] = id;
 }
 
 /* ---- set-up and tear-down ---------------------------------------------------------------- */
@@ -566,6 +681,15 @@ static int make_dlq(ingest_t *ig, char *errbuf, size_t errlen)
         if (kafkaconf_set(conf, k, ig->cfg->kafka_values[i], errbuf, errlen))
             goto bad;
     }
+    /* room for the largest dead letter (max-message-bytes of value, plus key and headers);
+     * librdkafka's default of 1 MB silently lost bigger ones (issue 10.9) */
+    char mmb[32];
+    snprintf(mmb, sizeof(mmb), "%lld",
+             (long long)(ig->cfg->max_message_bytes + 65536 + 70000 > 1000000
+                             ? ig->cfg->max_message_bytes + 65536 + 70000
+                             : 1000000));
+    if (kafkaconf_set(conf, "message.max.bytes", mmb, errbuf, errlen))
+        goto bad;
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivered);
     if (!(ig->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e)))) {
         snprintf(errbuf, errlen, "kafka producer: %s", e);
@@ -629,6 +753,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
     uv_timer_start(&ig->tick, on_tick, 100, 100);
     uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
+    dlq_resend_pending(ig);            /* dead letters a crash left undelivered */
     LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s instance=%s topics=%s,%s",
              cfg->brokers, cfg->group, cfg->group_instance_id, cfg->topic_hiscores,
              cfg->topic_beatmaps);
@@ -652,8 +777,10 @@ static void finish_stop(ingest_t *ig)
     flush(ig);
     LOG_INFO("ingest", "consumer closed", "batches=%" PRIu64, ig->batches);
     if (ig->dlq && rd_kafka_flush(ig->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        LOG_WARN("ingest", "dead letters not all delivered at shutdown", "pending=%d",
-                 rd_kafka_outq_len(ig->dlq));
+        LOG_WARN("ingest", "dead letters not all delivered at shutdown; sent again at start",
+                 "pending=%d", rd_kafka_outq_len(ig->dlq));
+    if (ig->dlq)
+        dlq_flush_deletes(ig);
     uv_close((uv_handle_t *)&ig->poll, on_handle_closed);
     uv_close((uv_handle_t *)&ig->idle, on_handle_closed);
     uv_close((uv_handle_t *)&ig->batch_timer, on_handle_closed);
@@ -688,6 +815,7 @@ void ingest_free(ingest_t *ig)
     if (!ig)
         return;
     drop_held(ig); /* before its client is destroyed */
+    free(ig->dlq_done);
     if (ig->queue)
         rd_kafka_queue_destroy(ig->queue);
     if (ig->rk)
@@ -729,6 +857,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "batches", (double)ig->batches);
     cJSON_AddNumberToObject(o, "events_per_second", ig->rate);
     cJSON_AddNumberToObject(o, "dead_letters", (double)ig->dlq_sent);
+    cJSON_AddNumberToObject(o, "dead_letter_failures", (double)ig->dlq_failed);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
     cJSON_AddStringToObject(o, "state", ingest_state(ig));
@@ -777,6 +906,14 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
                     "# TYPE atlasd_dead_letters_total counter\n"
                     "atlasd_dead_letters_total %" PRIu64 "\n",
                     ig->dlq_sent);
+    text_buf_printf(b,
+                    "# TYPE atlasd_dead_letter_failures_total counter\n"
+                    "atlasd_dead_letter_failures_total %" PRIu64 "\n"
+                    "# TYPE atlasd_dead_letters_truncated_total counter\n"
+                    "atlasd_dead_letters_truncated_total %" PRIu64 "\n"
+                    "# TYPE atlasd_dead_letters_in_flight gauge\n"
+                    "atlasd_dead_letters_in_flight %" PRId64 "\n",
+                    ig->dlq_failed, ig->dlq_truncated, ig->dlq_in_flight);
     text_buf_printf(b, "# TYPE atlasd_batch_commit_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < N_BUCKETS; i++) {

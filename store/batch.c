@@ -23,28 +23,6 @@
 #include "algo/weight.h"
 #include "store/internal.h"
 
-typedef struct batch_offset {
-    char topic[208];
-    int32_t partition;
-    int64_t next_offset;
-} batch_offset_t;
-
-struct store_batch {
-    store_event_t *events;
-    size_t n, cap;
-    batch_offset_t *offsets;
-    size_t n_offsets, cap_offsets;
-    uint64_t skipped[3];
-    uint64_t rejected[STORE_REJECT_COUNT];
-    /* scratch, rebuilt by every (re)run of the transaction */
-    uint32_t *order;
-    profile_rec_t *prof;
-    uint8_t *prof_changed;
-    size_t prof_cap;
-    delta_list_t pairs, stats, dirty;
-    uint32_t next_item;
-};
-
 int store_batch_new(store_batch_t **out)
 {
     store_batch_t *b = calloc(1, sizeof(*b));
@@ -63,6 +41,9 @@ void store_batch_free(store_batch_t *b)
         return;
     free(b->events);
     free(b->offsets);
+    free(b->dl_buf);
+    free(b->dl_at);
+    free(b->dl_ids);
     free(b->order);
     free(b->prof);
     free(b->prof_changed);
@@ -76,6 +57,8 @@ void store_batch_clear(store_batch_t *b)
 {
     b->n = 0;
     b->n_offsets = 0;
+    b->n_dl = 0;
+    b->dl_len = 0;
     memset(b->skipped, 0, sizeof(b->skipped));
     memset(b->rejected, 0, sizeof(b->rejected));
 }
@@ -484,7 +467,7 @@ static int batch_txn(store_t *s, MDB_txn *txn, void *ud)
         a.counters.events_skipped[i] += b->skipped[i];
     for (int i = 0; i < STORE_REJECT_COUNT; i++)
         a.counters.events_rejected[i] += b->rejected[i];
-    if ((rc = write_offsets(s, txn, b)) != 0)
+    if ((rc = write_offsets(s, txn, b)) != 0 || (rc = store__dead_letters_put(s, txn, b)) != 0)
         return rc;
     return store__counters_write(s, txn, &a.counters);
 }

@@ -31,6 +31,7 @@
 
 #include <lmdb.h>
 
+#include "algo/delta.h"
 #include "store/store.h"
 
 typedef struct __attribute__((packed)) profile_rec {
@@ -78,6 +79,7 @@ struct store {
     MDB_env *env;
     MDB_dbi meta, item_ids, item_keys, stats, profiles, cooc, dirty, beatmaps, difficulty, offsets;
     MDB_dbi coords; /* 0 in a read-only store written before coordinates were stored */
+    MDB_dbi dlq;    /* u64 id -> dead letter not yet delivered; 0 when absent read-only */
     store_opts_t opts;
     /* Held shared by long read snapshots, exclusively while the map is resized: LMDB requires
      * that no transaction is active in this process during mdb_env_set_mapsize(). */
@@ -124,6 +126,39 @@ int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
 
 /** Mark every row of @p rows (merged) dirty with sequence @p seq. */
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
+
+typedef struct batch_offset {
+    char topic[208];
+    int32_t partition;
+    int64_t next_offset;
+} batch_offset_t;
+
+/* A batch of events (batch.c), and its dead letters (deadletter.c). */
+struct store_batch {
+    store_event_t *events;
+    size_t n, cap;
+    batch_offset_t *offsets;
+    size_t n_offsets, cap_offsets;
+    uint64_t skipped[3];
+    uint64_t rejected[STORE_REJECT_COUNT];
+    /* dead letters: records serialised back to back in dl_buf (see deadletter.c), their
+     * offsets in dl_at, and the ids the commit gave them */
+    char *dl_buf;
+    size_t dl_len, dl_cap;
+    size_t *dl_at;
+    uint64_t *dl_ids;
+    size_t n_dl, cap_dl, cap_dl_ids;
+    /* scratch, rebuilt by every (re)run of the transaction */
+    uint32_t *order;
+    profile_rec_t *prof;
+    uint8_t *prof_changed;
+    size_t prof_cap;
+    delta_list_t pairs, stats, dirty;
+    uint32_t next_item;
+};
+
+/** Store the batch's dead letters (ids from the meta key "dlq_next"), in its transaction. */
+int store__dead_letters_put(store_t *s, MDB_txn *txn, struct store_batch *b);
 
 /** Test aid: the allocator behind the event decoder's cJSON hooks (NULL: malloc). A failure it
  * returns makes store_event_decode() return -ENOMEM. Not thread-safe; call before decoding. */

@@ -102,6 +102,14 @@ static int open_coords(store_t *s, MDB_txn *txn, unsigned flags)
         s->coords = 0;
         return 0;
     }
+    if (rc != 0)
+        return rc;
+    /* dead letters not yet delivered (newer than coords; same rule for old stores) */
+    rc = open_db(txn, "dlq", flags, &s->dlq);
+    if (rc == MDB_NOTFOUND && s->opts.read_only) {
+        s->dlq = 0;
+        return 0;
+    }
     return rc;
 }
 

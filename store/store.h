@@ -215,6 +215,47 @@ int store_batch_add(store_batch_t *b, const store_event_t *ev);
 /** Count a rejected message in this batch (persisted with it). */
 void store_batch_count_reject(store_batch_t *b, store_reject_t why);
 
+/* ---- dead letters (issue 10.8: at-least-once, durable) -------------------------------- */
+
+/** A rejected message on its way to the dead-letter topic. */
+typedef struct store_dead_letter {
+    const char *topic; /* source topic, partition and offset */
+    int32_t partition;
+    int64_t offset;
+    const void *key, *value; /* the original bytes (value maybe truncated, see below) */
+    size_t key_len, value_len;
+    uint64_t original_len; /* the value's length before truncation (== value_len if none) */
+    const char *reason, *error;
+} store_dead_letter_t;
+
+/**
+ * Add a dead letter to the batch: it is written durably in the batch's own transaction, so the
+ * source offset and the dead letter commit together, and the caller produces it only after the
+ * commit and deletes it (store_dead_letters_delete) once the broker acknowledged it; pending
+ * ones are produced again after a restart. The value is copied, truncated to @p max_value
+ * bytes (original_len keeps the real length). @return 0 or -ENOMEM.
+ */
+int store_batch_add_dead_letter(store_batch_t *b, const store_dead_letter_t *dl, size_t max_value);
+
+/** Dead letters in the batch; after a successful commit each has its store id. */
+size_t store_batch_dead_letter_count(const store_batch_t *b);
+
+/** The i-th dead letter of a committed batch and its id; its strings are valid until the next
+ * call on this thread, its bytes until the batch is cleared. */
+void store_batch_dead_letter_get(const store_batch_t *b, size_t i, store_dead_letter_t *out,
+                                 uint64_t *id);
+
+/** Called for each pending dead letter in id order; pointers valid during the call only.
+ * Non-zero stops the walk and is returned. */
+typedef int (*store_dead_letter_cb)(void *ud, uint64_t id, const store_dead_letter_t *dl);
+
+/** Walk the pending (not yet delivered) dead letters. @return 0, the callback's value, or an
+ * error. */
+int store_dead_letters_each(store_t *s, store_dead_letter_cb cb, void *ud);
+
+/** Delete delivered dead letters (ids that are gone already are ignored). @return 0 or error. */
+int store_dead_letters_delete(store_t *s, const uint64_t *ids, size_t n);
+
 /**
  * Record that after this batch, @p topic / @p partition resumes at @p next_offset.
  * @return 0, -EINVAL (topic longer than 200 bytes), or -ENOMEM.

@@ -5,8 +5,21 @@
 set -euo pipefail
 T=$(mktemp -d "${TMPDIR:-/tmp}/atl-it-XXXXXX")
 PIDS=()
+LOGS_SHOWN=0
+show_logs() {
+    [ "$LOGS_SHOWN" = 1 ] && return 0
+    LOGS_SHOWN=1
+    local f
+    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -n 15 "$f" >&2; }; done
+}
 cleanup() {
-    local p
+    local rc=$? p
+    # any failure, also one `set -e` ends the script with (issue 10.18: a `kill` of a daemon
+    # that had exited by itself ended the crash test before it printed anything), shows the logs
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+        echo "exit status $rc" >&2
+        show_logs
+    fi
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
@@ -14,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
     echo "FAIL: $*" >&2
-    for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -n 15 "$f" >&2; }; done
+    show_logs
     exit 1
 }
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }

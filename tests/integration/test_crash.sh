@@ -23,7 +23,7 @@ for round in $(seq 12); do
         sleep 0.1
     done
     sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
-    kill -9 "$PID_d"
+    kill -9 "$PID_d" 2>/dev/null || fail "atlasd exited by itself before kill $round"
     wait "$PID_d" 2>/dev/null || true
     start_daemon d "$T/db" --batch-max-events 200 --batch-max-ms 20
 done

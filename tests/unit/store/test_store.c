@@ -208,8 +208,78 @@ static void test_rebuild_with_commits(const int *ident, const char *want_digest)
     check_rmdir(dir);
 }
 
+typedef struct seen {
+    uint64_t ids[8];
+    char values[8][32];
+    uint64_t orig[8];
+    int n;
+} seen_t;
+
+static int collect_dl(void *ud, uint64_t id, const store_dead_letter_t *dl)
+{
+    seen_t *s = ud;
+    CHECK(s->n < 8);
+    CHECK_STREQ(dl->topic, "t");
+    CHECK_STREQ(dl->reason, "not_json");
+    s->ids[s->n] = id;
+    s->orig[s->n] = dl->original_len;
+    snprintf(s->values[s->n], sizeof(s->values[0]), "%.*s", (int)dl->value_len,
+             (const char *)dl->value);
+    s->n++;
+    return 0;
+}
+
+/* Dead letters are stored with their batch, kept across a reopen until deleted (issue 10.8). */
+static void test_dead_letters(void)
+{
+    char *dir = check_tmpdir("store-dl");
+    store_t *s = open_store(dir, 0);
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    const char *vals[] = {"not json 1", "not json but long"};
+    for (int i = 0; i < 2; i++) {
+        store_dead_letter_t dl = {"t",        3,         100 + i,         "k",
+                                  vals[i],    1,         strlen(vals[i]), strlen(vals[i]),
+                                  "not_json", "not JSON"};
+        E(store_batch_add_dead_letter(b, &dl, 12));
+    }
+    E(store_batch_set_offset(b, "t", 3, 102));
+    E(store_batch_commit(s, b));
+    CHECK_EQ(store_batch_dead_letter_count(b), 2);
+    store_dead_letter_t got;
+    uint64_t id0, id1;
+    store_batch_dead_letter_get(b, 0, &got, &id0);
+    CHECK_EQ(got.offset, 100);
+    CHECK_EQ(got.partition, 3);
+    store_batch_dead_letter_get(b, 1, &got, &id1);
+    CHECK(id1 > id0 && id0 > 0);
+    CHECK_EQ(got.value_len, 12); /* truncated */
+    CHECK_EQ(got.original_len, strlen(vals[1]));
+    store_batch_free(b);
+    E(store_dead_letters_delete(s, &id0, 1));
+    store_close(s);
+    s = open_store(dir, 0);
+    seen_t seen = {0};
+    E(store_dead_letters_each(s, collect_dl, &seen));
+    CHECK_EQ(seen.n, 1);
+    CHECK_EQ(seen.ids[0], id1);
+    CHECK_STREQ(seen.values[0], "not json but");
+    CHECK_EQ(seen.orig[0], strlen(vals[1]));
+    /* ids are never reused: the next batch's dead letter gets a new one */
+    E(store_batch_new(&b));
+    store_dead_letter_t dl = {"t", 3, 102, NULL, "x", 0, 1, 1, "not_json", ""};
+    E(store_batch_add_dead_letter(b, &dl, 12));
+    E(store_batch_commit(s, b));
+    store_batch_dead_letter_get(b, 0, &got, &id0);
+    CHECK(id0 > id1);
+    store_batch_free(b);
+    store_close(s);
+    check_rmdir(dir);
+}
+
 int main(void)
 {
+    test_dead_letters();
     static int perm[N_EVENTS], ident[N_EVENTS];
     char d1[33], d2[33], d3[33], d4[33];
     for (int seed = 1; seed <= 3; seed++) {

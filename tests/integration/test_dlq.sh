@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Dead letters are at-least-once for real (issue 10.8-10.9):
+#  - rejected messages whose dead letters cannot be delivered yet (every Produce to the broker
+#    fails for a while) and a kill -9 right after their batch committed: after the restart every
+#    one of them reaches the dead-letter topic (before, their offsets were stored with the batch
+#    and the in-flight dead letters died with the process);
+#  - a message over max-message-bytes is dead-lettered as a truncated copy with a header giving
+#    its real size; delivery failures are counted in /metrics.
+. "$(dirname "$0")/lib.sh"
+
+n=12
+for i in $(seq $n); do echo "not json $i"; done >"$T/bad.jsonl"
+head -c 100000 /dev/zero | tr '\0' 'x' >"$T/big.jsonl"
+echo >>"$T/big.jsonl"
+start_mock 4
+atlasctl produce --brokers "$BROKERS" --topic osutrack.hiscore_updates "$T/bad.jsonl" 2>/dev/null
+atlasctl produce --brokers "$BROKERS" --topic osutrack.hiscore_updates "$T/big.jsonl" 2>/dev/null
+# every Produce request fails (NOT_LEADER_OR_FOLLOWER, retriable) until 60 have failed
+mock_cmd "error 0 60 6"
+start_daemon a "$T/db" --batch-max-events 100
+wait_status "$PORT_a" events_rejected $((n + 1)) 30
+kill -9 "$PID_a" 2>/dev/null || fail "atlasd exited by itself"
+wait "$PID_a" 2>/dev/null || true
+start_daemon a "$T/db" --batch-max-events 100
+atlasctl consume --brokers "$BROKERS" --topic atlasd.dlq --count $((n + 1)) --timeout-ms 90000 \
+    >"$T/dlq.jsonl" || true
+got=$(grep -c '"atlasd-reason"' "$T/dlq.jsonl" || true)
+[ "$got" -ge $((n + 1)) ] || fail "$got of $((n + 1)) dead letters arrived after kill -9"
+for i in $(seq $n); do
+    grep -q "\"value\":\"not json $i\"" "$T/dlq.jsonl" || fail "dead letter of 'not json $i' lost"
+done
+grep '"atlasd-reason":"oversize"' "$T/dlq.jsonl" | grep -q '"atlasd-truncated":"100000"' ||
+    fail "the oversize message's dead letter does not say it was truncated"
+curl -fs "http://127.0.0.1:$PORT_a/metrics" | grep -q '^atlasd_dead_letter_failures_total ' ||
+    fail "dead-letter failures are not in /metrics"
+kill -TERM "$PID_a"; wait "$PID_a" || fail "atlasd did not stop cleanly"
+echo "dlq: all $got dead letters delivered after kill -9"
