@@ -56,7 +56,8 @@ typedef double v4d __attribute__((vector_size(32)));
 
 #define BLOCK3 256
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATL_NO_CLONES)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATL_NO_CLONES) &&  \
+    !defined(__SANITIZE_THREAD__) /* TSan instruments the ifunc resolver, which runs before it */
 #define MDE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MDE_CLONES

@@ -697,11 +697,14 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
     for (unsigned t = 1; t < parts; t++)
         rng_init(&s.rng[t], rng_next(r) ^ t);
     s.alpha = alpha0;
+    par_pool_t *pool = NULL;
+    if (parts > 1 && (rc = par_pool_new(parts, &pool)) != 0)
+        goto out;
     for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
         s.ep = ep;
         if (parts > 1)
             memcpy(s.snap, y, 2 * (size_t)n * sizeof(double));
-        if ((rc = par_for(parts, 1, parts, sgd_part, &s)) != 0)
+        if ((rc = par_pool_for(pool, parts, 1, sgd_part, &s)) != 0)
             break;
         for (unsigned t = 0; parts > 1 && t < parts; t++) {
             double *dl = s.delta + t * 2 * (size_t)n;
@@ -714,6 +717,7 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
             rc = ATL_ECANCELED;
     }
     *r = s.rng[0];
+    par_pool_free(pool);
 out:
     free((void *)s.order), free(s.eps), free(s.next), free(s.next_neg), free(s.cut), free(s.own);
     free(s.rng), free(s.snap), free(s.delta);

@@ -341,13 +341,19 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->ej = malloc(cap * sizeof(*m->ej));
     m->w = malloc(cap * sizeof(*m->w));
     m->buf = malloc(n_buffers(m) * m->nx * sizeof(double));
+    if (par_pool_new(m->o.n_threads, &m->pool) != 0) {
+        free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
+        memset(m, 0, sizeof(*m));
+        return -ENOMEM;
+    }
     if (o->dim == 3) {
         size_t row_bytes = 4 * sizeof(double), n_pad = (size_t)n + 1;
         m->xp = aligned_alloc(32, n_pad * row_bytes);
         m->gp = aligned_alloc(32, n_pad * row_bytes * m->o.n_threads);
         if (!m->xp || !m->gp) {
             free(m->xp), free(m->gp);
-            free(m->ei), free(m->ej), free(m->w), free(m->buf);
+            free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
+            par_pool_free(m->pool);
             memset(m, 0, sizeof(*m));
             return -ENOMEM;
         }
@@ -387,6 +393,7 @@ void mde_destroy(mde_t *m)
     free(m->xo);
     free(m->xp);
     free(m->gp);
+    par_pool_free(m->pool);
     memset(m, 0, sizeof(*m));
 }
 
@@ -625,13 +632,13 @@ static double eval_internal(const mde_t *m, const double *x, double *grad)
     double f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
     if (m->xp) {
         fastmath__mde_pad3(x, m->xp, m->n);
-        par_for(m->m, j.chunk, nt, eval3_body, &j);
+        par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
         for (size_t c = 0; c < n_chunks; c++)
             f += f_chunk[c];
         fastmath__mde_reduce3(m->gp, n_chunks, m->n, inv_p, grad);
         return f * inv_p;
     }
-    par_for(m->m, j.chunk, nt, eval_body, &j);
+    par_pool_for(m->pool, m->m, j.chunk, eval_body, &j);
     memset(grad, 0, m->nx * sizeof(double));
     for (size_t c = 0; c < n_chunks; c++) {
         const double *g = buf(m, B_FIXED_COUNT + c);
