@@ -28,6 +28,7 @@
 #include "daemon/ingest.h"
 #include "daemon/log.h"
 #include "daemon/sched.h"
+#include "daemon/thread_prio.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -229,6 +230,11 @@ static const char *health(void *ud)
 static void stats_work_cb(uv_work_t *w)
 {
     daemon_state_t *d = w->data;
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        thread_prio_background(10);
+    }
     d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
 }
 
