@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "daemon/log.h"
+#include "daemon/thread_prio.h"
 #include "kafkaconf/kafkaconf.h"
 
 #define MAX_PER_TICK 20000
@@ -60,12 +62,24 @@ struct ingest {
     int stopping, closing_consumer, stalled;
     int assigned; /* the group gave us an assignment (maybe empty) since the start/revoke */
     rd_kafka_message_t *held; /* a message that could not be decoded for lack of memory */
+    /* the writer thread: it commits w_job (owned by it until it sets w_job back to NULL) */
+    pthread_t w_thread;
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cv;
+    store_batch_t *w_job;
+    int w_rc, w_quit, w_started;
+    double w_seconds;
+    uv_async_t w_done;
+    store_batch_t *inflight, *spare; /* being (or to be re-) committed; the free one */
+    int flush_wanted;
     void (*done_cb)(void *);
     void *done_ud;
     part_state_t parts[MAX_PARTS];
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
+    uint64_t offsets_lost; /* partitions whose stored offset fell out of the log (README) */
+    uint64_t tombstones;   /* messages with a null value, skipped */
     uint64_t map_full_waits, map_grown, dlq_truncated;
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
@@ -139,56 +153,160 @@ static void observe_latency(ingest_t *ig, double s)
 }
 
 static void on_retry(uv_timer_t *t);
-static void dlq_send_batch(ingest_t *ig);
+static void dlq_send_batch(ingest_t *ig, store_batch_t *b);
 
-/* Commit the pending batch. @return 0 (also when empty) or the store's error. */
-static int flush(ingest_t *ig)
+/*
+ * Batch commits run on a writer thread (issue 10.4): a commit takes hundreds of milliseconds at
+ * scale (S deltas, fsync) and may wait for LMDB's writer lock or for map growth behind a long
+ * reader, none of which the loop may wait for (HTTP and Kafka polling live there). The loop
+ * fills one batch while the writer commits the other; when the filling batch is full and the
+ * other is still being committed, draining pauses (the loop keeps serving). A failed commit is
+ * retried before anything newer is committed, so stored offsets never skip a batch. At a
+ * revoke and at shutdown the loop waits for the writer (commit_wait): rare, and required.
+ */
+static void *writer_main(void *ud)
 {
-    uv_timer_stop(&ig->batch_timer);
-    if (store_batch_len(ig->batch) == 0 && !ig->stalled && ig->batch_events == 0)
-        return 0;
-    double t0 = now_s();
-    int rc = store_batch_commit(ig->store, ig->batch);
-    if (rc == ATL_EMAPFULL) {
-        /* the map is full and a refresh or rebuild holds a read snapshot: growing now would
-         * make the loop wait for it, so keep the batch and try again shortly (issue 10.4);
-         * the grow-ahead timer (on_tick) grows the map as soon as the reader is done */
-        if (!ig->stalled)
-            LOG_INFO("ingest", "map full while a snapshot is read; commit retried shortly",
-                     "events=%zu", store_batch_len(ig->batch));
-        ig->stalled = 1;
-        ig->map_full_waits++;
-        uv_timer_start(&ig->retry_timer, on_retry, 50, 0);
-        return rc;
+    ingest_t *ig = ud;
+    thread_prio_background(5); /* the loop first (thread_prio.h) */
+    pthread_mutex_lock(&ig->w_mu);
+    for (;;) {
+        while (!ig->w_job && !ig->w_quit)
+            pthread_cond_wait(&ig->w_cv, &ig->w_mu);
+        if (!ig->w_job)
+            break;
+        store_batch_t *b = ig->w_job;
+        pthread_mutex_unlock(&ig->w_mu);
+        double t0 = now_s();
+        int rc = store_batch_commit(ig->store, b);
+        double secs = now_s() - t0;
+        pthread_mutex_lock(&ig->w_mu);
+        ig->w_rc = rc;
+        ig->w_seconds = secs;
+        ig->w_job = NULL;
+        pthread_cond_broadcast(&ig->w_cv);
+        uv_async_send(&ig->w_done);
     }
+    pthread_mutex_unlock(&ig->w_mu);
+    return NULL;
+}
+
+static void commit_submit(ingest_t *ig, store_batch_t *b)
+{
+    ig->inflight = b;
+    pthread_mutex_lock(&ig->w_mu);
+    ig->w_job = b;
+    pthread_cond_signal(&ig->w_cv);
+    pthread_mutex_unlock(&ig->w_mu);
+}
+
+static int writer_busy(ingest_t *ig)
+{
+    pthread_mutex_lock(&ig->w_mu);
+    int busy = ig->w_job != NULL;
+    pthread_mutex_unlock(&ig->w_mu);
+    return busy;
+}
+
+static int flush(ingest_t *ig);
+static void on_idle(uv_idle_t *h);
+
+/* The writer finished ig->inflight (loop thread). @return its result. */
+static int commit_finish(ingest_t *ig)
+{
+    store_batch_t *b = ig->inflight;
+    pthread_mutex_lock(&ig->w_mu);
+    int rc = ig->w_rc;
+    double secs = ig->w_seconds;
+    pthread_mutex_unlock(&ig->w_mu);
     if (rc != 0) {
         set_error(ig, "store commit failed: %s", atl_strerror(rc));
         if (!ig->stalled)
             LOG_ERROR("ingest", "store commit failed; pausing consumption and retrying",
-                      "err=\"%s\" events=%zu", atl_strerror(rc), store_batch_len(ig->batch));
+                      "err=\"%s\" events=%zu", atl_strerror(rc), store_batch_len(b));
         ig->stalled = 1;
-        uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
-        return rc;
+        if (!ig->stopping)
+            uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
+        return rc; /* ig->inflight stays: it is committed again first */
     }
     if (ig->stalled)
-        LOG_INFO("ingest", "store commit succeeded again", "events=%zu",
-                 store_batch_len(ig->batch));
+        LOG_INFO("ingest", "store commit succeeded again", "events=%zu", store_batch_len(b));
     ig->stalled = 0;
-    observe_latency(ig, now_s() - t0);
+    observe_latency(ig, secs);
     ig->batches++;
     for (int i = 0; i < ig->n_parts; i++) { /* what this batch just wrote: no read-back */
         int64_t off;
-        if (store_batch_get_offset(ig->batch, ig->parts[i].topic, ig->parts[i].partition, &off) ==
-            0)
+        if (store_batch_get_offset(b, ig->parts[i].topic, ig->parts[i].partition, &off) == 0)
             ig->parts[i].next_offset = off;
     }
-    LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(ig->batch),
-              now_s() - t0);
-    dlq_send_batch(ig);
-    store_batch_clear(ig->batch);
-    ig->batch_events = 0;
+    LOG_DEBUG("ingest", "batch committed", "n=%zu seconds=%.4f", store_batch_len(b), secs);
+    dlq_send_batch(ig, b);
+    store_batch_clear(b);
+    ig->spare = b;
+    ig->inflight = NULL;
     kafka_commit_async(ig);
     return 0;
+}
+
+static void on_commit_done(uv_async_t *h)
+{
+    ingest_t *ig = h->data;
+    if (!ig->inflight || writer_busy(ig))
+        return; /* a stale wake-up: commit_wait() finished it already */
+    if (commit_finish(ig) != 0)
+        return;
+    int full = ig->batch_events >= (uint64_t)ig->cfg->batch_max_events;
+    if (ig->flush_wanted || full) {
+        ig->flush_wanted = 0;
+        flush(ig);
+    }
+    if (!ig->held && !ig->stopping)
+        uv_idle_start(&ig->idle, on_idle); /* draining may have paused for this commit */
+}
+
+/* Hand the filling batch to the writer, unless it is busy (then when it is done). @return 0. */
+static int flush(ingest_t *ig)
+{
+    uv_timer_stop(&ig->batch_timer);
+    if (ig->inflight) {
+        ig->flush_wanted = 1;
+        return 0;
+    }
+    if (store_batch_len(ig->batch) == 0 && ig->batch_events == 0)
+        return 0;
+    store_batch_t *b = ig->batch;
+    ig->batch = ig->spare;
+    ig->spare = NULL;
+    ig->batch_events = 0;
+    commit_submit(ig, b);
+    return 0;
+}
+
+static void writer_wait(ingest_t *ig)
+{
+    pthread_mutex_lock(&ig->w_mu);
+    while (ig->w_job)
+        pthread_cond_wait(&ig->w_cv, &ig->w_mu);
+    pthread_mutex_unlock(&ig->w_mu);
+}
+
+/* Wait for the writer and commit what is pending, on the loop (a revoke, the shutdown).
+ * @return 0, or the store's error (the failed batch stays in ig->inflight). */
+static int commit_wait(ingest_t *ig)
+{
+    int rc;
+    writer_wait(ig);
+    if (ig->inflight) {
+        if (ig->stalled) { /* it failed before: once more now */
+            commit_submit(ig, ig->inflight);
+            writer_wait(ig);
+        }
+        if ((rc = commit_finish(ig)) != 0)
+            return rc;
+    }
+    ig->flush_wanted = 0;
+    flush(ig);
+    writer_wait(ig);
+    return ig->inflight ? commit_finish(ig) : 0;
 }
 
 /* ---- messages ---------------------------------------------------------------------------- */
@@ -234,12 +352,12 @@ static int dlq_produce(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl,
 }
 
 /* After a commit: send the batch's dead letters. */
-static void dlq_send_batch(ingest_t *ig)
+static void dlq_send_batch(ingest_t *ig, store_batch_t *b)
 {
-    for (size_t i = 0; ig->dlq && i < store_batch_dead_letter_count(ig->batch); i++) {
+    for (size_t i = 0; ig->dlq && i < store_batch_dead_letter_count(b); i++) {
         store_dead_letter_t dl;
         uint64_t id;
-        store_batch_dead_letter_get(ig->batch, i, &dl, &id);
+        store_batch_dead_letter_get(b, i, &dl, &id);
         dlq_produce(ig, id, &dl, dl.value_len);
     }
 }
@@ -284,6 +402,22 @@ static void on_batch_timer(uv_timer_t *t)
 /* @return 0 (the message is consumed), or -ENOMEM: it was not, the caller keeps it to retry. */
 static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
+    if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        /* auto.offset.reset=error: the store's offset is below the log start (retention deleted
+         * events it never applied) or past the end (topic recreated). Skipping ahead would make
+         * the store silently inexact, so librdkafka stops fetching the partition and we say so
+         * loudly; the operator decides (README "Offsets out of range"). */
+        ig->offsets_lost++;
+        ig->kafka_errors++;
+        set_error(ig, "offset out of range, partition stopped: %s [%" PRId32 "]: %s",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition,
+                  rd_kafka_message_errstr(m));
+        LOG_ERROR("ingest", "stored offset out of range: partition stopped, store not exact",
+                  "topic=%s partition=%" PRId32 " offset=%" PRId64 " err=\"%s\"",
+                  m->rkt ? rd_kafka_topic_name(m->rkt) : "?", m->partition, m->offset,
+                  rd_kafka_message_errstr(m));
+        return 0;
+    }
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             ig->kafka_errors++;
@@ -300,6 +434,11 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
     int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
     int64_t wall = (int64_t)time(NULL);
     ig->dopts.now_s = ts_ms / 1000 > wall ? ts_ms / 1000 : wall;
+    if (!m->payload) { /* a tombstone (Debezium after a delete): nothing to apply */
+        ig->consumed++;
+        ig->tombstones++;
+        goto done;
+    }
     int rc = store_event_decode(m->payload ? m->payload : "", m->len, &ig->dopts, &ig->ev, &why,
                                 err, sizeof(err));
     if (rc == -ENOMEM) { /* not the message's fault: stall, never dead-letter (issue 10.2) */
@@ -327,6 +466,7 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s err=\"%s\"", topic,
                   m->partition, m->offset, store_reject_name(why), err);
     }
+done:
     if (store_batch_set_offset(ig->batch, topic, m->partition, m->offset + 1) != 0)
         abort();
     part_find(ig, topic, m->partition, 1);
@@ -359,9 +499,16 @@ static void drop_held(ingest_t *ig)
 
 static void finish_stop(ingest_t *ig);
 
+/* Draining pauses while a full batch waits for the writer (it resumes in on_commit_done). */
+static int paused(const ingest_t *ig)
+{
+    return ig->stalled || ig->held ||
+           (ig->inflight && ig->batch_events >= (uint64_t)ig->cfg->batch_max_events);
+}
+
 static void drain(ingest_t *ig)
 {
-    for (int i = 0; i < MAX_PER_TICK && !ig->stalled && !ig->held; i++) {
+    for (int i = 0; i < MAX_PER_TICK && !paused(ig); i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
         if (!m) {
             uv_idle_stop(&ig->idle);
@@ -373,8 +520,10 @@ static void drain(ingest_t *ig)
         }
         rd_kafka_message_destroy(m);
     }
-    if (!ig->stalled && !ig->held)
+    if (!paused(ig))
         uv_idle_start(&ig->idle, on_idle); /* more queued: come back next loop iteration */
+    else
+        uv_idle_stop(&ig->idle);
 closed_check:
     if (ig->closing_consumer && rd_kafka_consumer_closed(ig->rk))
         finish_stop(ig);
@@ -398,8 +547,11 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void on_retry(uv_timer_t *t)
 {
     ingest_t *ig = t->data;
-    if (flush(ig) != 0)
-        return;
+    if (ig->inflight) { /* a failed commit: again, before anything newer */
+        if (!writer_busy(ig))
+            commit_submit(ig, ig->inflight);
+        return; /* on_commit_done resumes draining */
+    }
     if (ig->held) {
         rd_kafka_message_t *m = ig->held;
         ig->held = NULL;
@@ -441,9 +593,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  now_s() - ig->started);
         return;
     }
-    /* revoke (eager protocols): commit what we hold for them first */
-    if (flush(ig) != 0) {
-        /* cannot commit: drop the batch; its messages are re-read from the store's offsets */
+    /* revoke (eager protocols): commit what we hold for them first (waiting for the writer) */
+    if (commit_wait(ig) != 0) {
+        /* cannot commit: drop the batches; their messages are re-read from the store's offsets,
+         * their dead letters (never sent: they go out after a commit) with them */
+        store_batch_clear(ig->inflight);
+        ig->spare = ig->inflight;
+        ig->inflight = NULL;
         store_batch_clear(ig->batch);
         ig->batch_events = 0;
         ig->stalled = 0;
@@ -643,7 +799,10 @@ static int make_consumer(ingest_t *ig, char *errbuf, size_t errlen)
          kafkaconf_set(conf, "group.instance.id", ig->cfg->group_instance_id, errbuf, errlen)) ||
         kafkaconf_set(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         kafkaconf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
-        kafkaconf_set(conf, "auto.offset.reset", "earliest", errbuf, errlen) ||
+        /* a stored offset out of the log is an error, never a silent skip (see above) */
+        kafkaconf_set(conf, "auto.offset.reset", "error", errbuf, errlen) ||
+        /* a subscribed topic that does not exist yet is found within 10 s once created */
+        kafkaconf_set(conf, "topic.metadata.refresh.interval.ms", "10000", errbuf, errlen) ||
         kafkaconf_set(conf, "partition.assignment.strategy", "range,roundrobin", errbuf, errlen) ||
         kafkaconf_set(conf, "session.timeout.ms", "6000", errbuf, errlen) ||
         kafkaconf_set(conf, "statistics.interval.ms", "2000", errbuf, errlen))
@@ -721,8 +880,10 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
         snprintf(errbuf, errlen, "no Kafka brokers configured (--brokers)");
         goto bad;
     }
-    if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = make_consumer(ig, errbuf, errlen)) != 0 ||
-        (rc = make_dlq(ig, errbuf, errlen)) != 0)
+    pthread_mutex_init(&ig->w_mu, NULL);
+    pthread_cond_init(&ig->w_cv, NULL);
+    if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = store_batch_new(&ig->spare)) != 0 ||
+        (rc = make_consumer(ig, errbuf, errlen)) != 0 || (rc = make_dlq(ig, errbuf, errlen)) != 0)
         goto bad;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, cfg->topic_hiscores, RD_KAFKA_PARTITION_UA);
@@ -747,7 +908,12 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_timer_init(loop, &ig->batch_timer);
     uv_timer_init(loop, &ig->retry_timer);
     uv_timer_init(loop, &ig->tick);
-    ig->n_handles = 5;
+    uv_async_init(loop, &ig->w_done, on_commit_done);
+    ig->w_done.data = ig;
+    ig->n_handles = 6;
+    if (pthread_create(&ig->w_thread, NULL, writer_main, ig) != 0)
+        abort();
+    ig->w_started = 1;
     ig->poll.data = ig->idle.data = ig->batch_timer.data = ig->retry_timer.data = ig->tick.data =
         ig;
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
@@ -774,7 +940,9 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish_stop(ingest_t *ig)
 {
     ig->closing_consumer = 0;
-    flush(ig);
+    if (commit_wait(ig) != 0)
+        LOG_ERROR("ingest", "last batch could not be committed; it will be re-read at start",
+                  "events=%zu", store_batch_len(ig->batch));
     LOG_INFO("ingest", "consumer closed", "batches=%" PRIu64, ig->batches);
     if (ig->dlq && rd_kafka_flush(ig->dlq, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         LOG_WARN("ingest", "dead letters not all delivered at shutdown; sent again at start",
@@ -786,6 +954,7 @@ static void finish_stop(ingest_t *ig)
     uv_close((uv_handle_t *)&ig->batch_timer, on_handle_closed);
     uv_close((uv_handle_t *)&ig->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&ig->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&ig->w_done, on_handle_closed);
 }
 
 void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
@@ -795,8 +964,8 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
     ig->stopping = 1;
     ig->done_cb = done_cb;
     ig->done_ud = ud;
-    if (flush(ig) != 0)
-        LOG_ERROR("ingest", "last batch could not be committed; it will be re-read at start",
+    if (commit_wait(ig) != 0)
+        LOG_ERROR("ingest", "batch could not be committed; retried at the close, else re-read",
                   "events=%zu", store_batch_len(ig->batch));
     ig->stalled = 0; /* keep serving the queue so the close can complete */
     drop_held(ig);   /* its offset was not stored: it is read again at the next start */
@@ -816,6 +985,17 @@ void ingest_free(ingest_t *ig)
         return;
     drop_held(ig); /* before its client is destroyed */
     free(ig->dlq_done);
+    if (ig->w_started) {
+        pthread_mutex_lock(&ig->w_mu);
+        ig->w_quit = 1;
+        pthread_cond_signal(&ig->w_cv);
+        pthread_mutex_unlock(&ig->w_mu);
+        pthread_join(ig->w_thread, NULL); /* it finishes a job it holds first */
+    }
+    pthread_mutex_destroy(&ig->w_mu);
+    pthread_cond_destroy(&ig->w_cv);
+    store_batch_free(ig->spare);
+    store_batch_free(ig->inflight);
     if (ig->queue)
         rd_kafka_queue_destroy(ig->queue);
     if (ig->rk)
@@ -833,6 +1013,7 @@ void ingest_free(ingest_t *ig)
 const char *ingest_state(const ingest_t *ig)
 {
     return ig->stopping                                   ? "stopping"
+           : ig->offsets_lost                             ? "offset_out_of_range"
            : ig->stalled || ig->held                      ? "stalled"
            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
            : !ig->assigned                                ? "rebalancing"
@@ -860,6 +1041,8 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "dead_letter_failures", (double)ig->dlq_failed);
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
+    cJSON_AddNumberToObject(o, "offsets_out_of_range", (double)ig->offsets_lost);
+    cJSON_AddNumberToObject(o, "tombstones", (double)ig->tombstones);
     cJSON_AddStringToObject(o, "state", ingest_state(ig));
     cJSON_AddStringToObject(o, "last_error", ig->last_error);
     cJSON_AddNumberToObject(o, "last_error_time", ig->last_error_time);
@@ -937,6 +1120,10 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
                     "# TYPE atlasd_map_grown_ahead_total counter\n"
                     "atlasd_map_grown_ahead_total %" PRIu64 "\n"
                     "# TYPE atlasd_commit_map_full_total counter\n"
-                    "atlasd_commit_map_full_total %" PRIu64 "\n",
-                    ig->map_grown, ig->map_full_waits);
+                    "atlasd_commit_map_full_total %" PRIu64 "\n"
+                    "# TYPE atlasd_tombstones_total counter\n"
+                    "atlasd_tombstones_total %" PRIu64 "\n"
+                    "# TYPE atlasd_offsets_out_of_range_total counter\n"
+                    "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
+                    ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost);
 }

@@ -2,6 +2,11 @@
  * main.c: atlasd. Wires config, store, ingestion and HTTP on one libuv loop, and owns the
  * process life cycle: SIGTERM/SIGINT commit the last batch, close the Kafka consumer and every
  * handle, and exit 0 with uv_loop_close() == 0; SIGHUP reopens the log file.
+ *
+ * Under systemd (Type=notify) it reports READY=1 once the store is open and the consumer and
+ * HTTP server started, and STOPPING=1 at shutdown; with WatchdogSec= a loop timer sends
+ * WATCHDOG=1 at half the interval, so a loop that stops turning gets the service restarted.
+ * Outside systemd (no NOTIFY_SOCKET) every sd_notify() call is a no-op.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +28,7 @@
 #include "daemon/ingest.h"
 #include "daemon/log.h"
 #include "daemon/sched.h"
+#include "daemon/thread_prio.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -35,6 +42,7 @@ typedef struct daemon_state {
     int parts_running; /* ingestion and the scheduler, until each has stopped */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
+    uv_timer_t sd_watchdog; /* feeds systemd's watchdog from the loop */
     int loop_ready, stopping, exit_code;
     /* store counts for /status and /metrics: counting users and retained items walks two
      * tables, so a worker recounts them every STATS_PERIOD_MS and the loop only reads the copy */
@@ -62,7 +70,26 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->sig_int, NULL);
     uv_close((uv_handle_t *)&d->sig_hup, NULL);
     uv_close((uv_handle_t *)&d->deadline, NULL);
+    uv_close((uv_handle_t *)&d->sd_watchdog, NULL);
     uv_close((uv_handle_t *)&d->stats_timer, NULL);
+}
+
+static void on_sd_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* READY=1 and, if systemd asked for one (WatchdogSec=), the watchdog timer at half its period */
+static void notify_ready(daemon_state_t *d)
+{
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
+        uv_timer_start(&d->sd_watchdog, on_sd_watchdog, 0, usec / 2000);
+        LOG_INFO("main", "systemd watchdog fed from the loop", "interval_ms=%llu",
+                 (unsigned long long)(usec / 2000));
+    }
+    sd_notify(0, "READY=1\nSTATUS=consuming");
 }
 
 static void part_stopped(daemon_state_t *d)
@@ -136,6 +163,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     d->stopping = 1;
     LOG_INFO("main", "shutting down", "signal=%d", signum);
+    sd_notify(0, "STOPPING=1");
     http_stop(d->http);
     uv_timer_start(&d->deadline, on_deadline, (uint64_t)d->cfg.shutdown_timeout_ms, 0);
     start_watchdog(d);
@@ -202,6 +230,11 @@ static const char *health(void *ud)
 static void stats_work_cb(uv_work_t *w)
 {
     daemon_state_t *d = w->data;
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        thread_prio_background(10);
+    }
     d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
 }
 
@@ -315,6 +348,8 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);
     uv_timer_init(&d->loop, &d->deadline);
+    uv_timer_init(&d->loop, &d->sd_watchdog);
+    uv_unref((uv_handle_t *)&d->sd_watchdog);
     uv_timer_init(&d->loop, &d->stats_timer);
     d->stats_timer.data = d;
     uv_timer_start(&d->stats_timer, on_stats_timer, STATS_PERIOD_MS, STATS_PERIOD_MS);
@@ -401,6 +436,7 @@ int main(int argc, char **argv)
             uv_run(&d.loop, UV_RUN_DEFAULT);
         }
     } else {
+        notify_ready(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT); /* until on_ingest_stopped() or the deadline */
     }
     http_free(d.http, 2000);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "daemon/log.h"
+#include "daemon/thread_prio.h"
 #include "pipeline/refresh.h"
 
 #define TICK_MS        1000
@@ -117,6 +118,13 @@ static void test_stall(sched_t *s)
 static void work_cb(uv_work_t *w)
 {
     sched_t *s = w->data;
+    /* this pool thread and the threads the refresh starts yield to the loop (thread_prio.h);
+     * a pool thread keeps it for later jobs, which are all background work */
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        thread_prio_background(10);
+    }
     test_stall(s);
     if (atomic_load(&s->cancel)) {
         s->rc = ATL_ECANCELED;

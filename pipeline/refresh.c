@@ -159,8 +159,10 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
     r->dist[row] = malloc((m + 1) * sizeof(float));
     if (!r->col[row] || !r->dist[row])
         return -ENOMEM;
-    memcpy(r->col[row], r->tmp_col, m * sizeof(uint32_t));
-    memcpy(r->dist[row], r->tmp_dist, m * sizeof(float));
+    if (m > 0) { /* an empty first row leaves the scratch unallocated (NULL): no memcpy */
+        memcpy(r->col[row], r->tmp_col, m * sizeof(uint32_t));
+        memcpy(r->dist[row], r->tmp_dist, m * sizeof(float));
+    }
     r->cnt[row] = (uint32_t)m;
     if (row + 1 > r->n)
         r->n = row + 1;

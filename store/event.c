@@ -256,8 +256,19 @@ static int need_time(decode_ctx_t *c, const cJSON *obj, const char *name, int re
         *out = 0;
         return 0;
     }
+    if (cJSON_IsNumber(f)) {
+        /* epoch milliseconds: what Debezium writes for a DATETIME column (time.precision.mode
+         * connect, or adaptive for DATETIME(0..3)); whole milliseconds, years 1970..9999 */
+        double ms = f->valuedouble;
+        if (!(ms >= 0 && ms <= 253402300799999.0) || ms != floor(ms))
+            return fail(c, STORE_REJECT_BAD_TIME,
+                        "field \"%s\": %.17g is not a time in epoch milliseconds", name, ms);
+        *out = (int64_t)(ms / 1000);
+        return 0;
+    }
     if (!cJSON_IsString(f))
-        return fail(c, STORE_REJECT_WRONG_TYPE, "field \"%s\" must be a time string", name);
+        return fail(c, STORE_REJECT_WRONG_TYPE,
+                    "field \"%s\" must be a time string or epoch milliseconds", name);
     if (store_time_parse(f->valuestring, out) != 0)
         return fail(c, STORE_REJECT_BAD_TIME,
                     "field \"%s\": \"%.40s\" is not an ISO 8601 or MySQL DATETIME time", name,
@@ -407,11 +418,34 @@ static int decode_difficulty(decode_ctx_t *c, const cJSON *o, store_event_t *ev)
     return 0;
 }
 
+/*
+ * Change-data-capture wrappers (README "CDC"): Kafka Connect's JSON converter with schemas on
+ * wraps the value as {"schema": ..., "payload": ...}; a Debezium change event that was not
+ * unwrapped by ExtractNewRecordState is an envelope {"before", "after", "source", "op", ...}.
+ * The row is "after" for a create, update or snapshot read, and "before" for a delete: a
+ * profile is the maximum over every row ever seen, so a deleted row is applied as what it is,
+ * a replay of a row already applied (it changes nothing). Returns the row, or NULL.
+ */
+static const cJSON *cdc_row(const cJSON *o)
+{
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(o, "payload");
+    if (cJSON_IsObject(payload) && cJSON_GetObjectItemCaseSensitive(o, "schema"))
+        o = payload;
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+    if (!cJSON_IsString(op) || !cJSON_GetObjectItemCaseSensitive(o, "source"))
+        return o;
+    const cJSON *row =
+        cJSON_GetObjectItemCaseSensitive(o, strcmp(op->valuestring, "d") == 0 ? "before" : "after");
+    return cJSON_IsObject(row) ? row : NULL;
+}
+
 static int decode_object(decode_ctx_t *c, const cJSON *o, const store_decode_opts_t *opt,
                          store_event_t *tmp)
 {
     if (!cJSON_IsObject(o))
         return fail(c, STORE_REJECT_NOT_OBJECT, "message is JSON but not an object");
+    if (!(o = cdc_row(o)))
+        return fail(c, STORE_REJECT_UNKNOWN_KIND, "Debezium change event without a row image");
     if (cJSON_GetObjectItemCaseSensitive(o, "user"))
         return decode_hiscore(c, o, opt, tmp);
     if (cJSON_GetObjectItemCaseSensitive(o, "score_id"))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deploy/ stays correct: the example config is exactly what `atlasd --print-config` prints and
 # atlasd accepts it; the systemd unit passes `systemd-analyze verify` (with the built binary
-# substituted); the nginx config passes `nginx -t` when nginx is installed.
+# substituted); the nginx config passes `nginx -t`, the alert rules `promtool check rules` (when
+# installed); the compose file parses and names files that exist, and so does the Dockerfile.
+# (tests/integration/test_deploy_live.sh runs them against a live daemon.)
 set -euo pipefail
 src=${ATL_SRC:-$(dirname "$0")/..}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -43,8 +45,36 @@ if command -v systemd-analyze >/dev/null; then
     if echo "$out" | grep -v -e "User" -e "Group" -e "^$" | grep -q .; then echo "$out"; exit 1; fi
 fi
 if command -v nginx >/dev/null; then
-    printf 'events {}\nhttp {\ninclude %s;\n}\n' "$src/deploy/nginx.conf" >"$T/nginx.conf"
+    mkdir -p "$T/cache"
+    ATLASD_ADDR=127.0.0.1:8477 envsubst '${ATLASD_ADDR}' <"$src/deploy/nginx.conf" |
+        sed "s#/var/cache/nginx/atlasd#$T/cache#" >"$T/site.conf"
+    printf 'events {}\nhttp {\ninclude %s;\n}\n' "$T/site.conf" >"$T/nginx.conf"
     nginx -t -c "$T/nginx.conf" -p "$T" -g "pid $T/nginx.pid; error_log $T/error.log;" 2>&1 |
         grep -q "test is successful" || { nginx -t -c "$T/nginx.conf" -p "$T"; exit 1; }
 fi
+if command -v promtool >/dev/null; then
+    promtool check rules "$src/deploy/prometheus/atlasd-rules.yml" >"$T/rules.out" 2>&1 ||
+        { cat "$T/rules.out"; exit 1; }
+fi
+# compose: valid YAML, and every file it mounts or builds from exists
+if python3 -c 'import yaml' 2>/dev/null; then
+    python3 - "$src/deploy" <<'PY'
+import os, sys, yaml
+d = sys.argv[1]
+c = yaml.safe_load(open(os.path.join(d, "docker-compose.yml")))
+for name, svc in c["services"].items():
+    for v in svc.get("volumes", []):
+        host = v.split(":")[0]
+        if host.startswith("."):
+            assert os.path.exists(os.path.join(d, host)), f"{name}: {host} missing"
+    b = svc.get("build")
+    if b:
+        ctx = os.path.join(d, b["context"])
+        df = os.path.join(ctx, b.get("dockerfile", "Dockerfile"))
+        assert os.path.exists(df), f"{name}: {df} missing"
+PY
+fi
+# Dockerfile: every COPY source exists in the repository (the build context is its root)
+grep -E '^COPY [^-]' "$src/deploy/Dockerfile" | awk '{for (i = 2; i < NF; i++) print $i}' |
+    while read -r p; do [ -e "$src/$p" ] || { echo "Dockerfile: COPY $p: missing"; exit 1; }; done
 echo "deploy: all checks passed"

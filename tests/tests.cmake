@@ -27,6 +27,7 @@ endfunction()
 atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
+target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
              LABELS unit tsan)
@@ -50,6 +51,7 @@ atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIM
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
+atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
 
 # Fuzz targets (STYLE R10, issue 10.21): libFuzzer with clang under -DATL_FUZZ=ON; otherwise a
 # replay of each seed corpus (tests/fuzz/corpus/<target>/) runs in the normal test suite.
@@ -95,3 +97,37 @@ foreach(lib atl_algo atl_store atl_pipeline atl_kafkaconf atl_daemon_core atl_to
   add_test(NAME link-${lib} COMMAND link_${lib})
   set_tests_properties(link-${lib} PROPERTIES LABELS unit TIMEOUT 30)
 endforeach()
+
+# The same tests against a real Apache Kafka (KRaft, from Maven Central's jars; tests/kafka/),
+# label `kafka`. One broker, started by the fixture test below, is shared by the tests that do
+# not stop brokers (each uses topics and a group of its own); the others start their own.
+set(ATL_KAFKA_FIXTURE ${CMAKE_BINARY_DIR}/kafka-fixture)
+add_test(NAME kafka-broker-start COMMAND bash -c
+         "rm -rf '${ATL_KAFKA_FIXTURE}' && exec '${CMAKE_SOURCE_DIR}/tests/kafka/start.sh' '${ATL_KAFKA_FIXTURE}' --max-seconds 1800")
+add_test(NAME kafka-broker-stop COMMAND ${CMAKE_SOURCE_DIR}/tests/kafka/stop.sh ${ATL_KAFKA_FIXTURE})
+set_tests_properties(kafka-broker-start PROPERTIES FIXTURES_SETUP kafka_broker LABELS kafka
+                     TIMEOUT 300)
+set_tests_properties(kafka-broker-stop PROPERTIES FIXTURES_CLEANUP kafka_broker LABELS kafka
+                     TIMEOUT 60)
+function(atl_add_kafka_test name script)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS" ${ARGN})
+  atl_add_script_test(${name} ${script} LABELS ${T_LABELS} TIMEOUT ${T_TIMEOUT})
+  set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "ATL_BROKER=kafka;ATL_KAFKA_DIR=${ATL_KAFKA_FIXTURE}")
+  set_property(TEST ${name} PROPERTY FIXTURES_REQUIRED kafka_broker)
+endfunction()
+atl_add_kafka_test(kafka-daemon tests/integration/test_daemon.sh LABELS kafka TIMEOUT 400)
+atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIMEOUT 400)
+atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
+atl_add_kafka_test(kafka-dlq tests/integration/test_dlq.sh LABELS kafka TIMEOUT 300)
+atl_add_kafka_test(kafka-replicas tests/integration/test_kafka_replicas.sh LABELS kafka TIMEOUT 400)
+# real-broker only: missing topics and offsets out of range (own broker, auto-creation off), a
+# 3-node cluster losing the leader mid-stream; the rolling restart is `kafka-slow`
+# (ctest -L kafka-slow), outside the default run
+atl_add_kafka_test(kafka-topics tests/integration/test_kafka_topics.sh LABELS kafka TIMEOUT 300)
+atl_add_kafka_test(kafka-cluster tests/integration/test_kafka_cluster.sh LABELS kafka TIMEOUT 400)
+add_test(NAME kafka-rolling COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/test_kafka_cluster.sh rolling)
+set_tests_properties(kafka-rolling PROPERTIES LABELS kafka-slow TIMEOUT 400 SKIP_RETURN_CODE 77
+  ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR};ATL_BROKER=kafka")
+# osu!track's database -> Kafka -> atlasd: MariaDB + Kafka Connect/Debezium + a real broker
+# (label cdc; see README "CDC" for the command and its timing)
+atl_add_kafka_test(cdc tests/integration/test_cdc.sh LABELS cdc TIMEOUT 600)

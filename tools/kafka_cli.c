@@ -308,8 +308,14 @@ int cmd_produce(int argc, char **argv)
         {"topic", CLI_STR, &p.topic, "T",
          "topic for every row (default: hiscore rows to osutrack.hiscore_updates, others to "
          "osutrack.beatmaps)"},
+        {"topic-hiscores", CLI_STR, &p.topic_hiscores, "T",
+         "topic of hiscore rows (default osutrack.hiscore_updates)"},
+        {"topic-beatmaps", CLI_STR, &p.topic_beatmaps, "T",
+         "topic of beatmap and difficulty rows (default osutrack.beatmaps)"},
     };
-    const cli_cmd_t cmd = {"produce", "--brokers LIST [--topic T] FILE... (JSONL or CSV; - stdin)",
+    const cli_cmd_t cmd = {"produce",
+                           "--brokers LIST [--topic T | --topic-hiscores T --topic-beatmaps T] "
+                           "FILE... (JSONL or CSV; - stdin)",
                            "Replay a dump into Kafka, keyed by user (beatmap rows by beatmap id);\n"
                            "exits once every message is acknowledged.",
                            opts, ATL_ARRAY_LEN(opts)};

@@ -7,7 +7,7 @@ build=${1:-build}
 shift || true
 pkgs=(build-essential cmake pkg-config clang-format git curl
       librdkafka-dev liblmdb-dev lmdb-utils libuv1-dev libcjson-dev libxxhash-dev
-      libh2o-dev libssl-dev libzstd-dev libcurl4-openssl-dev ${ATL_EXTRA_PKGS:-})
+      libh2o-dev libssl-dev libzstd-dev libcurl4-openssl-dev libsystemd-dev ${ATL_EXTRA_PKGS:-})
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Install, build under ASan+UBSan with -Werror, and run every default test (unit, integration);
-# then a ThreadSanitizer build of the tests labelled `tsan` (the store, refresh and scheduler
-# unit tests: the thread-pool handoffs). Long soak and benchmark runs are
-# separate: see README.md.
+# Install, build under ASan+UBSan with -Werror, and run every default test (unit, integration,
+# kafka: the real-broker tests); then a ThreadSanitizer build of the tests labelled `tsan` (the
+# store, refresh and scheduler unit tests: the thread-pool handoffs). Long soak and benchmark
+# runs are separate: see README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# chromium drives the viewer test (headless, from Debian's package)
-ATL_EXTRA_PKGS="chromium" tools/setup.sh build-test -DATL_SANITIZE="address;undefined" -DATL_WERROR=ON \
+# chromium drives the viewer test (headless, from Debian's package); Java and Maven run the real
+# Apache Kafka broker of the `kafka` label (tests/kafka/: jars from Maven Central)
+extra="chromium"
+command -v java >/dev/null || extra+=" default-jre-headless"
+command -v mvn >/dev/null || extra+=" maven"
+command -v python3 >/dev/null || extra+=" python3"
+ATL_EXTRA_PKGS="$extra" tools/setup.sh build-test -DATL_SANITIZE="address;undefined" -DATL_WERROR=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo
-(cd build-test && ctest -L 'unit|integration' --output-on-failure -j 2 --timeout 600)
+(cd build-test && ctest -L '^(unit|integration|kafka)$' --output-on-failure -j 2 --timeout 600)
 cmake -S . -B build-tsan -DATL_SANITIZE=thread -DATL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target test_store test_refresh test_sched

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# Helpers for integration tests that run the real atlasd against librdkafka's mock cluster
-# (`atlasctl kafka-mock`) with temporary stores and ephemeral HTTP ports. Every process a test
-# starts is killed on exit.
+# Helpers for integration tests that run the real atlasd against a Kafka broker with temporary
+# stores and ephemeral HTTP ports. Every process a test starts is killed on exit.
+#
+# The broker is librdkafka's mock cluster (`atlasctl kafka-mock`) by default, or a real Apache
+# Kafka with ATL_BROKER=kafka (tests/kafka/start.sh): the broker the CTest fixture started in
+# ATL_KAFKA_DIR when that is set (shared by the `kafka` label's tests), else one of the test's
+# own. On a shared broker each test uses topics and a group id of its own ($TOPIC_H, $TOPIC_B,
+# $TOPIC_DLQ, $GROUP: pass them with produce/consume below; start_daemon passes them to atlasd).
 set -euo pipefail
 T=$(mktemp -d "${TMPDIR:-/tmp}/atl-it-XXXXXX")
 PIDS=()
+ATL_BROKER=${ATL_BROKER:-mock}
+KAFKA_SH=${ATL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/kafka
+OWN_KAFKA=""
+if [ "$ATL_BROKER" = kafka ]; then
+    P=${T##*/}; P=${P//[^A-Za-z0-9]/}
+    TOPIC_H=$P.hiscore_updates TOPIC_B=$P.beatmaps TOPIC_DLQ=$P.dlq GROUP=$P.atlasd
+else
+    TOPIC_H=osutrack.hiscore_updates TOPIC_B=osutrack.beatmaps TOPIC_DLQ=atlasd.dlq GROUP=atlasd
+fi
 LOGS_SHOWN=0
 show_logs() {
     [ "$LOGS_SHOWN" = 1 ] && return 0
@@ -22,6 +36,7 @@ cleanup() {
     fi
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    [ -z "$OWN_KAFKA" ] || "$KAFKA_SH/stop.sh" "$OWN_KAFKA" --kill >/dev/null 2>&1 || true
     if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
@@ -31,6 +46,40 @@ fail() {
     exit 1
 }
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
+
+# start_broker [PARTITIONS]: the mock cluster or a real broker (ATL_BROKER); sets BROKERS and
+# creates the test's topics with PARTITIONS partitions on a real broker.
+start_broker() {
+    if [ "$ATL_BROKER" = mock ]; then
+        start_mock "$@"
+        return
+    fi
+    if [ -n "${ATL_KAFKA_DIR:-}" ] && [ -s "$ATL_KAFKA_DIR/bootstrap" ]; then
+        BROKERS=$(cat "$ATL_KAFKA_DIR/bootstrap")
+    else
+        command -v java >/dev/null || { echo "java not installed: skipped"; exit 77; }
+        OWN_KAFKA=$T/kafka
+        BROKERS=$("$KAFKA_SH/start.sh" "$OWN_KAFKA" --nodes "${KAFKA_NODES:-1}" 2>"$T/kafka-start.log" |
+            head -n 1) || fail "kafka did not start: $(tail -n 5 "$T/kafka-start.log")"
+    fi
+    create_topics "${1:-4}" "$TOPIC_H" "$TOPIC_B" "$TOPIC_DLQ"
+}
+
+# create_topics PARTITIONS TOPIC... on the real broker (Kafka's own tool, in parallel)
+create_topics() {
+    local n=$1 t pids=() p
+    shift
+    for t in "$@"; do
+        "$KAFKA_SH/tool.sh" topics --bootstrap-server "$BROKERS" --create --if-not-exists \
+            --topic "$t" --partitions "$n" >>"$T/topics.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || fail "topic creation: $(tail -n 5 "$T/topics.log")"; done
+}
+
+# produce FILE... / consume TOPIC ARGS...: atlasctl produce/consume on the test's topics
+produce() { atlasctl produce --brokers "$BROKERS" --topic-hiscores "$TOPIC_H" --topic-beatmaps "$TOPIC_B" "$@"; }
+consume() { local t=$1; shift; atlasctl consume --brokers "$BROKERS" --topic "$t" "$@"; }
 
 # start_mock [PARTITIONS]: sets BROKERS; `mock_cmd down 1` etc. inject faults.
 start_mock() {
@@ -48,11 +97,36 @@ start_mock() {
 }
 mock_cmd() { echo "$*" >&7; }
 
-# start_daemon NAME DB [ARGS...]: sets PORT_<NAME> and PID_<NAME>.
+# brokers_down / brokers_up: every broker of the test's own cluster stops (SIGTERM), then starts
+# again on the same ports with its data
+brokers_down() {
+    if [ "$ATL_BROKER" = mock ]; then
+        mock_cmd down 1; mock_cmd down 2; mock_cmd down 3
+    else
+        [ -n "$OWN_KAFKA" ] || fail "brokers_down needs a broker of the test's own"
+        "$KAFKA_SH/stop.sh" "$OWN_KAFKA"
+    fi
+}
+brokers_up() {
+    if [ "$ATL_BROKER" = mock ]; then
+        mock_cmd up 1; mock_cmd up 2; mock_cmd up 3
+    else
+        local i pids=() p
+        for i in $(seq "$(cat "$OWN_KAFKA/nodes")"); do
+            "$KAFKA_SH/start.sh" "$OWN_KAFKA" --node "$i" >/dev/null 2>>"$T/kafka-start.log" &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || fail "kafka restart: $(tail -n 5 "$T/kafka-start.log")"; done
+    fi
+}
+
+# start_daemon NAME DB [ARGS...]: sets PORT_<NAME> and PID_<NAME> once /healthz answers 200.
 start_daemon() {
     local name=$1 db=$2; shift 2
     atlasd --db "$db" --brokers "$BROKERS" --http 127.0.0.1:0 --stats-interval 0 \
-        --kafka.session.timeout.ms=4000 --kafka.heartbeat.interval.ms=500 "$@" \
+        --kafka.session.timeout.ms=4000 --kafka.heartbeat.interval.ms=500 \
+        --topic-hiscores "$TOPIC_H" --topic-beatmaps "$TOPIC_B" --topic-dlq "$TOPIC_DLQ" \
+        --group "$GROUP" "$@" \
         >>"$T/$name.log" 2>&1 &
     local pid=$! i port=""
     PIDS+=($pid)

@@ -8,13 +8,13 @@ atlasctl import --db "$T/ref" --json "$T/rows.jsonl" >"$T/ref.json" 2>/dev/null
 applied=$(json_num applied <"$T/ref.json")
 split -n l/8 -d "$T/rows.jsonl" "$T/chunk."
 
-start_mock 4
+start_broker 4
 start_daemon d "$T/db" --batch-max-events 200 --batch-max-ms 20
 RANDOM=4242
 chunks=("$T"/chunk.*)
 for round in $(seq 12); do
     if [ $((round - 1)) -lt ${#chunks[@]} ]; then
-        atlasctl produce --brokers "$BROKERS" "${chunks[$((round - 1))]}" 2>/dev/null &
+        produce "${chunks[$((round - 1))]}" 2>/dev/null &
         PIDS+=($!)
     fi
     # kill while it consumes: after this start's assignment, at a random moment

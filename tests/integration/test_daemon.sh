@@ -12,9 +12,9 @@ printf '%s\n' 'not json at all' '{"user":1}' \
     '{"user":7,"beatmap_id":1,"pp":-5,"mods":0,"mode":0,"update_time":"2024-01-01 00:00:00"}' \
     >"$T/bad.jsonl"
 
-start_mock 4
-atlasctl produce --brokers "$BROKERS" "$T/rows.jsonl" 2>/dev/null
-atlasctl produce --brokers "$BROKERS" --topic osutrack.hiscore_updates "$T/bad.jsonl" 2>/dev/null
+start_broker 4
+produce "$T/rows.jsonl" 2>/dev/null
+produce "$T/bad.jsonl" 2>/dev/null
 start_daemon a "$T/db" --batch-max-events 1000
 # issue 10.6: until the group assigns partitions, /healthz says so (it answered 200 "ok")
 h=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$PORT_a/healthz" | tr -d '\n')
@@ -29,7 +29,7 @@ wait_status "$PORT_a" events_rejected 3 10
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "consumed store differs from import"
 
 # dead letters carry the original bytes and the reason
-atlasctl consume --brokers "$BROKERS" --topic atlasd.dlq --count 3 --timeout-ms 15000 >"$T/dlq.jsonl"
+consume "$TOPIC_DLQ" --count 3 --timeout-ms 15000 >"$T/dlq.jsonl"
 [ "$(wc -l <"$T/dlq.jsonl")" = 3 ] || fail "dead letters: $(cat "$T/dlq.jsonl")"
 grep -q '"atlasd-reason":"not_json"' "$T/dlq.jsonl" || fail "no not_json dead letter"
 grep -q '"atlasd-reason":"missing_field"' "$T/dlq.jsonl" || fail "no missing_field dead letter"
@@ -102,7 +102,7 @@ for h in "" "-H Range:bytes=0-3"; do
     [ "$n" = 1 ] || fail "accept-ranges sent $n times ($h)"
 done
 curl -fs "$U/snapshots/$id/manifest" | grep -q "$sha" || fail "manifest endpoint"
-curl -fs "$U/snapshots/$id/manifest" | tr -d ' \t\n' | grep -q '"kafka_offsets":{"osutrack.hiscore_updates":{"0":' ||
+curl -fs "$U/snapshots/$id/manifest" | tr -d ' \t\n' | grep -q '"kafka_offsets":{"'"$TOPIC_H"'":{"0":' ||
     fail "manifest lacks the Kafka offsets it reflects"
 for bad in nope corpus_x ../db/data.mdb %2e%2e/data.mdb corpus_1/../../x; do
     code=$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "$U/snapshots/$bad")

@@ -34,6 +34,75 @@ static void rejects(const char *json, size_t len, store_reject_t want, const cha
 
 #define REJECTS(json, want, needle) rejects(json, strlen(json), want, needle)
 
+/* Line @p n (0-based) of a file of captured messages in tests/data; static buffer. */
+static const char *data_line(const char *file, int n)
+{
+    static char line[8192];
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", ATL_TEST_DATA, file);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        abort();
+    }
+    for (int i = 0; i <= n; i++)
+        if (!fgets(line, sizeof(line), f)) {
+            fprintf(stderr, "%s has no line %d\n", path, n + 1);
+            abort();
+        }
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    return line;
+}
+
+/*
+ * What the CDC path really emits (README "CDC"), captured from MariaDB 10.11 -> Debezium 3.6.1
+ * MySQL connector -> Kafka Connect 4.1.1 JsonConverter (schemas off) -> Kafka:
+ * cdc_unwrapped.jsonl after ExtractNewRecordState (an INSERT, the same row after ON DUPLICATE
+ * KEY UPDATE, a snapshot row); cdc_envelope.jsonl without it (create, update, delete).
+ */
+static void test_cdc_messages(void)
+{
+    store_event_t ev = decode_ok(data_line("cdc_unwrapped.jsonl", 0));
+    CHECK_EQ(ev.kind, STORE_EVENT_HISCORE);
+    CHECK_EQ(ev.u.hiscore.user, 2);
+    CHECK_EQ(ev.u.hiscore.beatmap_id, 856861);
+    CHECK_EQ(ev.u.hiscore.mods_legacy, 72);
+    CHECK_EQ(ev.u.hiscore.pp, 312.5f);
+    CHECK_EQ(ev.u.hiscore.update_time, 1796167220); /* DATETIME as epoch ms, UTC */
+    ev = decode_ok(data_line("cdc_unwrapped.jsonl", 1));
+    CHECK_EQ(ev.u.hiscore.pp, 320.25f);
+    CHECK_EQ(ev.u.hiscore.update_time, 1796167222);
+    ev = decode_ok(data_line("cdc_unwrapped.jsonl", 2));
+    CHECK_EQ(ev.u.hiscore.pp, 32.605f);
+    CHECK_EQ(ev.skip, STORE_SKIP_LOW_PP);
+    /* Debezium envelopes: the row is "after" (create, update), "before" for a delete */
+    ev = decode_ok(data_line("cdc_envelope.jsonl", 0));
+    CHECK_EQ(ev.u.hiscore.user, 3);
+    CHECK_EQ(ev.u.hiscore.pp, 150.75f);
+    CHECK_EQ(ev.u.hiscore.update_time, 1796167265);
+    ev = decode_ok(data_line("cdc_envelope.jsonl", 1));
+    CHECK_EQ(ev.u.hiscore.pp, 160.5f);
+    CHECK_EQ(ev.u.hiscore.update_time, 1796167267);
+    ev = decode_ok(data_line("cdc_envelope.jsonl", 2));
+    CHECK_EQ(ev.u.hiscore.pp, 160.5f);
+    CHECK_EQ(ev.u.hiscore.update_time, 1796167267);
+    /* the JsonConverter's schema wrapper around a row */
+    char wrapped[9000];
+    snprintf(wrapped, sizeof(wrapped), "{\"schema\": {\"type\": \"struct\"}, \"payload\": %s}",
+             data_line("cdc_unwrapped.jsonl", 1));
+    ev = decode_ok(wrapped);
+    CHECK_EQ(ev.u.hiscore.pp, 320.25f);
+    REJECTS("{\"before\": null, \"after\": null, \"source\": {}, \"op\": \"d\"}",
+            STORE_REJECT_UNKNOWN_KIND, "without a row image");
+    REJECTS("{\"user\":2,\"beatmap_id\":1,\"pp\":100,\"mods\":0,\"mode\":0,\"update_time\":-1000}",
+            STORE_REJECT_BAD_TIME, "epoch milliseconds");
+    REJECTS("{\"user\":2,\"beatmap_id\":1,\"pp\":100,\"mods\":0,\"mode\":0,\"update_time\":1.5}",
+            STORE_REJECT_BAD_TIME, "epoch milliseconds");
+    REJECTS("{\"user\":2,\"beatmap_id\":1,\"pp\":100,\"mods\":0,\"mode\":0,\"update_time\":true}",
+            STORE_REJECT_WRONG_TYPE, "time string or epoch milliseconds");
+}
+
 /* An allocator for the decoder's cJSON hooks that fails from the n-th call on. */
 static long alloc_left;
 
@@ -100,6 +169,7 @@ int main(void)
     test_oom();
     test_future();
     int64_t t;
+    test_cdc_messages();
 
     store_event_t ev = decode_ok(
         "{\"user\": 2, \"beatmap_id\": 856861, \"score\": 12345678, \"pp\": 312.5, \"mods\": 72,"
