@@ -1,17 +1,20 @@
 /*
- * fastmath.c: the transcendental part of the MDE repulsive penalty and of UMAP's repulsion over
- * a block of distances, kept in their own translation unit so it alone is compiled with -ffast-math
- * (see CMakeLists.txt): that lets GCC call glibc's vector math (libmvec) for exp and log, 2 or 4
- * distances per call, which is most of the cost of an MDE evaluation. Non-finite results are
- * possible only at d = 0, which the caller never passes (it skips coincident points).
+ * fastmath.c: the inner loops of MDE (and the UMAP repulsion block), kept in their own
+ * translation unit so that they alone are compiled with -ffast-math (see CMakeLists.txt): GCC
+ * then vectorises sqrt, exp and log across edges (glibc's libmvec) and the sums of the L-BFGS
+ * vector work. The hot functions are built twice with target_clones (x86-64-v3 = AVX2 + FMA,
+ * and the portable baseline); the loader picks one per machine, so a machine always runs the
+ * same code and results stay deterministic for a given seed, input and thread count.
+ * Non-finite results are possible only at d = 0, which callers keep away from these loops.
  *
- * f(d) = -log(1 - e^-d) (PyMDE penalties.Log, exponent 1); coef = f'(d) / d = -e^-d / ((1 -
- * e^-d) d). log(1 - e) instead of log1p(-e), which has no vector variant: at the smallest
- * distances that occur (1e-6) the relative error is about 1e-10.
+ * Repulsive penalty f(d) = -log(1 - e^-d) (PyMDE penalties.Log, exponent 1); coef = f'(d) / d =
+ * -e^-d / ((1 - e^-d) d). log(1 - e) instead of log1p(-e), which has no vector variant: at the
+ * smallest distances that occur (1e-6) the relative error is about 1e-10.
  */
 #include "algo/fastmath.h"
 
 #include <math.h>
+#include <stdint.h>
 
 void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
                                    double *restrict coef, size_t n)
@@ -32,4 +35,224 @@ void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict 
 {
     for (size_t k = 0; k < n; k++)
         c[k] = 2 * b / ((0.001 + d2[k]) * (1 + a * exp(b * log(d2[k]))));
+}
+
+/* ---- 3-D evaluation ---------------------------------------------------------------------- */
+
+/*
+ * F and gradient for 3-D embeddings over a run of edges, on points padded to 4 doubles (32
+ * bytes, the 4th lane 0) so that a point is one 256-bit vector: a gather is one load, a scatter
+ * one load-add-store per endpoint. Built twice (target_clones): for x86-64-v3 (AVX2 + FMA, 4
+ * distances per libmvec call) and for the baseline (SSE2, 2 per call); the ifunc resolver
+ * picks one at load time, so a given machine always runs the same code (deterministic).
+ *
+ * Three passes per block: gather differences and squared distances; distances, penalties and
+ * coef = f'(d) / d, vectorised across edges (sqrt, exp and log through libmvec); scatter
+ * coef (x_i - x_j), the i side accumulated in a register while i repeats (edges are sorted by
+ * i). Coincident points (d = 0) contribute no gradient and no attractive penalty; a repulsive
+ * one is counted in *n_inf (its penalty is +inf, which -ffast-math must not see).
+ */
+typedef double v4d __attribute__((vector_size(32)));
+
+#define BLOCK3 256
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATL_NO_CLONES) &&  \
+    !defined(__SANITIZE_THREAD__) /* TSan instruments the ifunc resolver, which runs before it */
+#define MDE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MDE_CLONES
+#endif
+
+MDE_CLONES
+double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
+                           const uint32_t *restrict ei, const uint32_t *restrict ej,
+                           const float *restrict w, size_t n, int repulsive, size_t *restrict n_inf)
+{
+    v4d diff[BLOCK3];
+    double d2[BLOCK3], coef[BLOCK3], fb[BLOCK3];
+    double f = 0;
+    size_t inf = 0;
+    for (size_t k0 = 0; k0 < n; k0 += BLOCK3) {
+        size_t nb = n - k0 < BLOCK3 ? n - k0 : BLOCK3;
+        const uint32_t *bi = ei + k0, *bj = ej + k0;
+        for (size_t k = 0; k < nb; k++) {
+            v4d t = *(const v4d *)(xp + 4 * (size_t)bi[k]) - *(const v4d *)(xp + 4 * (size_t)bj[k]);
+            diff[k] = t;
+            t *= t;
+            d2[k] = t[0] + t[1] + t[2];
+        }
+        if (repulsive) {
+            for (size_t k = 0; k < nb; k++) {
+                double q = d2[k], z = q > 0 ? 1.0 : 0.0;
+                double d = sqrt(q > 0 ? q : 1.0);
+                double em = exp(-d), u = 1.0 - em;
+                fb[k] = z * -log(u);
+                coef[k] = z * (-em / (u * d));
+            }
+            for (size_t k = 0; k < nb; k++)
+                inf += !(d2[k] > 0);
+        } else {
+            const float *bw = w + k0;
+            for (size_t k = 0; k < nb; k++) {
+                double q = d2[k], z = q > 0 ? 1.0 : 0.0;
+                double d = sqrt(q > 0 ? q : 1.0), wk = (double)bw[k];
+                fb[k] = z * wk * d;
+                coef[k] = z * wk / d;
+            }
+        }
+        for (size_t k = 0; k < nb; k++)
+            f += fb[k];
+        /* scatter: the i side stays in a register while i repeats */
+        uint32_t cur = bi[0];
+        v4d acc = {0, 0, 0, 0};
+        for (size_t k = 0; k < nb; k++) {
+            v4d t = diff[k] * coef[k];
+            if (bi[k] != cur) {
+                *(v4d *)(gp + 4 * (size_t)cur) += acc;
+                acc = (v4d){0, 0, 0, 0};
+                cur = bi[k];
+            }
+            acc += t;
+            *(v4d *)(gp + 4 * (size_t)bj[k]) -= t;
+        }
+        *(v4d *)(gp + 4 * (size_t)cur) += acc;
+    }
+    *n_inf += inf;
+    return f;
+}
+
+/* ---- L-BFGS vector work ------------------------------------------------------------------ */
+
+/*
+ * The vector loops of mde.c's L-BFGS and line search. Their sums must be reassociated to be
+ * vectorised (-ffast-math here): the order is fixed by the code the clone was built for, so a
+ * machine always gets the same result. @p z may be NULL (no dot product, 0 returned).
+ */
+MDE_CLONES
+double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n)
+{
+    double s = 0;
+    for (size_t k = 0; k < n; k++)
+        s += a[k] * b[k];
+    return s;
+}
+
+/* d += a y, then return z . d */
+MDE_CLONES
+double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
+                              const double *restrict z, size_t n)
+{
+    double s = 0;
+    if (z) {
+        for (size_t k = 0; k < n; k++) {
+            double v = d[k] + a * y[k];
+            d[k] = v;
+            s += z[k] * v;
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            d[k] += a * y[k];
+    }
+    return s;
+}
+
+/* d *= a, then return z . d */
+MDE_CLONES
+double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n)
+{
+    double s = 0;
+    if (z) {
+        for (size_t k = 0; k < n; k++) {
+            double v = d[k] * a;
+            d[k] = v;
+            s += z[k] * v;
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            d[k] *= a;
+    }
+    return s;
+}
+
+/* out = x + t d */
+MDE_CLONES
+void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
+                           const double *restrict d, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        out[k] = x[k] + t * d[k];
+}
+
+/* s = t d, y = g - gp; returns y . s and writes y . y to *yy */
+MDE_CLONES
+double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *yy)
+{
+    double ys = 0, q = 0;
+    for (size_t k = 0; k < n; k++) {
+        double sk = t * d[k], yk = g[k] - gp[k];
+        s[k] = sk;
+        y[k] = yk;
+        ys += yk * sk;
+        q += yk * yk;
+    }
+    *yy = q;
+    return ys;
+}
+
+/* max |d[k]| and sum |d[k]| */
+MDE_CLONES
+void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs)
+{
+    double mx = 0, s = 0;
+    for (size_t k = 0; k < n; k++) {
+        double v = fabs(d[k]);
+        mx = v > mx ? v : mx;
+        s += v;
+    }
+    *max_abs = mx;
+    *sum_abs = s;
+}
+
+/*
+ * dim 3: pad rows of @p x into @p xp (4 doubles each, 4th 0), and the reduction of @p n_buf
+ * padded gradient buffers (each n rows, in buffer order) scaled by @p scale into @p grad.
+ */
+MDE_CLONES
+void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n)
+{
+    for (size_t v = 0; v < n; v++) {
+        xp[4 * v] = x[3 * v], xp[4 * v + 1] = x[3 * v + 1], xp[4 * v + 2] = x[3 * v + 2];
+        xp[4 * v + 3] = 0;
+    }
+}
+
+MDE_CLONES
+void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
+                           double *restrict grad)
+{
+    for (size_t v = 0; v < n; v++) {
+        v4d s = *(const v4d *)(gp + 4 * v);
+        for (size_t c = 1; c < n_buf; c++)
+            s += *(const v4d *)(gp + 4 * (c * n + v));
+        s *= scale;
+        grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
+    }
+}
+
+/* dim 3: x += t d, then subtract the column means (the Centered projection after a step) */
+MDE_CLONES
+void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n)
+{
+    double s0 = 0, s1 = 0, s2 = 0;
+    for (size_t v = 0; v < n; v++) {
+        double a = x[3 * v] + t * d[3 * v], b = x[3 * v + 1] + t * d[3 * v + 1];
+        double c = x[3 * v + 2] + t * d[3 * v + 2];
+        x[3 * v] = a, x[3 * v + 1] = b, x[3 * v + 2] = c;
+        s0 += a, s1 += b, s2 += c;
+    }
+    s0 /= (double)n, s1 /= (double)n, s2 /= (double)n;
+    for (size_t v = 0; v < n; v++)
+        x[3 * v] -= s0, x[3 * v + 1] -= s1, x[3 * v + 2] -= s2;
 }

@@ -28,6 +28,7 @@ void layout_opts_default(layout_opts_t *o)
     o->warm_alpha = 0.05;
     o->negative_sample_rate = 5;
     o->seed = 42;
+    o->n_threads = 2;
 }
 
 /* ---- a, b (§4) ------------------------------------------------------------------------- */
@@ -534,39 +535,51 @@ static double clip4(double v)
     return v > 4 ? 4 : (v < -4 ? -4 : v);
 }
 
-static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
-                    double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o,
-                    const uint8_t *movable)
+/*
+ * Deterministic parallel SGD. The edges (in head order) are cut into one contiguous part per
+ * thread at head boundaries, and the points into the matching ranges: part t owns the points
+ * whose index falls in its range. Within an epoch, part t reads and writes its own points live,
+ * reads every other point from a snapshot taken at the start of the epoch, and adds its moves
+ * of other parts' points (attraction of a tail) into a buffer of its own, applied after the
+ * epoch in part order. Each part draws its negative samples from its own RNG stream. Nothing
+ * then depends on which thread ran a part or when, so a seed and a thread count reproduce a run
+ * bit for bit; with one thread every point is read live, as in the serial algorithm.
+ */
+typedef struct sgd {
+    const edges_t *e;
+    uint32_t n, parts;
+    double *y, *snap, *delta; /* delta: parts x 2n */
+    const size_t *order;      /* edge indices in head order (movable ones only, if set) */
+    size_t *cut;              /* parts + 1 boundaries in order[] */
+    uint32_t *own;            /* parts + 1 boundaries of owned points */
+    double *eps, *next, *next_neg;
+    rng_t *rng; /* one per part */
+    double a, b, alpha;
+    uint32_t ep, neg_rate;
+    const uint8_t *movable;
+} sgd_t;
+
+static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
 {
-    double *eps = malloc((e->m + 1) * sizeof(double)), *next = malloc((e->m + 1) * sizeof(double));
-    double *next_neg = malloc((e->m + 1) * sizeof(double)), wmax = 0;
-    size_t *live = movable ? malloc((e->m + 1) * sizeof(*live)) : NULL, n_live = e->m;
-    if (!eps || !next || !next_neg || (movable && !live)) {
-        free(eps), free(next), free(next_neg), free(live);
-        return -ENOMEM;
-    }
-    if (movable) { /* only edges with a moving end do anything */
-        n_live = 0;
-        for (size_t q = 0; q < e->m; q++)
-            if (movable[e->head[q]] || movable[e->tail[q]])
-                live[n_live++] = q;
-    }
-    for (size_t q = 0; q < e->m; q++)
-        wmax = fmax(wmax, e->w[q]);
-    for (size_t q = 0; q < e->m; q++) {
-        eps[q] = wmax / e->w[q];
-        next[q] = eps[q];
-        next_neg[q] = eps[q] / neg_rate;
-    }
-    double alpha = alpha0;
-    int rc = 0;
-    for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
-        for (size_t x = 0; x < n_live; x++) {
-            size_t q = live ? live[x] : x;
-            if (next[q] > ep)
+    (void)tid;
+    sgd_t *s = ud;
+    const edges_t *e = s->e;
+    for (size_t t = begin; t < end; t++) {
+        uint32_t lo = s->own[t], hi = s->own[t + 1], n = s->n, ep = s->ep;
+        double *y = s->y, *dl = s->delta + t * 2 * (size_t)n;
+        const double *snap = s->parts > 1 ? s->snap : s->y;
+        double a = s->a, b = s->b, alpha = s->alpha;
+        const uint8_t *movable = s->movable;
+        rng_t *r = &s->rng[t];
+        for (size_t x = s->cut[t]; x < s->cut[t + 1]; x++) {
+            size_t q = s->order[x];
+            if (s->next[q] > ep)
                 continue;
-            double *yj = y + 2 * (size_t)e->head[q], *yk = y + 2 * (size_t)e->tail[q];
-            int mj = !movable || movable[e->head[q]], mk = !movable || movable[e->tail[q]];
+            uint32_t hj = e->head[q], tk = e->tail[q];
+            int own_k = tk >= lo && tk < hi;
+            double *yj = y + 2 * (size_t)hj;
+            const double *yk = own_k ? y + 2 * (size_t)tk : snap + 2 * (size_t)tk;
+            int mj = !movable || movable[hj], mk = !movable || movable[tk];
             double dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
             if (d2 > 0) {
                 double p = pow(d2, b); /* d2^(b-1) = p / d2 */
@@ -574,19 +587,22 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                 double gx = clip4(c * dx), gy = clip4(c * dy);
                 if (mj)
                     yj[0] += alpha * gx, yj[1] += alpha * gy;
-                if (mk)
-                    yk[0] -= alpha * gx, yk[1] -= alpha * gy;
+                if (mk) {
+                    double *wk = own_k ? y + 2 * (size_t)tk : dl + 2 * (size_t)tk;
+                    wk[0] -= alpha * gx, wk[1] -= alpha * gy;
+                }
             }
-            next[q] += eps[q];
-            double eps_neg = eps[q] / neg_rate;
-            int m = mj ? (int)((ep - next_neg[q]) / eps_neg) : 0; /* negatives move y_j only */
+            s->next[q] += s->eps[q];
+            double eps_neg = s->eps[q] / s->neg_rate;
+            int m = mj ? (int)((ep - s->next_neg[q]) / eps_neg) : 0; /* negatives move y_j only */
             /* negatives in batches: their coefficients are computed together (vectorised) from
              * y_j as it is after the attraction step, then applied in order */
             for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
                 int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH, cnt = 0;
                 double nx[NEG_BATCH], ny[NEG_BATCH], s2[NEG_BATCH], c[NEG_BATCH];
-                for (int t = 0; t < nb; t++) {
-                    const double *ys = y + 2 * rng_below(r, n);
+                for (int u = 0; u < nb; u++) {
+                    uint32_t o = (uint32_t)rng_below(r, n);
+                    const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
                     double sx = yj[0] - ys[0], sy = yj[1] - ys[1], ss = sx * sx + sy * sy;
                     if (!(ss > 0))
                         continue; /* the point itself, or a coincident one: no force */
@@ -596,18 +612,115 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                     cnt++;
                 }
                 fastmath__umap_repulsion_block(s2, c, (size_t)cnt, a, b);
-                for (int t = 0; t < cnt; t++) {
-                    yj[0] += alpha * clip4(c[t] * nx[t]);
-                    yj[1] += alpha * clip4(c[t] * ny[t]);
+                for (int u = 0; u < cnt; u++) {
+                    yj[0] += alpha * clip4(c[u] * nx[u]);
+                    yj[1] += alpha * clip4(c[u] * ny[u]);
                 }
             }
-            next_neg[q] += (mj ? m : (int)((ep - next_neg[q]) / eps_neg)) * eps_neg;
+            s->next_neg[q] += (mj ? m : (int)((ep - s->next_neg[q]) / eps_neg)) * eps_neg;
         }
-        alpha = alpha0 * (1 - (double)ep / n_epochs);
+    }
+    return 0;
+}
+
+/* Edge indices in head order (stable), only those with a moving end if @p movable is set. */
+static size_t *head_order(const edges_t *e, uint32_t n, const uint8_t *movable, size_t *n_out)
+{
+    size_t *cnt = calloc((size_t)n + 1, sizeof(*cnt)), *order = malloc((e->m + 1) * sizeof(*order));
+    if (!cnt || !order) {
+        free(cnt), free(order);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t q = 0; q < e->m; q++)
+        if (!movable || movable[e->head[q]] || movable[e->tail[q]])
+            cnt[e->head[q] + 1]++, k++;
+    for (uint32_t i = 0; i < n; i++)
+        cnt[i + 1] += cnt[i];
+    for (size_t q = 0; q < e->m; q++)
+        if (!movable || movable[e->head[q]] || movable[e->tail[q]])
+            order[cnt[e->head[q]]++] = q;
+    free(cnt);
+    *n_out = k;
+    return order;
+}
+
+static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
+                    double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o,
+                    const uint8_t *movable)
+{
+    unsigned parts = o->n_threads < 1 ? 1 : (o->n_threads > 64 ? 64 : o->n_threads);
+    sgd_t s = {.e = e, .n = n, .y = y, .a = a, .b = b, .neg_rate = neg_rate, .movable = movable};
+    size_t n_live = 0;
+    s.order = head_order(e, n, movable, &n_live);
+    if (n_live < 2 * (size_t)parts)
+        parts = 1;
+    s.parts = parts;
+    s.eps = malloc((e->m + 1) * sizeof(double));
+    s.next = malloc((e->m + 1) * sizeof(double));
+    s.next_neg = malloc((e->m + 1) * sizeof(double));
+    s.cut = malloc((parts + 1) * sizeof(*s.cut));
+    s.own = malloc((parts + 1) * sizeof(*s.own));
+    s.rng = malloc(parts * sizeof(*s.rng));
+    s.snap = parts > 1 ? malloc(2 * (size_t)n * sizeof(double)) : NULL;
+    s.delta = parts > 1 ? calloc(2 * (size_t)n * parts, sizeof(double)) : NULL;
+    int rc = 0;
+    if (!s.order || !s.eps || !s.next || !s.next_neg || !s.cut || !s.own || !s.rng ||
+        (parts > 1 && (!s.snap || !s.delta))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    double wmax = 0;
+    for (size_t q = 0; q < e->m; q++)
+        wmax = fmax(wmax, e->w[q]);
+    for (size_t q = 0; q < e->m; q++) {
+        s.eps[q] = wmax / e->w[q];
+        s.next[q] = s.eps[q];
+        s.next_neg[q] = s.eps[q] / neg_rate;
+    }
+    /* parts of about equal edge counts, cut where the head changes; part t owns the points
+     * from its first head up to the next part's first head */
+    s.cut[0] = 0, s.own[0] = 0;
+    for (unsigned t = 1; t < parts; t++) {
+        size_t c = n_live * t / parts;
+        if (c < s.cut[t - 1])
+            c = s.cut[t - 1];
+        while (c > s.cut[t - 1] && c < n_live && e->head[s.order[c]] == e->head[s.order[c - 1]])
+            c++;
+        s.cut[t] = c;
+        s.own[t] = c < n_live ? e->head[s.order[c]] : n;
+        if (s.own[t] < s.own[t - 1])
+            s.own[t] = s.own[t - 1];
+    }
+    s.cut[parts] = n_live, s.own[parts] = n;
+    s.rng[0] = *r; /* one part: the serial stream */
+    for (unsigned t = 1; t < parts; t++)
+        rng_init(&s.rng[t], rng_next(r) ^ t);
+    s.alpha = alpha0;
+    par_pool_t *pool = NULL;
+    if (parts > 1 && (rc = par_pool_new(parts, &pool)) != 0)
+        goto out;
+    for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
+        s.ep = ep;
+        if (parts > 1)
+            memcpy(s.snap, y, 2 * (size_t)n * sizeof(double));
+        if ((rc = par_pool_for(pool, parts, 1, sgd_part, &s)) != 0)
+            break;
+        for (unsigned t = 0; parts > 1 && t < parts; t++) {
+            double *dl = s.delta + t * 2 * (size_t)n;
+            for (size_t k = 0; k < 2 * (size_t)n; k++)
+                y[k] += dl[k];
+            memset(dl, 0, 2 * (size_t)n * sizeof(double));
+        }
+        s.alpha = alpha0 * (1 - (double)ep / n_epochs);
         if (o->progress && o->progress(o->progress_ud, "layout", (double)(ep + 1) / n_epochs))
             rc = ATL_ECANCELED;
     }
-    free(eps), free(next), free(next_neg), free(live);
+    *r = s.rng[0];
+    par_pool_free(pool);
+out:
+    free((void *)s.order), free(s.eps), free(s.next), free(s.next_neg), free(s.cut), free(s.own);
+    free(s.rng), free(s.snap), free(s.delta);
     return rc;
 }
 

@@ -5,7 +5,8 @@
  * UMAP as umap-learn 0.5 fit_transform (McInnes, Healy, Melville 2018; shared/reference/
  * UMAP_SPEC.md): exact kNN (k-d tree; k includes the point itself), smooth kNN distances by
  * binary search, fuzzy union, a/b fitted to min_dist, edges pruned below max/N, SGD with 5
- * negative samples per positive, serial so that a seed reproduces a run bit for bit. Cold start
+ * negative samples per positive; the SGD runs on n_threads with the edges partitioned by head
+ * (see layout.c), so that a seed and a thread count reproduce a run bit for bit. Cold start
  * from PCA of the input (allowed by DESIGN; umap-learn's default is spectral). Warm start
  * (UMAP_SPEC §9 "fresh clock"): previous positions as they are, new points at the weighted mean
  * of their placed neighbours, warm_epochs epochs from warm_alpha.
@@ -26,6 +27,7 @@ typedef struct layout_opts {
     double warm_alpha;             /* initial learning rate of a warm run (default 0.05) */
     uint32_t negative_sample_rate; /* default 5 */
     uint64_t seed;
+    unsigned n_threads; /* SGD threads (default 2): the result is identical for a given count */
     /* warm runs only: if set, only points with movable[i] move; the others keep their place
      * (their edges still pull and push the movable ones). NULL: every point moves. */
     const uint8_t *movable;
@@ -52,7 +54,7 @@ int layout_fit_ab(double min_dist, double spread, double *a, double *b);
  * Lay out @p n points of dimension @p dim (row-major @p x) in 2-D into @p y (n x 2).
  * @param[in] placed  NULL for a cold run; else rows with placed[i] != 0 start at y[i] (warm).
  * @return 0, -EINVAL (n < 2, bad options, non-finite input), -ENOMEM, ATL_ECANCELED.
- * Deterministic for a seed. Single-threaded SGD (umap-learn is too, when seeded).
+ * Deterministic for a seed and o->n_threads.
  */
 int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *o, double *y,
                 const uint8_t *placed, layout_result_t *res);

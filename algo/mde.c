@@ -2,10 +2,12 @@
  * mde.c: PyMDE-compatible MDE with L-BFGS and a strong-Wolfe line search. See mde.h.
  *
  * Evaluation of F and its gradient dominates the run time (about one evaluation per
- * iteration). Edges are split into exactly n_threads contiguous chunks, each with its own
- * gradient buffer, reduced in chunk order, so results are bitwise identical for a given thread
- * count whatever the scheduling. Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d),
- * grad_i += c (x_i - x_j), grad_j -= c (x_i - x_j); d = 0 contributes nothing.
+ * iteration); in 3-D it runs on rows padded to 4 doubles through fastmath__mde_eval3 (fastmath.c,
+ * vectorised), and the L-BFGS vector loops go through the kernel file's fused helpers. Edges are
+ * split into exactly n_threads contiguous chunks, each with its own gradient buffer, reduced in
+ * chunk order, so results are bitwise identical for a given thread count whatever the scheduling.
+ * Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d), grad_i += c (x_i - x_j), grad_j -= c
+ * (x_i - x_j); d = 0 contributes nothing.
  *
  * The line search is a re-derivation of PyTorch's `_strong_wolfe` (from minFunc): bracketing
  * with cubic extrapolation in [t + 0.01 (t - t_prev), 10 t], then zoom with safeguarded cubic
@@ -339,7 +341,24 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->ej = malloc(cap * sizeof(*m->ej));
     m->w = malloc(cap * sizeof(*m->w));
     m->buf = malloc(n_buffers(m) * m->nx * sizeof(double));
-    m->hist = malloc(2 * (size_t)m->o.memory * m->nx * sizeof(hist_t) + 1);
+    if (par_pool_new(m->o.n_threads, &m->pool) != 0) {
+        free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
+        memset(m, 0, sizeof(*m));
+        return -ENOMEM;
+    }
+    if (o->dim == 3) {
+        size_t row_bytes = 4 * sizeof(double), n_pad = (size_t)n + 1;
+        m->xp = aligned_alloc(32, n_pad * row_bytes);
+        m->gp = aligned_alloc(32, n_pad * row_bytes * m->o.n_threads);
+        if (!m->xp || !m->gp) {
+            free(m->xp), free(m->gp);
+            free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
+            par_pool_free(m->pool);
+            memset(m, 0, sizeof(*m));
+            return -ENOMEM;
+        }
+    }
+    m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(hist_t) + 1);
     adjacency_t adj = {0};
     int rc = 0;
     if (!m->ei || !m->ej || !m->w || !m->buf || !m->hist || adjacency_build(n, knn, &adj) != 0) {
@@ -372,6 +391,9 @@ void mde_destroy(mde_t *m)
     free(m->perm);
     free(m->inv);
     free(m->xo);
+    free(m->xp);
+    free(m->gp);
+    par_pool_free(m->pool);
     memset(m, 0, sizeof(*m));
 }
 
@@ -538,6 +560,28 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
     return f;
 }
 
+/* dim 3: the chunk's edges through the padded kernel (attractive, then repulsive part) */
+static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const eval_job_t *j = ud;
+    const mde_t *m = j->m;
+    size_t c = begin / j->chunk, n_inf = 0, split = m->m_attr;
+    double *g = m->gp + c * 4 * (size_t)m->n, f = 0;
+    memset(g, 0, 4 * (size_t)m->n * sizeof(double));
+    if (begin < split) {
+        size_t e = end < split ? end : split;
+        f += fastmath__mde_eval3(m->xp, g, m->ei + begin, m->ej + begin, m->w + begin, e - begin, 0,
+                                 &n_inf);
+    }
+    if (end > split) {
+        size_t b = begin > split ? begin : split;
+        f += fastmath__mde_eval3(m->xp, g, m->ei + b, m->ej + b, m->w + b, end - b, 1, &n_inf);
+    }
+    j->f_chunk[c] = n_inf ? (double)INFINITY : f;
+    return 0;
+}
+
 static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
@@ -585,8 +629,16 @@ static double eval_internal(const mde_t *m, const double *x, double *grad)
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
-    par_for(m->m, j.chunk, nt, eval_body, &j);
     double f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
+    if (m->xp) {
+        fastmath__mde_pad3(x, m->xp, m->n);
+        par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
+        for (size_t c = 0; c < n_chunks; c++)
+            f += f_chunk[c];
+        fastmath__mde_reduce3(m->gp, n_chunks, m->n, inv_p, grad);
+        return f * inv_p;
+    }
+    par_pool_for(m->pool, m->m, j.chunk, eval_body, &j);
     memset(grad, 0, m->nx * sizeof(double));
     for (size_t c = 0; c < n_chunks; c++) {
         const double *g = buf(m, B_FIXED_COUNT + c);
@@ -613,18 +665,14 @@ double mde_distortion(const mde_t *m, const double *x)
 
 static double dot(const double *a, const double *b, size_t n)
 {
-    double s = 0;
-    for (size_t k = 0; k < n; k++)
-        s += a[k] * b[k];
-    return s;
+    return fastmath__mde_dot(a, b, n);
 }
 
 /* f and gradient (into g) at x + t d; the trial point is kept in B_XT. */
 static double phi(mde_t *m, const double *x, double t, const double *d, double *g, unsigned *evals)
 {
     double *xt = buf(m, B_XT);
-    for (size_t k = 0; k < m->nx; k++)
-        xt[k] = x[k] + t * d[k];
+    fastmath__mde_axpy_to(xt, x, t, d, m->nx);
     (*evals)++;
     return eval_internal(m, xt, g);
 }
@@ -679,9 +727,8 @@ static ls_point_t ls_eval(mde_t *m, const double *x, const double *d, double t,
 static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, double t, double f0,
                                double gtd0, unsigned *evals)
 {
-    double dmax = 0;
-    for (size_t k = 0; k < m->nx; k++)
-        dmax = fabs(d[k]) > dmax ? fabs(d[k]) : dmax;
+    double dmax, l1;
+    fastmath__mde_norms(d, m->nx, &dmax, &l1);
     ls_point_t zero = {0, f0, gtd0, B_G}, prev = zero, cur, br[2];
     cur = ls_eval(m, x, d, t, &prev, 1, evals);
     for (int h = 0; h < 10 && !(isfinite(cur.f) && isfinite(cur.gtd)); h++)
@@ -763,7 +810,7 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
  * product the next pair needs, so every history vector is read once per loop.
  */
 static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head, double gamma,
-                     const double *rho)
+                     const double *rho, const int *phys)
 {
     size_t nx = m->nx;
     double alpha[64];
@@ -771,53 +818,20 @@ static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head,
     for (int k = 0; k < n_hist; k++)
         slot[k] = (head + k) % (int)m->o.memory;
     memcpy(d, g, nx * sizeof(double)); /* q */
-    double next = 0;
-    if (n_hist > 0) {
-        const hist_t *s = hist_s(m, slot[n_hist - 1]);
-        for (size_t i = 0; i < nx; i++)
-            next += (double)s[i] * d[i];
-    }
+    double next = n_hist > 0 ? fastmath__mde_dot(hist_s(m, phys[slot[n_hist - 1]]), d, nx) : 0;
     for (int k = n_hist - 1; k >= 0; k--) {
         alpha[k] = rho[slot[k]] * next;
-        const hist_t *y = hist_y(m, slot[k]);
-        const hist_t *sp = k > 0 ? hist_s(m, slot[k - 1]) : NULL;
-        double a = alpha[k], acc = 0;
-        if (sp) {
-            for (size_t i = 0; i < nx; i++) {
-                d[i] -= a * (double)y[i];
-                acc += (double)sp[i] * d[i];
-            }
-        } else {
-            for (size_t i = 0; i < nx; i++)
-                d[i] -= a * (double)y[i];
-        }
-        next = acc;
+        const hist_t *sp = k > 0 ? hist_s(m, phys[slot[k - 1]]) : NULL;
+        next = fastmath__mde_axpy_dot(d, -alpha[k], hist_y(m, phys[slot[k]]), sp, nx);
     }
     /* r = gamma q, fused with the first dot of the second loop */
-    next = 0;
-    const hist_t *y0 = n_hist > 0 ? hist_y(m, slot[0]) : NULL;
-    for (size_t i = 0; i < nx; i++) {
-        d[i] *= gamma;
-        if (y0)
-            next += (double)y0[i] * d[i];
-    }
+    next = fastmath__mde_scale_dot(d, gamma, n_hist > 0 ? hist_y(m, phys[slot[0]]) : NULL, nx);
     for (int k = 0; k < n_hist; k++) {
-        double c = alpha[k] - rho[slot[k]] * next, acc = 0;
-        const hist_t *s = hist_s(m, slot[k]);
-        const hist_t *yn = k + 1 < n_hist ? hist_y(m, slot[k + 1]) : NULL;
-        if (yn) {
-            for (size_t i = 0; i < nx; i++) {
-                d[i] += c * (double)s[i];
-                acc += (double)yn[i] * d[i];
-            }
-        } else {
-            for (size_t i = 0; i < nx; i++)
-                d[i] += c * (double)s[i];
-        }
-        next = acc;
+        double c = alpha[k] - rho[slot[k]] * next;
+        const hist_t *yn = k + 1 < n_hist ? hist_y(m, phys[slot[k + 1]]) : NULL;
+        next = fastmath__mde_axpy_dot(d, c, hist_s(m, phys[slot[k]]), yn, nx);
     }
-    for (size_t i = 0; i < nx; i++)
-        d[i] = -d[i];
+    fastmath__mde_scale_dot(d, -1.0, NULL, nx);
 }
 
 /* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
@@ -837,38 +851,37 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     double f = eval_internal(m, x, g), t_prev = 0;
     int n_hist = 0, head = 0, restart = 1, rc = 0;
     double gamma = 1, f_hist[10];
+    /* pair slot -> buffer; buffer `spare` takes each new pair, swapped in when it is kept */
+    int phys[65], spare = (int)m->o.memory;
+    for (int k = 0; k <= (int)m->o.memory; k++)
+        phys[k] = k;
     uint32_t it = 0;
     for (; it < m->o.max_iter; it++) {
         double r = sqrt(dot(g, g, nx));
         if (!restart) {
             /* s = t_prev d_prev, y = g - g_prev, stored if y's > 1e-10 (scratch first, so a
              * rejected pair never overwrites the oldest stored one) */
-            double *s = buf(m, B_Q), *y = buf(m, B_XT);
-            for (size_t k = 0; k < nx; k++) {
-                s[k] = t_prev * d[k];
-                y[k] = g[k] - gprev[k];
-            }
-            double ys = dot(y, s, nx);
+            double yy;
+            double ys = fastmath__mde_pair(hist_s(m, spare), hist_y(m, spare), t_prev, d, g, gprev,
+                                           nx, &yy);
             if (ys > 1e-10) {
                 int slot = (head + n_hist) % (int)m->o.memory;
                 if (n_hist == (int)m->o.memory)
                     head = (head + 1) % (int)m->o.memory;
                 else
                     n_hist++;
-                hist_t *hs = hist_s(m, slot), *hy = hist_y(m, slot);
-                for (size_t k = 0; k < nx; k++) {
-                    hs[k] = s[k];
-                    hy[k] = y[k];
-                }
+                int t = phys[slot];
+                phys[slot] = spare;
+                spare = t;
                 rho[slot] = 1.0 / ys;
-                gamma = ys / dot(y, y, nx);
+                gamma = ys / yy;
             }
         }
         if (restart || n_hist == 0) {
             for (size_t k = 0; k < nx; k++)
                 d[k] = -g[k];
         } else {
-            two_loop(m, g, d, n_hist, head, gamma, rho);
+            two_loop(m, g, d, n_hist, head, gamma, rho, phys);
         }
         double gtd = dot(g, d, nx);
         if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
@@ -879,18 +892,21 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         }
         double t0 = 1;
         if (restart) {
-            double l1 = 0;
-            for (size_t k = 0; k < nx; k++)
-                l1 += fabs(g[k]);
+            double gmax, l1;
+            fastmath__mde_norms(g, nx, &gmax, &l1);
             t0 = l1 > 1 ? 1 / l1 : 1;
         }
         memcpy(gprev, g, nx * sizeof(double));
         ls_point_t p = strong_wolfe(m, x, d, t0, f, gtd, &evals);
         restart = 0;
         if (p.t > 0) {
-            for (size_t k = 0; k < nx; k++)
-                x[k] += p.t * d[k];
-            center(m, x);
+            if (m->o.dim == 3) {
+                fastmath__mde_step_center3(x, p.t, d, m->n);
+            } else {
+                for (size_t k = 0; k < nx; k++)
+                    x[k] += p.t * d[k];
+                center(m, x);
+            }
             f = p.f;
             memcpy(g, buf(m, p.g), nx * sizeof(double));
         } else {

@@ -59,12 +59,15 @@ typedef struct mde {
     uint32_t n;
     size_t m, m_attr; /* all edges; the first m_attr are attractive */
     uint32_t *ei, *ej;
-    float *w;             /* > 0 attractive weight, < 0 repulsive */
-    size_t nx;            /* n * dim */
-    double *buf;          /* workspace, see mde.c */
-    double *hist;         /* L-BFGS pairs (s, y), memory x 2 x n x dim */
-    uint32_t *perm, *inv; /* internal (locality) order of items: perm[new] = old */
-    double *xo;           /* x in internal order during mde_run */
+    float *w;              /* > 0 attractive weight, < 0 repulsive */
+    size_t nx;             /* n * dim */
+    double *buf;           /* workspace, see mde.c */
+    double *hist;          /* L-BFGS pairs (s, y), memory x 2 x n x dim */
+    uint32_t *perm, *inv;  /* internal (locality) order of items: perm[new] = old */
+    double *xo;            /* x in internal order during mde_run */
+    struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
+    double *xp, *gp;       /* dim 3: x padded to 4 doubles a row, and one padded gradient
+                            * buffer per thread (NULL for other dimensions) */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);

@@ -6,7 +6,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 typedef struct par_job {
@@ -74,4 +76,168 @@ int par_for(size_t n, size_t chunk, unsigned n_threads, par_body_cb body, void *
         pthread_join(th[t].th, NULL);
     free(th);
     return rc ? rc : atomic_load(&job.rc);
+}
+
+/* ---- pool -------------------------------------------------------------------------------- */
+
+/*
+ * A loop is published as a generation: `claim` packs the generation (24 bits), the number of
+ * chunks (20 bits) and the next chunk (20 bits). A thread claims chunk i of generation g by CAS
+ * from (g, n, i) to (g, n, i + 1), so a worker that woke late for an old generation can never
+ * take a chunk of a newer one; after a successful claim the loop's fields are stable (the
+ * caller publishes a new loop only after every chunk of the current one is done). The caller
+ * takes chunks like the workers, then waits only for chunks that were claimed and are still
+ * running.
+ */
+#define POOL_GEN(v)   ((uint32_t)((v) >> 40))
+#define POOL_NCH(v)   ((uint32_t)((v) >> 20) & 0xfffffu)
+#define POOL_NEXT(v)  ((uint32_t)(v)&0xfffffu)
+#define POOL_MAX_CH   0xfffffu
+#define POOL_GEN_MASK 0xffffffu
+
+struct par_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned n_workers;
+    int stop;
+    uint32_t gen;           /* under mu: the newest generation */
+    _Atomic uint64_t claim; /* generation, chunks, next chunk (see above) */
+    atomic_size_t done;     /* chunks finished in the current generation */
+    atomic_int rc;
+    size_t n, chunk, n_chunks; /* the current loop */
+    par_body_cb body;
+    void *ud;
+    pthread_t th[];
+};
+
+/* Take and run chunks of generation @p g until none is left. */
+static void pool_work(par_pool_t *p, uint32_t g, unsigned tid)
+{
+    g &= POOL_GEN_MASK;
+    uint64_t v = atomic_load(&p->claim);
+    for (;;) {
+        if (POOL_GEN(v) != g || POOL_NEXT(v) >= POOL_NCH(v))
+            return;
+        if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1))
+            continue;
+        size_t begin = (size_t)POOL_NEXT(v) * p->chunk;
+        size_t end = begin + p->chunk < p->n ? begin + p->chunk : p->n;
+        if (atomic_load(&p->rc) == 0) {
+            int rc = p->body(p->ud, tid, begin, end);
+            if (rc != 0) {
+                int zero = 0;
+                atomic_compare_exchange_strong(&p->rc, &zero, rc);
+            }
+        }
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        v = atomic_load(&p->claim);
+    }
+}
+
+typedef struct pool_arg {
+    par_pool_t *p;
+    unsigned tid;
+} pool_arg_t;
+
+static void *pool_main(void *arg)
+{
+    pool_arg_t a = *(pool_arg_t *)arg;
+    free(arg);
+    par_pool_t *p = a.p;
+    uint32_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->gen == seen)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop)
+            break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        pool_work(p, seen, a.tid);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int par_pool_new(unsigned n_threads, par_pool_t **out)
+{
+    if (n_threads <= 1) {
+        *out = NULL;
+        return 0;
+    }
+    unsigned nw = n_threads - 1;
+    par_pool_t *p = calloc(1, sizeof(*p) + nw * sizeof(pthread_t));
+    if (!p)
+        return -ENOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->rc, 0);
+    for (unsigned t = 0; t < nw; t++) {
+        pool_arg_t *a = malloc(sizeof(*a));
+        if (a)
+            *a = (pool_arg_t){p, t + 1};
+        if (!a || pthread_create(&p->th[t], NULL, pool_main, a) != 0) {
+            int rc = a ? -EAGAIN : -ENOMEM;
+            free(a);
+            p->n_workers = t;
+            par_pool_free(p);
+            return rc;
+        }
+        p->n_workers = t + 1;
+    }
+    *out = p;
+    return 0;
+}
+
+void par_pool_free(par_pool_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned t = 0; t < p->n_workers; t++)
+        pthread_join(p->th[t], NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int par_pool_for(par_pool_t *p, size_t n, size_t chunk, par_body_cb body, void *ud)
+{
+    if (chunk == 0)
+        chunk = 1;
+    if (!p) {
+        for (size_t b = 0; b < n; b += chunk) {
+            int rc = body(ud, 0, b, b + chunk < n ? b + chunk : n);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    size_t n_chunks = (n + chunk - 1) / chunk;
+    if (n_chunks > POOL_MAX_CH)
+        return -EINVAL;
+    if (n_chunks == 0)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    uint32_t g = p->gen + 1;
+    p->n = n, p->chunk = chunk, p->n_chunks = n_chunks;
+    p->body = body, p->ud = ud;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->rc, 0);
+    atomic_store(&p->claim,
+                 (uint64_t)(g & POOL_GEN_MASK) << 40 | (uint64_t)n_chunks << 20); /* next 0 */
+    p->gen = g;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pool_work(p, g, 0);
+    /* only chunks already claimed by a running worker are left */
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n_chunks)
+        sched_yield();
+    return atomic_load(&p->rc);
 }

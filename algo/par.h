@@ -23,4 +23,26 @@ typedef int (*par_body_cb)(void *ud, unsigned tid, size_t begin, size_t end);
  */
 int par_for(size_t n, size_t chunk, unsigned n_threads, par_body_cb body, void *ud);
 
+/*
+ * A pool of threads kept for many short loops (an MDE evaluation per iteration, an SGD epoch):
+ * the caller's thread takes chunks too and never waits for a worker that has not started one,
+ * so on a busy machine a loop costs no more than on one thread, instead of a scheduling
+ * delay per call. As with par_for(), results must not depend on which thread ran a chunk.
+ */
+typedef struct par_pool par_pool_t;
+
+/** A pool of @p n_threads - 1 workers (NULL for n_threads <= 1: par_pool_for runs inline).
+ * @return 0 and *out, -ENOMEM or -EAGAIN. */
+int par_pool_new(unsigned n_threads, par_pool_t **out);
+
+/** Stop and join the workers; NULL is a no-op. */
+void par_pool_free(par_pool_t *p);
+
+/**
+ * Run @p body over [0, n) in chunks of @p chunk on the pool and the calling thread (@p p NULL:
+ * on the calling thread). One loop at a time per pool. @return 0 or the first non-zero body
+ * result (the remaining chunks are skipped).
+ */
+int par_pool_for(par_pool_t *p, size_t n, size_t chunk, par_body_cb body, void *ud);
+
 #endif

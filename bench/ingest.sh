@@ -51,7 +51,7 @@ for _ in $(seq 200); do
     port=$({ grep -o 'port=[0-9]*' "$T/d.log" 2>/dev/null || true; } | head -n 1 | cut -d= -f2)
     [ -n "$port" ] && break; sleep 0.05
 done
-field() { curl -fs "http://127.0.0.1:$port/status" | tr -d '\t' | sed -n "s/^\"$1\":\([0-9]*\).*/\1/p"; }
+field() { curl -fs "http://127.0.0.1:$port/status" | tr -d '\t' | sed -n "s/^\"$1\":\([0-9]*\).*/\1/p" | head -n 1; }
 applied=$(sed -n 's/.*"applied":\([0-9]*\).*/\1/p' "$T/imp.json")
 # time from the first consumed message until every valid event is committed to the store
 while [ "$(field messages_consumed || echo 0)" = 0 ]; do sleep 0.02; done

@@ -42,8 +42,7 @@ done
 sleep 2 # the first maps are out
 t0=$(date +%s.%N)
 python3 "$CDC/rows_to_sql.py" <"$T/rows2.jsonl" | sql || fail "inserting"
-sql -e "UPDATE hiscore_updates SET pp = pp * 1.25 WHERE \`user\` IN (SELECT \`user\` FROM (SELECT DISTINCT \`user\` FROM hiscore_updates ORDER BY \`user\` LIMIT 40) u)"
-changed=$(sql -N -e "SELECT ROW_COUNT()")
+changed=$(sql -N -e "UPDATE hiscore_updates SET pp = pp * 1.25 WHERE \`user\` IN (SELECT \`user\` FROM (SELECT DISTINCT \`user\` FROM hiscore_updates ORDER BY \`user\` LIMIT 40) u); SELECT ROW_COUNT()")
 n2=$(sql -N -e "SELECT COUNT(*) FROM hiscore_updates")
 # the last statement's rows reach atlasd once messages_consumed covers every row version
 "$CDC/dump.sh" --no-defaults --socket="$DB/sock" -uroot >"$T/dump.csv"
@@ -60,7 +59,7 @@ applied=$(status "$PORT_a" events_applied)
 snap=""
 for i in $(seq 300); do
     id=$(cat "$T/db/snapshots/latest" 2>/dev/null || true)
-    if [ -n "$id" ] && [ "$(json_num events_applied <"$T/db/snapshots/$id.json")" = "$applied" ]; then
+    if [ -n "$id" ] && [ "$(tr -d " \t\n" <"$T/db/snapshots/$id.json" | json_num events_applied)" = "$applied" ]; then
         snap=$id
         break
     fi
