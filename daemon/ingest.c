@@ -92,6 +92,7 @@ struct ingest {
     char last_error[256];
     double last_error_time, started;
     double rate_t0;
+    double last_stats_s, last_resend_s; /* on_tick's periodic work, monotonic seconds */
     uint64_t rate_n0;
     double rate; /* events/s over the last stats window */
 };
@@ -689,9 +690,8 @@ static void on_tick(uv_timer_t *t)
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
         dlq_flush_deletes(ig);
         if (ig->dlq_resend && ig->dlq_in_flight == 0 && !ig->stopping) {
-            static double last_resend;
-            if (now_s() - last_resend >= 5) {
-                last_resend = now_s();
+            if (now_s() - ig->last_resend_s >= 5) {
+                ig->last_resend_s = now_s();
                 dlq_resend_pending(ig);
             }
         }
@@ -712,9 +712,9 @@ static void on_tick(uv_timer_t *t)
         ig->rate_t0 = now;
         ig->rate_n0 = ig->consumed;
     }
-    static double last_stats;
-    if (ig->cfg->stats_interval_s > 0 && now - last_stats >= (double)ig->cfg->stats_interval_s) {
-        if (last_stats > 0) {
+    if (ig->cfg->stats_interval_s > 0 &&
+        now - ig->last_stats_s >= (double)ig->cfg->stats_interval_s) {
+        if (ig->last_stats_s > 0) {
             store_counters_t c = {0};
             store_counters_get(ig->store, &c);
             LOG_INFO("stats", "ingestion",
@@ -723,7 +723,7 @@ static void on_tick(uv_timer_t *t)
                      ig->consumed, c.events_applied, ig->batches, ig->rate, ig->brokers_up,
                      ig->stalled);
         }
-        last_stats = now;
+        ig->last_stats_s = now;
     }
 }
 
@@ -1064,40 +1064,52 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
 {
     store_counters_t c = {0};
     store_counters_get(ig->store, &c);
+    text_buf_printf(
+        b,
+        "# HELP atlasd_messages_consumed_total Kafka messages consumed (hiscore rows, metadata, "
+        "rejected, tombstones).\n# TYPE atlasd_messages_consumed_total counter\n"
+        "atlasd_messages_consumed_total %" PRIu64 "\n",
+        ig->consumed);
     text_buf_printf(b,
-                    "# TYPE atlasd_messages_consumed_total counter\n"
-                    "atlasd_messages_consumed_total %" PRIu64 "\n",
-                    ig->consumed);
-    text_buf_printf(b,
-                    "# TYPE atlasd_events_applied_total counter\n"
+                    "# HELP atlasd_events_applied_total Hiscore events applied to the store.\n# "
+                    "TYPE atlasd_events_applied_total counter\n"
                     "atlasd_events_applied_total %" PRIu64 "\n",
                     c.events_applied);
     text_buf_printf(b,
-                    "# TYPE atlasd_events_changed_total counter\n"
+                    "# HELP atlasd_events_changed_total Applied events that changed a profile "
+                    "entry.\n# TYPE atlasd_events_changed_total counter\n"
                     "atlasd_events_changed_total %" PRIu64 "\n",
                     c.events_changed);
     text_buf_printf(b,
-                    "# TYPE atlasd_events_skipped_total counter\n"
+                    "# HELP atlasd_events_skipped_total Valid events skipped by rule (other game "
+                    "modes, pp below min-pp).\n# TYPE atlasd_events_skipped_total counter\n"
                     "atlasd_events_skipped_total{reason=\"mode\"} %" PRIu64 "\n"
                     "atlasd_events_skipped_total{reason=\"low_pp\"} %" PRIu64 "\n",
                     c.events_skipped[STORE_SKIP_MODE], c.events_skipped[STORE_SKIP_LOW_PP]);
-    text_buf_printf(b, "# TYPE atlasd_events_rejected_total counter\n");
+    text_buf_printf(b, "# HELP atlasd_events_rejected_total Invalid messages dead-lettered, by "
+                       "rejection class.\n# TYPE atlasd_events_rejected_total counter\n");
     for (int i = 1; i < STORE_REJECT_COUNT; i++)
         text_buf_printf(b, "atlasd_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                         store_reject_name(i), c.events_rejected[i]);
     text_buf_printf(b,
-                    "# TYPE atlasd_dead_letters_total counter\n"
+                    "# HELP atlasd_dead_letters_total Dead letters delivered to the dead-letter "
+                    "topic.\n# TYPE atlasd_dead_letters_total counter\n"
                     "atlasd_dead_letters_total %" PRIu64 "\n",
                     ig->dlq_sent);
-    text_buf_printf(b,
-                    "# TYPE atlasd_dead_letter_failures_total counter\n"
-                    "atlasd_dead_letter_failures_total %" PRIu64 "\n"
-                    "# TYPE atlasd_dead_letters_truncated_total counter\n"
-                    "atlasd_dead_letters_truncated_total %" PRIu64 "\n"
-                    "# TYPE atlasd_dead_letters_in_flight gauge\n"
-                    "atlasd_dead_letters_in_flight %" PRId64 "\n",
-                    ig->dlq_failed, ig->dlq_truncated, ig->dlq_in_flight);
-    text_buf_printf(b, "# TYPE atlasd_batch_commit_seconds histogram\n");
+    text_buf_printf(
+        b,
+        "# HELP atlasd_dead_letter_failures_total Dead-letter deliveries that failed (kept in the "
+        "store and re-sent).\n# TYPE atlasd_dead_letter_failures_total counter\n"
+        "atlasd_dead_letter_failures_total %" PRIu64 "\n"
+        "# HELP atlasd_dead_letters_truncated_total Dead letters sent truncated to the topic's "
+        "maximum message size.\n# TYPE atlasd_dead_letters_truncated_total counter\n"
+        "atlasd_dead_letters_truncated_total %" PRIu64 "\n"
+        "# HELP atlasd_dead_letters_in_flight Dead letters produced and not yet acknowledged.\n# "
+        "TYPE atlasd_dead_letters_in_flight gauge\n"
+        "atlasd_dead_letters_in_flight %" PRId64 "\n",
+        ig->dlq_failed, ig->dlq_truncated, ig->dlq_in_flight);
+    text_buf_printf(b, "# HELP atlasd_batch_commit_seconds Time to commit one batch to LMDB.\n# "
+                       "TYPE atlasd_batch_commit_seconds histogram\n");
     uint64_t cum = 0;
     for (int i = 0; i < N_BUCKETS; i++) {
         cum += ig->hist[i];
@@ -1111,19 +1123,28 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
     text_buf_printf(
         b, "atlasd_batch_commit_seconds_sum %.6f\natlasd_batch_commit_seconds_count %" PRIu64 "\n",
         ig->hist_sum_s, cum);
-    text_buf_printf(b, "# TYPE atlasd_consumer_lag gauge\n");
+    text_buf_printf(b, "# HELP atlasd_consumer_lag Messages between the consumed offset and the "
+                       "partition's high watermark.\n# TYPE atlasd_consumer_lag gauge\n");
     for (int i = 0; i < ig->n_parts; i++)
         text_buf_printf(b, "atlasd_consumer_lag{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                         ig->parts[i].topic, ig->parts[i].partition, ig->parts[i].lag);
-    text_buf_printf(b, "# TYPE atlasd_brokers_up gauge\natlasd_brokers_up %d\n", ig->brokers_up);
     text_buf_printf(b,
-                    "# TYPE atlasd_map_grown_ahead_total counter\n"
-                    "atlasd_map_grown_ahead_total %" PRIu64 "\n"
-                    "# TYPE atlasd_commit_map_full_total counter\n"
-                    "atlasd_commit_map_full_total %" PRIu64 "\n"
-                    "# TYPE atlasd_tombstones_total counter\n"
-                    "atlasd_tombstones_total %" PRIu64 "\n"
-                    "# TYPE atlasd_offsets_out_of_range_total counter\n"
-                    "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
-                    ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost);
+                    "# HELP atlasd_brokers_up Kafka brokers the client is connected to.\n# TYPE "
+                    "atlasd_brokers_up gauge\natlasd_brokers_up %d\n",
+                    ig->brokers_up);
+    text_buf_printf(
+        b,
+        "# HELP atlasd_map_grown_ahead_total LMDB map growths done ahead of need on the loop "
+        "tick.\n# TYPE atlasd_map_grown_ahead_total counter\n"
+        "atlasd_map_grown_ahead_total %" PRIu64 "\n"
+        "# HELP atlasd_commit_map_full_total Commits that found the LMDB map full and grew it.\n# "
+        "TYPE atlasd_commit_map_full_total counter\n"
+        "atlasd_commit_map_full_total %" PRIu64 "\n"
+        "# HELP atlasd_tombstones_total Empty Kafka messages (tombstones) skipped.\n# TYPE "
+        "atlasd_tombstones_total counter\n"
+        "atlasd_tombstones_total %" PRIu64 "\n"
+        "# HELP atlasd_offsets_out_of_range_total Partitions whose stored offset fell below the "
+        "log start (data lost to retention).\n# TYPE atlasd_offsets_out_of_range_total counter\n"
+        "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
+        ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost);
 }

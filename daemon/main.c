@@ -312,9 +312,12 @@ static void metrics(void *ud, text_buf_t *b)
     const store_stats_t st = *store_stats(d);
     if (st.items > 0)
         text_buf_printf(b,
-                        "# TYPE atlasd_lmdb_bytes gauge\natlasd_lmdb_bytes %llu\n"
-                        "# TYPE atlasd_items gauge\natlasd_items %llu\n"
-                        "# TYPE atlasd_retained_items gauge\natlasd_retained_items %llu\n",
+                        "# HELP atlasd_lmdb_bytes Bytes used by the LMDB store.\n# TYPE "
+                        "atlasd_lmdb_bytes gauge\natlasd_lmdb_bytes %llu\n"
+                        "# HELP atlasd_items Items (beatmap and mods) in the store.\n# TYPE "
+                        "atlasd_items gauge\natlasd_items %llu\n"
+                        "# HELP atlasd_retained_items Items that pass the retention rule (on the "
+                        "map).\n# TYPE atlasd_retained_items gauge\natlasd_retained_items %llu\n",
                         (unsigned long long)st.bytes, (unsigned long long)st.items,
                         (unsigned long long)st.retained);
     if (d->sched)

@@ -421,18 +421,26 @@ void sched_status(sched_t *s, cJSON *obj)
 void sched_metrics(sched_t *s, text_buf_t *b)
 {
     int64_t origin = oldest_after(s, s->published_seq);
-    text_buf_printf(b,
-                    "# TYPE atlasd_refreshes_total counter\n"
-                    "atlasd_refreshes_total{kind=\"refresh\"} %" PRIu64 "\n"
-                    "atlasd_refreshes_total{kind=\"rebuild\"} %" PRIu64 "\n"
-                    "# TYPE atlasd_refresh_failures_total counter\n"
-                    "atlasd_refresh_failures_total %" PRIu64 "\n"
-                    "# TYPE atlasd_refresh_running gauge\natlasd_refresh_running %d\n"
-                    "# TYPE atlasd_refresh_lag_seconds gauge\natlasd_refresh_lag_seconds %lld\n"
-                    "# TYPE atlasd_dirty_items gauge\natlasd_dirty_items %" PRIu64 "\n"
-                    "# TYPE atlasd_last_refresh_seconds gauge\natlasd_last_refresh_seconds %.3f\n",
-                    s->n_refreshes, s->n_rebuilds, s->n_failures, s->running,
-                    origin ? (long long)(unix_now() - origin) : 0LL, s->dirty_now, s->last.t_total);
+    text_buf_printf(
+        b,
+        "# HELP atlasd_refreshes_total Published refreshes and forced rebuilds.\n# TYPE "
+        "atlasd_refreshes_total counter\n"
+        "atlasd_refreshes_total{kind=\"refresh\"} %" PRIu64 "\n"
+        "atlasd_refreshes_total{kind=\"rebuild\"} %" PRIu64 "\n"
+        "# HELP atlasd_refresh_failures_total Refreshes or rebuilds that failed.\n# TYPE "
+        "atlasd_refresh_failures_total counter\n"
+        "atlasd_refresh_failures_total %" PRIu64 "\n"
+        "# HELP atlasd_refresh_running 1 while a refresh or rebuild runs.\n# TYPE "
+        "atlasd_refresh_running gauge\natlasd_refresh_running %d\n"
+        "# HELP atlasd_refresh_lag_seconds Age of the oldest ingested change not yet in a "
+        "published snapshot.\n# TYPE atlasd_refresh_lag_seconds gauge\natlasd_refresh_lag_seconds "
+        "%lld\n"
+        "# HELP atlasd_dirty_items Items changed since the last published snapshot.\n# TYPE "
+        "atlasd_dirty_items gauge\natlasd_dirty_items %" PRIu64 "\n"
+        "# HELP atlasd_last_refresh_seconds Duration of the last refresh or rebuild.\n# TYPE "
+        "atlasd_last_refresh_seconds gauge\natlasd_last_refresh_seconds %.3f\n",
+        s->n_refreshes, s->n_rebuilds, s->n_failures, s->running,
+        origin ? (long long)(unix_now() - origin) : 0LL, s->dirty_now, s->last.t_total);
 }
 
 static void on_tick_closed(uv_handle_t *h)
