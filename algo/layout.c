@@ -570,7 +570,7 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
         const double *snap = s->parts > 1 ? s->snap : s->y;
         double a = s->a, b = s->b, alpha = s->alpha;
         const uint8_t *movable = s->movable;
-        rng_t *r = &s->rng[t];
+        rng_t rl = s->rng[t], *r = &rl; /* a local copy: the parts' states share a cache line */
         for (size_t x = s->cut[t]; x < s->cut[t + 1]; x++) {
             size_t q = s->order[x];
             if (s->next[q] > ep)
@@ -619,6 +619,7 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
             }
             s->next_neg[q] += (mj ? m : (int)((ep - s->next_neg[q]) / eps_neg)) * eps_neg;
         }
+        s->rng[t] = rl;
     }
     return 0;
 }
