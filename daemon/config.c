@@ -127,8 +127,9 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
         if (errno || end == val || *end || !isfinite(v) || (o->type == OPT_INT && v != floor(v)))
             goto bad;
         if (v < o->min || v > o->max) {
-            snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name, val,
-                     o->min, o->max);
+            char pr[256]; /* strtod skipped leading white space such as \r: never echo it raw */
+            snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name,
+                     printable(val, strlen(val), pr), o->min, o->max);
             return ATL_ECONFIG;
         }
         if (o->type == OPT_INT)
