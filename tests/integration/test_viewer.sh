@@ -20,9 +20,9 @@ read -r item title < <(tail -n +2 "$T/map.tsv" | awk -F '\t' '
 start_mock 2
 start_daemon v "$T/db"
 U="http://127.0.0.1:$PORT_v"
-curl -fs "$U/" | grep -q '<canvas id="map">' || fail "the viewer is not served at /"
-curl -fs "$U/corpus.js" | grep -q "function parseCorpus" || fail "corpus.js"
-curl -fs "$U/items/$item?k=10" | grep -q '"neighbours"' || fail "GET /items/$item has no neighbours"
+curl -fs "$U/" | grep '<canvas id="map">' >/dev/null || fail "the viewer is not served at /"
+curl -fs "$U/corpus.js" | grep "function parseCorpus" >/dev/null || fail "corpus.js"
+curl -fs "$U/items/$item?k=10" | grep '"neighbours"' >/dev/null || fail "GET /items/$item has no neighbours"
 chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
         --disable-component-update --no-first-run --disable-sync --disable-quic
         --user-data-dir="$T/chrome" --virtual-time-budget=15000)
