@@ -1,5 +1,5 @@
 /*
- * fastmath.c: the inner loops of MDE (and the UMAP repulsion block), kept in their own
+ * fastmath.c: the inner loops of MDE (and of the UMAP SGD: one edge visit), kept in their own
  * translation unit so that they alone are compiled with -ffast-math (see CMakeLists.txt): GCC
  * then vectorises sqrt, exp and log across edges (glibc's libmvec) and the sums of the L-BFGS
  * vector work. The hot functions are built twice with target_clones (x86-64-v3 = AVX2 + FMA,
@@ -24,17 +24,6 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
         f[k] = -log(1.0 - em);
         coef[k] = -em / ((1.0 - em) * d[k]);
     }
-}
-
-/*
- * UMAP repulsion coefficients for a batch of negative samples (layout.c): c = 2b / ((0.001 +
- * d2) (1 + a d2^b)), with d2^b = exp(b log d2) so GCC can vectorise through libmvec. d2 > 0.
- */
-void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict c, size_t n,
-                                    double a, double b)
-{
-    for (size_t k = 0; k < n; k++)
-        c[k] = 2 * b / ((0.001 + d2[k]) * (1 + a * exp(b * log(d2[k]))));
 }
 
 /* ---- 3-D evaluation ---------------------------------------------------------------------- */
@@ -255,4 +244,66 @@ void fastmath__mde_step_center3(double *restrict x, double t, const double *rest
     s0 /= (double)n, s1 /= (double)n, s2 /= (double)n;
     for (size_t v = 0; v < n; v++)
         x[3 * v] -= s0, x[3 * v + 1] -= s1, x[3 * v + 2] -= s2;
+}
+
+/* ---- UMAP negative sampling -------------------------------------------------------------- */
+
+/* Negatives are taken 8 at a time (one AVX2 vector of floats): an edge draws about
+ * negative_sample_rate (5) per visit, so the lanes past the draws are padding with y_o = y_j,
+ * which pushes nothing. */
+#define NEG_BATCH 8
+
+static float clip4f(float v)
+{
+    v = v < 4 ? v : 4;
+    return v > -4 ? v : -4;
+}
+
+MDE_CLONES
+void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
+                         int mj, int mk, int m)
+{
+    double *y = u->y, *yj = y + 2 * (size_t)j;
+    const double *snap = u->snap;
+    uint32_t lo = u->lo, hi = u->hi, n = u->n;
+    float a = u->a, b = u->b;
+    int own_k = k >= lo && k < hi;
+    const double *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
+    float dx = (float)(yj[0] - yk[0]), dy = (float)(yj[1] - yk[1]), d2 = dx * dx + dy * dy;
+    if (d2 > 0) {
+        float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
+        float c = -2 * a * b * pw / (1 + a * pw * d2);
+        double gx = u->alpha * (double)clip4f(c * dx), gy = u->alpha * (double)clip4f(c * dy);
+        if (mj)
+            yj[0] += gx, yj[1] += gy;
+        if (mk) {
+            double *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
+            wk[0] -= gx, wk[1] -= gy;
+        }
+    }
+    for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
+        int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
+        double x0 = yj[0], x1 = yj[1];
+        float sx[NEG_BATCH] = {0}, sy[NEG_BATCH] = {0};
+        for (int v = 0; v < nb; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
+            uint64_t bits = rng_next_inline(r);
+            uint32_t o = (uint32_t)(((bits >> 32) * n) >> 32);
+            const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
+            sx[v] = (float)(x0 - ys[0]), sy[v] = (float)(x1 - ys[1]);
+            if (v + 1 < nb) {
+                o = (uint32_t)(((bits & 0xffffffffu) * n) >> 32);
+                ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
+                sx[v + 1] = (float)(x0 - ys[0]), sy[v + 1] = (float)(x1 - ys[1]);
+            }
+        }
+        /* the point itself, a coincident one or padding has sx = sy = 0: a finite c gives no
+         * force */
+        float gx = 0, gy = 0;
+        for (int v = 0; v < NEG_BATCH; v++) {
+            float q = sx[v] * sx[v] + sy[v] * sy[v];
+            float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
+            gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
+        }
+        yj[0] = x0 + u->alpha * (double)gx, yj[1] = x1 + u->alpha * (double)gy;
+    }
 }
