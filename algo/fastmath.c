@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
                                    double *restrict coef, size_t n)
@@ -42,6 +43,12 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * one is counted in *n_inf (its penalty is +inf, which -ffast-math must not see).
  */
 typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4di __attribute__((vector_size(32)));
+#ifdef __clang__
+#define SHUF4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define SHUF4(a, b, i, j, k, l) __builtin_shuffle(a, b, (v4di){i, j, k, l})
+#endif
 
 #define BLOCK3 256
 
@@ -64,11 +71,26 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
     for (size_t k0 = 0; k0 < n; k0 += BLOCK3) {
         size_t nb = n - k0 < BLOCK3 ? n - k0 : BLOCK3;
         const uint32_t *bi = ei + k0, *bj = ej + k0;
-        for (size_t k = 0; k < nb; k++) {
+        size_t q4 = 0;
+        for (; q4 + 4 <= nb; q4 += 4) { /* four edges' squared distances by a 4x4 transpose */
+            v4d s[4];
+            for (int e = 0; e < 4; e++) {
+                v4d t = *(const v4d *)(xp + 4 * (size_t)bi[q4 + e]) -
+                        *(const v4d *)(xp + 4 * (size_t)bj[q4 + e]);
+                diff[q4 + e] = t;
+                s[e] = t * t;
+            }
+            /* lanes (x + y) + (z + 0), as the scalar tail below */
+            v4d u01 = SHUF4(s[0], s[1], 0, 4, 2, 6) + SHUF4(s[0], s[1], 1, 5, 3, 7);
+            v4d u23 = SHUF4(s[2], s[3], 0, 4, 2, 6) + SHUF4(s[2], s[3], 1, 5, 3, 7);
+            v4d q = SHUF4(u01, u23, 0, 1, 4, 5) + SHUF4(u01, u23, 2, 3, 6, 7);
+            memcpy(d2 + q4, &q, sizeof(q));
+        }
+        for (size_t k = q4; k < nb; k++) {
             v4d t = *(const v4d *)(xp + 4 * (size_t)bi[k]) - *(const v4d *)(xp + 4 * (size_t)bj[k]);
             diff[k] = t;
             t *= t;
-            d2[k] = t[0] + t[1] + t[2];
+            d2[k] = (t[0] + t[1]) + (t[2] + t[3]);
         }
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
@@ -113,9 +135,10 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
 /* ---- L-BFGS vector work ------------------------------------------------------------------ */
 
 /*
- * The vector loops of mde.c's L-BFGS and line search. Their sums must be reassociated to be
- * vectorised (-ffast-math here): the order is fixed by the code the clone was built for, so a
- * machine always gets the same result. @p z may be NULL (no dot product, 0 returned).
+ * The vector loops of mde.c's L-BFGS and line search (more below: the passes of its
+ * coefficient-space two-loop). Their sums must be reassociated to be vectorised (-ffast-math
+ * here): the order is fixed by the code the clone was built for, so a machine always gets the
+ * same result.
  */
 MDE_CLONES
 double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n)
@@ -123,43 +146,6 @@ double fastmath__mde_dot(const double *restrict a, const double *restrict b, siz
     double s = 0;
     for (size_t k = 0; k < n; k++)
         s += a[k] * b[k];
-    return s;
-}
-
-/* d += a y, then return z . d */
-MDE_CLONES
-double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
-                              const double *restrict z, size_t n)
-{
-    double s = 0;
-    if (z) {
-        for (size_t k = 0; k < n; k++) {
-            double v = d[k] + a * y[k];
-            d[k] = v;
-            s += z[k] * v;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            d[k] += a * y[k];
-    }
-    return s;
-}
-
-/* d *= a, then return z . d */
-MDE_CLONES
-double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n)
-{
-    double s = 0;
-    if (z) {
-        for (size_t k = 0; k < n; k++) {
-            double v = d[k] * a;
-            d[k] = v;
-            s += z[k] * v;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            d[k] *= a;
-    }
     return s;
 }
 
@@ -172,61 +158,13 @@ void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, doubl
         out[k] = x[k] + t * d[k];
 }
 
-/* s = t d, y = g - gp; returns y . s and writes y . y to *yy */
-MDE_CLONES
-double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *yy)
-{
-    double ys = 0, q = 0;
-    for (size_t k = 0; k < n; k++) {
-        double sk = t * d[k], yk = g[k] - gp[k];
-        s[k] = sk;
-        y[k] = yk;
-        ys += yk * sk;
-        q += yk * yk;
-    }
-    *yy = q;
-    return ys;
-}
-
-/* max |d[k]| and sum |d[k]| */
-MDE_CLONES
-void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs)
-{
-    double mx = 0, s = 0;
-    for (size_t k = 0; k < n; k++) {
-        double v = fabs(d[k]);
-        mx = v > mx ? v : mx;
-        s += v;
-    }
-    *max_abs = mx;
-    *sum_abs = s;
-}
-
-/*
- * dim 3: pad rows of @p x into @p xp (4 doubles each, 4th 0), and the reduction of @p n_buf
- * padded gradient buffers (each n rows, in buffer order) scaled by @p scale into @p grad.
- */
+/* dim 3: pad rows of @p x into @p xp (4 doubles each, 4th 0) */
 MDE_CLONES
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n)
 {
     for (size_t v = 0; v < n; v++) {
         xp[4 * v] = x[3 * v], xp[4 * v + 1] = x[3 * v + 1], xp[4 * v + 2] = x[3 * v + 2];
         xp[4 * v + 3] = 0;
-    }
-}
-
-MDE_CLONES
-void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
-                           double *restrict grad)
-{
-    for (size_t v = 0; v < n; v++) {
-        v4d s = *(const v4d *)(gp + 4 * v);
-        for (size_t c = 1; c < n_buf; c++)
-            s += *(const v4d *)(gp + 4 * (c * n + v));
-        s *= scale;
-        grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
     }
 }
 
@@ -306,4 +244,113 @@ void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j
         }
         yj[0] = x0 + u->alpha * (double)gx, yj[1] = x1 + u->alpha * (double)gy;
     }
+}
+
+/* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */
+
+/*
+ * New pair and its dots over elements [0, n): s = t d, y = g - gp (if @p s is not NULL), then
+ * acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}.
+ */
+MDE_CLONES
+void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc)
+{
+    double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;
+    if (s) {
+        for (size_t k = 0; k < n; k++) {
+            double sk = t * d[k], yk = g[k] - gp[k], gk = g[k];
+            s[k] = sk, y[k] = yk;
+            ss += sk * sk, sy += sk * yk, yy += yk * yk;
+            gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            gg += g[k] * g[k], l1 += fabs(g[k]);
+    }
+    acc[0] += ss, acc[1] += sy, acc[2] += yy, acc[3] += gs, acc[4] += gy, acc[5] += gg;
+    acc[6] += l1;
+}
+
+/* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
+MDE_CLONES
+void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
+                          const double *restrict sn, const double *restrict yn,
+                          const double *restrict g, size_t n, double *restrict acc)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    if (sn) {
+        for (size_t k = 0; k < n; k++) {
+            double sk = s[k], yk = y[k];
+            a0 += sn[k] * sk, a1 += sn[k] * yk, a2 += yn[k] * sk, a3 += yn[k] * yk;
+            a4 += g[k] * sk, a5 += g[k] * yk;
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            a4 += g[k] * s[k], a5 += g[k] * y[k];
+    }
+    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
+}
+
+/* d = c0 b0 over [0, n), then d += c b */
+MDE_CLONES
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] = c * b[k];
+}
+
+MDE_CLONES
+void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] += c * b[k];
+}
+
+/* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */
+MDE_CLONES
+void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
+                               double *restrict acc)
+{
+    double gd = 0, l1 = 0, mx = 0;
+    for (size_t k = 0; k < n; k++) {
+        double v = fabs(d[k]);
+        gd += g[k] * d[k], l1 += v;
+        mx = v > mx ? v : mx;
+    }
+    acc[0] += gd, acc[1] += l1;
+    acc[2] = mx > acc[2] ? mx : acc[2];
+}
+
+/* dim 3, rows [0, n): xp = pad(x + t d) */
+MDE_CLONES
+void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
+                             double *restrict xp, size_t n)
+{
+    for (size_t v = 0; v < n; v++) {
+        xp[4 * v] = x[3 * v] + t * d[3 * v];
+        xp[4 * v + 1] = x[3 * v + 1] + t * d[3 * v + 1];
+        xp[4 * v + 2] = x[3 * v + 2] + t * d[3 * v + 2];
+        xp[4 * v + 3] = 0;
+    }
+}
+
+/* dim 3, rows [0, n) of @p n_buf padded buffers @p stride rows apart: grad = scale * sum;
+ * returns grad . d (d may be NULL: 0) */
+MDE_CLONES
+double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+                                 double scale, double *restrict grad, const double *restrict d)
+{
+    double s0 = 0;
+    for (size_t v = 0; v < n; v++) {
+        v4d s = *(const v4d *)(gp + 4 * v);
+        for (size_t c = 1; c < n_buf; c++)
+            s += *(const v4d *)(gp + 4 * (c * stride + v));
+        s *= scale;
+        grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
+        if (d)
+            s0 += s[0] * d[3 * v] + s[1] * d[3 * v + 1] + s[2] * d[3 * v + 2];
+    }
+    return s0;
 }

@@ -28,19 +28,26 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
 
 /* L-BFGS vector work (vectorised; sums in a fixed order per machine), see fastmath.c */
 double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n);
-double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
-                              const double *restrict z, size_t n);
-double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n);
 void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
                            const double *restrict d, size_t n);
-double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *yy);
-void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs);
 void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n);
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n);
-void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
-                           double *restrict grad);
+
+/* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
+void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc);
+void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
+                          const double *restrict sn, const double *restrict yn,
+                          const double *restrict g, size_t n, double *restrict acc);
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n);
+void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n);
+void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
+                               double *restrict acc);
+void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
+                             double *restrict xp, size_t n);
+double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+                                 double scale, double *restrict grad, const double *restrict d);
 
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,
  * the others read from @p snap and moved through @p dl (see layout.c). */
