@@ -27,12 +27,13 @@
 #include "algo/par.h"
 #include "algo/rng.h"
 
-#define C1         1e-4
-#define C2         0.9
-#define MAX_LS     25
-#define TOL_CHANGE 1e-9
-#define VEC_CHUNK  8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
-#define VEC_BLOCK  1024 /* elements a block inside a chunk: the history pass stays in L1 */
+#define C1          1e-4
+#define C2          0.9
+#define MAX_LS      25
+#define TOL_CHANGE  1e-9
+#define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
+#define VEC_BLOCK   1024 /* elements a block inside a chunk: the history pass stays in L1 */
+#define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
 
 void mde_opts_default(mde_opts_t *o)
 {
@@ -697,7 +698,10 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
 static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
 {
     size_t n_chunks = (j->n + j->chunk - 1) / j->chunk;
-    par_pool_for(m->pool, n_chunks, 1, vec_body, j);
+    /* the padding and the reduction of a few chunks take microseconds: less than waking a
+     * worker; the L-BFGS passes read 2h + 3 vectors a chunk */
+    size_t min_par = j->pass <= PASS_DIR ? 2 : VEC_MIN_PAR;
+    par_pool_for(n_chunks >= min_par ? m->pool : NULL, n_chunks, 1, vec_body, j);
     if (!sums)
         return;
     for (size_t i = 0; i < j->stride; i++)
