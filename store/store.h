@@ -541,8 +541,9 @@ int store_bulk_commit(store_t *s, store_bulk_t *b, const store_bulk_opts_t *o,
 /* ---- rebuild ----------------------------------------------------------------------------- */
 
 typedef struct store_rebuild_opts {
-    int verify_only;  /* compare only; never write */
-    size_t mem_bytes; /* budget for the in-memory S of one pass (default 2 GiB) */
+    int verify_only;    /* compare only; never write */
+    size_t mem_bytes;   /* weight terms of one recomputed block of S, x12 (default 2 GiB) */
+    unsigned n_threads; /* threads recomputing S (default 2) */
     atl_progress_cb progress;
     void *progress_ud;
 } store_rebuild_opts_t;
@@ -552,7 +553,7 @@ typedef struct store_rebuild_result {
     uint64_t s_diffs;     /* entries that differed */
     uint64_t stats_items; /* items with stats in the recomputation */
     uint64_t stats_diffs;
-    unsigned passes;
+    unsigned passes;      /* row blocks recomputed */
     char first_diff[256]; /* description of the first difference, "" if none */
 } store_rebuild_result_t;
 
