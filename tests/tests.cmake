@@ -24,13 +24,28 @@ function(atl_add_script_test name script)
     ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR}")
 endfunction()
 
+# Allocation-failure injection (tests/fault/fault.h; issue 10.2, 10.12, 10.15): a test given
+# atl_fault_inject() has its calls to the allocator wrapped at link time, so it can fail the n-th
+# one. Only test executables: nothing of it is in atlasd or atlasctl.
+add_library(atl_fault STATIC tests/fault/fault.c)
+target_include_directories(atl_fault PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(atl_fault PRIVATE PkgConfig::CJSON)
+atl_warnings(atl_fault)
+function(atl_fault_inject target)
+  target_link_libraries(${target} PRIVATE atl_fault)
+  target_link_options(${target} PRIVATE
+    "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=posix_memalign,--wrap=aligned_alloc")
+endfunction()
+
 atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+atl_fault_inject(test_store)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
-             LABELS unit tsan)
+             LABELS unit tsan TIMEOUT 300)
+atl_fault_inject(test_refresh)
 atl_add_test(test_kafkaconf SOURCES tests/unit/kafkaconf/test_kafkaconf.c LIBS atl_kafkaconf
              LABELS unit)
 atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeline PkgConfig::CJSON
@@ -40,7 +55,9 @@ atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
 atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
 atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
+atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit)
+atl_fault_inject(test_mde)
 atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration TIMEOUT 300)
 # the scheduler's thread-pool handoff without Kafka: also under TSan (librdkafka's threads are
 # made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
@@ -76,6 +93,7 @@ atl_add_fuzz(config atl_daemon_core)
 atl_add_fuzz(http atl_daemon_core)
 atl_add_test(test_frame SOURCES tests/unit/algo/test_frame.c LIBS atl_algo LABELS unit)
 atl_add_test(test_layout SOURCES tests/unit/algo/test_layout.c LIBS atl_algo LABELS unit TIMEOUT 300)
+atl_fault_inject(test_layout)
 add_executable(test_corpus tests/unit/algo/test_corpus.c)
 target_link_libraries(test_corpus PRIVATE atl_algo)
 target_include_directories(test_corpus PRIVATE ${CMAKE_SOURCE_DIR})
