@@ -63,6 +63,9 @@ atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration T
 # made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
 atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_core
              LABELS unit tsan TIMEOUT 120)
+# HTTP answers 500 when memory runs out (issue 10.12): stub routes, allocation failures injected
+atl_add_test(test_http SOURCES tests/unit/daemon/test_http.c LIBS atl_daemon_core LABELS unit)
+atl_fault_inject(test_http)
 atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
