@@ -37,6 +37,19 @@ function(atl_fault_inject target)
     "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=posix_memalign,--wrap=aligned_alloc")
 endfunction()
 
+# atlasd-faults: atlasd with fault switches for integration tests (tests/fault/daemon_faults.c:
+# out of memory while decoding, failing batch commits), turned on by files in $ATL_FAULT_DIR
+add_executable(atlasd-faults daemon/main.c tests/fault/daemon_faults.c)
+get_target_property(_atlasd_defs atlasd COMPILE_DEFINITIONS)
+get_target_property(_atlasd_libs atlasd LINK_LIBRARIES)
+if(_atlasd_defs)
+  target_compile_definitions(atlasd-faults PRIVATE ${_atlasd_defs})
+endif()
+target_include_directories(atlasd-faults PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries(atlasd-faults PRIVATE ${_atlasd_libs})
+atl_fault_inject(atlasd-faults)
+target_link_options(atlasd-faults PRIVATE "-Wl,--wrap=store_event_decode,--wrap=store_batch_commit")
+
 atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
@@ -70,6 +83,12 @@ atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT 300)
+# atlasd-faults: out of memory while decoding (10.2), a revoke whose flush fails (10.10)
+atl_add_script_test(ingest-oom tests/integration/test_ingest_oom.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
+                    TIMEOUT 300)
+# dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
+atl_add_script_test(dlq-size tests/integration/test_dlq_size.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
 atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
 
@@ -140,6 +159,7 @@ atl_add_kafka_test(kafka-daemon tests/integration/test_daemon.sh LABELS kafka TI
 atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-dlq tests/integration/test_dlq.sh LABELS kafka TIMEOUT 300)
+atl_add_kafka_test(kafka-dlq-size tests/integration/test_dlq_size.sh LABELS kafka TIMEOUT 300)
 atl_add_kafka_test(kafka-replicas tests/integration/test_kafka_replicas.sh LABELS kafka TIMEOUT 400)
 # real-broker only: missing topics and offsets out of range (own broker, auto-creation off), a
 # 3-node cluster losing the leader mid-stream; the rolling restart is `kafka-slow`
