@@ -5,8 +5,8 @@
  * (messages, rebalances, logs through log.queue, errors, statistics) to the consumer queue, whose
  * IO event writes to an eventfd watched by uv_poll. librdkafka signals only when the queue goes
  * from empty to non-empty, so the drain runs rd_kafka_consumer_poll(rk, 0) until the queue is
- * empty; when it stops early (a per-tick cap, so HTTP stays responsive, or a stalled store) it
- * re-arms itself with a uv_idle handle.
+ * empty; when it stops early (a time budget per callback, so HTTP stays responsive, or a stalled
+ * store) it re-arms itself with a uv_idle handle.
  *
  * Batching: decoded events go into one store batch, committed when it holds batch-max-events
  * or batch-max-ms after its first event. Invalid messages are copied to the dead-letter topic
@@ -31,9 +31,13 @@
 #include "daemon/thread_prio.h"
 #include "kafkaconf/kafkaconf.h"
 
-#define MAX_PER_TICK 20000
-#define N_BUCKETS    12
-#define MAX_PARTS    1024
+/* One drain callback decodes messages for at most this long, then yields to the rest of the
+ * loop (HTTP) and goes on in the next iteration: decoding ~10-60 us a message, the former cap
+ * of 20000 messages a callback kept the loop busy 30-600 ms whenever a backlog arrived, the
+ * /healthz latency spikes of issue 10.4 (measured with atlasd_loop_busy_seconds). */
+#define DRAIN_BUDGET_NS (3 * 1000 * 1000)
+#define N_BUCKETS       12
+#define MAX_PARTS       1024
 
 static const double bucket_s[N_BUCKETS - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
                                                0.1,   0.25,  0.5,   1.0,  2.5};
@@ -509,7 +513,10 @@ static int paused(const ingest_t *ig)
 
 static void drain(ingest_t *ig)
 {
-    for (int i = 0; i < MAX_PER_TICK && !paused(ig); i++) {
+    uint64_t t0 = uv_hrtime();
+    for (unsigned i = 1; !paused(ig); i++) {
+        if (i % 16 == 0 && uv_hrtime() - t0 >= DRAIN_BUDGET_NS)
+            break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
         if (!m) {
             uv_idle_stop(&ig->idle);

@@ -27,6 +27,7 @@
 #include "daemon/http.h"
 #include "daemon/ingest.h"
 #include "daemon/log.h"
+#include "daemon/loopmon.h"
 #include "daemon/sched.h"
 #include "daemon/thread_prio.h"
 #include "store/store.h"
@@ -43,6 +44,7 @@ typedef struct daemon_state {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
     uv_timer_t sd_watchdog; /* feeds systemd's watchdog from the loop */
+    loopmon_t loopmon;      /* busy time per loop iteration, in /metrics */
     int loop_ready, stopping, exit_code;
     /* store counts for /status and /metrics: counting users and retained items walks two
      * tables, so a worker recounts them every STATS_PERIOD_MS and the loop only reads the copy */
@@ -72,6 +74,7 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->deadline, NULL);
     uv_close((uv_handle_t *)&d->sd_watchdog, NULL);
     uv_close((uv_handle_t *)&d->stats_timer, NULL);
+    loopmon_destroy(&d->loopmon);
 }
 
 static void on_sd_watchdog(uv_timer_t *t)
@@ -322,6 +325,7 @@ static void metrics(void *ud, text_buf_t *b)
                         (unsigned long long)st.retained);
     if (d->sched)
         sched_metrics(d->sched, b);
+    loopmon_metrics(&d->loopmon, b);
 }
 
 static int start(daemon_state_t *d, char *err, size_t errlen)
@@ -347,6 +351,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     store_stats_get(d->store, 0, &d->stats); /* once before serving; then on the thread pool */
     uv_loop_init(&d->loop);
     d->loop_ready = 1;
+    loopmon_init(&d->loopmon, &d->loop);
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);
