@@ -65,7 +65,8 @@ grep '^atlasd_batch_commit_seconds' "$T/metrics.txt" | tr '\n' ' '; echo
 grown=$(metric atlasd_map_grown_ahead_total)
 full=$(metric atlasd_commit_map_full_total)
 busy_max=$(metric atlasd_loop_busy_max_seconds)
-echo "event loop: longest iteration ${busy_max:-?} s (atlasd_loop_busy_max_seconds); iterations by busy time:"
+cpu_max=$(metric atlasd_loop_cpu_max_seconds)
+echo "event loop: longest iteration ${busy_max:-?} s wall, ${cpu_max:-?} s CPU (atlasd_loop_busy_max_seconds, atlasd_loop_cpu_max_seconds); iterations by busy time:"
 grep '^atlasd_loop_busy_seconds_bucket' "$T/metrics.txt" | tr '\n' ' '; echo
 rebuilds=$(grep -c 'rebuild published' "$T/d.log" || true)
 kill -TERM "$daemon"; wait "$daemon" || true

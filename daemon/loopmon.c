@@ -10,19 +10,30 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon/log.h"
 
 static const double bucket_s[LOOPMON_N_BUCKET - 1] = {0.001, 0.002, 0.005, 0.01, 0.02,
                                                       0.05,  0.1,   0.25,  1.0};
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_prepare(uv_prepare_t *h)
 {
     loopmon_t *m = h->data;
-    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(h->loop);
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(h->loop), cpu = thread_cpu_ns();
     if (m->last_ns != 0) {
         uint64_t wall = now - m->last_ns, waited = idle - m->last_idle_ns;
         double busy_s = wall > waited ? (double)(wall - waited) * 1e-9 : 0.0;
+        double cpu_s = (double)(cpu - m->last_cpu_ns) * 1e-9;
+        if (cpu_s > m->max_cpu_s)
+            m->max_cpu_s = cpu_s;
         int b = 0;
         while (b < LOOPMON_N_BUCKET - 1 && busy_s > bucket_s[b])
             b++;
@@ -34,13 +45,15 @@ static void on_prepare(uv_prepare_t *h)
             m->slow++;
             if (now - m->last_warn_ns > 10ull * 1000 * 1000 * 1000) {
                 m->last_warn_ns = now;
-                LOG_WARN("loop", "loop iteration busy too long", "ms=%.1f slow_total=%" PRIu64,
-                         busy_s * 1000.0, m->slow);
+                LOG_WARN("loop", "loop iteration busy too long",
+                         "ms=%.1f cpu_ms=%.1f slow_total=%" PRIu64, busy_s * 1000.0, cpu_s * 1000.0,
+                         m->slow);
             }
         }
     }
     m->last_ns = now;
     m->last_idle_ns = idle;
+    m->last_cpu_ns = cpu;
 }
 
 void loopmon_init(loopmon_t *m, uv_loop_t *loop)
@@ -75,6 +88,8 @@ void loopmon_metrics(const loopmon_t *m, text_buf_t *b)
                     "atlasd_loop_busy_seconds_sum %.6f\natlasd_loop_busy_seconds_count %" PRIu64
                     "\n# HELP atlasd_loop_busy_max_seconds The longest event-loop iteration "
                     "since the start.\n# TYPE atlasd_loop_busy_max_seconds gauge\n"
-                    "atlasd_loop_busy_max_seconds %.6f\n",
-                    cum, m->sum_s, cum, m->max_s);
+                    "atlasd_loop_busy_max_seconds %.6f\n# HELP atlasd_loop_cpu_max_seconds The "
+                    "most CPU time the loop thread used in one iteration since the start.\n# "
+                    "TYPE atlasd_loop_cpu_max_seconds gauge\natlasd_loop_cpu_max_seconds %.6f\n",
+                    cum, m->sum_s, cum, m->max_s, m->max_cpu_s);
 }

@@ -3,7 +3,9 @@
  * Kafka polling, decoding and HTTP; a callback that runs long delays every request. Each loop
  * iteration's busy time (wall time between two iterations minus the time spent waiting in
  * epoll, libuv's UV_METRICS_IDLE_TIME) goes into a histogram and a maximum, published in
- * /metrics; an iteration busy over LOOPMON_SLOW_MS is logged (at most every 10 s).
+ * /metrics; an iteration busy over LOOPMON_SLOW_MS is logged (at most every 10 s). The loop
+ * thread's CPU time per iteration is kept beside it: on a loaded machine wall time also counts
+ * the time the thread waited for a CPU, CPU time only the loop's own work.
  */
 #ifndef ATL_DAEMON_LOOPMON_H
 #define ATL_DAEMON_LOOPMON_H
@@ -19,10 +21,10 @@
 
 typedef struct loopmon {
     uv_prepare_t prep;
-    uint64_t last_ns, last_idle_ns;
+    uint64_t last_ns, last_idle_ns, last_cpu_ns;
     uint64_t hist[LOOPMON_N_BUCKET];
     uint64_t slow; /* iterations busy over LOOPMON_SLOW_MS */
-    double sum_s, max_s;
+    double sum_s, max_s, max_cpu_s;
     uint64_t last_warn_ns;
 } loopmon_t;
 
