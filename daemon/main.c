@@ -326,6 +326,15 @@ static void metrics(void *ud, text_buf_t *b)
     if (d->sched)
         sched_metrics(d->sched, b);
     loopmon_metrics(&d->loopmon, b);
+    uint64_t reads, writes;
+    store_nowait_txns_get(d->store, &reads, &writes);
+    text_buf_printf(b,
+                    "# HELP atlasd_loop_store_transactions_total LMDB transactions begun on the "
+                    "event-loop thread (none once serving: they run on the writer and the thread "
+                    "pool).\n# TYPE atlasd_loop_store_transactions_total counter\n"
+                    "atlasd_loop_store_transactions_total{kind=\"read\"} %llu\n"
+                    "atlasd_loop_store_transactions_total{kind=\"write\"} %llu\n",
+                    (unsigned long long)reads, (unsigned long long)writes);
 }
 
 static int start(daemon_state_t *d, char *err, size_t errlen)

@@ -227,6 +227,12 @@ void store_nowait_thread_set(store_t *s)
     s->has_nowait_thread = 1;
 }
 
+void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes)
+{
+    *reads = s->nowait_reads;
+    *writes = s->nowait_writes;
+}
+
 int store_map_grow_ahead(store_t *s, double min_free_frac)
 {
     MDB_envinfo info;
@@ -248,6 +254,8 @@ int store_map_grow_ahead(store_t *s, double min_free_frac)
 /* Begin a transaction holding resize_lock shared; on failure the lock is released. */
 static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
 {
+    if (s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread))
+        (flags & MDB_RDONLY) ? s->nowait_reads++ : s->nowait_writes++;
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&s->resize_lock);
         int rc = mdb_txn_begin(s->env, NULL, flags, out);
