@@ -73,6 +73,10 @@ struct ingest {
     store_batch_t *w_job;
     int w_rc, w_quit, w_started;
     double w_seconds;
+    /* the store's counters as the writer read them after its last commit, and the loop's copy
+     * (/status, /metrics): the loop itself never opens a transaction (issue 10.5) */
+    store_counters_t w_counters, counters;
+    int w_counters_ok;
     uv_async_t w_done;
     store_batch_t *inflight, *spare; /* being (or to be re-) committed; the free one */
     int flush_wanted;
@@ -87,6 +91,13 @@ struct ingest {
     uint64_t map_full_waits, map_grown, dlq_truncated;
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
+    /* their deletion on the thread pool (a write transaction: never on the loop) */
+    uv_work_t del_work;
+    uint64_t *del_ids;
+    size_t n_del_ids, cap_del_ids;
+    int del_busy, del_rc;
+    uint64_t dlq_max_id; /* the highest dead-letter id produced so far */
+    int resend_busy;     /* a resend_job_t reads pending dead letters on the thread pool */
     int64_t dlq_in_flight;
     int dlq_resend;
     uint64_t rejected[STORE_REJECT_COUNT];
@@ -184,9 +195,13 @@ static void *writer_main(void *ud)
         double t0 = now_s();
         int rc = store_batch_commit(ig->store, b);
         double secs = now_s() - t0;
+        store_counters_t c;
+        int c_ok = rc == 0 && store_counters_get(ig->store, &c) == 0;
         pthread_mutex_lock(&ig->w_mu);
         ig->w_rc = rc;
         ig->w_seconds = secs;
+        if ((ig->w_counters_ok = c_ok))
+            ig->w_counters = c;
         ig->w_job = NULL;
         pthread_cond_broadcast(&ig->w_cv);
         uv_async_send(&ig->w_done);
@@ -222,6 +237,8 @@ static int commit_finish(ingest_t *ig)
     pthread_mutex_lock(&ig->w_mu);
     int rc = ig->w_rc;
     double secs = ig->w_seconds;
+    if (rc == 0 && ig->w_counters_ok)
+        ig->counters = ig->w_counters;
     pthread_mutex_unlock(&ig->w_mu);
     if (rc != 0) {
         set_error(ig, "store commit failed: %s", atl_strerror(rc));
@@ -356,6 +373,15 @@ static int dlq_produce(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl,
     return 0;
 }
 
+/* dlq_produce and remember the highest id produced (the resend's limit, below). */
+static int dlq_produce_id(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl,
+                          size_t value_len)
+{
+    if (id > ig->dlq_max_id)
+        ig->dlq_max_id = id;
+    return dlq_produce(ig, id, dl, value_len);
+}
+
 /* After a commit: send the batch's dead letters. */
 static void dlq_send_batch(ingest_t *ig, store_batch_t *b)
 {
@@ -363,26 +389,21 @@ static void dlq_send_batch(ingest_t *ig, store_batch_t *b)
         store_dead_letter_t dl;
         uint64_t id;
         store_batch_dead_letter_get(b, i, &dl, &id);
-        dlq_produce(ig, id, &dl, dl.value_len);
+        dlq_produce_id(ig, id, &dl, dl.value_len);
     }
 }
 
 static int resend_cb(void *ud, uint64_t id, const store_dead_letter_t *dl)
 {
-    dlq_produce(ud, id, dl, dl->value_len);
+    dlq_produce_id(ud, id, dl, dl->value_len);
     return 0;
 }
 
-/* Produce every pending dead letter again: at start, and after a failure once nothing is in
- * flight any more (so nothing is in flight twice). Deletions of delivered ones go first. */
-static void dlq_flush_deletes(ingest_t *ig);
-
-static void dlq_resend_pending(ingest_t *ig)
+/* At start, before the loop serves: produce every dead letter a crash left undelivered. */
+static void dlq_resend_at_start(ingest_t *ig)
 {
     if (!ig->dlq)
         return;
-    dlq_flush_deletes(ig);
-    ig->dlq_resend = 0;
     int rc = store_dead_letters_each(ig->store, resend_cb, ig);
     if (rc != 0) {
         ig->dlq_resend = 1;
@@ -390,13 +411,149 @@ static void dlq_resend_pending(ingest_t *ig)
     }
 }
 
+/*
+ * After a failed delivery, once nothing is in flight and every delivered one is deleted (so
+ * nothing is in flight twice): the pending dead letters are read on the thread pool (copies:
+ * their number is unbounded, the loop reads nothing) and produced again on the loop. Dead
+ * letters of batches committed after the job was queued (ids above the highest produced then)
+ * are skipped: their commit produces them.
+ */
+typedef struct resend_item {
+    uint64_t id;
+    store_dead_letter_t dl; /* its pointers point into bytes */
+    char bytes[];
+} resend_item_t;
+
+typedef struct resend_job {
+    uv_work_t work;
+    ingest_t *ig;
+    uint64_t id_limit;
+    resend_item_t **items;
+    size_t n, cap;
+    int rc;
+} resend_job_t;
+
+static char *copy_in(char **p, const void *src, size_t len)
+{
+    char *at = *p;
+    if (len)
+        memcpy(at, src, len);
+    *p += len;
+    return at;
+}
+
+static int resend_copy_cb(void *ud, uint64_t id, const store_dead_letter_t *dl)
+{
+    resend_job_t *j = ud;
+    if (id > j->id_limit)
+        return 0;
+    size_t lt = strlen(dl->topic) + 1, lr = strlen(dl->reason) + 1, le = strlen(dl->error) + 1;
+    resend_item_t *it = malloc(sizeof(*it) + lt + lr + le + dl->key_len + dl->value_len);
+    if (!it || atl_array_grow((void **)&j->items, &j->cap, j->n + 1, sizeof(*j->items), 16)) {
+        free(it);
+        return -ENOMEM;
+    }
+    char *p = it->bytes;
+    it->id = id;
+    it->dl = *dl;
+    it->dl.topic = copy_in(&p, dl->topic, lt);
+    it->dl.reason = copy_in(&p, dl->reason, lr);
+    it->dl.error = copy_in(&p, dl->error, le);
+    it->dl.key = dl->key_len ? copy_in(&p, dl->key, dl->key_len) : NULL;
+    it->dl.value = copy_in(&p, dl->value, dl->value_len);
+    j->items[j->n++] = it;
+    return 0;
+}
+
+static void resend_work_cb(uv_work_t *w)
+{
+    resend_job_t *j = w->data;
+    j->rc = store_dead_letters_each(j->ig->store, resend_copy_cb, j);
+}
+
+static void resend_after_cb(uv_work_t *w, int status)
+{
+    resend_job_t *j = w->data;
+    ingest_t *ig = j->ig;
+    ig->resend_busy = 0;
+    if (status != 0 || j->rc != 0) {
+        ig->dlq_resend = 1;
+        set_error(ig, "reading pending dead letters: %s",
+                  atl_strerror(status != 0 ? status : j->rc));
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (!ig->stopping && status == 0 && j->rc == 0)
+            dlq_produce_id(ig, j->items[i]->id, &j->items[i]->dl, j->items[i]->dl.value_len);
+        free(j->items[i]);
+    }
+    free(j->items);
+    free(j);
+}
+
+static void dlq_resend_pending(ingest_t *ig)
+{
+    resend_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        abort();
+    j->ig = ig;
+    j->id_limit = ig->dlq_max_id;
+    j->work.data = j;
+    ig->dlq_resend = 0;
+    if (uv_queue_work(ig->loop, &j->work, resend_work_cb, resend_after_cb) != 0) {
+        ig->dlq_resend = 1;
+        free(j);
+        return;
+    }
+    ig->resend_busy = 1;
+}
+
+/* Deleting delivered dead letters is a write transaction: it may wait for LMDB's writer lock
+ * (a batch commit, a refresh's or a rebuild's write), so it runs on the thread pool. The ids
+ * move to the job; a failed deletion gives them back, tried again at the next tick. */
+static void del_work_cb(uv_work_t *w)
+{
+    ingest_t *ig = w->data;
+    ig->del_rc = store_dead_letters_delete(ig->store, ig->del_ids, ig->n_del_ids);
+}
+
+static void del_after_cb(uv_work_t *w, int status)
+{
+    ingest_t *ig = w->data;
+    ig->del_busy = 0;
+    if (status == 0 && ig->del_rc == 0) {
+        ig->n_del_ids = 0;
+        return;
+    }
+    if (atl_array_grow((void **)&ig->dlq_done, &ig->cap_dlq_done, ig->n_dlq_done + ig->n_del_ids,
+                       sizeof(*ig->dlq_done), 64))
+        abort();
+    memcpy(ig->dlq_done + ig->n_dlq_done, ig->del_ids, ig->n_del_ids * sizeof(*ig->del_ids));
+    ig->n_dlq_done += ig->n_del_ids;
+    ig->n_del_ids = 0;
+}
+
 static void dlq_flush_deletes(ingest_t *ig)
 {
-    if (ig->n_dlq_done == 0)
+    if (ig->n_dlq_done == 0 || ig->del_busy)
         return;
-    int rc = store_dead_letters_delete(ig->store, ig->dlq_done, ig->n_dlq_done);
-    if (rc == 0)
-        ig->n_dlq_done = 0; /* else kept, and tried again at the next tick */
+    uint64_t *spare = ig->del_ids; /* swap the arrays: no copy */
+    size_t spare_cap = ig->cap_del_ids;
+    ig->del_ids = ig->dlq_done, ig->cap_del_ids = ig->cap_dlq_done;
+    ig->n_del_ids = ig->n_dlq_done;
+    ig->dlq_done = spare, ig->cap_dlq_done = spare_cap, ig->n_dlq_done = 0;
+    ig->del_work.data = ig;
+    if (uv_queue_work(ig->loop, &ig->del_work, del_work_cb, del_after_cb) == 0)
+        ig->del_busy = 1;
+    else
+        del_after_cb(&ig->del_work, -1); /* back to dlq_done */
+}
+
+/* At shutdown (the loop may wait then): what is left, at once. */
+static void dlq_flush_deletes_now(ingest_t *ig)
+{
+    if (ig->n_dlq_done > 0 &&
+        store_dead_letters_delete(ig->store, ig->dlq_done, ig->n_dlq_done) == 0)
+        ig->n_dlq_done = 0;
 }
 
 static void on_batch_timer(uv_timer_t *t)
@@ -696,7 +853,8 @@ static void on_tick(uv_timer_t *t)
     if (ig->dlq) {
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
         dlq_flush_deletes(ig);
-        if (ig->dlq_resend && ig->dlq_in_flight == 0 && !ig->stopping) {
+        if (ig->dlq_resend && ig->dlq_in_flight == 0 && ig->n_dlq_done == 0 && !ig->del_busy &&
+            !ig->resend_busy && !ig->stopping) {
             if (now_s() - ig->last_resend_s >= 5) {
                 ig->last_resend_s = now_s();
                 dlq_resend_pending(ig);
@@ -722,8 +880,7 @@ static void on_tick(uv_timer_t *t)
     if (ig->cfg->stats_interval_s > 0 &&
         now - ig->last_stats_s >= (double)ig->cfg->stats_interval_s) {
         if (ig->last_stats_s > 0) {
-            store_counters_t c = {0};
-            store_counters_get(ig->store, &c);
+            const store_counters_t c = ig->counters;
             LOG_INFO("stats", "ingestion",
                      "consumed=%" PRIu64 " applied=%" PRIu64 " batches=%" PRIu64
                      " rate=%.0f brokers_up=%d stalled=%d",
@@ -889,6 +1046,10 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     }
     pthread_mutex_init(&ig->w_mu, NULL);
     pthread_cond_init(&ig->w_cv, NULL);
+    if ((rc = store_counters_get(store, &ig->counters)) != 0) { /* then the writer's copies */
+        snprintf(errbuf, errlen, "reading the store's counters: %s", atl_strerror(rc));
+        goto bad;
+    }
     if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = store_batch_new(&ig->spare)) != 0 ||
         (rc = make_consumer(ig, errbuf, errlen)) != 0 || (rc = make_dlq(ig, errbuf, errlen)) != 0)
         goto bad;
@@ -926,7 +1087,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
     uv_timer_start(&ig->tick, on_tick, 100, 100);
     uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
-    dlq_resend_pending(ig);            /* dead letters a crash left undelivered */
+    dlq_resend_at_start(ig);           /* dead letters a crash left undelivered */
     LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s instance=%s topics=%s,%s",
              cfg->brokers, cfg->group, cfg->group_instance_id, cfg->topic_hiscores,
              cfg->topic_beatmaps);
@@ -955,7 +1116,7 @@ static void finish_stop(ingest_t *ig)
         LOG_WARN("ingest", "dead letters not all delivered at shutdown; sent again at start",
                  "pending=%d", rd_kafka_outq_len(ig->dlq));
     if (ig->dlq)
-        dlq_flush_deletes(ig);
+        dlq_flush_deletes_now(ig);
     uv_close((uv_handle_t *)&ig->poll, on_handle_closed);
     uv_close((uv_handle_t *)&ig->idle, on_handle_closed);
     uv_close((uv_handle_t *)&ig->batch_timer, on_handle_closed);
@@ -992,6 +1153,7 @@ void ingest_free(ingest_t *ig)
         return;
     drop_held(ig); /* before its client is destroyed */
     free(ig->dlq_done);
+    free(ig->del_ids);
     if (ig->w_started) {
         pthread_mutex_lock(&ig->w_mu);
         ig->w_quit = 1;
@@ -1029,8 +1191,7 @@ const char *ingest_state(const ingest_t *ig)
 
 void ingest_status(ingest_t *ig, cJSON *o)
 {
-    store_counters_t c = {0};
-    store_counters_get(ig->store, &c);
+    const store_counters_t c = ig->counters; /* as of the last commit (no read on the loop) */
     uint64_t rejected = 0,
              skipped = c.events_skipped[STORE_SKIP_MODE] + c.events_skipped[STORE_SKIP_LOW_PP];
     for (int i = 1; i < STORE_REJECT_COUNT; i++)
@@ -1069,8 +1230,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
 
 void ingest_metrics(ingest_t *ig, text_buf_t *b)
 {
-    store_counters_t c = {0};
-    store_counters_get(ig->store, &c);
+    const store_counters_t c = ig->counters;
     text_buf_printf(
         b,
         "# HELP atlasd_messages_consumed_total Kafka messages consumed (hiscore rows, metadata, "
