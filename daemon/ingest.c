@@ -77,7 +77,10 @@ struct ingest {
      * (/status, /metrics): the loop itself never opens a transaction (issue 10.5) */
     store_counters_t w_counters, counters;
     int w_counters_ok;
-    uv_async_t w_done;
+    /* the writer's "done" signal: an eventfd the loop polls, not a uv_async_t, whose
+     * uv_async_send() the loop spins on while a (low-priority, preempted) sender is inside it */
+    int w_efd;
+    uv_poll_t w_done;
     store_batch_t *inflight, *spare; /* being (or to be re-) committed; the free one */
     int flush_wanted;
     void (*done_cb)(void *);
@@ -204,7 +207,12 @@ static void *writer_main(void *ud)
             ig->w_counters = c;
         ig->w_job = NULL;
         pthread_cond_broadcast(&ig->w_cv);
-        uv_async_send(&ig->w_done);
+        pthread_mutex_unlock(&ig->w_mu);
+        static const uint64_t one = 1;
+        if (write(ig->w_efd, &one, sizeof(one)) < 0) {
+            /* cannot fail: the counter would have to reach 2^64 - 1 */
+        }
+        pthread_mutex_lock(&ig->w_mu);
     }
     pthread_mutex_unlock(&ig->w_mu);
     return NULL;
@@ -269,9 +277,13 @@ static int commit_finish(ingest_t *ig)
     return 0;
 }
 
-static void on_commit_done(uv_async_t *h)
+static void on_commit_done(uv_poll_t *h, int status, int events)
 {
+    (void)status, (void)events;
     ingest_t *ig = h->data;
+    uint64_t v;
+    if (read(ig->w_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        LOG_WARN("ingest", "eventfd read failed", "err=\"%s\"", strerror(errno));
     if (!ig->inflight || writer_busy(ig))
         return; /* a stale wake-up: commit_wait() finished it already */
     if (commit_finish(ig) != 0)
@@ -1034,7 +1046,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     ig->loop = loop;
     ig->cfg = cfg;
     ig->store = store;
-    ig->efd = -1;
+    ig->efd = ig->w_efd = -1;
     ig->started = ig->rate_t0 = now_s();
     store_decode_opts_default(&ig->dopts);
     ig->dopts.max_bytes = (size_t)cfg->max_message_bytes;
@@ -1064,7 +1076,8 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
         goto bad;
     }
     ig->queue = rd_kafka_queue_get_consumer(ig->rk);
-    if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        (ig->w_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         rc = -errno;
         snprintf(errbuf, errlen, "eventfd: %s", strerror(-rc));
         goto bad;
@@ -1076,8 +1089,9 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_timer_init(loop, &ig->batch_timer);
     uv_timer_init(loop, &ig->retry_timer);
     uv_timer_init(loop, &ig->tick);
-    uv_async_init(loop, &ig->w_done, on_commit_done);
+    uv_poll_init(loop, &ig->w_done, ig->w_efd);
     ig->w_done.data = ig;
+    uv_poll_start(&ig->w_done, UV_READABLE, on_commit_done);
     ig->n_handles = 6;
     if (pthread_create(&ig->w_thread, NULL, writer_main, ig) != 0)
         abort();
@@ -1173,6 +1187,8 @@ void ingest_free(ingest_t *ig)
         rd_kafka_destroy(ig->dlq);
     if (ig->efd >= 0)
         close(ig->efd);
+    if (ig->w_efd >= 0)
+        close(ig->w_efd);
     store_batch_free(ig->batch);
     free(ig);
 }

@@ -230,15 +230,15 @@ static const char *health(void *ud)
 
 /* Store counts for /status and /metrics (issue 10.5): counted on the thread pool, never on the
  * loop (at full scale the walk takes long enough to delay ingestion and every request). */
+static void stats_count(void *ud)
+{
+    daemon_state_t *d = ud;
+    d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
+}
+
 static void stats_work_cb(uv_work_t *w)
 {
-    daemon_state_t *d = w->data;
-    static _Thread_local int niced;
-    if (!niced) {
-        niced = 1;
-        thread_prio_background(10);
-    }
-    d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
+    thread_prio_run_background(10, stats_count, w->data); /* see thread_prio.h */
 }
 
 static void stats_after_cb(uv_work_t *w, int status)

@@ -121,22 +121,23 @@ static void test_stall(sched_t *s)
     }
 }
 
-static void work_cb(uv_work_t *w)
+static void refresh_main(void *ud)
 {
-    sched_t *s = w->data;
-    /* this pool thread and the threads the refresh starts yield to the loop (thread_prio.h);
-     * a pool thread keeps it for later jobs, which are all background work */
-    static _Thread_local int niced;
-    if (!niced) {
-        niced = 1;
-        thread_prio_background(10);
-    }
+    sched_t *s = ud;
     test_stall(s);
     if (atomic_load(&s->cancel)) {
         s->rc = ATL_ECANCELED;
         return;
     }
     s->rc = refresh_run(s->store, s->state, &s->opts, &s->res, s->err, sizeof(s->err));
+}
+
+static void work_cb(uv_work_t *w)
+{
+    /* the refresh and the threads it starts yield to the loop, on a thread of their own: the
+     * pool thread keeps the loop's priority for the uv_async_send() that ends the job
+     * (thread_prio.h) */
+    thread_prio_run_background(10, refresh_main, w->data);
 }
 
 static void finish_stop(sched_t *s)

@@ -239,16 +239,17 @@ int store_map_grow_ahead(store_t *s, double min_free_frac)
     MDB_stat st;
     if (s->opts.read_only)
         return 0;
+    /* the lock first: mdb_env_info() reads the meta pages inside the map, which another
+     * thread's grow_map() may be unmapping (a segfault seen under bench/healthz.sh) */
+    if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
+        return -EBUSY;
     mdb_env_info(s->env, &info);
     mdb_env_stat(s->env, &st);
     double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
-    if (used < (1.0 - min_free_frac) * (double)info.me_mapsize)
-        return 0;
-    if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
-        return -EBUSY;
-    int rc = grow_locked(s);
+    int rc = used < (1.0 - min_free_frac) * (double)info.me_mapsize ? 0 : grow_locked(s);
+    int grew = rc == 0 && used >= (1.0 - min_free_frac) * (double)info.me_mapsize;
     pthread_rwlock_unlock(&s->resize_lock);
-    return rc == 0 ? 1 : store__err(rc);
+    return rc == 0 ? grew : store__err(rc);
 }
 
 /* Begin a transaction holding resize_lock shared; on failure the lock is released. */
