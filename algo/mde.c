@@ -411,7 +411,7 @@ static void center(const mde_t *m, double *x)
             x[(size_t)i * dim + c] -= mean[c];
 }
 
-static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed);
+static int coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed);
 
 void mde_coords_random(const mde_t *m, double *x)
 {
@@ -435,14 +435,16 @@ int mde_coords_warm(const mde_t *m, double *x, const uint8_t *placed)
     to_internal(m, x, xi);
     for (uint32_t v = 0; v < m->n; v++)
         pi[v] = placed[m->perm[v]];
-    coords_warm_internal(m, xi, pi);
-    to_external(m, xi, x);
+    int rc = coords_warm_internal(m, xi, pi);
+    if (rc == 0) /* else @p x unchanged */
+        to_external(m, xi, x);
     free(xi);
     free(pi);
-    return 0;
+    return rc;
 }
 
-static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)
+/* @return 0, or -ENOMEM (@p x partly written: the caller drops it). */
+static int coords_warm_internal(const mde_t *m, double *x, const uint8_t *placed)
 {
     uint32_t dim = m->o.dim;
     uint8_t *have = malloc(m->n);
@@ -450,8 +452,11 @@ static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *place
     uint32_t *cnt = calloc((size_t)m->n + 1, sizeof(uint32_t));
     rng_t r;
     rng_init(&r, mix64(m->o.seed ^ 0x3a7full));
-    if (!have || !acc || !cnt)
-        goto out; /* no memory: leave unplaced rows as given */
+    int rc = 0;
+    if (!have || !acc || !cnt) {
+        rc = -ENOMEM; /* (it left the unplaced rows as given and said nothing: issue 10.15) */
+        goto out;
+    }
     for (uint32_t i = 0; i < m->n; i++)
         have[i] = placed[i] != 0;
     /* a few rounds: new items next to new items get placed once their neighbours are */
@@ -484,11 +489,12 @@ static void coords_warm_internal(const mde_t *m, double *x, const uint8_t *place
         if (!have[i])
             for (uint32_t c = 0; c < dim; c++)
                 x[(size_t)i * dim + c] = rng_normal(&r);
+    center(m, x);
 out:
     free(have);
     free(acc);
     free(cnt);
-    center(m, x);
+    return rc;
 }
 
 /* ---- objective --------------------------------------------------------------------------- */

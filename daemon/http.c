@@ -504,7 +504,18 @@ static void send_snapshot_list(http_server_t *s, h2o_req_t *req)
     char **ids;
     size_t n;
     cJSON *arr = cJSON_CreateArray();
-    if (store_snapshot_ids(s->routes.snapshots_dir, &ids, &n) == 0) {
+    int rc = store_snapshot_ids(s->routes.snapshots_dir, &ids, &n);
+    if (rc != 0 && rc != -ENOENT) { /* not "none yet": an error, not an empty list */
+        cJSON_Delete(arr);
+        if (rc == -ENOMEM)
+            send_text(req, 500, "Internal Server Error", "text/plain",
+                      H2O_STRLIT("out of memory\n"));
+        else
+            send_text(req, 500, "Internal Server Error", "text/plain",
+                      H2O_STRLIT("cannot list the snapshots\n"));
+        return;
+    }
+    if (rc == 0) {
         for (size_t i = n; i-- > 0;) { /* newest first */
             char path[4200], buf[8192];
             snprintf(path, sizeof(path), "%s/%s.json", s->routes.snapshots_dir, ids[i]);

@@ -667,9 +667,10 @@ static double map_width(const double *y, uint32_t n)
  * How far items whose kNN rows did not change moved, as a fraction of the map's width. When the
  * map was reframed (rescaled/recentred because it outgrew its frame; frame.reframed in the
  * manifest) the movement is measured in the previous frame, so the figure is the layout's own
- * movement, not the uniform zoom of the new frame.
+ * movement, not the uniform zoom of the new frame. @return 0, or -ENOMEM (issue 10.15: it said
+ * "unknown" then, and the refresh went on as if nothing had failed).
  */
-static void stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
+static int stability(const store_coords_t *prev, const store_coords_t *c, refresh_result_t *r)
 {
     uint8_t *mask = calloc((size_t)c->n + 1, 1);
     double *before = calloc((size_t)c->n * 2 + 1, sizeof(double));
@@ -677,9 +678,10 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
     frame_t pf;
     r->stability_median = r->stability_p95 = -1;
     r->stability_items = 0;
-    if (!mask || !before || !after || prev->k != c->k) {
+    int rc = mask && before && after ? 0 : -ENOMEM;
+    if (rc != 0 || prev->k != c->k) { /* another k: no row compares */
         free(mask), free(before), free(after);
-        return;
+        return rc;
     }
     if (r->reframed && frame_recover(prev->y2, prev->framed, prev->n, &pf) == 0)
         frame_apply(&pf, c->y2, c->n, after);
@@ -694,10 +696,13 @@ static void stability(const store_coords_t *prev, const store_coords_t *c, refre
         mask[i] = 1;
         r->stability_items++;
     }
-    if (r->stability_items > 0)
+    /* -EINVAL (a map of width 0) leaves the figure unknown; only memory is a failure */
+    if (r->stability_items > 0 &&
         quality_displacement(before, after, c->n, 2, mask, map_width(after, c->n),
-                             &r->stability_median, &r->stability_p95);
+                             &r->stability_median, &r->stability_p95) == -ENOMEM)
+        rc = -ENOMEM;
     free(mask), free(before), free(after);
+    return rc;
 }
 
 /* ---- MDE and layout ------------------------------------------------------------------------ */
@@ -969,12 +974,15 @@ static int publish_stage(store_t *s, const refresh_state_t *st, const refresh_op
                          char *err, size_t errlen)
 {
     fill_coords(st, "", c);
-    stability(prev, c, r);
+    int rc = stability(prev, c, r);
+    if (rc != 0) {
+        snprintf(err, errlen, "measuring stability: %s", atl_strerror(rc));
+        return rc;
+    }
     r->items = st->n;
     if (o->progress)
         o->progress(o->progress_ud, "publish", 0);
-    int rc = publish(s, o, prev, c, st->knn.max_distance, r, err, errlen);
-    if (rc != 0)
+    if ((rc = publish(s, o, prev, c, st->knn.max_distance, r, err, errlen)) != 0)
         return rc;
     snprintf(c->snapshot, sizeof(c->snapshot), "%s", r->id);
     /* after the snapshot: a crash before this commit only repeats the work next time */

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,14 +141,13 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     return 0;
 }
 
-static void retain(const char *dir, unsigned keep)
+/* Delete all but the newest @p keep of @p ids (sorted, listed before @p newest was published:
+ * it counts as one of the kept), and free the list. */
+static void retain(const char *dir, char **ids, size_t n, const char *newest, unsigned keep)
 {
-    char **ids;
-    size_t n;
-    if (store_snapshot_ids(dir, &ids, &n) != 0)
-        return;
+    size_t total = n + 1;
     for (size_t i = 0; i < n; i++) {
-        if (i + keep < n) {
+        if (i + keep < total && strcmp(ids[i], newest) != 0) {
             char path[4096];
             snprintf(path, sizeof(path), "%s/%s", dir, ids[i]);
             unlink(path);
@@ -189,16 +189,23 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
         snprintf(errbuf, errlen, "manifest fields are not a JSON object");
         return -EINVAL;
     }
-    cJSON_AddStringToObject(m, "id", info.id);
-    cJSON_AddNumberToObject(m, "created", (double)info.created);
-    cJSON_AddNumberToObject(m, "items", items);
-    cJSON_AddStringToObject(m, "sha256", info.sha256);
-    cJSON_AddNumberToObject(m, "bytes", (double)len);
-    char *manifest = cJSON_Print(m);
+    /* the snapshots to retain are listed before the new one goes live, so that running out of
+     * memory there fails the publish instead of going unnoticed (issue 10.15) */
+    char **ids = NULL, *manifest = NULL;
+    size_t n_ids = 0;
+    if (!cJSON_AddStringToObject(m, "id", info.id) ||
+        !cJSON_AddNumberToObject(m, "created", (double)info.created) ||
+        !cJSON_AddNumberToObject(m, "items", items) ||
+        !cJSON_AddStringToObject(m, "sha256", info.sha256) ||
+        !cJSON_AddNumberToObject(m, "bytes", (double)len) || !(manifest = cJSON_Print(m)))
+        rc = -ENOMEM;
+    else
+        rc = store_snapshot_ids(dir, &ids, &n_ids);
     cJSON_Delete(m);
-    if (!manifest) {
-        snprintf(errbuf, errlen, "publishing %s: out of memory", info.id);
-        return -ENOMEM;
+    if (rc != 0) {
+        free(manifest);
+        snprintf(errbuf, errlen, "publishing %s: %s", info.id, strerror(-rc));
+        return rc;
     }
     char mname[80];
     snprintf(mname, sizeof(mname), "%s.json", info.id);
@@ -208,10 +215,11 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
         (rc = sync_dir(dir)) != 0) {
         snprintf(errbuf, errlen, "publishing %s in %s failed: %s", info.id, dir, strerror(-rc));
         free(manifest);
+        retain(dir, ids, n_ids, info.id, UINT_MAX); /* deletes nothing: frees the list */
         return rc;
     }
     free(manifest);
-    retain(dir, keep ? keep : 1);
+    retain(dir, ids, n_ids, info.id, keep ? keep : 1);
     *out = info;
     return 0;
 }

@@ -24,13 +24,41 @@ function(atl_add_script_test name script)
     ENVIRONMENT "PATH=${CMAKE_BINARY_DIR}:$ENV{PATH};ATL_SRC=${CMAKE_SOURCE_DIR};ATL_BUILD=${CMAKE_BINARY_DIR}")
 endfunction()
 
+# Allocation-failure injection (tests/fault/fault.h; issue 10.2, 10.12, 10.15): a test given
+# atl_fault_inject() has its calls to the allocator wrapped at link time, so it can fail the n-th
+# one. Only test executables: nothing of it is in atlasd or atlasctl.
+add_library(atl_fault STATIC tests/fault/fault.c)
+target_include_directories(atl_fault PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(atl_fault PRIVATE PkgConfig::CJSON)
+atl_warnings(atl_fault)
+function(atl_fault_inject target)
+  target_link_libraries(${target} PRIVATE atl_fault)
+  target_link_options(${target} PRIVATE
+    "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=posix_memalign,--wrap=aligned_alloc")
+endfunction()
+
+# atlasd-faults: atlasd with fault switches for integration tests (tests/fault/daemon_faults.c:
+# out of memory while decoding, failing batch commits), turned on by files in $ATL_FAULT_DIR
+add_executable(atlasd-faults daemon/main.c tests/fault/daemon_faults.c)
+get_target_property(_atlasd_defs atlasd COMPILE_DEFINITIONS)
+get_target_property(_atlasd_libs atlasd LINK_LIBRARIES)
+if(_atlasd_defs)
+  target_compile_definitions(atlasd-faults PRIVATE ${_atlasd_defs})
+endif()
+target_include_directories(atlasd-faults PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries(atlasd-faults PRIVATE ${_atlasd_libs})
+atl_fault_inject(atlasd-faults)
+target_link_options(atlasd-faults PRIVATE "-Wl,--wrap=store_event_decode,--wrap=store_batch_commit")
+
 atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+atl_fault_inject(test_store)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
-             LABELS unit tsan)
+             LABELS unit tsan TIMEOUT 300)
+atl_fault_inject(test_refresh)
 atl_add_test(test_kafkaconf SOURCES tests/unit/kafkaconf/test_kafkaconf.c LIBS atl_kafkaconf
              LABELS unit)
 atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeline PkgConfig::CJSON
@@ -40,17 +68,28 @@ atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
 atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
 atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
+atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit)
+atl_fault_inject(test_mde)
 atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration TIMEOUT 300)
 # the scheduler's thread-pool handoff without Kafka: also under TSan (librdkafka's threads are
 # made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
 atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_core
              LABELS unit tsan TIMEOUT 120)
+# HTTP answers 500 when memory runs out (issue 10.12): stub routes, allocation failures injected
+atl_add_test(test_http SOURCES tests/unit/daemon/test_http.c LIBS atl_daemon_core LABELS unit)
+atl_fault_inject(test_http)
 atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(loop tests/integration/test_loop.sh LABELS integration TIMEOUT 300)
+# atlasd-faults: out of memory while decoding (10.2), a revoke whose flush fails (10.10)
+atl_add_script_test(ingest-oom tests/integration/test_ingest_oom.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
+                    TIMEOUT 300)
+# dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
+atl_add_script_test(dlq-size tests/integration/test_dlq_size.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
 atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
 
@@ -77,6 +116,7 @@ atl_add_fuzz(config atl_daemon_core)
 atl_add_fuzz(http atl_daemon_core)
 atl_add_test(test_frame SOURCES tests/unit/algo/test_frame.c LIBS atl_algo LABELS unit)
 atl_add_test(test_layout SOURCES tests/unit/algo/test_layout.c LIBS atl_algo LABELS unit TIMEOUT 300)
+atl_fault_inject(test_layout)
 add_executable(test_corpus tests/unit/algo/test_corpus.c)
 target_link_libraries(test_corpus PRIVATE atl_algo)
 target_include_directories(test_corpus PRIVATE ${CMAKE_SOURCE_DIR})
@@ -120,6 +160,7 @@ atl_add_kafka_test(kafka-daemon tests/integration/test_daemon.sh LABELS kafka TI
 atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-dlq tests/integration/test_dlq.sh LABELS kafka TIMEOUT 300)
+atl_add_kafka_test(kafka-dlq-size tests/integration/test_dlq_size.sh LABELS kafka TIMEOUT 300)
 atl_add_kafka_test(kafka-replicas tests/integration/test_kafka_replicas.sh LABELS kafka TIMEOUT 400)
 # real-broker only: missing topics and offsets out of range (own broker, auto-creation off), a
 # 3-node cluster losing the leader mid-stream; the rolling restart is `kafka-slow`

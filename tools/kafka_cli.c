@@ -329,8 +329,16 @@ int cmd_produce(int argc, char **argv)
         free(files);
         return CLI_EXIT_USAGE;
     }
-    const char *kv[] = {"linger.ms",          "20",  "queue.buffering.max.messages", "500000",
-                        "enable.idempotence", "true"};
+    /* message.max.bytes: a row as big as the broker's topic takes (librdkafka's 1 MB default
+     * would refuse it locally; the dead-letter test sends 2 MB) */
+    const char *kv[] = {"linger.ms",
+                        "20",
+                        "queue.buffering.max.messages",
+                        "500000",
+                        "enable.idempotence",
+                        "true",
+                        "message.max.bytes",
+                        "16777216"};
     if (!(p.rk = new_client(RD_KAFKA_PRODUCER, brokers, &p, kv, ATL_ARRAY_LEN(kv)))) {
         free(files);
         return CLI_EXIT_FAIL;

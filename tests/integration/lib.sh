@@ -121,9 +121,10 @@ brokers_up() {
 }
 
 # start_daemon NAME DB [ARGS...]: sets PORT_<NAME> and PID_<NAME> once /healthz answers 200.
+# ATLASD=atlasd-faults runs the test build with fault switches (tests/fault/daemon_faults.c).
 start_daemon() {
     local name=$1 db=$2; shift 2
-    atlasd --db "$db" --brokers "$BROKERS" --http 127.0.0.1:0 --stats-interval 0 \
+    "${ATLASD:-atlasd}" --db "$db" --brokers "$BROKERS" --http 127.0.0.1:0 --stats-interval 0 \
         --kafka.session.timeout.ms=4000 --kafka.heartbeat.interval.ms=500 \
         --topic-hiscores "$TOPIC_H" --topic-beatmaps "$TOPIC_B" --topic-dlq "$TOPIC_DLQ" \
         --group "$GROUP" "$@" \

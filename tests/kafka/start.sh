@@ -38,7 +38,11 @@ write_config() { # write_config ATTEMPT: ports for every node, server.properties
     read -r -a ports <<<"$(free_ports $((2 * n)))"
     for i in $(seq "$n"); do voters+="${voters:+,}$i@127.0.0.1:${ports[$((2 * i - 1))]}"; done
     local rf=$((n < 3 ? n : 3)) isr=$((n < 3 ? 1 : 2))
-    id=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+    # a cluster id that starts with '-' (1 in 64 of them) reads as an option to the format tool
+    # ("argument --cluster-id/-t: expected one argument"): drawn again, as Kafka's random-uuid does
+    id=$(python3 -c 'import uuid,base64
+g = lambda: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+print(next(s for s in iter(g, None) if s[0] != "-"))')
     : >"$dir/bootstrap.tmp"
     for i in $(seq "$n"); do
         local d=$dir/n$i

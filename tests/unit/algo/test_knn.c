@@ -10,6 +10,7 @@
 #include "algo/knn.h"
 #include "algo/rng.h"
 #include "tests/check.h"
+#include "tests/fault/fault.h"
 
 /* Plain O(n^2) Dijkstra from s over the whole graph. */
 static void all_distances(const graph_t *g, uint32_t s, double *dist)
@@ -173,8 +174,40 @@ static void test_graph_update(void)
     graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
 }
 
+typedef struct oom_knn {
+    const graph_t *g;
+    knn_opts_t o;
+} oom_knn_t;
+
+static int oom_knn_run(void *ud)
+{
+    oom_knn_t *c = ud;
+    knn_t r;
+    int rc = knn_build(c->g, &c->o, &r);
+    if (rc == 0)
+        knn_destroy(&r);
+    return rc;
+}
+
+/* Every allocation failure of knn_build with the automatic bound is an error (issue 10.15:
+ * knn_auto_max_distance returned the bound 0 on a failed malloc, and every row came out empty
+ * with knn_build returning 0). */
+static void test_oom(void)
+{
+    graph_t g;
+    random_graph(7, 200, 5, &g);
+    oom_knn_t c = {.g = &g};
+    knn_opts_default(&c.o);
+    c.o.k = 10;
+    c.o.max_distance = 0; /* automatic: the 75th percentile of the edge distances, times 3 */
+    c.o.n_threads = 2;
+    CHECK(fault_each(oom_knn_run, &c, "knn_build (automatic bound)") > 3);
+    graph_destroy(&g);
+}
+
 int main(void)
 {
+    test_oom();
     test_graph_update();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         graph_t g;

@@ -11,8 +11,42 @@
 #include "algo/quality.h"
 #include "algo/rng.h"
 #include "tests/check.h"
+#include "tests/fault/fault.h"
 
 enum { C = 5, PER = 400, N = C * PER };
+
+typedef struct oom_layout {
+    const double *x, *y; /* input (N x 3) and a converged layout of it */
+    const uint8_t *placed;
+    double *yw;
+} oom_layout_t;
+
+static int oom_layout_run(void *ud)
+{
+    oom_layout_t *c = ud;
+    layout_opts_t o;
+    layout_opts_default(&o);
+    o.n_neighbors = 10;
+    o.n_epochs = 2;
+    o.warm_epochs = 2;
+    layout_result_t res;
+    memcpy(c->yw, c->y, sizeof(double) * 200 * 2);
+    return layout_umap(c->x, 200, 3, &o, c->yw, c->placed, &res);
+}
+
+/* Every allocation failure of a warm layout reaches the caller (issue 10.15: init_warm returned
+ * nothing when its malloc failed; the unplaced points kept whatever coordinates they had and
+ * layout_umap returned 0). 200 points, 20 of them new. */
+static void test_oom(const double *x, const double *y)
+{
+    static uint8_t placed[200];
+    static double yw[200 * 2];
+    memset(placed, 1, sizeof(placed));
+    for (int i = 0; i < 200; i += 10)
+        placed[i] = 0;
+    oom_layout_t c = {x, y, placed, yw};
+    CHECK(fault_each(oom_layout_run, &c, "warm layout_umap") > 3);
+}
 
 int main(void)
 {
@@ -50,6 +84,8 @@ int main(void)
     CHECK(p > 0.95);
     E(layout_umap(x, N, 3, &o, y2, NULL, &res));
     CHECK(memcmp(y, y2, sizeof(y)) == 0); /* same seed, same bits */
+
+    test_oom(x, y);
 
     /* warm start from the cold layout on unchanged input, aligned: points barely move */
     memcpy(yw, y, sizeof(y));

@@ -10,6 +10,7 @@
 #include "algo/quality.h"
 #include "algo/rng.h"
 #include "tests/check.h"
+#include "tests/fault/fault.h"
 
 enum { GROUPS = 5, PER = 120, N = GROUPS * PER };
 
@@ -96,6 +97,41 @@ static void test_repulsive_pairs_stable(void)
     fprintf(stderr, "repulsive pairs kept after one insertion: %zu of %zu\n", same, na);
     CHECK(same >= na * 95 / 100);
     free(a), free(b);
+}
+
+typedef struct oom_mde {
+    const graph_edges_t *edges;
+    const double *x; /* converged coordinates */
+    const uint8_t *placed;
+    double *y;
+} oom_mde_t;
+
+static int oom_mde_run(void *ud)
+{
+    oom_mde_t *c = ud;
+    mde_opts_t o;
+    mde_opts_default(&o);
+    o.max_iter = 5;
+    mde_t m;
+    mde_result_t res;
+    memcpy(c->y, c->x, sizeof(double) * N * 3);
+    int rc = mde_init(&m, &o, N, c->edges, NULL);
+    if (rc != 0)
+        return rc;
+    if ((rc = mde_coords_warm(&m, c->y, c->placed)) == 0)
+        rc = mde_run(&m, c->y, &res);
+    mde_destroy(&m);
+    return rc;
+}
+
+/* Every allocation failure of a warm MDE run (init, warm start, iterations) reaches the caller
+ * (issue 10.15: mde_coords_warm returned nothing and left the coordinates as they were when its
+ * malloc failed; the run then went on as if the new items had been placed). */
+static void test_oom(const graph_edges_t *edges, const double *x, const uint8_t *placed)
+{
+    oom_mde_t c = {edges, x, placed, malloc(sizeof(double) * N * 3)};
+    CHECK(fault_each(oom_mde_run, &c, "warm MDE (mde_init, mde_coords_warm, mde_run)") > 3);
+    free(c.y);
 }
 
 int main(void)
@@ -198,6 +234,7 @@ int main(void)
             sqrt(spread));
     CHECK(res2.iterations < 200);
     CHECK(move < 0.05 * sqrt(spread));
+    test_oom(&edges, x, placed);
     mde_destroy(&m3);
     mde_destroy(&m2);
     mde_destroy(&m);

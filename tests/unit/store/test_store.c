@@ -8,7 +8,9 @@
  *  - a corrupted S entry is found by verify and repaired;
  *  - a tiny map grows instead of failing;
  *  - a repairing rebuild keeps a batch committed while it read (issue 10.1: its corrections are
- *    deltas against its snapshot, not absolute values).
+ *    deltas against its snapshot, not absolute values);
+ *  - snapshot listing and publishing report every allocation failure (issue 10.15: a truncated
+ *    list came back as success, and retention could then delete the wrong snapshots).
  */
 #include <math.h>
 
@@ -17,6 +19,7 @@
 #include "algo/weight.h"
 #include "store/store.h"
 #include "tests/check.h"
+#include "tests/fault/fault.h"
 
 enum { N_USERS = 25, N_MAPS = 30, N_EVENTS = 3000 };
 
@@ -277,8 +280,86 @@ static void test_dead_letters(void)
     check_rmdir(dir);
 }
 
+enum { N_SNAPS = 40 };
+
+/* Snapshot files corpus_<t> (+ .json) for N_SNAPS seconds, `latest` at the newest. */
+static void make_snapshots(const char *dir)
+{
+    char path[4200];
+    for (int i = 0; i < N_SNAPS; i++) {
+        for (int j = 0; j < 2; j++) {
+            snprintf(path, sizeof(path), "%s/corpus_%d%s", dir, 1600000000 + i, j ? ".json" : "");
+            FILE *f = fopen(path, "w");
+            CHECK(f != NULL);
+            fputs(j ? "{}" : "x", f);
+            fclose(f);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/latest", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fprintf(f, "corpus_%d\n", 1600000000 + N_SNAPS - 1);
+    fclose(f);
+}
+
+static int oom_ids_run(void *ud)
+{
+    char **ids;
+    size_t n;
+    int rc = store_snapshot_ids(ud, &ids, &n);
+    if (rc != 0)
+        return rc;
+    CHECK_EQ(n, N_SNAPS); /* all of them, in order */
+    for (size_t i = 0; i < n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "corpus_%d", 1600000000 + (int)i);
+        CHECK_STREQ(ids[i], want);
+        free(ids[i]);
+    }
+    free(ids);
+    return 0;
+}
+
+static int oom_publish_run(void *ud)
+{
+    const char *dir = ud;
+    store_snapshot_info_t info;
+    char err[256], id[64], path[4200];
+    int rc = store_snapshot_publish(dir, (const uint8_t *)"corpus", 6, 1, "{\"x\":1}", 3, &info,
+                                    err, sizeof(err));
+    if (rc == 0)
+        return 0;
+    /* a failed publish changed nothing: every snapshot is there, latest unchanged */
+    CHECK_EQ(oom_ids_run(ud), 0);
+    E(store_snapshot_latest(dir, id, sizeof(id)));
+    snprintf(path, sizeof(path), "corpus_%d", 1600000000 + N_SNAPS - 1);
+    CHECK_STREQ(id, path);
+    return rc;
+}
+
+/* Every allocation failure of store_snapshot_ids and of a publish (its manifest, the retention
+ * list) is an error that leaves the snapshots as they were (issue 10.15). */
+static void test_snapshots_oom(void)
+{
+    char *dir = check_tmpdir("store-snaps");
+    make_snapshots(dir);
+    fault_cjson_hooks(); /* the manifest's cJSON allocations count too */
+    CHECK(fault_each(oom_ids_run, dir, "store_snapshot_ids") > 3);
+    CHECK(fault_each(oom_publish_run, dir, "store_snapshot_publish") > 3);
+    char **ids; /* the publish that succeeded kept the newest 3: its own and two */
+    size_t n;
+    E(store_snapshot_ids(dir, &ids, &n));
+    CHECK_EQ(n, 3);
+    CHECK_EQ(strncmp(ids[0], "corpus_16000000", 15), 0);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    check_rmdir(dir);
+}
+
 int main(void)
 {
+    test_snapshots_oom();
     test_dead_letters();
     static int perm[N_EVENTS], ident[N_EVENTS];
     char d1[33], d2[33], d3[33], d4[33];
