@@ -542,7 +542,7 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
 /* An edge's schedule (one cache line's worth: an epoch touches it only when it is due). */
 struct sgd_edge {
     double next, next_neg; /* clocks: the edge and its negatives are due at these epochs */
-    double eps, eps_neg;   /* their periods in epochs */
+    double eps;            /* period in epochs (the negatives': eps / neg_rate) */
     uint32_t head, tail;
 };
 
@@ -556,7 +556,7 @@ typedef struct sgd {
     uint32_t *own; /* parts + 1 boundaries of owned points */
     rng_t *rng;    /* one per part */
     double a, b, alpha;
-    uint32_t ep;
+    uint32_t ep, neg_rate;
     const uint8_t *movable;
 } sgd_t;
 
@@ -602,11 +602,12 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
             struct sgd_edge *eq = &s->edge[q];
             uint32_t hj = eq->head, tk = eq->tail;
             int mj = !movable || movable[hj], mk = !movable || movable[tk];
-            int m = (int)((ep - eq->next_neg) / eq->eps_neg);
+            double eps_neg = eq->eps / s->neg_rate;
+            int m = (int)((ep - eq->next_neg) / eps_neg);
             /* attraction, then the negatives, which move y_j only: a fixed y_j draws none (its
              * clock still advances) */
             fastmath__umap_edge(&u, r, hj, tk, mj, mk, mj ? m : 0);
-            eq->next_neg += m * eq->eps_neg;
+            eq->next_neg += m * eps_neg;
             eq->next += eq->eps;
             s->due[q] = due_epoch(eq->next);
         }
@@ -653,8 +654,7 @@ static int sgd_edges(sgd_t *s, const edges_t *e, uint32_t n, const uint8_t *mova
             continue;
         size_t x = cnt[e->head[q]]++;
         double eps = wmax / e->w[q];
-        s->edge[x] =
-            (struct sgd_edge){eps, eps / neg_rate, eps, eps / neg_rate, e->head[q], e->tail[q]};
+        s->edge[x] = (struct sgd_edge){eps, eps / neg_rate, eps, e->head[q], e->tail[q]};
         s->due[x] = due_epoch(eps);
     }
     free(cnt);
@@ -666,7 +666,7 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                     const uint8_t *movable)
 {
     unsigned parts = o->n_threads < 1 ? 1 : (o->n_threads > 64 ? 64 : o->n_threads);
-    sgd_t s = {.n = n, .y = y, .a = a, .b = b, .movable = movable};
+    sgd_t s = {.n = n, .y = y, .a = a, .b = b, .neg_rate = neg_rate, .movable = movable};
     int rc = sgd_edges(&s, e, n, movable, neg_rate);
     if (rc != 0)
         goto out;
