@@ -346,6 +346,17 @@ void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b
         d[k] += c * b[k];
 }
 
+/* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
+MDE_CLONES
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
+                           const double *restrict b1, const double *restrict b2,
+                           const double *restrict b3, size_t n)
+{
+    double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
+    for (size_t k = 0; k < n; k++)
+        d[k] += (c0 * b0[k] + c1 * b1[k]) + (c2 * b2[k] + c3 * b3[k]);
+}
+
 /* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */
 MDE_CLONES
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,

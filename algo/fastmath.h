@@ -42,6 +42,9 @@ void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
                           const double *restrict g, size_t n, double *restrict acc);
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n);
 void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n);
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
+                           const double *restrict b1, const double *restrict b2,
+                           const double *restrict b3, size_t n);
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,

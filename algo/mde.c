@@ -32,7 +32,7 @@
 #define MAX_LS      25
 #define TOL_CHANGE  1e-9
 #define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
-#define VEC_BLOCK   1024 /* elements a block inside a chunk: the history pass stays in L1 */
+#define VEC_BLOCK   8192 /* elements a block inside a chunk: each vector streams 64 KiB at a time */
 #define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
 
 void mde_opts_default(mde_opts_t *o)
@@ -679,7 +679,11 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
                                          acc + 8 + 6 * k);
             } else {
                 fastmath__lbfgs_scale(j->out + b, j->coef[0], j->bs[0] + b, len);
-                for (int k = 1; k < j->n_vec; k++)
+                int k = 1;
+                for (; k + 4 <= j->n_vec; k += 4)
+                    fastmath__lbfgs_axpy4(j->out + b, j->coef + k, j->bs[k] + b, j->bs[k + 1] + b,
+                                          j->bs[k + 2] + b, j->bs[k + 3] + b, len);
+                for (; k < j->n_vec; k++)
                     fastmath__lbfgs_axpy(j->out + b, j->coef[k], j->bs[k] + b, len);
                 fastmath__lbfgs_dir_stats(j->out + b, j->g + b, len, acc);
             }
