@@ -539,6 +539,8 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
  * then depends on which thread ran a part or when, so a seed and a thread count reproduce a run
  * bit for bit; with one thread every point is read live, as in the serial algorithm.
  */
+#define SGD_PREFETCH 4 /* due edges whose records are prefetched ahead */
+
 /* An edge's schedule (one cache line's worth: an epoch touches it only when it is due). */
 struct sgd_edge {
     double next, next_neg; /* clocks: the edge and its negatives are due at these epochs */
@@ -589,16 +591,27 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
         const uint8_t *movable = s->movable;
         const uint32_t *due = s->due;
         rng_t rl = s->rng[t], *r = &rl; /* a local copy: the parts' states share a cache line */
-        /* q is the due edge being processed, nq the next one: its record (a cache miss, as
-         * due edges are sparse) is prefetched while q is processed */
-        size_t q_end = s->cut[t + 1], q = s->cut[t], nq;
+        /* q is the due edge being processed, nq the next one, pf the SGD_PREFETCH-th next:
+         * its record (a cache miss, as due edges are sparse) is prefetched ahead */
+        size_t q_end = s->cut[t + 1], q = s->cut[t], nq, pf;
         while (q < q_end && due[q] > ep)
             q++;
+        pf = q;
+        for (int k = 0; k < SGD_PREFETCH && pf < q_end; k++) {
+            for (pf++; pf < q_end && due[pf] > ep; pf++)
+                ;
+            if (pf < q_end)
+                __builtin_prefetch(&s->edge[pf]);
+        }
         for (; q < q_end; q = nq) {
             for (nq = q + 1; nq < q_end && due[nq] > ep; nq++)
                 ;
-            if (nq < q_end)
-                __builtin_prefetch(&s->edge[nq]);
+            if (pf < q_end) {
+                for (pf++; pf < q_end && due[pf] > ep; pf++)
+                    ;
+                if (pf < q_end)
+                    __builtin_prefetch(&s->edge[pf]);
+            }
             struct sgd_edge *eq = &s->edge[q];
             uint32_t hj = eq->head, tk = eq->tail;
             int mj = !movable || movable[hj], mk = !movable || movable[tk];
