@@ -524,8 +524,8 @@ int store_bulk_add(store_bulk_t *b, const store_event_t *ev);
 /** Rows added so far. */
 size_t store_bulk_len(const store_bulk_t *b);
 
-/** Whether @p s has no items, profiles or S (a bulk load may go into it). @return 0 or an
- * error. */
+/** Whether @p s has no items, profiles or S (a bulk load may go into it). @return 0,
+ * ATL_ECORRUPT for a store an interrupted bulk load left (S rows, no items), or an error. */
 int store_bulk_empty(store_t *s, int *empty);
 
 /**
