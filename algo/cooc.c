@@ -149,9 +149,16 @@ void cooc_block_destroy(cooc_block_t *b)
 
 /* ---- one row ------------------------------------------------------------------------------ */
 
+/* an item's accumulator and the stamp saying which row it holds, side by side: one cache line
+ * touched per term instead of two */
+typedef struct slot {
+    int64_t acc;
+    uint32_t stamp;
+    uint32_t reserved;
+} slot_t;
+
 typedef struct workspace {
-    int64_t *acc;
-    uint32_t *stamp;
+    slot_t *slot;
     uint32_t *touched, *tmp;
 } workspace_t;
 
@@ -245,12 +252,13 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
             int64_t wv = weight_pair_inline(a, v[e].pp);
             if (wv == 0)
                 continue;
-            if (w->stamp[t] != stamp) {
-                w->stamp[t] = stamp;
-                w->acc[t] = wv;
+            slot_t *sl = &w->slot[t];
+            if (sl->stamp != stamp) {
+                sl->stamp = stamp;
+                sl->acc = wv;
                 w->touched[nt++] = t;
             } else {
-                w->acc[t] += wv;
+                sl->acc += wv;
             }
         }
     }
@@ -259,17 +267,17 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
     if (nt * 16 > p->n_items) { /* a scan of the stamps costs less than the sort */
         nt = 0;
         for (uint32_t t = 0; t < p->n_items; t++)
-            if (w->stamp[t] == stamp)
+            if (w->slot[t].stamp == stamp)
                 w->touched[nt++] = t;
     } else {
         radix_u32(w->touched, w->tmp, nt, bits_for(p->n_items));
     }
     for (size_t i = 0; i < nt; i++) {
         uint32_t t = w->touched[i];
-        if (w->acc[t] == 0) /* weights are >= 0, so only an all-zero sum; kept for safety */
+        if (w->slot[t].acc == 0) /* weights are > 0 here, so never; kept for safety */
             continue;
         out->col[out->n] = t;
-        out->s[out->n] = w->acc[t];
+        out->s[out->n] = w->slot[t].acc;
         out->n++;
     }
     return 0;
@@ -306,8 +314,7 @@ static int block_body(void *ud, unsigned tid, size_t begin, size_t end)
 static void workspaces_free(workspace_t *ws, unsigned n)
 {
     for (unsigned i = 0; ws && i < n; i++) {
-        free(ws[i].acc);
-        free(ws[i].stamp);
+        free(ws[i].slot);
         free(ws[i].touched);
         free(ws[i].tmp);
     }
@@ -342,11 +349,10 @@ int cooc_block_compute(const cooc_index_t *ix, uint32_t lo, uint32_t hi, unsigne
     workspace_t *ws = calloc(n_threads, sizeof(*ws));
     int rc = ws ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i < n_threads; i++) {
-        ws[i].acc = malloc(n_items * sizeof(*ws[i].acc));
-        ws[i].stamp = calloc(n_items, sizeof(*ws[i].stamp));
+        ws[i].slot = calloc(n_items, sizeof(*ws[i].slot));
         ws[i].touched = malloc(n_items * sizeof(*ws[i].touched));
         ws[i].tmp = malloc(n_items * sizeof(*ws[i].tmp));
-        if (!ws[i].acc || !ws[i].stamp || !ws[i].touched || !ws[i].tmp)
+        if (!ws[i].slot || !ws[i].touched || !ws[i].tmp)
             rc = -ENOMEM;
     }
     block_job_t job = {ix, ws, b, lo};
