@@ -485,6 +485,15 @@ int store_lock(const char *dir, int *fd, char *errbuf, size_t errlen);
 /** Release a lock taken with store_lock(). */
 void store_unlock(int fd);
 
+/**
+ * Write a compacted copy of @p s into directory @p out_dir (which must exist and hold no
+ * data.mdb): LMDB's mdb_env_copy2(MDB_CP_COMPACT), i.e. `mdb_copy -c`. Pages on the free list
+ * are left out and the rest renumbered, so the copy is the live data; leaf pages keep their
+ * fill. Readers and writers may run meanwhile (the copy is of one read snapshot).
+ * @return 0 or an error code.
+ */
+int store_compact_copy(store_t *s, const char *out_dir);
+
 /* ---- bulk load (import into an empty store) ------------------------------------------------ */
 
 /*
