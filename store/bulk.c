@@ -461,7 +461,8 @@ void store_bulk_opts_default(store_bulk_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->n_threads = 2;
-    o->block_bytes = (size_t)1 << 30;
+    o->block_bytes = (size_t)256 << 20; /* ~22M weight terms: a transaction stays below LMDB's
+                                         * dirty-page limit (128k pages), so nothing spills */
 }
 
 static int progress(const store_bulk_opts_t *o, const char *stage, double frac)

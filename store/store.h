@@ -506,7 +506,7 @@ typedef struct store_bulk store_bulk_t;
 
 typedef struct store_bulk_opts {
     unsigned n_threads; /* threads computing S (default 2) */
-    size_t block_bytes; /* weight terms of one S block (one transaction), x12 (default 1 GiB) */
+    size_t block_bytes; /* weight terms of one S block (one transaction), x12 (default 256 MiB) */
     atl_progress_cb progress;
     void *progress_ud;
 } store_bulk_opts_t;
