@@ -58,6 +58,15 @@ int store_sync(store_t *s);
 void store_nowait_thread_set(store_t *s);
 
 /**
+ * How many read and write transactions the no-wait thread (store_nowait_thread_set) has begun
+ * since the store was opened. The daemon's loop should begin none once serving (issue 10.5: a
+ * transaction there can wait for LMDB's writer lock or the map-resize lock, and a read can be
+ * unbounded); the daemon publishes these counts and a test checks they stay put. Call from the
+ * no-wait thread only (the counts are its own, unsynchronised).
+ */
+void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes);
+
+/**
  * Grow the map ahead of need, without waiting: if less than @p min_free_frac of the map is
  * free (counting pages past the file's end only; freed pages are a bonus) and no transaction
  * is open in this process, double it. Cheap (no transaction); meant for a periodic timer, so
