@@ -24,6 +24,7 @@
 struct http_server {
     uv_loop_t *loop;
     http_routes_t routes;
+    int item_jobs; /* GET /items lookups queued or running on the thread pool */
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -237,6 +238,76 @@ static unsigned query_uint(h2o_req_t *req, const char *name, unsigned dflt)
     return dflt;
 }
 
+/*
+ * GET /items/<id> reads the item's S row, stats and neighbours: several read transactions and
+ * work that grows with the item's co-occurrences, so it runs on libuv's thread pool and the
+ * response is sent from the after-work callback (issue 10.5). The job owns its copy of the
+ * id; the request is reached through a token in the request's pool, whose dispose callback
+ * (the connection closed first) clears the job's pointer, so a late answer is dropped.
+ */
+#define ITEM_JOBS_MAX 64 /* queued lookups; beyond, 429 at once (the pool also runs refreshes) */
+
+typedef struct item_job item_job_t;
+
+typedef struct item_token {
+    item_job_t *job; /* NULL once answered */
+} item_token_t;
+
+struct item_job {
+    uv_work_t work;
+    http_server_t *srv;
+    h2o_req_t *req; /* NULL if the request went away */
+    item_token_t *token;
+    char id[64];
+    size_t id_len;
+    unsigned k;
+    int status;
+    char *json;
+};
+
+static void send_item(h2o_req_t *req, int st, char *json)
+{
+    if (st == 200) {
+        send_text(req, 200, "OK", "application/json", json, strlen(json));
+    } else {
+        const char *why = st == 400   ? "bad item id or k\n"
+                          : st == 404 ? "no such item\n"
+                          : st == 429 ? "too many item lookups at once; try again\n"
+                                      : "the store could not be read\n";
+        send_text(req, st,
+                  st == 400   ? "Bad Request"
+                  : st == 404 ? "Not Found"
+                  : st == 429 ? "Too Many Requests"
+                              : "Service Unavailable",
+                  "text/plain", why, strlen(why));
+    }
+}
+
+static void item_token_dispose(void *p)
+{
+    item_token_t *t = p;
+    if (t->job)
+        t->job->req = NULL;
+}
+
+static void item_work_cb(uv_work_t *w)
+{
+    item_job_t *j = w->data;
+    j->status = j->srv->routes.item(j->srv->routes.ud, j->id, j->id_len, j->k, &j->json);
+}
+
+static void item_after_cb(uv_work_t *w, int status)
+{
+    item_job_t *j = w->data;
+    j->srv->item_jobs--;
+    if (j->req) {
+        j->token->job = NULL;
+        send_item(j->req, status == 0 ? j->status : 503, j->json);
+    }
+    free(j->json);
+    free(j);
+}
+
 static int on_item(h2o_handler_t *self, h2o_req_t *req)
 {
     http_server_t *s = ((route_handler_t *)self)->srv;
@@ -244,26 +315,34 @@ static int on_item(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     h2o_iovec_t p = req->path_normalized;
     const size_t pre = sizeof("/items/") - 1;
-    char *json = NULL;
-    int st = 404;
     unsigned k = query_uint(req, "k", 20);
-    if (p.len > pre && p.len - pre < 64 && s->routes.item)
-        st = k >= 1 && k <= 10000
-                 ? s->routes.item(s->routes.ud, p.base + pre, p.len - pre, k, &json)
-                 : 400;
-    if (st == 200) {
-        send_text(req, 200, "OK", "application/json", json, strlen(json));
-    } else {
-        const char *why = st == 400   ? "bad item id or k\n"
-                          : st == 404 ? "no such item\n"
-                                      : "the store could not be read\n";
-        send_text(req, st,
-                  st == 400   ? "Bad Request"
-                  : st == 404 ? "Not Found"
-                              : "Service Unavailable",
-                  "text/plain", why, strlen(why));
+    if (!(p.len > pre && p.len - pre < 64 && s->routes.item)) {
+        send_item(req, 404, NULL);
+        return 0;
     }
-    free(json);
+    if (k < 1 || k > 10000) {
+        send_item(req, 400, NULL);
+        return 0;
+    }
+    if (s->item_jobs >= ITEM_JOBS_MAX) {
+        send_item(req, 429, NULL);
+        return 0;
+    }
+    item_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        abort();
+    j->srv = s, j->req = req, j->k = k;
+    j->id_len = p.len - pre;
+    memcpy(j->id, p.base + pre, j->id_len);
+    j->token = h2o_mem_alloc_shared(&req->pool, sizeof(*j->token), item_token_dispose);
+    j->token->job = j;
+    j->work.data = j;
+    if (uv_queue_work(s->loop, &j->work, item_work_cb, item_after_cb) != 0) {
+        free(j);
+        send_item(req, 503, NULL);
+        return 0;
+    }
+    s->item_jobs++;
     return 0;
 }
 

@@ -4,7 +4,7 @@
  * /metrics (Prometheus text), and the corpus snapshots: /snapshots (JSON list of manifests),
  * /snapshots/latest and /snapshots/<id> (the bytes; strong ETag = sha256, If-None-Match,
  * Range, If-Range, HEAD, CORS), /snapshots/<id>/manifest; POST /admin/rebuild (loopback or a
- * bearer token). All callbacks run on the loop thread.
+ * bearer token). All callbacks run on the loop thread, except `item` (the thread pool).
  */
 #ifndef ATL_HTTP_H
 #define ATL_HTTP_H
@@ -28,7 +28,8 @@ typedef struct http_routes {
      * otherwise 401 (token configured, missing or wrong) or 403 (no token configured). */
     int (*admin_rebuild)(void *ud, int cold, cJSON *out);
     /* GET /items/<item id>[?k=N]: malloc'd JSON in *json (store_item_json), or an HTTP status
-     * other than 200 (400 bad id, 404 unknown). */
+     * other than 200 (400 bad id, 404 unknown). Called on a thread-pool thread, never the loop
+     * (it reads the store); it must touch nothing the loop owns. */
     int (*item)(void *ud, const char *id, size_t id_len, unsigned k, char **json);
     const char *admin_token;
     void *ud;

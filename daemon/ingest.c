@@ -5,8 +5,8 @@
  * (messages, rebalances, logs through log.queue, errors, statistics) to the consumer queue, whose
  * IO event writes to an eventfd watched by uv_poll. librdkafka signals only when the queue goes
  * from empty to non-empty, so the drain runs rd_kafka_consumer_poll(rk, 0) until the queue is
- * empty; when it stops early (a per-tick cap, so HTTP stays responsive, or a stalled store) it
- * re-arms itself with a uv_idle handle.
+ * empty; when it stops early (a time budget per callback, so HTTP stays responsive, or a stalled
+ * store) it re-arms itself with a uv_idle handle.
  *
  * Batching: decoded events go into one store batch, committed when it holds batch-max-events
  * or batch-max-ms after its first event. Invalid messages are copied to the dead-letter topic
@@ -31,9 +31,13 @@
 #include "daemon/thread_prio.h"
 #include "kafkaconf/kafkaconf.h"
 
-#define MAX_PER_TICK 20000
-#define N_BUCKETS    12
-#define MAX_PARTS    1024
+/* One drain callback decodes messages for at most this long, then yields to the rest of the
+ * loop (HTTP) and goes on in the next iteration: decoding ~10-60 us a message, the former cap
+ * of 20000 messages a callback kept the loop busy 30-600 ms whenever a backlog arrived, the
+ * /healthz latency spikes of issue 10.4 (measured with atlasd_loop_busy_seconds). */
+#define DRAIN_BUDGET_NS (3 * 1000 * 1000)
+#define N_BUCKETS       12
+#define MAX_PARTS       1024
 
 static const double bucket_s[N_BUCKETS - 1] = {0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
                                                0.1,   0.25,  0.5,   1.0,  2.5};
@@ -69,7 +73,14 @@ struct ingest {
     store_batch_t *w_job;
     int w_rc, w_quit, w_started;
     double w_seconds;
-    uv_async_t w_done;
+    /* the store's counters as the writer read them after its last commit, and the loop's copy
+     * (/status, /metrics): the loop itself never opens a transaction (issue 10.5) */
+    store_counters_t w_counters, counters;
+    int w_counters_ok;
+    /* the writer's "done" signal: an eventfd the loop polls, not a uv_async_t, whose
+     * uv_async_send() the loop spins on while a (low-priority, preempted) sender is inside it */
+    int w_efd;
+    uv_poll_t w_done;
     store_batch_t *inflight, *spare; /* being (or to be re-) committed; the free one */
     int flush_wanted;
     void (*done_cb)(void *);
@@ -83,6 +94,13 @@ struct ingest {
     uint64_t map_full_waits, map_grown, dlq_truncated;
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
+    /* their deletion on the thread pool (a write transaction: never on the loop) */
+    uv_work_t del_work;
+    uint64_t *del_ids;
+    size_t n_del_ids, cap_del_ids;
+    int del_busy, del_rc;
+    uint64_t dlq_max_id; /* the highest dead-letter id produced so far */
+    int resend_busy;     /* a resend_job_t reads pending dead letters on the thread pool */
     int64_t dlq_in_flight;
     int dlq_resend;
     uint64_t rejected[STORE_REJECT_COUNT];
@@ -180,12 +198,21 @@ static void *writer_main(void *ud)
         double t0 = now_s();
         int rc = store_batch_commit(ig->store, b);
         double secs = now_s() - t0;
+        store_counters_t c;
+        int c_ok = rc == 0 && store_counters_get(ig->store, &c) == 0;
         pthread_mutex_lock(&ig->w_mu);
         ig->w_rc = rc;
         ig->w_seconds = secs;
+        if ((ig->w_counters_ok = c_ok))
+            ig->w_counters = c;
         ig->w_job = NULL;
         pthread_cond_broadcast(&ig->w_cv);
-        uv_async_send(&ig->w_done);
+        pthread_mutex_unlock(&ig->w_mu);
+        static const uint64_t one = 1;
+        if (write(ig->w_efd, &one, sizeof(one)) < 0) {
+            /* cannot fail: the counter would have to reach 2^64 - 1 */
+        }
+        pthread_mutex_lock(&ig->w_mu);
     }
     pthread_mutex_unlock(&ig->w_mu);
     return NULL;
@@ -218,6 +245,8 @@ static int commit_finish(ingest_t *ig)
     pthread_mutex_lock(&ig->w_mu);
     int rc = ig->w_rc;
     double secs = ig->w_seconds;
+    if (rc == 0 && ig->w_counters_ok)
+        ig->counters = ig->w_counters;
     pthread_mutex_unlock(&ig->w_mu);
     if (rc != 0) {
         set_error(ig, "store commit failed: %s", atl_strerror(rc));
@@ -248,9 +277,13 @@ static int commit_finish(ingest_t *ig)
     return 0;
 }
 
-static void on_commit_done(uv_async_t *h)
+static void on_commit_done(uv_poll_t *h, int status, int events)
 {
+    (void)status, (void)events;
     ingest_t *ig = h->data;
+    uint64_t v;
+    if (read(ig->w_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        LOG_WARN("ingest", "eventfd read failed", "err=\"%s\"", strerror(errno));
     if (!ig->inflight || writer_busy(ig))
         return; /* a stale wake-up: commit_wait() finished it already */
     if (commit_finish(ig) != 0)
@@ -352,6 +385,15 @@ static int dlq_produce(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl,
     return 0;
 }
 
+/* dlq_produce and remember the highest id produced (the resend's limit, below). */
+static int dlq_produce_id(ingest_t *ig, uint64_t id, const store_dead_letter_t *dl,
+                          size_t value_len)
+{
+    if (id > ig->dlq_max_id)
+        ig->dlq_max_id = id;
+    return dlq_produce(ig, id, dl, value_len);
+}
+
 /* After a commit: send the batch's dead letters. */
 static void dlq_send_batch(ingest_t *ig, store_batch_t *b)
 {
@@ -359,26 +401,21 @@ static void dlq_send_batch(ingest_t *ig, store_batch_t *b)
         store_dead_letter_t dl;
         uint64_t id;
         store_batch_dead_letter_get(b, i, &dl, &id);
-        dlq_produce(ig, id, &dl, dl.value_len);
+        dlq_produce_id(ig, id, &dl, dl.value_len);
     }
 }
 
 static int resend_cb(void *ud, uint64_t id, const store_dead_letter_t *dl)
 {
-    dlq_produce(ud, id, dl, dl->value_len);
+    dlq_produce_id(ud, id, dl, dl->value_len);
     return 0;
 }
 
-/* Produce every pending dead letter again: at start, and after a failure once nothing is in
- * flight any more (so nothing is in flight twice). Deletions of delivered ones go first. */
-static void dlq_flush_deletes(ingest_t *ig);
-
-static void dlq_resend_pending(ingest_t *ig)
+/* At start, before the loop serves: produce every dead letter a crash left undelivered. */
+static void dlq_resend_at_start(ingest_t *ig)
 {
     if (!ig->dlq)
         return;
-    dlq_flush_deletes(ig);
-    ig->dlq_resend = 0;
     int rc = store_dead_letters_each(ig->store, resend_cb, ig);
     if (rc != 0) {
         ig->dlq_resend = 1;
@@ -386,13 +423,149 @@ static void dlq_resend_pending(ingest_t *ig)
     }
 }
 
+/*
+ * After a failed delivery, once nothing is in flight and every delivered one is deleted (so
+ * nothing is in flight twice): the pending dead letters are read on the thread pool (copies:
+ * their number is unbounded, the loop reads nothing) and produced again on the loop. Dead
+ * letters of batches committed after the job was queued (ids above the highest produced then)
+ * are skipped: their commit produces them.
+ */
+typedef struct resend_item {
+    uint64_t id;
+    store_dead_letter_t dl; /* its pointers point into bytes */
+    char bytes[];
+} resend_item_t;
+
+typedef struct resend_job {
+    uv_work_t work;
+    ingest_t *ig;
+    uint64_t id_limit;
+    resend_item_t **items;
+    size_t n, cap;
+    int rc;
+} resend_job_t;
+
+static char *copy_in(char **p, const void *src, size_t len)
+{
+    char *at = *p;
+    if (len)
+        memcpy(at, src, len);
+    *p += len;
+    return at;
+}
+
+static int resend_copy_cb(void *ud, uint64_t id, const store_dead_letter_t *dl)
+{
+    resend_job_t *j = ud;
+    if (id > j->id_limit)
+        return 0;
+    size_t lt = strlen(dl->topic) + 1, lr = strlen(dl->reason) + 1, le = strlen(dl->error) + 1;
+    resend_item_t *it = malloc(sizeof(*it) + lt + lr + le + dl->key_len + dl->value_len);
+    if (!it || atl_array_grow((void **)&j->items, &j->cap, j->n + 1, sizeof(*j->items), 16)) {
+        free(it);
+        return -ENOMEM;
+    }
+    char *p = it->bytes;
+    it->id = id;
+    it->dl = *dl;
+    it->dl.topic = copy_in(&p, dl->topic, lt);
+    it->dl.reason = copy_in(&p, dl->reason, lr);
+    it->dl.error = copy_in(&p, dl->error, le);
+    it->dl.key = dl->key_len ? copy_in(&p, dl->key, dl->key_len) : NULL;
+    it->dl.value = copy_in(&p, dl->value, dl->value_len);
+    j->items[j->n++] = it;
+    return 0;
+}
+
+static void resend_work_cb(uv_work_t *w)
+{
+    resend_job_t *j = w->data;
+    j->rc = store_dead_letters_each(j->ig->store, resend_copy_cb, j);
+}
+
+static void resend_after_cb(uv_work_t *w, int status)
+{
+    resend_job_t *j = w->data;
+    ingest_t *ig = j->ig;
+    ig->resend_busy = 0;
+    if (status != 0 || j->rc != 0) {
+        ig->dlq_resend = 1;
+        set_error(ig, "reading pending dead letters: %s",
+                  atl_strerror(status != 0 ? status : j->rc));
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        if (!ig->stopping && status == 0 && j->rc == 0)
+            dlq_produce_id(ig, j->items[i]->id, &j->items[i]->dl, j->items[i]->dl.value_len);
+        free(j->items[i]);
+    }
+    free(j->items);
+    free(j);
+}
+
+static void dlq_resend_pending(ingest_t *ig)
+{
+    resend_job_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        abort();
+    j->ig = ig;
+    j->id_limit = ig->dlq_max_id;
+    j->work.data = j;
+    ig->dlq_resend = 0;
+    if (uv_queue_work(ig->loop, &j->work, resend_work_cb, resend_after_cb) != 0) {
+        ig->dlq_resend = 1;
+        free(j);
+        return;
+    }
+    ig->resend_busy = 1;
+}
+
+/* Deleting delivered dead letters is a write transaction: it may wait for LMDB's writer lock
+ * (a batch commit, a refresh's or a rebuild's write), so it runs on the thread pool. The ids
+ * move to the job; a failed deletion gives them back, tried again at the next tick. */
+static void del_work_cb(uv_work_t *w)
+{
+    ingest_t *ig = w->data;
+    ig->del_rc = store_dead_letters_delete(ig->store, ig->del_ids, ig->n_del_ids);
+}
+
+static void del_after_cb(uv_work_t *w, int status)
+{
+    ingest_t *ig = w->data;
+    ig->del_busy = 0;
+    if (status == 0 && ig->del_rc == 0) {
+        ig->n_del_ids = 0;
+        return;
+    }
+    if (atl_array_grow((void **)&ig->dlq_done, &ig->cap_dlq_done, ig->n_dlq_done + ig->n_del_ids,
+                       sizeof(*ig->dlq_done), 64))
+        abort();
+    memcpy(ig->dlq_done + ig->n_dlq_done, ig->del_ids, ig->n_del_ids * sizeof(*ig->del_ids));
+    ig->n_dlq_done += ig->n_del_ids;
+    ig->n_del_ids = 0;
+}
+
 static void dlq_flush_deletes(ingest_t *ig)
 {
-    if (ig->n_dlq_done == 0)
+    if (ig->n_dlq_done == 0 || ig->del_busy)
         return;
-    int rc = store_dead_letters_delete(ig->store, ig->dlq_done, ig->n_dlq_done);
-    if (rc == 0)
-        ig->n_dlq_done = 0; /* else kept, and tried again at the next tick */
+    uint64_t *spare = ig->del_ids; /* swap the arrays: no copy */
+    size_t spare_cap = ig->cap_del_ids;
+    ig->del_ids = ig->dlq_done, ig->cap_del_ids = ig->cap_dlq_done;
+    ig->n_del_ids = ig->n_dlq_done;
+    ig->dlq_done = spare, ig->cap_dlq_done = spare_cap, ig->n_dlq_done = 0;
+    ig->del_work.data = ig;
+    if (uv_queue_work(ig->loop, &ig->del_work, del_work_cb, del_after_cb) == 0)
+        ig->del_busy = 1;
+    else
+        del_after_cb(&ig->del_work, -1); /* back to dlq_done */
+}
+
+/* At shutdown (the loop may wait then): what is left, at once. */
+static void dlq_flush_deletes_now(ingest_t *ig)
+{
+    if (ig->n_dlq_done > 0 &&
+        store_dead_letters_delete(ig->store, ig->dlq_done, ig->n_dlq_done) == 0)
+        ig->n_dlq_done = 0;
 }
 
 static void on_batch_timer(uv_timer_t *t)
@@ -509,7 +682,10 @@ static int paused(const ingest_t *ig)
 
 static void drain(ingest_t *ig)
 {
-    for (int i = 0; i < MAX_PER_TICK && !paused(ig); i++) {
+    uint64_t t0 = uv_hrtime();
+    for (unsigned i = 1; !paused(ig); i++) {
+        if (i % 16 == 0 && uv_hrtime() - t0 >= DRAIN_BUDGET_NS)
+            break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ig->rk, 0);
         if (!m) {
             uv_idle_stop(&ig->idle);
@@ -689,7 +865,8 @@ static void on_tick(uv_timer_t *t)
     if (ig->dlq) {
         rd_kafka_poll(ig->dlq, 0); /* delivery reports of dead letters */
         dlq_flush_deletes(ig);
-        if (ig->dlq_resend && ig->dlq_in_flight == 0 && !ig->stopping) {
+        if (ig->dlq_resend && ig->dlq_in_flight == 0 && ig->n_dlq_done == 0 && !ig->del_busy &&
+            !ig->resend_busy && !ig->stopping) {
             if (now_s() - ig->last_resend_s >= 5) {
                 ig->last_resend_s = now_s();
                 dlq_resend_pending(ig);
@@ -715,8 +892,7 @@ static void on_tick(uv_timer_t *t)
     if (ig->cfg->stats_interval_s > 0 &&
         now - ig->last_stats_s >= (double)ig->cfg->stats_interval_s) {
         if (ig->last_stats_s > 0) {
-            store_counters_t c = {0};
-            store_counters_get(ig->store, &c);
+            const store_counters_t c = ig->counters;
             LOG_INFO("stats", "ingestion",
                      "consumed=%" PRIu64 " applied=%" PRIu64 " batches=%" PRIu64
                      " rate=%.0f brokers_up=%d stalled=%d",
@@ -870,7 +1046,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     ig->loop = loop;
     ig->cfg = cfg;
     ig->store = store;
-    ig->efd = -1;
+    ig->efd = ig->w_efd = -1;
     ig->started = ig->rate_t0 = now_s();
     store_decode_opts_default(&ig->dopts);
     ig->dopts.max_bytes = (size_t)cfg->max_message_bytes;
@@ -882,6 +1058,10 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     }
     pthread_mutex_init(&ig->w_mu, NULL);
     pthread_cond_init(&ig->w_cv, NULL);
+    if ((rc = store_counters_get(store, &ig->counters)) != 0) { /* then the writer's copies */
+        snprintf(errbuf, errlen, "reading the store's counters: %s", atl_strerror(rc));
+        goto bad;
+    }
     if ((rc = store_batch_new(&ig->batch)) != 0 || (rc = store_batch_new(&ig->spare)) != 0 ||
         (rc = make_consumer(ig, errbuf, errlen)) != 0 || (rc = make_dlq(ig, errbuf, errlen)) != 0)
         goto bad;
@@ -896,7 +1076,8 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
         goto bad;
     }
     ig->queue = rd_kafka_queue_get_consumer(ig->rk);
-    if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    if ((ig->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        (ig->w_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         rc = -errno;
         snprintf(errbuf, errlen, "eventfd: %s", strerror(-rc));
         goto bad;
@@ -908,8 +1089,9 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_timer_init(loop, &ig->batch_timer);
     uv_timer_init(loop, &ig->retry_timer);
     uv_timer_init(loop, &ig->tick);
-    uv_async_init(loop, &ig->w_done, on_commit_done);
+    uv_poll_init(loop, &ig->w_done, ig->w_efd);
     ig->w_done.data = ig;
+    uv_poll_start(&ig->w_done, UV_READABLE, on_commit_done);
     ig->n_handles = 6;
     if (pthread_create(&ig->w_thread, NULL, writer_main, ig) != 0)
         abort();
@@ -919,7 +1101,7 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     uv_poll_start(&ig->poll, UV_READABLE, on_readable);
     uv_timer_start(&ig->tick, on_tick, 100, 100);
     uv_idle_start(&ig->idle, on_idle); /* events may already be queued */
-    dlq_resend_pending(ig);            /* dead letters a crash left undelivered */
+    dlq_resend_at_start(ig);           /* dead letters a crash left undelivered */
     LOG_INFO("ingest", "consuming", "brokers=\"%s\" group=%s instance=%s topics=%s,%s",
              cfg->brokers, cfg->group, cfg->group_instance_id, cfg->topic_hiscores,
              cfg->topic_beatmaps);
@@ -948,7 +1130,7 @@ static void finish_stop(ingest_t *ig)
         LOG_WARN("ingest", "dead letters not all delivered at shutdown; sent again at start",
                  "pending=%d", rd_kafka_outq_len(ig->dlq));
     if (ig->dlq)
-        dlq_flush_deletes(ig);
+        dlq_flush_deletes_now(ig);
     uv_close((uv_handle_t *)&ig->poll, on_handle_closed);
     uv_close((uv_handle_t *)&ig->idle, on_handle_closed);
     uv_close((uv_handle_t *)&ig->batch_timer, on_handle_closed);
@@ -985,6 +1167,7 @@ void ingest_free(ingest_t *ig)
         return;
     drop_held(ig); /* before its client is destroyed */
     free(ig->dlq_done);
+    free(ig->del_ids);
     if (ig->w_started) {
         pthread_mutex_lock(&ig->w_mu);
         ig->w_quit = 1;
@@ -1004,6 +1187,8 @@ void ingest_free(ingest_t *ig)
         rd_kafka_destroy(ig->dlq);
     if (ig->efd >= 0)
         close(ig->efd);
+    if (ig->w_efd >= 0)
+        close(ig->w_efd);
     store_batch_free(ig->batch);
     free(ig);
 }
@@ -1022,8 +1207,7 @@ const char *ingest_state(const ingest_t *ig)
 
 void ingest_status(ingest_t *ig, cJSON *o)
 {
-    store_counters_t c = {0};
-    store_counters_get(ig->store, &c);
+    const store_counters_t c = ig->counters; /* as of the last commit (no read on the loop) */
     uint64_t rejected = 0,
              skipped = c.events_skipped[STORE_SKIP_MODE] + c.events_skipped[STORE_SKIP_LOW_PP];
     for (int i = 1; i < STORE_REJECT_COUNT; i++)
@@ -1062,8 +1246,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
 
 void ingest_metrics(ingest_t *ig, text_buf_t *b)
 {
-    store_counters_t c = {0};
-    store_counters_get(ig->store, &c);
+    const store_counters_t c = ig->counters;
     text_buf_printf(
         b,
         "# HELP atlasd_messages_consumed_total Kafka messages consumed (hiscore rows, metadata, "

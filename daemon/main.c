@@ -27,6 +27,7 @@
 #include "daemon/http.h"
 #include "daemon/ingest.h"
 #include "daemon/log.h"
+#include "daemon/loopmon.h"
 #include "daemon/sched.h"
 #include "daemon/thread_prio.h"
 #include "store/store.h"
@@ -43,6 +44,7 @@ typedef struct daemon_state {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
     uv_timer_t sd_watchdog; /* feeds systemd's watchdog from the loop */
+    loopmon_t loopmon;      /* busy time per loop iteration, in /metrics */
     int loop_ready, stopping, exit_code;
     /* store counts for /status and /metrics: counting users and retained items walks two
      * tables, so a worker recounts them every STATS_PERIOD_MS and the loop only reads the copy */
@@ -72,6 +74,7 @@ static void close_own_handles(daemon_state_t *d)
     uv_close((uv_handle_t *)&d->deadline, NULL);
     uv_close((uv_handle_t *)&d->sd_watchdog, NULL);
     uv_close((uv_handle_t *)&d->stats_timer, NULL);
+    loopmon_destroy(&d->loopmon);
 }
 
 static void on_sd_watchdog(uv_timer_t *t)
@@ -227,15 +230,15 @@ static const char *health(void *ud)
 
 /* Store counts for /status and /metrics (issue 10.5): counted on the thread pool, never on the
  * loop (at full scale the walk takes long enough to delay ingestion and every request). */
+static void stats_count(void *ud)
+{
+    daemon_state_t *d = ud;
+    d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
+}
+
 static void stats_work_cb(uv_work_t *w)
 {
-    daemon_state_t *d = w->data;
-    static _Thread_local int niced;
-    if (!niced) {
-        niced = 1;
-        thread_prio_background(10);
-    }
-    d->stats_rc = store_stats_get(d->store, 0, &d->stats_next);
+    thread_prio_run_background(10, stats_count, w->data); /* see thread_prio.h */
 }
 
 static void stats_after_cb(uv_work_t *w, int status)
@@ -322,6 +325,16 @@ static void metrics(void *ud, text_buf_t *b)
                         (unsigned long long)st.retained);
     if (d->sched)
         sched_metrics(d->sched, b);
+    loopmon_metrics(&d->loopmon, b);
+    uint64_t reads, writes;
+    store_nowait_txns_get(d->store, &reads, &writes);
+    text_buf_printf(b,
+                    "# HELP atlasd_loop_store_transactions_total LMDB transactions begun on the "
+                    "event-loop thread (none once serving: they run on the writer and the thread "
+                    "pool).\n# TYPE atlasd_loop_store_transactions_total counter\n"
+                    "atlasd_loop_store_transactions_total{kind=\"read\"} %llu\n"
+                    "atlasd_loop_store_transactions_total{kind=\"write\"} %llu\n",
+                    (unsigned long long)reads, (unsigned long long)writes);
 }
 
 static int start(daemon_state_t *d, char *err, size_t errlen)
@@ -347,6 +360,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     store_stats_get(d->store, 0, &d->stats); /* once before serving; then on the thread pool */
     uv_loop_init(&d->loop);
     d->loop_ready = 1;
+    loopmon_init(&d->loopmon, &d->loop);
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
     uv_signal_init(&d->loop, &d->sig_hup);

@@ -35,6 +35,12 @@ struct sched {
     store_t *store;
     uv_timer_t tick;
     uv_work_t work;
+    /* the tick's reads (counters, dirty count) on the thread pool: the loop opens no
+     * transaction (issue 10.5); written by the worker, read in tick_after_cb */
+    uv_work_t tick_work;
+    store_counters_t tick_counters;
+    uint64_t tick_dirty;
+    int tick_busy, tick_rc;
     refresh_state_t *state;
 
     /* written by the worker, read by /status */
@@ -115,16 +121,9 @@ static void test_stall(sched_t *s)
     }
 }
 
-static void work_cb(uv_work_t *w)
+static void refresh_main(void *ud)
 {
-    sched_t *s = w->data;
-    /* this pool thread and the threads the refresh starts yield to the loop (thread_prio.h);
-     * a pool thread keeps it for later jobs, which are all background work */
-    static _Thread_local int niced;
-    if (!niced) {
-        niced = 1;
-        thread_prio_background(10);
-    }
+    sched_t *s = ud;
     test_stall(s);
     if (atomic_load(&s->cancel)) {
         s->rc = ATL_ECANCELED;
@@ -133,9 +132,17 @@ static void work_cb(uv_work_t *w)
     s->rc = refresh_run(s->store, s->state, &s->opts, &s->res, s->err, sizeof(s->err));
 }
 
+static void work_cb(uv_work_t *w)
+{
+    /* the refresh and the threads it starts yield to the loop, on a thread of their own: the
+     * pool thread keeps the loop's priority for the uv_async_send() that ends the job
+     * (thread_prio.h) */
+    thread_prio_run_background(10, refresh_main, w->data);
+}
+
 static void finish_stop(sched_t *s)
 {
-    if (s->stopping && !s->running && s->tick_closed && s->done_cb) {
+    if (s->stopping && !s->running && !s->tick_busy && s->tick_closed && s->done_cb) {
         void (*cb)(void *) = s->done_cb;
         s->done_cb = NULL;
         cb(s->done_ud);
@@ -276,14 +283,39 @@ static void note_sequence(sched_t *s, uint64_t seq)
         s->n_obs++;
 }
 
+static void tick_work_cb(uv_work_t *w)
+{
+    sched_t *s = w->data;
+    s->tick_rc = store_counters_get(s->store, &s->tick_counters);
+    if (s->tick_rc == 0)
+        s->tick_rc = store_dirty_count(s->store, &s->tick_dirty);
+}
+
+static void tick_after_cb(uv_work_t *w, int status);
+
 static void on_tick(uv_timer_t *t)
 {
     sched_t *s = t->data;
-    store_counters_t c;
-    uint64_t dirty = 0;
-    if (s->stopping || store_counters_get(s->store, &c) != 0 ||
-        store_dirty_count(s->store, &dirty) != 0)
+    if (s->stopping || s->tick_busy)
         return;
+    s->tick_work.data = s;
+    if (uv_queue_work(s->loop, &s->tick_work, tick_work_cb, tick_after_cb) == 0)
+        s->tick_busy = 1;
+}
+
+/* The tick's decision, on the loop, with what the worker read. */
+static void tick_after_cb(uv_work_t *w, int status)
+{
+    sched_t *s = w->data;
+    s->tick_busy = 0;
+    if (s->stopping) {
+        finish_stop(s);
+        return;
+    }
+    if (status != 0 || s->tick_rc != 0)
+        return;
+    const store_counters_t c = s->tick_counters;
+    uint64_t dirty = s->tick_dirty;
     note_sequence(s, c.batches);
     s->dirty_now = dirty;
     s->newest_ingested = c.newest_update_time;

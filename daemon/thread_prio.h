@@ -11,4 +11,14 @@
  * inherit it). Best effort: failures are ignored. */
 void thread_prio_background(int incr);
 
+/**
+ * Run fn(arg) on a new thread whose nice value is raised by @p incr, and wait for it to end.
+ * For libuv thread-pool jobs: the pool thread keeps the loop's priority. When a job ends, its
+ * pool thread signals the loop with uv_async_send(), and the loop spins (sched_yield) while a
+ * sender is inside that call: a low-priority sender preempted there held the loop for up to
+ * 0.5 s on a loaded machine (a priority inversion, issue 10.4). If no thread can be created,
+ * fn runs on the calling thread at its own priority.
+ */
+void thread_prio_run_background(int incr, void (*fn)(void *arg), void *arg);
+
 #endif

@@ -87,6 +87,7 @@ struct store {
     /* the thread that must never wait for resize_lock (the daemon's loop), or none */
     pthread_t nowait_thread;
     int has_nowait_thread;
+    uint64_t nowait_reads, nowait_writes; /* transactions begun there (store_nowait_txns_get) */
 };
 
 /** Translate an LMDB return code into an atl.h code (0 stays 0). */

@@ -7,11 +7,13 @@
  * multiset hash: independent of iteration order and of the order items got their indices, and
  * computed in one streaming pass with O(items) memory. It is a consistency check, not a MAC.
  *
- * Rebuild: S is recomputed in passes over row ranges so its memory stays within a budget at full
- * scale (~472M directed entries); each pass walks every profile, accumulates the pair terms of
- * rows in range into a merged delta list, then walks the stored rows of that range side by side
- * and records expected - stored for every difference. Repair applies those corrections with the
- * same code path as ingestion.
+ * Rebuild: the profiles are read once, sequentially, into memory (8 bytes per entry); S is then
+ * recomputed row block by row block with algo/cooc (exact integer sums, per-row dense
+ * accumulators, on opts->n_threads threads) and each block is compared with the stored rows in
+ * one sequential walk of S, a page of duplicates at a time, recording expected - stored for
+ * every difference. (It used to walk every profile in LMDB once per pass and merge the pair
+ * terms of a pass through a sorted delta list: 72-93 s of a full-scale rebuild.) Repair applies
+ * the corrections with the same code path as ingestion.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +24,7 @@
 #include <lmdb.h>
 #include <xxhash.h>
 
+#include "algo/cooc.h"
 #include "algo/delta.h"
 #include "algo/item.h"
 #include "algo/weight.h"
@@ -240,6 +243,7 @@ void store_rebuild_opts_default(store_rebuild_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->mem_bytes = (size_t)2 << 30;
+    o->n_threads = 2;
 }
 
 typedef struct rebuild {
@@ -248,72 +252,80 @@ typedef struct rebuild {
     store_rebuild_result_t res;
     uint64_t *keys;
     uint32_t n_items;
-    uint32_t lo, hi; /* row range of this pass */
-    delta_list_t expected, corrections;
+    delta_list_t corrections;
     uint32_t *num_users;
     int64_t *sum_pp;
     /* item stats corrections, expected - stored in the snapshot they were computed from
      * (a delta, like S's: applied to whatever the write transaction reads, so a batch
      * committed while the rebuild read is kept) */
     int64_t *d_users, *d_sum_pp;
-    int count_stats;
-    /* the current user's profile, gathered across GET_MULTIPLE chunks */
-    profile_rec_t *prof;
-    size_t n_prof, cap_prof;
-    uint32_t user;
-    int have_user;
-    uint64_t users_done, users_total; /* users_done counts within the current pass */
-    unsigned pass;
+    /* the profiles in CSR form (cooc_profiles_t) */
+    uint64_t *user_start;
+    uint32_t *item;
+    float *pp;
+    uint32_t n_users;
+    uint64_t n_entries, cap_entries;
 } rebuild_t;
-
-static int rebuild_flush_user(rebuild_t *r)
-{
-    const profile_rec_t *p = r->prof;
-    for (size_t i = 0; i < r->n_prof; i++) {
-        if (p[i].item >= r->n_items)
-            return MDB_CORRUPTED;
-        if (r->count_stats) {
-            r->num_users[p[i].item]++;
-            r->sum_pp[p[i].item] += weight_pp_fixed(p[i].pp);
-        }
-        if (p[i].item < r->lo || p[i].item >= r->hi)
-            continue;
-        for (size_t j = 0; j < r->n_prof; j++) {
-            if (j == i)
-                continue;
-            if (delta_list_add(&r->expected, p[i].item, p[j].item, weight_pair(p[i].pp, p[j].pp)))
-                return ENOMEM;
-        }
-    }
-    r->n_prof = 0;
-    r->users_done++;
-    return 0;
-}
 
 static int rebuild_profile_chunk(uint32_t user, const void *recs, size_t n, void *ud)
 {
     rebuild_t *r = ud;
-    int rc;
-    if (r->have_user && user != r->user && (rc = rebuild_flush_user(r)) != 0)
-        return rc;
-    r->have_user = 1;
-    r->user = user;
-    if (r->n_prof + n > r->cap_prof) {
-        size_t cap = (r->n_prof + n) * 2;
-        profile_rec_t *p = realloc(r->prof, cap * sizeof(*p));
-        if (!p)
-            return ENOMEM;
-        r->prof = p;
-        r->cap_prof = cap;
+    (void)user;
+    if (r->n_entries + n > r->cap_entries)
+        return MDB_CORRUPTED; /* more entries than the table's count */
+    for (size_t i = 0; i < n; i++) {
+        profile_rec_t p;
+        memcpy(&p, (const char *)recs + i * sizeof(p), sizeof(p));
+        if (p.item >= r->n_items)
+            return MDB_CORRUPTED;
+        r->item[r->n_entries + i] = p.item;
+        r->pp[r->n_entries + i] = p.pp;
+        r->num_users[p.item]++;
+        r->sum_pp[p.item] += weight_pp_fixed(p.pp);
     }
-    memcpy(r->prof + r->n_prof, recs, n * sizeof(profile_rec_t));
-    r->n_prof += n;
-    if (r->opts->progress && (r->users_done & 4095) == 0 &&
-        r->opts->progress(
-            r->opts->progress_ud, "rebuild",
-            (r->pass + (double)r->users_done / (double)(r->users_total ? r->users_total : 1)) /
-                r->res.passes * 0.999))
-        return ATL_ECANCELED;
+    r->n_entries += n;
+    return 0;
+}
+
+/* Profiles of one user come in several GET_MULTIPLE chunks: a new user starts at a new key. */
+typedef struct user_walk {
+    rebuild_t *r;
+    uint32_t last;
+    int any;
+} user_walk_t;
+
+static int rebuild_user_chunk(uint32_t user, const void *recs, size_t n, void *ud)
+{
+    user_walk_t *w = ud;
+    rebuild_t *r = w->r;
+    if (!w->any || user != w->last) {
+        if (r->n_users >= r->cap_entries + 1)
+            return MDB_CORRUPTED;
+        r->user_start[r->n_users++] = r->n_entries;
+    }
+    w->any = 1;
+    w->last = user;
+    return rebuild_profile_chunk(user, recs, n, r);
+}
+
+/* Read every profile once, sequentially, into memory (16 bytes per entry is 8 here). */
+static int load_profiles(rebuild_t *r, MDB_txn *txn)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, r->s->profiles, &st);
+    if (rc != 0)
+        return rc;
+    r->cap_entries = st.ms_entries;
+    r->user_start = malloc((st.ms_entries + 2) * sizeof(*r->user_start));
+    r->item = malloc((st.ms_entries + 1) * sizeof(*r->item));
+    r->pp = malloc((st.ms_entries + 1) * sizeof(*r->pp));
+    if (!r->user_start || !r->item || !r->pp)
+        return ENOMEM;
+    user_walk_t w = {r, 0, 0};
+    if ((rc = for_each_dups(txn, r->s->profiles, sizeof(profile_rec_t), 0, rebuild_user_chunk,
+                            &w)) != 0)
+        return rc;
+    r->user_start[r->n_users] = r->n_entries;
     return 0;
 }
 
@@ -333,57 +345,105 @@ static void note_diff(rebuild_t *r, const char *what, uint32_t a, uint32_t b, do
                  item_key_format(r->keys[b], ib), stored, expected);
 }
 
-/* Walk the stored rows [lo, hi) beside the expected entries; record expected - stored. */
-static int compare_cooc(rebuild_t *r, MDB_txn *txn)
+static int diff(rebuild_t *r, uint32_t row, uint32_t col, int64_t stored, int64_t expected)
 {
+    if (row >= r->n_items || col >= r->n_items)
+        return MDB_CORRUPTED;
+    r->res.s_diffs++;
+    note_diff(r, "S", row, col, weight_to_double(stored), weight_to_double(expected));
+    return delta_list_add(&r->corrections, row, col, expected - stored) ? ENOMEM : 0;
+}
+
+/* The stored records of S, walked a page of duplicates at a time (GET_MULTIPLE). */
+typedef struct stored {
     MDB_cursor *cur;
-    uint32_t lo = r->lo;
-    MDB_val k = {sizeof(lo), &lo}, v;
-    const delta_list_t *e = &r->expected;
-    size_t i = 0;
-    int rc = mdb_cursor_open(txn, r->s->cooc, &cur);
-    if (rc != 0)
-        return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    uint32_t row;
+    const char *recs;
+    size_t n, i;
+    int end;
+} stored_t;
+
+static int stored_fill(stored_t *st, int op)
+{
+    MDB_val k, v;
     for (;;) {
-        uint64_t skey = UINT64_MAX;
-        int64_t sval = 0;
-        if (rc == 0) {
-            uint32_t row;
-            cooc_rec_t rec;
-            memcpy(&row, k.mv_data, sizeof(row));
-            memcpy(&rec, v.mv_data, sizeof(rec));
-            if (row < r->hi) {
-                skey = ((uint64_t)row << 32) | rec.col;
-                sval = rec.s;
-            }
-        } else if (rc != MDB_NOTFOUND) {
-            break;
+        int rc = mdb_cursor_get(st->cur, &k, &v, op);
+        if (rc == MDB_NOTFOUND && op == MDB_NEXT_MULTIPLE) {
+            op = MDB_NEXT_NODUP;
+            continue;
         }
-        uint64_t ekey = i < e->n ? e->v[i].key : UINT64_MAX;
-        if (skey == UINT64_MAX && ekey == UINT64_MAX) {
-            rc = 0;
-            break;
+        if (rc == MDB_NOTFOUND) {
+            st->end = 1;
+            return 0;
         }
-        uint64_t key = skey < ekey ? skey : ekey;
-        int64_t stored = skey == key ? sval : 0, expected = ekey == key ? e->v[i].value : 0;
-        if (stored != expected) {
-            r->res.s_diffs++;
-            note_diff(r, "S", delta_key_row(key), delta_key_col(key), weight_to_double(stored),
-                      weight_to_double(expected));
-            if (delta_list_add(&r->corrections, delta_key_row(key), delta_key_col(key),
-                               expected - stored)) {
-                rc = ENOMEM;
-                break;
-            }
+        if (rc != 0)
+            return rc;
+        if (op == MDB_NEXT_NODUP || op == MDB_SET_RANGE) {
+            memcpy(&st->row, k.mv_data, sizeof(st->row));
+            op = MDB_GET_MULTIPLE;
+            continue;
         }
-        if (ekey == key)
-            i++;
-        if (skey == key)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        st->recs = v.mv_data;
+        st->n = v.mv_size / sizeof(cooc_rec_t);
+        st->i = 0;
+        if (st->n > 0)
+            return 0;
+        op = MDB_NEXT_MULTIPLE;
     }
-    r->res.s_entries += e->n;
-    mdb_cursor_close(cur);
+}
+
+static int stored_next(stored_t *st)
+{
+    if (++st->i < st->n)
+        return 0;
+    return stored_fill(st, MDB_NEXT_MULTIPLE);
+}
+
+/* Compare rows [lo, hi) of the block with the stored rows (the cursor is at or past lo). */
+static int compare_block(rebuild_t *r, const cooc_block_t *blk, stored_t *st, uint32_t hi)
+{
+    int rc = 0;
+    for (size_t c = 0; rc == 0 && c < blk->n_chunks; c++) {
+        const cooc_chunk_t *ch = &blk->chunks[c];
+        for (uint32_t row = ch->lo; rc == 0 && row < ch->hi; row++) {
+            uint64_t i = ch->row_start[row - ch->lo], e = ch->row_start[row - ch->lo + 1];
+            r->res.s_entries += e - i;
+            /* stored rows before this one have no expected entries */
+            while (rc == 0 && !st->end && st->row < row) {
+                cooc_rec_t s;
+                memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
+                if ((rc = diff(r, st->row, s.col, s.s, 0)) == 0)
+                    rc = stored_next(st);
+            }
+            while (rc == 0 && (i < e || (!st->end && st->row == row))) {
+                cooc_rec_t s = {UINT32_MAX, 0};
+                int have = !st->end && st->row == row;
+                if (have)
+                    memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
+                uint32_t ecol = i < e ? ch->col[i] : UINT32_MAX;
+                if (have && s.col < ecol) {
+                    rc = diff(r, row, s.col, s.s, 0);
+                } else if (!have || ecol < s.col) {
+                    rc = diff(r, row, ecol, 0, ch->s[i]);
+                    i++;
+                    continue;
+                } else {
+                    if (s.s != ch->s[i])
+                        rc = diff(r, row, ecol, s.s, ch->s[i]);
+                    i++;
+                }
+                if (rc == 0)
+                    rc = stored_next(st);
+            }
+        }
+    }
+    /* stored rows of the block's range past its last expected row */
+    while (rc == 0 && !st->end && st->row < hi) {
+        cooc_rec_t s;
+        memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
+        if ((rc = diff(r, st->row, s.col, s.s, 0)) == 0)
+            rc = stored_next(st);
+    }
     return rc;
 }
 
@@ -413,84 +473,74 @@ static int compare_stats(rebuild_t *r, MDB_txn *txn)
 }
 
 /*
- * Row ranges of the passes, balanced by the stored entries of each row (a proxy for what the
- * recomputation will hold): items are indexed in order of first appearance, so the popular,
- * long rows cluster at low indices and equal index ranges would be very unequal in memory.
- * Each pass gets at most mem_bytes / 48 entries (16 bytes an entry, x2 for the growing merge
- * buffer and x1 for the radix scratch), or a single row if that row alone is larger.
- * @return 0 and bounds[0..passes] (bounds[0] = 0, bounds[passes] = n_items), or an error.
+ * Recompute S row block by row block from the in-memory profiles (algo/cooc, on
+ * opts->n_threads threads; a block holds at most mem_bytes / 12 weight terms) and compare each
+ * block with the stored rows in one sequential walk of S.
  */
-static int pass_bounds(rebuild_t *r, MDB_txn *txn, uint32_t **out, unsigned *passes)
-{
-    uint64_t *count = calloc((size_t)r->n_items + 1, sizeof(*count));
-    uint32_t *b = malloc(((size_t)r->n_items + 2) * sizeof(*b));
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    int rc = (!count || !b) ? ENOMEM : mdb_cursor_open(txn, r->s->cooc, &cur);
-    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
-        uint32_t row;
-        size_t c;
-        memcpy(&row, k.mv_data, sizeof(row));
-        if ((rc = mdb_cursor_count(cur, &c)) != 0)
-            break;
-        if (row < r->n_items)
-            count[row] = c;
-    }
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    if (rc != 0) {
-        free(count);
-        free(b);
-        return rc;
-    }
-    uint64_t budget = r->opts->mem_bytes / 48 ? r->opts->mem_bytes / 48 : 1, acc = 0;
-    unsigned n = 0;
-    b[n++] = 0;
-    for (uint32_t row = 0; row < r->n_items; row++) {
-        if (acc + count[row] > budget && row > b[n - 1]) {
-            b[n++] = row;
-            acc = 0;
-        }
-        acc += count[row];
-    }
-    b[n] = r->n_items;
-    free(count);
-    *out = b;
-    *passes = n;
-    return 0;
-}
-
 static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
 {
-    uint32_t *bounds;
-    unsigned passes;
-    int rc = pass_bounds(r, txn, &bounds, &passes);
+    cooc_index_t *ix = NULL;
+    cooc_block_t blk;
+    stored_t st = {0};
+    uint32_t lo = 0;
+    MDB_val k = {sizeof(lo), &lo}, v;
+    int rc = load_profiles(r, txn);
     if (rc != 0)
         return rc;
-    r->res.passes = passes;
-    for (unsigned p = 0; p < passes && rc == 0; p++) {
-        r->lo = bounds[p];
-        r->hi = bounds[p + 1];
-        r->count_stats = p == 0;
-        r->have_user = 0;
-        r->n_prof = 0;
-        r->pass = p;
-        r->users_done = 0;
-        delta_list_clear(&r->expected);
-        if ((rc = for_each_dups(txn, r->s->profiles, sizeof(profile_rec_t), 0,
-                                rebuild_profile_chunk, r)) != 0)
-            break;
-        if (r->have_user && (rc = rebuild_flush_user(r)) != 0)
-            break;
-        if (delta_list_compact(&r->expected)) {
+    cooc_profiles_t p = {r->n_users, r->n_items, r->user_start, r->item, r->pp};
+    if ((rc = cooc_index_new(&p, &ix)) != 0)
+        return rc == -EINVAL ? MDB_CORRUPTED : ENOMEM;
+    cooc_block_init(&blk);
+    uint64_t budget = r->opts->mem_bytes / 12 ? r->opts->mem_bytes / 12 : 1, total = 0, done = 0;
+    for (uint32_t row = 0; row < r->n_items; row++)
+        total += cooc_index_row_terms(ix, row);
+    if ((rc = mdb_cursor_open(txn, r->s->cooc, &st.cur)) != 0)
+        goto out;
+    rc = mdb_cursor_get(st.cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0) {
+        memcpy(&st.row, k.mv_data, sizeof(st.row));
+        rc = stored_fill(&st, MDB_GET_MULTIPLE);
+    } else if (rc == MDB_NOTFOUND) {
+        st.end = 1;
+        rc = 0;
+    }
+    r->res.passes = 0;
+    while (rc == 0 && lo < r->n_items) {
+        uint32_t hi = lo;
+        uint64_t terms = 0;
+        while (hi < r->n_items && (hi == lo || terms + cooc_index_row_terms(ix, hi) <= budget))
+            terms += cooc_index_row_terms(ix, hi++);
+        unsigned threads = r->opts->n_threads ? r->opts->n_threads : 1;
+        if ((rc = cooc_block_compute(ix, lo, hi, threads, &blk)) != 0) {
             rc = ENOMEM;
             break;
         }
-        rc = compare_cooc(r, txn);
+        /* the last block also owns stored rows past the last item (corrupt, but reported) */
+        if ((rc = compare_block(r, &blk, &st, hi == r->n_items ? UINT32_MAX : hi)) != 0)
+            break;
+        r->res.passes++;
+        done += terms;
+        lo = hi;
+        if (r->opts->progress &&
+            r->opts->progress(r->opts->progress_ud, "rebuild",
+                              0.999 * (double)done / (double)(total ? total : 1)))
+            rc = ATL_ECANCELED;
     }
-    free(bounds);
+    /* stored rows when there is no item at all */
+    while (rc == 0 && !st.end) {
+        cooc_rec_t s;
+        memcpy(&s, st.recs + st.i * sizeof(s), sizeof(s));
+        if (st.row >= r->n_items || s.col >= r->n_items) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if ((rc = diff(r, st.row, s.col, s.s, 0)) == 0)
+            rc = stored_next(&st);
+    }
+out:
+    mdb_cursor_close(st.cur);
+    cooc_block_destroy(&blk);
+    cooc_index_free(ix);
     return rc ? rc : compare_stats(r, txn);
 }
 
@@ -544,13 +594,8 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
 {
     rebuild_t r = {.s = s, .opts = o};
     MDB_txn *txn = NULL;
-    store_stats_t st;
     int rc;
-    delta_list_init(&r.expected);
     delta_list_init(&r.corrections);
-    if ((rc = store_stats_get(s, 0, &st)) != 0)
-        goto out;
-    r.users_total = st.users;
     if ((rc = store__read_begin(s, &txn)) != 0 ||
         (rc = store__item_keys_load(s, txn, &r.keys, &r.n_items)) != 0)
         goto out;
@@ -581,8 +626,9 @@ out:
     free(r.sum_pp);
     free(r.d_users);
     free(r.d_sum_pp);
-    free(r.prof);
-    delta_list_destroy(&r.expected);
+    free(r.user_start);
+    free(r.item);
+    free(r.pp);
     delta_list_destroy(&r.corrections);
     return store__err(rc);
 }

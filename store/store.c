@@ -227,27 +227,36 @@ void store_nowait_thread_set(store_t *s)
     s->has_nowait_thread = 1;
 }
 
+void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes)
+{
+    *reads = s->nowait_reads;
+    *writes = s->nowait_writes;
+}
+
 int store_map_grow_ahead(store_t *s, double min_free_frac)
 {
     MDB_envinfo info;
     MDB_stat st;
     if (s->opts.read_only)
         return 0;
+    /* the lock first: mdb_env_info() reads the meta pages inside the map, which another
+     * thread's grow_map() may be unmapping (a segfault seen under bench/healthz.sh) */
+    if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
+        return -EBUSY;
     mdb_env_info(s->env, &info);
     mdb_env_stat(s->env, &st);
     double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
-    if (used < (1.0 - min_free_frac) * (double)info.me_mapsize)
-        return 0;
-    if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
-        return -EBUSY;
-    int rc = grow_locked(s);
+    int rc = used < (1.0 - min_free_frac) * (double)info.me_mapsize ? 0 : grow_locked(s);
+    int grew = rc == 0 && used >= (1.0 - min_free_frac) * (double)info.me_mapsize;
     pthread_rwlock_unlock(&s->resize_lock);
-    return rc == 0 ? 1 : store__err(rc);
+    return rc == 0 ? grew : store__err(rc);
 }
 
 /* Begin a transaction holding resize_lock shared; on failure the lock is released. */
 static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
 {
+    if (s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread))
+        (flags & MDB_RDONLY) ? s->nowait_reads++ : s->nowait_writes++;
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&s->resize_lock);
         int rc = mdb_txn_begin(s->env, NULL, flags, out);

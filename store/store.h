@@ -58,6 +58,15 @@ int store_sync(store_t *s);
 void store_nowait_thread_set(store_t *s);
 
 /**
+ * How many read and write transactions the no-wait thread (store_nowait_thread_set) has begun
+ * since the store was opened. The daemon's loop should begin none once serving (issue 10.5: a
+ * transaction there can wait for LMDB's writer lock or the map-resize lock, and a read can be
+ * unbounded); the daemon publishes these counts and a test checks they stay put. Call from the
+ * no-wait thread only (the counts are its own, unsynchronised).
+ */
+void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes);
+
+/**
  * Grow the map ahead of need, without waiting: if less than @p min_free_frac of the map is
  * free (counting pages past the file's end only; freed pages are a bonus) and no transaction
  * is open in this process, double it. Cheap (no transaction); meant for a periodic timer, so
@@ -485,11 +494,65 @@ int store_lock(const char *dir, int *fd, char *errbuf, size_t errlen);
 /** Release a lock taken with store_lock(). */
 void store_unlock(int fd);
 
+/* ---- bulk load (import into an empty store) ------------------------------------------------ */
+
+/*
+ * A bulk load takes every hiscore row of a backfill in memory (24 bytes a row), folds them into
+ * final profiles and writes S, profiles, item stats and items appended in key order (full,
+ * sequentially written pages, no copy-on-write garbage). Only into an empty store (no items,
+ * profiles or S); the result is digest-equal to importing the same rows batch by batch.
+ */
+typedef struct store_bulk store_bulk_t;
+
+typedef struct store_bulk_opts {
+    unsigned n_threads; /* threads computing S (default 2) */
+    size_t block_bytes; /* weight terms of one S block (one transaction), x12 (default 1 GiB) */
+    atl_progress_cb progress;
+    void *progress_ud;
+} store_bulk_opts_t;
+
+typedef struct store_bulk_result {
+    uint64_t rows, users, items, profile_entries, s_entries;
+} store_bulk_result_t;
+
+/** Fill @p o with defaults. */
+void store_bulk_opts_default(store_bulk_opts_t *o);
+
+/** @return 0 and a new empty bulk load in *out, or -ENOMEM. Free with store_bulk_free(). */
+int store_bulk_new(store_bulk_t **out);
+
+/** Free a bulk load; NULL is a no-op. */
+void store_bulk_free(store_bulk_t *b);
+
+/**
+ * Add one hiscore event that is not skipped (others: -EINVAL; route metadata, skips and rejects
+ * through an ordinary batch). Events are taken in arrival order. @return 0, -EINVAL, -ENOMEM.
+ */
+int store_bulk_add(store_bulk_t *b, const store_event_t *ev);
+
+/** Rows added so far. */
+size_t store_bulk_len(const store_bulk_t *b);
+
+/** Whether @p s has no items, profiles or S (a bulk load may go into it). @return 0 or an
+ * error. */
+int store_bulk_empty(store_t *s, int *empty);
+
+/**
+ * Write the bulk load into @p s (empty: -ENOTEMPTY otherwise), in several transactions: S
+ * first, block by block, then items, profiles, stats, dirty marks and counters. The rows'
+ * memory is released on the way; the bulk load is spent afterwards (free it). Not atomic: an
+ * interrupted bulk load leaves S without items, and a store that is not empty is refused.
+ * @return 0 (counts in *out when not NULL), -ENOTEMPTY, ATL_ECANCELED, -ENOMEM or a store error.
+ */
+int store_bulk_commit(store_t *s, store_bulk_t *b, const store_bulk_opts_t *o,
+                      store_bulk_result_t *out);
+
 /* ---- rebuild ----------------------------------------------------------------------------- */
 
 typedef struct store_rebuild_opts {
-    int verify_only;  /* compare only; never write */
-    size_t mem_bytes; /* budget for the in-memory S of one pass (default 2 GiB) */
+    int verify_only;    /* compare only; never write */
+    size_t mem_bytes;   /* weight terms of one recomputed block of S, x12 (default 2 GiB) */
+    unsigned n_threads; /* threads recomputing S (default 2) */
     atl_progress_cb progress;
     void *progress_ud;
 } store_rebuild_opts_t;
@@ -499,7 +562,7 @@ typedef struct store_rebuild_result {
     uint64_t s_diffs;     /* entries that differed */
     uint64_t stats_items; /* items with stats in the recomputation */
     uint64_t stats_diffs;
-    unsigned passes;
+    unsigned passes;      /* row blocks recomputed */
     char first_diff[256]; /* description of the first difference, "" if none */
 } store_rebuild_result_t;
 

@@ -83,6 +83,7 @@ atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(loop tests/integration/test_loop.sh LABELS integration TIMEOUT 300)
 # atlasd-faults: out of memory while decoding (10.2), a revoke whose flush fails (10.10)
 atl_add_script_test(ingest-oom tests/integration/test_ingest_oom.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
