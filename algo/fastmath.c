@@ -1,5 +1,5 @@
 /*
- * fastmath.c: the inner loops of MDE (and the UMAP repulsion block), kept in their own
+ * fastmath.c: the inner loops of MDE (and of the UMAP SGD: one edge visit), kept in their own
  * translation unit so that they alone are compiled with -ffast-math (see CMakeLists.txt): GCC
  * then vectorises sqrt, exp and log across edges (glibc's libmvec) and the sums of the L-BFGS
  * vector work. The hot functions are built twice with target_clones (x86-64-v3 = AVX2 + FMA,
@@ -15,6 +15,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
                                    double *restrict coef, size_t n)
@@ -24,17 +25,6 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
         f[k] = -log(1.0 - em);
         coef[k] = -em / ((1.0 - em) * d[k]);
     }
-}
-
-/*
- * UMAP repulsion coefficients for a batch of negative samples (layout.c): c = 2b / ((0.001 +
- * d2) (1 + a d2^b)), with d2^b = exp(b log d2) so GCC can vectorise through libmvec. d2 > 0.
- */
-void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict c, size_t n,
-                                    double a, double b)
-{
-    for (size_t k = 0; k < n; k++)
-        c[k] = 2 * b / ((0.001 + d2[k]) * (1 + a * exp(b * log(d2[k]))));
 }
 
 /* ---- 3-D evaluation ---------------------------------------------------------------------- */
@@ -53,6 +43,13 @@ void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict 
  * one is counted in *n_inf (its penalty is +inf, which -ffast-math must not see).
  */
 typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4di __attribute__((vector_size(32)));
+typedef uint64_t v4du __attribute__((vector_size(32)));
+#ifdef __clang__
+#define SHUF4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define SHUF4(a, b, i, j, k, l) __builtin_shuffle(a, b, (v4di){i, j, k, l})
+#endif
 
 #define BLOCK3 256
 
@@ -62,6 +59,39 @@ typedef double v4d __attribute__((vector_size(32)));
 #else
 #define MDE_CLONES
 #endif
+
+/*
+ * fb[k] = -log(fb[k]) (0 where d2[k] = 0) for 0 < fb[k] (normal), four at a time without tables
+ * (libmvec's AVX2 log gathers from a table, and gathers are slow on this kind of CPU: they were 20%
+ * of an MDE run): u = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(t), t = (m - 1) / (m +
+ * 1), |t| < 0.1716, by its series to t^19 (truncation < 3e-17 relative); e ln 2 added at the end.
+ */
+static inline void neg_log4(double *restrict fb, const double *restrict d2)
+{
+    const v4du mant = {0xfffffffffffffull, 0xfffffffffffffull, 0xfffffffffffffull,
+                       0xfffffffffffffull};
+    const v4du one = {0x3ff0000000000000ull, 0x3ff0000000000000ull, 0x3ff0000000000000ull,
+                      0x3ff0000000000000ull};
+    const v4du magic = {0x4330000000000000ull, 0x4330000000000000ull, 0x4330000000000000ull,
+                        0x4330000000000000ull};
+    v4du bits;
+    v4d q;
+    memcpy(&bits, fb, sizeof(bits));
+    memcpy(&q, d2, sizeof(q));
+    v4du ex = bits >> 52, mb = (bits & mant) | one;
+    v4d m = (v4d)mb;
+    v4du big = (v4du)(m > 1.4142135623730951);
+    m = m - (v4d)((v4du)(m * 0.5) & big); /* m / 2 where big: m - m/2 */
+    ex = ex - big;                        /* big is all ones (-1) where true: e + 1 */
+    v4d e = (v4d)(ex | magic) - (4503599627370496.0 + 1023.0);
+    v4d t = (m - 1.0) / (m + 1.0), t2 = t * t;
+    v4d p = t2 * (1.0 / 19) + 1.0 / 17;
+    p = p * t2 + 1.0 / 15, p = p * t2 + 1.0 / 13, p = p * t2 + 1.0 / 11;
+    p = p * t2 + 1.0 / 9, p = p * t2 + 1.0 / 7, p = p * t2 + 1.0 / 5, p = p * t2 + 1.0 / 3;
+    v4d l = e * 0.6931471805599453 + (2.0 * t + 2.0 * t * (t2 * p));
+    v4du r = (v4du)(-l) & (v4du)(q > 0); /* coincident points: 0 (counted by the caller) */
+    memcpy(fb, &r, sizeof(r));
+}
 
 MDE_CLONES
 double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
@@ -75,20 +105,39 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
     for (size_t k0 = 0; k0 < n; k0 += BLOCK3) {
         size_t nb = n - k0 < BLOCK3 ? n - k0 : BLOCK3;
         const uint32_t *bi = ei + k0, *bj = ej + k0;
-        for (size_t k = 0; k < nb; k++) {
+        size_t q4 = 0;
+        for (; q4 + 4 <= nb; q4 += 4) { /* four edges' squared distances by a 4x4 transpose */
+            v4d s[4];
+            for (int e = 0; e < 4; e++) {
+                v4d t = *(const v4d *)(xp + 4 * (size_t)bi[q4 + e]) -
+                        *(const v4d *)(xp + 4 * (size_t)bj[q4 + e]);
+                diff[q4 + e] = t;
+                s[e] = t * t;
+            }
+            /* lanes (x + y) + (z + 0), as the scalar tail below */
+            v4d u01 = SHUF4(s[0], s[1], 0, 4, 2, 6) + SHUF4(s[0], s[1], 1, 5, 3, 7);
+            v4d u23 = SHUF4(s[2], s[3], 0, 4, 2, 6) + SHUF4(s[2], s[3], 1, 5, 3, 7);
+            v4d q = SHUF4(u01, u23, 0, 1, 4, 5) + SHUF4(u01, u23, 2, 3, 6, 7);
+            memcpy(d2 + q4, &q, sizeof(q));
+        }
+        for (size_t k = q4; k < nb; k++) {
             v4d t = *(const v4d *)(xp + 4 * (size_t)bi[k]) - *(const v4d *)(xp + 4 * (size_t)bj[k]);
             diff[k] = t;
             t *= t;
-            d2[k] = t[0] + t[1] + t[2];
+            d2[k] = (t[0] + t[1]) + (t[2] + t[3]);
         }
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
                 double q = d2[k], z = q > 0 ? 1.0 : 0.0;
                 double d = sqrt(q > 0 ? q : 1.0);
                 double em = exp(-d), u = 1.0 - em;
-                fb[k] = z * -log(u);
+                fb[k] = u;
                 coef[k] = z * (-em / (u * d));
             }
+            for (size_t k = nb; k < ((nb + 3) & ~(size_t)3); k++)
+                fb[k] = 1.0, d2[k] = 1.0; /* padding to a whole vector: log 1 = 0 */
+            for (size_t k = 0; k < nb; k += 4)
+                neg_log4(fb + k, d2 + k); /* fb = -log(u) */
             for (size_t k = 0; k < nb; k++)
                 inf += !(d2[k] > 0);
         } else {
@@ -124,9 +173,10 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
 /* ---- L-BFGS vector work ------------------------------------------------------------------ */
 
 /*
- * The vector loops of mde.c's L-BFGS and line search. Their sums must be reassociated to be
- * vectorised (-ffast-math here): the order is fixed by the code the clone was built for, so a
- * machine always gets the same result. @p z may be NULL (no dot product, 0 returned).
+ * The vector loops of mde.c's L-BFGS and line search (more below: the passes of its
+ * coefficient-space two-loop). Their sums must be reassociated to be vectorised (-ffast-math
+ * here): the order is fixed by the code the clone was built for, so a machine always gets the
+ * same result.
  */
 MDE_CLONES
 double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n)
@@ -134,43 +184,6 @@ double fastmath__mde_dot(const double *restrict a, const double *restrict b, siz
     double s = 0;
     for (size_t k = 0; k < n; k++)
         s += a[k] * b[k];
-    return s;
-}
-
-/* d += a y, then return z . d */
-MDE_CLONES
-double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
-                              const double *restrict z, size_t n)
-{
-    double s = 0;
-    if (z) {
-        for (size_t k = 0; k < n; k++) {
-            double v = d[k] + a * y[k];
-            d[k] = v;
-            s += z[k] * v;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            d[k] += a * y[k];
-    }
-    return s;
-}
-
-/* d *= a, then return z . d */
-MDE_CLONES
-double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n)
-{
-    double s = 0;
-    if (z) {
-        for (size_t k = 0; k < n; k++) {
-            double v = d[k] * a;
-            d[k] = v;
-            s += z[k] * v;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            d[k] *= a;
-    }
     return s;
 }
 
@@ -183,61 +196,13 @@ void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, doubl
         out[k] = x[k] + t * d[k];
 }
 
-/* s = t d, y = g - gp; returns y . s and writes y . y to *yy */
-MDE_CLONES
-double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *yy)
-{
-    double ys = 0, q = 0;
-    for (size_t k = 0; k < n; k++) {
-        double sk = t * d[k], yk = g[k] - gp[k];
-        s[k] = sk;
-        y[k] = yk;
-        ys += yk * sk;
-        q += yk * yk;
-    }
-    *yy = q;
-    return ys;
-}
-
-/* max |d[k]| and sum |d[k]| */
-MDE_CLONES
-void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs)
-{
-    double mx = 0, s = 0;
-    for (size_t k = 0; k < n; k++) {
-        double v = fabs(d[k]);
-        mx = v > mx ? v : mx;
-        s += v;
-    }
-    *max_abs = mx;
-    *sum_abs = s;
-}
-
-/*
- * dim 3: pad rows of @p x into @p xp (4 doubles each, 4th 0), and the reduction of @p n_buf
- * padded gradient buffers (each n rows, in buffer order) scaled by @p scale into @p grad.
- */
+/* dim 3: pad rows of @p x into @p xp (4 doubles each, 4th 0) */
 MDE_CLONES
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n)
 {
     for (size_t v = 0; v < n; v++) {
         xp[4 * v] = x[3 * v], xp[4 * v + 1] = x[3 * v + 1], xp[4 * v + 2] = x[3 * v + 2];
         xp[4 * v + 3] = 0;
-    }
-}
-
-MDE_CLONES
-void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
-                           double *restrict grad)
-{
-    for (size_t v = 0; v < n; v++) {
-        v4d s = *(const v4d *)(gp + 4 * v);
-        for (size_t c = 1; c < n_buf; c++)
-            s += *(const v4d *)(gp + 4 * (c * n + v));
-        s *= scale;
-        grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
     }
 }
 
@@ -255,4 +220,175 @@ void fastmath__mde_step_center3(double *restrict x, double t, const double *rest
     s0 /= (double)n, s1 /= (double)n, s2 /= (double)n;
     for (size_t v = 0; v < n; v++)
         x[3 * v] -= s0, x[3 * v + 1] -= s1, x[3 * v + 2] -= s2;
+}
+
+/* ---- UMAP negative sampling -------------------------------------------------------------- */
+
+/* Negatives are taken 8 at a time (one AVX2 vector of floats): an edge draws about
+ * negative_sample_rate (5) per visit, so the lanes past the draws are padding with y_o = y_j,
+ * which pushes nothing. */
+#define NEG_BATCH 8
+
+static float clip4f(float v)
+{
+    v = v < 4 ? v : 4;
+    return v > -4 ? v : -4;
+}
+
+MDE_CLONES
+void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
+                         int mj, int mk, int m)
+{
+    double *y = u->y, *yj = y + 2 * (size_t)j;
+    const double *snap = u->snap;
+    uint32_t lo = u->lo, hi = u->hi, n = u->n;
+    float a = u->a, b = u->b;
+    int own_k = k >= lo && k < hi;
+    const double *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
+    float dx = (float)(yj[0] - yk[0]), dy = (float)(yj[1] - yk[1]), d2 = dx * dx + dy * dy;
+    if (d2 > 0) {
+        float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
+        float c = -2 * a * b * pw / (1 + a * pw * d2);
+        double gx = u->alpha * (double)clip4f(c * dx), gy = u->alpha * (double)clip4f(c * dy);
+        if (mj)
+            yj[0] += gx, yj[1] += gy;
+        if (mk) {
+            double *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
+            wk[0] -= gx, wk[1] -= gy;
+        }
+    }
+    for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
+        int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
+        double x0 = yj[0], x1 = yj[1];
+        float sx[NEG_BATCH] = {0}, sy[NEG_BATCH] = {0};
+        for (int v = 0; v < nb; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
+            uint64_t bits = rng_next_inline(r);
+            uint32_t o = (uint32_t)(((bits >> 32) * n) >> 32);
+            const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
+            sx[v] = (float)(x0 - ys[0]), sy[v] = (float)(x1 - ys[1]);
+            if (v + 1 < nb) {
+                o = (uint32_t)(((bits & 0xffffffffu) * n) >> 32);
+                ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
+                sx[v + 1] = (float)(x0 - ys[0]), sy[v + 1] = (float)(x1 - ys[1]);
+            }
+        }
+        /* the point itself, a coincident one or padding has sx = sy = 0: a finite c gives no
+         * force */
+        float gx = 0, gy = 0;
+        for (int v = 0; v < NEG_BATCH; v++) {
+            float q = sx[v] * sx[v] + sy[v] * sy[v];
+            float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
+            gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
+        }
+        yj[0] = x0 + u->alpha * (double)gx, yj[1] = x1 + u->alpha * (double)gy;
+    }
+}
+
+/* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */
+
+/*
+ * New pair and its dots over elements [0, n): s = t d, y = g - gp (if @p s is not NULL), then
+ * acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}.
+ */
+MDE_CLONES
+void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc)
+{
+    double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;
+    if (s) {
+        for (size_t k = 0; k < n; k++) {
+            double sk = t * d[k], yk = g[k] - gp[k], gk = g[k];
+            s[k] = sk, y[k] = yk;
+            ss += sk * sk, sy += sk * yk, yy += yk * yk;
+            gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            gg += g[k] * g[k], l1 += fabs(g[k]);
+    }
+    acc[0] += ss, acc[1] += sy, acc[2] += yy, acc[3] += gs, acc[4] += gy, acc[5] += gg;
+    acc[6] += l1;
+}
+
+/* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
+MDE_CLONES
+void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
+                          const double *restrict sn, const double *restrict yn,
+                          const double *restrict g, size_t n, double *restrict acc)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    if (sn) {
+        for (size_t k = 0; k < n; k++) {
+            double sk = s[k], yk = y[k];
+            a0 += sn[k] * sk, a1 += sn[k] * yk, a2 += yn[k] * sk, a3 += yn[k] * yk;
+            a4 += g[k] * sk, a5 += g[k] * yk;
+        }
+    } else {
+        for (size_t k = 0; k < n; k++)
+            a4 += g[k] * s[k], a5 += g[k] * y[k];
+    }
+    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
+}
+
+/* d = c0 b0 over [0, n), then d += c b */
+MDE_CLONES
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] = c * b[k];
+}
+
+MDE_CLONES
+void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        d[k] += c * b[k];
+}
+
+/* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */
+MDE_CLONES
+void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
+                               double *restrict acc)
+{
+    double gd = 0, l1 = 0, mx = 0;
+    for (size_t k = 0; k < n; k++) {
+        double v = fabs(d[k]);
+        gd += g[k] * d[k], l1 += v;
+        mx = v > mx ? v : mx;
+    }
+    acc[0] += gd, acc[1] += l1;
+    acc[2] = mx > acc[2] ? mx : acc[2];
+}
+
+/* dim 3, rows [0, n): xp = pad(x + t d) */
+MDE_CLONES
+void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
+                             double *restrict xp, size_t n)
+{
+    for (size_t v = 0; v < n; v++) {
+        xp[4 * v] = x[3 * v] + t * d[3 * v];
+        xp[4 * v + 1] = x[3 * v + 1] + t * d[3 * v + 1];
+        xp[4 * v + 2] = x[3 * v + 2] + t * d[3 * v + 2];
+        xp[4 * v + 3] = 0;
+    }
+}
+
+/* dim 3, rows [0, n) of @p n_buf padded buffers @p stride rows apart: grad = scale * sum;
+ * returns grad . d (d may be NULL: 0) */
+MDE_CLONES
+double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+                                 double scale, double *restrict grad, const double *restrict d)
+{
+    double s0 = 0;
+    for (size_t v = 0; v < n; v++) {
+        v4d s = *(const v4d *)(gp + 4 * v);
+        for (size_t c = 1; c < n_buf; c++)
+            s += *(const v4d *)(gp + 4 * (c * stride + v));
+        s *= scale;
+        grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
+        if (d)
+            s0 += s[0] * d[3 * v] + s[1] * d[3 * v + 1] + s[2] * d[3 * v + 2];
+    }
+    return s0;
 }

@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "algo/rng.h"
 
 /** f[k] = -log(1 - e^-d[k]) and coef[k] = f'(d[k]) / d[k], for d[k] > 0. */
 void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
@@ -25,22 +28,83 @@ double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
 
 /* L-BFGS vector work (vectorised; sums in a fixed order per machine), see fastmath.c */
 double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n);
-double fastmath__mde_axpy_dot(double *restrict d, double a, const double *restrict y,
-                              const double *restrict z, size_t n);
-double fastmath__mde_scale_dot(double *restrict d, double a, const double *restrict z, size_t n);
 void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
                            const double *restrict d, size_t n);
-double fastmath__mde_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *yy);
-void fastmath__mde_norms(const double *restrict d, size_t n, double *max_abs, double *sum_abs);
 void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n);
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n);
-void fastmath__mde_reduce3(const double *restrict gp, size_t n_buf, size_t n, double scale,
-                           double *restrict grad);
 
-/** UMAP: c[k] = 2b / ((0.001 + d2[k]) (1 + a d2[k]^b)) for d2[k] > 0 (used by layout.c). */
-void fastmath__umap_repulsion_block(const double *restrict d2, double *restrict c, size_t n,
-                                    double a, double b);
+/* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
+void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc);
+void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
+                          const double *restrict sn, const double *restrict yn,
+                          const double *restrict g, size_t n, double *restrict acc);
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n);
+void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n);
+void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
+                               double *restrict acc);
+void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
+                             double *restrict xp, size_t n);
+double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+                                 double scale, double *restrict grad, const double *restrict d);
+
+/* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,
+ * the others read from @p snap and moved through @p dl (see layout.c). */
+typedef struct fastmath_umap {
+    double *y;
+    const double *snap;
+    double *dl;
+    uint32_t lo, hi, n;
+    float a, b;
+    double alpha;
+} fastmath_umap_t;
+
+/**
+ * One visit of edge (j, k): the attraction (y_j moved if @p mj, y_k if @p mk, by alpha
+ * clip4(c (y_j - y_k)), c = -2ab d2^(b-1) / (1 + a d2^b)), then @p m negative samples drawn
+ * uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha
+ * clip4(c (y_j - y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as
+ * it is at the start of each 8. Coefficients in single precision, as umap-learn's.
+ */
+void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
+                         int mj, int mk, int m);
+
+/*
+ * x^b for x > 0 in single precision (relative error ~2e-7, as umap-learn's float32 SGD), from
+ * an exponent/mantissa split, log(m) by atanh series and 2^f by Taylor series: a dozen
+ * multiplies that GCC vectorises, instead of a libm pow (~120 instructions). x is clamped to
+ * [1e-30, 1e30] and the result to [2^-126, 2^126].
+ */
+static inline float fastmath__powf_pos(float x, float b)
+{
+    x = x < 1e-30f ? 1e-30f : (x > 1e30f ? 1e30f : x);
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    int32_t e = (int32_t)(bits >> 23) - 127;
+    uint32_t mb = (bits & 0x7fffffu) | 0x3f800000u;
+    float mf;
+    memcpy(&mf, &mb, sizeof(mf));
+    int big = mf > 1.41421356f;
+    mf = big ? mf * 0.5f : mf;
+    e += big;
+    float t = (mf - 1.0f) / (mf + 1.0f), t2 = t * t;
+    float ln_m = 2.0f * t * (1.0f + t2 * (1.0f / 3 + t2 * (1.0f / 5 + t2 * (1.0f / 7))));
+    float y = b * ((float)e + ln_m * 1.44269504f); /* b log2 x */
+    y = y < -126.0f ? -126.0f : (y > 126.0f ? 126.0f : y);
+    int32_t k = (int32_t)(y + (y >= 0 ? 0.5f : -0.5f));
+    float g = (y - (float)k) * 0.693147181f; /* |g| <= ln2 / 2 */
+    float p =
+        1.0f +
+        g * (1.0f +
+             g * (0.5f +
+                  g * (1.0f / 6 +
+                       g * (1.0f / 24 + g * (1.0f / 120 + g * (1.0f / 720 + g * (1.0f / 5040)))))));
+    uint32_t pb;
+    memcpy(&pb, &p, sizeof(pb));
+    pb += (uint32_t)k << 23;
+    memcpy(&p, &pb, sizeof(p));
+    return p;
+}
 
 #endif

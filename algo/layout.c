@@ -16,7 +16,6 @@
 #define LEAF_SIZE          16
 #define SMOOTH_K_TOLERANCE 1e-5
 #define MIN_K_DIST_SCALE   1e-3
-#define NEG_BATCH          32 /* negative samples whose coefficients are computed together */
 
 void layout_opts_default(layout_opts_t *o)
 {
@@ -530,11 +529,6 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
 
 /* ---- SGD (§6) ---------------------------------------------------------------------------- */
 
-static double clip4(double v)
-{
-    return v > 4 ? 4 : (v < -4 ? -4 : v);
-}
-
 /*
  * Deterministic parallel SGD. The edges (in head order) are cut into one contiguous part per
  * thread at head boundaries, and the points into the matching ranges: part t owns the points
@@ -545,105 +539,126 @@ static double clip4(double v)
  * then depends on which thread ran a part or when, so a seed and a thread count reproduce a run
  * bit for bit; with one thread every point is read live, as in the serial algorithm.
  */
+/* An edge's schedule (one cache line's worth: an epoch touches it only when it is due). */
+struct sgd_edge {
+    double next, next_neg; /* clocks: the edge and its negatives are due at these epochs */
+    double eps, eps_neg;   /* their periods in epochs */
+    uint32_t head, tail;
+};
+
 typedef struct sgd {
-    const edges_t *e;
     uint32_t n, parts;
     double *y, *snap, *delta; /* delta: parts x 2n */
-    const size_t *order;      /* edge indices in head order (movable ones only, if set) */
-    size_t *cut;              /* parts + 1 boundaries in order[] */
-    uint32_t *own;            /* parts + 1 boundaries of owned points */
-    double *eps, *next, *next_neg;
-    rng_t *rng; /* one per part */
+    size_t m;                 /* edges scheduled (movable ones only, if set), in head order */
+    struct sgd_edge *edge;
+    uint32_t *due; /* first epoch at which the edge is next sampled: ceil(next) */
+    size_t *cut;   /* parts + 1 boundaries in the edge arrays */
+    uint32_t *own; /* parts + 1 boundaries of owned points */
+    rng_t *rng;    /* one per part */
     double a, b, alpha;
-    uint32_t ep, neg_rate;
+    uint32_t ep;
     const uint8_t *movable;
 } sgd_t;
+
+/* The smallest epoch e with e >= t (an edge whose clock reads t is due in epoch e). */
+static uint32_t due_epoch(double t)
+{
+    if (!(t > 0))
+        return 0;
+    if (t >= (double)UINT32_MAX)
+        return UINT32_MAX;
+    uint32_t c = (uint32_t)t; /* truncation, then up unless t was whole */
+    return c + ((double)c < t);
+}
 
 static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
     sgd_t *s = ud;
-    const edges_t *e = s->e;
     for (size_t t = begin; t < end; t++) {
         uint32_t lo = s->own[t], hi = s->own[t + 1], n = s->n, ep = s->ep;
-        double *y = s->y, *dl = s->delta + t * 2 * (size_t)n;
-        const double *snap = s->parts > 1 ? s->snap : s->y;
-        double a = s->a, b = s->b, alpha = s->alpha;
+        fastmath_umap_t u = {s->y,
+                             s->parts > 1 ? s->snap : s->y,
+                             s->delta + t * 2 * (size_t)n,
+                             lo,
+                             hi,
+                             n,
+                             (float)s->a,
+                             (float)s->b,
+                             s->alpha};
         const uint8_t *movable = s->movable;
+        const uint32_t *due = s->due;
         rng_t rl = s->rng[t], *r = &rl; /* a local copy: the parts' states share a cache line */
-        for (size_t x = s->cut[t]; x < s->cut[t + 1]; x++) {
-            size_t q = s->order[x];
-            if (s->next[q] > ep)
-                continue;
-            uint32_t hj = e->head[q], tk = e->tail[q];
-            int own_k = tk >= lo && tk < hi;
-            double *yj = y + 2 * (size_t)hj;
-            const double *yk = own_k ? y + 2 * (size_t)tk : snap + 2 * (size_t)tk;
+        /* q is the due edge being processed, nq the next one: its record (a cache miss, as
+         * due edges are sparse) is prefetched while q is processed */
+        size_t q_end = s->cut[t + 1], q = s->cut[t], nq;
+        while (q < q_end && due[q] > ep)
+            q++;
+        for (; q < q_end; q = nq) {
+            for (nq = q + 1; nq < q_end && due[nq] > ep; nq++)
+                ;
+            if (nq < q_end)
+                __builtin_prefetch(&s->edge[nq]);
+            struct sgd_edge *eq = &s->edge[q];
+            uint32_t hj = eq->head, tk = eq->tail;
             int mj = !movable || movable[hj], mk = !movable || movable[tk];
-            double dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
-            if (d2 > 0) {
-                double p = pow(d2, b); /* d2^(b-1) = p / d2 */
-                double c = -2 * a * b * (p / d2) / (1 + a * p);
-                double gx = clip4(c * dx), gy = clip4(c * dy);
-                if (mj)
-                    yj[0] += alpha * gx, yj[1] += alpha * gy;
-                if (mk) {
-                    double *wk = own_k ? y + 2 * (size_t)tk : dl + 2 * (size_t)tk;
-                    wk[0] -= alpha * gx, wk[1] -= alpha * gy;
-                }
-            }
-            s->next[q] += s->eps[q];
-            double eps_neg = s->eps[q] / s->neg_rate;
-            int m = mj ? (int)((ep - s->next_neg[q]) / eps_neg) : 0; /* negatives move y_j only */
-            /* negatives in batches: their coefficients are computed together (vectorised) from
-             * y_j as it is after the attraction step, then applied in order */
-            for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
-                int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH, cnt = 0;
-                double nx[NEG_BATCH], ny[NEG_BATCH], s2[NEG_BATCH], c[NEG_BATCH];
-                for (int u = 0; u < nb; u++) {
-                    uint32_t o = (uint32_t)rng_below(r, n);
-                    const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-                    double sx = yj[0] - ys[0], sy = yj[1] - ys[1], ss = sx * sx + sy * sy;
-                    if (!(ss > 0))
-                        continue; /* the point itself, or a coincident one: no force */
-                    nx[cnt] = sx;
-                    ny[cnt] = sy;
-                    s2[cnt] = ss;
-                    cnt++;
-                }
-                fastmath__umap_repulsion_block(s2, c, (size_t)cnt, a, b);
-                for (int u = 0; u < cnt; u++) {
-                    yj[0] += alpha * clip4(c[u] * nx[u]);
-                    yj[1] += alpha * clip4(c[u] * ny[u]);
-                }
-            }
-            s->next_neg[q] += (mj ? m : (int)((ep - s->next_neg[q]) / eps_neg)) * eps_neg;
+            int m = (int)((ep - eq->next_neg) / eq->eps_neg);
+            /* attraction, then the negatives, which move y_j only: a fixed y_j draws none (its
+             * clock still advances) */
+            fastmath__umap_edge(&u, r, hj, tk, mj, mk, mj ? m : 0);
+            eq->next_neg += m * eq->eps_neg;
+            eq->next += eq->eps;
+            s->due[q] = due_epoch(eq->next);
         }
         s->rng[t] = rl;
     }
     return 0;
 }
 
-/* Edge indices in head order (stable), only those with a moving end if @p movable is set. */
-static size_t *head_order(const edges_t *e, uint32_t n, const uint8_t *movable, size_t *n_out)
+static void sgd_free(sgd_t *s)
 {
-    size_t *cnt = calloc((size_t)n + 1, sizeof(*cnt)), *order = malloc((e->m + 1) * sizeof(*order));
-    if (!cnt || !order) {
-        free(cnt), free(order);
-        return NULL;
-    }
-    size_t k = 0;
+    free(s->edge), free(s->due), free(s->cut), free(s->own), free(s->rng), free(s->snap);
+    free(s->delta);
+}
+
+/*
+ * The scheduled edges copied in head order (stable), only those with a moving end if
+ * @p movable is set, with their clocks (UMAP_SPEC §6: an edge of weight w is sampled every
+ * wmax / w epochs, its negatives neg_rate times as often). The copies put everything an epoch
+ * touches per edge in sequence, and the epoch's scan reads only `due`.
+ */
+static int sgd_edges(sgd_t *s, const edges_t *e, uint32_t n, const uint8_t *movable,
+                     uint32_t neg_rate)
+{
+    size_t *cnt = calloc((size_t)n + 1, sizeof(*cnt)), m = 0;
+    if (!cnt)
+        return -ENOMEM;
     for (size_t q = 0; q < e->m; q++)
         if (!movable || movable[e->head[q]] || movable[e->tail[q]])
-            cnt[e->head[q] + 1]++, k++;
+            cnt[e->head[q] + 1]++, m++;
+    s->m = m;
+    s->edge = malloc((m + 1) * sizeof(*s->edge));
+    s->due = malloc((m + 1) * sizeof(*s->due));
+    if (!s->edge || !s->due) {
+        free(cnt);
+        return -ENOMEM;
+    }
+    double wmax = 0;
+    for (size_t q = 0; q < e->m; q++)
+        wmax = fmax(wmax, e->w[q]);
     for (uint32_t i = 0; i < n; i++)
         cnt[i + 1] += cnt[i];
-    for (size_t q = 0; q < e->m; q++)
-        if (!movable || movable[e->head[q]] || movable[e->tail[q]])
-            order[cnt[e->head[q]]++] = q;
+    for (size_t q = 0; q < e->m; q++) {
+        if (movable && !movable[e->head[q]] && !movable[e->tail[q]])
+            continue;
+        size_t x = cnt[e->head[q]]++;
+        double eps = wmax / e->w[q];
+        s->edge[x] =
+            (struct sgd_edge){eps, eps / neg_rate, eps, eps / neg_rate, e->head[q], e->tail[q]};
+        s->due[x] = due_epoch(eps);
+    }
     free(cnt);
-    *n_out = k;
-    return order;
+    return 0;
 }
 
 static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
@@ -651,49 +666,41 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
                     const uint8_t *movable)
 {
     unsigned parts = o->n_threads < 1 ? 1 : (o->n_threads > 64 ? 64 : o->n_threads);
-    sgd_t s = {.e = e, .n = n, .y = y, .a = a, .b = b, .neg_rate = neg_rate, .movable = movable};
-    size_t n_live = 0;
-    s.order = head_order(e, n, movable, &n_live);
-    if (n_live < 2 * (size_t)parts)
+    sgd_t s = {.n = n, .y = y, .a = a, .b = b, .movable = movable};
+    int rc = sgd_edges(&s, e, n, movable, neg_rate);
+    if (rc != 0)
+        goto out;
+    if (s.m < 2 * (size_t)parts)
         parts = 1;
     s.parts = parts;
-    s.eps = malloc((e->m + 1) * sizeof(double));
-    s.next = malloc((e->m + 1) * sizeof(double));
-    s.next_neg = malloc((e->m + 1) * sizeof(double));
     s.cut = malloc((parts + 1) * sizeof(*s.cut));
     s.own = malloc((parts + 1) * sizeof(*s.own));
     s.rng = malloc(parts * sizeof(*s.rng));
     s.snap = parts > 1 ? malloc(2 * (size_t)n * sizeof(double)) : NULL;
     s.delta = parts > 1 ? calloc(2 * (size_t)n * parts, sizeof(double)) : NULL;
-    int rc = 0;
-    if (!s.order || !s.eps || !s.next || !s.next_neg || !s.cut || !s.own || !s.rng ||
-        (parts > 1 && (!s.snap || !s.delta))) {
+    if (!s.cut || !s.own || !s.rng || (parts > 1 && (!s.snap || !s.delta))) {
         rc = -ENOMEM;
         goto out;
     }
-    double wmax = 0;
-    for (size_t q = 0; q < e->m; q++)
-        wmax = fmax(wmax, e->w[q]);
-    for (size_t q = 0; q < e->m; q++) {
-        s.eps[q] = wmax / e->w[q];
-        s.next[q] = s.eps[q];
-        s.next_neg[q] = s.eps[q] / neg_rate;
-    }
-    /* parts of about equal edge counts, cut where the head changes; part t owns the points
-     * from its first head up to the next part's first head */
+    /* parts of about equal work (an edge is visited 1 / eps times per epoch), cut where the
+     * head changes; part t owns the points from its first head up to the next part's first
+     * head */
+    double total = 0, acc = 0;
+    for (size_t q = 0; q < s.m; q++)
+        total += 1 / s.edge[q].eps;
     s.cut[0] = 0, s.own[0] = 0;
+    size_t c = 0;
     for (unsigned t = 1; t < parts; t++) {
-        size_t c = n_live * t / parts;
-        if (c < s.cut[t - 1])
-            c = s.cut[t - 1];
-        while (c > s.cut[t - 1] && c < n_live && e->head[s.order[c]] == e->head[s.order[c - 1]])
-            c++;
+        while (c < s.m && acc < total * t / parts)
+            acc += 1 / s.edge[c++].eps;
+        while (c > s.cut[t - 1] && c < s.m && s.edge[c].head == s.edge[c - 1].head)
+            acc += 1 / s.edge[c++].eps;
         s.cut[t] = c;
-        s.own[t] = c < n_live ? e->head[s.order[c]] : n;
+        s.own[t] = c < s.m ? s.edge[c].head : n;
         if (s.own[t] < s.own[t - 1])
             s.own[t] = s.own[t - 1];
     }
-    s.cut[parts] = n_live, s.own[parts] = n;
+    s.cut[parts] = s.m, s.own[parts] = n;
     s.rng[0] = *r; /* one part: the serial stream */
     for (unsigned t = 1; t < parts; t++)
         rng_init(&s.rng[t], rng_next(r) ^ t);
@@ -720,8 +727,7 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
     *r = s.rng[0];
     par_pool_free(pool);
 out:
-    free((void *)s.order), free(s.eps), free(s.next), free(s.next_neg), free(s.cut), free(s.own);
-    free(s.rng), free(s.snap), free(s.delta);
+    sgd_free(&s);
     return rc;
 }
 

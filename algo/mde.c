@@ -3,9 +3,10 @@
  *
  * Evaluation of F and its gradient dominates the run time (about one evaluation per
  * iteration); in 3-D it runs on rows padded to 4 doubles through fastmath__mde_eval3 (fastmath.c,
- * vectorised), and the L-BFGS vector loops go through the kernel file's fused helpers. Edges are
- * split into exactly n_threads contiguous chunks, each with its own gradient buffer, reduced in
- * chunk order, so results are bitwise identical for a given thread count whatever the scheduling.
+ * vectorised). Edges are split into exactly n_threads contiguous chunks, each with its own
+ * gradient buffer, reduced in chunk order, so results are bitwise identical for a given thread
+ * count whatever the scheduling. The L-BFGS runs in coefficient space: two passes over the
+ * vectors an iteration, on the pool in chunks of a fixed size (see run_internal()).
  * Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d), grad_i += c (x_i - x_j), grad_j -= c
  * (x_i - x_j); d = 0 contributes nothing.
  *
@@ -26,10 +27,13 @@
 #include "algo/par.h"
 #include "algo/rng.h"
 
-#define C1         1e-4
-#define C2         0.9
-#define MAX_LS     25
-#define TOL_CHANGE 1e-9
+#define C1          1e-4
+#define C2          0.9
+#define MAX_LS      25
+#define TOL_CHANGE  1e-9
+#define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
+#define VEC_BLOCK   1024 /* elements a block inside a chunk: the history pass stays in L1 */
+#define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
 
 void mde_opts_default(mde_opts_t *o)
 {
@@ -359,9 +363,14 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         }
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(hist_t) + 1);
+    size_t mem = m->o.memory > 64 ? 64 : m->o.memory,
+           n_vchunks = m->nx / VEC_CHUNK + n / (VEC_CHUNK / 4) + 2;
+    m->vpart = malloc(n_vchunks * (8 + 6 * 64) * sizeof(double));
+    m->gram = malloc(3 * (mem + 1) * (mem + 1) * sizeof(double));
     adjacency_t adj = {0};
     int rc = 0;
-    if (!m->ei || !m->ej || !m->w || !m->buf || !m->hist || adjacency_build(n, knn, &adj) != 0) {
+    if (!m->ei || !m->ej || !m->w || !m->buf || !m->hist || !m->vpart || !m->gram ||
+        adjacency_build(n, knn, &adj) != 0) {
         rc = -ENOMEM;
         goto out;
     }
@@ -393,6 +402,8 @@ void mde_destroy(mde_t *m)
     free(m->xo);
     free(m->xp);
     free(m->gp);
+    free(m->vpart);
+    free(m->gram);
     par_pool_free(m->pool);
     memset(m, 0, sizeof(*m));
 }
@@ -625,25 +636,141 @@ double mde_eval(const mde_t *m, const double *x, double *grad)
     return f;
 }
 
+/* ---- vector passes on the pool ---------------------------------------------------------- */
+
+/*
+ * Passes over the n x dim vectors (L-BFGS, padding, gradient reduction) run on the pool in
+ * chunks of a fixed size, each chunk's sums kept apart and added in chunk order: the results
+ * do not depend on the thread count, and the vector work no longer runs on one thread.
+ */
+
+enum { PASS_PAIR, PASS_DIR, PASS_PAD, PASS_REDUCE };
+
+typedef struct vec_job {
+    const mde_t *m;
+    int pass;
+    size_t n, chunk; /* elements (rows for PAD and REDUCE), and per chunk */
+    size_t stride;   /* sums per chunk in m->vpart */
+    const double *g, *gprev, *d, *x;
+    double t, scale;
+    double *sn, *yn, *out;
+    int n_vec;               /* PAIR: stored pairs; DIR: basis vectors */
+    const double *const *bs; /* PAIR: s of the stored pairs; DIR: the basis */
+    const double *const *by; /* PAIR: their y */
+    const double *coef;      /* DIR */
+} vec_job_t;
+
+static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const vec_job_t *j = ud;
+    const mde_t *m = j->m;
+    for (size_t c = begin; c < end; c++) {
+        size_t lo = c * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
+        double *acc = m->vpart + c * j->stride;
+        memset(acc, 0, j->stride * sizeof(double));
+        for (size_t b = lo; b < hi && j->pass <= PASS_DIR; b += VEC_BLOCK) {
+            size_t len = hi - b < VEC_BLOCK ? hi - b : VEC_BLOCK;
+            if (j->pass == PASS_PAIR) {
+                double *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
+                fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
+                for (int k = 0; k < j->n_vec; k++)
+                    fastmath__lbfgs_dots(j->bs[k] + b, j->by[k] + b, sn, yn, j->g + b, len,
+                                         acc + 8 + 6 * k);
+            } else {
+                fastmath__lbfgs_scale(j->out + b, j->coef[0], j->bs[0] + b, len);
+                for (int k = 1; k < j->n_vec; k++)
+                    fastmath__lbfgs_axpy(j->out + b, j->coef[k], j->bs[k] + b, len);
+                fastmath__lbfgs_dir_stats(j->out + b, j->g + b, len, acc);
+            }
+        }
+        if (j->pass == PASS_PAD) {
+            if (j->d)
+                fastmath__mde_pad3_step(j->x + 3 * lo, j->t, j->d + 3 * lo, m->xp + 4 * lo,
+                                        hi - lo);
+            else
+                fastmath__mde_pad3(j->x + 3 * lo, m->xp + 4 * lo, hi - lo);
+        } else if (j->pass == PASS_REDUCE) {
+            acc[0] =
+                fastmath__mde_reduce3_dot(m->gp + 4 * lo, (size_t)j->n_vec, m->n, hi - lo, j->scale,
+                                          j->out + 3 * lo, j->d ? j->d + 3 * lo : NULL);
+        }
+    }
+    return 0;
+}
+
+/* Run a pass; its sums (the chunks' added in order; for DIR, entry 2 is a maximum) into
+ * @p sums (j->stride entries; may be NULL). */
+static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
+{
+    size_t n_chunks = (j->n + j->chunk - 1) / j->chunk;
+    /* the padding and the reduction of a few chunks take microseconds: less than waking a
+     * worker; the L-BFGS passes read 2h + 3 vectors a chunk */
+    size_t min_par = j->pass <= PASS_DIR ? 2 : VEC_MIN_PAR;
+    par_pool_for(n_chunks >= min_par ? m->pool : NULL, n_chunks, 1, vec_body, j);
+    if (!sums)
+        return;
+    for (size_t i = 0; i < j->stride; i++)
+        sums[i] = 0;
+    for (size_t c = 0; c < n_chunks; c++) {
+        const double *acc = m->vpart + c * j->stride;
+        for (size_t i = 0; i < j->stride; i++) {
+            if (j->pass == PASS_DIR && i == 2)
+                sums[i] = acc[i] > sums[i] ? acc[i] : sums[i];
+            else
+                sums[i] += acc[i];
+        }
+    }
+}
+
+/* The F and gradient of the points in m->xp, into @p grad; *gtd = grad . d if @p d is set */
+static double eval_padded(const mde_t *m, double *grad, const double *d, double *gtd)
+{
+    unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
+    double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
+    eval_job_t j = {m, NULL, f_chunk, (m->m + nt - 1) / nt};
+    if (j.chunk == 0)
+        j.chunk = 1;
+    size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
+    par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
+    for (size_t c = 0; c < n_chunks; c++)
+        f += f_chunk[c];
+    if (n_chunks == 0) { /* no edges: a zero gradient */
+        memset(m->gp, 0, 4 * (size_t)m->n * sizeof(double));
+        n_chunks = 1;
+    }
+    vec_job_t r = {.m = m,
+                   .pass = PASS_REDUCE,
+                   .n = m->n,
+                   .chunk = VEC_CHUNK / 4,
+                   .stride = 1,
+                   .d = d,
+                   .scale = inv_p,
+                   .out = grad,
+                   .n_vec = (int)n_chunks};
+    double s;
+    vec_run(m, &r, &s);
+    if (gtd)
+        *gtd = s;
+    return f * inv_p;
+}
+
 static double eval_internal(const mde_t *m, const double *x, double *grad)
 {
     unsigned nt = m->o.n_threads;
     double f_chunk[64];
     if (nt > 64)
         nt = 64;
+    if (m->xp) {
+        vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
+        vec_run(m, &p, NULL);
+        return eval_padded(m, grad, NULL, NULL);
+    }
     eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt};
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
     double f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
-    if (m->xp) {
-        fastmath__mde_pad3(x, m->xp, m->n);
-        par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
-        for (size_t c = 0; c < n_chunks; c++)
-            f += f_chunk[c];
-        fastmath__mde_reduce3(m->gp, n_chunks, m->n, inv_p, grad);
-        return f * inv_p;
-    }
     par_pool_for(m->pool, m->m, j.chunk, eval_body, &j);
     memset(grad, 0, m->nx * sizeof(double));
     for (size_t c = 0; c < n_chunks; c++) {
@@ -674,13 +801,24 @@ static double dot(const double *a, const double *b, size_t n)
     return fastmath__mde_dot(a, b, n);
 }
 
-/* f and gradient (into g) at x + t d; the trial point is kept in B_XT. */
-static double phi(mde_t *m, const double *x, double t, const double *d, double *g, unsigned *evals)
+/* f and gradient (into g) at x + t d, and g . d into *gtd. In 3-D the trial point goes straight
+ * into the padded rows and the gradient's reduction computes g . d on the way; otherwise the
+ * trial point is kept in B_XT. */
+static double phi(mde_t *m, const double *x, double t, const double *d, double *g, double *gtd,
+                  unsigned *evals)
 {
+    (*evals)++;
+    if (m->xp) {
+        vec_job_t p = {
+            .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x, .t = t, .d = d};
+        vec_run(m, &p, NULL);
+        return eval_padded(m, g, d, gtd);
+    }
     double *xt = buf(m, B_XT);
     fastmath__mde_axpy_to(xt, x, t, d, m->nx);
-    (*evals)++;
-    return eval_internal(m, xt, g);
+    double f = eval_internal(m, xt, g);
+    *gtd = dot(g, d, m->nx);
+    return f;
 }
 
 /* Minimiser of the cubic through (x1, f1, g1), (x2, f2, g2), clamped to [lo, hi]. */
@@ -721,20 +859,18 @@ static ls_point_t ls_eval(mde_t *m, const double *x, const double *d, double t,
         }
     }
     ls_point_t p = {t, 0, 0, slot};
-    p.f = phi(m, x, t, d, buf(m, slot), evals);
-    p.gtd = dot(buf(m, slot), d, m->nx);
+    p.f = phi(m, x, t, d, buf(m, slot), &p.gtd, evals);
     return p;
 }
 
 /*
- * Strong-Wolfe line search from (f0, g0 in B_G, gtd0) along d with first trial t.
- * @return the accepted point (its gradient in a B_LS slot), t = 0 if none was acceptable.
+ * Strong-Wolfe line search from (f0, g0 in B_G, gtd0) along d (max |d_k| = dmax) with first
+ * trial t. @return the accepted point (its gradient in a B_LS slot), t = 0 if none was
+ * acceptable.
  */
-static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, double t, double f0,
-                               double gtd0, unsigned *evals)
+static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, double dmax, double t,
+                               double f0, double gtd0, unsigned *evals)
 {
-    double dmax, l1;
-    fastmath__mde_norms(d, m->nx, &dmax, &l1);
     ls_point_t zero = {0, f0, gtd0, B_G}, prev = zero, cur, br[2];
     cur = ls_eval(m, x, d, t, &prev, 1, evals);
     for (int h = 0; h < 10 && !(isfinite(cur.f) && isfinite(cur.gtd)); h++)
@@ -811,40 +947,105 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
 }
 
 /*
- * Two-loop recursion (Nocedal & Wright, Algorithm 7.4): d = -H g with the stored pairs, oldest
- * first in ring order. Each update of q (first loop) or r (second loop) is fused with the dot
- * product the next pair needs, so every history vector is read once per loop.
+ * L-BFGS in coefficient space ("vector-free" L-BFGS, Chen, Wang & Zhou, NIPS 2014). The
+ * two-loop recursion (Nocedal & Wright, Algorithm 7.4) only ever needs dot products between the
+ * stored s_k, y_k and g, and produces d as a linear combination of them. The dot products
+ * among the stored pairs are kept (m->gram, by buffer), those of a new pair and of the new g
+ * come from one pass over the history; the recursion then runs on (2h + 1) coefficients, and a
+ * second pass forms d. Two passes of the vectors an iteration, both on the pool, instead of
+ * 4h + 2 one after another on one thread; same mathematics, rounding aside.
  */
-static void two_loop(mde_t *m, const double *g, double *d, int n_hist, int head, double gamma,
-                     const double *rho, const int *phys)
+typedef struct lbfgs {
+    int n_hist, head, spare;
+    int phys[65];   /* pair slot -> buffer */
+    double rho[64]; /* by slot */
+    double gamma;
+    double *ss, *sy, *yy;  /* (memory + 1)^2 each, by buffer: s_p . s_q, s_p . y_q, y_p . y_q */
+    double sg[65], yg[65]; /* by buffer: s_p . g, y_p . g for the current g */
+} lbfgs_t;
+
+/* b_i . b_j for the basis (s_0 .. s_{h-1}, y_0 .. y_{h-1}, g) in slot order, p[] the buffers */
+static double basis_dot(const lbfgs_t *L, size_t stride, const int *p, int h, int i, int j,
+                        double gg)
 {
-    size_t nx = m->nx;
-    double alpha[64];
-    int slot[64];
-    for (int k = 0; k < n_hist; k++)
-        slot[k] = (head + k) % (int)m->o.memory;
-    memcpy(d, g, nx * sizeof(double)); /* q */
-    double next = n_hist > 0 ? fastmath__mde_dot(hist_s(m, phys[slot[n_hist - 1]]), d, nx) : 0;
-    for (int k = n_hist - 1; k >= 0; k--) {
-        alpha[k] = rho[slot[k]] * next;
-        const hist_t *sp = k > 0 ? hist_s(m, phys[slot[k - 1]]) : NULL;
-        next = fastmath__mde_axpy_dot(d, -alpha[k], hist_y(m, phys[slot[k]]), sp, nx);
+    if (i > j) {
+        int t = i;
+        i = j, j = t;
     }
-    /* r = gamma q, fused with the first dot of the second loop */
-    next = fastmath__mde_scale_dot(d, gamma, n_hist > 0 ? hist_y(m, phys[slot[0]]) : NULL, nx);
-    for (int k = 0; k < n_hist; k++) {
-        double c = alpha[k] - rho[slot[k]] * next;
-        const hist_t *yn = k + 1 < n_hist ? hist_y(m, phys[slot[k + 1]]) : NULL;
-        next = fastmath__mde_axpy_dot(d, c, hist_s(m, phys[slot[k]]), yn, nx);
-    }
-    fastmath__mde_scale_dot(d, -1.0, NULL, nx);
+    if (j == 2 * h) /* with g */
+        return i == 2 * h ? gg : (i < h ? L->sg[p[i]] : L->yg[p[i - h]]);
+    if (j < h) /* s . s */
+        return L->ss[(size_t)p[i] * stride + p[j]];
+    if (i >= h) /* y . y */
+        return L->yy[(size_t)p[i - h] * stride + p[j - h]];
+    return L->sy[(size_t)p[i] * stride + p[j - h]]; /* s_i . y_j */
 }
 
-/* Long (about 110 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+/* d's coefficients on the basis: d = -H g */
+static void two_loop_coef(const mde_t *m, const lbfgs_t *L, double gg, double *coef, int *p)
+{
+    int h = L->n_hist, nb = 2 * h + 1;
+    size_t stride = (size_t)m->o.memory + 1;
+    double alpha[64];
+    for (int k = 0; k < h; k++)
+        p[k] = L->phys[(L->head + k) % (int)m->o.memory];
+    for (int i = 0; i < nb; i++)
+        coef[i] = 0;
+    coef[2 * h] = 1; /* q = g */
+    for (int k = h - 1; k >= 0; k--) {
+        double sq = 0;
+        for (int i = 0; i < nb; i++)
+            if (coef[i] != 0)
+                sq += coef[i] * basis_dot(L, stride, p, h, k, i, gg);
+        alpha[k] = L->rho[(L->head + k) % (int)m->o.memory] * sq;
+        coef[h + k] -= alpha[k];
+    }
+    for (int i = 0; i < nb; i++)
+        coef[i] *= L->gamma;
+    for (int k = 0; k < h; k++) {
+        double yr = 0;
+        for (int i = 0; i < nb; i++)
+            if (coef[i] != 0)
+                yr += coef[i] * basis_dot(L, stride, p, h, h + k, i, gg);
+        coef[k] += alpha[k] - L->rho[(L->head + k) % (int)m->o.memory] * yr;
+    }
+    for (int i = 0; i < nb; i++)
+        coef[i] = -coef[i];
+}
+
+/* d = sum coef_i basis_i; returns g . d, and max |d_k| into *dmax */
+static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, double *d,
+                             const double *coef, const int *p, int nb, double *dmax)
+{
+    const double *basis[2 * 64 + 1];
+    int h = (nb - 1) / 2;
+    for (int k = 0; k < h; k++) {
+        basis[k] = hist_s(m, p[k]);
+        basis[h + k] = hist_y(m, p[k]);
+    }
+    basis[2 * h] = g;
+    (void)L;
+    vec_job_t j = {.m = m,
+                   .pass = PASS_DIR,
+                   .n = m->nx,
+                   .chunk = VEC_CHUNK,
+                   .stride = 3,
+                   .g = g,
+                   .out = d,
+                   .n_vec = nb,
+                   .bs = basis,
+                   .coef = coef};
+    double sums[3];
+    vec_run(m, &j, sums);
+    *dmax = sums[2];
+    return sums[0];
+}
+
+/* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
  * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
-    size_t nx = m->nx;
+    size_t nx = m->nx, stride = (size_t)m->o.memory + 1;
     for (size_t k = 0; k < nx; k++)
         if (!isfinite(x[k]))
             return -EINVAL;
@@ -852,75 +1053,108 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         return -EINVAL;
     center(m, x);
     double *g = buf(m, B_G), *gprev = buf(m, B_GPREV), *d = buf(m, B_D);
-    double rho[64];
-    unsigned evals = 1;
-    double f = eval_internal(m, x, g), t_prev = 0;
-    int n_hist = 0, head = 0, restart = 1, rc = 0;
-    double gamma = 1, f_hist[10];
-    /* pair slot -> buffer; buffer `spare` takes each new pair, swapped in when it is kept */
-    int phys[65], spare = (int)m->o.memory;
+    lbfgs_t L = {.spare = (int)m->o.memory, .gamma = 1};
+    L.ss = m->gram, L.sy = m->gram + stride * stride, L.yy = m->gram + 2 * stride * stride;
     for (int k = 0; k <= (int)m->o.memory; k++)
-        phys[k] = k;
+        L.phys[k] = k;
+    unsigned evals = 1;
+    double f = eval_internal(m, x, g), t_prev = 0, f_hist[10], coef[2 * 64 + 1];
+    int restart = 1, rc = 0, p[64];
     uint32_t it = 0;
     for (; it < m->o.max_iter; it++) {
-        double r = sqrt(dot(g, g, nx));
-        if (!restart) {
-            /* s = t_prev d_prev, y = g - g_prev, stored if y's > 1e-10 (scratch first, so a
-             * rejected pair never overwrites the oldest stored one) */
-            double yy;
-            double ys = fastmath__mde_pair(hist_s(m, spare), hist_y(m, spare), t_prev, d, g, gprev,
-                                           nx, &yy);
-            if (ys > 1e-10) {
-                int slot = (head + n_hist) % (int)m->o.memory;
-                if (n_hist == (int)m->o.memory)
-                    head = (head + 1) % (int)m->o.memory;
-                else
-                    n_hist++;
-                int t = phys[slot];
-                phys[slot] = spare;
-                spare = t;
-                rho[slot] = 1.0 / ys;
-                gamma = ys / yy;
+        /* one pass: the new pair s = t_prev d_prev, y = g - g_prev (into the spare buffer),
+         * and the dot products of it and of g with everything stored */
+        const double *hs[64], *hy[64];
+        int hp[64];
+        for (int k = 0; k < L.n_hist; k++) {
+            hp[k] = L.phys[(L.head + k) % (int)m->o.memory];
+            hs[k] = hist_s(m, hp[k]);
+            hy[k] = hist_y(m, hp[k]);
+        }
+        vec_job_t pj = {.m = m,
+                        .pass = PASS_PAIR,
+                        .n = nx,
+                        .chunk = VEC_CHUNK,
+                        .stride = 8 + 6 * (size_t)L.n_hist,
+                        .g = g,
+                        .gprev = gprev,
+                        .d = d,
+                        .t = t_prev,
+                        .sn = restart ? NULL : hist_s(m, L.spare),
+                        .yn = restart ? NULL : hist_y(m, L.spare),
+                        .n_vec = L.n_hist,
+                        .bs = hs,
+                        .by = hy};
+        double sums[8 + 6 * 64];
+        vec_run(m, &pj, sums);
+        double gg = sums[5], gl1 = sums[6], r = sqrt(gg);
+        for (int k = 0; k < L.n_hist; k++) {
+            L.sg[hp[k]] = sums[8 + 6 * k + 4];
+            L.yg[hp[k]] = sums[8 + 6 * k + 5];
+        }
+        /* kept if y's > 1e-10 (the scratch buffer first, so a rejected pair never overwrites
+         * the oldest stored one) */
+        if (!restart && sums[1] > 1e-10) {
+            int q = L.spare;
+            for (int k = 0; k < L.n_hist; k++) {
+                const double *a = sums + 8 + 6 * k;
+                size_t pk = (size_t)hp[k];
+                L.ss[q * stride + pk] = L.ss[pk * stride + q] = a[0];
+                L.sy[q * stride + pk] = a[1]; /* s_new . y_k */
+                L.sy[pk * stride + q] = a[2]; /* s_k . y_new */
+                L.yy[q * stride + pk] = L.yy[pk * stride + q] = a[3];
             }
+            L.ss[q * stride + q] = sums[0], L.sy[q * stride + q] = sums[1];
+            L.yy[q * stride + q] = sums[2];
+            L.sg[q] = sums[3], L.yg[q] = sums[4];
+            int slot = (L.head + L.n_hist) % (int)m->o.memory;
+            if (L.n_hist == (int)m->o.memory)
+                L.head = (L.head + 1) % (int)m->o.memory;
+            else
+                L.n_hist++;
+            L.spare = L.phys[slot];
+            L.phys[slot] = q;
+            L.rho[slot] = 1.0 / sums[1];
+            L.gamma = sums[1] / sums[2];
         }
-        if (restart || n_hist == 0) {
-            for (size_t k = 0; k < nx; k++)
-                d[k] = -g[k];
+        double gtd, dmax;
+        int nb = 1;
+        if (restart || L.n_hist == 0) {
+            coef[0] = -1;
         } else {
-            two_loop(m, g, d, n_hist, head, gamma, rho, phys);
+            two_loop_coef(m, &L, gg, coef, p);
+            nb = 2 * L.n_hist + 1;
         }
-        double gtd = dot(g, d, nx);
+        gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax);
         if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
-            n_hist = 0;
-            for (size_t k = 0; k < nx; k++)
-                d[k] = -g[k];
-            gtd = -r * r;
+            L.n_hist = 0;
+            coef[0] = -1;
+            gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax);
         }
         double t0 = 1;
-        if (restart) {
-            double gmax, l1;
-            fastmath__mde_norms(g, nx, &gmax, &l1);
-            t0 = l1 > 1 ? 1 / l1 : 1;
-        }
-        memcpy(gprev, g, nx * sizeof(double));
-        ls_point_t p = strong_wolfe(m, x, d, t0, f, gtd, &evals);
+        if (restart)
+            t0 = gl1 > 1 ? 1 / gl1 : 1;
+        ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, &evals);
         restart = 0;
-        if (p.t > 0) {
+        if (pt.t > 0) {
             if (m->o.dim == 3) {
-                fastmath__mde_step_center3(x, p.t, d, m->n);
+                fastmath__mde_step_center3(x, pt.t, d, m->n);
             } else {
                 for (size_t k = 0; k < nx; k++)
-                    x[k] += p.t * d[k];
+                    x[k] += pt.t * d[k];
                 center(m, x);
             }
-            f = p.f;
-            memcpy(g, buf(m, p.g), nx * sizeof(double));
+            f = pt.f;
+            double *t = gprev; /* the old g becomes g_prev; the accepted gradient g */
+            gprev = g;
+            g = t;
+            memcpy(g, buf(m, pt.g), nx * sizeof(double));
         } else {
             restart = 1; /* zero step: drop the memory */
-            n_hist = 0;
-            head = 0;
+            L.n_hist = 0;
+            L.head = 0;
         }
-        t_prev = p.t;
+        t_prev = pt.t;
         if (m->o.trace)
             m->o.trace[it] = f;
         if (m->o.progress && (it % 10 == 0) &&

@@ -68,6 +68,8 @@ typedef struct mde {
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
     double *xp, *gp;       /* dim 3: x padded to 4 doubles a row, and one padded gradient
                             * buffer per thread (NULL for other dimensions) */
+    double *vpart;         /* per-chunk sums of the vector passes (see mde.c) */
+    double *gram;          /* L-BFGS: dot products among the stored pairs */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);

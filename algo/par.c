@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -97,7 +96,8 @@ int par_for(size_t n, size_t chunk, unsigned n_threads, par_body_cb body, void *
 
 struct par_pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* workers: a new generation or stop */
+    pthread_cond_t done_cv; /* the caller: the last chunk of the loop finished */
     unsigned n_workers;
     int stop;
     uint32_t gen;           /* under mu: the newest generation */
@@ -120,7 +120,7 @@ static void pool_work(par_pool_t *p, uint32_t g, unsigned tid)
             return;
         if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1))
             continue;
-        size_t begin = (size_t)POOL_NEXT(v) * p->chunk;
+        size_t begin = (size_t)POOL_NEXT(v) * p->chunk, n_chunks = POOL_NCH(v);
         size_t end = begin + p->chunk < p->n ? begin + p->chunk : p->n;
         if (atomic_load(&p->rc) == 0) {
             int rc = p->body(p->ud, tid, begin, end);
@@ -129,7 +129,12 @@ static void pool_work(par_pool_t *p, uint32_t g, unsigned tid)
                 atomic_compare_exchange_strong(&p->rc, &zero, rc);
             }
         }
-        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == n_chunks) {
+            /* the last chunk: wake the caller if it sleeps (it checks `done` under mu) */
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
         v = atomic_load(&p->claim);
     }
 }
@@ -172,6 +177,7 @@ int par_pool_new(unsigned n_threads, par_pool_t **out)
         return -ENOMEM;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
     atomic_init(&p->claim, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->rc, 0);
@@ -203,6 +209,7 @@ void par_pool_free(par_pool_t *p)
     for (unsigned t = 0; t < p->n_workers; t++)
         pthread_join(p->th[t], NULL);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done_cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -236,8 +243,15 @@ int par_pool_for(par_pool_t *p, size_t n, size_t chunk, par_body_cb body, void *
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pool_work(p, g, 0);
-    /* only chunks already claimed by a running worker are left */
+    /* only chunks already claimed by a running worker are left: a short spin for one about to
+     * finish, then sleep (spinning or yielding would take the core from the worker on a busy
+     * machine with as many threads as cores) */
+    for (int spin = 0; spin < 256; spin++)
+        if (atomic_load_explicit(&p->done, memory_order_acquire) >= p->n_chunks)
+            return atomic_load(&p->rc);
+    pthread_mutex_lock(&p->mu);
     while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n_chunks)
-        sched_yield();
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     return atomic_load(&p->rc);
 }

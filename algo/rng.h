@@ -19,6 +19,21 @@ void rng_init(rng_t *r, uint64_t seed);
 /** Next 64 random bits. */
 uint64_t rng_next(rng_t *r);
 
+/** rng_next() inline, for hot loops (the same stream). */
+static inline uint64_t rng_next_inline(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
 /** Uniform double in [0, 1). */
 double rng_uniform(rng_t *r);
 

@@ -67,7 +67,7 @@ full=$(metric atlasd_commit_map_full_total)
 busy_max=$(metric atlasd_loop_busy_max_seconds)
 cpu_max=$(metric atlasd_loop_cpu_max_seconds)
 echo "event loop: longest iteration ${busy_max:-?} s wall, ${cpu_max:-?} s CPU (atlasd_loop_busy_max_seconds, atlasd_loop_cpu_max_seconds); iterations by busy time:"
-grep '^atlasd_loop_busy_seconds_bucket' "$T/metrics.txt" | tr '\n' ' '; echo
+{ grep '^atlasd_loop_busy_seconds_bucket' "$T/metrics.txt" || true; } | tr '\n' ' '; echo
 rebuilds=$(grep -c 'rebuild published' "$T/d.log" || true)
 kill -TERM "$daemon"; wait "$daemon" || true
 sort -n "$T/lat.txt" | awk -v g="$grown" -v f="$full" -v r="$rebuilds" -v mb="$(stat -c %s "$T/db/data.mdb")" '
