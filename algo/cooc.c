@@ -4,7 +4,7 @@
  * Each thread owns a dense accumulator over all items plus a stamp per item (the row + 1 that
  * last touched it), so starting a row costs nothing and a row's touched columns are listed as
  * they first appear. They are then put in order by a radix sort, or, when the row touches
- * more than 1/8 of the items, by scanning the stamps in column order. Every weight term is an
+ * more than 1/16 of the items, by scanning the stamps in column order. Every weight term is an
  * integer (weight_pair), so the sums do not depend on the order users are visited: a row is
  * bit for bit what incremental ingestion leaves in S.
  */
@@ -17,13 +17,28 @@
 #include "algo/par.h"
 #include "algo/weight.h"
 
+/* a profile entry in a user's pp-ordered copy */
+typedef struct by_pp {
+    float pp;
+    uint32_t item;
+} by_pp_t;
+
 struct cooc_index {
     cooc_profiles_t p;
+    by_pp_t *by_pp;       /* each user's entries ordered by pp (ties by item) */
     uint64_t *item_start; /* n_items + 1 */
     uint32_t *user;       /* users of each item, increasing */
     float *pp;            /* their pp for that item */
     uint64_t *terms;      /* per item: sum of its users' profile lengths */
 };
+
+static int cmp_by_pp(const void *x, const void *y)
+{
+    const by_pp_t *a = x, *b = y;
+    if (a->pp != b->pp)
+        return a->pp < b->pp ? -1 : 1;
+    return (a->item > b->item) - (a->item < b->item);
+}
 
 int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
 {
@@ -72,6 +87,19 @@ int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
             ix->pp[at] = p->pp[k];
         }
     free(fill);
+    ix->by_pp = malloc((n_entries ? n_entries : 1) * sizeof(*ix->by_pp));
+    if (!ix->by_pp) {
+        cooc_index_free(ix);
+        return -ENOMEM;
+    }
+    for (uint32_t u = 0; u < p->n_users; u++) {
+        by_pp_t *v = ix->by_pp + p->user_start[u];
+        size_t n = p->user_start[u + 1] - p->user_start[u];
+        for (size_t k = 0; k < n; k++)
+            v[k] = (by_pp_t){p->pp[p->user_start[u] + k], p->item[p->user_start[u] + k]};
+        if (n > 1)
+            qsort(v, n, sizeof(*v), cmp_by_pp);
+    }
     *out = ix;
     return 0;
 }
@@ -84,6 +112,7 @@ void cooc_index_free(cooc_index_t *ix)
     free(ix->user);
     free(ix->pp);
     free(ix->terms);
+    free(ix->by_pp);
     free(ix);
 }
 
@@ -120,9 +149,16 @@ void cooc_block_destroy(cooc_block_t *b)
 
 /* ---- one row ------------------------------------------------------------------------------ */
 
+/* an item's accumulator and the stamp saying which row it holds, side by side: one cache line
+ * touched per term instead of two */
+typedef struct slot {
+    int64_t acc;
+    uint32_t stamp;
+    uint32_t reserved;
+} slot_t;
+
 typedef struct workspace {
-    int64_t *acc;
-    uint32_t *stamp;
+    slot_t *slot;
     uint32_t *touched, *tmp;
 } workspace_t;
 
@@ -177,6 +213,26 @@ static unsigned bits_for(uint32_t n)
     return b;
 }
 
+/* First position in v[0..n) whose pp is >= @p x. */
+static size_t lower_bound_pp(const by_pp_t *v, size_t n, double x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((double)v[mid].pp < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * A pair weighs 0 unless min(a, b) > max(a, b) / 2, so for an entry of pp a only partners with
+ * pp in (a / 2, 2a) count: each user's entries are ordered by pp, and the loop runs over the
+ * window [0.499 a, 2.002 a] only (the margins keep every nonzero term whatever the rounding;
+ * weight_pair_inline decides each term exactly).
+ */
 static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_chunk_t *out)
 {
     const cooc_profiles_t *p = &ix->p;
@@ -185,38 +241,43 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
     for (uint64_t k = ix->item_start[r]; k < ix->item_start[r + 1]; k++) {
         uint32_t u = ix->user[k];
         float a = ix->pp[k];
-        for (uint64_t e = p->user_start[u]; e < p->user_start[u + 1]; e++) {
-            uint32_t t = p->item[e];
+        const by_pp_t *v = ix->by_pp + p->user_start[u];
+        size_t n = p->user_start[u + 1] - p->user_start[u];
+        double top = (double)a * 2.002;
+        for (size_t e = lower_bound_pp(v, n, (double)a * 0.499); e < n && (double)v[e].pp <= top;
+             e++) {
+            uint32_t t = v[e].item;
             if (t == r)
                 continue;
-            int64_t wv = weight_pair(a, p->pp[e]);
+            int64_t wv = weight_pair_inline(a, v[e].pp);
             if (wv == 0)
                 continue;
-            if (w->stamp[t] != stamp) {
-                w->stamp[t] = stamp;
-                w->acc[t] = wv;
+            slot_t *sl = &w->slot[t];
+            if (sl->stamp != stamp) {
+                sl->stamp = stamp;
+                sl->acc = wv;
                 w->touched[nt++] = t;
             } else {
-                w->acc[t] += wv;
+                sl->acc += wv;
             }
         }
     }
     if (chunk_reserve(out, nt) != 0)
         return -ENOMEM;
-    if (nt * 8 > p->n_items) {
+    if (nt * 16 > p->n_items) { /* a scan of the stamps costs less than the sort */
         nt = 0;
         for (uint32_t t = 0; t < p->n_items; t++)
-            if (w->stamp[t] == stamp)
+            if (w->slot[t].stamp == stamp)
                 w->touched[nt++] = t;
     } else {
         radix_u32(w->touched, w->tmp, nt, bits_for(p->n_items));
     }
     for (size_t i = 0; i < nt; i++) {
         uint32_t t = w->touched[i];
-        if (w->acc[t] == 0) /* weights are >= 0, so only an all-zero sum; kept for safety */
+        if (w->slot[t].acc == 0) /* weights are > 0 here, so never; kept for safety */
             continue;
         out->col[out->n] = t;
-        out->s[out->n] = w->acc[t];
+        out->s[out->n] = w->slot[t].acc;
         out->n++;
     }
     return 0;
@@ -253,8 +314,7 @@ static int block_body(void *ud, unsigned tid, size_t begin, size_t end)
 static void workspaces_free(workspace_t *ws, unsigned n)
 {
     for (unsigned i = 0; ws && i < n; i++) {
-        free(ws[i].acc);
-        free(ws[i].stamp);
+        free(ws[i].slot);
         free(ws[i].touched);
         free(ws[i].tmp);
     }
@@ -289,11 +349,10 @@ int cooc_block_compute(const cooc_index_t *ix, uint32_t lo, uint32_t hi, unsigne
     workspace_t *ws = calloc(n_threads, sizeof(*ws));
     int rc = ws ? 0 : -ENOMEM;
     for (unsigned i = 0; rc == 0 && i < n_threads; i++) {
-        ws[i].acc = malloc(n_items * sizeof(*ws[i].acc));
-        ws[i].stamp = calloc(n_items, sizeof(*ws[i].stamp));
+        ws[i].slot = calloc(n_items, sizeof(*ws[i].slot));
         ws[i].touched = malloc(n_items * sizeof(*ws[i].touched));
         ws[i].tmp = malloc(n_items * sizeof(*ws[i].tmp));
-        if (!ws[i].acc || !ws[i].stamp || !ws[i].touched || !ws[i].tmp)
+        if (!ws[i].slot || !ws[i].touched || !ws[i].tmp)
             rc = -ENOMEM;
     }
     block_job_t job = {ix, ws, b, lo};

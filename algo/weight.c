@@ -7,12 +7,7 @@
 
 int64_t weight_pair(float pp_a, float pp_b)
 {
-    double a = pp_a, b = pp_b;
-    double hi = a > b ? a : b;
-    double d = hi > 0.0 ? fabs(a - b) / hi : 0.0;
-    if (!(d < 0.5))
-        return 0;
-    return llround(2.0 * (1.0 - d / 0.5) * WEIGHT_ONE);
+    return weight_pair_inline(pp_a, pp_b);
 }
 
 int64_t weight_pp_fixed(float pp)

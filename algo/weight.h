@@ -20,6 +20,24 @@
  */
 int64_t weight_pair(float pp_a, float pp_b);
 
+/**
+ * weight_pair() inline, for the loops that sum billions of terms (algo/cooc). The rounding is
+ * llround() for the non-negative values it sees, without the libm call: r = trunc(x) and
+ * x - r is exact (Sterbenz), so r + (x - r >= 0.5) rounds half away from zero like llround.
+ * weight_pair() is this function, so every path computes the same terms.
+ */
+static inline int64_t weight_pair_inline(float pp_a, float pp_b)
+{
+    double a = pp_a, b = pp_b;
+    double hi = a > b ? a : b;
+    double d = hi > 0.0 ? (a > b ? a - b : b - a) / hi : 0.0;
+    if (!(d < 0.5))
+        return 0;
+    double x = 2.0 * (1.0 - d / 0.5) * WEIGHT_ONE;
+    int64_t r = (int64_t)x;
+    return r + (x - (double)r >= 0.5);
+}
+
 /** pp in fixed point (exact for every float pp below 2^31 / 2^16). */
 int64_t weight_pp_fixed(float pp);
 

@@ -429,7 +429,8 @@ static int final_txn(store_t *s, MDB_txn *txn, void *ud)
     return store__counters_write(s, txn, &c);
 }
 
-/* 0 if items, profiles and S are all empty; -ENOTEMPTY otherwise. */
+/* 0 if items, profiles and S are all empty; -ENOTEMPTY otherwise; ATL_ECORRUPT for S rows
+ * without any item (what an interrupted bulk load leaves: no other path writes S first). */
 static int check_empty(store_t *s)
 {
     MDB_txn *txn;
@@ -442,6 +443,8 @@ static int check_empty(store_t *s)
     store__read_end(s, txn);
     if (rc != 0)
         return store__err(rc);
+    if (c.ms_entries && !a.ms_entries)
+        return ATL_ECORRUPT; /* S without items: an interrupted bulk load */
     return a.ms_entries || b.ms_entries || c.ms_entries ? -ENOTEMPTY : 0;
 }
 
@@ -458,7 +461,8 @@ void store_bulk_opts_default(store_bulk_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
     o->n_threads = 2;
-    o->block_bytes = (size_t)1 << 30;
+    o->block_bytes = (size_t)256 << 20; /* ~22M weight terms: a transaction stays below LMDB's
+                                         * dirty-page limit (128k pages), so nothing spills */
 }
 
 static int progress(const store_bulk_opts_t *o, const char *stage, double frac)

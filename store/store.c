@@ -186,6 +186,14 @@ void store_close(store_t *s)
     free(s);
 }
 
+int store_compact_copy(store_t *s, const char *out_dir)
+{
+    pthread_rwlock_rdlock(&s->resize_lock); /* no map resize under the copy's read txn */
+    int rc = mdb_env_copy2(s->env, out_dir, MDB_CP_COMPACT);
+    pthread_rwlock_unlock(&s->resize_lock);
+    return store__err(rc);
+}
+
 int store_sync(store_t *s)
 {
     return store__err(mdb_env_sync(s->env, 1));

@@ -494,6 +494,15 @@ int store_lock(const char *dir, int *fd, char *errbuf, size_t errlen);
 /** Release a lock taken with store_lock(). */
 void store_unlock(int fd);
 
+/**
+ * Write a compacted copy of @p s into directory @p out_dir (which must exist and hold no
+ * data.mdb): LMDB's mdb_env_copy2(MDB_CP_COMPACT), i.e. `mdb_copy -c`. Pages on the free list
+ * are left out and the rest renumbered, so the copy is the live data; leaf pages keep their
+ * fill. Readers and writers may run meanwhile (the copy is of one read snapshot).
+ * @return 0 or an error code.
+ */
+int store_compact_copy(store_t *s, const char *out_dir);
+
 /* ---- bulk load (import into an empty store) ------------------------------------------------ */
 
 /*
@@ -506,7 +515,7 @@ typedef struct store_bulk store_bulk_t;
 
 typedef struct store_bulk_opts {
     unsigned n_threads; /* threads computing S (default 2) */
-    size_t block_bytes; /* weight terms of one S block (one transaction), x12 (default 1 GiB) */
+    size_t block_bytes; /* weight terms of one S block (one transaction), x12 (default 256 MiB) */
     atl_progress_cb progress;
     void *progress_ud;
 } store_bulk_opts_t;
@@ -533,8 +542,8 @@ int store_bulk_add(store_bulk_t *b, const store_event_t *ev);
 /** Rows added so far. */
 size_t store_bulk_len(const store_bulk_t *b);
 
-/** Whether @p s has no items, profiles or S (a bulk load may go into it). @return 0 or an
- * error. */
+/** Whether @p s has no items, profiles or S (a bulk load may go into it). @return 0,
+ * ATL_ECORRUPT for a store an interrupted bulk load left (S rows, no items), or an error. */
 int store_bulk_empty(store_t *s, int *empty);
 
 /**

@@ -301,7 +301,7 @@ int cmd_rebuild(int argc, char **argv)
         {"db", CLI_STR, &a.db, "DIR", "store directory (with --offline)"},
         {"verify", CLI_FLAG, &a.verify_only, NULL,
          "with --offline: only compare S with a recomputation; exit 1 on any difference"},
-        {"mem-mb", CLI_U64, &a.mem_mb, "MB", "memory budget for recomputed S (default 2048)"},
+        {"mem-mb", CLI_U64, &a.mem_mb, "MB", "memory for one recomputed block of S (default 2048)"},
         {"snapshots", CLI_STR, &a.snapshots, "DIR",
          "with --offline: publish into DIR (default DB/snapshots, as the daemon)"},
         {"no-publish", CLI_FLAG, &a.no_publish, NULL,

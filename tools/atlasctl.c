@@ -15,6 +15,7 @@ static const struct {
     {"gen", cmd_gen, "write a synthetic osu!track hiscore stream"},
     {"import", cmd_import, "backfill JSONL/CSV dumps into a store"},
     {"stats", cmd_stats, "counts and content digest of a store"},
+    {"compact", cmd_compact, "rewrite a store without its free pages (mdb_copy -c)"},
     {"rebuild", cmd_rebuild, "forced full rebuild on a daemon (--url) or a store (--offline)"},
     {"embed", cmd_embed, "prune, exact kNN and MDE on any graph (S.tsv)"},
     {"export-graph", cmd_export_graph, "dump a store's retained S as S.tsv"},

@@ -110,6 +110,7 @@ int cli_progress_cb(void *ud, const char *stage, double frac);
 int cmd_gen(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_export_graph(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);

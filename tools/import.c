@@ -507,8 +507,14 @@ int cmd_import(int argc, char **argv)
     store_counters_t before, after;
     store_stats_t st;
     int empty = 0;
-    if ((rc = store_batch_new(&im.batch)) != 0 || (rc = store_counters_get(im.store, &before)) ||
-        (rc = store_bulk_empty(im.store, &empty)))
+    if ((rc = store_batch_new(&im.batch)) != 0 || (rc = store_counters_get(im.store, &before)))
+        goto out;
+    if ((rc = store_bulk_empty(im.store, &empty)) == ATL_ECORRUPT)
+        fprintf(stderr,
+                "atlasctl import: %s holds S rows but no items: a bulk import was "
+                "interrupted; delete the store and import again\n",
+                db);
+    if (rc != 0)
         goto out;
     if (empty && !no_bulk && (rc = store_bulk_new(&im.bulk)) != 0)
         goto out;
