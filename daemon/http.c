@@ -7,11 +7,13 @@
 #include "daemon/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <h2o.h>
 #include <openssl/crypto.h>
@@ -397,41 +399,102 @@ static int none_match_hits(h2o_req_t *req, const char *etag)
 }
 
 /*
+ * A byte range streamed from the snapshot file in 8 KiB pread chunks, the next one when h2o
+ * asks for it (proceed): the loop holds one chunk per client, whatever the slice's size, and
+ * each step is short. Ranges are rare (resumed downloads), so small chunks cost little, and the
+ * integration test's small snapshot already spans several. Snapshot files are never rewritten; the
+ * open descriptor keeps a slice readable even if retention deletes the file meanwhile.
+ */
+typedef struct range_gen {
+    h2o_generator_t super;
+    int fd;
+    off_t pos, end; /* the next byte to send, one past the last */
+    char buf[8192];
+} range_gen_t;
+
+static void range_gen_dispose(void *p)
+{
+    range_gen_t *g = p;
+    if (g->fd >= 0)
+        close(g->fd);
+}
+
+static void range_gen_proceed(h2o_generator_t *self, h2o_req_t *req)
+{
+    range_gen_t *g = (range_gen_t *)self;
+    size_t want = sizeof(g->buf);
+    if ((off_t)want > g->end - g->pos)
+        want = (size_t)(g->end - g->pos);
+    ssize_t n = pread(g->fd, g->buf, want, g->pos);
+    if (n <= 0) {
+        LOG_WARN("http", "snapshot range read failed", "byte=%lld err=\"%s\"", (long long)g->pos,
+                 n < 0 ? strerror(errno) : "file shorter than at open");
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    g->pos += n;
+    h2o_iovec_t v = h2o_iovec_init(g->buf, (size_t)n);
+    h2o_send(req, &v, 1, g->pos == g->end ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void range_gen_stop(h2o_generator_t *self, h2o_req_t *req)
+{
+    (void)self;
+    (void)req; /* the pool's dispose closes the file */
+}
+
+/*
  * One byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) as 206, or 416 when unsatisfiable.
  * h2o_file_send() ignores Range (only h2o's directory handler parses it), so ranges are served
- * here: the slice is read into the request's pool, which is fine for resumed downloads of a
- * corpus of a few MB. @return 0 if a response was sent, -EINVAL to fall back to the whole file
- * (a multi-range or malformed header, which RFC 7233 allows a server to ignore).
+ * here, streamed by range_gen_t. @return 0 if a response was sent, -EINVAL to fall back to the
+ * whole file (a multi-range or malformed header, which RFC 7233 allows a server to ignore).
  */
 static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
 {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    long long size, a = 0, b = 0;
-    if (stat(path, &st) != 0)
+    if (fd < 0)
         return -EINVAL;
-    size = st.st_size;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -EINVAL;
+    }
+    long long size = st.st_size, a = 0, b = 0;
     int r = httpparse_range(v.base, v.len, size, &a, &b);
-    if (r < 0)
+    if (r < 0) {
+        close(fd);
         return r;
+    }
     char *cr = h2o_mem_alloc_pool(&req->pool, 64);
     if (r == 1) {
+        close(fd);
         int n = snprintf(cr, 64, "bytes */%lld", size);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
         send_text(req, 416, "Range Not Satisfiable", "text/plain", H2O_STRLIT(""));
         return 0;
     }
-    size_t len = (size_t)(b - a + 1);
-    char *body = h2o_mem_alloc_pool(&req->pool, len ? len : 1);
-    FILE *f = fopen(path, "rb");
-    if (!f || fseeko(f, (off_t)a, SEEK_SET) != 0 || fread(body, 1, len, f) != len) {
-        if (f)
-            fclose(f);
-        return -EINVAL;
-    }
-    fclose(f);
     int n = snprintf(cr, 64, "bytes %lld-%lld/%lld", a, b, size);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
-    send_text(req, 206, "Partial Content", "application/octet-stream", body, len);
+    req->res.status = 206;
+    req->res.reason = "Partial Content";
+    req->res.content_length = (size_t)(b - a + 1);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/octet-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
+        close(fd); /* headers only, with the length a GET would have */
+        h2o_send_inline(req, "", 0);
+        return 0;
+    }
+    range_gen_t *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), range_gen_dispose);
+    g->super.proceed = range_gen_proceed;
+    g->super.stop = range_gen_stop;
+    g->fd = fd;
+    g->pos = (off_t)a;
+    g->end = (off_t)b + 1;
+    h2o_start_response(req, &g->super);
+    range_gen_proceed(&g->super, req);
     return 0;
 }
 

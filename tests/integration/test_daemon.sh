@@ -67,6 +67,10 @@ code=$(curl -s -o "$T/part" -w '%{http_code}' -H 'Range: bytes=0-3' "$U/snapshot
 cmp -s "$T/part" <(head -c 4 "$T/dl") || fail "range bytes"
 curl -s -o "$T/tail" -H 'Range: bytes=-5' "$U/snapshots/$id"
 cmp -s "$T/tail" <(tail -c 5 "$T/dl") || fail "suffix range"
+# a range is streamed in 8 KiB chunks: a slice over all of them, from the second byte
+curl -s -o "$T/rest" -H 'Range: bytes=1-' "$U/snapshots/$id"
+cmp -s "$T/rest" <(tail -c +2 "$T/dl") || fail "open-ended range ($(stat -c %s "$T/rest") bytes)"
+echo "daemon: snapshot of $(stat -c %s "$T/dl") bytes"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Range: bytes=999999999-' "$U/snapshots/$id")" = 416 ] ||
     fail "unsatisfiable range should be 416"
 code=$(curl -s -o "$T/full" -w '%{http_code}' -H 'Range: bytes=0-3' -H 'If-Range: "stale"' "$U/snapshots/$id")
@@ -79,6 +83,7 @@ import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"".join(b"HEAD /snapshots/%s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode()
                    for p in ("latest", sys.argv[2], sys.argv[2] + "/manifest")) +
+          b"HEAD /snapshots/%s HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n" % sys.argv[2].encode() +
           b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 s.settimeout(10)
 data = b""
@@ -89,7 +94,7 @@ while True:
     data += d
 # each HEAD response is its header block alone: the next bytes start the next response
 at = 0
-for _ in range(3):
+for _ in range(4):
     at = data.index(b"\r\n\r\n", at) + 4
     if not data.startswith(b"HTTP/1.1 ", at):
         sys.exit(1)
