@@ -257,8 +257,13 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
     CHECK(!r3.incremental);
     CHECK_EQ(dirty_count(s), 0);
     CHECK(r3.stability_items > 0);
-    /* 72 points: p95 measured 0.03-0.06 across builds (0.7% at the full 68k-item scale) */
-    CHECK(r3.stability_p95 >= 0 && r3.stability_p95 < 0.10);
+    printf("warm full refresh: unchanged-kNN items moved median %.4f p95 %.4f\n",
+           r3.stability_median, r3.stability_p95);
+    /* 72 points: a warm layout's drift on this tiny map is a draw over the seed and the
+     * arithmetic. p95 over seeds 1-40 and 42: median 0.036, 90th pct. 0.05, max 0.078 (ASan)
+     * and 0.105 (RelWithDebInfo, seed 42, this test's) in the same distribution; a cold map
+     * (no warm start, no alignment) gives 0.47-1.56 (seeds 1-5, 42). 0.7% at the 68k scale. */
+    CHECK(r3.stability_p95 >= 0 && r3.stability_p95 < 0.15);
     refresh_state_free(st);
     store_close(s);
 }
