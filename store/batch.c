@@ -232,11 +232,6 @@ static size_t profile_find(const profile_rec_t *p, size_t n, uint32_t item)
     return lo;
 }
 
-static int row_wins(const profile_rec_t *old, float pp, int64_t t)
-{
-    return t > old->update_time || (t == old->update_time && pp > old->pp);
-}
-
 /* Pair and stats deltas of replacing entry @p at (or inserting at) position i. */
 static int emit_deltas(store_batch_t *b, size_t n, size_t i, int existed, const profile_rec_t *nw)
 {
@@ -301,7 +296,8 @@ static int apply_user(store_t *s, MDB_txn *txn, apply_ctx_t *a, const uint32_t *
         size_t i = profile_find(b->prof, n, item);
         int existed = i < n && b->prof[i].item == item;
         profile_rec_t nw = {item, h->pp, h->update_time};
-        if (existed && !row_wins(&b->prof[i], h->pp, h->update_time))
+        if (existed &&
+            !profile_row_wins(h->update_time, h->pp, b->prof[i].update_time, b->prof[i].pp))
             continue;
         if ((rc = emit_deltas(b, n, i, existed, &nw)) != 0)
             return rc;

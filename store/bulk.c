@@ -240,7 +240,7 @@ static int rows_fold(store_bulk_t *b, folded_t *f)
         f->changed++;
         for (; j < n && b->rows[j].key == r->key; j++) {
             const bulk_row_t *q = &b->rows[j];
-            if (q->t > t || (q->t == t && q->pp > pp)) {
+            if (profile_row_wins(q->t, q->pp, t, pp)) {
                 t = q->t;
                 pp = q->pp;
                 f->changed++;

@@ -42,6 +42,14 @@ typedef struct __attribute__((packed)) profile_rec {
 
 _Static_assert(sizeof(profile_rec_t) == 16, "profile record is 16 bytes on disk");
 
+/* The one rule by which a hiscore row replaces a profile entry: a newer update_time, or on a tie
+ * the higher pp, so the final state does not depend on arrival order. Batches (batch.c) and the
+ * bulk load (bulk.c) both fold with it; their digests are equal only because they share it. */
+static inline int profile_row_wins(int64_t t, float pp, int64_t old_t, float old_pp)
+{
+    return t > old_t || (t == old_t && pp > old_pp);
+}
+
 typedef struct __attribute__((packed)) cooc_rec {
     uint32_t col;
     int64_t s; /* fixed point, WEIGHT_ONE = 1.0 */
