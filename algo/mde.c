@@ -514,7 +514,7 @@ typedef struct eval_job {
     const mde_t *m;
     const double *x;
     double *f_chunk; /* per chunk */
-    size_t chunk;
+    size_t chunk; /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
 } eval_job_t;
 
 #define BLOCK 256
@@ -577,24 +577,23 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
     return f;
 }
 
-/* dim 3: the chunk's edges through the padded kernel (attractive, then repulsive part) */
+/* dim 3: chunk c (of n_chunks) takes the c-th share of the attractive edges and the c-th of
+ * the repulsive ones, so that chunks cost the same (a repulsive edge costs several attractive
+ * ones: exp, log and a random partner); each into its own padded gradient buffer */
 static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
-    (void)tid;
+    (void)tid, (void)end;
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
-    size_t c = begin / j->chunk, n_inf = 0, split = m->m_attr;
+    size_t c = begin, nc = j->chunk, n_inf = 0, na = m->m_attr, nr = m->m - m->m_attr;
     double *g = m->gp + c * 4 * (size_t)m->n, f = 0;
     memset(g, 0, 4 * (size_t)m->n * sizeof(double));
-    if (begin < split) {
-        size_t e = end < split ? end : split;
-        f += fastmath__mde_eval3(m->xp, g, m->ei + begin, m->ej + begin, m->w + begin, e - begin, 0,
-                                 &n_inf);
-    }
-    if (end > split) {
-        size_t b = begin > split ? begin : split;
-        f += fastmath__mde_eval3(m->xp, g, m->ei + b, m->ej + b, m->w + b, end - b, 1, &n_inf);
-    }
+    size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
+    size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
+    if (a1 > a0)
+        f += fastmath__mde_eval3(m->xp, g, m->ei + a0, m->ej + a0, m->w + a0, a1 - a0, 0, &n_inf);
+    if (r1 > r0)
+        f += fastmath__mde_eval3(m->xp, g, m->ei + r0, m->ej + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
     return 0;
 }
@@ -732,17 +731,11 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
 {
     unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
     double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
-    eval_job_t j = {m, NULL, f_chunk, (m->m + nt - 1) / nt};
-    if (j.chunk == 0)
-        j.chunk = 1;
-    size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
-    par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
+    size_t n_chunks = nt; /* eval_job_t.chunk: the number of chunks */
+    eval_job_t j = {m, NULL, f_chunk, n_chunks};
+    par_pool_for(m->pool, n_chunks, 1, eval3_body, &j);
     for (size_t c = 0; c < n_chunks; c++)
         f += f_chunk[c];
-    if (n_chunks == 0) { /* no edges: a zero gradient */
-        memset(m->gp, 0, 4 * (size_t)m->n * sizeof(double));
-        n_chunks = 1;
-    }
     vec_job_t r = {.m = m,
                    .pass = PASS_REDUCE,
                    .n = m->n,
