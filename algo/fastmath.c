@@ -356,8 +356,8 @@ void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const f
 {
     double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
     for (size_t k = 0; k < n; k++)
-        d[k] += (c0 * (double)b0[k] + c1 * (double)b1[k]) +
-                (c2 * (double)b2[k] + c3 * (double)b3[k]);
+        d[k] +=
+            (c0 * (double)b0[k] + c1 * (double)b1[k]) + (c2 * (double)b2[k] + c3 * (double)b3[k]);
 }
 
 /* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */

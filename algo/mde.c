@@ -515,7 +515,7 @@ typedef struct eval_job {
     const mde_t *m;
     const double *x;
     double *f_chunk; /* per chunk */
-    size_t chunk; /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
+    size_t chunk;    /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
 } eval_job_t;
 
 #define BLOCK 256
