@@ -388,17 +388,22 @@ void fastmath__mde_pad3_step(const double *restrict x, double t, const double *r
     }
 }
 
-/* dim 3, rows [0, n) of @p n_buf padded buffers @p stride rows apart: grad = scale * sum;
- * returns grad . d (d may be NULL: 0) */
+/* dim 3, rows [0, n) of @p n_buf padded buffers @p stride rows apart: grad = scale * sum, and
+ * the rows cleared for the next evaluation (while in cache: no separate pass); returns grad . d
+ * (d may be NULL: 0) */
 MDE_CLONES
-double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+double fastmath__mde_reduce3_dot(double *restrict gp, size_t n_buf, size_t stride, size_t n,
                                  double scale, double *restrict grad, const double *restrict d)
 {
     double s0 = 0;
+    const v4d zero = {0, 0, 0, 0};
     for (size_t v = 0; v < n; v++) {
         v4d s = *(const v4d *)(gp + 4 * v);
-        for (size_t c = 1; c < n_buf; c++)
+        *(v4d *)(gp + 4 * v) = zero;
+        for (size_t c = 1; c < n_buf; c++) {
             s += *(const v4d *)(gp + 4 * (c * stride + v));
+            *(v4d *)(gp + 4 * (c * stride + v)) = zero;
+        }
         s *= scale;
         grad[3 * v] = s[0], grad[3 * v + 1] = s[1], grad[3 * v + 2] = s[2];
         if (d)

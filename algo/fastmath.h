@@ -49,7 +49,7 @@ void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict 
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
                              double *restrict xp, size_t n);
-double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+double fastmath__mde_reduce3_dot(double *restrict gp, size_t n_buf, size_t stride, size_t n,
                                  double scale, double *restrict grad, const double *restrict d);
 
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,
