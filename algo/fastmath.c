@@ -333,6 +333,28 @@ void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
     acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
 }
 
+/* fastmath__lbfgs_dots for two stored pairs at once, into acc[0..5] and acc2[0..5] (sn set):
+ * four streams of the history in flight instead of two (the pass waits on memory) */
+MDE_CLONES
+void fastmath__lbfgs_dots2(const float *restrict s, const float *restrict y,
+                           const float *restrict s2, const float *restrict y2,
+                           const float *restrict sn, const float *restrict yn,
+                           const double *restrict g, size_t n, double *restrict acc,
+                           double *restrict acc2)
+{
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+    double b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0;
+    for (size_t k = 0; k < n; k++) {
+        double sk = s[k], yk = y[k], tk = s2[k], uk = y2[k], snk = sn[k], ynk = yn[k], gk = g[k];
+        a0 += snk * sk, a1 += snk * yk, a2 += ynk * sk, a3 += ynk * yk;
+        a4 += gk * sk, a5 += gk * yk;
+        b0 += snk * tk, b1 += snk * uk, b2 += ynk * tk, b3 += ynk * uk;
+        b4 += gk * tk, b5 += gk * uk;
+    }
+    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
+    acc2[0] += b0, acc2[1] += b1, acc2[2] += b2, acc2[3] += b3, acc2[4] += b4, acc2[5] += b5;
+}
+
 /* d = c g over [0, n), then d += c b for the stored vectors b */
 MDE_CLONES
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n)

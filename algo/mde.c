@@ -676,7 +676,12 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
             if (j->pass == PASS_PAIR) {
                 hist_t *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
                 fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
-                for (int k = 0; k < j->n_vec; k++)
+                int k = 0;
+                for (; sn && k + 2 <= j->n_vec; k += 2)
+                    fastmath__lbfgs_dots2(j->bs[k] + b, j->by[k] + b, j->bs[k + 1] + b,
+                                          j->by[k + 1] + b, sn, yn, j->g + b, len, acc + 8 + 6 * k,
+                                          acc + 8 + 6 * (k + 1));
+                for (; k < j->n_vec; k++)
                     fastmath__lbfgs_dots(j->bs[k] + b, j->by[k] + b, sn, yn, j->g + b, len,
                                          acc + 8 + 6 * k);
             } else {
