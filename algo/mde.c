@@ -134,32 +134,62 @@ static int cmp_ring(const void *a, const void *b)
     return (x->item > y->item) - (x->item < y->item);
 }
 
-static ring_pt_t *ring_build(const uint64_t *keys, uint32_t n)
+/* The ring, sorted, with an index by the top `shift`-complement bits of a point: first[b] is the
+ * first point with h >= b << shift (about one point a bucket), so a pick searches a bucket, not
+ * the whole ring (the binary search over the ring was most of mde_init at full scale). */
+typedef struct ring {
+    ring_pt_t *pt;
+    uint32_t *first; /* (len >> shift_bits) + 2 entries */
+    size_t len;
+    int shift;
+} ring_t;
+
+static void ring_free(ring_t *r)
+{
+    free(r->pt);
+    free(r->first);
+}
+
+static int ring_build(const uint64_t *keys, uint32_t n, ring_t *r)
 {
     size_t len = (size_t)n * MDE_RING_REPLICAS;
-    ring_pt_t *ring = malloc((len + 1) * sizeof(*ring));
-    if (!ring)
-        return NULL;
+    int bits = 1;
+    while (bits < 30 && ((size_t)1 << bits) < len)
+        bits++;
+    r->len = len;
+    r->shift = 64 - bits;
+    r->pt = malloc((len + 1) * sizeof(*r->pt));
+    r->first = malloc((((size_t)1 << bits) + 2) * sizeof(*r->first));
+    if (!r->pt || !r->first || len >= UINT32_MAX) {
+        ring_free(r);
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < n; i++)
-        for (uint32_t r = 0; r < MDE_RING_REPLICAS; r++)
-            ring[(size_t)i * MDE_RING_REPLICAS + r] =
-                (ring_pt_t){mix64((keys ? keys[i] : i) ^ mix64(0x51a6ull + r)), i};
-    qsort(ring, len, sizeof(*ring), cmp_ring);
-    return ring;
+        for (uint32_t q = 0; q < MDE_RING_REPLICAS; q++)
+            r->pt[(size_t)i * MDE_RING_REPLICAS + q] =
+                (ring_pt_t){mix64((keys ? keys[i] : i) ^ mix64(0x51a6ull + q)), i};
+    qsort(r->pt, len, sizeof(*r->pt), cmp_ring);
+    size_t at = 0;
+    for (size_t b = 0; b <= ((size_t)1 << bits); b++) {
+        while (at < len && (r->pt[at].h >> r->shift) < b)
+            at++;
+        r->first[b] = (uint32_t)at;
+    }
+    return 0;
 }
 
 /* The item owning the first ring point at or after @p u (wrapping around). */
-static uint32_t ring_pick(const ring_pt_t *ring, size_t len, uint64_t u)
+static uint32_t ring_pick(const ring_t *r, uint64_t u)
 {
-    size_t lo = 0, hi = len;
+    size_t b = u >> r->shift, lo = r->first[b], hi = r->first[b + 1];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ring[mid].h < u)
+        if (r->pt[mid].h < u)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return ring[lo < len ? lo : 0].item;
+    return r->pt[lo < r->len ? lo : 0].item;
 }
 
 /* Item i draws its quota of partners j != i, not kNN neighbours, not repeated by i. The quota
@@ -167,12 +197,12 @@ static uint32_t ring_pick(const ring_pt_t *ring, size_t len, uint64_t u)
 static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *keys, size_t n_rep,
                             size_t cap)
 {
-    size_t at = m->m_attr, len = (size_t)m->n * MDE_RING_REPLICAS;
+    size_t at = m->m_attr;
     uint32_t n = m->n;
     double mean = n ? (double)n_rep / n : 0;
     size_t base = (size_t)mean;
-    ring_pt_t *ring = n > 1 ? ring_build(keys, n) : NULL;
-    if (n > 1 && !ring)
+    ring_t ring = {0};
+    if (n > 1 && ring_build(keys, n, &ring) != 0)
         return -ENOMEM;
     for (uint32_t i = 0; i < n && n > 1; i++) {
         rng_t r;
@@ -181,7 +211,7 @@ static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *ke
         size_t first = at;
         for (size_t q = 0; q < quota && at < cap; q++) {
             for (int attempt = 0; attempt < 32; attempt++) {
-                uint32_t j = ring_pick(ring, len, rng_next(&r));
+                uint32_t j = ring_pick(&ring, rng_next(&r));
                 if (j == i || adjacent(adj, i, j))
                     continue;
                 int dup = 0;
@@ -197,7 +227,7 @@ static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *ke
             }
         }
     }
-    free(ring);
+    ring_free(&ring);
     m->m = at;
     return 0;
 }
