@@ -239,37 +239,37 @@ MDE_CLONES
 void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
                          int mj, int mk, int m)
 {
-    double *y = u->y, *yj = y + 2 * (size_t)j;
-    const double *snap = u->snap;
+    float *y = u->y, *yj = y + 2 * (size_t)j;
+    const float *snap = u->snap;
     uint32_t lo = u->lo, hi = u->hi, n = u->n;
-    float a = u->a, b = u->b;
+    float a = u->a, b = u->b, alpha = u->alpha;
     int own_k = k >= lo && k < hi;
-    const double *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
-    float dx = (float)(yj[0] - yk[0]), dy = (float)(yj[1] - yk[1]), d2 = dx * dx + dy * dy;
+    const float *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
+    float dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
     if (d2 > 0) {
         float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
         float c = -2 * a * b * pw / (1 + a * pw * d2);
-        double gx = u->alpha * (double)clip4f(c * dx), gy = u->alpha * (double)clip4f(c * dy);
+        float gx = alpha * clip4f(c * dx), gy = alpha * clip4f(c * dy);
         if (mj)
             yj[0] += gx, yj[1] += gy;
         if (mk) {
-            double *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
+            float *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
             wk[0] -= gx, wk[1] -= gy;
         }
     }
     for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
         int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
-        double x0 = yj[0], x1 = yj[1];
+        float x0 = yj[0], x1 = yj[1];
         float sx[NEG_BATCH] = {0}, sy[NEG_BATCH] = {0};
         for (int v = 0; v < nb; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
             uint64_t bits = rng_next_inline(r);
             uint32_t o = (uint32_t)(((bits >> 32) * n) >> 32);
-            const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-            sx[v] = (float)(x0 - ys[0]), sy[v] = (float)(x1 - ys[1]);
+            const float *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
+            sx[v] = x0 - ys[0], sy[v] = x1 - ys[1];
             if (v + 1 < nb) {
                 o = (uint32_t)(((bits & 0xffffffffu) * n) >> 32);
                 ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-                sx[v + 1] = (float)(x0 - ys[0]), sy[v + 1] = (float)(x1 - ys[1]);
+                sx[v + 1] = x0 - ys[0], sy[v + 1] = x1 - ys[1];
             }
         }
         /* the point itself, a coincident one or padding has sx = sy = 0: a finite c gives no
@@ -280,7 +280,7 @@ void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j
             float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
             gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
         }
-        yj[0] = x0 + u->alpha * (double)gx, yj[1] = x1 + u->alpha * (double)gy;
+        yj[0] = x0 + alpha * gx, yj[1] = x1 + alpha * gy;
     }
 }
 

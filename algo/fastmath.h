@@ -55,12 +55,11 @@ double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,
  * the others read from @p snap and moved through @p dl (see layout.c). */
 typedef struct fastmath_umap {
-    double *y;
-    const double *snap;
-    double *dl;
+    float *y; /* positions in single precision, as umap-learn's float32 embedding */
+    const float *snap;
+    float *dl;
     uint32_t lo, hi, n;
-    float a, b;
-    double alpha;
+    float a, b, alpha;
 } fastmath_umap_t;
 
 /**
@@ -68,7 +67,7 @@ typedef struct fastmath_umap {
  * clip4(c (y_j - y_k)), c = -2ab d2^(b-1) / (1 + a d2^b)), then @p m negative samples drawn
  * uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha
  * clip4(c (y_j - y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as
- * it is at the start of each 8. Coefficients in single precision, as umap-learn's.
+ * it is at the start of each 8. Positions and coefficients in single precision, as umap-learn's.
  */
 void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
                          int mj, int mk, int m);
