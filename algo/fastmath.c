@@ -235,53 +235,84 @@ static float clip4f(float v)
     return v > -4 ? v : -4;
 }
 
-MDE_CLONES
-void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
-                         int mj, int mk, int m)
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+#ifdef __clang__
+#define SHUF8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUF8(a, b, ...) __builtin_shuffle(a, b, (v8si){__VA_ARGS__})
+#endif
+
+/* y_o of a negative sample o: live if the part owns it, else from the snapshot; both floats of
+ * the point in one 64-bit word */
+static inline uint64_t umap_point(const float *y, const float *snap, uint32_t lo, uint32_t span,
+                                  uint32_t o)
 {
-    float *y = u->y, *yj = y + 2 * (size_t)j;
+    uint64_t p;
+    memcpy(&p, (o - lo < span ? y : snap) + 2 * (size_t)o, sizeof(p));
+    return p;
+}
+
+MDE_CLONES
+void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
+                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          size_t cnt, const uint8_t *restrict movable)
+{
+    float *y = u->y, *dl = u->dl;
     const float *snap = u->snap;
-    uint32_t lo = u->lo, hi = u->hi, n = u->n;
+    uint32_t lo = u->lo, span = u->hi - u->lo;
+    uint64_t n = u->n;
     float a = u->a, b = u->b, alpha = u->alpha;
-    int own_k = k >= lo && k < hi;
-    const float *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
-    float dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
-    if (d2 > 0) {
-        float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
-        float c = -2 * a * b * pw / (1 + a * pw * d2);
-        float gx = alpha * clip4f(c * dx), gy = alpha * clip4f(c * dy);
-        if (mj)
-            yj[0] += gx, yj[1] += gy;
-        if (mk) {
-            float *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
-            wk[0] -= gx, wk[1] -= gy;
-        }
-    }
-    for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
-        int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
-        float x0 = yj[0], x1 = yj[1];
-        float sx[NEG_BATCH] = {0}, sy[NEG_BATCH] = {0};
-        for (int v = 0; v < nb; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
-            uint64_t bits = rng_next_inline(r);
-            uint32_t o = (uint32_t)(((bits >> 32) * n) >> 32);
-            const float *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-            sx[v] = x0 - ys[0], sy[v] = x1 - ys[1];
-            if (v + 1 < nb) {
-                o = (uint32_t)(((bits & 0xffffffffu) * n) >> 32);
-                ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-                sx[v + 1] = x0 - ys[0], sy[v + 1] = x1 - ys[1];
+    rng_t rl = *r; /* in registers for the whole run of edges */
+    for (size_t i = 0; i < cnt; i++) {
+        uint32_t j = rec[i].head, k = rec[i].tail;
+        int mj = !movable || movable[j], mk = !movable || movable[k];
+        int m = mj ? neg[i] : 0;
+        float *yj = y + 2 * (size_t)j;
+        int own_k = k - lo < span;
+        const float *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
+        float dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
+        if (d2 > 0) {
+            float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
+            float c = -2 * a * b * pw / (1 + a * pw * d2);
+            float gx = alpha * clip4f(c * dx), gy = alpha * clip4f(c * dy);
+            if (mj)
+                yj[0] += gx, yj[1] += gy;
+            if (mk) {
+                float *wk = own_k ? y + 2 * (size_t)k : dl + 2 * (size_t)k;
+                wk[0] -= gx, wk[1] -= gy;
             }
         }
-        /* the point itself, a coincident one or padding has sx = sy = 0: a finite c gives no
-         * force */
-        float gx = 0, gy = 0;
-        for (int v = 0; v < NEG_BATCH; v++) {
-            float q = sx[v] * sx[v] + sy[v] * sy[v];
-            float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
-            gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
+        for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
+            int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
+            uint64_t pj, p[NEG_BATCH];
+            memcpy(&pj, yj, sizeof(pj));
+            /* the lanes past the draws hold y_j itself: no force */
+            for (int v = 0; v < NEG_BATCH; v += 2) { /* Lemire's multiply-shift; bias < n/2^32 */
+                uint64_t bits = v < nb ? rng_next_inline(&rl) : 0;
+                p[v] = v < nb ? umap_point(y, snap, lo, span, (uint32_t)(((bits >> 32) * n) >> 32))
+                              : pj;
+                p[v + 1] = v + 1 < nb ? umap_point(y, snap, lo, span,
+                                                   (uint32_t)(((bits & 0xffffffffu) * n) >> 32))
+                                      : pj;
+            }
+            /* x and y differences of the 8 lanes, from the points' 64-bit words in registers
+             * (scalar stores into a vector's memory stall its load) */
+            v8sf xj = (v8sf)(v4du){pj, pj, pj, pj};
+            v8sf da = xj - (v8sf)(v4du){p[0], p[1], p[2], p[3]};
+            v8sf db = xj - (v8sf)(v4du){p[4], p[5], p[6], p[7]};
+            v8sf sx = SHUF8(da, db, 0, 2, 4, 6, 8, 10, 12, 14);
+            v8sf sy = SHUF8(da, db, 1, 3, 5, 7, 9, 11, 13, 15);
+            float gx = 0, gy = 0;
+            for (int v = 0; v < NEG_BATCH; v++) {
+                float q = sx[v] * sx[v] + sy[v] * sy[v];
+                float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
+                gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
+            }
+            yj[0] += alpha * gx, yj[1] += alpha * gy;
         }
-        yj[0] = x0 + alpha * gx, yj[1] = x1 + alpha * gy;
     }
+    *r = rl;
 }
 
 /* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */

@@ -359,6 +359,49 @@ static int cmp_sortpair(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+typedef struct fuzzy_job {
+    const uint32_t *nbr;
+    const double *dist;
+    uint32_t k;
+    double mean_all;
+    uint32_t *idx; /* n x (k - 1): a row's neighbours without the point, by index */
+    double *a;     /* their memberships */
+} fuzzy_job_t;
+
+/* Rows [begin, end) of A: smooth kNN distances, memberships, sorted by neighbour index (rows
+ * are independent: the same bits on any thread count). */
+static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const fuzzy_job_t *jb = ud;
+    uint32_t k = jb->k, kk = k - 1;
+    sortpair_t row[1024];
+    for (size_t i = begin; i < end; i++) {
+        double rho, sigma;
+        const double *d = jb->dist + i * k;
+        smooth_row(d, k, jb->mean_all, &rho, &sigma);
+        uint32_t c = 0;
+        for (uint32_t x = 0; x < k; x++) {
+            uint32_t j = jb->nbr[i * k + x];
+            if (j == i)
+                continue;
+            double r = d[x] - rho;
+            row[c].j = j;
+            row[c].w = (r <= 0 || sigma == 0) ? 1.0 : exp(-r / sigma);
+            if (++c == kk)
+                break;
+        }
+        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
+            row[c] = (sortpair_t){(uint32_t)i, 0};
+        qsort(row, kk, sizeof(*row), cmp_sortpair);
+        for (uint32_t x = 0; x < kk; x++) {
+            jb->idx[i * kk + x] = row[x].j;
+            jb->a[i * kk + x] = row[x].w;
+        }
+    }
+    return 0;
+}
+
 /*
  * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
  * w < max(P) / n_epochs; edges grouped by head.
@@ -369,39 +412,21 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
     uint32_t kk = k - 1; /* without the point itself */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
     double *a = malloc((size_t)n * kk * sizeof(*a) + 1), mean_all = 0;
-    sortpair_t *row = malloc(k * sizeof(*row));
     edges_t e = {malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
                  malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
                  malloc(2 * (size_t)n * kk * sizeof(double) + 1), 0};
-    if (!idx || !a || !row || !e.head || !e.tail || !e.w) {
-        free(idx), free(a), free(row), edges_free(&e);
+    if (!idx || !a || !e.head || !e.tail || !e.w) {
+        free(idx), free(a), edges_free(&e);
         return -ENOMEM;
     }
     for (size_t q = 0; q < (size_t)n * k; q++)
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    for (uint32_t i = 0; i < n; i++) {
-        double rho, sigma;
-        const double *d = dist + (size_t)i * k;
-        smooth_row(d, k, mean_all, &rho, &sigma);
-        uint32_t c = 0;
-        for (uint32_t x = 0; x < k; x++) {
-            uint32_t j = nbr[(size_t)i * k + x];
-            if (j == i)
-                continue;
-            double r = d[x] - rho;
-            row[c].j = j;
-            row[c].w = (r <= 0 || sigma == 0) ? 1.0 : exp(-r / sigma);
-            if (++c == kk)
-                break;
-        }
-        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
-            row[c] = (sortpair_t){i, 0};
-        qsort(row, kk, sizeof(*row), cmp_sortpair);
-        for (uint32_t x = 0; x < kk; x++) {
-            idx[(size_t)i * kk + x] = row[x].j;
-            a[(size_t)i * kk + x] = row[x].w;
-        }
+    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a};
+    int rc = par_for(n, 256, 2, fuzzy_rows, &job);
+    if (rc != 0) {
+        free(idx), free(a), edges_free(&e);
+        return rc;
     }
     double wmax = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -423,7 +448,7 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
         if (!(e.w[q] < wmax / n_epochs))
             e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
     e.m = w;
-    free(idx), free(a), free(row);
+    free(idx), free(a);
     *out = e;
     return 0;
 }
@@ -552,12 +577,9 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
  */
 #define SGD_BLOCK 1022 /* records per list block (16 KiB with the header) */
 
-/* An edge in the calendar: sampled for the k-th time (k >= 1) in epoch ceil(k eps). */
-typedef struct sgd_rec {
-    uint32_t head, tail;
-    float eps; /* period in epochs, wmax / w (single precision: k eps is exact in double) */
-    uint32_t k;
-} sgd_rec_t;
+/* An edge in the calendar: sampled for the k-th time (k >= 1) in epoch ceil(k eps); eps is
+ * wmax / w in single precision, so that k eps is exact in double. */
+typedef fastmath_umap_rec_t sgd_rec_t;
 
 typedef struct sgd_block {
     struct sgd_block *next;
@@ -587,12 +609,10 @@ typedef struct sgd {
     const uint8_t *movable;
 } sgd_t;
 
-/* The smallest epoch e with e >= t (an edge whose clock reads t is due in epoch e). */
-static uint32_t due_epoch(double t)
+/* The smallest epoch e with e >= t, for t > 0 (an edge whose clock reads t is due in e). */
+static inline uint32_t due_epoch(double t)
 {
-    if (!(t > 0))
-        return 0;
-    if (t >= (double)UINT32_MAX)
+    if (!(t < (double)UINT32_MAX))
         return UINT32_MAX;
     uint32_t c = (uint32_t)t; /* truncation, then up unless t was whole */
     return c + ((double)c < t);
@@ -603,17 +623,23 @@ uint32_t layout__sample_epoch(float eps, uint32_t k)
     return due_epoch((double)k * (double)eps);
 }
 
-uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate)
+/* The negatives of the k-th sample of an edge, which falls in epoch e (truncation is floor
+ * here: the quotients are positive). */
+static inline uint32_t sample_negatives(float eps, uint32_t k, uint32_t e, uint32_t neg_rate)
 {
-    double e = (double)layout__sample_epoch(eps, k);
-    uint32_t f = (uint32_t)floor(e * neg_rate / (double)eps);
+    double r = (double)neg_rate, q = (double)eps;
+    uint32_t f = (uint32_t)((double)e * r / q);
     if (k == 1)
         return f - 1;
-    double p = (double)layout__sample_epoch(eps, k - 1);
-    return f - (uint32_t)floor(p * neg_rate / (double)eps);
+    return f - (uint32_t)((double)due_epoch((double)(k - 1) * q) * r / q);
 }
 
-static int list_push(sgd_cal_t *c, sgd_list_t *l, const sgd_rec_t *rec)
+uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate)
+{
+    return sample_negatives(eps, k, layout__sample_epoch(eps, k), neg_rate);
+}
+
+static inline int list_push(sgd_cal_t *c, sgd_list_t *l, const sgd_rec_t *rec)
 {
     sgd_block_t *b = l->last;
     if (!b || b->len == SGD_BLOCK) {
@@ -638,36 +664,38 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
     (void)tid;
     sgd_t *s = ud;
     for (size_t t = begin; t < end; t++) {
-        uint32_t lo = s->own[t], hi = s->own[t + 1], n = s->n, ep = s->ep, ne = s->n_epochs;
-        uint32_t rate = s->neg_rate;
+        uint32_t n = s->n, ep = s->ep, ne = s->n_epochs, rate = s->neg_rate;
         fastmath_umap_t u = {s->y,
                              s->parts > 1 ? s->snap : s->y,
                              s->delta + t * 2 * (size_t)n,
-                             lo,
-                             hi,
+                             s->own[t],
+                             s->own[t + 1],
                              n,
                              (float)s->a,
                              (float)s->b,
                              (float)s->alpha};
-        const uint8_t *movable = s->movable;
         sgd_cal_t *c = &s->cal[t];
         sgd_list_t *l = &c->due[ep];
-        rng_t rl = s->rng[t], *r = &rl; /* a local copy: the parts' states share a cache line */
+        rng_t rl = s->rng[t]; /* a local copy: the parts' states share a cache line */
         int rc = 0;
         uint64_t samples = 0, negatives = 0;
+        uint8_t neg[SGD_BLOCK];
         while (l->first && rc == 0) {
             sgd_block_t *b = l->first;
-            for (uint32_t i = 0; i < b->len && rc == 0; i++) {
+            uint32_t len = b->len;
+            for (uint32_t i = 0; i < len; i++) {
+                uint32_t m = sample_negatives(b->r[i].eps, b->r[i].k, ep, rate);
+                neg[i] = m < 255 ? (uint8_t)m : 255; /* at most ~2 rate + 1 for eps >= 1 */
+                negatives += !s->movable || s->movable[b->r[i].head] ? neg[i] : 0;
+            }
+            /* the attractions and negatives; a fixed y_j draws none (its clock still
+             * advances) */
+            fastmath__umap_edges(&u, &rl, b->r, neg, len, s->movable);
+            samples += len;
+            for (uint32_t i = 0; i < len && rc == 0; i++) {
                 sgd_rec_t rec = b->r[i];
-                uint32_t hj = rec.head, tk = rec.tail;
-                int mj = !movable || movable[hj], mk = !movable || movable[tk];
-                int m = (int)layout__sample_negatives(rec.eps, rec.k, rate);
-                /* attraction, then the negatives, which move y_j only: a fixed y_j draws none
-                 * (its clock still advances) */
-                fastmath__umap_edge(&u, r, hj, tk, mj, mk, mj ? m : 0);
-                samples++, negatives += mj ? (uint64_t)m : 0;
                 rec.k++;
-                uint32_t d = layout__sample_epoch(rec.eps, rec.k); /* > ep: eps >= 1 */
+                uint32_t d = due_epoch((double)rec.k * (double)rec.eps); /* > ep: eps >= 1 */
                 if (d < ne)
                     rc = list_push(c, &c->due[d], &rec);
             }
