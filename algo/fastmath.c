@@ -253,6 +253,54 @@ static inline uint64_t umap_point(const float *y, const float *snap, uint32_t lo
     return p;
 }
 
+/*
+ * One batch of 8 lanes of an edge visit, on y_j as it is at its start: if @p first, lane 0 is
+ * the attraction of y_k (@p pk) and lanes 1-7 the first draws, else lanes 0-7 are draws; @p nb
+ * draws, the lanes past them hold y_j itself (no force). With q = |y_j - y_o|^2 and
+ * pw = q^(b-1), a draw pushes y_j away with c = 2b / ((0.001 + q) (1 + a q pw)) and the
+ * attraction pulls it in with c = -2ab pw / (1 + a q pw), each component clipped to [-4, 4].
+ * Adds alpha times the draws' sum to y_j; returns the attraction's clipped force in att.
+ * Coincident points (q = 0) give no force: c is finite. Inlined with @p first constant.
+ */
+static inline __attribute__((always_inline)) void
+umap_batch(float *restrict yj, const float *y, const float *snap, uint32_t lo, uint32_t span,
+           uint64_t n, rng_t *restrict rl, int first, uint64_t pk, int nb, float a, float b,
+           float alpha, float *restrict att)
+{
+    uint64_t pj, p[NEG_BATCH];
+    memcpy(&pj, yj, sizeof(pj));
+    p[0] = pk;
+#pragma GCC unroll 4
+    for (int v = first; v < NEG_BATCH; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
+        int w = v - first;                       /* the batch's draws w and w + 1 */
+        uint64_t bits = w < nb ? rng_next_inline(rl) : 0;
+        p[v] = w < nb ? umap_point(y, snap, lo, span, (uint32_t)(((bits >> 32) * n) >> 32)) : pj;
+        if (v + 1 < NEG_BATCH)
+            p[v + 1] = w + 1 < nb ? umap_point(y, snap, lo, span,
+                                               (uint32_t)(((bits & 0xffffffffu) * n) >> 32))
+                                  : pj;
+    }
+    /* x and y differences of the 8 lanes, from the points' 64-bit words in registers (scalar
+     * stores into a vector's memory stall its load) */
+    v8sf xj = (v8sf)(v4du){pj, pj, pj, pj};
+    v8sf da = xj - (v8sf)(v4du){p[0], p[1], p[2], p[3]};
+    v8sf db = xj - (v8sf)(v4du){p[4], p[5], p[6], p[7]};
+    v8sf sx = SHUF8(da, db, 0, 2, 4, 6, 8, 10, 12, 14);
+    v8sf sy = SHUF8(da, db, 1, 3, 5, 7, 9, 11, 13, 15);
+    float fx[NEG_BATCH], fy[NEG_BATCH], gx = 0, gy = 0;
+    for (int v = 0; v < NEG_BATCH; v++) {
+        float q = sx[v] * sx[v] + sy[v] * sy[v];
+        float pw = fastmath__powf_pos(q, b - 1), t = 1 + a * q * pw;
+        float c = first && v == 0 ? -2 * a * b * pw / t : 2 * b / ((0.001f + q) * t);
+        float keep = first && v == 0 ? 0.0f : 1.0f;
+        fx[v] = clip4f(c * sx[v]), fy[v] = clip4f(c * sy[v]);
+        gx += keep * fx[v], gy += keep * fy[v];
+    }
+    if (first)
+        att[0] = fx[0], att[1] = fy[0];
+    yj[0] += alpha * gx, yj[1] += alpha * gy;
+}
+
 MDE_CLONES
 void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
                           const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
@@ -267,50 +315,25 @@ void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
     for (size_t i = 0; i < cnt; i++) {
         uint32_t j = rec[i].head, k = rec[i].tail;
         int mj = !movable || movable[j], mk = !movable || movable[k];
-        int m = mj ? neg[i] : 0;
-        float *yj = y + 2 * (size_t)j;
-        int own_k = k - lo < span;
-        const float *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
-        float dx = yj[0] - yk[0], dy = yj[1] - yk[1], d2 = dx * dx + dy * dy;
-        if (d2 > 0) {
-            float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
-            float c = -2 * a * b * pw / (1 + a * pw * d2);
-            float gx = alpha * clip4f(c * dx), gy = alpha * clip4f(c * dy);
-            if (mj)
-                yj[0] += gx, yj[1] += gy;
-            if (mk) {
-                float *wk = own_k ? y + 2 * (size_t)k : dl + 2 * (size_t)k;
-                wk[0] -= gx, wk[1] -= gy;
-            }
+        int m = mj ? neg[i] : 0, own_k = k - lo < span;
+        float *yj = y + 2 * (size_t)j, att[2], yj0 = yj[0], yj1 = yj[1];
+        /* the attraction and the first 7 negatives from y_j as it is at the start of the
+         * visit; y_j moves by both (if it may move), y_k by the attraction */
+        int nb = m < NEG_BATCH - 1 ? m : NEG_BATCH - 1;
+        umap_batch(yj, y, snap, lo, span, n, &rl, 1, umap_point(y, snap, lo, span, k), nb, a, b,
+                   alpha, att);
+        float ax = alpha * att[0], ay = alpha * att[1];
+        if (mj)
+            yj[0] += ax, yj[1] += ay;
+        else
+            yj[0] = yj0, yj[1] = yj1; /* nb = 0: the draws' sum was 0 */
+        if (mk) {
+            float *wk = own_k ? y + 2 * (size_t)k : dl + 2 * (size_t)k;
+            wk[0] -= ax, wk[1] -= ay;
         }
-        for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
-            int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
-            uint64_t pj, p[NEG_BATCH];
-            memcpy(&pj, yj, sizeof(pj));
-            /* the lanes past the draws hold y_j itself: no force */
-            for (int v = 0; v < NEG_BATCH; v += 2) { /* Lemire's multiply-shift; bias < n/2^32 */
-                uint64_t bits = v < nb ? rng_next_inline(&rl) : 0;
-                p[v] = v < nb ? umap_point(y, snap, lo, span, (uint32_t)(((bits >> 32) * n) >> 32))
-                              : pj;
-                p[v + 1] = v + 1 < nb ? umap_point(y, snap, lo, span,
-                                                   (uint32_t)(((bits & 0xffffffffu) * n) >> 32))
-                                      : pj;
-            }
-            /* x and y differences of the 8 lanes, from the points' 64-bit words in registers
-             * (scalar stores into a vector's memory stall its load) */
-            v8sf xj = (v8sf)(v4du){pj, pj, pj, pj};
-            v8sf da = xj - (v8sf)(v4du){p[0], p[1], p[2], p[3]};
-            v8sf db = xj - (v8sf)(v4du){p[4], p[5], p[6], p[7]};
-            v8sf sx = SHUF8(da, db, 0, 2, 4, 6, 8, 10, 12, 14);
-            v8sf sy = SHUF8(da, db, 1, 3, 5, 7, 9, 11, 13, 15);
-            float gx = 0, gy = 0;
-            for (int v = 0; v < NEG_BATCH; v++) {
-                float q = sx[v] * sx[v] + sy[v] * sy[v];
-                float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
-                gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
-            }
-            yj[0] += alpha * gx, yj[1] += alpha * gy;
-        }
+        for (int s0 = nb; s0 < m; s0 += NEG_BATCH) /* the rest 8 at a time */
+            umap_batch(yj, y, snap, lo, span, n, &rl, 0, 0, m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH,
+                       a, b, alpha, att);
     }
     *r = rl;
 }
