@@ -82,6 +82,13 @@ void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
                           const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
                           size_t cnt, const uint8_t *restrict movable);
 
+/** UMAP's smooth kNN distances (layout.c): sum over c in [1, k) of exp(-max(d[c] - rho, 0) /
+ * sigma), the memberships w[c] = exp(-max(d[c] - rho, 0) / sigma) for c in [0, k) (1 if sigma
+ * is 0); vectorised, sums in a fixed order per machine. */
+double fastmath__umap_psum(const double *restrict d, uint32_t k, double rho, double sigma);
+void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho, double sigma,
+                                double *restrict w);
+
 /*
  * x^b for x > 0 in single precision (relative error ~2e-7, as umap-learn's float32 SGD), from
  * an exponent/mantissa split, log(m) by atanh series and 2^f by Taylor series: a dozen

@@ -301,11 +301,7 @@ static void smooth_row(const double *d, uint32_t k, double mean_all, double *rho
     mean_row /= k;
     double target = log2((double)k), lo = 0, hi = INFINITY, mid = 1;
     for (int it = 0; it < 64; it++) {
-        double psum = 0;
-        for (uint32_t c = 1; c < k; c++) {
-            double r = d[c] - rho;
-            psum += r > 0 ? exp(-r / mid) : 1;
-        }
+        double psum = fastmath__umap_psum(d, k, rho, mid);
         if (fabs(psum - target) < SMOOTH_K_TOLERANCE)
             break;
         if (psum > target) {
@@ -348,15 +344,20 @@ static double lookup(const uint32_t *idx, const double *w, uint32_t len, uint32_
     return lo < len && idx[lo] == j ? w[lo] : 0;
 }
 
-typedef struct sortpair {
-    uint32_t j;
-    double w;
-} sortpair_t;
-
-static int cmp_sortpair(const void *a, const void *b)
+/* Shell sort (Ciura's gaps) of a kNN row's keys: ~150 keys, compared inline. */
+static void sort_u64(uint64_t *v, uint32_t n)
 {
-    uint32_t x = ((const sortpair_t *)a)->j, y = ((const sortpair_t *)b)->j;
-    return (x > y) - (x < y);
+    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        uint32_t h = gaps[g];
+        for (uint32_t i = h; i < n; i++) {
+            uint64_t x = v[i];
+            uint32_t j = i;
+            for (; j >= h && v[j - h] > x; j -= h)
+                v[j] = v[j - h];
+            v[j] = x;
+        }
+    }
 }
 
 typedef struct fuzzy_job {
@@ -375,28 +376,29 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
     (void)tid;
     const fuzzy_job_t *jb = ud;
     uint32_t k = jb->k, kk = k - 1;
-    sortpair_t row[1024];
+    uint64_t key[1024];
+    double w[1025];
     for (size_t i = begin; i < end; i++) {
         double rho, sigma;
         const double *d = jb->dist + i * k;
         smooth_row(d, k, jb->mean_all, &rho, &sigma);
+        fastmath__umap_memberships(d, k, rho, sigma, w);
         uint32_t c = 0;
         for (uint32_t x = 0; x < k; x++) {
             uint32_t j = jb->nbr[i * k + x];
             if (j == i)
                 continue;
-            double r = d[x] - rho;
-            row[c].j = j;
-            row[c].w = (r <= 0 || sigma == 0) ? 1.0 : exp(-r / sigma);
+            key[c] = (uint64_t)j << 32 | x; /* by neighbour index; distinct */
             if (++c == kk)
                 break;
         }
         for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
-            row[c] = (sortpair_t){(uint32_t)i, 0};
-        qsort(row, kk, sizeof(*row), cmp_sortpair);
+            key[c] = (uint64_t)i << 32 | k; /* w[k] = 0: (i, 0), never looked up */
+        w[k] = 0;
+        sort_u64(key, kk);
         for (uint32_t x = 0; x < kk; x++) {
-            jb->idx[i * kk + x] = row[x].j;
-            jb->a[i * kk + x] = row[x].w;
+            jb->idx[i * kk + x] = (uint32_t)(key[x] >> 32);
+            jb->a[i * kk + x] = w[key[x] & 0xffffffffu];
         }
     }
     return 0;
