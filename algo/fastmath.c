@@ -368,19 +368,21 @@ void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho
 /* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */
 
 /*
- * New pair and its dots over elements [0, n): s = t d, y = g - gp (if @p s is not NULL), then
- * acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}.
+ * New pair and its dots over elements [0, n): s = t d, y = g - gp rounded to float (if @p s is
+ * not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of s and y as they
+ * are stored (rounded), so that the Gram matrix describes the stored vectors.
  */
 MDE_CLONES
-void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *restrict acc)
+void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
+                          const double *restrict g, const double *restrict gp, size_t n,
+                          double *restrict acc)
 {
     double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;
     if (s) {
         for (size_t k = 0; k < n; k++) {
-            double sk = t * d[k], yk = g[k] - gp[k], gk = g[k];
-            s[k] = sk, y[k] = yk;
+            float sf = (float)(t * d[k]), yf = (float)(g[k] - gp[k]);
+            double sk = sf, yk = yf, gk = g[k];
+            s[k] = sf, y[k] = yf;
             ss += sk * sk, sy += sk * yk, yy += yk * yk;
             gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);
         }
@@ -394,48 +396,49 @@ void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
 
 /* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
 MDE_CLONES
-void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
-                          const double *restrict sn, const double *restrict yn,
+void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
+                          const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc)
 {
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
     if (sn) {
         for (size_t k = 0; k < n; k++) {
-            double sk = s[k], yk = y[k];
-            a0 += sn[k] * sk, a1 += sn[k] * yk, a2 += yn[k] * sk, a3 += yn[k] * yk;
+            double sk = s[k], yk = y[k], snk = sn[k], ynk = yn[k];
+            a0 += snk * sk, a1 += snk * yk, a2 += ynk * sk, a3 += ynk * yk;
             a4 += g[k] * sk, a5 += g[k] * yk;
         }
     } else {
         for (size_t k = 0; k < n; k++)
-            a4 += g[k] * s[k], a5 += g[k] * y[k];
+            a4 += g[k] * (double)s[k], a5 += g[k] * (double)y[k];
     }
     acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
 }
 
-/* d = c0 b0 over [0, n), then d += c b */
+/* d = c g over [0, n), then d += c b for the stored vectors b */
 MDE_CLONES
-void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n)
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n)
 {
     for (size_t k = 0; k < n; k++)
-        d[k] = c * b[k];
+        d[k] = c * g[k];
 }
 
 MDE_CLONES
-void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n)
+void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n)
 {
     for (size_t k = 0; k < n; k++)
-        d[k] += c * b[k];
+        d[k] += c * (double)b[k];
 }
 
 /* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
 MDE_CLONES
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
-                           const double *restrict b1, const double *restrict b2,
-                           const double *restrict b3, size_t n)
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
+                           const float *restrict b1, const float *restrict b2,
+                           const float *restrict b3, size_t n)
 {
     double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
     for (size_t k = 0; k < n; k++)
-        d[k] += (c0 * b0[k] + c1 * b1[k]) + (c2 * b2[k] + c3 * b3[k]);
+        d[k] +=
+            (c0 * (double)b0[k] + c1 * (double)b1[k]) + (c2 * (double)b2[k] + c3 * (double)b3[k]);
 }
 
 /* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */

@@ -34,17 +34,17 @@ void fastmath__mde_step_center3(double *restrict x, double t, const double *rest
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n);
 
 /* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
-void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *restrict acc);
-void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
-                          const double *restrict sn, const double *restrict yn,
+void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
+                          const double *restrict g, const double *restrict gp, size_t n,
+                          double *restrict acc);
+void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
+                          const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc);
-void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n);
-void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n);
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
-                           const double *restrict b1, const double *restrict b2,
-                           const double *restrict b3, size_t n);
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
+void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
+                           const float *restrict b1, const float *restrict b2,
+                           const float *restrict b3, size_t n);
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
