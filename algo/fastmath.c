@@ -56,7 +56,7 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATL_NO_CLONES) &&  \
     !defined(__SANITIZE_THREAD__) /* TSan instruments the ifunc resolver, which runs before it */
 #define MDE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-/* the evaluation also for x86-64-v4 (AVX-512): 6% less time an evaluation on the 2-core AMD EPYC
+/* the evaluation also for x86-64-v4 (AVX-512): 14% less time an evaluation on the 2-core AMD EPYC
  * (Zen 5) this was measured on, 8 lanes for exp and the penalties' arithmetic */
 #define MDE_CLONES_EVAL                                                                            \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
