@@ -365,8 +365,9 @@ typedef struct fuzzy_job {
     const double *dist;
     uint32_t k;
     double mean_all;
-    uint32_t *idx; /* n x (k - 1): a row's neighbours without the point, by index */
-    double *a;     /* their memberships */
+    uint32_t *idx;       /* n x (k - 1): a row's neighbours without the point, by index */
+    double *a;           /* their memberships */
+    const uint8_t *need; /* rows to compute (NULL: all) */
 } fuzzy_job_t;
 
 /* Rows [begin, end) of A: smooth kNN distances, memberships, sorted by neighbour index (rows
@@ -379,6 +380,8 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
     uint64_t key[1024];
     double w[1025];
     for (size_t i = begin; i < end; i++) {
+        if (jb->need && !jb->need[i])
+            continue;
         double rho, sigma;
         const double *d = jb->dist + i * k;
         smooth_row(d, k, jb->mean_all, &rho, &sigma);
@@ -406,10 +409,14 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
 
 /*
  * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
- * w < max(P) / n_epochs; edges grouped by head.
+ * w < max(P) / n_epochs. With @p keep, only the edges with a kept end, from the rows they
+ * read: the kept points', their kNN neighbours' and the rows that list a kept point (a
+ * partial layout moves a few points: the smoothing of every row was most of its time); max(P)
+ * is then that of those rows (1 up to a rounding either way: a row's nearest neighbour has
+ * membership 1).
  */
 static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint32_t k,
-                       uint32_t n_epochs, edges_t *out)
+                       uint32_t n_epochs, const uint8_t *keep, edges_t *out)
 {
     uint32_t kk = k - 1; /* without the point itself */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
@@ -424,18 +431,31 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
     for (size_t q = 0; q < (size_t)n * k; q++)
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a};
+    uint8_t *need = keep ? calloc((size_t)n + 1, 1) : NULL;
+    if (keep && !need) {
+        free(idx), free(a), edges_free(&e);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; keep && i < n; i++)
+        for (uint32_t x = 0; x < k; x++) {
+            uint32_t j = nbr[(size_t)i * k + x];
+            if (keep[i] || keep[j])
+                need[i] = need[j] = 1;
+        }
+    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a, need};
     int rc = par_for(n, 256, 2, fuzzy_rows, &job);
     if (rc != 0) {
-        free(idx), free(a), edges_free(&e);
+        free(idx), free(a), free(need), edges_free(&e);
         return rc;
     }
     double wmax = 0;
     for (uint32_t i = 0; i < n; i++) {
+        if (need && !need[i])
+            continue;
         for (uint32_t x = 0; x < kk; x++) {
             uint32_t j = idx[(size_t)i * kk + x];
             double aij = a[(size_t)i * kk + x];
-            if (j == i || aij == 0)
+            if (j == i || aij == 0 || (keep && !keep[i] && !keep[j]))
                 continue;
             double aji = lookup(idx + (size_t)j * kk, a + (size_t)j * kk, kk, i);
             double p = aij + aji - aij * aji;
@@ -450,7 +470,7 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
         if (!(e.w[q] < wmax / n_epochs))
             e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
     e.m = w;
-    free(idx), free(a);
+    free(idx), free(a), free(need);
     *out = e;
     return 0;
 }
@@ -924,7 +944,7 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     uint32_t *perm = malloc(((size_t)n + 1) * sizeof(*perm));
     double *xp = malloc(((size_t)n * dim + 1) * sizeof(*xp));
     double *yp = malloc(((size_t)n * 2 + 1) * sizeof(*yp));
-    uint8_t *pp = malloc(2 * (size_t)n + 1), *mp = pp + n;
+    uint8_t *pp = malloc(3 * (size_t)n + 1), *mp = pp + 2 * (size_t)n; /* placed, kept, movable */
     uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
     double *dist = malloc((size_t)n * k * sizeof(*dist));
     edges_t e = {0};
@@ -943,8 +963,11 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
                    yp[2 * (size_t)i + 1] = y[2 * (size_t)perm[i] + 1], pp[i] = placed[perm[i]];
         mp[i] = movable ? movable[perm[i]] : 1;
     }
+    /* a partial layout needs only the edges of the points that move or get placed */
+    for (uint32_t i = 0; movable && i < n; i++)
+        pp[n + i] = mp[i] || !pp[i];
     if ((rc = exact_knn(xp, n, dim, k, nbr, dist)) != 0 ||
-        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
+        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, &e)) != 0)
         goto out;
     free(nbr), free(dist);
     nbr = NULL, dist = NULL;
