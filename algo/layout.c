@@ -782,13 +782,13 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
         rng_t rl = s->rng[t]; /* a local copy: the parts' states share a cache line */
         int rc = 0;
         uint64_t samples = 0, negatives = 0;
-        uint8_t neg[SGD_BLOCK];
+        uint16_t neg[SGD_BLOCK];
         while (l->first && rc == 0) {
             sgd_block_t *b = l->first;
             uint32_t len = b->len;
             for (uint32_t i = 0; i < len; i++) {
                 uint32_t m = sample_negatives(b->r[i].eps, b->r[i].k, ep, rate);
-                neg[i] = m < 255 ? (uint8_t)m : 255; /* at most ~2 rate + 1 for eps >= 1 */
+                neg[i] = m < 65535 ? (uint16_t)m : 65535; /* <= 2 rate + 1 for eps >= 1 */
                 negatives += !s->movable || s->movable[b->r[i].head] ? neg[i] : 0;
             }
             /* the attractions and negatives; a fixed y_j draws none (its clock still
@@ -1007,7 +1007,7 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
                 const uint8_t *placed, layout_result_t *res)
 {
     if (n < 2 || dim == 0 || dim > 64 || o->n_neighbors < 2 || o->n_neighbors > 1024 ||
-        o->negative_sample_rate == 0)
+        o->negative_sample_rate == 0 || o->negative_sample_rate > 10000)
         return -EINVAL;
     for (size_t q = 0; q < (size_t)n * dim; q++)
         if (!isfinite(x[q]))
