@@ -103,6 +103,14 @@ int main(void)
     cooc_profiles_t bad = {1, ITEMS, bad_start, bad_item, bad_pp};
     cooc_index_t *ix2 = NULL;
     CHECK_EQ(cooc_index_new(&bad, &ix2), -EINVAL); /* items not increasing */
+    bad_item[1] = 4; /* pp must be finite and >= 0: NaN separates users in the index */
+    bad_pp[1] = NAN;
+    CHECK_EQ(cooc_index_new(&bad, &ix2), -EINVAL);
+    bad_pp[1] = -1;
+    CHECK_EQ(cooc_index_new(&bad, &ix2), -EINVAL);
+    bad_pp[1] = 100;
+    E(cooc_index_new(&bad, &ix2));
+    cooc_index_free(ix2);
     CHECK_EQ(cooc_block_compute(ix, 5, 4, 1, &b), -EINVAL);
     CHECK_EQ(cooc_block_compute(ix, 0, ITEMS + 1, 1, &b), -EINVAL);
     cooc_block_destroy(&b);
