@@ -369,7 +369,8 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     uint64_t *keys = NULL, *more = NULL, *again = NULL;
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
-    int rc = store_retained_rows_of(s, dirty, n_dirty, read_row_cb, &r, &keys, &n);
+    int rc =
+        store_retained_rows_of(s, dirty, n_dirty, GRAPH_MIN_S_DEFAULT, read_row_cb, &r, &keys, &n);
     if (rc == 0)
         rc = reader_grow(&r, n + 1);
     if (rc == 0)
@@ -415,7 +416,8 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
             break;
         r.expect = r.rows_read + n_more;
         free(again), again = NULL;
-        if ((rc = store_retained_rows_of(s, more, n_more, read_row_cb, &r, &again, &n_again)) != 0)
+        if ((rc = store_retained_rows_of(s, more, n_more, GRAPH_MIN_S_DEFAULT, read_row_cb, &r,
+                                         &again, &n_again)) != 0)
             goto out;
         if (!same_keys(keys, n, again, n_again)) { /* moved under us: positions differ */
             rc = READ_AGAIN_FULL;
@@ -501,7 +503,7 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         }
     }
     r.expect = st->n ? st->n : expect; /* for progress: the last map's size */
-    rc = store_retained_rows_of(s, NULL, 0, read_row_cb, &r, &keys, &n);
+    rc = store_retained_rows_of(s, NULL, 0, GRAPH_MIN_S_DEFAULT, read_row_cb, &r, &keys, &n);
     if (rc == 0 && n < 2) {
         snprintf(err, errlen, "the store has %u retained items: nothing to lay out yet", n);
         rc = ATL_ENOTFOUND;
