@@ -34,8 +34,10 @@ typedef struct by_pp {
 
 struct cooc_index {
     cooc_profiles_t p;
-    /* each user's entries ordered by pp (ties by item), user after user, with one entry of pp
-     * NaN before, between and after them: user u's run starts at user_start[u] + u + 1 */
+    unsigned flags;
+    /* each user's entries ordered by pp (ties by item), or with COOC_UPPER by item, user after
+     * user, with a separator (pp NaN, item UINT32_MAX) before, between and after them: user
+     * u's run starts at user_start[u] + u + 1 */
     by_pp_t *by_pp;
     uint64_t *item_start; /* n_items + 1 */
     uint64_t *at;         /* for each item, where each of its entries sits in by_pp */
@@ -78,15 +80,16 @@ static int choose_acc_bits(const cooc_index_t *ix, unsigned *out)
     return 0;
 }
 
-int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
+int cooc_index_new(const cooc_profiles_t *p, unsigned flags, cooc_index_t **out)
 {
-    if (!p || (p->n_users && (!p->user_start || !p->item || !p->pp)))
+    if (!p || (p->n_users && (!p->user_start || !p->item || !p->pp)) || (flags & ~COOC_UPPER))
         return -EINVAL;
     uint64_t n_entries = p->n_users ? p->user_start[p->n_users] : 0;
     cooc_index_t *ix = calloc(1, sizeof(*ix));
     if (!ix)
         return -ENOMEM;
     ix->p = *p;
+    ix->flags = flags;
     ix->item_start = calloc((size_t)p->n_items + 1, sizeof(*ix->item_start));
     ix->terms = calloc((size_t)p->n_items + 1, sizeof(*ix->terms));
     ix->at = malloc((n_entries ? n_entries : 1) * sizeof(*ix->at));
@@ -129,7 +132,7 @@ int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
         by_pp_t *v = ix->by_pp + run;
         for (uint64_t k = 0; k < n; k++)
             v[k] = (by_pp_t){p->pp[b + k], p->item[b + k]};
-        if (n > 1)
+        if (n > 1 && !(flags & COOC_UPPER))
             qsort(v, n, sizeof(*v), cmp_by_pp);
         v[n] = sep;
         for (uint64_t k = 0; k < n; k++)
@@ -254,7 +257,7 @@ static inline void accumulate(workspace_t *w, unsigned acc_bits, uint64_t stamp,
  * term whatever the rounding; weight_pair_inline decides each term exactly). The NaN between
  * users fails both window tests, so a scan never leaves its user.
  */
-static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_chunk_t *out)
+static size_t row_terms(const cooc_index_t *ix, workspace_t *w, uint32_t r)
 {
     const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
     const unsigned acc_bits = ix->acc_bits;
@@ -277,11 +280,42 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
                 accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
         }
     }
+    return nt;
+}
+
+/* The upper triangle: in a user's item-ordered run the partners t > r are the entries after
+ * r's own; every one is weighed (about 3 in 4 fall in the pp window), half the pairs of the
+ * full row. */
+static size_t row_terms_upper(const cooc_index_t *ix, workspace_t *w, uint32_t r)
+{
+    const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
+    const unsigned acc_bits = ix->acc_bits;
+    const by_pp_t *v = ix->by_pp;
+    size_t nt = 0;
+    for (uint64_t k = k0; k < k1; k++) {
+        if (k + COOC_PREFETCH < k1)
+            __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
+        uint64_t at = ix->at[k];
+        float a = v[at].pp;
+        for (uint64_t e = at + 1; v[e].item != UINT32_MAX; e++) {
+            int64_t wv = weight_pair_inline(a, v[e].pp);
+            if (wv != 0)
+                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
+        }
+    }
+    return nt;
+}
+
+static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_chunk_t *out)
+{
+    const uint64_t stamp = (uint64_t)r + 1;
+    const unsigned acc_bits = ix->acc_bits;
+    size_t nt = ix->flags & COOC_UPPER ? row_terms_upper(ix, w, r) : row_terms(ix, w, r);
     if (chunk_reserve(out, nt) != 0)
         return -ENOMEM;
     if (nt * 16 > ix->p.n_items) { /* a scan of the stamps costs less than the sort */
         nt = 0;
-        for (uint32_t t = 0; t < ix->p.n_items; t++)
+        for (uint32_t t = ix->flags & COOC_UPPER ? r + 1 : 0; t < ix->p.n_items; t++)
             if (w->slot[t] >> acc_bits == stamp)
                 w->touched[nt++] = t;
     } else {

@@ -562,6 +562,7 @@ int store_bulk_commit(store_t *s, store_bulk_t *b, const store_bulk_opts_t *o,
 
 typedef struct store_rebuild_opts {
     int verify_only;    /* compare only; never write */
+    int full_rows;      /* compare full rows at once, not the upper triangle + symmetry first */
     size_t mem_bytes;   /* weight terms of one recomputed block of S, x12 (default 2 GiB) */
     unsigned n_threads; /* threads recomputing S (default 2) */
     atl_progress_cb progress;
