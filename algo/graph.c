@@ -264,6 +264,7 @@ int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
     for (uint32_t i = 0; i < n; i++)
         w += uniq[i];
     out->n = n;
+    out->row_cap = n + 1, out->cap = w ? w : 1;
     out->row_ptr = malloc(((size_t)n + 1) * sizeof(*out->row_ptr));
     out->col = malloc((w ? w : 1) * sizeof(*out->col));
     out->dist = malloc((w ? w : 1) * sizeof(*out->dist));
@@ -325,13 +326,33 @@ static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
+/* @p g with room for n rows and w entries, its buffers kept when they are large enough. */
+static int graph_reserve(graph_t *g, uint32_t n, uint64_t w)
+{
+    if (!g->row_ptr || g->row_cap < (uint64_t)n + 1) {
+        free(g->row_ptr);
+        g->row_cap = n + 1;
+        if (!(g->row_ptr = malloc(((size_t)n + 1) * sizeof(*g->row_ptr))))
+            return -ENOMEM;
+    }
+    if (!g->col || !g->dist || g->cap < (w ? w : 1)) {
+        free(g->col), free(g->dist);
+        g->cap = w ? w : 1;
+        g->col = malloc(g->cap * sizeof(*g->col));
+        g->dist = malloc(g->cap * sizeof(*g->dist));
+        if (!g->col || !g->dist)
+            return -ENOMEM;
+    }
+    g->n = n;
+    return 0;
+}
+
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out)
 {
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows)), *slot = NULL, n_aff = 0;
     uint64_t *deg = NULL, *uniq = NULL, *adj = NULL, *fill = NULL;
     int rc = rows ? 0 : -ENOMEM;
-    memset(out, 0, sizeof(*out));
     if (rc == 0 && !(slot = malloc(((size_t)n + 1) * sizeof(*slot))))
         rc = -ENOMEM;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -372,14 +393,8 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
     for (uint32_t i = 0; rc == 0 && i < n; i++)
         w += slot[i] != UINT32_MAX ? uniq[slot[i]]
                                    : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
-    if (rc == 0) {
-        out->n = n;
-        out->row_ptr = malloc(((size_t)n + 1) * sizeof(*out->row_ptr));
-        out->col = malloc((w ? w : 1) * sizeof(*out->col));
-        out->dist = malloc((w ? w : 1) * sizeof(*out->dist));
-        if (!out->row_ptr || !out->col || !out->dist)
-            rc = -ENOMEM;
-    }
+    if (rc == 0)
+        rc = graph_reserve(out, n, w);
     w = 0;
     for (uint32_t i = 0; rc == 0 && i <= n; i++) {
         out->row_ptr[i] = w;

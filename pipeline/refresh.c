@@ -46,6 +46,7 @@ struct refresh_state {
     uint32_t **col;
     float **dist;
     graph_t t;
+    graph_t spare; /* the T before t: its buffers take the next incremental T (graph_update) */
     knn_t knn;
 };
 
@@ -74,6 +75,7 @@ static void state_clear(refresh_state_t *st)
     rows_free(st->n, st->cnt, st->col, st->dist);
     free(st->keys);
     graph_destroy(&st->t);
+    graph_destroy(&st->spare);
     knn_destroy(&st->knn);
     memset(st, 0, sizeof(*st));
 }
@@ -616,7 +618,8 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     }
     knn_destroy(&st->knn);
     st->knn = fresh;
-    graph_destroy(&st->t);
+    graph_destroy(&st->spare);
+    st->spare = st->t;
     st->t = *t;
     memset(t, 0, sizeof(*t));
     return 0;
@@ -952,11 +955,17 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
 }
 
 /* T for this run: the last run's T updated where rows changed when incremental, else built. */
-static int graph_stage(const refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
+static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
                        const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
                        size_t errlen)
 {
     int update = r->incremental && st->t.n == map->n_old;
+    if (update) { /* into the spare T's buffers */
+        *t = st->spare;
+        memset(&st->spare, 0, sizeof(st->spare));
+    } else {
+        graph_destroy(&st->spare);
+    }
     int rc = update ? update_t(st, map, aff, t) : build_t(st->n, st->cnt, st->col, st->dist, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)

@@ -100,7 +100,7 @@ static void test_graph_update(void)
             d0[i][q] = (float)(1 + rng_below(&r, 4)); /* many ties */
             E(graph_edges_add(&e0, i, own0[i][q], d0[i][q]));
         }
-    graph_t old, want, got;
+    graph_t old, want, got = {0};
     E(graph_build(N0, &e0, &old));
     /* item GONE leaves; a new item enters at NEW_AT: every later index shifts */
     uint32_t new_of_old[N0], old_of_new[N0 + 1], n = 0;
@@ -160,6 +160,30 @@ static void test_graph_update(void)
     CHECK(memcmp(got.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
     CHECK(memcmp(got.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
     CHECK(memcmp(got.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+    /* into a recycled graph's buffers: too small (replaced), then large enough (written over,
+     * stale entries and all) */
+    for (int round = 0; round < 2; round++) {
+        graph_t spare = {0};
+        if (round == 0) {
+            graph_edges_t tiny;
+            graph_edges_init(&tiny);
+            E(graph_edges_add(&tiny, 0, 1, 1.0f));
+            E(graph_build(2, &tiny, &spare));
+            graph_edges_destroy(&tiny);
+        } else {
+            E(graph_build(n, &e1, &spare));
+            for (uint64_t k = 0; k < spare.row_ptr[n]; k++)
+                spare.col[k] = UINT32_MAX, spare.dist[k] = -1;
+        }
+        uint32_t *col_before = spare.col;
+        E(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &spare));
+        CHECK(round == 0 || spare.col == col_before);
+        CHECK_EQ(spare.n, want.n);
+        CHECK(memcmp(spare.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
+        CHECK(memcmp(spare.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
+        CHECK(memcmp(spare.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+        graph_destroy(&spare);
+    }
     uint32_t rebuilt = 0;
     for (uint32_t i = 0; i < n; i++)
         rebuilt += aff[i];
@@ -168,7 +192,7 @@ static void test_graph_update(void)
     for (uint32_t i = 0; i < n; i++)
         if (old_of_new[i] == KNN_NONE)
             aff[i] = 0; /* the new item's row */
-    graph_t bad;
+    graph_t bad = {0};
     CHECK_EQ(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &bad), -EINVAL);
     graph_destroy(&old), graph_destroy(&want), graph_destroy(&got);
     graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
