@@ -235,71 +235,154 @@ static float clip4f(float v)
     return v > -4 ? v : -4;
 }
 
-MDE_CLONES
-void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
-                         int mj, int mk, int m)
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+#ifdef __clang__
+#define SHUF8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUF8(a, b, ...) __builtin_shuffle(a, b, (v8si){__VA_ARGS__})
+#endif
+
+/* y_o of a negative sample o: live if the part owns it, else from the snapshot; both floats of
+ * the point in one 64-bit word */
+static inline uint64_t umap_point(const float *y, const float *snap, uint32_t lo, uint32_t span,
+                                  uint32_t o)
 {
-    double *y = u->y, *yj = y + 2 * (size_t)j;
-    const double *snap = u->snap;
-    uint32_t lo = u->lo, hi = u->hi, n = u->n;
-    float a = u->a, b = u->b;
-    int own_k = k >= lo && k < hi;
-    const double *yk = own_k ? y + 2 * (size_t)k : snap + 2 * (size_t)k;
-    float dx = (float)(yj[0] - yk[0]), dy = (float)(yj[1] - yk[1]), d2 = dx * dx + dy * dy;
-    if (d2 > 0) {
-        float pw = fastmath__powf_pos(d2, b - 1); /* d2^(b-1) */
-        float c = -2 * a * b * pw / (1 + a * pw * d2);
-        double gx = u->alpha * (double)clip4f(c * dx), gy = u->alpha * (double)clip4f(c * dy);
-        if (mj)
-            yj[0] += gx, yj[1] += gy;
-        if (mk) {
-            double *wk = own_k ? y + 2 * (size_t)k : u->dl + 2 * (size_t)k;
-            wk[0] -= gx, wk[1] -= gy;
-        }
+    uint64_t p;
+    memcpy(&p, (o - lo < span ? y : snap) + 2 * (size_t)o, sizeof(p));
+    return p;
+}
+
+/*
+ * One batch of 8 lanes of an edge visit, on y_j as it is at its start: if @p first, lane 0 is
+ * the attraction of y_k (@p pk) and lanes 1-7 the first draws, else lanes 0-7 are draws; @p nb
+ * draws, the lanes past them hold y_j itself (no force). With q = |y_j - y_o|^2 and
+ * pw = q^(b-1), a draw pushes y_j away with c = 2b / ((0.001 + q) (1 + a q pw)) and the
+ * attraction pulls it in with c = -2ab pw / (1 + a q pw), each component clipped to [-4, 4].
+ * Adds alpha times the draws' sum to y_j; returns the attraction's clipped force in att.
+ * Coincident points (q = 0) give no force: c is finite. Inlined with @p first constant.
+ */
+static inline __attribute__((always_inline)) void
+umap_batch(float *restrict yj, const float *y, const float *snap, uint32_t lo, uint32_t span,
+           uint64_t n, rng_t *restrict rl, int first, uint64_t pk, int nb, float a, float b,
+           float alpha, float *restrict att)
+{
+    uint64_t pj, p[NEG_BATCH];
+    memcpy(&pj, yj, sizeof(pj));
+    p[0] = pk;
+#pragma GCC unroll 4
+    for (int v = first; v < NEG_BATCH; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
+        int w = v - first;                       /* the batch's draws w and w + 1 */
+        uint64_t bits = w < nb ? rng_next_inline(rl) : 0;
+        p[v] = w < nb ? umap_point(y, snap, lo, span, (uint32_t)(((bits >> 32) * n) >> 32)) : pj;
+        if (v + 1 < NEG_BATCH)
+            p[v + 1] = w + 1 < nb ? umap_point(y, snap, lo, span,
+                                               (uint32_t)(((bits & 0xffffffffu) * n) >> 32))
+                                  : pj;
     }
-    for (int s0 = 0; s0 < m; s0 += NEG_BATCH) {
-        int nb = m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH;
-        double x0 = yj[0], x1 = yj[1];
-        float sx[NEG_BATCH] = {0}, sy[NEG_BATCH] = {0};
-        for (int v = 0; v < nb; v += 2) { /* Lemire's multiply-shift; bias < n / 2^32 */
-            uint64_t bits = rng_next_inline(r);
-            uint32_t o = (uint32_t)(((bits >> 32) * n) >> 32);
-            const double *ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-            sx[v] = (float)(x0 - ys[0]), sy[v] = (float)(x1 - ys[1]);
-            if (v + 1 < nb) {
-                o = (uint32_t)(((bits & 0xffffffffu) * n) >> 32);
-                ys = (o >= lo && o < hi ? y : snap) + 2 * (size_t)o;
-                sx[v + 1] = (float)(x0 - ys[0]), sy[v + 1] = (float)(x1 - ys[1]);
-            }
+    /* x and y differences of the 8 lanes, from the points' 64-bit words in registers (scalar
+     * stores into a vector's memory stall its load) */
+    v8sf xj = (v8sf)(v4du){pj, pj, pj, pj};
+    v8sf da = xj - (v8sf)(v4du){p[0], p[1], p[2], p[3]};
+    v8sf db = xj - (v8sf)(v4du){p[4], p[5], p[6], p[7]};
+    v8sf sx = SHUF8(da, db, 0, 2, 4, 6, 8, 10, 12, 14);
+    v8sf sy = SHUF8(da, db, 1, 3, 5, 7, 9, 11, 13, 15);
+    float fx[NEG_BATCH], fy[NEG_BATCH], gx = 0, gy = 0;
+    for (int v = 0; v < NEG_BATCH; v++) {
+        float q = sx[v] * sx[v] + sy[v] * sy[v];
+        float pw = fastmath__powf_pos(q, b - 1), t = 1 + a * q * pw;
+        float c = first && v == 0 ? -2 * a * b * pw / t : 2 * b / ((0.001f + q) * t);
+        float keep = first && v == 0 ? 0.0f : 1.0f;
+        fx[v] = clip4f(c * sx[v]), fy[v] = clip4f(c * sy[v]);
+        gx += keep * fx[v], gy += keep * fy[v];
+    }
+    if (first)
+        att[0] = fx[0], att[1] = fy[0];
+    yj[0] += alpha * gx, yj[1] += alpha * gy;
+}
+
+MDE_CLONES
+void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
+                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          size_t cnt, const uint8_t *restrict movable)
+{
+    float *y = u->y, *dl = u->dl;
+    const float *snap = u->snap;
+    uint32_t lo = u->lo, span = u->hi - u->lo;
+    uint64_t n = u->n;
+    float a = u->a, b = u->b, alpha = u->alpha;
+    rng_t rl = *r; /* in registers for the whole run of edges */
+    for (size_t i = 0; i < cnt; i++) {
+        uint32_t j = rec[i].head, k = rec[i].tail;
+        int mj = !movable || movable[j], mk = !movable || movable[k];
+        int m = mj ? neg[i] : 0, own_k = k - lo < span;
+        float *yj = y + 2 * (size_t)j, att[2], yj0 = yj[0], yj1 = yj[1];
+        /* the attraction and the first 7 negatives from y_j as it is at the start of the
+         * visit; y_j moves by both (if it may move), y_k by the attraction */
+        int nb = m < NEG_BATCH - 1 ? m : NEG_BATCH - 1;
+        umap_batch(yj, y, snap, lo, span, n, &rl, 1, umap_point(y, snap, lo, span, k), nb, a, b,
+                   alpha, att);
+        float ax = alpha * att[0], ay = alpha * att[1];
+        if (mj)
+            yj[0] += ax, yj[1] += ay;
+        else
+            yj[0] = yj0, yj[1] = yj1; /* nb = 0: the draws' sum was 0 */
+        if (mk) {
+            float *wk = own_k ? y + 2 * (size_t)k : dl + 2 * (size_t)k;
+            wk[0] -= ax, wk[1] -= ay;
         }
-        /* the point itself, a coincident one or padding has sx = sy = 0: a finite c gives no
-         * force */
-        float gx = 0, gy = 0;
-        for (int v = 0; v < NEG_BATCH; v++) {
-            float q = sx[v] * sx[v] + sy[v] * sy[v];
-            float c = 2 * b / ((0.001f + q) * (1 + a * fastmath__powf_pos(q, b)));
-            gx += clip4f(c * sx[v]), gy += clip4f(c * sy[v]);
-        }
-        yj[0] = x0 + u->alpha * (double)gx, yj[1] = x1 + u->alpha * (double)gy;
+        for (int s0 = nb; s0 < m; s0 += NEG_BATCH) /* the rest 8 at a time */
+            umap_batch(yj, y, snap, lo, span, n, &rl, 0, 0, m - s0 < NEG_BATCH ? m - s0 : NEG_BATCH,
+                       a, b, alpha, att);
+    }
+    *r = rl;
+}
+
+/* ---- UMAP fuzzy set: smooth kNN distances -------------------------------------------------- */
+
+/* sum over c in [1, k) of exp(-(d[c] - rho) / sigma), 1 where d[c] <= rho (exp through libmvec,
+ * 4 at a time with AVX2) */
+MDE_CLONES
+double fastmath__umap_psum(const double *restrict d, uint32_t k, double rho, double sigma)
+{
+    double s = 0, inv = 1 / sigma;
+    for (uint32_t c = 1; c < k; c++) {
+        double r = d[c] - rho;
+        s += exp(-(r > 0 ? r : 0) * inv);
+    }
+    return s;
+}
+
+/* w[c] = exp(-(d[c] - rho) / sigma), 1 where d[c] <= rho or sigma = 0, for c in [0, k) */
+MDE_CLONES
+void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho, double sigma,
+                                double *restrict w)
+{
+    double inv = sigma > 0 ? 1 / sigma : 0;
+    for (uint32_t c = 0; c < k; c++) {
+        double r = d[c] - rho;
+        w[c] = exp(-(r > 0 ? r : 0) * inv);
     }
 }
 
 /* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */
 
 /*
- * New pair and its dots over elements [0, n): s = t d, y = g - gp (if @p s is not NULL), then
- * acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}.
+ * New pair and its dots over elements [0, n): s = t d, y = g - gp rounded to float (if @p s is
+ * not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of s and y as they
+ * are stored (rounded), so that the Gram matrix describes the stored vectors.
  */
 MDE_CLONES
-void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *restrict acc)
+void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
+                          const double *restrict g, const double *restrict gp, size_t n,
+                          double *restrict acc)
 {
     double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;
     if (s) {
         for (size_t k = 0; k < n; k++) {
-            double sk = t * d[k], yk = g[k] - gp[k], gk = g[k];
-            s[k] = sk, y[k] = yk;
+            float sf = (float)(t * d[k]), yf = (float)(g[k] - gp[k]);
+            double sk = sf, yk = yf, gk = g[k];
+            s[k] = sf, y[k] = yf;
             ss += sk * sk, sy += sk * yk, yy += yk * yk;
             gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);
         }
@@ -313,48 +396,49 @@ void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
 
 /* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
 MDE_CLONES
-void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
-                          const double *restrict sn, const double *restrict yn,
+void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
+                          const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc)
 {
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
     if (sn) {
         for (size_t k = 0; k < n; k++) {
-            double sk = s[k], yk = y[k];
-            a0 += sn[k] * sk, a1 += sn[k] * yk, a2 += yn[k] * sk, a3 += yn[k] * yk;
+            double sk = s[k], yk = y[k], snk = sn[k], ynk = yn[k];
+            a0 += snk * sk, a1 += snk * yk, a2 += ynk * sk, a3 += ynk * yk;
             a4 += g[k] * sk, a5 += g[k] * yk;
         }
     } else {
         for (size_t k = 0; k < n; k++)
-            a4 += g[k] * s[k], a5 += g[k] * y[k];
+            a4 += g[k] * (double)s[k], a5 += g[k] * (double)y[k];
     }
     acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
 }
 
-/* d = c0 b0 over [0, n), then d += c b */
+/* d = c g over [0, n), then d += c b for the stored vectors b */
 MDE_CLONES
-void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n)
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n)
 {
     for (size_t k = 0; k < n; k++)
-        d[k] = c * b[k];
+        d[k] = c * g[k];
 }
 
 MDE_CLONES
-void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n)
+void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n)
 {
     for (size_t k = 0; k < n; k++)
-        d[k] += c * b[k];
+        d[k] += c * (double)b[k];
 }
 
 /* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
 MDE_CLONES
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
-                           const double *restrict b1, const double *restrict b2,
-                           const double *restrict b3, size_t n)
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
+                           const float *restrict b1, const float *restrict b2,
+                           const float *restrict b3, size_t n)
 {
     double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
     for (size_t k = 0; k < n; k++)
-        d[k] += (c0 * b0[k] + c1 * b1[k]) + (c2 * b2[k] + c3 * b3[k]);
+        d[k] +=
+            (c0 * (double)b0[k] + c1 * (double)b1[k]) + (c2 * (double)b2[k] + c3 * (double)b3[k]);
 }
 
 /* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */

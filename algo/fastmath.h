@@ -34,17 +34,17 @@ void fastmath__mde_step_center3(double *restrict x, double t, const double *rest
 void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n);
 
 /* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
-void fastmath__lbfgs_pair(double *restrict s, double *restrict y, double t,
-                          const double *restrict d, const double *restrict g,
-                          const double *restrict gp, size_t n, double *restrict acc);
-void fastmath__lbfgs_dots(const double *restrict s, const double *restrict y,
-                          const double *restrict sn, const double *restrict yn,
+void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
+                          const double *restrict g, const double *restrict gp, size_t n,
+                          double *restrict acc);
+void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
+                          const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc);
-void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict b, size_t n);
-void fastmath__lbfgs_axpy(double *restrict d, double c, const double *restrict b, size_t n);
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const double *restrict b0,
-                           const double *restrict b1, const double *restrict b2,
-                           const double *restrict b3, size_t n);
+void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
+void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
+                           const float *restrict b1, const float *restrict b2,
+                           const float *restrict b3, size_t n);
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
@@ -55,23 +55,39 @@ double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,
  * the others read from @p snap and moved through @p dl (see layout.c). */
 typedef struct fastmath_umap {
-    double *y;
-    const double *snap;
-    double *dl;
+    float *y; /* positions in single precision, as umap-learn's float32 embedding */
+    const float *snap;
+    float *dl;
     uint32_t lo, hi, n;
-    float a, b;
-    double alpha;
+    float a, b, alpha;
 } fastmath_umap_t;
 
+/* An edge of the UMAP SGD's calendar (layout.c): head, tail, and the schedule's fields, which
+ * the kernel does not read. */
+typedef struct fastmath_umap_rec {
+    uint32_t head, tail;
+    float eps;  /* period in epochs */
+    uint32_t k; /* the sample due next is the k-th */
+} fastmath_umap_rec_t;
+
 /**
- * One visit of edge (j, k): the attraction (y_j moved if @p mj, y_k if @p mk, by alpha
- * clip4(c (y_j - y_k)), c = -2ab d2^(b-1) / (1 + a d2^b)), then @p m negative samples drawn
- * uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha
- * clip4(c (y_j - y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as
- * it is at the start of each 8. Coefficients in single precision, as umap-learn's.
+ * Visits of edges @p rec[0 .. cnt), in order. A visit of edge (j, k): the attraction (y_j
+ * moved if movable[j], y_k if movable[k]; @p movable NULL: all move) by alpha clip4(c (y_j -
+ * y_k)), c = -2ab d2^(b-1) / (1 + a d2^b), then @p neg[i] negative samples (none if y_j is
+ * fixed) drawn uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha
+ * clip4(c (y_j - y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as it
+ * is at the start of each 8. Positions and coefficients in single precision, as umap-learn's.
  */
-void fastmath__umap_edge(const fastmath_umap_t *u, rng_t *restrict r, uint32_t j, uint32_t k,
-                         int mj, int mk, int m);
+void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
+                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          size_t cnt, const uint8_t *restrict movable);
+
+/** UMAP's smooth kNN distances (layout.c): sum over c in [1, k) of exp(-max(d[c] - rho, 0) /
+ * sigma), the memberships w[c] = exp(-max(d[c] - rho, 0) / sigma) for c in [0, k) (1 if sigma
+ * is 0); vectorised, sums in a fixed order per machine. */
+double fastmath__umap_psum(const double *restrict d, uint32_t k, double rho, double sigma);
+void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho, double sigma,
+                                double *restrict w);
 
 /*
  * x^b for x > 0 in single precision (relative error ~2e-7, as umap-learn's float32 SGD), from

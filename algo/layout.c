@@ -301,11 +301,7 @@ static void smooth_row(const double *d, uint32_t k, double mean_all, double *rho
     mean_row /= k;
     double target = log2((double)k), lo = 0, hi = INFINITY, mid = 1;
     for (int it = 0; it < 64; it++) {
-        double psum = 0;
-        for (uint32_t c = 1; c < k; c++) {
-            double r = d[c] - rho;
-            psum += r > 0 ? exp(-r / mid) : 1;
-        }
+        double psum = fastmath__umap_psum(d, k, rho, mid);
         if (fabs(psum - target) < SMOOTH_K_TOLERANCE)
             break;
         if (psum > target) {
@@ -348,15 +344,64 @@ static double lookup(const uint32_t *idx, const double *w, uint32_t len, uint32_
     return lo < len && idx[lo] == j ? w[lo] : 0;
 }
 
-typedef struct sortpair {
-    uint32_t j;
-    double w;
-} sortpair_t;
-
-static int cmp_sortpair(const void *a, const void *b)
+/* Shell sort (Ciura's gaps) of a kNN row's keys: ~150 keys, compared inline. */
+static void sort_u64(uint64_t *v, uint32_t n)
 {
-    uint32_t x = ((const sortpair_t *)a)->j, y = ((const sortpair_t *)b)->j;
-    return (x > y) - (x < y);
+    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        uint32_t h = gaps[g];
+        for (uint32_t i = h; i < n; i++) {
+            uint64_t x = v[i];
+            uint32_t j = i;
+            for (; j >= h && v[j - h] > x; j -= h)
+                v[j] = v[j - h];
+            v[j] = x;
+        }
+    }
+}
+
+typedef struct fuzzy_job {
+    const uint32_t *nbr;
+    const double *dist;
+    uint32_t k;
+    double mean_all;
+    uint32_t *idx; /* n x (k - 1): a row's neighbours without the point, by index */
+    double *a;     /* their memberships */
+} fuzzy_job_t;
+
+/* Rows [begin, end) of A: smooth kNN distances, memberships, sorted by neighbour index (rows
+ * are independent: the same bits on any thread count). */
+static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const fuzzy_job_t *jb = ud;
+    uint32_t k = jb->k, kk = k - 1;
+    uint64_t key[1024];
+    double w[1025];
+    for (size_t i = begin; i < end; i++) {
+        double rho, sigma;
+        const double *d = jb->dist + i * k;
+        smooth_row(d, k, jb->mean_all, &rho, &sigma);
+        fastmath__umap_memberships(d, k, rho, sigma, w);
+        uint32_t c = 0;
+        for (uint32_t x = 0; x < k; x++) {
+            uint32_t j = jb->nbr[i * k + x];
+            if (j == i)
+                continue;
+            key[c] = (uint64_t)j << 32 | x; /* by neighbour index; distinct */
+            if (++c == kk)
+                break;
+        }
+        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
+            key[c] = (uint64_t)i << 32 | k; /* w[k] = 0: (i, 0), never looked up */
+        w[k] = 0;
+        sort_u64(key, kk);
+        for (uint32_t x = 0; x < kk; x++) {
+            jb->idx[i * kk + x] = (uint32_t)(key[x] >> 32);
+            jb->a[i * kk + x] = w[key[x] & 0xffffffffu];
+        }
+    }
+    return 0;
 }
 
 /*
@@ -369,39 +414,21 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
     uint32_t kk = k - 1; /* without the point itself */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
     double *a = malloc((size_t)n * kk * sizeof(*a) + 1), mean_all = 0;
-    sortpair_t *row = malloc(k * sizeof(*row));
     edges_t e = {malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
                  malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
                  malloc(2 * (size_t)n * kk * sizeof(double) + 1), 0};
-    if (!idx || !a || !row || !e.head || !e.tail || !e.w) {
-        free(idx), free(a), free(row), edges_free(&e);
+    if (!idx || !a || !e.head || !e.tail || !e.w) {
+        free(idx), free(a), edges_free(&e);
         return -ENOMEM;
     }
     for (size_t q = 0; q < (size_t)n * k; q++)
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    for (uint32_t i = 0; i < n; i++) {
-        double rho, sigma;
-        const double *d = dist + (size_t)i * k;
-        smooth_row(d, k, mean_all, &rho, &sigma);
-        uint32_t c = 0;
-        for (uint32_t x = 0; x < k; x++) {
-            uint32_t j = nbr[(size_t)i * k + x];
-            if (j == i)
-                continue;
-            double r = d[x] - rho;
-            row[c].j = j;
-            row[c].w = (r <= 0 || sigma == 0) ? 1.0 : exp(-r / sigma);
-            if (++c == kk)
-                break;
-        }
-        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
-            row[c] = (sortpair_t){i, 0};
-        qsort(row, kk, sizeof(*row), cmp_sortpair);
-        for (uint32_t x = 0; x < kk; x++) {
-            idx[(size_t)i * kk + x] = row[x].j;
-            a[(size_t)i * kk + x] = row[x].w;
-        }
+    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a};
+    int rc = par_for(n, 256, 2, fuzzy_rows, &job);
+    if (rc != 0) {
+        free(idx), free(a), edges_free(&e);
+        return rc;
     }
     double wmax = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -423,7 +450,7 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
         if (!(e.w[q] < wmax / n_epochs))
             e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
     e.m = w;
-    free(idx), free(a), free(row);
+    free(idx), free(a);
     *out = e;
     return 0;
 }
@@ -530,47 +557,108 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
 /* ---- SGD (§6) ---------------------------------------------------------------------------- */
 
 /*
- * Deterministic parallel SGD. The edges (in head order) are cut into one contiguous part per
- * thread at head boundaries, and the points into the matching ranges: part t owns the points
- * whose index falls in its range. Within an epoch, part t reads and writes its own points live,
- * reads every other point from a snapshot taken at the start of the epoch, and adds its moves
- * of other parts' points (attraction of a tail) into a buffer of its own, applied after the
- * epoch in part order. Each part draws its negative samples from its own RNG stream. Nothing
- * then depends on which thread ran a part or when, so a seed and a thread count reproduce a run
- * bit for bit; with one thread every point is read live, as in the serial algorithm.
+ * Deterministic parallel SGD. The points are numbered in k-d tree order (layout_umap), so that
+ * an edge's ends and a part's points sit close in memory. The edges (in head order) are cut
+ * into one contiguous part per thread at head boundaries, and the points into the matching
+ * ranges: part t owns the points whose index falls in its range. Within an epoch, part t reads
+ * and writes its own points live, reads every other point from a snapshot taken at the start
+ * of the epoch, and adds its moves of other parts' points (attraction of a tail) into a buffer
+ * of its own, applied after the epoch in part order. Each part draws its negative samples from
+ * its own RNG stream. Nothing then depends on which thread ran a part or when, so a seed and a
+ * thread count reproduce a run bit for bit; with one thread every point is read live, as in the
+ * serial algorithm.
+ *
+ * The schedule is a calendar: each part keeps, for every epoch, the list of its edges due in
+ * it; an edge's record (16 bytes) is in exactly one list, that of its next sample, and moves
+ * on to the list of the one after when visited. An epoch so reads only its due edges, in one
+ * sequential pass, instead of scanning every edge's clock (at full scale ~90% of the edges are
+ * not due in a given epoch: the scan was a quarter of the layout's time, and each due edge a
+ * cache miss). A list is in the order its edges arrived (the first in head order): fixed by
+ * the input, the seed and the part count. Positions are single precision during the SGD, as
+ * umap-learn's float32 embedding (half the memory traffic of the random reads).
  */
-#define SGD_PREFETCH 4 /* due edges whose records are prefetched ahead */
+#define SGD_BLOCK 1022 /* records per list block (16 KiB with the header) */
 
-/* An edge's schedule (one cache line's worth: an epoch touches it only when it is due). */
-struct sgd_edge {
-    double next, next_neg; /* clocks: the edge and its negatives are due at these epochs */
-    double eps;            /* period in epochs (the negatives': eps / neg_rate) */
-    uint32_t head, tail;
-};
+/* An edge in the calendar: sampled for the k-th time (k >= 1) in epoch ceil(k eps); eps is
+ * wmax / w in single precision, so that k eps is exact in double. */
+typedef fastmath_umap_rec_t sgd_rec_t;
+
+typedef struct sgd_block {
+    struct sgd_block *next;
+    uint32_t len, pad_;
+    sgd_rec_t r[SGD_BLOCK];
+} sgd_block_t;
+
+typedef struct sgd_list {
+    sgd_block_t *first, *last;
+} sgd_list_t;
+
+typedef struct sgd_cal {
+    sgd_list_t *due;    /* n_epochs lists */
+    sgd_block_t *spare; /* emptied blocks, reused before malloc */
+    uint64_t samples, negatives;
+} sgd_cal_t;
 
 typedef struct sgd {
-    uint32_t n, parts;
-    double *y, *snap, *delta; /* delta: parts x 2n */
-    size_t m;                 /* edges scheduled (movable ones only, if set), in head order */
-    struct sgd_edge *edge;
-    uint32_t *due; /* first epoch at which the edge is next sampled: ceil(next) */
-    size_t *cut;   /* parts + 1 boundaries in the edge arrays */
-    uint32_t *own; /* parts + 1 boundaries of owned points */
-    rng_t *rng;    /* one per part */
+    uint32_t n, parts, n_epochs;
+    float *y, *snap, *delta; /* delta: parts x 2n */
+    size_t *cut;             /* parts + 1 boundaries in the head-ordered edges */
+    uint32_t *own;           /* parts + 1 boundaries of owned points */
+    rng_t *rng;              /* one per part */
+    sgd_cal_t *cal;          /* one per part */
     double a, b, alpha;
     uint32_t ep, neg_rate;
     const uint8_t *movable;
 } sgd_t;
 
-/* The smallest epoch e with e >= t (an edge whose clock reads t is due in epoch e). */
-static uint32_t due_epoch(double t)
+/* The smallest epoch e with e >= t, for t > 0 (an edge whose clock reads t is due in e). */
+static inline uint32_t due_epoch(double t)
 {
-    if (!(t > 0))
-        return 0;
-    if (t >= (double)UINT32_MAX)
+    if (!(t < (double)UINT32_MAX))
         return UINT32_MAX;
     uint32_t c = (uint32_t)t; /* truncation, then up unless t was whole */
     return c + ((double)c < t);
+}
+
+uint32_t layout__sample_epoch(float eps, uint32_t k)
+{
+    return due_epoch((double)k * (double)eps);
+}
+
+/* The negatives of the k-th sample of an edge, which falls in epoch e (truncation is floor
+ * here: the quotients are positive). */
+static inline uint32_t sample_negatives(float eps, uint32_t k, uint32_t e, uint32_t neg_rate)
+{
+    double r = (double)neg_rate, q = (double)eps;
+    uint32_t f = (uint32_t)((double)e * r / q);
+    if (k == 1)
+        return f - 1;
+    return f - (uint32_t)((double)due_epoch((double)(k - 1) * q) * r / q);
+}
+
+uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate)
+{
+    return sample_negatives(eps, k, layout__sample_epoch(eps, k), neg_rate);
+}
+
+static inline int list_push(sgd_cal_t *c, sgd_list_t *l, const sgd_rec_t *rec)
+{
+    sgd_block_t *b = l->last;
+    if (!b || b->len == SGD_BLOCK) {
+        sgd_block_t *nb = c->spare;
+        if (nb)
+            c->spare = nb->next;
+        else if (!(nb = malloc(sizeof(*nb))))
+            return -ENOMEM;
+        nb->next = NULL, nb->len = 0;
+        if (b)
+            b->next = nb;
+        else
+            l->first = nb;
+        l->last = b = nb;
+    }
+    b->r[b->len++] = *rec;
+    return 0;
 }
 
 static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
@@ -578,71 +666,82 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
     (void)tid;
     sgd_t *s = ud;
     for (size_t t = begin; t < end; t++) {
-        uint32_t lo = s->own[t], hi = s->own[t + 1], n = s->n, ep = s->ep;
+        uint32_t n = s->n, ep = s->ep, ne = s->n_epochs, rate = s->neg_rate;
         fastmath_umap_t u = {s->y,
                              s->parts > 1 ? s->snap : s->y,
                              s->delta + t * 2 * (size_t)n,
-                             lo,
-                             hi,
+                             s->own[t],
+                             s->own[t + 1],
                              n,
                              (float)s->a,
                              (float)s->b,
-                             s->alpha};
-        const uint8_t *movable = s->movable;
-        const uint32_t *due = s->due;
-        rng_t rl = s->rng[t], *r = &rl; /* a local copy: the parts' states share a cache line */
-        /* q is the due edge being processed, nq the next one, pf the SGD_PREFETCH-th next:
-         * its record (a cache miss, as due edges are sparse) is prefetched ahead */
-        size_t q_end = s->cut[t + 1], q = s->cut[t], nq, pf;
-        while (q < q_end && due[q] > ep)
-            q++;
-        pf = q;
-        for (int k = 0; k < SGD_PREFETCH && pf < q_end; k++) {
-            for (pf++; pf < q_end && due[pf] > ep; pf++)
-                ;
-            if (pf < q_end)
-                __builtin_prefetch(&s->edge[pf]);
-        }
-        for (; q < q_end; q = nq) {
-            for (nq = q + 1; nq < q_end && due[nq] > ep; nq++)
-                ;
-            if (pf < q_end) {
-                for (pf++; pf < q_end && due[pf] > ep; pf++)
-                    ;
-                if (pf < q_end)
-                    __builtin_prefetch(&s->edge[pf]);
+                             (float)s->alpha};
+        sgd_cal_t *c = &s->cal[t];
+        sgd_list_t *l = &c->due[ep];
+        rng_t rl = s->rng[t]; /* a local copy: the parts' states share a cache line */
+        int rc = 0;
+        uint64_t samples = 0, negatives = 0;
+        uint8_t neg[SGD_BLOCK];
+        while (l->first && rc == 0) {
+            sgd_block_t *b = l->first;
+            uint32_t len = b->len;
+            for (uint32_t i = 0; i < len; i++) {
+                uint32_t m = sample_negatives(b->r[i].eps, b->r[i].k, ep, rate);
+                neg[i] = m < 255 ? (uint8_t)m : 255; /* at most ~2 rate + 1 for eps >= 1 */
+                negatives += !s->movable || s->movable[b->r[i].head] ? neg[i] : 0;
             }
-            struct sgd_edge *eq = &s->edge[q];
-            uint32_t hj = eq->head, tk = eq->tail;
-            int mj = !movable || movable[hj], mk = !movable || movable[tk];
-            double eps_neg = eq->eps / s->neg_rate;
-            int m = (int)((ep - eq->next_neg) / eps_neg);
-            /* attraction, then the negatives, which move y_j only: a fixed y_j draws none (its
-             * clock still advances) */
-            fastmath__umap_edge(&u, r, hj, tk, mj, mk, mj ? m : 0);
-            eq->next_neg += m * eps_neg;
-            eq->next += eq->eps;
-            s->due[q] = due_epoch(eq->next);
+            /* the attractions and negatives; a fixed y_j draws none (its clock still
+             * advances) */
+            fastmath__umap_edges(&u, &rl, b->r, neg, len, s->movable);
+            samples += len;
+            for (uint32_t i = 0; i < len && rc == 0; i++) {
+                sgd_rec_t rec = b->r[i];
+                rec.k++;
+                uint32_t d = due_epoch((double)rec.k * (double)rec.eps); /* > ep: eps >= 1 */
+                if (d < ne)
+                    rc = list_push(c, &c->due[d], &rec);
+            }
+            l->first = b->next;
+            b->next = c->spare, c->spare = b;
         }
+        if (!l->first)
+            l->last = NULL;
         s->rng[t] = rl;
+        c->samples += samples, c->negatives += negatives;
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
+static void blocks_free(sgd_block_t *b)
+{
+    while (b) {
+        sgd_block_t *nx = b->next;
+        free(b);
+        b = nx;
+    }
+}
+
 static void sgd_free(sgd_t *s)
 {
-    free(s->edge), free(s->due), free(s->cut), free(s->own), free(s->rng), free(s->snap);
-    free(s->delta);
+    for (uint32_t t = 0; s->cal && t < s->parts; t++) {
+        for (uint32_t e = 0; s->cal[t].due && e < s->n_epochs; e++)
+            blocks_free(s->cal[t].due[e].first);
+        blocks_free(s->cal[t].spare);
+        free(s->cal[t].due);
+    }
+    free(s->cal);
+    free(s->cut), free(s->own), free(s->rng), free(s->snap), free(s->delta);
 }
 
 /*
- * The scheduled edges copied in head order (stable), only those with a moving end if
- * @p movable is set, with their clocks (UMAP_SPEC §6: an edge of weight w is sampled every
- * wmax / w epochs, its negatives neg_rate times as often). The copies put everything an epoch
- * touches per edge in sequence, and the epoch's scan reads only `due`.
+ * The scheduled edges in head order (stable), only those with a moving end if @p movable is
+ * set, with their periods (UMAP_SPEC §6: an edge of weight w is sampled every wmax / w epochs,
+ * its negatives neg_rate times as often), into *out (m records).
  */
-static int sgd_edges(sgd_t *s, const edges_t *e, uint32_t n, const uint8_t *movable,
-                     uint32_t neg_rate)
+static int sgd_edges(const edges_t *e, uint32_t n, const uint8_t *movable, sgd_rec_t **out,
+                     size_t *m_out)
 {
     size_t *cnt = calloc((size_t)n + 1, sizeof(*cnt)), m = 0;
     if (!cnt)
@@ -650,10 +749,8 @@ static int sgd_edges(sgd_t *s, const edges_t *e, uint32_t n, const uint8_t *mova
     for (size_t q = 0; q < e->m; q++)
         if (!movable || movable[e->head[q]] || movable[e->tail[q]])
             cnt[e->head[q] + 1]++, m++;
-    s->m = m;
-    s->edge = malloc((m + 1) * sizeof(*s->edge));
-    s->due = malloc((m + 1) * sizeof(*s->due));
-    if (!s->edge || !s->due) {
+    sgd_rec_t *rec = malloc((m + 1) * sizeof(*rec));
+    if (!rec) {
         free(cnt);
         return -ENOMEM;
     }
@@ -666,32 +763,55 @@ static int sgd_edges(sgd_t *s, const edges_t *e, uint32_t n, const uint8_t *mova
         if (movable && !movable[e->head[q]] && !movable[e->tail[q]])
             continue;
         size_t x = cnt[e->head[q]]++;
-        double eps = wmax / e->w[q];
-        s->edge[x] = (struct sgd_edge){eps, eps / neg_rate, eps, e->head[q], e->tail[q]};
-        s->due[x] = due_epoch(eps);
+        float eps = (float)(wmax / e->w[q]);
+        rec[x] = (sgd_rec_t){e->head[q], e->tail[q], eps < 1 ? 1 : eps, 1};
     }
     free(cnt);
+    *out = rec, *m_out = m;
+    return 0;
+}
+
+/* Each part's calendar: its edges in the lists of their first samples, in head order. */
+static int sgd_calendar(sgd_t *s, const sgd_rec_t *rec)
+{
+    if (!(s->cal = calloc(s->parts, sizeof(*s->cal))))
+        return -ENOMEM;
+    for (uint32_t t = 0; t < s->parts; t++) {
+        sgd_cal_t *c = &s->cal[t];
+        if (!(c->due = calloc((size_t)s->n_epochs + 1, sizeof(*c->due))))
+            return -ENOMEM;
+        for (size_t q = s->cut[t]; q < s->cut[t + 1]; q++) {
+            uint32_t d = layout__sample_epoch(rec[q].eps, 1);
+            int rc = d < s->n_epochs ? list_push(c, &c->due[d], &rec[q]) : 0;
+            if (rc != 0)
+                return rc;
+        }
+    }
     return 0;
 }
 
 static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b, uint32_t n_epochs,
                     double alpha0, uint32_t neg_rate, rng_t *r, const layout_opts_t *o,
-                    const uint8_t *movable)
+                    const uint8_t *movable, layout_result_t *res)
 {
     unsigned parts = o->n_threads < 1 ? 1 : (o->n_threads > 64 ? 64 : o->n_threads);
-    sgd_t s = {.n = n, .y = y, .a = a, .b = b, .neg_rate = neg_rate, .movable = movable};
-    int rc = sgd_edges(&s, e, n, movable, neg_rate);
+    sgd_t s = {
+        .n = n, .a = a, .b = b, .neg_rate = neg_rate, .movable = movable, .n_epochs = n_epochs};
+    sgd_rec_t *rec = NULL;
+    size_t m = 0;
+    int rc = sgd_edges(e, n, movable, &rec, &m);
     if (rc != 0)
         goto out;
-    if (s.m < 2 * (size_t)parts)
+    if (m < 2 * (size_t)parts)
         parts = 1;
     s.parts = parts;
+    s.y = malloc(2 * (size_t)n * sizeof(float));
     s.cut = malloc((parts + 1) * sizeof(*s.cut));
     s.own = malloc((parts + 1) * sizeof(*s.own));
     s.rng = malloc(parts * sizeof(*s.rng));
-    s.snap = parts > 1 ? malloc(2 * (size_t)n * sizeof(double)) : NULL;
-    s.delta = parts > 1 ? calloc(2 * (size_t)n * parts, sizeof(double)) : NULL;
-    if (!s.cut || !s.own || !s.rng || (parts > 1 && (!s.snap || !s.delta))) {
+    s.snap = parts > 1 ? malloc(2 * (size_t)n * sizeof(float)) : NULL;
+    s.delta = parts > 1 ? calloc(2 * (size_t)n * parts, sizeof(float)) : NULL;
+    if (!s.y || !s.cut || !s.own || !s.rng || (parts > 1 && (!s.snap || !s.delta))) {
         rc = -ENOMEM;
         goto out;
     }
@@ -699,21 +819,28 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
      * head changes; part t owns the points from its first head up to the next part's first
      * head */
     double total = 0, acc = 0;
-    for (size_t q = 0; q < s.m; q++)
-        total += 1 / s.edge[q].eps;
+    for (size_t q = 0; q < m; q++)
+        total += 1 / (double)rec[q].eps;
     s.cut[0] = 0, s.own[0] = 0;
     size_t c = 0;
     for (unsigned t = 1; t < parts; t++) {
-        while (c < s.m && acc < total * t / parts)
-            acc += 1 / s.edge[c++].eps;
-        while (c > s.cut[t - 1] && c < s.m && s.edge[c].head == s.edge[c - 1].head)
-            acc += 1 / s.edge[c++].eps;
+        while (c < m && acc < total * t / parts)
+            acc += 1 / (double)rec[c++].eps;
+        while (c > s.cut[t - 1] && c < m && rec[c].head == rec[c - 1].head)
+            acc += 1 / (double)rec[c++].eps;
         s.cut[t] = c;
-        s.own[t] = c < s.m ? s.edge[c].head : n;
+        s.own[t] = c < m ? rec[c].head : n;
         if (s.own[t] < s.own[t - 1])
             s.own[t] = s.own[t - 1];
     }
-    s.cut[parts] = s.m, s.own[parts] = n;
+    s.cut[parts] = m, s.own[parts] = n;
+    rc = sgd_calendar(&s, rec);
+    free(rec);
+    rec = NULL;
+    if (rc != 0)
+        goto out;
+    for (size_t q = 0; q < 2 * (size_t)n; q++)
+        s.y[q] = (float)y[q];
     s.rng[0] = *r; /* one part: the serial stream */
     for (unsigned t = 1; t < parts; t++)
         rng_init(&s.rng[t], rng_next(r) ^ t);
@@ -724,14 +851,14 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
     for (uint32_t ep = 0; ep < n_epochs && rc == 0; ep++) {
         s.ep = ep;
         if (parts > 1)
-            memcpy(s.snap, y, 2 * (size_t)n * sizeof(double));
+            memcpy(s.snap, s.y, 2 * (size_t)n * sizeof(float));
         if ((rc = par_pool_for(pool, parts, 1, sgd_part, &s)) != 0)
             break;
         for (unsigned t = 0; parts > 1 && t < parts; t++) {
-            double *dl = s.delta + t * 2 * (size_t)n;
+            float *dl = s.delta + t * 2 * (size_t)n;
             for (size_t k = 0; k < 2 * (size_t)n; k++)
-                y[k] += dl[k];
-            memset(dl, 0, 2 * (size_t)n * sizeof(double));
+                s.y[k] += dl[k];
+            memset(dl, 0, 2 * (size_t)n * sizeof(float));
         }
         s.alpha = alpha0 * (1 - (double)ep / n_epochs);
         if (o->progress && o->progress(o->progress_ud, "layout", (double)(ep + 1) / n_epochs))
@@ -739,12 +866,41 @@ static int optimize(const edges_t *e, uint32_t n, double *y, double a, double b,
     }
     *r = s.rng[0];
     par_pool_free(pool);
+    /* back to double; a point that may not move keeps its bits */
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        if (!movable || movable[i])
+            y[2 * (size_t)i] = s.y[2 * (size_t)i], y[2 * (size_t)i + 1] = s.y[2 * (size_t)i + 1];
+    for (uint32_t t = 0; rc == 0 && res && t < parts; t++)
+        res->samples += s.cal[t].samples, res->negatives += s.cal[t].negatives;
 out:
+    free(rec);
+    free(s.y);
     sgd_free(&s);
     return rc;
 }
 
 /* ---- entry points ------------------------------------------------------------------------ */
+
+/* The points in k-d tree order (leaves left to right): near points get near indices. */
+static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm)
+{
+    kd_tree_t t = {x,
+                   n,
+                   dim,
+                   perm,
+                   malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
+                   0,
+                   malloc(((size_t)n + 1) * sizeof(kd_key_t))};
+    if (t.nodes && t.keys) {
+        for (uint32_t i = 0; i < n; i++)
+            perm[i] = i;
+        kd_build(&t, 0, n);
+    }
+    int rc = t.nodes && t.keys ? 0 : -ENOMEM;
+    free(t.nodes);
+    free(t.keys);
+    return rc;
+}
 
 int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *o, double *y,
                 const uint8_t *placed, layout_result_t *res)
@@ -762,27 +918,52 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     uint32_t k = o->n_neighbors < n ? o->n_neighbors : n;
     uint32_t cold_epochs = o->n_epochs ? o->n_epochs : (n <= 10000 ? 500 : 200);
     uint32_t epochs = placed ? o->warm_epochs : cold_epochs;
+    const uint8_t *movable = placed ? o->movable : NULL;
+    /* everything below runs on the points renumbered in k-d tree order (xp, yp, pp, mp):
+     * an edge's ends are then mostly close in memory, and so are a part's points */
+    uint32_t *perm = malloc(((size_t)n + 1) * sizeof(*perm));
+    double *xp = malloc(((size_t)n * dim + 1) * sizeof(*xp));
+    double *yp = malloc(((size_t)n * 2 + 1) * sizeof(*yp));
+    uint8_t *pp = malloc(2 * (size_t)n + 1), *mp = pp + n;
     uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
     double *dist = malloc((size_t)n * k * sizeof(*dist));
     edges_t e = {0};
     rng_t r;
     rng_init(&r, o->seed ^ 0x1a70u);
-    if (!nbr || !dist) {
+    if (!perm || !xp || !yp || !pp || !nbr || !dist) {
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = exact_knn(x, n, dim, k, nbr, dist)) != 0 ||
+    if ((rc = kd_order(x, n, dim, perm)) != 0)
+        goto out;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(xp + (size_t)i * dim, x + (size_t)perm[i] * dim, dim * sizeof(double));
+        if (placed)
+            yp[2 * (size_t)i] = y[2 * (size_t)perm[i]],
+                   yp[2 * (size_t)i + 1] = y[2 * (size_t)perm[i] + 1], pp[i] = placed[perm[i]];
+        mp[i] = movable ? movable[perm[i]] : 1;
+    }
+    if ((rc = exact_knn(xp, n, dim, k, nbr, dist)) != 0 ||
         (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
         goto out;
-    if (placed && (rc = init_warm(&e, n, placed, y, &r)) != 0)
+    free(nbr), free(dist);
+    nbr = NULL, dist = NULL;
+    if (placed && (rc = init_warm(&e, n, pp, yp, &r)) != 0)
         goto out;
     if (!placed)
-        init_pca(x, n, dim, y);
-    rc = optimize(&e, n, y, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate, &r,
-                  o, placed ? o->movable : NULL);
-    if (rc == 0 && res)
-        *res = (layout_result_t){a, b, e.m, epochs};
+        init_pca(xp, n, dim, yp);
+    layout_result_t rs = {a, b, e.m, epochs, 0, 0};
+    rc = optimize(&e, n, yp, a, b, epochs, placed ? o->warm_alpha : 1.0, o->negative_sample_rate,
+                  &r, o, movable ? mp : NULL, &rs);
+    if (rc != 0)
+        goto out;
+    for (uint32_t i = 0; i < n; i++)
+        y[2 * (size_t)perm[i]] = yp[2 * (size_t)i],
+              y[2 * (size_t)perm[i] + 1] = yp[2 * (size_t)i + 1];
+    if (res)
+        *res = rs;
 out:
+    free(perm), free(xp), free(yp), free(pp);
     free(nbr);
     free(dist);
     edges_free(&e);

@@ -39,6 +39,7 @@ typedef struct layout_result {
     double a, b;
     uint64_t edges; /* directed edges optimised */
     uint32_t epochs;
+    uint64_t samples, negatives; /* positive samples (edge visits) and negative samples drawn */
 } layout_result_t;
 
 void layout_opts_default(layout_opts_t *o);
@@ -58,6 +59,17 @@ int layout_fit_ab(double min_dist, double spread, double *a, double *b);
  */
 int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *o, double *y,
                 const uint8_t *placed, layout_result_t *res);
+
+/*
+ * Internal (layout.c's SGD, and its tests): the schedule of an edge of period @p eps >= 1
+ * epochs (UMAP_SPEC §6). Its k-th sample (k >= 1) falls in epoch ceil(k eps) (k eps is exact in
+ * double for a float eps and k < 2^29), and draws floor(e r / eps) - floor(p r / eps)
+ * negatives, e its epoch, p the previous sample's, r = @p neg_rate (the first sample:
+ * floor(e r / eps) - 1): umap-learn's clock arithmetic (next += eps, next_neg += m eps / r)
+ * without the rounding its sums accumulate.
+ */
+uint32_t layout__sample_epoch(float eps, uint32_t k);
+uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate);
 
 /**
  * Rotate/reflect @p y (n x 2) about its centroid, without scaling, to best match @p prev on the

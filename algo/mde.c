@@ -227,8 +227,9 @@ static double *buf(const mde_t *m, size_t k)
     return m->buf + k * m->nx;
 }
 
-/* L-BFGS pair `slot`: s then y. (Single precision was tried: it cost 0.3% of final distortion
- * on the small graph for no measurable speed-up there, so the history stays double.) */
+/* L-BFGS pair `slot`: s then y, in single precision (hist_t): the two passes an iteration
+ * stream the whole history, 35 MB in double at full scale (more than the L3); the dots kept in
+ * the Gram matrix are those of the rounded vectors, so the two-loop stays consistent. */
 static hist_t *hist_s(const mde_t *m, int slot)
 {
     return m->hist + (size_t)(2 * slot) * m->nx;
@@ -514,7 +515,7 @@ typedef struct eval_job {
     const mde_t *m;
     const double *x;
     double *f_chunk; /* per chunk */
-    size_t chunk;
+    size_t chunk;    /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
 } eval_job_t;
 
 #define BLOCK 256
@@ -577,24 +578,23 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
     return f;
 }
 
-/* dim 3: the chunk's edges through the padded kernel (attractive, then repulsive part) */
+/* dim 3: chunk c (of n_chunks) takes the c-th share of the attractive edges and the c-th of
+ * the repulsive ones, so that chunks cost the same (a repulsive edge costs several attractive
+ * ones: exp, log and a random partner); each into its own padded gradient buffer */
 static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
-    (void)tid;
+    (void)tid, (void)end;
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
-    size_t c = begin / j->chunk, n_inf = 0, split = m->m_attr;
+    size_t c = begin, nc = j->chunk, n_inf = 0, na = m->m_attr, nr = m->m - m->m_attr;
     double *g = m->gp + c * 4 * (size_t)m->n, f = 0;
     memset(g, 0, 4 * (size_t)m->n * sizeof(double));
-    if (begin < split) {
-        size_t e = end < split ? end : split;
-        f += fastmath__mde_eval3(m->xp, g, m->ei + begin, m->ej + begin, m->w + begin, e - begin, 0,
-                                 &n_inf);
-    }
-    if (end > split) {
-        size_t b = begin > split ? begin : split;
-        f += fastmath__mde_eval3(m->xp, g, m->ei + b, m->ej + b, m->w + b, end - b, 1, &n_inf);
-    }
+    size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
+    size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
+    if (a1 > a0)
+        f += fastmath__mde_eval3(m->xp, g, m->ei + a0, m->ej + a0, m->w + a0, a1 - a0, 0, &n_inf);
+    if (r1 > r0)
+        f += fastmath__mde_eval3(m->xp, g, m->ei + r0, m->ej + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
     return 0;
 }
@@ -653,11 +653,12 @@ typedef struct vec_job {
     size_t stride;   /* sums per chunk in m->vpart */
     const double *g, *gprev, *d, *x;
     double t, scale;
-    double *sn, *yn, *out;
-    int n_vec;               /* PAIR: stored pairs; DIR: basis vectors */
-    const double *const *bs; /* PAIR: s of the stored pairs; DIR: the basis */
-    const double *const *by; /* PAIR: their y */
-    const double *coef;      /* DIR */
+    hist_t *sn, *yn;
+    double *out;
+    int n_vec;               /* PAIR: stored pairs; DIR: stored vectors in the basis */
+    const hist_t *const *bs; /* PAIR: s of the stored pairs; DIR: the stored basis vectors */
+    const hist_t *const *by; /* PAIR: their y */
+    const double *coef;      /* DIR: of g, then of bs[] */
 } vec_job_t;
 
 static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
@@ -672,19 +673,20 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
         for (size_t b = lo; b < hi && j->pass <= PASS_DIR; b += VEC_BLOCK) {
             size_t len = hi - b < VEC_BLOCK ? hi - b : VEC_BLOCK;
             if (j->pass == PASS_PAIR) {
-                double *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
+                hist_t *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
                 fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
                 for (int k = 0; k < j->n_vec; k++)
                     fastmath__lbfgs_dots(j->bs[k] + b, j->by[k] + b, sn, yn, j->g + b, len,
                                          acc + 8 + 6 * k);
             } else {
-                fastmath__lbfgs_scale(j->out + b, j->coef[0], j->bs[0] + b, len);
-                int k = 1;
+                fastmath__lbfgs_scale(j->out + b, j->coef[0], j->g + b, len);
+                int k = 0;
                 for (; k + 4 <= j->n_vec; k += 4)
-                    fastmath__lbfgs_axpy4(j->out + b, j->coef + k, j->bs[k] + b, j->bs[k + 1] + b,
-                                          j->bs[k + 2] + b, j->bs[k + 3] + b, len);
+                    fastmath__lbfgs_axpy4(j->out + b, j->coef + 1 + k, j->bs[k] + b,
+                                          j->bs[k + 1] + b, j->bs[k + 2] + b, j->bs[k + 3] + b,
+                                          len);
                 for (; k < j->n_vec; k++)
-                    fastmath__lbfgs_axpy(j->out + b, j->coef[k], j->bs[k] + b, len);
+                    fastmath__lbfgs_axpy(j->out + b, j->coef[1 + k], j->bs[k] + b, len);
                 fastmath__lbfgs_dir_stats(j->out + b, j->g + b, len, acc);
             }
         }
@@ -732,17 +734,11 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
 {
     unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
     double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
-    eval_job_t j = {m, NULL, f_chunk, (m->m + nt - 1) / nt};
-    if (j.chunk == 0)
-        j.chunk = 1;
-    size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
-    par_pool_for(m->pool, m->m, j.chunk, eval3_body, &j);
+    size_t n_chunks = nt; /* eval_job_t.chunk: the number of chunks */
+    eval_job_t j = {m, NULL, f_chunk, n_chunks};
+    par_pool_for(m->pool, n_chunks, 1, eval3_body, &j);
     for (size_t c = 0; c < n_chunks; c++)
         f += f_chunk[c];
-    if (n_chunks == 0) { /* no edges: a zero gradient */
-        memset(m->gp, 0, 4 * (size_t)m->n * sizeof(double));
-        n_chunks = 1;
-    }
     vec_job_t r = {.m = m,
                    .pass = PASS_REDUCE,
                    .n = m->n,
@@ -1017,17 +1013,20 @@ static void two_loop_coef(const mde_t *m, const lbfgs_t *L, double gg, double *c
         coef[i] = -coef[i];
 }
 
-/* d = sum coef_i basis_i; returns g . d, and max |d_k| into *dmax */
+/* d = sum coef_i basis_i (g's term first); returns g . d, and max |d_k| into *dmax */
 static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, double *d,
                              const double *coef, const int *p, int nb, double *dmax)
 {
-    const double *basis[2 * 64 + 1];
+    const hist_t *basis[2 * 64];
+    double c[2 * 64 + 1];
     int h = (nb - 1) / 2;
     for (int k = 0; k < h; k++) {
         basis[k] = hist_s(m, p[k]);
         basis[h + k] = hist_y(m, p[k]);
     }
-    basis[2 * h] = g;
+    c[0] = coef[2 * h];
+    for (int k = 0; k < 2 * h; k++)
+        c[1 + k] = coef[k];
     (void)L;
     vec_job_t j = {.m = m,
                    .pass = PASS_DIR,
@@ -1036,9 +1035,9 @@ static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, 
                    .stride = 3,
                    .g = g,
                    .out = d,
-                   .n_vec = nb,
+                   .n_vec = 2 * h,
                    .bs = basis,
-                   .coef = coef};
+                   .coef = c};
     double sums[3];
     vec_run(m, &j, sums);
     *dmax = sums[2];
@@ -1068,7 +1067,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     for (; it < m->o.max_iter; it++) {
         /* one pass: the new pair s = t_prev d_prev, y = g - g_prev (into the spare buffer),
          * and the dot products of it and of g with everything stored */
-        const double *hs[64], *hy[64];
+        const hist_t *hs[64], *hy[64];
         int hp[64];
         for (int k = 0; k < L.n_hist; k++) {
             hp[k] = L.phys[(L.head + k) % (int)m->o.memory];

@@ -29,7 +29,7 @@
 
 #define MDE_MAX_DIM 16
 
-typedef double hist_t; /* precision of the L-BFGS history */
+typedef float hist_t; /* precision of the L-BFGS history (see mde.c) */
 
 typedef struct mde_opts {
     uint32_t dim;              /* embedding dimension (default 3) */
@@ -62,7 +62,7 @@ typedef struct mde {
     float *w;              /* > 0 attractive weight, < 0 repulsive */
     size_t nx;             /* n * dim */
     double *buf;           /* workspace, see mde.c */
-    double *hist;          /* L-BFGS pairs (s, y), memory x 2 x n x dim */
+    hist_t *hist;          /* L-BFGS pairs (s, y), memory x 2 x n x dim */
     uint32_t *perm, *inv;  /* internal (locality) order of items: perm[new] = old */
     double *xo;            /* x in internal order during mde_run */
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */

@@ -166,12 +166,14 @@ void embed_result_destroy(embed_result_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, atl_progress_cb progress,
-                 void *progress_ud, double *y)
+int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, uint32_t epochs,
+                 unsigned n_threads, atl_progress_cb progress, void *progress_ud, double *y)
 {
     layout_opts_t lo;
     layout_opts_default(&lo);
     lo.seed = seed;
+    lo.n_epochs = epochs;
+    lo.n_threads = n_threads;
     lo.progress = progress;
     lo.progress_ud = progress_ud;
     return layout_umap(x, n, dim, &lo, y, NULL, NULL);

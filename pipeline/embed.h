@@ -85,10 +85,11 @@ void embed_result_destroy(embed_result_t *r);
 
 /**
  * The 2-D layout of @p x (UMAP, cold, seeded), in UMAP's own coordinates (frame it for the
- * frontend's view with algo/frame.h).
+ * frontend's view with algo/frame.h), on @p n_threads SGD threads (the result is identical for
+ * a given count), @p epochs epochs (0: UMAP's 500 up to 10,000 points, else 200).
  * @param[out] y n x 2. @return 0, -EINVAL, -ENOMEM, ATL_ECANCELED.
  */
-int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, atl_progress_cb progress,
-                 void *progress_ud, double *y);
+int embed_layout(const double *x, uint32_t n, uint32_t dim, uint64_t seed, uint32_t epochs,
+                 unsigned n_threads, atl_progress_cb progress, void *progress_ud, double *y);
 
 #endif

@@ -29,7 +29,7 @@
 
 typedef struct embed_args {
     const char *edges, *db, *retained, *init, *out, *knn_out, *labels, *layout_out;
-    uint64_t k, dim, max_iter, seed, threads, top;
+    uint64_t k, dim, max_iter, seed, threads, top, layout_epochs;
     double ftol;
     int no_prune, json;
 } embed_args_t;
@@ -395,7 +395,8 @@ static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x,
     double t0 = cli_now(), *y = xmalloc(((size_t)n * 2 + 1) * sizeof(*y));
     cli_progress_t prog;
     cli_progress_init(&prog, "layout");
-    int rc = embed_layout(x, n, (uint32_t)a->dim, a->seed, cli_progress_cb, &prog, y);
+    int rc = embed_layout(x, n, (uint32_t)a->dim, a->seed, (uint32_t)a->layout_epochs,
+                          (unsigned)a->threads, cli_progress_cb, &prog, y);
     cli_progress_done(&prog);
     *seconds = cli_now() - t0;
     if (rc == 0 && a->labels) {
@@ -572,6 +573,8 @@ int cmd_embed(int argc, char **argv)
         {"knn-out", CLI_STR, &a.knn_out, "KNN.tsv", "write item<TAB>neighbour<TAB>distance"},
         {"labels", CLI_STR, &a.labels, "FILE", "item<TAB>group: report 10-NN label purity"},
         {"layout", CLI_STR, &a.layout_out, "FILE", "also run the 2-D layout (UMAP): item x y"},
+        {"layout-epochs", CLI_U64, &a.layout_epochs, "N",
+         "layout SGD epochs (default 500 up to 10,000 items, else 200)"},
         {"json", CLI_FLAG, &a.json, NULL, "print figures as JSON"},
     };
     const cli_cmd_t cmd = {"embed", "--edges S.tsv --out COORDS.tsv [options]",
@@ -586,6 +589,7 @@ int cmd_embed(int argc, char **argv)
                       : (a.dim < 1 || a.dim > MDE_MAX_DIM) ? "--dim must be 1..16"
                       : (a.threads < 1 || a.threads > 64)  ? "--threads must be 1..64"
                       : a.top < 1                          ? "--top must be positive"
+                      : a.layout_epochs > 100000           ? "--layout-epochs must be <= 100000"
                                                            : NULL;
     if (why) {
         fprintf(stderr, "atlasctl embed: %s (see --help)\n", why);

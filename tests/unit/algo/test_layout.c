@@ -2,7 +2,8 @@
  * 2-D layout: the a/b fit against umap-learn's values (UMAP_SPEC §4), planted clusters
  * separated in 2-D (kNN label purity; umap-learn measured 0.988 on this setup, §12),
  * determinism, a warm start + Procrustes that keeps an unchanged input in place, exact
- * Procrustes recovery of a known rotation/reflection (the frame: test_frame.c).
+ * Procrustes recovery of a known rotation/reflection (the frame: test_frame.c), the SGD's
+ * calendar schedule against umap-learn's clocks.
  */
 #include <errno.h>
 #include <math.h>
@@ -48,8 +49,58 @@ static void test_oom(const double *x, const double *y)
     CHECK(fault_each(oom_layout_run, &c, "warm layout_umap") > 3);
 }
 
+/*
+ * The calendar's schedule (layout__sample_epoch, layout__sample_negatives) against umap-learn's
+ * clock loop (UMAP_SPEC §6: next += eps when due, negatives m = (int)((n - next_neg) / eps_neg),
+ * next_neg += m eps_neg), for 2,000 periods in [1, n_epochs] and n_epochs 200 and 500: every
+ * edge is sampled exactly as often and in the same epochs, with the same negatives per sample;
+ * only where a period makes the negatives' clock land on whole epochs (eps = 1.5: eps / 5 =
+ * 0.3) do umap-learn's accumulated sums round across a boundary, moving one negative between
+ * neighbouring samples, and their total over the run then differs by at most 1.
+ */
+static void test_schedule(void)
+{
+    rng_t r;
+    rng_init(&r, 5);
+    uint64_t total = 0, moved = 0;
+    for (int t = 0; t < 2000; t++) {
+        uint32_t n_epochs = t % 2 ? 200 : 500;
+        /* periods: 1, whole and half numbers, and random ones (most edges have eps in 1-20) */
+        int exact = t == 0 || t % 7 < 2;
+        float eps = t == 0       ? 1.0f
+                    : t % 7 == 0 ? (float)(1 + t % 40)
+                    : t % 7 == 1 ? (float)(1 + t % 40) + 0.5f
+                                 : (float)(1 + (n_epochs - 1) * rng_uniform(&r) * rng_uniform(&r));
+        double e = eps, en = e / 5, next = e, next_neg = en;
+        uint32_t k = 1, visits = 0;
+        int64_t neg_old = 0, neg_new = 0;
+        for (uint32_t ep = 0; ep < n_epochs; ep++) {
+            if (!(next <= ep))
+                continue;
+            int m = (int)((ep - next_neg) / en);
+            next_neg += m * en;
+            next += e;
+            CHECK_EQ(layout__sample_epoch(eps, k), ep);
+            uint32_t mn = layout__sample_negatives(eps, k, 5);
+            if (!exact)
+                CHECK_EQ(mn, (uint32_t)m);
+            moved += mn != (uint32_t)m;
+            neg_old += m, neg_new += mn;
+            k++, visits++;
+        }
+        CHECK(layout__sample_epoch(eps, k) >= n_epochs); /* and no further sample */
+        CHECK(neg_new - neg_old <= 1 && neg_old - neg_new <= 1);
+        total += visits;
+    }
+    fprintf(stderr, "schedule: %llu samples, %llu with a negative moved by rounding\n",
+            (unsigned long long)total, (unsigned long long)moved);
+    CHECK(total > 20000);
+    CHECK(moved * 10 < total); /* only in the whole and half-epoch periods */
+}
+
 int main(void)
 {
+    test_schedule();
     double a, b;
     E(layout_fit_ab(0.25, 1.0, &a, &b));
     CHECK_NEAR(a, 1.121436342691746, 1e-3);
@@ -82,8 +133,19 @@ int main(void)
     E(quality_label_purity(y, N, 2, lab, 10, N, 1, &p));
     fprintf(stderr, "layout: %llu edges, 2-D purity %.4f\n", (unsigned long long)res.edges, p);
     CHECK(p > 0.95);
+    layout_result_t res1 = res;
+    CHECK(res.samples > res.edges * 10 && res.negatives > 4 * res.samples);
     E(layout_umap(x, N, 3, &o, y2, NULL, &res));
     CHECK(memcmp(y, y2, sizeof(y)) == 0); /* same seed, same bits */
+    CHECK(res.samples == res1.samples && res.negatives == res1.negatives);
+    o.n_threads = 1; /* one part (the serial algorithm): deterministic too, and as good */
+    E(layout_umap(x, N, 3, &o, y2, NULL, &res));
+    CHECK(res.samples == res1.samples);
+    E(quality_label_purity(y2, N, 2, lab, 10, N, 1, &p));
+    CHECK(p > 0.95);
+    E(layout_umap(x, N, 3, &o, yw, NULL, &res));
+    CHECK(memcmp(y2, yw, sizeof(y2)) == 0);
+    o.n_threads = 2;
 
     test_oom(x, y);
 

@@ -201,6 +201,22 @@ int main(void)
     E(mde_run(&m2, y, &res2));
     CHECK(memcmp(x, y, sizeof(double) * N * 3) == 0);
     mde_destroy(&m2);
+    /* one thread: its own chunking of the edges (each chunk an equal share of the attractive
+     * and of the repulsive ones), so other bits, but the same optimum within rounding */
+    o.n_threads = 1;
+    E(mde_init(&m2, &o, N, &edges, NULL));
+    mde_coords_random(&m2, y);
+    E(mde_run(&m2, y, &res2));
+    fprintf(stderr, "1 thread: distortion %.6f (2 threads %.6f)\n", res2.distortion,
+            res.distortion);
+    CHECK_NEAR(res2.distortion, res.distortion, 0.005 * res.distortion);
+    double *y1 = malloc(sizeof(double) * N * 3);
+    mde_coords_random(&m2, y1);
+    E(mde_run(&m2, y1, &res2));
+    CHECK(memcmp(y, y1, sizeof(double) * N * 3) == 0);
+    free(y1);
+    mde_destroy(&m2);
+    o.n_threads = 2;
 
     /* warm start from converged coordinates: few iterations, small movement */
     o.max_iter = 2000;

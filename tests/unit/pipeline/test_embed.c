@@ -82,7 +82,7 @@ static void test_run(void)
     embed_result_destroy(&c);
 
     double y[2 * N];
-    E(embed_layout(a.x, N, 3, 7, NULL, NULL, y));
+    E(embed_layout(a.x, N, 3, 7, 0, 2, NULL, NULL, y));
     for (size_t i = 0; i < 2 * N; i++)
         CHECK(isfinite(y[i]));
     embed_result_destroy(&a);
