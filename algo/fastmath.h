@@ -40,6 +40,11 @@ void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const 
 void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
                           const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc);
+void fastmath__lbfgs_dots2(const float *restrict s, const float *restrict y,
+                           const float *restrict s2, const float *restrict y2,
+                           const float *restrict sn, const float *restrict yn,
+                           const double *restrict g, size_t n, double *restrict acc,
+                           double *restrict acc2);
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
 void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
 void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
@@ -49,7 +54,7 @@ void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict 
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
                              double *restrict xp, size_t n);
-double fastmath__mde_reduce3_dot(const double *restrict gp, size_t n_buf, size_t stride, size_t n,
+double fastmath__mde_reduce3_dot(double *restrict gp, size_t n_buf, size_t stride, size_t n,
                                  double scale, double *restrict grad, const double *restrict d);
 
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,

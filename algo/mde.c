@@ -134,32 +134,62 @@ static int cmp_ring(const void *a, const void *b)
     return (x->item > y->item) - (x->item < y->item);
 }
 
-static ring_pt_t *ring_build(const uint64_t *keys, uint32_t n)
+/* The ring, sorted, with an index by the top `shift`-complement bits of a point: first[b] is the
+ * first point with h >= b << shift (about one point a bucket), so a pick searches a bucket, not
+ * the whole ring (the binary search over the ring was most of mde_init at full scale). */
+typedef struct ring {
+    ring_pt_t *pt;
+    uint32_t *first; /* (len >> shift_bits) + 2 entries */
+    size_t len;
+    int shift;
+} ring_t;
+
+static void ring_free(ring_t *r)
+{
+    free(r->pt);
+    free(r->first);
+}
+
+static int ring_build(const uint64_t *keys, uint32_t n, ring_t *r)
 {
     size_t len = (size_t)n * MDE_RING_REPLICAS;
-    ring_pt_t *ring = malloc((len + 1) * sizeof(*ring));
-    if (!ring)
-        return NULL;
+    int bits = 1;
+    while (bits < 30 && ((size_t)1 << bits) < len)
+        bits++;
+    r->len = len;
+    r->shift = 64 - bits;
+    r->pt = malloc((len + 1) * sizeof(*r->pt));
+    r->first = malloc((((size_t)1 << bits) + 2) * sizeof(*r->first));
+    if (!r->pt || !r->first || len >= UINT32_MAX) {
+        ring_free(r);
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < n; i++)
-        for (uint32_t r = 0; r < MDE_RING_REPLICAS; r++)
-            ring[(size_t)i * MDE_RING_REPLICAS + r] =
-                (ring_pt_t){mix64((keys ? keys[i] : i) ^ mix64(0x51a6ull + r)), i};
-    qsort(ring, len, sizeof(*ring), cmp_ring);
-    return ring;
+        for (uint32_t q = 0; q < MDE_RING_REPLICAS; q++)
+            r->pt[(size_t)i * MDE_RING_REPLICAS + q] =
+                (ring_pt_t){mix64((keys ? keys[i] : i) ^ mix64(0x51a6ull + q)), i};
+    qsort(r->pt, len, sizeof(*r->pt), cmp_ring);
+    size_t at = 0;
+    for (size_t b = 0; b <= ((size_t)1 << bits); b++) {
+        while (at < len && (r->pt[at].h >> r->shift) < b)
+            at++;
+        r->first[b] = (uint32_t)at;
+    }
+    return 0;
 }
 
 /* The item owning the first ring point at or after @p u (wrapping around). */
-static uint32_t ring_pick(const ring_pt_t *ring, size_t len, uint64_t u)
+static uint32_t ring_pick(const ring_t *r, uint64_t u)
 {
-    size_t lo = 0, hi = len;
+    size_t b = u >> r->shift, lo = r->first[b], hi = r->first[b + 1];
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ring[mid].h < u)
+        if (r->pt[mid].h < u)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return ring[lo < len ? lo : 0].item;
+    return r->pt[lo < r->len ? lo : 0].item;
 }
 
 /* Item i draws its quota of partners j != i, not kNN neighbours, not repeated by i. The quota
@@ -167,12 +197,12 @@ static uint32_t ring_pick(const ring_pt_t *ring, size_t len, uint64_t u)
 static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *keys, size_t n_rep,
                             size_t cap)
 {
-    size_t at = m->m_attr, len = (size_t)m->n * MDE_RING_REPLICAS;
+    size_t at = m->m_attr;
     uint32_t n = m->n;
     double mean = n ? (double)n_rep / n : 0;
     size_t base = (size_t)mean;
-    ring_pt_t *ring = n > 1 ? ring_build(keys, n) : NULL;
-    if (n > 1 && !ring)
+    ring_t ring = {0};
+    if (n > 1 && ring_build(keys, n, &ring) != 0)
         return -ENOMEM;
     for (uint32_t i = 0; i < n && n > 1; i++) {
         rng_t r;
@@ -181,7 +211,7 @@ static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *ke
         size_t first = at;
         for (size_t q = 0; q < quota && at < cap; q++) {
             for (int attempt = 0; attempt < 32; attempt++) {
-                uint32_t j = ring_pick(ring, len, rng_next(&r));
+                uint32_t j = ring_pick(&ring, rng_next(&r));
                 if (j == i || adjacent(adj, i, j))
                     continue;
                 int dup = 0;
@@ -197,15 +227,15 @@ static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *ke
             }
         }
     }
-    free(ring);
+    ring_free(&ring);
     m->m = at;
     return 0;
 }
 
 /* Workspace layout in m->buf, each n*dim doubles. */
 enum {
-    B_G,     /* gradient at x */
-    B_GPREV, /* gradient at the previous iterate */
+    B_G,     /* gradient buffers: at x and at the previous iterate when a run starts, then */
+    B_GPREV, /* they trade places with the line-search slots (grad_bufs) */
     B_D,     /* search direction */
     B_XT,    /* trial point */
     B_LS0,   /* four line-search gradient slots */
@@ -362,6 +392,8 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
             memset(m, 0, sizeof(*m));
             return -ENOMEM;
         }
+        /* zero from here on: each evaluation's reduction clears what it read */
+        memset(m->gp, 0, n_pad * row_bytes * m->o.n_threads);
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(hist_t) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory,
@@ -587,8 +619,7 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
     size_t c = begin, nc = j->chunk, n_inf = 0, na = m->m_attr, nr = m->m - m->m_attr;
-    double *g = m->gp + c * 4 * (size_t)m->n, f = 0;
-    memset(g, 0, 4 * (size_t)m->n * sizeof(double));
+    double *g = m->gp + c * 4 * (size_t)m->n, f = 0; /* zero: the reduction clears it */
     size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
     size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
     if (a1 > a0)
@@ -675,7 +706,12 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
             if (j->pass == PASS_PAIR) {
                 hist_t *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
                 fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
-                for (int k = 0; k < j->n_vec; k++)
+                int k = 0;
+                for (; sn && k + 2 <= j->n_vec; k += 2)
+                    fastmath__lbfgs_dots2(j->bs[k] + b, j->by[k] + b, j->bs[k + 1] + b,
+                                          j->by[k + 1] + b, sn, yn, j->g + b, len, acc + 8 + 6 * k,
+                                          acc + 8 + 6 * (k + 1));
+                for (; k < j->n_vec; k++)
                     fastmath__lbfgs_dots(j->bs[k] + b, j->by[k] + b, sn, yn, j->g + b, len,
                                          acc + 8 + 6 * k);
             } else {
@@ -844,13 +880,18 @@ typedef struct ls_point {
     int g; /* buffer index of its gradient */
 } ls_point_t;
 
-/* Evaluate at t into a free gradient slot (one not used by the points in @p keep). */
+/* The six gradient buffers: g and g_prev of the iteration are two of them, and change places
+ * with the line search's slots instead of being copied (a pass of 1.8 MB at full scale). */
+static const int grad_bufs[] = {B_G, B_GPREV, B_LS0, B_LS1, B_LS2, B_LS3};
+
+/* Evaluate at t into a free gradient buffer: neither @p g0 (the gradient at x) nor one used by
+ * the points in @p keep. */
 static ls_point_t ls_eval(mde_t *m, const double *x, const double *d, double t,
-                          const ls_point_t *keep, int n_keep, unsigned *evals)
+                          const ls_point_t *keep, int n_keep, int g0, unsigned *evals)
 {
     int slot = B_LS0;
-    for (int s = B_LS0; s <= B_LS3; s++) {
-        int used = 0;
+    for (size_t b = 0; b < ATL_ARRAY_LEN(grad_bufs); b++) {
+        int s = grad_bufs[b], used = s == g0;
         for (int k = 0; k < n_keep; k++)
             used |= keep[k].g == s;
         if (!used) {
@@ -864,17 +905,17 @@ static ls_point_t ls_eval(mde_t *m, const double *x, const double *d, double t,
 }
 
 /*
- * Strong-Wolfe line search from (f0, g0 in B_G, gtd0) along d (max |d_k| = dmax) with first
- * trial t. @return the accepted point (its gradient in a B_LS slot), t = 0 if none was
- * acceptable.
+ * Strong-Wolfe line search from (f0, g0 in buffer @p g0, gtd0) along d (max |d_k| = dmax) with
+ * first trial t. @return the accepted point (its gradient in another of grad_bufs), t = 0 if
+ * none was acceptable.
  */
 static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, double dmax, double t,
-                               double f0, double gtd0, unsigned *evals)
+                               double f0, double gtd0, int g0, unsigned *evals)
 {
-    ls_point_t zero = {0, f0, gtd0, B_G}, prev = zero, cur, br[2];
-    cur = ls_eval(m, x, d, t, &prev, 1, evals);
+    ls_point_t zero = {0, f0, gtd0, g0}, prev = zero, cur, br[2];
+    cur = ls_eval(m, x, d, t, &prev, 1, g0, evals);
     for (int h = 0; h < 10 && !(isfinite(cur.f) && isfinite(cur.gtd)); h++)
-        cur = ls_eval(m, x, d, t *= 0.5, &prev, 1, evals); /* overflow: shorter first step */
+        cur = ls_eval(m, x, d, t *= 0.5, &prev, 1, g0, evals); /* overflow: shorter first step */
     int ls_iter = 0, done = 0, nb = 0;
     while (ls_iter < MAX_LS) {
         if (!(cur.f <= f0 + C1 * cur.t * gtd0) || (ls_iter > 1 && cur.f >= prev.f)) {
@@ -892,7 +933,7 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
         double lo = cur.t + 0.01 * (cur.t - prev.t), hi = cur.t * 10;
         double tn = cubic_min(prev.t, prev.f, prev.gtd, cur.t, cur.f, cur.gtd, lo, hi);
         prev = cur;
-        cur = ls_eval(m, x, d, tn, &prev, 1, evals);
+        cur = ls_eval(m, x, d, tn, &prev, 1, g0, evals);
         ls_iter++;
     }
     if (nb == 0) { /* ran out of evaluations while extrapolating */
@@ -917,7 +958,7 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
         } else {
             insuf = 0;
         }
-        cur = ls_eval(m, x, d, tn, br, 2, evals);
+        cur = ls_eval(m, x, d, tn, br, 2, g0, evals);
         ls_iter++;
         if (!(cur.f <= f0 + C1 * cur.t * gtd0) || cur.f >= br[low].f) {
             br[high] = cur;
@@ -937,7 +978,7 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
         double tb = best.t;
         while (tb > 1e-8) {
             tb *= 0.8;
-            best = ls_eval(m, x, d, tb, NULL, 0, evals);
+            best = ls_eval(m, x, d, tb, NULL, 0, g0, evals);
             if (isfinite(best.f) && best.f <= f0 + C1 * tb * gtd0)
                 return best;
         }
@@ -1055,7 +1096,8 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     if (m->o.memory > 64)
         return -EINVAL;
     center(m, x);
-    double *g = buf(m, B_G), *gprev = buf(m, B_GPREV), *d = buf(m, B_D);
+    int gb = B_G, gpb = B_GPREV; /* buffers of g and g_prev */
+    double *g = buf(m, gb), *gprev = buf(m, gpb), *d = buf(m, B_D);
     lbfgs_t L = {.spare = (int)m->o.memory, .gamma = 1};
     L.ss = m->gram, L.sy = m->gram + stride * stride, L.yy = m->gram + 2 * stride * stride;
     for (int k = 0; k <= (int)m->o.memory; k++)
@@ -1137,7 +1179,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         double t0 = 1;
         if (restart)
             t0 = gl1 > 1 ? 1 / gl1 : 1;
-        ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, &evals);
+        ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, gb, &evals);
         restart = 0;
         if (pt.t > 0) {
             if (m->o.dim == 3) {
@@ -1148,10 +1190,10 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
                 center(m, x);
             }
             f = pt.f;
-            double *t = gprev; /* the old g becomes g_prev; the accepted gradient g */
-            gprev = g;
-            g = t;
-            memcpy(g, buf(m, pt.g), nx * sizeof(double));
+            gpb = gb; /* the old g becomes g_prev; the accepted gradient g */
+            gb = pt.g;
+            gprev = buf(m, gpb);
+            g = buf(m, gb);
         } else {
             restart = 1; /* zero step: drop the memory */
             L.n_hist = 0;
