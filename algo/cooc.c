@@ -1,16 +1,25 @@
 /*
  * cooc.c: exact co-occurrence rows from the profiles (see cooc.h).
  *
- * Each thread owns a dense accumulator over all items plus a stamp per item (the row + 1 that
- * last touched it), so starting a row costs nothing and a row's touched columns are listed as
- * they first appear. They are then put in order by a radix sort, or, when the row touches
+ * Each thread owns a dense accumulator over all items: one 64-bit word per item holding the
+ * stamp of the row that last touched it (row + 1, in the high bits) and that row's sum (the low
+ * bits), so starting a row costs nothing, a term touches one 8-byte word (the array of a
+ * full-scale store, 180k items, fits a 2 MiB L2 cache), and a row's touched columns are listed
+ * as they first appear. They are then put in order by a radix sort, or, when the row touches
  * more than 1/16 of the items, by scanning the stamps in column order. Every weight term is an
  * integer (weight_pair), so the sums do not depend on the order users are visited: a row is
  * bit for bit what incremental ingestion leaves in S.
+ *
+ * The work is memory-bound: a row visits each of its users' profiles once, at a random place
+ * in memory. So the index keeps, for each (item, user) entry, where that entry sits in the
+ * user's pp-ordered copy: the row starts there and scans outwards (no binary search: the scan
+ * stops at the NaN that separates users, or where the pp window ends), and the copy of the
+ * user a few entries ahead is prefetched.
  */
 #include "algo/cooc.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,11 +34,15 @@ typedef struct by_pp {
 
 struct cooc_index {
     cooc_profiles_t p;
-    by_pp_t *by_pp;       /* each user's entries ordered by pp (ties by item) */
+    unsigned flags;
+    /* each user's entries ordered by pp (ties by item), or with COOC_UPPER by item, user after
+     * user, with a separator (pp NaN, item UINT32_MAX) before, between and after them: user
+     * u's run starts at user_start[u] + u + 1 */
+    by_pp_t *by_pp;
     uint64_t *item_start; /* n_items + 1 */
-    uint32_t *user;       /* users of each item, increasing */
-    float *pp;            /* their pp for that item */
+    uint64_t *at;         /* for each item, where each of its entries sits in by_pp */
     uint64_t *terms;      /* per item: sum of its users' profile lengths */
+    unsigned acc_bits;    /* an accumulator word: stamp << acc_bits | sum */
 };
 
 static int cmp_by_pp(const void *x, const void *y)
@@ -40,20 +53,48 @@ static int cmp_by_pp(const void *x, const void *y)
     return (a->item > b->item) - (a->item < b->item);
 }
 
-int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
+static unsigned bits_for(uint64_t n)
 {
-    if (!p || (p->n_users && (!p->user_start || !p->item || !p->pp)))
+    unsigned b = 1;
+    while (b < 64 && ((uint64_t)1 << b) < n)
+        b++;
+    return b;
+}
+
+/*
+ * The accumulator word's split: the stamp needs bits for n_items + 1 (row + 1), the sum of a
+ * row is at most (its users) x 2 WEIGHT_ONE (one term per user and column). -EOVERFLOW when
+ * both do not fit in 64 bits (over 5e8 users of one item with 180k items: never in practice).
+ */
+static int choose_acc_bits(const cooc_index_t *ix, unsigned *out)
+{
+    uint64_t max_users = 0;
+    for (uint32_t i = 0; i < ix->p.n_items; i++)
+        if (ix->item_start[i + 1] - ix->item_start[i] > max_users)
+            max_users = ix->item_start[i + 1] - ix->item_start[i];
+    unsigned stamp_bits = bits_for((uint64_t)ix->p.n_items + 2);
+    unsigned sum_bits = bits_for(max_users * 2 * WEIGHT_ONE + 1);
+    if (stamp_bits + sum_bits > 64)
+        return -EOVERFLOW;
+    *out = 64 - stamp_bits;
+    return 0;
+}
+
+int cooc_index_new(const cooc_profiles_t *p, unsigned flags, cooc_index_t **out)
+{
+    if (!p || (p->n_users && (!p->user_start || !p->item || !p->pp)) || (flags & ~COOC_UPPER))
         return -EINVAL;
     uint64_t n_entries = p->n_users ? p->user_start[p->n_users] : 0;
     cooc_index_t *ix = calloc(1, sizeof(*ix));
     if (!ix)
         return -ENOMEM;
     ix->p = *p;
+    ix->flags = flags;
     ix->item_start = calloc((size_t)p->n_items + 1, sizeof(*ix->item_start));
     ix->terms = calloc((size_t)p->n_items + 1, sizeof(*ix->terms));
-    ix->user = malloc((n_entries ? n_entries : 1) * sizeof(*ix->user));
-    ix->pp = malloc((n_entries ? n_entries : 1) * sizeof(*ix->pp));
-    if (!ix->item_start || !ix->terms || !ix->user || !ix->pp) {
+    ix->at = malloc((n_entries ? n_entries : 1) * sizeof(*ix->at));
+    ix->by_pp = malloc((n_entries + p->n_users + 1) * sizeof(*ix->by_pp));
+    if (!ix->item_start || !ix->terms || !ix->at || !ix->by_pp) {
         cooc_index_free(ix);
         return -ENOMEM;
     }
@@ -64,7 +105,10 @@ int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
             return -EINVAL;
         }
         for (uint64_t k = b; k < e; k++) {
-            if (p->item[k] >= p->n_items || (k > b && p->item[k] <= p->item[k - 1])) {
+            /* pp is finite and >= 0 (store/event.c admits nothing else): the scans rely on
+             * NaN being the separator only */
+            if (p->item[k] >= p->n_items || (k > b && p->item[k] <= p->item[k - 1]) ||
+                !isfinite(p->pp[k]) || p->pp[k] < 0) {
                 cooc_index_free(ix);
                 return -EINVAL;
             }
@@ -74,32 +118,27 @@ int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out)
     }
     for (uint32_t i = 0; i < p->n_items; i++)
         ix->item_start[i + 1] += ix->item_start[i];
-    uint64_t *fill = malloc(((size_t)p->n_items + 1) * sizeof(*fill));
+    int rc = choose_acc_bits(ix, &ix->acc_bits);
+    uint64_t *fill = rc == 0 ? malloc(((size_t)p->n_items + 1) * sizeof(*fill)) : NULL;
     if (!fill) {
         cooc_index_free(ix);
-        return -ENOMEM;
+        return rc ? rc : -ENOMEM;
     }
     memcpy(fill, ix->item_start, ((size_t)p->n_items + 1) * sizeof(*fill));
-    for (uint32_t u = 0; u < p->n_users; u++)
-        for (uint64_t k = p->user_start[u]; k < p->user_start[u + 1]; k++) {
-            uint64_t at = fill[p->item[k]]++;
-            ix->user[at] = u;
-            ix->pp[at] = p->pp[k];
-        }
-    free(fill);
-    ix->by_pp = malloc((n_entries ? n_entries : 1) * sizeof(*ix->by_pp));
-    if (!ix->by_pp) {
-        cooc_index_free(ix);
-        return -ENOMEM;
-    }
+    by_pp_t sep = {NAN, UINT32_MAX};
+    ix->by_pp[0] = sep;
     for (uint32_t u = 0; u < p->n_users; u++) {
-        by_pp_t *v = ix->by_pp + p->user_start[u];
-        size_t n = p->user_start[u + 1] - p->user_start[u];
-        for (size_t k = 0; k < n; k++)
-            v[k] = (by_pp_t){p->pp[p->user_start[u] + k], p->item[p->user_start[u] + k]};
-        if (n > 1)
+        uint64_t b = p->user_start[u], n = p->user_start[u + 1] - b, run = b + u + 1;
+        by_pp_t *v = ix->by_pp + run;
+        for (uint64_t k = 0; k < n; k++)
+            v[k] = (by_pp_t){p->pp[b + k], p->item[b + k]};
+        if (n > 1 && !(flags & COOC_UPPER))
             qsort(v, n, sizeof(*v), cmp_by_pp);
+        v[n] = sep;
+        for (uint64_t k = 0; k < n; k++)
+            ix->at[fill[v[k].item]++] = run + k;
     }
+    free(fill);
     *out = ix;
     return 0;
 }
@@ -109,8 +148,7 @@ void cooc_index_free(cooc_index_t *ix)
     if (!ix)
         return;
     free(ix->item_start);
-    free(ix->user);
-    free(ix->pp);
+    free(ix->at);
     free(ix->terms);
     free(ix->by_pp);
     free(ix);
@@ -149,16 +187,8 @@ void cooc_block_destroy(cooc_block_t *b)
 
 /* ---- one row ------------------------------------------------------------------------------ */
 
-/* an item's accumulator and the stamp saying which row it holds, side by side: one cache line
- * touched per term instead of two */
-typedef struct slot {
-    int64_t acc;
-    uint32_t stamp;
-    uint32_t reserved;
-} slot_t;
-
 typedef struct workspace {
-    slot_t *slot;
+    uint64_t *slot; /* per item: stamp << acc_bits | sum (choose_acc_bits) */
     uint32_t *touched, *tmp;
 } workspace_t;
 
@@ -205,79 +235,100 @@ static int chunk_reserve(cooc_chunk_t *c, size_t more)
     return 0;
 }
 
-static unsigned bits_for(uint32_t n)
+/* Add term @p wv to column @p t of row @p stamp, listing t the first time the row touches it. */
+static inline void accumulate(workspace_t *w, unsigned acc_bits, uint64_t stamp, uint32_t t,
+                              int64_t wv, size_t *nt)
 {
-    unsigned b = 1;
-    while (b < 32 && ((uint64_t)1 << b) < n)
-        b++;
-    return b;
+    uint64_t *sl = &w->slot[t], v = *sl;
+    if (v >> acc_bits != stamp) {
+        *sl = stamp << acc_bits | (uint64_t)wv;
+        w->touched[(*nt)++] = t;
+    } else {
+        *sl = v + (uint64_t)wv;
+    }
 }
 
-/* First position in v[0..n) whose pp is >= @p x. */
-static size_t lower_bound_pp(const by_pp_t *v, size_t n, double x)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if ((double)v[mid].pp < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
+#define COOC_PREFETCH 8 /* users ahead whose profile copy is prefetched */
 
 /*
  * A pair weighs 0 unless min(a, b) > max(a, b) / 2, so for an entry of pp a only partners with
- * pp in (a / 2, 2a) count: each user's entries are ordered by pp, and the loop runs over the
- * window [0.499 a, 2.002 a] only (the margins keep every nonzero term whatever the rounding;
- * weight_pair_inline decides each term exactly).
+ * pp in (a / 2, 2a) count: each user's entries are ordered by pp, and the scan runs outwards
+ * from the entry itself over the window [0.499 a, 2.002 a] only (the margins keep every nonzero
+ * term whatever the rounding; weight_pair_inline decides each term exactly). The NaN between
+ * users fails both window tests, so a scan never leaves its user.
  */
-static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_chunk_t *out)
+static size_t row_terms(const cooc_index_t *ix, workspace_t *w, uint32_t r)
 {
-    const cooc_profiles_t *p = &ix->p;
-    const uint32_t stamp = r + 1;
+    const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
+    const unsigned acc_bits = ix->acc_bits;
+    const by_pp_t *v = ix->by_pp;
     size_t nt = 0;
-    for (uint64_t k = ix->item_start[r]; k < ix->item_start[r + 1]; k++) {
-        uint32_t u = ix->user[k];
-        float a = ix->pp[k];
-        const by_pp_t *v = ix->by_pp + p->user_start[u];
-        size_t n = p->user_start[u + 1] - p->user_start[u];
-        double top = (double)a * 2.002;
-        for (size_t e = lower_bound_pp(v, n, (double)a * 0.499); e < n && (double)v[e].pp <= top;
-             e++) {
-            uint32_t t = v[e].item;
-            if (t == r)
-                continue;
+    for (uint64_t k = k0; k < k1; k++) {
+        if (k + COOC_PREFETCH < k1)
+            __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
+        uint64_t at = ix->at[k];
+        float a = v[at].pp;
+        double lo = (double)a * 0.499, hi = (double)a * 2.002;
+        for (uint64_t e = at - 1; (double)v[e].pp >= lo; e--) {
             int64_t wv = weight_pair_inline(a, v[e].pp);
-            if (wv == 0)
-                continue;
-            slot_t *sl = &w->slot[t];
-            if (sl->stamp != stamp) {
-                sl->stamp = stamp;
-                sl->acc = wv;
-                w->touched[nt++] = t;
-            } else {
-                sl->acc += wv;
-            }
+            if (wv != 0)
+                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
+        }
+        for (uint64_t e = at + 1; (double)v[e].pp <= hi; e++) {
+            int64_t wv = weight_pair_inline(a, v[e].pp);
+            if (wv != 0)
+                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
         }
     }
+    return nt;
+}
+
+/* The upper triangle: in a user's item-ordered run the partners t > r are the entries after
+ * r's own; every one is weighed (about 3 in 4 fall in the pp window), half the pairs of the
+ * full row. */
+static size_t row_terms_upper(const cooc_index_t *ix, workspace_t *w, uint32_t r)
+{
+    const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
+    const unsigned acc_bits = ix->acc_bits;
+    const by_pp_t *v = ix->by_pp;
+    size_t nt = 0;
+    for (uint64_t k = k0; k < k1; k++) {
+        if (k + COOC_PREFETCH < k1)
+            __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
+        uint64_t at = ix->at[k];
+        float a = v[at].pp;
+        for (uint64_t e = at + 1; v[e].item != UINT32_MAX; e++) {
+            int64_t wv = weight_pair_inline(a, v[e].pp);
+            if (wv != 0)
+                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
+        }
+    }
+    return nt;
+}
+
+static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_chunk_t *out)
+{
+    const uint64_t stamp = (uint64_t)r + 1;
+    const unsigned acc_bits = ix->acc_bits;
+    size_t nt = ix->flags & COOC_UPPER ? row_terms_upper(ix, w, r) : row_terms(ix, w, r);
     if (chunk_reserve(out, nt) != 0)
         return -ENOMEM;
-    if (nt * 16 > p->n_items) { /* a scan of the stamps costs less than the sort */
+    if (nt * 16 > ix->p.n_items) { /* a scan of the stamps costs less than the sort */
         nt = 0;
-        for (uint32_t t = 0; t < p->n_items; t++)
-            if (w->slot[t].stamp == stamp)
+        for (uint32_t t = ix->flags & COOC_UPPER ? r + 1 : 0; t < ix->p.n_items; t++)
+            if (w->slot[t] >> acc_bits == stamp)
                 w->touched[nt++] = t;
     } else {
-        radix_u32(w->touched, w->tmp, nt, bits_for(p->n_items));
+        radix_u32(w->touched, w->tmp, nt, bits_for(ix->p.n_items));
     }
+    const uint64_t mask = ((uint64_t)1 << acc_bits) - 1;
     for (size_t i = 0; i < nt; i++) {
         uint32_t t = w->touched[i];
-        if (w->slot[t].acc == 0) /* weights are > 0 here, so never; kept for safety */
+        int64_t acc = (int64_t)(w->slot[t] & mask);
+        if (acc == 0) /* weights are > 0 here, so never; kept for safety */
             continue;
         out->col[out->n] = t;
-        out->s[out->n] = w->slot[t].acc;
+        out->s[out->n] = acc;
         out->n++;
     }
     return 0;

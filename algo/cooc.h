@@ -27,12 +27,20 @@ typedef struct cooc_profiles {
 /** The transposed profiles (owned; the cooc_profiles_t arrays must outlive it). */
 typedef struct cooc_index cooc_index_t;
 
+/* cooc_index_new() flags */
+enum {
+    /* rows hold only the columns t > r: the upper triangle of S, half the terms (a check of
+     * the other half is symmetry: store/rebuild.c) */
+    COOC_UPPER = 1,
+};
+
 /**
- * Build the index of @p p.
- * @return 0 and *out; -EINVAL (an item out of range, or a user's items not increasing) or
- *         -ENOMEM.
+ * Build the index of @p p for full rows, or for the upper triangle with COOC_UPPER.
+ * @return 0 and *out; -EINVAL (an item out of range, a user's items not increasing, a pp not
+ *         finite or negative), -EOVERFLOW (a row's sum cannot share a 64-bit accumulator word
+ *         with its stamp: over ~5e8 users of one item) or -ENOMEM.
  */
-int cooc_index_new(const cooc_profiles_t *p, cooc_index_t **out);
+int cooc_index_new(const cooc_profiles_t *p, unsigned flags, cooc_index_t **out);
 
 /** Free the index; NULL is a no-op. */
 void cooc_index_free(cooc_index_t *ix);

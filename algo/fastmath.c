@@ -309,7 +309,7 @@ umap_batch(float *restrict yj, const float *y, const float *snap, uint32_t lo, u
 
 MDE_CLONES
 void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
-                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          const fastmath_umap_rec_t *restrict rec, const uint16_t *restrict neg,
                           size_t cnt, const uint8_t *restrict movable)
 {
     float *y = u->y, *dl = u->dl;

@@ -98,43 +98,46 @@ size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t k
     return h;
 }
 
-/* Sort u64 keys ascending: quicksort (median of three) with insertion sort for short runs.
- * With the comparison inlined this is several times faster than qsort() on the 73M adjacency
- * entries of T at full scale. */
-static void sort_u64(uint64_t *a, size_t n)
+/* Sort u64 keys ascending: insertion sort for short runs, else an LSD radix sort by bytes that
+ * skips the bytes all keys share (a row of T, (distance bits << 32 | column), varies in about 5
+ * of its 8). It replaced a quicksort whose unpredictable branches were a quarter of a
+ * full-scale T build. @p tmp holds n keys. */
+static void sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
 {
-    while (n > 16) {
-        uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
-        uint64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
-        size_t i = 0, j = n - 1;
-        for (;;) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i >= j)
-                break;
-            uint64_t t = a[i];
-            a[i] = a[j], a[j] = t;
-            i++, j--;
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t v = a[i];
+            size_t k = i;
+            for (; k > 0 && a[k - 1] > v; k--)
+                a[k] = a[k - 1];
+            a[k] = v;
         }
-        /* [0, j] <= pivot <= [j+1, n): recurse into the smaller part, loop on the larger */
-        size_t left = j + 1;
-        if (left < n - left) {
-            sort_u64(a, left);
-            a += left, n -= left;
-        } else {
-            sort_u64(a + left, n - left);
-            n = left;
+        return;
+    }
+    uint64_t diff = 0;
+    for (size_t i = 1; i < n; i++)
+        diff |= a[i] ^ a[0];
+    uint64_t *src = a, *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        if (((diff >> shift) & 0xff) == 0)
+            continue;
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & 0xff]++;
+        size_t pos = 0;
+        for (int d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = pos;
+            pos += c;
         }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
     }
-    for (size_t i = 1; i < n; i++) {
-        uint64_t v = a[i];
-        size_t k = i;
-        for (; k > 0 && a[k - 1] > v; k--)
-            a[k] = a[k - 1];
-        a[k] = v;
-    }
+    if (src != a)
+        memcpy(a, src, n * sizeof(*a));
 }
 
 /* Positive finite floats order like their bit patterns as unsigned integers. */
@@ -152,28 +155,64 @@ static float bits_float(uint32_t u)
     return f;
 }
 
+/* Per thread: which row last saw a column (row + 1) and where that row keeps it. */
+typedef struct seen {
+    uint32_t *stamp, *at;
+    uint64_t *tmp; /* the radix sort's buffer: the longest row */
+} seen_t;
+
 typedef struct build_job {
     uint64_t *adj;       /* per row: (col << 32 | dist bits), then (dist bits << 32 | col) */
     const uint64_t *deg; /* row starts */
     uint64_t *uniq;      /* per row: entries left after removing duplicate columns */
+    seen_t seen[GRAPH_BUILD_THREADS];
 } build_job_t;
 
-/* One row: drop duplicate columns keeping the smallest distance, then order by (distance,
- * column), the order the kNN search relies on. */
+static int seen_init(build_job_t *j, uint32_t n, size_t rows)
+{
+    uint64_t longest = 0;
+    for (size_t i = 0; i < rows; i++)
+        if (j->deg[i + 1] - j->deg[i] > longest)
+            longest = j->deg[i + 1] - j->deg[i];
+    for (unsigned t = 0; t < GRAPH_BUILD_THREADS; t++) {
+        j->seen[t].stamp = calloc((size_t)n + 1, sizeof(uint32_t));
+        j->seen[t].at = malloc(((size_t)n + 1) * sizeof(uint32_t));
+        j->seen[t].tmp = malloc((longest + 1) * sizeof(uint64_t));
+        if (!j->seen[t].stamp || !j->seen[t].at || !j->seen[t].tmp)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static void seen_free(build_job_t *j)
+{
+    for (unsigned t = 0; t < GRAPH_BUILD_THREADS; t++)
+        free(j->seen[t].stamp), free(j->seen[t].at), free(j->seen[t].tmp);
+}
+
+/* One row: drop duplicate columns keeping the smallest distance (found through the thread's
+ * stamps, without the sort by column this used to take: a third of a full-scale T build), then
+ * order by (distance, column), the order the kNN search relies on. */
 static int build_rows(void *ud, unsigned tid, size_t begin, size_t end)
 {
     build_job_t *j = ud;
-    (void)tid;
+    seen_t *s = &j->seen[tid];
     for (size_t i = begin; i < end; i++) {
         uint64_t *r = j->adj + j->deg[i];
-        size_t len = j->deg[i + 1] - j->deg[i], u = 0;
-        sort_u64(r, len);
-        for (size_t k = 0; k < len; k++)
-            if (u == 0 || (r[u - 1] >> 32) != (r[k] >> 32))
-                r[u++] = r[k];
-        for (size_t k = 0; k < u; k++)
-            r[k] = (r[k] << 32) | (r[k] >> 32);
-        sort_u64(r, u);
+        size_t len = j->deg[i + 1] - j->deg[i];
+        uint32_t u = 0, stamp = (uint32_t)i + 1;
+        for (size_t k = 0; k < len; k++) {
+            uint32_t c = (uint32_t)(r[k] >> 32);
+            uint64_t swapped = (r[k] << 32) | c;
+            if (s->stamp[c] != stamp) {
+                s->stamp[c] = stamp;
+                s->at[c] = u;
+                r[u++] = swapped;
+            } else if (swapped < r[s->at[c]]) { /* same column: the smaller distance */
+                r[s->at[c]] = swapped;
+            }
+        }
+        sort_u64(r, s->tmp, u);
         j->uniq[i] = u;
     }
     return 0;
@@ -214,13 +253,18 @@ int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
         adj[fill[e->j[k]]++] = (uint64_t)e->i[k] << 32 | d;
     }
     free(fill);
-    build_job_t job = {adj, deg, uniq};
-    if ((rc = par_for(n, 32, GRAPH_BUILD_THREADS, build_rows, &job)) != 0)
+    build_job_t job = {adj, deg, uniq, {{0}}};
+    rc = seen_init(&job, n, n);
+    if (rc == 0)
+        rc = par_for(n, 32, GRAPH_BUILD_THREADS, build_rows, &job);
+    seen_free(&job);
+    if (rc != 0)
         goto out;
     uint64_t w = 0;
     for (uint32_t i = 0; i < n; i++)
         w += uniq[i];
     out->n = n;
+    out->row_cap = n + 1, out->cap = w ? w : 1;
     out->row_ptr = malloc(((size_t)n + 1) * sizeof(*out->row_ptr));
     out->col = malloc((w ? w : 1) * sizeof(*out->col));
     out->dist = malloc((w ? w : 1) * sizeof(*out->dist));
@@ -246,13 +290,69 @@ out:
     return rc;
 }
 
+typedef struct update_job {
+    const graph_t *old;
+    const uint32_t *old_of_new, *new_of_old, *slot;
+    const uint64_t *adj, *deg, *uniq;
+    graph_t *out;
+} update_job_t;
+
+/* Rows [begin, end) of the updated graph (row_ptr set): rebuilt rows from adj, the others the
+ * old row renumbered (monotone, so its order holds). */
+static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    const update_job_t *j = ud;
+    (void)tid;
+    for (size_t i = begin; i < end; i++) {
+        uint64_t w = j->out->row_ptr[i];
+        uint32_t a = j->slot[i];
+        if (a != UINT32_MAX) {
+            for (uint64_t k = 0; k < j->uniq[a]; k++, w++) {
+                uint64_t v = j->adj[j->deg[a] + k];
+                j->out->col[w] = (uint32_t)v;
+                j->out->dist[w] = bits_float((uint32_t)(v >> 32));
+            }
+            continue;
+        }
+        uint32_t p = j->old_of_new[i];
+        for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++, w++) {
+            uint32_t c = j->new_of_old[j->old->col[k]];
+            if (c >= j->out->n)
+                return -EINVAL; /* a neighbour left: this row should have been marked */
+            j->out->col[w] = c;
+            j->out->dist[w] = j->old->dist[k];
+        }
+    }
+    return 0;
+}
+
+/* @p g with room for n rows and w entries, its buffers kept when they are large enough. */
+static int graph_reserve(graph_t *g, uint32_t n, uint64_t w)
+{
+    if (!g->row_ptr || g->row_cap < (uint64_t)n + 1) {
+        free(g->row_ptr);
+        g->row_cap = n + 1;
+        if (!(g->row_ptr = malloc(((size_t)n + 1) * sizeof(*g->row_ptr))))
+            return -ENOMEM;
+    }
+    if (!g->col || !g->dist || g->cap < (w ? w : 1)) {
+        free(g->col), free(g->dist);
+        g->cap = w ? w : 1;
+        g->col = malloc(g->cap * sizeof(*g->col));
+        g->dist = malloc(g->cap * sizeof(*g->dist));
+        if (!g->col || !g->dist)
+            return -ENOMEM;
+    }
+    g->n = n;
+    return 0;
+}
+
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out)
 {
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows)), *slot = NULL, n_aff = 0;
     uint64_t *deg = NULL, *uniq = NULL, *adj = NULL, *fill = NULL;
     int rc = rows ? 0 : -ENOMEM;
-    memset(out, 0, sizeof(*out));
     if (rc == 0 && !(slot = malloc(((size_t)n + 1) * sizeof(*slot))))
         rc = -ENOMEM;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -282,48 +382,32 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
         for (size_t k = 0; k < e->m; k++)
             if (e->i[k] != e->j[k])
                 adj[fill[slot[e->i[k]]]++] = (uint64_t)e->j[k] << 32 | float_bits(e->w[k]);
-        build_job_t job = {adj, deg, uniq};
+        build_job_t job = {adj, deg, uniq, {{0}}};
         /* small chunks: the rows rebuilt are mostly hubs of very different sizes */
-        rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, build_rows, &job);
+        rc = seen_init(&job, n, n_aff);
+        if (rc == 0)
+            rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, build_rows, &job);
+        seen_free(&job);
     }
     uint64_t w = 0;
     for (uint32_t i = 0; rc == 0 && i < n; i++)
         w += slot[i] != UINT32_MAX ? uniq[slot[i]]
                                    : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
-    if (rc == 0) {
-        out->n = n;
-        out->row_ptr = malloc(((size_t)n + 1) * sizeof(*out->row_ptr));
-        out->col = malloc((w ? w : 1) * sizeof(*out->col));
-        out->dist = malloc((w ? w : 1) * sizeof(*out->dist));
-        if (!out->row_ptr || !out->col || !out->dist)
-            rc = -ENOMEM;
-    }
-    w = 0;
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        out->row_ptr[i] = w;
-        if (slot[i] != UINT32_MAX) {
-            for (uint64_t k = 0; k < uniq[slot[i]]; k++, w++) {
-                uint64_t v = adj[deg[slot[i]] + k];
-                out->col[w] = (uint32_t)v;
-                out->dist[w] = bits_float((uint32_t)(v >> 32));
-            }
-            continue;
-        }
-        /* an untouched row: the old one renumbered (monotone, so its order holds) */
-        uint32_t p = old_of_new[i];
-        for (uint64_t k = old->row_ptr[p]; k < old->row_ptr[p + 1]; k++, w++) {
-            uint32_t c = new_of_old[old->col[k]];
-            if (c >= n) {
-                rc = -EINVAL; /* a neighbour left: this row should have been marked */
-                break;
-            }
-            out->col[w] = c;
-            out->dist[w] = old->dist[k];
-        }
-    }
     if (rc == 0)
-        out->row_ptr[n] = w;
-    else
+        rc = graph_reserve(out, n, w);
+    w = 0;
+    for (uint32_t i = 0; rc == 0 && i <= n; i++) {
+        out->row_ptr[i] = w;
+        if (i < n)
+            w += slot[i] != UINT32_MAX
+                     ? uniq[slot[i]]
+                     : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
+    }
+    if (rc == 0) { /* the copy is most of an incremental T at full scale (72M entries) */
+        update_job_t job = {old, old_of_new, new_of_old, slot, adj, deg, uniq, out};
+        rc = par_for(n, 1024, GRAPH_BUILD_THREADS, update_rows, &job);
+    }
+    if (rc != 0)
         graph_destroy(out);
     free(rows), free(slot), free(deg), free(uniq), free(adj), free(fill);
     return rc;

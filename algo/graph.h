@@ -22,6 +22,8 @@ typedef struct graph {
     uint64_t *row_ptr; /* n + 1 */
     uint32_t *col;
     float *dist;
+    uint32_t row_cap; /* graph_update(): rows (+ 1) and entries its buffers can hold */
+    uint64_t cap;
 } graph_t;
 
 /** An undirected edge list (each edge once, any orientation). */
@@ -86,7 +88,11 @@ void graph_pruner_destroy(graph_pruner_t *p);
  * other row is row old_of_new[i] of @p old, columns renumbered through @p new_of_old (an
  * increasing map, so rows keep their (distance, column) order). Rows that are new, or that had a
  * neighbour which is gone, must be affected.
- * @return 0, -EINVAL (an unaffected row that cannot be carried over, bad entry), -ENOMEM.
+ * @param[in,out] out zeroed, or a graph no longer needed (the one before @p old, say) whose
+ *                buffers are written over when large enough: at full scale a fresh T is 574 MB
+ *                of pages the kernel must clear first, a tenth of an incremental refresh.
+ * @return 0, -EINVAL (an unaffected row that cannot be carried over, bad entry), -ENOMEM;
+ *         on failure @p out is released.
  */
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out);

@@ -84,7 +84,8 @@ int embed_graph_from_store(store_t *s, uint32_t top, uint64_t **keys, uint32_t *
     int rc = graph_pruner_init(&p, top, GRAPH_MIN_S_DEFAULT);
     if (rc != 0)
         return rc;
-    if ((rc = store_retained_rows(s, prune_row_cb, &p, &k, &nk)) == 0 && nk < 2)
+    if ((rc = store_retained_rows(s, GRAPH_MIN_S_DEFAULT, prune_row_cb, &p, &k, &nk)) == 0 &&
+        nk < 2)
         rc = ATL_ENOTFOUND;
     if (rc == 0)
         rc = graph_pruner_finish(&p, nk, t);

@@ -530,7 +530,7 @@ int store_bulk_commit(store_t *s, store_bulk_t *b, const store_bulk_opts_t *o,
     b->rows = NULL;
     b->n = b->cap = 0;
     cooc_profiles_t p = {f.n_users, (uint32_t)b->n_items, f.user_start, f.item, f.pp};
-    if ((rc = cooc_index_new(&p, &ix)) != 0 ||
+    if ((rc = cooc_index_new(&p, 0, &ix)) != 0 ||
         (rc = write_cooc(s, o, ix, (uint32_t)b->n_items, &res.s_entries)) != 0)
         goto out;
     final_write_t w = {b, &f, ix, res.rows, f.newest};

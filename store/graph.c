@@ -6,6 +6,7 @@
  * equal produce identical graphs, embeddings and snapshots (DESIGN §10).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +71,17 @@ typedef struct row_buf {
     size_t n, cap;
 } row_buf_t;
 
+/* S > min_s as a fixed-point test: S = f / 2^16 exactly, so S > min_s iff f > floor(min_s 2^16). */
+static int64_t min_s_fixed(double min_s)
+{
+    if (!(min_s > 0))
+        return 0;
+    double f = floor(min_s * WEIGHT_ONE);
+    return f >= 0x1p62 ? INT64_MAX : (int64_t)f;
+}
+
 static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *pos,
-                    uint32_t n_items, row_buf_t *rb)
+                    uint32_t n_items, int64_t above, row_buf_t *rb)
 {
     MDB_val k = {sizeof(idx), &idx}, v;
     rb->n = 0;
@@ -95,7 +105,7 @@ static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *p
         for (size_t i = 0; i < m; i++) {
             cooc_rec_t rec;
             memcpy(&rec, (const char *)v.mv_data + i * sizeof(rec), sizeof(rec));
-            if (rec.col < n_items && pos[rec.col] != UINT32_MAX) {
+            if (rec.s > above && rec.col < n_items && pos[rec.col] != UINT32_MAX) {
                 rb->cols[rb->n] = pos[rec.col];
                 rb->s[rb->n] = weight_to_double(rec.s);
                 rb->n++;
@@ -106,9 +116,10 @@ static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *p
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
+int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uint64_t **keys,
+                        uint32_t *n)
 {
-    return store_retained_rows_of(s, NULL, 0, cb, ud, keys, n);
+    return store_retained_rows_of(s, NULL, 0, min_s, cb, ud, keys, n);
 }
 
 /* Whether sorted @p only (NULL: everything) holds @p key; *at walks forward with the rows. */
@@ -121,9 +132,10 @@ static int selected(const uint64_t *only, uint32_t n_only, uint32_t *at, uint64_
     return *at < n_only && only[*at] == key;
 }
 
-int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, store_row_cb cb,
-                           void *ud, uint64_t **keys, uint32_t *n)
+int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
+                           store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
 {
+    const int64_t above = min_s_fixed(min_s);
     uint32_t at = 0;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -146,7 +158,7 @@ int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, st
     for (uint32_t i = 0; i < n_ret && rc == 0; i++) {
         if (!selected(only, n_only, &at, ret[i].key))
             continue;
-        if ((rc = row_read(s, cur, ret[i].idx, pos, n_items, &rb)) == 0)
+        if ((rc = row_read(s, cur, ret[i].idx, pos, n_items, above, &rb)) == 0)
             rc = cb(ud, i, rb.cols, rb.s, rb.n);
     }
     if (rc == 0 && !(out = malloc(((size_t)n_ret + 1) * sizeof(*out))))

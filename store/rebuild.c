@@ -14,6 +14,14 @@
  * every difference. (It used to walk every profile in LMDB once per pass and merge the pair
  * terms of a pass through a sorted delta list: 72-93 s of a full-scale rebuild.) Repair applies
  * the corrections with the same code path as ingestion.
+ *
+ * Symmetry halves the work: a first run recomputes the upper triangle only (S[r][t], t > r:
+ * COOC_UPPER) and compares it entry by entry, while the walk adds every stored entry, named by
+ * its pair (min, max) and its value, to one multiset hash for each side of the diagonal. S is
+ * right iff the upper triangle is right and the lower one holds the same (pair, value)
+ * multiset, i.e. the two sums agree (up to a 128-bit hash collision, as the digest). A store
+ * that fails either test is compared again with full rows, which names every difference in
+ * both directions for the report and the repair: the drifted store pays for both runs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -259,6 +267,9 @@ typedef struct rebuild {
      * (a delta, like S's: applied to whatever the write transaction reads, so a batch
      * committed while the rebuild read is kept) */
     int64_t *d_users, *d_sum_pp;
+    /* the upper-triangle run: stored entries hashed by side of the diagonal */
+    int upper;
+    digest_t side[2]; /* [0] col > row, [1] col < row, each named (min, max, value) */
     /* the profiles in CSR form (cooc_profiles_t) */
     uint64_t *user_start;
     uint32_t *item;
@@ -399,6 +410,23 @@ static int stored_next(stored_t *st)
     return stored_fill(st, MDB_NEXT_MULTIPLE);
 }
 
+/* The upper-triangle run: hash a stored entry into its side's sum; 1 if it is below the
+ * diagonal (compared through the hash only), 0 if it is to be compared with the recomputation. */
+static int hash_side(rebuild_t *r, uint32_t row, const cooc_rec_t *s)
+{
+    if (!r->upper)
+        return 0;
+
+    struct {
+        uint32_t a, b;
+        int64_t s;
+    } named = {row < s->col ? row : s->col, row < s->col ? s->col : row, s->s};
+
+    int lower = s->col < row;
+    digest_add(&r->side[lower], &named, sizeof(named));
+    return lower;
+}
+
 /* Compare rows [lo, hi) of the block with the stored rows (the cursor is at or past lo). */
 static int compare_block(rebuild_t *r, const cooc_block_t *blk, stored_t *st, uint32_t hi)
 {
@@ -407,19 +435,24 @@ static int compare_block(rebuild_t *r, const cooc_block_t *blk, stored_t *st, ui
         const cooc_chunk_t *ch = &blk->chunks[c];
         for (uint32_t row = ch->lo; rc == 0 && row < ch->hi; row++) {
             uint64_t i = ch->row_start[row - ch->lo], e = ch->row_start[row - ch->lo + 1];
-            r->res.s_entries += e - i;
+            r->res.s_entries += (r->upper ? 2 : 1) * (e - i);
             /* stored rows before this one have no expected entries */
             while (rc == 0 && !st->end && st->row < row) {
                 cooc_rec_t s;
                 memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
-                if ((rc = diff(r, st->row, s.col, s.s, 0)) == 0)
+                if (hash_side(r, st->row, &s) || (rc = diff(r, st->row, s.col, s.s, 0)) == 0)
                     rc = stored_next(st);
             }
             while (rc == 0 && (i < e || (!st->end && st->row == row))) {
                 cooc_rec_t s = {UINT32_MAX, 0};
                 int have = !st->end && st->row == row;
-                if (have)
+                if (have) {
                     memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
+                    if (hash_side(r, row, &s)) {
+                        rc = stored_next(st);
+                        continue;
+                    }
+                }
                 uint32_t ecol = i < e ? ch->col[i] : UINT32_MAX;
                 if (have && s.col < ecol) {
                     rc = diff(r, row, s.col, s.s, 0);
@@ -441,7 +474,7 @@ static int compare_block(rebuild_t *r, const cooc_block_t *blk, stored_t *st, ui
     while (rc == 0 && !st->end && st->row < hi) {
         cooc_rec_t s;
         memcpy(&s, st->recs + st->i * sizeof(s), sizeof(s));
-        if ((rc = diff(r, st->row, s.col, s.s, 0)) == 0)
+        if (hash_side(r, st->row, &s) || (rc = diff(r, st->row, s.col, s.s, 0)) == 0)
             rc = stored_next(st);
     }
     return rc;
@@ -484,12 +517,10 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
     stored_t st = {0};
     uint32_t lo = 0;
     MDB_val k = {sizeof(lo), &lo}, v;
-    int rc = load_profiles(r, txn);
-    if (rc != 0)
-        return rc;
     cooc_profiles_t p = {r->n_users, r->n_items, r->user_start, r->item, r->pp};
-    if ((rc = cooc_index_new(&p, &ix)) != 0)
-        return rc == -EINVAL ? MDB_CORRUPTED : ENOMEM;
+    int rc = cooc_index_new(&p, r->upper ? COOC_UPPER : 0, &ix);
+    if (rc != 0)
+        return rc == -EINVAL ? MDB_CORRUPTED : rc == -EOVERFLOW ? EOVERFLOW : ENOMEM;
     cooc_block_init(&blk);
     uint64_t budget = r->opts->mem_bytes / 12 ? r->opts->mem_bytes / 12 : 1, total = 0, done = 0;
     for (uint32_t row = 0; row < r->n_items; row++)
@@ -534,14 +565,40 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
             rc = MDB_CORRUPTED;
             break;
         }
-        if ((rc = diff(r, st.row, s.col, s.s, 0)) == 0)
+        if (hash_side(r, st.row, &s) || (rc = diff(r, st.row, s.col, s.s, 0)) == 0)
             rc = stored_next(&st);
     }
 out:
     mdb_cursor_close(st.cur);
     cooc_block_destroy(&blk);
     cooc_index_free(ix);
-    return rc ? rc : compare_stats(r, txn);
+    return rc;
+}
+
+/* The upper triangle with the symmetry hash first; full rows only if S is not clean. */
+static int rebuild_compare(rebuild_t *r, MDB_txn *txn)
+{
+    int rc = load_profiles(r, txn);
+    if (rc != 0)
+        return rc;
+    unsigned passes = 0;
+    if (!r->opts->full_rows) {
+        r->upper = 1;
+        rc = rebuild_passes(r, txn);
+        r->upper = 0;
+        if (rc != 0)
+            return rc;
+        if (r->res.s_diffs == 0 && r->side[0].lo == r->side[1].lo && r->side[0].hi == r->side[1].hi)
+            return compare_stats(r, txn);
+        /* report and repair from full rows: the result and the corrections start afresh */
+        passes = r->res.passes;
+        memset(&r->res, 0, sizeof(r->res));
+        delta_list_clear(&r->corrections);
+    }
+    if ((rc = rebuild_passes(r, txn)) != 0)
+        return rc;
+    r->res.passes += passes;
+    return compare_stats(r, txn);
 }
 
 static int repair_txn(store_t *s, MDB_txn *txn, void *ud)
@@ -607,7 +664,7 @@ int store_rebuild(store_t *s, const store_rebuild_opts_t *o, store_rebuild_resul
         rc = ENOMEM;
         goto out;
     }
-    if ((rc = rebuild_passes(&r, txn)) != 0)
+    if ((rc = rebuild_compare(&r, txn)) != 0)
         goto out;
     store__read_end(s, txn);
     txn = NULL;

@@ -350,19 +350,21 @@ typedef int (*store_row_cb)(void *ud, uint32_t row, const uint32_t *cols, const 
 
 /**
  * In one read snapshot: the retained items (DESIGN §3 rule) sorted by item key, then every
- * retained row of S over retained columns, in that order, through @p cb.
+ * retained row of S over retained columns, in that order, through @p cb: the entries with
+ * S > @p min_s only (0: every stored entry; the refresh's 2 drops ~75% of them before any work).
  * @param[out] keys  malloc'd retained item keys (caller frees); @p n their count.
  * @return 0, the callback's non-zero value, or an error.
  */
-int store_retained_rows(store_t *s, store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
+int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uint64_t **keys,
+                        uint32_t *n);
 
 /**
  * store_retained_rows() reading only the rows whose item key is in @p only (sorted, @p n_only
  * keys; keys that are not retained are ignored); @p keys still receives every retained item.
  * With @p only NULL every row is read.
  */
-int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, store_row_cb cb,
-                           void *ud, uint64_t **keys, uint32_t *n);
+int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
+                           store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
 
 /**
  * Corpus rows (DESIGN §6) for @p n items (item keys) at 2-D positions @p xy (n x 2, already in
@@ -560,6 +562,7 @@ int store_bulk_commit(store_t *s, store_bulk_t *b, const store_bulk_opts_t *o,
 
 typedef struct store_rebuild_opts {
     int verify_only;    /* compare only; never write */
+    int full_rows;      /* compare full rows at once, not the upper triangle + symmetry first */
     size_t mem_bytes;   /* weight terms of one recomputed block of S, x12 (default 2 GiB) */
     unsigned n_threads; /* threads recomputing S (default 2) */
     atl_progress_cb progress;

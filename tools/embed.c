@@ -652,7 +652,7 @@ int cmd_export_graph(int argc, char **argv)
     export_ctx_t x = {0};
     uint64_t *keys = NULL;
     uint32_t n = 0;
-    rc = store_retained_rows(s, export_row, &x, &keys, &n);
+    rc = store_retained_rows(s, 0, export_row, &x, &keys, &n);
     store_close(s);
     if (rc != 0) {
         fprintf(stderr, "atlasctl export-graph: %s\n", atl_strerror(rc));

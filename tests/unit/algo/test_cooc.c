@@ -66,16 +66,18 @@ int main(void)
                 if (x != y)
                     ref[item[x]][item[y]] += weight_pair(pp[x], pp[y]);
     cooc_profiles_t p = {USERS, ITEMS, start, item, pp};
-    cooc_index_t *ix;
-    E(cooc_index_new(&p, &ix));
+    cooc_index_t *ix, *upper;
+    E(cooc_index_new(&p, 0, &ix));
+    E(cooc_index_new(&p, COOC_UPPER, &upper));
     cooc_block_t b;
     cooc_block_init(&b);
     const uint32_t ranges[][2] = {{0, ITEMS}, {0, 1}, {17, 18}, {5, 61}, {89, 90}, {40, 40}};
-    for (unsigned threads = 1; threads <= 3; threads++)
+    for (unsigned threads = 1; threads <= 6; threads++) /* 4-6: the upper triangle only */
         for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
             uint32_t lo = ranges[k][0], hi = ranges[k][1], row = lo;
             uint64_t entries = 0;
-            E(cooc_block_compute(ix, lo, hi, threads, &b));
+            int up = threads > 3;
+            E(cooc_block_compute(up ? upper : ix, lo, hi, up ? threads - 3 : threads, &b));
             for (size_t c = 0; c < b.n_chunks; c++) {
                 const cooc_chunk_t *ch = &b.chunks[c];
                 for (uint32_t rr = ch->lo; rr < ch->hi; rr++, row++) {
@@ -84,13 +86,14 @@ int main(void)
                     uint32_t col = 0;
                     for (; i < e; i++, col++) {
                         while (col < ch->col[i]) /* columns skipped hold 0 */
-                            CHECK_EQ(ref[rr][col++], 0);
+                            CHECK(ref[rr][col++] == 0 || (up && col - 1 <= rr));
                         CHECK(ch->s[i] != 0);
+                        CHECK(!up || col > rr);
                         CHECK_EQ(ch->s[i], ref[rr][col]);
                         entries++;
                     }
                     for (; col < ITEMS; col++)
-                        CHECK_EQ(ref[rr][col], 0);
+                        CHECK(ref[rr][col] == 0 || (up && col <= rr));
                 }
             }
             CHECK_EQ(row, hi);
@@ -102,11 +105,21 @@ int main(void)
     uint64_t bad_start[2] = {0, 2};
     cooc_profiles_t bad = {1, ITEMS, bad_start, bad_item, bad_pp};
     cooc_index_t *ix2 = NULL;
-    CHECK_EQ(cooc_index_new(&bad, &ix2), -EINVAL); /* items not increasing */
+    CHECK_EQ(cooc_index_new(&bad, 0, &ix2), -EINVAL); /* items not increasing */
+    CHECK_EQ(cooc_index_new(&p, 2, &ix2), -EINVAL);   /* an unknown flag */
+    bad_item[1] = 4; /* pp must be finite and >= 0: NaN separates users in the index */
+    bad_pp[1] = NAN;
+    CHECK_EQ(cooc_index_new(&bad, 0, &ix2), -EINVAL);
+    bad_pp[1] = -1;
+    CHECK_EQ(cooc_index_new(&bad, 0, &ix2), -EINVAL);
+    bad_pp[1] = 100;
+    E(cooc_index_new(&bad, 0, &ix2));
+    cooc_index_free(ix2);
     CHECK_EQ(cooc_block_compute(ix, 5, 4, 1, &b), -EINVAL);
     CHECK_EQ(cooc_block_compute(ix, 0, ITEMS + 1, 1, &b), -EINVAL);
     cooc_block_destroy(&b);
     cooc_index_free(ix);
+    cooc_index_free(upper);
     free(start);
     free(item);
     free(pp);

@@ -100,7 +100,7 @@ static void test_graph_update(void)
             d0[i][q] = (float)(1 + rng_below(&r, 4)); /* many ties */
             E(graph_edges_add(&e0, i, own0[i][q], d0[i][q]));
         }
-    graph_t old, want, got;
+    graph_t old, want, got = {0};
     E(graph_build(N0, &e0, &old));
     /* item GONE leaves; a new item enters at NEW_AT: every later index shifts */
     uint32_t new_of_old[N0], old_of_new[N0 + 1], n = 0;
@@ -160,6 +160,30 @@ static void test_graph_update(void)
     CHECK(memcmp(got.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
     CHECK(memcmp(got.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
     CHECK(memcmp(got.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+    /* into a recycled graph's buffers: too small (replaced), then large enough (written over,
+     * stale entries and all) */
+    for (int round = 0; round < 2; round++) {
+        graph_t spare = {0};
+        if (round == 0) {
+            graph_edges_t tiny;
+            graph_edges_init(&tiny);
+            E(graph_edges_add(&tiny, 0, 1, 1.0f));
+            E(graph_build(2, &tiny, &spare));
+            graph_edges_destroy(&tiny);
+        } else {
+            E(graph_build(n, &e1, &spare));
+            for (uint64_t k = 0; k < spare.row_ptr[n]; k++)
+                spare.col[k] = UINT32_MAX, spare.dist[k] = -1;
+        }
+        uint32_t *col_before = spare.col;
+        E(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &spare));
+        CHECK(round == 0 || spare.col == col_before);
+        CHECK_EQ(spare.n, want.n);
+        CHECK(memcmp(spare.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
+        CHECK(memcmp(spare.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
+        CHECK(memcmp(spare.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+        graph_destroy(&spare);
+    }
     uint32_t rebuilt = 0;
     for (uint32_t i = 0; i < n; i++)
         rebuilt += aff[i];
@@ -168,7 +192,7 @@ static void test_graph_update(void)
     for (uint32_t i = 0; i < n; i++)
         if (old_of_new[i] == KNN_NONE)
             aff[i] = 0; /* the new item's row */
-    graph_t bad;
+    graph_t bad = {0};
     CHECK_EQ(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &bad), -EINVAL);
     graph_destroy(&old), graph_destroy(&want), graph_destroy(&got);
     graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
@@ -205,8 +229,69 @@ static void test_oom(void)
     graph_destroy(&g);
 }
 
+/* graph_build: both directions, duplicates keep the smallest distance whichever comes first,
+ * no self loops, rows by (distance, column). */
+static void test_graph_build_rows(void)
+{
+    graph_edges_t e;
+    graph_edges_init(&e);
+    E(graph_edges_add(&e, 0, 3, 2.0f));
+    E(graph_edges_add(&e, 3, 0, 1.5f));
+    E(graph_edges_add(&e, 0, 3, 3.0f));
+    E(graph_edges_add(&e, 0, 2, 1.5f));
+    E(graph_edges_add(&e, 2, 0, 1.5f));
+    E(graph_edges_add(&e, 1, 1, 1.0f));
+    E(graph_edges_add(&e, 1, 0, 0.5f));
+    E(graph_edges_add(&e, 0, 1, 0.75f));
+    graph_t g;
+    E(graph_build(4, &e, &g));
+    const uint64_t ptr[] = {0, 3, 4, 5, 6};
+    const uint32_t col[] = {1, 2, 3, 0, 0, 0};
+    const float dist[] = {0.5f, 1.5f, 1.5f, 0.5f, 1.5f, 1.5f};
+    for (int i = 0; i <= 4; i++)
+        CHECK_EQ(g.row_ptr[i], ptr[i]);
+    for (int k = 0; k < 6; k++) {
+        CHECK_EQ(g.col[k], col[k]);
+        CHECK(g.dist[k] == dist[k]);
+    }
+    graph_destroy(&g);
+    graph_edges_destroy(&e);
+
+    /* long rows (past the insertion sort) against a dense reference: minimum per pair, rows
+     * strictly increasing by (distance, column) */
+    enum { N = 120 };
+
+    static float ref[N][N];
+    rng_t r;
+    rng_init(&r, 77);
+    graph_edges_init(&e);
+    for (int k = 0; k < 6000; k++) {
+        uint32_t i = (uint32_t)rng_below(&r, N), j = (uint32_t)rng_below(&r, N);
+        float d = (float)(1 + rng_below(&r, 50)) / 16.0f; /* many equal distances */
+        E(graph_edges_add(&e, i, j, d));
+        if (i != j && (ref[i][j] == 0 || d < ref[i][j]))
+            ref[i][j] = ref[j][i] = d;
+    }
+    E(graph_build(N, &e, &g));
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t want = 0;
+        for (uint32_t j = 0; j < N; j++)
+            want += ref[i][j] > 0;
+        CHECK_EQ(g.row_ptr[i + 1] - g.row_ptr[i], want);
+        CHECK(want > 32);
+        for (uint64_t k = g.row_ptr[i]; k < g.row_ptr[i + 1]; k++) {
+            CHECK(g.dist[k] == ref[i][g.col[k]]);
+            CHECK(k == g.row_ptr[i] || g.dist[k - 1] < g.dist[k] ||
+                  (g.dist[k - 1] == g.dist[k] && g.col[k - 1] < g.col[k]));
+        }
+    }
+    graph_destroy(&g);
+    graph_edges_destroy(&e);
+}
+
 int main(void)
 {
+    test_graph_build_rows();
     test_oom();
     test_graph_update();
     for (uint64_t seed = 1; seed <= 4; seed++) {

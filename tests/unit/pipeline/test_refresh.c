@@ -222,6 +222,31 @@ static void test_incremental_equals_full(const char *dir, const char *snaps, con
     CHECK_EQ(r2.items, r1.items);
     check_matches_full(s, snaps2, r2.max_distance);
 
+    /* an edge of T leaves while both its items stay: maps 7000 and 7001 (five players of their
+     * own each) share two players, S = 4; one of them moves 7001 to 1300 pp, its pair weighs 0
+     * and S = 2 is pruned (S > 2 only) */
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    for (uint32_t u = 0; u < 5; u++) {
+        add_play(b, 9010 + u, 7000, 600, 1700000160);
+        add_play(b, 9020 + u, 7001, 600, 1700000160);
+    }
+    for (uint32_t u = 9001; u <= 9002; u++)
+        add_play(b, u, 7000, 600, 1700000160), add_play(b, u, 7001, 600, 1700000160);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    E(run(s, st, snaps, 0, 0, &r2));
+    CHECK(r2.incremental);
+    CHECK_EQ(r2.items, r1.items + 2);
+    E(store_batch_new(&b));
+    add_play(b, 9002, 7001, 1300, 1700000170);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    E(run(s, st, snaps, 0, 0, &r2)); /* check_graph: the incremental T equals T from scratch */
+    CHECK(r2.incremental);
+    CHECK_EQ(r2.items, r1.items + 2);
+    check_matches_full(s, snaps2, r2.max_distance);
+
     /* a batch committed during a refresh stays dirty; the next refresh consumes it */
     interleave_t il = {s, 0};
     refresh_opts_default(&o);

@@ -94,6 +94,43 @@ static void verify_clean(store_t *s)
     CHECK_EQ(res.s_diffs, 0);
     CHECK_EQ(res.stats_diffs, 0);
     CHECK(res.s_entries > 0);
+    store_rebuild_result_t full; /* the upper triangle + symmetry counts what full rows count */
+    o.full_rows = 1;
+    E(store_rebuild(s, &o, &full));
+    CHECK_EQ(full.s_diffs, 0);
+    CHECK_EQ(full.s_entries, res.s_entries);
+}
+
+/* One direction of one pair corrupted: the symmetry run sends it to full rows whichever side
+ * of the diagonal it is on, and the report equals that of full rows alone; then repaired. */
+static void corrupt_and_repair(store_t *s, uint64_t ka, uint64_t kb, const char *clean)
+{
+    char d[33];
+    E(store_debug_poke_cooc(s, ka, kb, 12345));
+    digest(s, d);
+    CHECK(strcmp(clean, d) != 0);
+    store_rebuild_opts_t o;
+    store_rebuild_result_t res, full;
+    store_rebuild_opts_default(&o);
+    o.verify_only = 1;
+    o.mem_bytes = 4096; /* many row-range passes */
+    E(store_rebuild(s, &o, &res));
+    CHECK_EQ(res.s_diffs, 1);
+    CHECK(res.passes > 1);
+    CHECK(strstr(res.first_diff, "S[") != NULL);
+    o.full_rows = 1;
+    E(store_rebuild(s, &o, &full));
+    CHECK_EQ(full.s_diffs, 1);
+    CHECK_STREQ(full.first_diff, res.first_diff);
+    CHECK_EQ(full.s_entries, res.s_entries);
+    CHECK(res.passes > full.passes); /* both runs counted */
+    o.full_rows = 0;
+    o.verify_only = 0;
+    E(store_rebuild(s, &o, &res));
+    CHECK_EQ(res.s_diffs, 1);
+    verify_clean(s);
+    digest(s, d);
+    CHECK_STREQ(clean, d);
 }
 
 /* Reference: final profile entry = max over rows by (update_time, pp). */
@@ -357,10 +394,86 @@ static void test_snapshots_oom(void)
     check_rmdir(dir);
 }
 
+/* ---- store_retained_rows: the min_s filter ----------------------------------------------- */
+
+typedef struct row_entries {
+    uint32_t n, row[64], col[64];
+    double s[64];
+} row_entries_t;
+
+static int collect_rows(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+{
+    row_entries_t *e = ud;
+    for (size_t q = 0; q < n; q++) {
+        CHECK(e->n < 64);
+        e->row[e->n] = row, e->col[e->n] = cols[q], e->s[e->n] = s[q];
+        e->n++;
+    }
+    return 0;
+}
+
+static void hiscore(store_batch_t *b, uint32_t user, uint32_t map, float pp)
+{
+    store_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = STORE_EVENT_HISCORE;
+    e.u.hiscore.user = user, e.u.hiscore.beatmap_id = map, e.u.hiscore.pp = pp;
+    e.u.hiscore.update_time = 1600000000;
+    E(store_batch_add(b, &e));
+}
+
+/* S exactly 2 (one user, equal pp) is left out by min_s 2 (S > min_s), S below 2 too, S 4 kept;
+ * min_s 0 gives every entry. Five users of pp 600 on each map alone make the maps retained. */
+static void test_retained_min_s(void)
+{
+    char *dir = check_tmpdir("retained");
+    store_t *s = open_store(dir, 0);
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    for (uint32_t m = 0; m < 5; m++)
+        for (uint32_t u = 0; u < 5; u++)
+            hiscore(b, 1000 + 10 * m + u, 100 + m, 600);
+    hiscore(b, 1, 100, 600), hiscore(b, 1, 101, 600); /* S(100, 101) = 2 */
+    hiscore(b, 2, 100, 600), hiscore(b, 2, 102, 700); /* S(100, 102) = 1.43 */
+    hiscore(b, 3, 101, 600), hiscore(b, 3, 102, 600); /* S(101, 102) = 2 + 2 */
+    hiscore(b, 4, 101, 600), hiscore(b, 4, 102, 600);
+    hiscore(b, 5, 103, 600), hiscore(b, 5, 104, 600); /* S(103, 104) = 2 */
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    row_entries_t all = {0}, above = {0};
+    uint64_t *keys = NULL;
+    uint32_t n = 0;
+    E(store_retained_rows(s, 0, collect_rows, &all, &keys, &n));
+    CHECK_EQ(n, 5);
+    free(keys);
+    E(store_retained_rows(s, 2.0, collect_rows, &above, &keys, &n));
+    CHECK_EQ(n, 5);
+    free(keys);
+    CHECK_EQ(all.n, 8);
+    uint32_t at_two = 0, k = 0;
+    for (uint32_t q = 0; q < all.n; q++) {
+        at_two += all.s[q] == 2.0;
+        if (!(all.s[q] > 2.0))
+            continue;
+        CHECK(k < above.n);
+        CHECK_EQ(above.row[k], all.row[q]);
+        CHECK_EQ(above.col[k], all.col[q]);
+        CHECK(above.s[k] == all.s[q]);
+        k++;
+    }
+    CHECK_EQ(at_two, 4);
+    CHECK_EQ(k, 2);
+    CHECK_EQ(above.n, 2);
+    CHECK(above.s[0] == 4.0);
+    store_close(s);
+    check_rmdir(dir);
+}
+
 int main(void)
 {
     test_snapshots_oom();
     test_dead_letters();
+    test_retained_min_s();
     static int perm[N_EVENTS], ident[N_EVENTS];
     char d1[33], d2[33], d3[33], d4[33];
     for (int seed = 1; seed <= 3; seed++) {
@@ -405,24 +518,8 @@ int main(void)
                 kb = k != ka ? k : 0;
             }
         CHECK(kb != 0);
-        E(store_debug_poke_cooc(s2, ka, kb, 12345));
-        digest(s2, d4);
-        CHECK(strcmp(d1, d4) != 0);
-        store_rebuild_opts_t o;
-        store_rebuild_result_t res;
-        store_rebuild_opts_default(&o);
-        o.verify_only = 1;
-        o.mem_bytes = 4096; /* many row-range passes */
-        E(store_rebuild(s2, &o, &res));
-        CHECK_EQ(res.s_diffs, 1);
-        CHECK(res.passes > 1);
-        CHECK(strstr(res.first_diff, "S[") != NULL);
-        o.verify_only = 0;
-        E(store_rebuild(s2, &o, &res));
-        CHECK_EQ(res.s_diffs, 1);
-        verify_clean(s2);
-        digest(s2, d4);
-        CHECK_STREQ(d1, d4);
+        corrupt_and_repair(s2, ka, kb, d1); /* one side of the diagonal, */
+        corrupt_and_repair(s2, kb, ka, d1); /* then the other */
 
         store_stats_t st;
         E(store_stats_get(s3, 0, &st));
