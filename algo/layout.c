@@ -333,37 +333,20 @@ static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
     return rc;
 }
 
-static int exact_knn(const double *x, uint32_t n, uint32_t dim, uint32_t k, uint32_t *nbr,
-                     double *dist)
+/* The k nearest of every point of @p x, on a k-d tree of @p x whose order is the identity (see
+ * kd_order: layout_umap renumbers the points in the order of the tree it built). */
+static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes, uint32_t n_nodes,
+                     uint32_t k, uint32_t *nbr, double *dist)
 {
-    kd_tree_t t = {x,
-                   n,
-                   dim,
-                   malloc(((size_t)n + 1) * sizeof(uint32_t)),
-                   malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
-                   0,
-                   malloc(((size_t)n + 1) * sizeof(kd_key_t))};
-    if (!t.perm || !t.nodes || !t.keys) {
-        free(t.perm);
-        free(t.nodes);
-        free(t.keys);
+    uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    if (!ident)
         return -ENOMEM;
-    }
     for (uint32_t i = 0; i < n; i++)
-        t.perm[i] = i;
-    kd_build(&t, 0, n);
-    free(t.keys);
-    t.keys = NULL;
-    uint32_t *pos = (uint32_t *)malloc(((size_t)n + 1) * sizeof(uint32_t));
-    int rc = pos ? 0 : -ENOMEM;
-    for (uint32_t i = 0; pos && i < n; i++)
-        pos[t.perm[i]] = i;
-    knn_job_t j = {&t, k, nbr, dist, pos};
-    if (rc == 0)
-        rc = par_for(n, 256, 2, knn_body, &j);
-    free(pos);
-    free(t.perm);
-    free(t.nodes);
+        ident[i] = i;
+    kd_tree_t t = {x, n, dim, ident, nodes, n_nodes, NULL};
+    knn_job_t j = {&t, k, nbr, dist, ident};
+    int rc = par_for(n, 256, 2, knn_body, &j);
+    free(ident);
     return rc;
 }
 
@@ -982,8 +965,10 @@ out:
 
 /* ---- entry points ------------------------------------------------------------------------ */
 
-/* The points in k-d tree order (leaves left to right): near points get near indices. */
-static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm)
+/* The points in k-d tree order (leaves left to right): near points get near indices; the
+ * tree's nodes (*nodes_out) then describe the renumbered points with the identity order. */
+static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm,
+                    kd_node_t **nodes_out, uint32_t *n_nodes)
 {
     kd_tree_t t = {x,
                    n,
@@ -998,8 +983,10 @@ static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm)
         kd_build(&t, 0, n);
     }
     int rc = t.nodes && t.keys ? 0 : -ENOMEM;
-    free(t.nodes);
     free(t.keys);
+    if (rc != 0)
+        free(t.nodes), t.nodes = NULL;
+    *nodes_out = t.nodes, *n_nodes = t.n_nodes;
     return rc;
 }
 
@@ -1029,13 +1016,15 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
     double *dist = malloc((size_t)n * k * sizeof(*dist));
     edges_t e = {0};
+    kd_node_t *nodes = NULL;
+    uint32_t n_nodes = 0;
     rng_t r;
     rng_init(&r, o->seed ^ 0x1a70u);
     if (!perm || !xp || !yp || !pp || !nbr || !dist) {
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = kd_order(x, n, dim, perm)) != 0)
+    if ((rc = kd_order(x, n, dim, perm, &nodes, &n_nodes)) != 0)
         goto out;
     for (uint32_t i = 0; i < n; i++) {
         memcpy(xp + (size_t)i * dim, x + (size_t)perm[i] * dim, dim * sizeof(double));
@@ -1047,11 +1036,11 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     /* a partial layout needs only the edges of the points that move or get placed */
     for (uint32_t i = 0; movable && i < n; i++)
         pp[n + i] = mp[i] || !pp[i];
-    if ((rc = exact_knn(xp, n, dim, k, nbr, dist)) != 0 ||
+    if ((rc = exact_knn(xp, n, dim, nodes, n_nodes, k, nbr, dist)) != 0 ||
         (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, &e)) != 0)
         goto out;
-    free(nbr), free(dist);
-    nbr = NULL, dist = NULL;
+    free(nbr), free(dist), free(nodes);
+    nbr = NULL, dist = NULL, nodes = NULL;
     if (placed && (rc = init_warm(&e, n, pp, yp, &r)) != 0)
         goto out;
     if (!placed)
@@ -1070,6 +1059,7 @@ out:
     free(perm), free(xp), free(yp), free(pp);
     free(nbr);
     free(dist);
+    free(nodes);
     edges_free(&e);
     return rc;
 }
