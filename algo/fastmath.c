@@ -56,8 +56,9 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ATL_NO_CLONES) &&  \
     !defined(__SANITIZE_THREAD__) /* TSan instruments the ifunc resolver, which runs before it */
 #define MDE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-/* the evaluation also for x86-64-v4 (AVX-512): 14% less time an evaluation on the 2-core AMD EPYC
- * (Zen 5) this was measured on, 8 lanes for exp and the penalties' arithmetic */
+/* the evaluation and the L-BFGS passes that do most arithmetic a byte also for x86-64-v4
+ * (AVX-512): on the 2-core AMD EPYC (Zen 5) this was measured on, 14% less time an evaluation (8
+ * lanes for exp and the penalties' arithmetic) and 14% less in the pair pass */
 #define MDE_CLONES_EVAL                                                                            \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -308,7 +309,7 @@ umap_batch(float *restrict yj, const float *y, const float *snap, uint32_t lo, u
 
 MDE_CLONES
 void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
-                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          const fastmath_umap_rec_t *restrict rec, const uint16_t *restrict neg,
                           size_t cnt, const uint8_t *restrict movable)
 {
     float *y = u->y, *dl = u->dl;
@@ -377,7 +378,7 @@ void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho
  * not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of s and y as they
  * are stored (rounded), so that the Gram matrix describes the stored vectors.
  */
-MDE_CLONES
+MDE_CLONES_EVAL
 void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
                           const double *restrict g, const double *restrict gp, size_t n,
                           double *restrict acc)
@@ -400,7 +401,7 @@ void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const 
 }
 
 /* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
-MDE_CLONES
+MDE_CLONES_EVAL
 void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
                           const float *restrict sn, const float *restrict yn,
                           const double *restrict g, size_t n, double *restrict acc)
@@ -421,7 +422,7 @@ void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
 
 /* fastmath__lbfgs_dots for two stored pairs at once, into acc[0..5] and acc2[0..5] (sn set):
  * four streams of the history in flight instead of two (the pass waits on memory) */
-MDE_CLONES
+MDE_CLONES_EVAL
 void fastmath__lbfgs_dots2(const float *restrict s, const float *restrict y,
                            const float *restrict s2, const float *restrict y2,
                            const float *restrict sn, const float *restrict yn,
@@ -457,7 +458,7 @@ void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b,
 }
 
 /* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
-MDE_CLONES
+MDE_CLONES_EVAL
 void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
                            const float *restrict b1, const float *restrict b2,
                            const float *restrict b3, size_t n)

@@ -84,7 +84,7 @@ typedef struct fastmath_umap_rec {
  * is at the start of each 8. Positions and coefficients in single precision, as umap-learn's.
  */
 void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
-                          const fastmath_umap_rec_t *restrict rec, const uint8_t *restrict neg,
+                          const fastmath_umap_rec_t *restrict rec, const uint16_t *restrict neg,
                           size_t cnt, const uint8_t *restrict movable);
 
 /** UMAP's smooth kNN distances (layout.c): sum over c in [1, k) of exp(-max(d[c] - rho, 0) /

@@ -144,145 +144,209 @@ static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
     return id;
 }
 
-typedef struct knn_heap {
-    double *d;
-    uint32_t *i;
-    uint32_t n, k;
-} knn_heap_t;
-
-/* max-heap on (d, i): the root is the current worst of the k best */
-static int worse(double d1, uint32_t i1, double d2, uint32_t i2)
-{
-    return d1 > d2 || (d1 == d2 && i1 > i2);
-}
-
-static void heap_offer(knn_heap_t *h, double d, uint32_t i)
-{
-    if (h->n == h->k) {
-        if (!worse(h->d[0], h->i[0], d, i))
-            return;
-        uint32_t p = 0; /* replace the root and sift down */
-        for (;;) {
-            uint32_t l = 2 * p + 1, r = l + 1, w = p;
-            double wd = d;
-            uint32_t wi = i;
-            if (l < h->n && worse(h->d[l], h->i[l], wd, wi))
-                w = l, wd = h->d[l], wi = h->i[l];
-            if (r < h->n && worse(h->d[r], h->i[r], wd, wi))
-                w = r;
-            if (w == p)
-                break;
-            h->d[p] = h->d[w], h->i[p] = h->i[w];
-            p = w;
-        }
-        h->d[p] = d, h->i[p] = i;
-        return;
-    }
-    uint32_t c = h->n++;
-    while (c > 0) {
-        uint32_t p = (c - 1) / 2;
-        if (!worse(d, i, h->d[p], h->i[p]))
-            break;
-        h->d[c] = h->d[p], h->i[c] = h->i[p];
-        c = p;
-    }
-    h->d[c] = d, h->i[c] = i;
-}
-
-static void kd_query(const kd_tree_t *t, int32_t id, const double *q, knn_heap_t *h)
-{
-    const kd_node_t *nd = &t->nodes[id];
-    if (nd->left < 0) {
-        for (uint32_t p = nd->lo; p < nd->hi; p++) {
-            uint32_t j = t->perm[p];
-            double d2 = 0;
-            for (uint32_t c = 0; c < t->dim; c++) {
-                double v = q[c] - t->x[(size_t)j * t->dim + c];
-                d2 += v * v;
-            }
-            heap_offer(h, d2, j);
-        }
-        return;
-    }
-    double diff = q[nd->dim] - nd->split;
-    int32_t near = diff < 0 ? nd->left : nd->right, far = diff < 0 ? nd->right : nd->left;
-    kd_query(t, near, q, h);
-    if (h->n < h->k || diff * diff <= h->d[0])
-        kd_query(t, far, q, h);
-}
-
 typedef struct knn_job {
     const kd_tree_t *t;
     uint32_t k;
     uint32_t *nbr; /* n x k, ascending distance */
     double *dist;
+    const uint32_t *pos; /* a point's place in the tree's order (the inverse of perm) */
 } knn_job_t;
 
+/* A candidate neighbour: squared distance, index; ordered by both (ties by index). */
+typedef struct knn_cand {
+    double d;
+    uint32_t i;
+} knn_cand_t;
+
+static int cand_less(const knn_cand_t *a, const knn_cand_t *b)
+{
+    return a->d < b->d || (a->d == b->d && a->i < b->i);
+}
+
+static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
+{
+    const double *p = t->x + (size_t)j * t->dim;
+    double d2 = 0;
+    if (t->dim == 3) {
+        double u = q[0] - p[0], v = q[1] - p[1], w = q[2] - p[2];
+        return u * u + v * v + w * w;
+    }
+    for (uint32_t c = 0; c < t->dim; c++)
+        d2 += (q[c] - p[c]) * (q[c] - p[c]);
+    return d2;
+}
+
+/* c[0 .. k) := the k smallest of c[0 .. n) (in any order): quickselect, median of three */
+static void cand_select(knn_cand_t *c, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n; /* the k-th smallest lies in [lo, hi) */
+    while (hi - lo > 16) {
+        size_t mid = lo + (hi - lo) / 2;
+        knn_cand_t a = c[lo], b = c[mid], z = c[hi - 1], piv;
+        piv = cand_less(&a, &b) ? (cand_less(&b, &z) ? b : (cand_less(&a, &z) ? z : a))
+                                : (cand_less(&a, &z) ? a : (cand_less(&b, &z) ? z : b));
+        size_t i = lo, j = hi - 1; /* Hoare partition around piv's value */
+        for (;;) {
+            while (cand_less(&c[i], &piv))
+                i++;
+            while (cand_less(&piv, &c[j]))
+                j--;
+            if (i >= j)
+                break;
+            knn_cand_t tmp = c[i];
+            c[i] = c[j], c[j] = tmp;
+            i++, j--;
+        }
+        /* [lo, j] <= piv <= [j + 1, hi); piv is neither end (keys are distinct), so both
+         * sides are shorter than [lo, hi) */
+        if (j + 1 >= hi)
+            break;
+        if (k - 1 <= j)
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
+    for (size_t i = lo + 1; i < hi; i++) { /* the rest by insertion */
+        knn_cand_t x = c[i];
+        size_t j = i;
+        for (; j > lo && cand_less(&x, &c[j - 1]); j--)
+            c[j] = c[j - 1];
+        c[j] = x;
+    }
+}
+
+/* Shell sort (Ciura's gaps) of k candidates by (d, i) */
+static void cand_sort(knn_cand_t *v, uint32_t n)
+{
+    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        uint32_t h = gaps[g];
+        for (uint32_t i = h; i < n; i++) {
+            knn_cand_t x = v[i];
+            uint32_t j = i;
+            for (; j >= h && cand_less(&x, &v[j - h]); j -= h)
+                v[j] = v[j - h];
+            v[j] = x;
+        }
+    }
+}
+
+typedef struct cand_buf {
+    knn_cand_t *c;
+    size_t n, cap;
+} cand_buf_t;
+
+/* every point within squared distance r2 of q under node id, appended to @p b */
+static int kd_range(const kd_tree_t *t, int32_t id, const double *q, double r2, cand_buf_t *b)
+{
+    const kd_node_t *nd = &t->nodes[id];
+    if (nd->left < 0) {
+        if (b->n + (nd->hi - nd->lo) > b->cap) {
+            size_t cap = 2 * b->cap + (nd->hi - nd->lo);
+            knn_cand_t *c = realloc(b->c, cap * sizeof(*c));
+            if (!c)
+                return -ENOMEM;
+            b->c = c, b->cap = cap;
+        }
+        for (uint32_t p = nd->lo; p < nd->hi; p++) {
+            uint32_t j = t->perm[p];
+            double d2 = sq_dist(t, q, j);
+            if (d2 <= r2)
+                b->c[b->n++] = (knn_cand_t){d2, j};
+        }
+        return 0;
+    }
+    double diff = q[nd->dim] - nd->split;
+    int32_t near = diff < 0 ? nd->left : nd->right, far = diff < 0 ? nd->right : nd->left;
+    int rc = kd_range(t, near, q, r2, b);
+    if (rc == 0 && diff * diff <= r2)
+        rc = kd_range(t, far, q, r2, b);
+    return rc;
+}
+
+static int cand_reserve(cand_buf_t *b, size_t n)
+{
+    if (n <= b->cap)
+        return 0;
+    knn_cand_t *c = realloc(b->c, n * sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    b->c = c, b->cap = n;
+    return 0;
+}
+
+/*
+ * The k nearest of each query (ties by index, as a max-heap of the k best would keep them),
+ * without a heap: a radius r whose ball around q surely holds k points, from the k-th nearest
+ * of q among k or more distinct points near it (the points of the smallest subtree around q
+ * that holds >= k, and the previous query's k nearest that are not among them: queries run in
+ * k-d tree order, so the previous one is mostly close; the data's density varies by orders of
+ * magnitude, so either set alone often gave a loose bound); a range query collects every point
+ * within r (the true k nearest are among them); a quickselect of the k smallest and a sort.
+ */
 static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
     knn_job_t *j = ud;
-    double hd[1024];
-    uint32_t hi[1024];
-    for (size_t q = begin; q < end; q++) {
-        knn_heap_t h = {hd, hi, 0, j->k};
-        kd_query(j->t, 0, j->t->x + q * j->t->dim, &h);
-        /* heap -> ascending order by repeated extraction of the max into the tail */
-        for (uint32_t m = h.n; m > 0; m--) {
-            double d = h.d[0];
-            uint32_t i = h.i[0];
-            double ld = h.d[m - 1];
-            uint32_t li = h.i[m - 1];
-            h.n = m - 1;
-            /* sift the last element down from the root */
-            uint32_t p = 0;
-            for (;;) {
-                uint32_t l = 2 * p + 1, r = l + 1, w = p;
-                double wd = ld;
-                uint32_t wi = li;
-                if (l < h.n && worse(h.d[l], h.i[l], wd, wi))
-                    w = l, wd = h.d[l], wi = h.i[l];
-                if (r < h.n && worse(h.d[r], h.i[r], wd, wi))
-                    w = r;
-                if (w == p)
-                    break;
-                h.d[p] = h.d[w], h.i[p] = h.i[w];
-                p = w;
-            }
-            if (h.n > 0)
-                h.d[p] = ld, h.i[p] = li;
-            j->dist[q * j->k + m - 1] = sqrt(d);
-            j->nbr[q * j->k + m - 1] = i;
+    const kd_tree_t *t = j->t;
+    uint32_t k = j->k;
+    cand_buf_t b = {NULL, 0, 0};
+    int rc = cand_reserve(&b, 4 * (size_t)k + LEAF_SIZE);
+    for (size_t q = begin; q < end && rc == 0; q++) {
+        const double *x = t->x + q * t->dim;
+        int32_t id = 0; /* down to the smallest subtree around q that holds >= k points */
+        for (;;) {
+            const kd_node_t *nd = &t->nodes[id];
+            if (nd->left < 0)
+                break;
+            int32_t c = x[nd->dim] - nd->split < 0 ? nd->left : nd->right;
+            if (t->nodes[c].hi - t->nodes[c].lo < k)
+                break;
+            id = c;
+        }
+        const kd_node_t *nd = &t->nodes[id];
+        if ((rc = cand_reserve(&b, (size_t)k + (nd->hi - nd->lo))) != 0)
+            break;
+        b.n = 0;
+        for (uint32_t e = nd->lo; e < nd->hi; e++)
+            b.c[b.n] = (knn_cand_t){sq_dist(t, x, t->perm[e]), t->perm[e]}, b.n++;
+        for (uint32_t c = 0; q > begin && c < k; c++) {
+            uint32_t p = j->nbr[(q - 1) * k + c];
+            if (j->pos[p] < nd->lo || j->pos[p] >= nd->hi) /* else counted already */
+                b.c[b.n++] = (knn_cand_t){sq_dist(t, x, p), p};
+        }
+        cand_select(b.c, b.n, k);
+        double r2 = 0;
+        for (uint32_t c = 0; c < k; c++)
+            r2 = b.c[c].d > r2 ? b.c[c].d : r2;
+        b.n = 0;
+        if ((rc = kd_range(t, 0, x, r2, &b)) != 0)
+            break;
+        cand_select(b.c, b.n, k);
+        cand_sort(b.c, k);
+        for (uint32_t c = 0; c < k; c++) {
+            j->dist[q * k + c] = sqrt(b.c[c].d);
+            j->nbr[q * k + c] = b.c[c].i;
         }
     }
-    return 0;
+    free(b.c);
+    return rc;
 }
 
-static int exact_knn(const double *x, uint32_t n, uint32_t dim, uint32_t k, uint32_t *nbr,
-                     double *dist)
+/* The k nearest of every point of @p x, on a k-d tree of @p x whose order is the identity (see
+ * kd_order: layout_umap renumbers the points in the order of the tree it built). */
+static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes, uint32_t n_nodes,
+                     uint32_t k, uint32_t *nbr, double *dist)
 {
-    kd_tree_t t = {x,
-                   n,
-                   dim,
-                   malloc(((size_t)n + 1) * sizeof(uint32_t)),
-                   malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
-                   0,
-                   malloc(((size_t)n + 1) * sizeof(kd_key_t))};
-    if (!t.perm || !t.nodes || !t.keys) {
-        free(t.perm);
-        free(t.nodes);
-        free(t.keys);
+    uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    if (!ident)
         return -ENOMEM;
-    }
     for (uint32_t i = 0; i < n; i++)
-        t.perm[i] = i;
-    kd_build(&t, 0, n);
-    free(t.keys);
-    t.keys = NULL;
-    knn_job_t j = {&t, k, nbr, dist};
+        ident[i] = i;
+    kd_tree_t t = {x, n, dim, ident, nodes, n_nodes, NULL};
+    knn_job_t j = {&t, k, nbr, dist, ident};
     int rc = par_for(n, 256, 2, knn_body, &j);
-    free(t.perm);
-    free(t.nodes);
+    free(ident);
     return rc;
 }
 
@@ -365,8 +429,9 @@ typedef struct fuzzy_job {
     const double *dist;
     uint32_t k;
     double mean_all;
-    uint32_t *idx; /* n x (k - 1): a row's neighbours without the point, by index */
-    double *a;     /* their memberships */
+    uint32_t *idx;       /* n x (k - 1): a row's neighbours without the point, by index */
+    double *a;           /* their memberships */
+    const uint8_t *need; /* rows to compute (NULL: all) */
 } fuzzy_job_t;
 
 /* Rows [begin, end) of A: smooth kNN distances, memberships, sorted by neighbour index (rows
@@ -379,6 +444,8 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
     uint64_t key[1024];
     double w[1025];
     for (size_t i = begin; i < end; i++) {
+        if (jb->need && !jb->need[i])
+            continue;
         double rho, sigma;
         const double *d = jb->dist + i * k;
         smooth_row(d, k, jb->mean_all, &rho, &sigma);
@@ -406,10 +473,14 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
 
 /*
  * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
- * w < max(P) / n_epochs; edges grouped by head.
+ * w < max(P) / n_epochs. With @p keep, only the edges with a kept end, from the rows they
+ * read: the kept points', their kNN neighbours' and the rows that list a kept point (a
+ * partial layout moves a few points: the smoothing of every row was most of its time); max(P)
+ * is then that of those rows (1 up to a rounding either way: a row's nearest neighbour has
+ * membership 1).
  */
 static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint32_t k,
-                       uint32_t n_epochs, edges_t *out)
+                       uint32_t n_epochs, const uint8_t *keep, edges_t *out)
 {
     uint32_t kk = k - 1; /* without the point itself */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
@@ -424,18 +495,31 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
     for (size_t q = 0; q < (size_t)n * k; q++)
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a};
+    uint8_t *need = keep ? calloc((size_t)n + 1, 1) : NULL;
+    if (keep && !need) {
+        free(idx), free(a), edges_free(&e);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; keep && i < n; i++)
+        for (uint32_t x = 0; x < k; x++) {
+            uint32_t j = nbr[(size_t)i * k + x];
+            if (keep[i] || keep[j])
+                need[i] = need[j] = 1;
+        }
+    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a, need};
     int rc = par_for(n, 256, 2, fuzzy_rows, &job);
     if (rc != 0) {
-        free(idx), free(a), edges_free(&e);
+        free(idx), free(a), free(need), edges_free(&e);
         return rc;
     }
     double wmax = 0;
     for (uint32_t i = 0; i < n; i++) {
+        if (need && !need[i])
+            continue;
         for (uint32_t x = 0; x < kk; x++) {
             uint32_t j = idx[(size_t)i * kk + x];
             double aij = a[(size_t)i * kk + x];
-            if (j == i || aij == 0)
+            if (j == i || aij == 0 || (keep && !keep[i] && !keep[j]))
                 continue;
             double aji = lookup(idx + (size_t)j * kk, a + (size_t)j * kk, kk, i);
             double p = aij + aji - aij * aji;
@@ -450,7 +534,7 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
         if (!(e.w[q] < wmax / n_epochs))
             e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
     e.m = w;
-    free(idx), free(a);
+    free(idx), free(a), free(need);
     *out = e;
     return 0;
 }
@@ -681,13 +765,13 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
         rng_t rl = s->rng[t]; /* a local copy: the parts' states share a cache line */
         int rc = 0;
         uint64_t samples = 0, negatives = 0;
-        uint8_t neg[SGD_BLOCK];
+        uint16_t neg[SGD_BLOCK];
         while (l->first && rc == 0) {
             sgd_block_t *b = l->first;
             uint32_t len = b->len;
             for (uint32_t i = 0; i < len; i++) {
                 uint32_t m = sample_negatives(b->r[i].eps, b->r[i].k, ep, rate);
-                neg[i] = m < 255 ? (uint8_t)m : 255; /* at most ~2 rate + 1 for eps >= 1 */
+                neg[i] = m < 65535 ? (uint16_t)m : 65535; /* <= 2 rate + 1 for eps >= 1 */
                 negatives += !s->movable || s->movable[b->r[i].head] ? neg[i] : 0;
             }
             /* the attractions and negatives; a fixed y_j draws none (its clock still
@@ -881,8 +965,10 @@ out:
 
 /* ---- entry points ------------------------------------------------------------------------ */
 
-/* The points in k-d tree order (leaves left to right): near points get near indices. */
-static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm)
+/* The points in k-d tree order (leaves left to right): near points get near indices; the
+ * tree's nodes (*nodes_out) then describe the renumbered points with the identity order. */
+static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm,
+                    kd_node_t **nodes_out, uint32_t *n_nodes)
 {
     kd_tree_t t = {x,
                    n,
@@ -897,8 +983,10 @@ static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm)
         kd_build(&t, 0, n);
     }
     int rc = t.nodes && t.keys ? 0 : -ENOMEM;
-    free(t.nodes);
     free(t.keys);
+    if (rc != 0)
+        free(t.nodes), t.nodes = NULL;
+    *nodes_out = t.nodes, *n_nodes = t.n_nodes;
     return rc;
 }
 
@@ -906,7 +994,7 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
                 const uint8_t *placed, layout_result_t *res)
 {
     if (n < 2 || dim == 0 || dim > 64 || o->n_neighbors < 2 || o->n_neighbors > 1024 ||
-        o->negative_sample_rate == 0)
+        o->negative_sample_rate == 0 || o->negative_sample_rate > 10000)
         return -EINVAL;
     for (size_t q = 0; q < (size_t)n * dim; q++)
         if (!isfinite(x[q]))
@@ -924,17 +1012,19 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     uint32_t *perm = malloc(((size_t)n + 1) * sizeof(*perm));
     double *xp = malloc(((size_t)n * dim + 1) * sizeof(*xp));
     double *yp = malloc(((size_t)n * 2 + 1) * sizeof(*yp));
-    uint8_t *pp = malloc(2 * (size_t)n + 1), *mp = pp + n;
+    uint8_t *pp = malloc(3 * (size_t)n + 1), *mp = pp + 2 * (size_t)n; /* placed, kept, movable */
     uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
     double *dist = malloc((size_t)n * k * sizeof(*dist));
     edges_t e = {0};
+    kd_node_t *nodes = NULL;
+    uint32_t n_nodes = 0;
     rng_t r;
     rng_init(&r, o->seed ^ 0x1a70u);
     if (!perm || !xp || !yp || !pp || !nbr || !dist) {
         rc = -ENOMEM;
         goto out;
     }
-    if ((rc = kd_order(x, n, dim, perm)) != 0)
+    if ((rc = kd_order(x, n, dim, perm, &nodes, &n_nodes)) != 0)
         goto out;
     for (uint32_t i = 0; i < n; i++) {
         memcpy(xp + (size_t)i * dim, x + (size_t)perm[i] * dim, dim * sizeof(double));
@@ -943,11 +1033,14 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
                    yp[2 * (size_t)i + 1] = y[2 * (size_t)perm[i] + 1], pp[i] = placed[perm[i]];
         mp[i] = movable ? movable[perm[i]] : 1;
     }
-    if ((rc = exact_knn(xp, n, dim, k, nbr, dist)) != 0 ||
-        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, &e)) != 0)
+    /* a partial layout needs only the edges of the points that move or get placed */
+    for (uint32_t i = 0; movable && i < n; i++)
+        pp[n + i] = mp[i] || !pp[i];
+    if ((rc = exact_knn(xp, n, dim, nodes, n_nodes, k, nbr, dist)) != 0 ||
+        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, &e)) != 0)
         goto out;
-    free(nbr), free(dist);
-    nbr = NULL, dist = NULL;
+    free(nbr), free(dist), free(nodes);
+    nbr = NULL, dist = NULL, nodes = NULL;
     if (placed && (rc = init_warm(&e, n, pp, yp, &r)) != 0)
         goto out;
     if (!placed)
@@ -966,6 +1059,7 @@ out:
     free(perm), free(xp), free(yp), free(pp);
     free(nbr);
     free(dist);
+    free(nodes);
     edges_free(&e);
     return rc;
 }

@@ -25,7 +25,7 @@ typedef struct layout_opts {
     uint32_t n_epochs;             /* cold; 0 = 500 if n <= 10000 else 200 */
     uint32_t warm_epochs;          /* default 40 */
     double warm_alpha;             /* initial learning rate of a warm run (default 0.05) */
-    uint32_t negative_sample_rate; /* default 5 */
+    uint32_t negative_sample_rate; /* default 5 (1..10000) */
     uint64_t seed;
     unsigned n_threads; /* SGD threads (default 2): the result is identical for a given count */
     /* warm runs only: if set, only points with movable[i] move; the others keep their place
