@@ -24,15 +24,23 @@ void graph_edges_destroy(graph_edges_t *e)
     graph_edges_init(e);
 }
 
+/* The three parallel arrays grow together; the capacity is the smallest they reached. */
+static int edges_grow(graph_edges_t *e)
+{
+    size_t ci = e->cap, cj = e->cap, cw = e->cap;
+    int rc = atl_array_grow((void **)&e->i, &ci, e->m + 1, sizeof(*e->i), 1024) ||
+             atl_array_grow((void **)&e->j, &cj, e->m + 1, sizeof(*e->j), 1024) ||
+             atl_array_grow((void **)&e->w, &cw, e->m + 1, sizeof(*e->w), 1024);
+    if (!rc)
+        e->cap = ci < cj ? (ci < cw ? ci : cw) : (cj < cw ? cj : cw);
+    return rc ? -ENOMEM : 0;
+}
+
 int graph_edges_add(graph_edges_t *e, uint32_t i, uint32_t j, float w)
 {
-    /* three parallel arrays grow together; capacities stay equal */
-    size_t ci = e->cap, cj = e->cap, cw = e->cap;
-    if (atl_array_grow((void **)&e->i, &ci, e->m + 1, sizeof(*e->i), 1024) ||
-        atl_array_grow((void **)&e->j, &cj, e->m + 1, sizeof(*e->j), 1024) ||
-        atl_array_grow((void **)&e->w, &cw, e->m + 1, sizeof(*e->w), 1024))
+    /* three growth checks per edge were a fifth of reading T (callgrind, small store) */
+    if (e->m >= e->cap && edges_grow(e) != 0)
         return -ENOMEM;
-    e->cap = ci < cj ? (ci < cw ? ci : cw) : (cj < cw ? cj : cw);
     e->i[e->m] = i;
     e->j[e->m] = j;
     e->w[e->m] = w;
@@ -40,62 +48,93 @@ int graph_edges_add(graph_edges_t *e, uint32_t i, uint32_t j, float w)
     return 0;
 }
 
-/* Order for pruning: larger s first, then lower column. */
-static int prune_before(const uint32_t *cols, const double *s, uint32_t a, uint32_t b)
+/* Order for pruning: larger s first, then lower column (s > 0, so its bits order as it does). */
+static inline int prune_before(const graph_prune_slot_t *a, const graph_prune_slot_t *b)
 {
-    if (s[a] != s[b])
-        return s[a] > s[b];
-    return cols[a] < cols[b];
+    return a->s_bits != b->s_bits ? a->s_bits > b->s_bits : a->col < b->col;
 }
 
-/* Sift-down in a min-heap (by prune order reversed: the root is the worst kept entry). */
-static void heap_down(uint32_t *h, size_t n, size_t i, const uint32_t *cols, const double *s)
+static int cmp_prune(const void *x, const void *y)
 {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && prune_before(cols, s, h[w], h[l]))
-            w = l;
-        if (r < n && prune_before(cols, s, h[w], h[r]))
-            w = r;
-        if (w == i)
+    const graph_prune_slot_t *a = x, *b = y;
+    return prune_before(a, b) ? -1 : prune_before(b, a);
+}
+
+static void slot_swap(graph_prune_slot_t *a, graph_prune_slot_t *b)
+{
+    graph_prune_slot_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/*
+ * Move the @p keep first of v[0, n) in prune order to v[0, keep), in any order: Hoare's
+ * quickselect with a median-of-three pivot, O(n) on average (the bounded heap it replaced
+ * costs O(n log keep) with an unpredictable branch a comparison: half of reading T from the
+ * store). A range still wide after 64 rounds is sorted instead, so hostile input costs
+ * O(n log n) at worst. Keys are distinct (one entry a column), so the order is total.
+ */
+static void select_first(graph_prune_slot_t *v, size_t n, size_t keep)
+{
+    size_t lo = 0, hi = n; /* v[0, lo) precede v[lo, hi), which precede v[hi, n) */
+    for (int round = 0; hi - lo > 16 && keep > lo && keep < hi; round++) {
+        if (round == 64) {
+            qsort(v + lo, hi - lo, sizeof(*v), cmp_prune);
             return;
-        uint32_t t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-        i = w;
+        }
+        size_t mid = lo + (hi - lo) / 2;
+        if (prune_before(&v[mid], &v[lo]))
+            slot_swap(&v[mid], &v[lo]);
+        if (prune_before(&v[hi - 1], &v[lo]))
+            slot_swap(&v[hi - 1], &v[lo]);
+        if (prune_before(&v[hi - 1], &v[mid]))
+            slot_swap(&v[hi - 1], &v[mid]);
+        graph_prune_slot_t piv = v[mid]; /* the median: v[lo] before it, v[hi - 1] after */
+        size_t i = lo, j = hi - 1;
+        for (;;) {
+            while (prune_before(&v[i], &piv))
+                i++;
+            while (prune_before(&piv, &v[j]))
+                j--;
+            if (i >= j)
+                break;
+            slot_swap(&v[i], &v[j]);
+            i++, j--;
+        }
+        /* v[lo, j] do not follow the pivot, v[j + 1, hi) do not precede it */
+        if (keep <= j + 1)
+            hi = j + 1;
+        else
+            lo = j + 1;
+    }
+    for (size_t i = lo + 1; i < hi; i++) { /* a short range: insertion sort */
+        graph_prune_slot_t x = v[i];
+        size_t k = i;
+        for (; k > lo && prune_before(&x, &v[k - 1]); k--)
+            v[k] = v[k - 1];
+        v[k] = x;
     }
 }
 
 size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t keep, double min_s,
-                       uint32_t *out_col, float *out_dist, uint32_t *scratch)
+                       uint32_t *out_col, float *out_dist, graph_prune_slot_t *scratch)
 {
-    /* Bounded heap of the best `keep` entries: O(n log keep). */
-    size_t h = 0;
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!(s[i] > min_s))
+        if (!(s[i] > min_s) || !(s[i] > 0))
             continue;
-        if (h < keep) {
-            scratch[h] = (uint32_t)i;
-            size_t c = h++;
-            while (c > 0) { /* sift up */
-                size_t p = (c - 1) / 2;
-                if (!prune_before(cols, s, scratch[p], scratch[c]))
-                    break;
-                uint32_t t = scratch[p];
-                scratch[p] = scratch[c];
-                scratch[c] = t;
-                c = p;
-            }
-        } else if (keep > 0 && prune_before(cols, s, (uint32_t)i, scratch[0])) {
-            scratch[0] = (uint32_t)i;
-            heap_down(scratch, h, 0, cols, s);
-        }
+        memcpy(&scratch[m].s_bits, &s[i], sizeof(double));
+        scratch[m++].col = cols[i];
     }
-    for (size_t i = 0; i < h; i++) {
-        out_col[i] = cols[scratch[i]];
-        out_dist[i] = (float)(1.0 / log(s[scratch[i]]));
+    if (m > keep)
+        select_first(scratch, m, keep), m = keep;
+    for (size_t i = 0; i < m; i++) {
+        double v;
+        memcpy(&v, &scratch[i].s_bits, sizeof(v));
+        out_col[i] = scratch[i].col;
+        out_dist[i] = (float)(1.0 / log(v));
     }
-    return h;
+    return m;
 }
 
 /* Sort u64 keys ascending: insertion sort for short runs, else an LSD radix sort by bytes that
@@ -442,7 +481,7 @@ int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, cons
 {
     if (n > p->cap) {
         size_t cap = n * 2;
-        uint32_t *a = realloc(p->scratch, cap * sizeof(*a));
+        graph_prune_slot_t *a = realloc(p->scratch, cap * sizeof(*a));
         if (!a)
             return -ENOMEM;
         p->scratch = a;

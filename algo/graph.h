@@ -43,10 +43,15 @@ int graph_edges_add(graph_edges_t *e, uint32_t i, uint32_t j, float w);
  * among entries with s > @p min_s, written as (column, 1/ln(s)) to @p out_col / @p out_dist.
  * @p cols/@p s are the row's S entries over retained columns (any order; not modified).
  * @p scratch must hold @p n entries.
- * @return the number written (<= keep).
+ * @return the number written (<= keep), in no particular order.
  */
+typedef struct graph_prune_slot {
+    uint64_t s_bits; /* a positive double's bits order as the double does */
+    uint32_t col;
+} graph_prune_slot_t;
+
 size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t keep, double min_s,
-                       uint32_t *out_col, float *out_dist, uint32_t *scratch);
+                       uint32_t *out_col, float *out_dist, graph_prune_slot_t *scratch);
 
 /**
  * Build a symmetric CSR graph on @p n nodes from an edge list: each edge (i, j, dist) is stored
@@ -64,7 +69,8 @@ typedef struct graph_pruner {
     graph_edges_t edges;
     size_t top;
     double min_s;
-    uint32_t *scratch, *col;
+    graph_prune_slot_t *scratch;
+    uint32_t *col;
     float *dist;
     size_t cap;
 } graph_pruner_t;

@@ -15,11 +15,6 @@ int64_t weight_pp_fixed(float pp)
     return llround((double)pp * WEIGHT_ONE);
 }
 
-double weight_to_double(int64_t fixed)
-{
-    return (double)fixed / WEIGHT_ONE;
-}
-
 int weight_retained(uint32_t num_users, int64_t sum_pp_fixed)
 {
     if (num_users == 0)

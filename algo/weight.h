@@ -41,8 +41,12 @@ static inline int64_t weight_pair_inline(float pp_a, float pp_b)
 /** pp in fixed point (exact for every float pp below 2^31 / 2^16). */
 int64_t weight_pp_fixed(float pp);
 
-/** A fixed-point sum back to a double (for display and retention). */
-double weight_to_double(int64_t fixed);
+/** A fixed-point sum back to a double (for display, retention and T; inline: the read of T
+ * converts every stored entry). */
+static inline double weight_to_double(int64_t fixed)
+{
+    return (double)fixed / WEIGHT_ONE;
+}
 
 /**
  * Retention rule: keep an item if num_users >= 50 - 45 * clamp((avg_pp - 100) / 400, 0, 1),

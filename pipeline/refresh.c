@@ -105,7 +105,8 @@ typedef struct reader {
     uint32_t *cnt;
     uint32_t **col;
     float **dist;
-    uint32_t *scratch, *tmp_col;
+    graph_prune_slot_t *scratch;
+    uint32_t *tmp_col;
     float *tmp_dist;
     size_t scratch_cap;
     uint32_t rows_read, expect;
@@ -144,7 +145,7 @@ static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const doubl
     if (n > r->scratch_cap || !r->scratch) { /* also for a row with no entries (n == 0) */
         free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
         r->scratch_cap = n * 2 + 16;
-        r->scratch = malloc(r->scratch_cap * sizeof(uint32_t));
+        r->scratch = malloc(r->scratch_cap * sizeof(*r->scratch));
         r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
         r->tmp_dist = malloc(r->scratch_cap * sizeof(float));
         if (!r->scratch || !r->tmp_col || !r->tmp_dist)

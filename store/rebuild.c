@@ -25,11 +25,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lmdb.h>
+/* xxhash's header-only mode: every stored entry of S (600M at full scale) is hashed on the
+ * walk's one thread, and the library call costs 18 ns a 16-byte hash here against 3.7 inline */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "algo/cooc.h"
@@ -510,10 +514,43 @@ static int compare_stats(rebuild_t *r, MDB_txn *txn)
  * opts->n_threads threads; a block holds at most mem_bytes / 12 weight terms) and compare each
  * block with the stored rows in one sequential walk of S.
  */
+/* The next block of rows from @p lo: as many as fit the budget of weight terms (one at least). */
+static uint32_t block_end(const cooc_index_t *ix, uint32_t lo, uint32_t n_items, uint64_t budget,
+                          uint64_t *terms)
+{
+    uint32_t hi = lo;
+    *terms = 0;
+    while (hi < n_items && (hi == lo || *terms + cooc_index_row_terms(ix, hi) <= budget))
+        *terms += cooc_index_row_terms(ix, hi++);
+    return hi;
+}
+
+/* A block computed on its own thread while the walk compares the one before. */
+typedef struct next_block {
+    const cooc_index_t *ix;
+    uint32_t lo, hi;
+    unsigned threads;
+    cooc_block_t *blk;
+    int rc;
+} next_block_t;
+
+static void *next_block_run(void *ud)
+{
+    next_block_t *b = ud;
+    b->rc = cooc_block_compute(b->ix, b->lo, b->hi, b->threads, b->blk);
+    return NULL;
+}
+
+/*
+ * Recompute S block by block and compare each block with the stored rows. The walk of S (one
+ * thread: its cursor and the symmetry hash) compares block k while block k + 1 is computed on
+ * n_threads others, so the comparison no longer waits for the computation nor the reverse: the
+ * two cores stay busy (two blocks in memory instead of one).
+ */
 static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
 {
     cooc_index_t *ix = NULL;
-    cooc_block_t blk;
+    cooc_block_t blk[2];
     stored_t st = {0};
     uint32_t lo = 0;
     MDB_val k = {sizeof(lo), &lo}, v;
@@ -521,8 +558,10 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
     int rc = cooc_index_new(&p, r->upper ? COOC_UPPER : 0, &ix);
     if (rc != 0)
         return rc == -EINVAL ? MDB_CORRUPTED : rc == -EOVERFLOW ? EOVERFLOW : ENOMEM;
-    cooc_block_init(&blk);
+    cooc_block_init(&blk[0]);
+    cooc_block_init(&blk[1]);
     uint64_t budget = r->opts->mem_bytes / 12 ? r->opts->mem_bytes / 12 : 1, total = 0, done = 0;
+    unsigned threads = r->opts->n_threads ? r->opts->n_threads : 1;
     for (uint32_t row = 0; row < r->n_items; row++)
         total += cooc_index_row_terms(ix, row);
     if ((rc = mdb_cursor_open(txn, r->s->cooc, &st.cur)) != 0)
@@ -536,22 +575,31 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
         rc = 0;
     }
     r->res.passes = 0;
-    while (rc == 0 && lo < r->n_items) {
-        uint32_t hi = lo;
-        uint64_t terms = 0;
-        while (hi < r->n_items && (hi == lo || terms + cooc_index_row_terms(ix, hi) <= budget))
-            terms += cooc_index_row_terms(ix, hi++);
-        unsigned threads = r->opts->n_threads ? r->opts->n_threads : 1;
-        if ((rc = cooc_block_compute(ix, lo, hi, threads, &blk)) != 0) {
-            rc = ENOMEM;
-            break;
+    uint64_t terms, next_terms = 0;
+    uint32_t hi = block_end(ix, lo, r->n_items, budget, &terms);
+    if (rc == 0 && lo < r->n_items && cooc_block_compute(ix, lo, hi, threads, &blk[0]) != 0)
+        rc = ENOMEM;
+    for (unsigned cur = 0; rc == 0 && lo < r->n_items; cur ^= 1) {
+        next_block_t nb = {ix, hi, hi, threads, &blk[cur ^ 1], 0};
+        pthread_t th;
+        int started = 0;
+        if (hi < r->n_items) {
+            nb.hi = block_end(ix, hi, r->n_items, budget, &next_terms);
+            started = pthread_create(&th, NULL, next_block_run, &nb) == 0;
         }
         /* the last block also owns stored rows past the last item (corrupt, but reported) */
-        if ((rc = compare_block(r, &blk, &st, hi == r->n_items ? UINT32_MAX : hi)) != 0)
+        rc = compare_block(r, &blk[cur], &st, hi == r->n_items ? UINT32_MAX : hi);
+        if (started)
+            pthread_join(th, NULL);
+        else if (rc == 0 && nb.lo < nb.hi) /* no thread: compute it here */
+            next_block_run(&nb);
+        if (rc == 0 && nb.rc != 0)
+            rc = ENOMEM;
+        if (rc != 0)
             break;
         r->res.passes++;
         done += terms;
-        lo = hi;
+        lo = hi, hi = nb.hi, terms = next_terms;
         if (r->opts->progress &&
             r->opts->progress(r->opts->progress_ud, "rebuild",
                               0.999 * (double)done / (double)(total ? total : 1)))
@@ -570,7 +618,8 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
     }
 out:
     mdb_cursor_close(st.cur);
-    cooc_block_destroy(&blk);
+    cooc_block_destroy(&blk[0]);
+    cooc_block_destroy(&blk[1]);
     cooc_index_free(ix);
     return rc;
 }

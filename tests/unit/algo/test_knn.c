@@ -289,6 +289,54 @@ static void test_graph_build_rows(void)
     graph_edges_destroy(&e);
 }
 
+/* graph_prune_row against a full sort: random rows with many equal S (ties go to the lower
+ * column), sorted and reversed input, every keep from 0 to past the candidates. */
+static int by_prune_order(const void *x, const void *y)
+{
+    const double *a = x, *b = y; /* (s, col) pairs */
+    if (a[0] != b[0])
+        return a[0] > b[0] ? -1 : 1;
+    return (a[1] > b[1]) - (a[1] < b[1]);
+}
+
+static void test_prune_random(void)
+{
+    enum { MAXN = 900 };
+
+    static uint32_t cols[MAXN], out_col[MAXN];
+    static double s[MAXN], ref[MAXN][2];
+    static float out_d[MAXN];
+    static graph_prune_slot_t scratch[MAXN];
+    static uint8_t want[1 << 20];
+    rng_t r;
+    rng_init(&r, 5);
+    for (int round = 0; round < 300; round++) {
+        size_t n = 1 + (size_t)rng_below(&r, MAXN);
+        for (size_t i = 0; i < n; i++) {
+            cols[i] = (uint32_t)(i * 1031 % (1u << 20)); /* distinct */
+            s[i] = round % 3 == 0 ? 1.5 + (double)rng_below(&r, 8) / 2 : 1 + rng_uniform(&r) * 50;
+            if (round % 5 == 1)
+                s[i] = 3 + (double)i; /* ascending */
+            if (round % 5 == 2)
+                s[i] = 3 + (double)(n - i); /* descending */
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (s[i] > 2.0)
+                ref[m][0] = s[i], ref[m][1] = cols[i], m++;
+        qsort(ref, m, sizeof(ref[0]), by_prune_order);
+        size_t keep = (size_t)rng_below(&r, m + 20);
+        size_t k = graph_prune_row(cols, s, n, keep, 2.0, out_col, out_d, scratch);
+        CHECK_EQ(k, keep < m ? keep : m);
+        for (size_t i = 0; i < k; i++)
+            want[(uint32_t)ref[i][1]] = 1;
+        for (size_t i = 0; i < k; i++) {
+            CHECK(want[out_col[i]]);
+            want[out_col[i]] = 0; /* each once */
+        }
+    }
+}
+
 int main(void)
 {
     test_graph_build_rows();
@@ -391,7 +439,8 @@ int main(void)
     }
 
     /* pruning: top `keep` by S (ties by column), only S > 2, distance 1/ln S */
-    uint32_t cols[] = {9, 3, 7, 1, 5}, out_col[5], scratch[5];
+    uint32_t cols[] = {9, 3, 7, 1, 5}, out_col[5];
+    graph_prune_slot_t scratch[5];
     double s[] = {5.0, 2.0, 10.0, 5.0, 2.5};
     float out_d[5];
     size_t k = graph_prune_row(cols, s, 5, 3, 2.0, out_col, out_d, scratch);
@@ -406,5 +455,6 @@ int main(void)
     }
     CHECK(seen10 && seen1 && seen9);
     CHECK_EQ(graph_prune_row(cols, s, 5, 10, 2.0, out_col, out_d, scratch), 4); /* 2.0 dropped */
+    test_prune_random();
     return 0;
 }
