@@ -250,58 +250,48 @@ static inline void accumulate(workspace_t *w, unsigned acc_bits, uint64_t stamp,
 
 #define COOC_PREFETCH 8 /* users ahead whose profile copy is prefetched */
 
+/* One pair term of the row's entry of pp @p a with a run's entry @p e. */
+static inline void add_term(workspace_t *w, unsigned acc_bits, uint64_t stamp, float a,
+                            const by_pp_t *e, size_t *nt)
+{
+    int64_t wv = weight_pair_inline(a, e->pp);
+    if (wv != 0)
+        accumulate(w, acc_bits, stamp, e->item, wv, nt);
+}
+
 /*
- * A pair weighs 0 unless min(a, b) > max(a, b) / 2, so for an entry of pp a only partners with
- * pp in (a / 2, 2a) count: each user's entries are ordered by pp, and the scan runs outwards
- * from the entry itself over the window [0.499 a, 2.002 a] only (the margins keep every nonzero
- * term whatever the rounding; weight_pair_inline decides each term exactly). The NaN between
- * users fails both window tests, so a scan never leaves its user.
+ * A row: every user holding its item, one run each (the next users' runs are prefetched).
+ * Full rows: a pair weighs 0 unless min(a, b) > max(a, b) / 2, so for an entry of pp a only
+ * partners with pp in (a / 2, 2a) count: each user's run is ordered by pp, and the scan runs
+ * outwards from the entry itself over the window [0.499 a, 2.002 a] only (the margins keep every
+ * nonzero term whatever the rounding; weight_pair_inline decides each term exactly); the NaN
+ * between users fails both window tests, so a scan never leaves its user. The upper triangle:
+ * in a user's item-ordered run the partners t > r are the entries after r's own, every one
+ * weighed (about 3 in 4 fall in the pp window): half the pairs of the full row.
  */
 static size_t row_terms(const cooc_index_t *ix, workspace_t *w, uint32_t r)
 {
-    const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
-    const unsigned acc_bits = ix->acc_bits;
+    const uint64_t k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
     const by_pp_t *v = ix->by_pp;
+    const int upper = ix->flags & COOC_UPPER;
+    const uint64_t stamp = (uint64_t)r + 1;
+    const unsigned acc_bits = ix->acc_bits;
     size_t nt = 0;
     for (uint64_t k = k0; k < k1; k++) {
         if (k + COOC_PREFETCH < k1)
             __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
         uint64_t at = ix->at[k];
         float a = v[at].pp;
+        if (upper) {
+            for (uint64_t e = at + 1; v[e].item != UINT32_MAX; e++)
+                add_term(w, acc_bits, stamp, a, &v[e], &nt);
+            continue;
+        }
         double lo = (double)a * 0.499, hi = (double)a * 2.002;
-        for (uint64_t e = at - 1; (double)v[e].pp >= lo; e--) {
-            int64_t wv = weight_pair_inline(a, v[e].pp);
-            if (wv != 0)
-                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
-        }
-        for (uint64_t e = at + 1; (double)v[e].pp <= hi; e++) {
-            int64_t wv = weight_pair_inline(a, v[e].pp);
-            if (wv != 0)
-                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
-        }
-    }
-    return nt;
-}
-
-/* The upper triangle: in a user's item-ordered run the partners t > r are the entries after
- * r's own; every one is weighed (about 3 in 4 fall in the pp window), half the pairs of the
- * full row. */
-static size_t row_terms_upper(const cooc_index_t *ix, workspace_t *w, uint32_t r)
-{
-    const uint64_t stamp = (uint64_t)r + 1, k0 = ix->item_start[r], k1 = ix->item_start[r + 1];
-    const unsigned acc_bits = ix->acc_bits;
-    const by_pp_t *v = ix->by_pp;
-    size_t nt = 0;
-    for (uint64_t k = k0; k < k1; k++) {
-        if (k + COOC_PREFETCH < k1)
-            __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
-        uint64_t at = ix->at[k];
-        float a = v[at].pp;
-        for (uint64_t e = at + 1; v[e].item != UINT32_MAX; e++) {
-            int64_t wv = weight_pair_inline(a, v[e].pp);
-            if (wv != 0)
-                accumulate(w, acc_bits, stamp, v[e].item, wv, &nt);
-        }
+        for (uint64_t e = at - 1; (double)v[e].pp >= lo; e--)
+            add_term(w, acc_bits, stamp, a, &v[e], &nt);
+        for (uint64_t e = at + 1; (double)v[e].pp <= hi; e++)
+            add_term(w, acc_bits, stamp, a, &v[e], &nt);
     }
     return nt;
 }
@@ -310,7 +300,7 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
 {
     const uint64_t stamp = (uint64_t)r + 1;
     const unsigned acc_bits = ix->acc_bits;
-    size_t nt = ix->flags & COOC_UPPER ? row_terms_upper(ix, w, r) : row_terms(ix, w, r);
+    size_t nt = row_terms(ix, w, r);
     if (chunk_reserve(out, nt) != 0)
         return -ENOMEM;
     if (nt * 16 > ix->p.n_items) { /* a scan of the stamps costs less than the sort */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "algo/radix.h"
+
 void delta_list_init(delta_list_t *d)
 {
     memset(d, 0, sizeof(*d));
@@ -42,33 +44,7 @@ static int ensure_tmp(delta_list_t *d, size_t n)
     return 0;
 }
 
-static void radix_sort(delta_entry_t *v, delta_entry_t *tmp, size_t n)
-{
-    uint64_t diff = 0;
-    for (size_t i = 1; i < n; i++)
-        diff |= v[i].key ^ v[0].key;
-    delta_entry_t *src = v, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 8) {
-        if (((diff >> shift) & 0xff) == 0)
-            continue;
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i].key >> shift) & 0xff]++;
-        size_t pos = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = count[b];
-            count[b] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
-        delta_entry_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != v)
-        memcpy(v, src, n * sizeof(*v));
-}
+ATL_RADIX_SORT_DEFINE(radix_sort, delta_entry_t, e.key)
 
 int delta_list_compact(delta_list_t *d)
 {

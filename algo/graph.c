@@ -10,6 +10,7 @@
 
 #include "algo/atl.h"
 #include "algo/par.h"
+#include "algo/radix.h"
 
 void graph_edges_init(graph_edges_t *e)
 {
@@ -137,46 +138,25 @@ size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t k
     return m;
 }
 
-/* Sort u64 keys ascending: insertion sort for short runs, else an LSD radix sort by bytes that
- * skips the bytes all keys share (a row of T, (distance bits << 32 | column), varies in about 5
- * of its 8). It replaced a quicksort whose unpredictable branches were a quarter of a
- * full-scale T build. @p tmp holds n keys. */
+ATL_RADIX_SORT_DEFINE(radix_u64, uint64_t, e)
+
+/* Sort u64 keys ascending: insertion sort for short runs, else the byte radix sort, which skips
+ * the bytes all keys share (a row of T, (distance bits << 32 | column), varies in about 5 of
+ * its 8). It replaced a quicksort whose unpredictable branches were a quarter of a full-scale
+ * T build. @p tmp holds n keys. */
 static void sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
 {
-    if (n <= 32) {
-        for (size_t i = 1; i < n; i++) {
-            uint64_t v = a[i];
-            size_t k = i;
-            for (; k > 0 && a[k - 1] > v; k--)
-                a[k] = a[k - 1];
-            a[k] = v;
-        }
+    if (n > 32) {
+        radix_u64(a, tmp, n);
         return;
     }
-    uint64_t diff = 0;
-    for (size_t i = 1; i < n; i++)
-        diff |= a[i] ^ a[0];
-    uint64_t *src = a, *dst = tmp;
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        if (((diff >> shift) & 0xff) == 0)
-            continue;
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[(src[i] >> shift) & 0xff]++;
-        size_t pos = 0;
-        for (int d = 0; d < 256; d++) {
-            size_t c = count[d];
-            count[d] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t v = a[i];
+        size_t k = i;
+        for (; k > 0 && a[k - 1] > v; k--)
+            a[k] = a[k - 1];
+        a[k] = v;
     }
-    if (src != a)
-        memcpy(a, src, n * sizeof(*a));
 }
 
 /* Positive finite floats order like their bit patterns as unsigned integers. */

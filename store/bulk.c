@@ -26,6 +26,7 @@
 
 #include "algo/cooc.h"
 #include "algo/item.h"
+#include "algo/radix.h"
 #include "algo/weight.h"
 #include "store/internal.h"
 
@@ -145,45 +146,18 @@ int store_bulk_add(store_bulk_t *b, const store_event_t *ev)
 
 /* ---- folding rows into profiles ----------------------------------------------------------- */
 
-/* Stable LSD radix sort by key, skipping the bytes every key shares. */
+ATL_RADIX_SORT_DEFINE(radix_rows, bulk_row_t, e.key)
+
+/* Stable LSD radix sort by key (algo/radix.h). */
 static int rows_sort(bulk_row_t *v, size_t n)
 {
     if (n < 2)
         return 0;
-    uint64_t or_all = 0, and_all = ~(uint64_t)0;
-    for (size_t i = 0; i < n; i++) {
-        or_all |= v[i].key;
-        and_all &= v[i].key;
-    }
-    bulk_row_t *tmp = malloc(n * sizeof(*tmp)), *src = v, *dst = tmp;
-    size_t *count = malloc(256 * sizeof(*count));
-    if (!tmp || !count) {
-        free(tmp);
-        free(count);
+    bulk_row_t *tmp = malloc(n * sizeof(*tmp));
+    if (!tmp)
         return -ENOMEM;
-    }
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        if ((((or_all ^ and_all) >> shift) & 0xff) == 0)
-            continue;
-        memset(count, 0, 256 * sizeof(*count));
-        for (size_t i = 0; i < n; i++)
-            count[(src[i].key >> shift) & 0xff]++;
-        size_t sum = 0;
-        for (int d = 0; d < 256; d++) {
-            size_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
-        bulk_row_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != v)
-        memcpy(v, src, n * sizeof(*v));
+    radix_rows(v, tmp, n);
     free(tmp);
-    free(count);
     return 0;
 }
 

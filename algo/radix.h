@@ -1,0 +1,52 @@
+/*
+ * radix.h: one stable LSD radix sort by a 64-bit key, for any element type (the store's bulk
+ * rows, delta entries, rows of T). A sort by bytes skips every byte all keys share, so ids
+ * below 2^24 in both halves of a key cost 6 passes, not 8.
+ *
+ * ATL_RADIX_SORT_DEFINE(name, type, key) defines
+ *     static void name(type *v, type *tmp, size_t n);
+ * sorting v[0, n) ascending by key(element) (an expression of the element `e`, a uint64_t),
+ * stably, with tmp a scratch array of n elements.
+ */
+#ifndef ATL_RADIX_H
+#define ATL_RADIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ATL_RADIX_SORT_DEFINE(name, type, key)                                                     \
+    static void name(type *v, type *tmp, size_t n)                                                 \
+    {                                                                                              \
+        uint64_t or_all = 0, and_all = ~(uint64_t)0;                                               \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            const type e = v[i];                                                                   \
+            or_all |= (key), and_all &= (key);                                                     \
+        }                                                                                          \
+        type *src = v, *dst = tmp;                                                                 \
+        for (unsigned shift = 0; shift < 64; shift += 8) {                                         \
+            if ((((or_all ^ and_all) >> shift) & 0xff) == 0)                                       \
+                continue; /* every key has this byte */                                            \
+            size_t count[256] = {0}, sum = 0;                                                      \
+            for (size_t i = 0; i < n; i++) {                                                       \
+                const type e = src[i];                                                             \
+                count[((key) >> shift) & 0xff]++;                                                  \
+            }                                                                                      \
+            for (int d = 0; d < 256; d++) {                                                        \
+                size_t c = count[d];                                                               \
+                count[d] = sum;                                                                    \
+                sum += c;                                                                          \
+            }                                                                                      \
+            for (size_t i = 0; i < n; i++) {                                                       \
+                const type e = src[i];                                                             \
+                dst[count[((key) >> shift) & 0xff]++] = e;                                         \
+            }                                                                                      \
+            type *t = src;                                                                         \
+            src = dst;                                                                             \
+            dst = t;                                                                               \
+        }                                                                                          \
+        if (src != v)                                                                              \
+            memcpy(v, src, n * sizeof(*v));                                                        \
+    }
+
+#endif
