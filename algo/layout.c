@@ -769,22 +769,23 @@ static int sgd_part(void *ud, unsigned tid, size_t begin, size_t end)
         while (l->first && rc == 0) {
             sgd_block_t *b = l->first;
             uint32_t len = b->len;
-            for (uint32_t i = 0; i < len; i++) {
-                uint32_t m = sample_negatives(b->r[i].eps, b->r[i].k, ep, rate);
-                neg[i] = m < 65535 ? (uint16_t)m : 65535; /* <= 2 rate + 1 for eps >= 1 */
-                negatives += !s->movable || s->movable[b->r[i].head] ? neg[i] : 0;
-            }
-            /* the attractions and negatives; a fixed y_j draws none (its clock still
-             * advances) */
-            fastmath__umap_edges(&u, &rl, b->r, neg, len, s->movable);
-            samples += len;
+            /* each record's negatives now, and on to the list of its next sample (the block
+             * stays as it is until the kernel has read it) */
             for (uint32_t i = 0; i < len && rc == 0; i++) {
                 sgd_rec_t rec = b->r[i];
+                uint32_t m = sample_negatives(rec.eps, rec.k, ep, rate);
+                neg[i] = m < 65535 ? (uint16_t)m : 65535; /* <= 2 rate + 1 for eps >= 1 */
+                negatives += !s->movable || s->movable[rec.head] ? neg[i] : 0;
                 rec.k++;
                 uint32_t d = due_epoch((double)rec.k * (double)rec.eps); /* > ep: eps >= 1 */
                 if (d < ne)
                     rc = list_push(c, &c->due[d], &rec);
             }
+            /* the attractions and negatives; a fixed y_j draws none (its clock still
+             * advances) */
+            if (rc == 0)
+                fastmath__umap_edges(&u, &rl, b->r, neg, len, s->movable);
+            samples += len;
             l->first = b->next;
             b->next = c->spare, c->spare = b;
         }
