@@ -165,7 +165,7 @@ static int read_row_cb(void *ud, unsigned tid, uint32_t row, const uint32_t *col
     reader_t *r = ud;
     read_tmp_t *t = &r->tmp[tid];
     if (row >= r->cap || tid >= READ_THREADS)
-        return -EINVAL; /* read_begin_cb sized the rows */
+        return -EINVAL;              /* read_begin_cb sized the rows */
     if (n > t->cap || !t->scratch) { /* also for a row with no entries (n == 0) */
         free(t->scratch), free(t->col), free(t->dist);
         t->cap = n * 2 + 16;

@@ -6,9 +6,9 @@
  * equal produce identical graphs, embeddings and snapshots (DESIGN §10).
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,6 +265,7 @@ int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, d
                             void *ud, uint64_t **keys, uint32_t *n)
 {
     enum { MAX_THREADS = 16 };
+
     n_threads = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
     retained_t r;
     uint32_t *sel = NULL, at = 0;
