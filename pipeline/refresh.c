@@ -97,24 +97,41 @@ static double now_s(void)
 
 /* ---- reading T ------------------------------------------------------------------------- */
 
-/* Pruned rows being read: row arrays grow with the largest row index seen. Rows flagged in
- * `collect` (items new to the retained set) also report every column with S > min_s: the rows
- * that may now keep them. */
+#define READ_THREADS 2 /* rows are read and pruned on 2 threads (store_retained_rows_par) */
+
+/* One reading thread's pruning buffers and count. */
+typedef struct read_tmp {
+    graph_prune_slot_t *scratch;
+    uint32_t *col;
+    float *dist;
+    size_t cap;
+    uint32_t rows_read;
+} read_tmp_t;
+
+/* Pruned rows being read, on READ_THREADS threads: row arrays are sized for every retained item
+ * before the rows come (read_begin_cb), each row is written by the one thread that read it.
+ * Rows flagged in `collect` (items new to the retained set) also report every column with
+ * S > min_s, the rows that may now keep them: a read that collects runs on one thread. */
 typedef struct reader {
-    uint32_t n, cap;
+    uint32_t cap;
     uint32_t *cnt;
     uint32_t **col;
     float **dist;
-    graph_prune_slot_t *scratch;
-    uint32_t *tmp_col;
-    float *tmp_dist;
-    size_t scratch_cap;
-    uint32_t rows_read, expect;
+    read_tmp_t tmp[READ_THREADS];
+    uint32_t expect;
     const uint8_t *collect;
     uint32_t n_collect;
     uint8_t *affected; /* per position: a row that must be (re-)read */
     const refresh_opts_t *o;
 } reader_t;
+
+static uint32_t reader_rows_read(const reader_t *r)
+{
+    uint32_t n = 0;
+    for (int t = 0; t < READ_THREADS; t++)
+        n += r->tmp[t].rows_read;
+    return n;
+}
 
 static int reader_grow(reader_t *r, uint32_t need)
 {
@@ -137,49 +154,66 @@ static int reader_grow(reader_t *r, uint32_t need)
     return 0;
 }
 
-static int read_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+static int read_begin_cb(void *ud, uint32_t n_retained)
+{
+    return reader_grow(ud, n_retained + 1);
+}
+
+static int read_row_cb(void *ud, unsigned tid, uint32_t row, const uint32_t *cols, const double *s,
+                       size_t n)
 {
     reader_t *r = ud;
-    if (reader_grow(r, row + 1) != 0)
-        return -ENOMEM;
-    if (n > r->scratch_cap || !r->scratch) { /* also for a row with no entries (n == 0) */
-        free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
-        r->scratch_cap = n * 2 + 16;
-        r->scratch = malloc(r->scratch_cap * sizeof(*r->scratch));
-        r->tmp_col = malloc(r->scratch_cap * sizeof(uint32_t));
-        r->tmp_dist = malloc(r->scratch_cap * sizeof(float));
-        if (!r->scratch || !r->tmp_col || !r->tmp_dist)
+    read_tmp_t *t = &r->tmp[tid];
+    if (row >= r->cap || tid >= READ_THREADS)
+        return -EINVAL;              /* read_begin_cb sized the rows */
+    if (n > t->cap || !t->scratch) { /* also for a row with no entries (n == 0) */
+        free(t->scratch), free(t->col), free(t->dist);
+        t->cap = n * 2 + 16;
+        t->scratch = malloc(t->cap * sizeof(*t->scratch));
+        t->col = malloc(t->cap * sizeof(uint32_t));
+        t->dist = malloc(t->cap * sizeof(float));
+        if (!t->scratch || !t->col || !t->dist)
             return -ENOMEM;
     }
     if (r->collect && row < r->n_collect && r->collect[row])
         for (size_t q = 0; q < n; q++)
             if (s[q] > GRAPH_MIN_S_DEFAULT && cols[q] < r->n_collect)
                 r->affected[cols[q]] = 1;
-    size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, r->tmp_col,
-                               r->tmp_dist, r->scratch);
+    size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, t->col, t->dist,
+                               t->scratch);
     free(r->col[row]), free(r->dist[row]);
     r->col[row] = malloc((m + 1) * sizeof(uint32_t));
     r->dist[row] = malloc((m + 1) * sizeof(float));
     if (!r->col[row] || !r->dist[row])
         return -ENOMEM;
     if (m > 0) { /* an empty first row leaves the scratch unallocated (NULL): no memcpy */
-        memcpy(r->col[row], r->tmp_col, m * sizeof(uint32_t));
-        memcpy(r->dist[row], r->tmp_dist, m * sizeof(float));
+        memcpy(r->col[row], t->col, m * sizeof(uint32_t));
+        memcpy(r->dist[row], t->dist, m * sizeof(float));
     }
     r->cnt[row] = (uint32_t)m;
-    if (row + 1 > r->n)
-        r->n = row + 1;
-    r->rows_read++;
-    if (r->o->progress && r->expect && r->rows_read % 1024 == 0 &&
-        r->o->progress(r->o->progress_ud, "read", fmin(1.0, (double)r->rows_read / r->expect)))
+    t->rows_read++;
+    /* progress from thread 0 only, its count standing for every thread's */
+    if (tid == 0 && r->o->progress && r->expect && t->rows_read % 512 == 0 &&
+        r->o->progress(r->o->progress_ud, "read",
+                       fmin(1.0, (double)t->rows_read * READ_THREADS / r->expect)))
         return ATL_ECANCELED;
     return 0;
+}
+
+/* The rows of @p only (NULL: every retained row), on READ_THREADS threads unless it collects. */
+static int read_rows(store_t *s, reader_t *r, const uint64_t *only, uint32_t n_only,
+                     uint64_t **keys, uint32_t *n)
+{
+    return store_retained_rows_par(s, only, n_only, GRAPH_MIN_S_DEFAULT,
+                                   r->collect ? 1 : READ_THREADS, read_begin_cb, read_row_cb, r,
+                                   keys, n);
 }
 
 static void reader_free(reader_t *r)
 {
     rows_free(r->cap, r->cnt, r->col, r->dist);
-    free(r->scratch), free(r->tmp_col), free(r->tmp_dist);
+    for (int t = 0; t < READ_THREADS; t++)
+        free(r->tmp[t].scratch), free(r->tmp[t].col), free(r->tmp[t].dist);
     memset(r, 0, sizeof(*r));
 }
 
@@ -380,8 +414,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     uint64_t *keys = NULL, *more = NULL, *again = NULL;
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
-    int rc =
-        store_retained_rows_of(s, dirty, n_dirty, GRAPH_MIN_S_DEFAULT, read_row_cb, &r, &keys, &n);
+    int rc = read_rows(s, &r, dirty, n_dirty, &keys, &n);
     if (rc == 0)
         rc = reader_grow(&r, n + 1);
     if (rc == 0)
@@ -425,10 +458,9 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         }
         if (n_more == 0)
             break;
-        r.expect = r.rows_read + n_more;
+        r.expect = reader_rows_read(&r) + n_more;
         free(again), again = NULL;
-        if ((rc = store_retained_rows_of(s, more, n_more, GRAPH_MIN_S_DEFAULT, read_row_cb, &r,
-                                         &again, &n_again)) != 0)
+        if ((rc = read_rows(s, &r, more, n_more, &again, &n_again)) != 0)
             goto out;
         if (!same_keys(keys, n, again, n_again)) { /* moved under us: positions differ */
             rc = READ_AGAIN_FULL;
@@ -448,7 +480,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     adopt_kept_rows(st, &r, m, n);
     state_adopt(st, &r, keys, n);
     keys = NULL;
-    *rows_read = r.rows_read;
+    *rows_read = reader_rows_read(&r);
 out:
     reader_free(&r);
     free(keys), free(more), free(again), free(added), free(want);
@@ -514,7 +546,7 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         }
     }
     r.expect = st->n ? st->n : expect; /* for progress: the last map's size */
-    rc = store_retained_rows_of(s, NULL, 0, GRAPH_MIN_S_DEFAULT, read_row_cb, &r, &keys, &n);
+    rc = read_rows(s, &r, NULL, 0, &keys, &n);
     if (rc == 0 && n < 2) {
         snprintf(err, errlen, "the store has %u retained items: nothing to lay out yet", n);
         rc = ATL_ENOTFOUND;
@@ -529,7 +561,7 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         return rc;
     }
     state_adopt(st, &r, keys, n);
-    *rows_read = r.rows_read;
+    *rows_read = reader_rows_read(&r);
     reader_free(&r);
     return 0;
 }

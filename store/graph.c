@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,50 +137,168 @@ static int selected(const uint64_t *only, uint32_t n_only, uint32_t *at, uint64_
     return *at < n_only && only[*at] == key;
 }
 
+/* One read snapshot's retained items: what every row read needs. */
+typedef struct retained {
+    MDB_txn *txn;
+    uint64_t *all;
+    uint32_t n_items, n_ret, *pos;
+    keyed_t *ret;
+} retained_t;
+
+static int retained_open(store_t *s, retained_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    int rc = store__read_begin(s, &r->txn); /* holds off map resizes until it ends */
+    if (rc == 0)
+        rc = store__item_keys_load(s, r->txn, &r->all, &r->n_items);
+    if (rc == 0 && !(r->pos = malloc(((size_t)r->n_items + 1) * sizeof(*r->pos))))
+        rc = ENOMEM;
+    if (rc == 0)
+        rc = load_retained(s, r->txn, r->all, r->n_items, &r->ret, &r->n_ret, r->pos);
+    return rc;
+}
+
+/* The retained keys for the caller, then everything released. */
+static int retained_close(store_t *s, retained_t *r, int rc, uint64_t **keys, uint32_t *n)
+{
+    uint64_t *out = NULL;
+    if (rc == 0 && !(out = malloc(((size_t)r->n_ret + 1) * sizeof(*out))))
+        rc = ENOMEM;
+    if (rc == 0) {
+        for (uint32_t i = 0; i < r->n_ret; i++)
+            out[i] = r->ret[i].key;
+        *keys = out;
+        *n = r->n_ret;
+    }
+    store__read_end(s, r->txn);
+    free(r->all), free(r->pos), free(r->ret);
+    return store__err(rc);
+}
+
 int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
                            store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
 {
     const int64_t above = min_s_fixed(min_s);
     uint32_t at = 0;
-    MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    uint64_t *all = NULL, *out = NULL;
-    uint32_t n_items = 0, n_ret = 0, *pos = NULL;
-    keyed_t *ret = NULL;
     row_buf_t rb = {0};
-    int rc = store__read_begin(s, &txn); /* holds off map resizes until it ends */
-    if (rc != 0)
-        return rc;
-    if ((rc = store__item_keys_load(s, txn, &all, &n_items)) != 0)
-        goto out;
-    if (!(pos = malloc(((size_t)n_items + 1) * sizeof(*pos)))) {
-        rc = ENOMEM;
-        goto out;
-    }
-    if ((rc = load_retained(s, txn, all, n_items, &ret, &n_ret, pos)) != 0 ||
-        (rc = mdb_cursor_open(txn, s->cooc, &cur)) != 0)
-        goto out;
-    for (uint32_t i = 0; i < n_ret && rc == 0; i++) {
-        if (!selected(only, n_only, &at, ret[i].key))
+    retained_t r;
+    int rc = retained_open(s, &r);
+    if (rc == 0)
+        rc = mdb_cursor_open(r.txn, s->cooc, &cur);
+    for (uint32_t i = 0; i < r.n_ret && rc == 0; i++) {
+        if (!selected(only, n_only, &at, r.ret[i].key))
             continue;
-        if ((rc = row_read(s, cur, ret[i].idx, pos, n_items, above, &rb)) == 0)
+        if ((rc = row_read(s, cur, r.ret[i].idx, r.pos, r.n_items, above, &rb)) == 0)
             rc = cb(ud, i, rb.cols, rb.s, rb.n);
     }
-    if (rc == 0 && !(out = malloc(((size_t)n_ret + 1) * sizeof(*out))))
-        rc = ENOMEM;
-    if (rc == 0) {
-        for (uint32_t i = 0; i < n_ret; i++)
-            out[i] = ret[i].key;
-        *keys = out;
-        *n = n_ret;
-    }
-out:
     mdb_cursor_close(cur);
-    store__read_end(s, txn);
-    free(all);
-    free(pos);
-    free(ret);
     free(rb.cols);
     free(rb.s);
-    return store__err(rc);
+    return retained_close(s, &r, rc, keys, n);
+}
+
+/* ---- rows on several threads ------------------------------------------------------------- */
+
+#define ROWS_BLOCK 32 /* consecutive rows one thread reads: neighbouring rows share pages */
+
+typedef struct rows_job {
+    store_t *s;
+    const retained_t *r;
+    const uint32_t *sel; /* positions of the rows to read */
+    size_t n_sel;
+    int64_t above;
+    unsigned n_threads;
+    store_row_par_cb cb;
+    void *ud;
+    atomic_int stop; /* set by the first thread that fails */
+} rows_job_t;
+
+/* The blocks of part @p part, read in @p txn as thread @p tid. */
+static int read_part(rows_job_t *j, MDB_txn *txn, unsigned part, unsigned tid)
+{
+    MDB_cursor *cur = NULL;
+    row_buf_t rb = {0};
+    int rc = mdb_cursor_open(txn, j->s->cooc, &cur);
+    for (size_t b = (size_t)part * ROWS_BLOCK; rc == 0 && b < j->n_sel;
+         b += (size_t)ROWS_BLOCK * j->n_threads)
+        for (size_t q = b; rc == 0 && q < b + ROWS_BLOCK && q < j->n_sel; q++) {
+            if (atomic_load_explicit(&j->stop, memory_order_relaxed))
+                goto out;
+            uint32_t i = j->sel[q];
+            if ((rc = row_read(j->s, cur, j->r->ret[i].idx, j->r->pos, j->r->n_items, j->above,
+                               &rb)) == 0)
+                rc = j->cb(j->ud, tid, i, rb.cols, rb.s, rb.n);
+        }
+out:
+    if (rc != 0)
+        atomic_store(&j->stop, 1);
+    mdb_cursor_close(cur);
+    free(rb.cols);
+    free(rb.s);
+    return rc;
+}
+
+typedef struct rows_part {
+    rows_job_t *job;
+    unsigned tid;
+    int read; /* its blocks were read (in a transaction of the caller's snapshot) */
+    int rc;
+} rows_part_t;
+
+static void *rows_helper(void *ud)
+{
+    rows_part_t *p = ud;
+    MDB_txn *txn;
+    if (store__read_try_begin(p->job->s, &txn) != 0)
+        return NULL;
+    if (mdb_txn_id(txn) == mdb_txn_id(p->job->r->txn)) {
+        p->rc = read_part(p->job, txn, p->tid, p->tid);
+        p->read = 1;
+    }
+    store__read_end(p->job->s, txn);
+    return NULL;
+}
+
+int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
+                            unsigned n_threads, store_rows_begin_cb begin, store_row_par_cb cb,
+                            void *ud, uint64_t **keys, uint32_t *n)
+{
+    enum { MAX_THREADS = 16 };
+
+    n_threads = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : n_threads;
+    retained_t r;
+    uint32_t *sel = NULL, at = 0;
+    size_t n_sel = 0;
+    int rc = retained_open(s, &r);
+    if (rc == 0 && !(sel = malloc(((size_t)r.n_ret + 1) * sizeof(*sel))))
+        rc = ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < r.n_ret; i++)
+        if (selected(only, n_only, &at, r.ret[i].key))
+            sel[n_sel++] = i;
+    if (rc == 0 && begin)
+        rc = begin(ud, r.n_ret);
+    if (rc == 0) {
+        rows_job_t job = {s, &r, sel, n_sel, min_s_fixed(min_s), n_threads, cb, ud, 0};
+        rows_part_t parts[MAX_THREADS];
+        pthread_t th[MAX_THREADS];
+        int started[MAX_THREADS] = {0};
+        for (unsigned t = 1; t < n_threads && n_sel > ROWS_BLOCK; t++) {
+            parts[t] = (rows_part_t){&job, t, 0, 0};
+            started[t] = pthread_create(&th[t], NULL, rows_helper, &parts[t]) == 0;
+        }
+        rc = read_part(&job, r.txn, 0, 0);
+        for (unsigned t = 1; t < n_threads; t++) {
+            if (started[t])
+                pthread_join(th[t], NULL);
+            if (started[t] && parts[t].read) {
+                if (rc == 0)
+                    rc = parts[t].rc;
+            } else if (rc == 0) { /* no helper, or another snapshot: the caller reads it */
+                rc = read_part(&job, r.txn, t, 0);
+            }
+        }
+    }
+    free(sel);
+    return retained_close(s, &r, rc, keys, n);
 }

@@ -366,6 +366,25 @@ int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uin
 int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
                            store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
 
+/** store_retained_rows_par(): called once, before any row, with the number of retained items. */
+typedef int (*store_rows_begin_cb)(void *ud, uint32_t n_retained);
+
+/** store_retained_rows_par()'s row callback: as store_row_cb, run by thread @p tid
+ * (0 .. n_threads - 1), concurrently with the other threads' calls (never two calls of one tid
+ * at once, never one row twice). */
+typedef int (*store_row_par_cb)(void *ud, unsigned tid, uint32_t row, const uint32_t *cols,
+                                const double *s, size_t n);
+
+/**
+ * store_retained_rows_of() on @p n_threads threads: the caller's, and helpers that read in their
+ * own read transactions of the same snapshot (the same LMDB transaction id as the caller's,
+ * else a helper reads nothing and the caller reads its share). Rows go in blocks of 32, block
+ * b to thread b mod n_threads. The first error stops every thread and is returned.
+ */
+int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
+                            unsigned n_threads, store_rows_begin_cb begin, store_row_par_cb cb,
+                            void *ud, uint64_t **keys, uint32_t *n);
+
 /**
  * Corpus rows (DESIGN §6) for @p n items (item keys) at 2-D positions @p xy (n x 2, already in
  * the export frame), joined in one read snapshot from item stats and the metadata topics.
