@@ -3,7 +3,7 @@
 # atlasd, back to back on the same machine and thread count, with each one's quality.
 #
 #   bench/anchors.sh BUILD_DIR [--scale small|full] [--db DIR --labels FILE] [--threads N]
-#                    [--work DIR] [--skip-pymde-knn]
+#                    [--work DIR] [--pymde-full | --no-pymde-full]
 #
 # Data: a `gen`-made store (`--scale`, default small; made once under WORK and reused), or an
 # existing store with --db (and its gen --labels file). The retained graph is exported with
@@ -13,7 +13,8 @@
 #   2. atlasd, 3-D + 2-D: the same with `--layout` (UMAP k 150, min_dist 0.25);
 #   3. PyMDE, whole pipeline (small scale only): T from S, preserve_neighbors with its own
 #      shortest-path kNN, embed(max_iter=2000). At full scale PyMDE's kNN takes about an hour,
-#      so only 4. runs there;
+#      so only 4. runs there (the default: --pymde-full forces 3., --no-pymde-full skips it at
+#      any scale);
 #   4. PyMDE embed(max_iter=2000) on atlasd's kNN graph (same problem shape);
 #   5. umap-learn fit_transform on atlasd's 3-D coordinates (after a numba JIT warm-up);
 #   6. quality of every result on common ground: distortion on PyMDE's problem of step 4,
