@@ -121,12 +121,6 @@ static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *p
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uint64_t **keys,
-                        uint32_t *n)
-{
-    return store_retained_rows_of(s, NULL, 0, min_s, cb, ud, keys, n);
-}
-
 /* Whether sorted @p only (NULL: everything) holds @p key; *at walks forward with the rows. */
 static int selected(const uint64_t *only, uint32_t n_only, uint32_t *at, uint64_t key)
 {
@@ -173,29 +167,6 @@ static int retained_close(store_t *s, retained_t *r, int rc, uint64_t **keys, ui
     store__read_end(s, r->txn);
     free(r->all), free(r->pos), free(r->ret);
     return store__err(rc);
-}
-
-int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
-                           store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n)
-{
-    const int64_t above = min_s_fixed(min_s);
-    uint32_t at = 0;
-    MDB_cursor *cur = NULL;
-    row_buf_t rb = {0};
-    retained_t r;
-    int rc = retained_open(s, &r);
-    if (rc == 0)
-        rc = mdb_cursor_open(r.txn, s->cooc, &cur);
-    for (uint32_t i = 0; i < r.n_ret && rc == 0; i++) {
-        if (!selected(only, n_only, &at, r.ret[i].key))
-            continue;
-        if ((rc = row_read(s, cur, r.ret[i].idx, r.pos, r.n_items, above, &rb)) == 0)
-            rc = cb(ud, i, rb.cols, rb.s, rb.n);
-    }
-    mdb_cursor_close(cur);
-    free(rb.cols);
-    free(rb.s);
-    return retained_close(s, &r, rc, keys, n);
 }
 
 /* ---- rows on several threads ------------------------------------------------------------- */
@@ -301,4 +272,25 @@ int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, d
     }
     free(sel);
     return retained_close(s, &r, rc, keys, n);
+}
+
+/* store_retained_rows(): the parallel read on the caller's thread alone, rows in order. */
+typedef struct one_thread {
+    store_row_cb cb;
+    void *ud;
+} one_thread_t;
+
+static int one_thread_row(void *ud, unsigned tid, uint32_t row, const uint32_t *cols,
+                          const double *s, size_t n)
+{
+    const one_thread_t *o = ud;
+    (void)tid;
+    return o->cb(o->ud, row, cols, s, n);
+}
+
+int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uint64_t **keys,
+                        uint32_t *n)
+{
+    one_thread_t o = {cb, ud};
+    return store_retained_rows_par(s, NULL, 0, min_s, 1, NULL, one_thread_row, &o, keys, n);
 }

@@ -358,14 +358,6 @@ typedef int (*store_row_cb)(void *ud, uint32_t row, const uint32_t *cols, const 
 int store_retained_rows(store_t *s, double min_s, store_row_cb cb, void *ud, uint64_t **keys,
                         uint32_t *n);
 
-/**
- * store_retained_rows() reading only the rows whose item key is in @p only (sorted, @p n_only
- * keys; keys that are not retained are ignored); @p keys still receives every retained item.
- * With @p only NULL every row is read.
- */
-int store_retained_rows_of(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
-                           store_row_cb cb, void *ud, uint64_t **keys, uint32_t *n);
-
 /** store_retained_rows_par(): called once, before any row, with the number of retained items. */
 typedef int (*store_rows_begin_cb)(void *ud, uint32_t n_retained);
 
@@ -376,10 +368,13 @@ typedef int (*store_row_par_cb)(void *ud, unsigned tid, uint32_t row, const uint
                                 const double *s, size_t n);
 
 /**
- * store_retained_rows_of() on @p n_threads threads: the caller's, and helpers that read in their
- * own read transactions of the same snapshot (the same LMDB transaction id as the caller's,
- * else a helper reads nothing and the caller reads its share). Rows go in blocks of 32, block
- * b to thread b mod n_threads. The first error stops every thread and is returned.
+ * store_retained_rows() reading only the rows whose item key is in @p only (sorted, @p n_only
+ * keys; keys that are not retained are ignored; NULL: every row), on @p n_threads threads: the
+ * caller's, and helpers that read in their own read transactions of the same snapshot (the
+ * same LMDB transaction id as the caller's, else a helper reads nothing and the caller reads
+ * its share). Rows go in blocks of 32, block b to thread b mod n_threads (one thread: in
+ * order); @p keys still receives every retained item. @p begin may be NULL. The first error
+ * stops every thread and is returned.
  */
 int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, double min_s,
                             unsigned n_threads, store_rows_begin_cb begin, store_row_par_cb cb,
