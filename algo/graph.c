@@ -10,7 +10,7 @@
 
 #include "algo/atl.h"
 #include "algo/par.h"
-#include "algo/radix.h"
+#include "algo/sortdef.h"
 
 void graph_edges_init(graph_edges_t *e)
 {
@@ -345,8 +345,8 @@ static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
-/* @p g with room for n rows and w entries, its buffers kept when they are large enough. */
-static int graph_reserve(graph_t *g, uint32_t n, uint64_t w)
+/* @p g with room for n rows, then for w entries: its buffers are kept when large enough. */
+static int reserve_rows(graph_t *g, uint32_t n)
 {
     if (!g->row_ptr || g->row_cap < (uint64_t)n + 1) {
         free(g->row_ptr);
@@ -354,6 +354,12 @@ static int graph_reserve(graph_t *g, uint32_t n, uint64_t w)
         if (!(g->row_ptr = malloc(((size_t)n + 1) * sizeof(*g->row_ptr))))
             return -ENOMEM;
     }
+    g->n = n;
+    return 0;
+}
+
+static int reserve_entries(graph_t *g, uint64_t w)
+{
     if (!g->col || !g->dist || g->cap < (w ? w : 1)) {
         free(g->col), free(g->dist);
         g->cap = w ? w : 1;
@@ -362,7 +368,6 @@ static int graph_reserve(graph_t *g, uint32_t n, uint64_t w)
         if (!g->col || !g->dist)
             return -ENOMEM;
     }
-    g->n = n;
     return 0;
 }
 
@@ -408,13 +413,9 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
             rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, build_rows, &job);
         seen_free(&job);
     }
-    uint64_t w = 0;
-    for (uint32_t i = 0; rc == 0 && i < n; i++)
-        w += slot[i] != UINT32_MAX ? uniq[slot[i]]
-                                   : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
     if (rc == 0)
-        rc = graph_reserve(out, n, w);
-    w = 0;
+        rc = reserve_rows(out, n);
+    uint64_t w = 0;
     for (uint32_t i = 0; rc == 0 && i <= n; i++) {
         out->row_ptr[i] = w;
         if (i < n)
@@ -422,6 +423,8 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
                      ? uniq[slot[i]]
                      : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
     }
+    if (rc == 0)
+        rc = reserve_entries(out, w);
     if (rc == 0) { /* the copy is most of an incremental T at full scale (72M entries) */
         update_job_t job = {old, old_of_new, new_of_old, slot, adj, deg, uniq, out};
         rc = par_for(n, 1024, GRAPH_BUILD_THREADS, update_rows, &job);

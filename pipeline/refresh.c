@@ -414,9 +414,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     uint64_t *keys = NULL, *more = NULL, *again = NULL;
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
-    int rc = read_rows(s, &r, dirty, n_dirty, &keys, &n);
-    if (rc == 0)
-        rc = reader_grow(&r, n + 1);
+    int rc = read_rows(s, &r, dirty, n_dirty, &keys, &n); /* sizes the rows (read_begin_cb) */
     if (rc == 0)
         rc = remap_init(m, st->keys, st->n, keys, n);
     if (rc != 0)
@@ -551,8 +549,6 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
         snprintf(err, errlen, "the store has %u retained items: nothing to lay out yet", n);
         rc = ATL_ENOTFOUND;
     }
-    if (rc == 0)
-        rc = reader_grow(&r, n + 1);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, errlen, "reading S: %s", atl_strerror(rc));
