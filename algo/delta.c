@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "algo/radix.h"
+#include "algo/sortdef.h"
 
 void delta_list_init(delta_list_t *d)
 {

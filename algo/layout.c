@@ -12,6 +12,7 @@
 #include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
+#include "algo/sortdef.h"
 
 #define LEAF_SIZE          16
 #define SMOOTH_K_TOLERANCE 1e-5
@@ -215,21 +216,8 @@ static void cand_select(knn_cand_t *c, size_t n, size_t k)
     }
 }
 
-/* Shell sort (Ciura's gaps) of k candidates by (d, i) */
-static void cand_sort(knn_cand_t *v, uint32_t n)
-{
-    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
-        uint32_t h = gaps[g];
-        for (uint32_t i = h; i < n; i++) {
-            knn_cand_t x = v[i];
-            uint32_t j = i;
-            for (; j >= h && cand_less(&x, &v[j - h]); j -= h)
-                v[j] = v[j - h];
-            v[j] = x;
-        }
-    }
-}
+/* k candidates by (d, i) */
+ATL_SHELL_SORT_DEFINE(cand_sort, knn_cand_t, cand_less)
 
 typedef struct cand_buf {
     knn_cand_t *c;
@@ -408,21 +396,13 @@ static double lookup(const uint32_t *idx, const double *w, uint32_t len, uint32_
     return lo < len && idx[lo] == j ? w[lo] : 0;
 }
 
-/* Shell sort (Ciura's gaps) of a kNN row's keys: ~150 keys, compared inline. */
-static void sort_u64(uint64_t *v, uint32_t n)
+/* a kNN row's keys: ~150 keys, compared inline */
+static inline int u64_less(const uint64_t *a, const uint64_t *b)
 {
-    static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
-    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
-        uint32_t h = gaps[g];
-        for (uint32_t i = h; i < n; i++) {
-            uint64_t x = v[i];
-            uint32_t j = i;
-            for (; j >= h && v[j - h] > x; j -= h)
-                v[j] = v[j - h];
-            v[j] = x;
-        }
-    }
+    return *a < *b;
 }
+
+ATL_SHELL_SORT_DEFINE(sort_u64, uint64_t, u64_less)
 
 typedef struct fuzzy_job {
     const uint32_t *nbr;

@@ -1,15 +1,22 @@
 /*
- * radix.h: one stable LSD radix sort by a 64-bit key, for any element type (the store's bulk
- * rows, delta entries, rows of T). A sort by bytes skips every byte all keys share, so ids
- * below 2^24 in both halves of a key cost 6 passes, not 8.
+ * sortdef.h: sorts written once for any element type.
+ *
+ * A stable LSD radix sort by a 64-bit key (the store's bulk rows, delta entries, rows of T). A
+ * sort by bytes skips every byte all keys share, so ids below 2^24 in both halves of a key
+ * cost 6 passes, not 8.
  *
  * ATL_RADIX_SORT_DEFINE(name, type, key) defines
  *     static void name(type *v, type *tmp, size_t n);
  * sorting v[0, n) ascending by key(element) (an expression of the element `e`, a uint64_t),
  * stably, with tmp a scratch array of n elements.
+ *
+ * A Shell sort with Ciura's gaps, for short arrays sorted often (a kNN row's ~150 entries: no
+ * scratch, no call per comparison). ATL_SHELL_SORT_DEFINE(name, type, less) defines
+ *     static void name(type *v, uint32_t n);
+ * sorting v[0, n) ascending by less(const type *a, const type *b) (a function or macro).
  */
-#ifndef ATL_RADIX_H
-#define ATL_RADIX_H
+#ifndef ATL_SORTDEF_H
+#define ATL_SORTDEF_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +54,22 @@
         }                                                                                          \
         if (src != v)                                                                              \
             memcpy(v, src, n * sizeof(*v));                                                        \
+    }
+
+#define ATL_SHELL_SORT_DEFINE(name, type, less)                                                    \
+    static void name(type *v, uint32_t n)                                                          \
+    {                                                                                              \
+        static const uint32_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};                          \
+        for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {                              \
+            uint32_t h = gaps[g];                                                                  \
+            for (uint32_t i = h; i < n; i++) {                                                     \
+                type x = v[i];                                                                     \
+                uint32_t j = i;                                                                    \
+                for (; j >= h && less(&x, &v[j - h]); j -= h)                                      \
+                    v[j] = v[j - h];                                                               \
+                v[j] = x;                                                                          \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 #endif

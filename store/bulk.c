@@ -26,7 +26,7 @@
 
 #include "algo/cooc.h"
 #include "algo/item.h"
-#include "algo/radix.h"
+#include "algo/sortdef.h"
 #include "algo/weight.h"
 #include "store/internal.h"
 
@@ -148,7 +148,7 @@ int store_bulk_add(store_bulk_t *b, const store_event_t *ev)
 
 ATL_RADIX_SORT_DEFINE(radix_rows, bulk_row_t, e.key)
 
-/* Stable LSD radix sort by key (algo/radix.h). */
+/* Stable LSD radix sort by key (algo/sortdef.h). */
 static int rows_sort(bulk_row_t *v, size_t n)
 {
     if (n < 2)
