@@ -435,6 +435,22 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
     return rc;
 }
 
+double graph_row_change_min(const graph_t *old, uint32_t p, const uint32_t *new_of_old,
+                            const graph_t *t, uint32_t i)
+{
+    uint64_t a = old->row_ptr[p], la = old->row_ptr[p + 1] - a;
+    uint64_t b = t->row_ptr[i], lb = t->row_ptr[i + 1] - b;
+    uint64_t q = 0;
+    for (; q < la && q < lb; q++)
+        if (new_of_old[old->col[a + q]] != t->col[b + q] || old->dist[a + q] != t->dist[b + q])
+            return fmin((double)old->dist[a + q], (double)t->dist[b + q]);
+    if (q < la)
+        return (double)old->dist[a + q];
+    if (q < lb)
+        return (double)t->dist[b + q];
+    return INFINITY;
+}
+
 void graph_destroy(graph_t *g)
 {
     free(g->row_ptr);

@@ -103,6 +103,17 @@ void graph_pruner_destroy(graph_pruner_t *p);
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out);
 
+/**
+ * A lower bound on the distance of every entry that differs between row @p p of @p old, columns
+ * renumbered through @p new_of_old (a column mapped to UINT32_MAX is an item that left: its
+ * entry differs), and row @p i of @p t: the distance at the first position where the two rows,
+ * both in (distance, column) order, part (an increasing renumbering keeps that order). Entries
+ * before it are equal; every later entry of either row is no nearer.
+ * @return that distance, or INFINITY when the rows are equal. Cost: the common prefix.
+ */
+double graph_row_change_min(const graph_t *old, uint32_t p, const uint32_t *new_of_old,
+                            const graph_t *t, uint32_t i);
+
 /** Free a graph's arrays; a zeroed graph is fine. */
 void graph_destroy(graph_t *g);
 

@@ -564,49 +564,39 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
 
 /* ---- kNN --------------------------------------------------------------------------------- */
 
-/* Whether row i of @p t differs from row p of @p old renumbered through @p m. */
-static int row_differs(const graph_t *old, uint32_t p, const graph_t *t, uint32_t i,
-                       const remap_t *m)
-{
-    uint64_t a = old->row_ptr[p], la = old->row_ptr[p + 1] - a;
-    uint64_t b = t->row_ptr[i], lb = t->row_ptr[i + 1] - b;
-    if (la != lb)
-        return 1;
-    for (uint64_t q = 0; q < la; q++)
-        if (m->new_of_old[old->col[a + q]] != t->col[b + q] || old->dist[a + q] != t->dist[b + q])
-            return 1;
-    return 0;
-}
-
 /*
  * The last run's kNN renumbered onto this run's items (@p out), and the rows that must be
- * recomputed (see the file comment): new items, rows whose T adjacency changed, and rows with a
- * neighbour that changed or left the retained set.
+ * recomputed (see the file comment): new items, rows with a neighbour that left the retained
+ * set, and rows whose list an edge change of T can reach (knn_rows_affected(), from the nearest
+ * changed edge at each node of a row of T that was rebuilt: only rows flagged in @p aff can
+ * differ from the last T).
  */
 static uint32_t *carry_knn(const graph_t *old, const knn_t *prev, const graph_t *t,
-                           const remap_t *m, knn_t *out, size_t *n_out)
+                           const remap_t *m, const uint8_t *aff, knn_t *out, size_t *n_out)
 {
     uint32_t n = t->n, k = prev->k, *rows = malloc(((size_t)n + 1) * sizeof(*rows));
-    uint8_t *changed = calloc((size_t)n + 1, 1);
+    uint8_t *need = calloc((size_t)n + 1, 1);
+    double *change = malloc(((size_t)n + 1) * sizeof(*change));
     size_t r = 0;
     out->n = n, out->k = k, out->max_distance = prev->max_distance;
     out->nbr = malloc(((size_t)n * k + 1) * sizeof(uint32_t));
     out->dist = malloc(((size_t)n * k + 1) * sizeof(float));
     out->count = calloc((size_t)n + 1, sizeof(uint32_t));
-    if (!rows || !changed || !out->nbr || !out->dist || !out->count) {
-        free(rows), free(changed);
+    if (!rows || !need || !change || !out->nbr || !out->dist || !out->count) {
+        free(rows), free(need), free(change);
         return NULL;
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = m->old_of_new[i];
-        changed[i] = p == KNN_NONE || row_differs(old, p, t, i, m);
+        change[i] =
+            p != KNN_NONE && aff[i] ? graph_row_change_min(old, p, m->new_of_old, t, i) : INFINITY;
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = m->old_of_new[i], c = 0;
-        int hit = changed[i];
+        need[i] = p == KNN_NONE;
         for (uint32_t q = 0; p != KNN_NONE && q < prev->count[p]; q++) {
             uint32_t j = m->new_of_old[prev->nbr[(size_t)p * k + q]];
-            hit |= j == KNN_NONE || changed[j];
+            need[i] |= j == KNN_NONE;
             if (j != KNN_NONE) {
                 out->nbr[(size_t)i * k + c] = j;
                 out->dist[(size_t)i * k + c] = prev->dist[(size_t)p * k + q];
@@ -616,16 +606,18 @@ static uint32_t *carry_knn(const graph_t *old, const knn_t *prev, const graph_t 
         out->count[i] = c;
         for (uint32_t q = c; q < k; q++)
             out->nbr[(size_t)i * k + q] = KNN_NONE, out->dist[(size_t)i * k + q] = INFINITY;
-        if (hit)
-            rows[r++] = i;
     }
-    free(changed);
+    knn_rows_affected(out, change, need);
+    for (uint32_t i = 0; i < n; i++)
+        if (need[i])
+            rows[r++] = i;
+    free(need), free(change);
     *n_out = r;
     return rows;
 }
 
-static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const refresh_opts_t *o,
-                       uint32_t *knn_rows)
+static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const uint8_t *aff,
+                       const refresh_opts_t *o, uint32_t *knn_rows)
 {
     knn_opts_t ko;
     knn_opts_default(&ko);
@@ -635,7 +627,7 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     int rc;
     if (m && m->old_of_new && st->knn.n == m->n_old && st->t.n == m->n_old) {
         size_t n_rows = 0, n_changed = 0;
-        uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, &fresh, &n_rows);
+        uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, aff, &fresh, &n_rows);
         if (!rows) {
             knn_destroy(&fresh);
             return -ENOMEM;
@@ -1080,7 +1072,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_graph = now_s() - t1;
     t1 = now_s();
-    if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, o, &r->knn_rows)) != 0) {
+    if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, aff, o, &r->knn_rows)) != 0) {
         if (rc != ATL_ECANCELED)
             snprintf(err, errlen, "kNN: %s", atl_strerror(rc));
         goto out;
