@@ -179,8 +179,8 @@ static int read_row_cb(void *ud, unsigned tid, uint32_t row, const uint32_t *col
         for (size_t q = 0; q < n; q++)
             if (s[q] > GRAPH_MIN_S_DEFAULT && cols[q] < r->n_collect)
                 r->affected[cols[q]] = 1;
-    size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, t->col, t->dist,
-                               t->scratch);
+    size_t m = graph_prune_row(cols, s, n, r->o->top ? r->o->top : GRAPH_TOP_DEFAULT,
+                               GRAPH_MIN_S_DEFAULT, t->col, t->dist, t->scratch);
     free(r->col[row]), free(r->dist[row]);
     r->col[row] = malloc((m + 1) * sizeof(uint32_t));
     r->dist[row] = malloc((m + 1) * sizeof(float));
@@ -250,15 +250,18 @@ static int same_keys(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t
     return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
 }
 
-/* Positions of the last run's retained items in this run's list and back (KNN_NONE: gone/new). */
+/* Positions of the last run's retained items in this run's list and back (KNN_NONE: gone/new),
+ * and the edges of T whose state may have changed since (graph_update_delta()). */
 typedef struct remap {
     uint32_t n_old, n_new;
     uint32_t *new_of_old, *old_of_new;
+    graph_edges_t delta;
 } remap_t;
 
 static void remap_free(remap_t *m)
 {
     free(m->new_of_old), free(m->old_of_new);
+    graph_edges_destroy(&m->delta);
     memset(m, 0, sizeof(*m));
 }
 
@@ -313,14 +316,16 @@ typedef struct col_marks {
  * new one: every column whose entry appeared, left or changed distance, and the row itself. Only
  * those rows of T can differ from the previous T (an edge belongs to the two rows it joins).
  * Linear through the column marks (sorting both lists to merge them was 1.2 s of a full-scale
- * refresh that re-read 10.7k rows).
+ * refresh that re-read 10.7k rows). Each entry that appeared or changed distance is an edge of T
+ * now, at its new distance (@p delta); an entry that left is an edge still if the other row lists
+ * this one, which is known once every row is read (@p left, resolve_left()).
  */
-static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32_t on,
-                         const uint32_t *nc, const float *nd, uint32_t nn, const remap_t *m,
-                         uint8_t *aff, col_marks_t *cm)
+static int mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32_t on,
+                        const uint32_t *nc, const float *nd, uint32_t nn, const remap_t *m,
+                        uint8_t *aff, col_marks_t *cm, graph_edges_t *delta, graph_edges_t *left)
 {
     const uint32_t listed = 2 * i + 1, kept = 2 * i + 2;
-    int any = 0;
+    int any = 0, rc = 0;
     for (uint32_t q = 0; q < on; q++) {
         uint32_t c = m->new_of_old[oc[q]];
         if (c == KNN_NONE) {
@@ -330,20 +335,45 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
         cm->stamp[c] = listed;
         cm->dist_bits[c] = float_key(od[q]);
     }
-    for (uint32_t q = 0; q < nn; q++) {
+    for (uint32_t q = 0; q < nn && rc == 0; q++) {
         uint32_t c = nc[q];
-        if (cm->stamp[c] == listed && cm->dist_bits[c] == float_key(nd[q]))
+        int was = cm->stamp[c] == listed;
+        if (was && cm->dist_bits[c] == float_key(nd[q])) {
             cm->stamp[c] = kept;
-        else
-            aff[c] = 1, any = 1; /* new, or at another distance */
+            continue;
+        }
+        cm->stamp[c] = kept; /* new, or at another distance: an edge now, at this one */
+        aff[c] = 1, any = 1;
+        rc = graph_edges_add(delta, i, c, nd[q]);
     }
-    for (uint32_t q = 0; q < on; q++) {
+    for (uint32_t q = 0; q < on && rc == 0; q++) {
         uint32_t c = m->new_of_old[oc[q]];
-        if (c != KNN_NONE && cm->stamp[c] == listed)
-            aff[c] = 1, any = 1; /* gone, or at another distance */
+        if (c != KNN_NONE && cm->stamp[c] == listed) { /* gone from the list */
+            aff[c] = 1, any = 1;
+            rc = graph_edges_add(left, i, c, 0);
+        }
     }
     if (any)
         aff[i] = 1;
+    return rc;
+}
+
+/* An entry that left row i's list is an edge still, at the distance it has there, if row c
+ * lists i (its list is this run's: every row read or renumbered by now). */
+static int resolve_left(const refresh_state_t *st, const graph_edges_t *left, graph_edges_t *delta)
+{
+    int rc = 0;
+    for (size_t k = 0; k < left->m && rc == 0; k++) {
+        uint32_t i = left->i[k], c = left->j[k];
+        float d = 0;
+        for (uint32_t q = 0; q < st->cnt[c]; q++)
+            if (st->col[c][q] == i) {
+                d = st->dist[c][q];
+                break;
+            }
+        rc = graph_edges_add(delta, i, c, d);
+    }
+    return rc;
 }
 
 /*
@@ -356,34 +386,35 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
  */
 /* Which rows of T can differ from the last run's: new items' rows and every row they list, rows
  * whose pruned entries changed (mark_changes), and rows a removed item listed. NULL on OOM. */
-static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, const remap_t *m,
-                              uint32_t n)
+static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, remap_t *m, uint32_t n,
+                              graph_edges_t *left)
 {
     uint8_t *aff = calloc((size_t)n + 1, 1);
     col_marks_t cm = {calloc((size_t)n + 1, sizeof(uint32_t)),
                       malloc(((size_t)n + 1) * sizeof(uint32_t))};
-    if (!aff || !cm.stamp || !cm.dist_bits) {
-        free(aff), free(cm.stamp), free(cm.dist_bits);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < n; i++) {
+    int rc = aff && cm.stamp && cm.dist_bits ? 0 : -ENOMEM;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
         uint32_t p = m->old_of_new[i];
         if (!r->col[i])
             continue;
-        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
+        if (p == KNN_NONE) { /* a new item: its row and every row it lists, edges all */
             aff[i] = 1;
-            for (uint32_t q = 0; q < r->cnt[i]; q++)
+            for (uint32_t q = 0; q < r->cnt[i] && rc == 0; q++) {
                 aff[r->col[i][q]] = 1;
+                rc = graph_edges_add(&m->delta, i, r->col[i][q], r->dist[i][q]);
+            }
         } else {
-            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i], r->cnt[i],
-                         m, aff, &cm);
+            rc = mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i],
+                              r->cnt[i], m, aff, &cm, &m->delta, left);
         }
     }
-    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
+    for (uint32_t p = 0; p < st->n && rc == 0; p++) /* rows a removed item listed lose it */
         for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
             if (m->new_of_old[st->col[p][q]] != KNN_NONE)
                 aff[m->new_of_old[st->col[p][q]]] = 1;
     free(cm.stamp), free(cm.dist_bits);
+    if (rc != 0)
+        free(aff), aff = NULL;
     return aff;
 }
 
@@ -411,6 +442,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
                             uint32_t *rows_read)
 {
     reader_t r = {.o = o, .expect = n_dirty};
+    graph_edges_t left = {0};
     uint64_t *keys = NULL, *more = NULL, *again = NULL;
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
@@ -469,7 +501,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         rc = READ_AGAIN_FULL;
         goto out;
     }
-    uint8_t *aff = affected_rows(st, &r, m, n);
+    uint8_t *aff = affected_rows(st, &r, m, n, &left);
     if (!aff) {
         rc = -ENOMEM;
         goto out;
@@ -478,31 +510,13 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     adopt_kept_rows(st, &r, m, n);
     state_adopt(st, &r, keys, n);
     keys = NULL;
+    if ((rc = resolve_left(st, &left, &m->delta)) != 0)
+        goto out;
     *rows_read = reader_rows_read(&r);
 out:
     reader_free(&r);
+    graph_edges_destroy(&left);
     free(keys), free(more), free(again), free(added), free(want);
-    return rc;
-}
-
-/* T after an incremental read: only rows marked in @p aff are rebuilt, from the entries that
- * touch them; the others are carried over from the last run's T (graph_update). */
-static int update_t(const refresh_state_t *st, const remap_t *m, const uint8_t *aff, graph_t *out)
-{
-    graph_edges_t e;
-    graph_edges_init(&e);
-    int rc = 0;
-    for (uint32_t i = 0; i < st->n && rc == 0; i++)
-        for (uint32_t q = 0; q < st->cnt[i] && rc == 0; q++) {
-            uint32_t c = st->col[i][q];
-            if (aff[i])
-                rc = graph_edges_add(&e, i, c, st->dist[i][q]);
-            if (rc == 0 && aff[c])
-                rc = graph_edges_add(&e, c, i, st->dist[i][q]);
-        }
-    if (rc == 0)
-        rc = graph_update(&st->t, m->old_of_new, m->new_of_old, st->n, aff, &e, out);
-    graph_edges_destroy(&e);
     return rc;
 }
 
@@ -915,7 +929,7 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
     snprintf(buf + k, cap - (size_t)k,
              ",\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
              "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s}}",
-             REFRESH_K, max_distance, REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT,
+             REFRESH_K, max_distance, REFRESH_DIM, o->seed, o->top ? o->top : GRAPH_TOP_DEFAULT,
              o->cold ? "true" : "false");
     return buf;
 }
@@ -995,7 +1009,9 @@ static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap
     } else {
         graph_destroy(&st->spare);
     }
-    int rc = update ? update_t(st, map, aff, t) : build_t(st->n, st->cnt, st->col, st->dist, t);
+    int rc = update ? graph_update_delta(&st->t, map->old_of_new, map->new_of_old, st->n, aff,
+                                         &map->delta, t)
+                    : build_t(st->n, st->cnt, st->col, st->dist, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)
         r->graph_rows -= !aff[i];

@@ -184,6 +184,37 @@ static void test_graph_update(void)
         CHECK(memcmp(spare.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
         graph_destroy(&spare);
     }
+    /* graph_update_delta(): the same graph from the edges' new states at affected rows (each
+     * edge between two affected rows: present at its distance, or gone), every other entry
+     * carried over */
+    graph_edges_t ed;
+    graph_edges_init(&ed);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = old_of_new[i];
+        for (uint64_t k = want.row_ptr[i]; aff[i] && k < want.row_ptr[i + 1]; k++)
+            if (aff[want.col[k]] && (k % 3 != 0 || want.col[k] < i)) /* some edges twice */
+                E(graph_edges_add(&ed, i, want.col[k], want.dist[k]));
+        for (uint64_t k = p == KNN_NONE ? 0 : old.row_ptr[p];
+             aff[i] && p != KNN_NONE && k < old.row_ptr[p + 1]; k++) {
+            uint32_t c = new_of_old[old.col[k]];
+            int still = 0;
+            for (uint64_t q = want.row_ptr[i]; c != KNN_NONE && q < want.row_ptr[i + 1]; q++)
+                still |= want.col[q] == c;
+            if (c != KNN_NONE && !still && aff[c])
+                E(graph_edges_add(&ed, i, c, 0)); /* gone */
+        }
+    }
+    for (int round = 0; round < 2; round++) {
+        graph_t dg = {0};
+        if (round == 1)
+            E(graph_build(n, &e1, &dg)); /* buffers to reuse */
+        E(graph_update_delta(&old, old_of_new, new_of_old, n, aff, &ed, &dg));
+        CHECK_EQ(dg.n, want.n);
+        CHECK(memcmp(dg.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
+        CHECK(memcmp(dg.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
+        CHECK(memcmp(dg.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+        graph_destroy(&dg);
+    }
     uint32_t rebuilt = 0;
     for (uint32_t i = 0; i < n; i++)
         rebuilt += aff[i];
@@ -194,6 +225,8 @@ static void test_graph_update(void)
             aff[i] = 0; /* the new item's row */
     graph_t bad = {0};
     CHECK_EQ(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &bad), -EINVAL);
+    CHECK_EQ(graph_update_delta(&old, old_of_new, new_of_old, n, aff, &ed, &bad), -EINVAL);
+    graph_edges_destroy(&ed);
     graph_destroy(&old), graph_destroy(&want), graph_destroy(&got);
     graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
 }
