@@ -5,13 +5,16 @@
  *  - T. A row of T is a function of its S row and the retained set (DESIGN §3). Every change of
  *    S[i][j] marks rows i and j dirty, so with an unchanged retained set only dirty rows can
  *    have new pruned lists: those rows are re-read, the others kept from the last run. When the
- *    retained set changed, columns of rows that are not dirty can change too: every row is read.
- *  - kNN. Let C be the nodes whose adjacency in T changed (compared with the last run). A row's
- *    early-stopped Dijkstra only ever relaxes edges out of the nodes it settles: the source and
- *    its k neighbours. If none of those is in C, the search sees exactly the same edges and
- *    returns the same list (same max_distance, same tie-break); so only rows in C or with a
- *    neighbour in C are recomputed. max_distance stays the one of the last full kNN (DESIGN §5
- *    bound from T's 75th percentile), recomputed by every full refresh.
+ *    retained set changed, columns of rows that are not dirty can change too: new items' rows
+ *    are read with their columns, and the rows that may keep them or kept a removed item.
+ *    The rows of T that can differ are rebuilt from the edges whose state may have changed
+ *    (graph_update_delta), the others carried over.
+ *  - kNN. A row's list changes only through a changed edge (a, b, w) with a = the source or a
+ *    node of its list and d(s, a) + w <= its k-th distance (knn_rows_affected, proof in
+ *    knn.h); the nearest changed edge at a node is where its row of T parts from the last one
+ *    (graph_row_change_min). Only such rows, new items' and rows that lost a neighbour are
+ *    recomputed. max_distance stays the one of the last full kNN (DESIGN §5 bound from T's
+ *    75th percentile), recomputed by every full refresh.
  * The tests compare incremental results with a from-scratch recomputation.
  */
 #include "pipeline/refresh.h"
