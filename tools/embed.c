@@ -41,6 +41,7 @@ typedef struct embed_args {
 
 typedef struct name_table {
     char **names;
+    uint32_t *lens; /* strlen of each name */
     uint32_t n, cap;
     /* open-addressing hash: slot -> index + 1 */
     uint32_t *slots;
@@ -57,7 +58,7 @@ static void names_grow(name_table_t *t)
     size_t ns = t->n_slots ? t->n_slots * 2 : 1024;
     uint32_t *sl = xcalloc(ns, sizeof(*sl));
     for (uint32_t i = 0; i < t->n; i++) {
-        size_t h = hash_name(t->names[i], strlen(t->names[i])) & (ns - 1);
+        size_t h = hash_name(t->names[i], t->lens[i]) & (ns - 1);
         while (sl[h])
             h = (h + 1) & (ns - 1);
         sl[h] = i + 1;
@@ -74,19 +75,21 @@ static uint32_t names_intern_n(name_table_t *t, const char *s, size_t len)
         names_grow(t);
     size_t h = hash_name(s, len) & (t->n_slots - 1);
     while (t->slots[h]) {
-        const char *name = t->names[t->slots[h] - 1];
-        if (strncmp(name, s, len) == 0 && name[len] == '\0')
-            return t->slots[h] - 1;
+        uint32_t id = t->slots[h] - 1;
+        if (t->lens[id] == len && memcmp(t->names[id], s, len) == 0)
+            return id;
         h = (h + 1) & (t->n_slots - 1);
     }
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 1024;
         t->names = xrealloc(t->names, t->cap * sizeof(*t->names));
+        t->lens = xrealloc(t->lens, t->cap * sizeof(*t->lens));
     }
     char *copy = xmalloc(len + 1);
     memcpy(copy, s, len);
     copy[len] = '\0';
     t->names[t->n] = copy;
+    t->lens[t->n] = (uint32_t)len;
     t->slots[h] = t->n + 1;
     return t->n++;
 }
@@ -101,6 +104,7 @@ static void names_free(name_table_t *t)
     for (uint32_t i = 0; i < t->n; i++)
         free(t->names[i]);
     free(t->names);
+    free(t->lens);
     free(t->slots);
 }
 
@@ -130,9 +134,9 @@ static uint32_t *names_order(const name_table_t *t, uint64_t **keys_out)
     name_rank_t *nr = xmalloc(((size_t)t->n + 1) * sizeof(*nr));
     int all_items = 1;
     for (uint32_t i = 0; i < t->n; i++) {
-        if (item_key_parse(t->names[i], strlen(t->names[i]), &keys[i]) != 0) {
+        if (item_key_parse(t->names[i], t->lens[i], &keys[i]) != 0) {
             all_items = 0;
-            keys[i] = hash_name(t->names[i], strlen(t->names[i]));
+            keys[i] = hash_name(t->names[i], t->lens[i]);
         }
         nr[i] = (name_rank_t){keys[i], t->names[i], i};
     }
