@@ -237,6 +237,8 @@ static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
     line_reader_t r = {.f = open_input(path)};
     if (!r.f)
         return -errno;
+    r.buf = xmalloc(LINE_BLOCK + 1); /* never NULL: memchr and memmove take no NULL */
+    r.cap = LINE_BLOCK;
     const char *line;
     size_t len;
     uint64_t lineno = 0;
