@@ -435,6 +435,156 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
     return rc;
 }
 
+typedef struct delta_job {
+    const graph_t *old;
+    const uint32_t *old_of_new, *new_of_old, *rows;
+    const uint64_t *ddeg;   /* per affected row: its deltas in dadj[ddeg[a], ddeg[a + 1]) */
+    uint64_t *dadj;         /* (col << 32 | dist bits), dist 0: the edge is gone */
+    const uint64_t *out_at; /* per affected row: where its merged row goes in merged[] */
+    uint64_t *merged;       /* (dist bits << 32 | col), as build_rows leaves a row */
+    uint64_t *len;          /* per affected row: its merged length */
+    seen_t seen[GRAPH_BUILD_THREADS];
+} delta_job_t;
+
+/* Affected rows [begin, end): the old row renumbered, without gone items and without the
+ * columns its deltas name, merged with the deltas' present edges (both in (distance, column)
+ * order: a renumbering keeps it, the deltas are sorted here). */
+static int delta_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    delta_job_t *j = ud;
+    seen_t *s = &j->seen[tid];
+    for (size_t a = begin; a < end; a++) {
+        uint32_t row = j->rows[a], stamp = row + 1, p = j->old_of_new[row];
+        uint64_t *d = j->dadj + j->ddeg[a], nd = j->ddeg[a + 1] - j->ddeg[a], u = 0;
+        for (uint64_t k = 0; k < nd; k++) { /* name each column once; keep the present ones */
+            uint32_t c = (uint32_t)(d[k] >> 32);
+            if (s->stamp[c] == stamp)
+                continue;
+            s->stamp[c] = stamp;
+            if ((uint32_t)d[k] != 0)
+                d[u++] = (d[k] << 32) | c;
+        }
+        sort_u64(d, s->tmp, u);
+        uint64_t *o = j->merged + j->out_at[a], w = 0, x = 0;
+        if (p != UINT32_MAX)
+            for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++) {
+                uint32_t c = j->new_of_old[j->old->col[k]];
+                if (c == UINT32_MAX || s->stamp[c] == stamp)
+                    continue; /* gone, or named by a delta */
+                uint64_t v = (uint64_t)float_bits(j->old->dist[k]) << 32 | c;
+                while (x < u && d[x] < v)
+                    o[w++] = d[x++];
+                o[w++] = v;
+            }
+        while (x < u)
+            o[w++] = d[x++];
+        j->len[a] = w;
+    }
+    return 0;
+}
+
+int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
+                       uint32_t n, const uint8_t *affected, const graph_edges_t *delta,
+                       graph_t *out)
+{
+    uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows)), *slot = NULL, n_aff = 0;
+    uint64_t *ddeg = NULL, *dadj = NULL, *fill = NULL, *out_at = NULL, *merged = NULL, *len = NULL;
+    delta_job_t job = {0};
+    int rc = rows && (slot = malloc(((size_t)n + 1) * sizeof(*slot))) ? 0 : -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        slot[i] = affected[i] ? n_aff : UINT32_MAX;
+        if (affected[i])
+            rows[n_aff++] = i;
+        else if (old_of_new[i] >= old->n)
+            rc = -EINVAL; /* a row with no previous version must be rebuilt */
+    }
+    if (rc == 0 && (!(ddeg = calloc((size_t)n_aff + 2, sizeof(*ddeg))) ||
+                    !(out_at = malloc(((size_t)n_aff + 1) * sizeof(*out_at))) ||
+                    !(len = malloc(((size_t)n_aff + 1) * sizeof(*len)))))
+        rc = -ENOMEM;
+    for (size_t k = 0; rc == 0 && k < delta->m; k++) {
+        uint32_t a = delta->i[k], b = delta->j[k];
+        float w = delta->w[k];
+        if (a >= n || b >= n || slot[a] == UINT32_MAX || slot[b] == UINT32_MAX ||
+            !(w == 0 || (w > 0 && isfinite(w))))
+            rc = -EINVAL;
+        else if (a != b)
+            ddeg[slot[a] + 1]++, ddeg[slot[b] + 1]++;
+    }
+    uint64_t bound = 0, longest = 0;
+    for (uint32_t a = 0; rc == 0 && a < n_aff; a++) {
+        uint32_t p = old_of_new[rows[a]];
+        uint64_t ol = p < old->n ? old->row_ptr[p + 1] - old->row_ptr[p] : 0;
+        longest = ddeg[a + 1] > longest ? ddeg[a + 1] : longest;
+        out_at[a] = bound;
+        bound += ol + ddeg[a + 1];
+        ddeg[a + 1] += ddeg[a];
+    }
+    if (rc == 0 && (!(dadj = malloc((ddeg[n_aff] + 1) * sizeof(*dadj))) ||
+                    !(fill = malloc(((size_t)n_aff + 1) * sizeof(*fill))) ||
+                    !(merged = malloc((bound + 1) * sizeof(*merged)))))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        memcpy(fill, ddeg, ((size_t)n_aff + 1) * sizeof(*fill));
+        for (size_t k = 0; k < delta->m; k++) {
+            uint32_t a = delta->i[k], b = delta->j[k];
+            uint64_t w = delta->w[k] == 0 ? 0 : float_bits(delta->w[k]); /* -0: gone too */
+            if (a != b)
+                dadj[fill[slot[a]]++] = (uint64_t)b << 32 | w,
+                dadj[fill[slot[b]]++] = (uint64_t)a << 32 | w;
+        }
+        job = (delta_job_t){old,  old_of_new, new_of_old, rows, ddeg,
+                            dadj, out_at,     merged,     len,  {{0}}};
+        for (unsigned t = 0; t < GRAPH_BUILD_THREADS && rc == 0; t++) {
+            job.seen[t].stamp = calloc((size_t)n + 1, sizeof(uint32_t));
+            job.seen[t].tmp = malloc((longest + 1) * sizeof(uint64_t));
+            if (!job.seen[t].stamp || !job.seen[t].tmp)
+                rc = -ENOMEM;
+        }
+        if (rc == 0) /* small chunks: the affected rows are mostly hubs of very different sizes */
+            rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, delta_rows, &job);
+    }
+    if (rc == 0)
+        rc = reserve_rows(out, n);
+    uint64_t w = 0;
+    for (uint32_t i = 0; rc == 0 && i <= n; i++) {
+        out->row_ptr[i] = w;
+        if (i < n)
+            w += slot[i] != UINT32_MAX
+                     ? len[slot[i]]
+                     : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
+    }
+    if (rc == 0)
+        rc = reserve_entries(out, w);
+    if (rc == 0) {
+        update_job_t uj = {old, old_of_new, new_of_old, slot, merged, out_at, len, out};
+        rc = par_for(n, 1024, GRAPH_BUILD_THREADS, update_rows, &uj);
+    }
+    if (rc != 0)
+        graph_destroy(out);
+    for (unsigned t = 0; t < GRAPH_BUILD_THREADS; t++)
+        free(job.seen[t].stamp), free(job.seen[t].tmp);
+    free(rows), free(slot), free(ddeg), free(dadj), free(fill), free(out_at), free(merged),
+        free(len);
+    return rc;
+}
+
+double graph_row_change_min(const graph_t *old, uint32_t p, const uint32_t *new_of_old,
+                            const graph_t *t, uint32_t i)
+{
+    uint64_t a = old->row_ptr[p], la = old->row_ptr[p + 1] - a;
+    uint64_t b = t->row_ptr[i], lb = t->row_ptr[i + 1] - b;
+    uint64_t q = 0;
+    for (; q < la && q < lb; q++)
+        if (new_of_old[old->col[a + q]] != t->col[b + q] || old->dist[a + q] != t->dist[b + q])
+            return fmin((double)old->dist[a + q], (double)t->dist[b + q]);
+    if (q < la)
+        return (double)old->dist[a + q];
+    if (q < lb)
+        return (double)t->dist[b + q];
+    return INFINITY;
+}
+
 void graph_destroy(graph_t *g)
 {
     free(g->row_ptr);

@@ -103,6 +103,35 @@ void graph_pruner_destroy(graph_pruner_t *p);
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out);
 
+/**
+ * A lower bound on the distance of every entry that differs between row @p p of @p old, columns
+ * renumbered through @p new_of_old (a column mapped to UINT32_MAX is an item that left: its
+ * entry differs), and row @p i of @p t: the distance at the first position where the two rows,
+ * both in (distance, column) order, part (an increasing renumbering keeps that order). Entries
+ * before it are equal; every later entry of either row is no nearer.
+ * @return that distance, or INFINITY when the rows are equal. Cost: the common prefix.
+ */
+double graph_row_change_min(const graph_t *old, uint32_t p, const uint32_t *new_of_old,
+                            const graph_t *t, uint32_t i);
+
+/**
+ * The graph graph_build() would return after some edges changed, given the changes: every row
+ * not flagged in @p affected is row old_of_new[i] of @p old renumbered through @p new_of_old (an
+ * increasing map), as in graph_update(); an affected row is its old row renumbered (empty for a
+ * new item), without the entries of items that left and without every column a delta names at
+ * it, plus the deltas that say the edge is there. A delta (i, j, dist) of @p delta states the
+ * edge's state now, for both rows i and j: present at dist (> 0), or gone (dist 0); both rows
+ * must be affected. Several deltas of one edge must agree. Cost: the affected rows and the
+ * deltas (no edge list of the affected rows' whole adjacency, no sort of it), plus the copy.
+ * @param[in,out] out as for graph_update(): its buffers are reused when large enough.
+ * @return 0, -EINVAL (an unaffected row that cannot be carried over, a delta at an unaffected
+ *         row or out of range, a distance < 0 or not finite), -ENOMEM; on failure @p out is
+ *         released.
+ */
+int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
+                       uint32_t n, const uint8_t *affected, const graph_edges_t *delta,
+                       graph_t *out);
+
 /** Free a graph's arrays; a zeroed graph is fine. */
 void graph_destroy(graph_t *g);
 

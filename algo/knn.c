@@ -303,6 +303,29 @@ int knn_update_rows(const graph_t *t, const knn_opts_t *o, const uint32_t *rows,
     return rc;
 }
 
+#define KNN_CHANGE_MARGIN 1e-5
+
+size_t knn_rows_affected(const knn_t *carried, const double *change_min, uint8_t *need)
+{
+    uint32_t k = carried->k;
+    size_t c = 0;
+    for (uint32_t i = 0; i < carried->n; i++) {
+        if (!need[i]) {
+            uint32_t cnt = carried->count[i];
+            const uint32_t *nbr = carried->nbr + (size_t)i * k;
+            const float *d = carried->dist + (size_t)i * k;
+            double lim = (cnt == k ? (double)d[k - 1] : carried->max_distance);
+            lim *= 1 + KNN_CHANGE_MARGIN;
+            int hit = change_min[i] <= lim;
+            for (uint32_t q = 0; q < cnt && !hit; q++)
+                hit = (double)d[q] + change_min[nbr[q]] <= lim;
+            need[i] = (uint8_t)hit;
+        }
+        c += need[i];
+    }
+    return c;
+}
+
 void knn_destroy(knn_t *k)
 {
     free(k->nbr);

@@ -66,6 +66,27 @@ int knn_build(const graph_t *t, const knn_opts_t *o, knn_t *out);
 int knn_update_rows(const graph_t *t, const knn_opts_t *o, const uint32_t *rows, size_t n_rows,
                     knn_t *inout, size_t *n_changed);
 
+/**
+ * Which rows of a kNN result can change when edges of T change, exactly (a row not flagged has
+ * the same list on the new graph). Row s keeps its list if every changed edge (a, b, w) (added,
+ * removed, or its distance changed: both distances count) has d(s, a) + w > D and
+ * d(s, b) + w > D, D being the k-th distance of s (max_distance for a short row): a path through
+ * such an edge is longer than D, so no distance up to D changes, none beyond it drops to D, and
+ * the list (sorted by (distance, index), an order an increasing renumbering keeps) stays. Only
+ * ends within the list (or s itself) can fail that test: any other node lies at D or beyond. The
+ * test is made with a relative margin of 1e-5 (stored distances are rounded to float), so it only
+ * errs towards recomputing.
+ * @param[in] carried    the result on the graph before, renumbered onto the new graph's nodes,
+ *                       with the max_distance of both.
+ * @param[in] change_min per node of the new graph, a lower bound on the distance of every edge
+ *                       at it that was added, removed or changed (graph_row_change_min());
+ *                       INFINITY for none.
+ * @param[in,out] need   per row, 1 for rows to recompute anyway (new items, a neighbour that
+ *                       left); the rows whose list may change are set too.
+ * @return the number of rows set in @p need.
+ */
+size_t knn_rows_affected(const knn_t *carried, const double *change_min, uint8_t *need);
+
 /** Free a result; a zeroed one is fine. */
 void knn_destroy(knn_t *k);
 

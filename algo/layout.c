@@ -150,7 +150,12 @@ typedef struct knn_job {
     uint32_t k;
     uint32_t *nbr; /* n x k, ascending distance */
     double *dist;
-    const uint32_t *pos; /* a point's place in the tree's order (the inverse of perm) */
+    const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
+    const uint32_t *rows; /* the queries (NULL: every point) */
+    /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
+    const uint32_t *kept;
+    uint32_t n_kept;
+    uint8_t *may_list; /* out: the query's k nearest may hold a kept point */
 } knn_job_t;
 
 /* A candidate neighbour: squared distance, index; ordered by both (ties by index). */
@@ -280,7 +285,9 @@ static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
     uint32_t k = j->k;
     cand_buf_t b = {NULL, 0, 0};
     int rc = cand_reserve(&b, 4 * (size_t)k + LEAF_SIZE);
-    for (size_t q = begin; q < end && rc == 0; q++) {
+    for (size_t at = begin; at < end && rc == 0; at++) {
+        size_t q = j->rows ? j->rows[at] : at,
+               prev = j->rows && at > begin ? j->rows[at - 1] : q - 1;
         const double *x = t->x + q * t->dim;
         int32_t id = 0; /* down to the smallest subtree around q that holds >= k points */
         for (;;) {
@@ -298,8 +305,8 @@ static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
         b.n = 0;
         for (uint32_t e = nd->lo; e < nd->hi; e++)
             b.c[b.n] = (knn_cand_t){sq_dist(t, x, t->perm[e]), t->perm[e]}, b.n++;
-        for (uint32_t c = 0; q > begin && c < k; c++) {
-            uint32_t p = j->nbr[(q - 1) * k + c];
+        for (uint32_t c = 0; at > begin && c < k; c++) {
+            uint32_t p = j->nbr[prev * k + c];
             if (j->pos[p] < nd->lo || j->pos[p] >= nd->hi) /* else counted already */
                 b.c[b.n++] = (knn_cand_t){sq_dist(t, x, p), p};
         }
@@ -321,10 +328,58 @@ static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
     return rc;
 }
 
-/* The k nearest of every point of @p x, on a k-d tree of @p x whose order is the identity (see
- * kd_order: layout_umap renumbers the points in the order of the tree it built). */
+/*
+ * For each listed point q: whether its k nearest may hold one of the kept points. The k-th
+ * smallest squared distance from q to the points of the smallest subtree around q holding >= k
+ * points bounds the k-th of all points from above, so a kept point p can be among q's k nearest
+ * only if d2(q, p) <= that bound (ties included). Cheaper than the k nearest themselves (no
+ * range query, no sort), and exact: it only errs towards computing a row.
+ */
+static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    knn_job_t *j = ud;
+    const kd_tree_t *t = j->t;
+    uint32_t k = j->k;
+    cand_buf_t b = {NULL, 0, 0};
+    int rc = cand_reserve(&b, 4 * (size_t)k + LEAF_SIZE);
+    for (size_t at = begin; at < end && rc == 0; at++) {
+        uint32_t q = j->rows[at];
+        const double *x = t->x + (size_t)q * t->dim;
+        int32_t id = 0;
+        for (;;) {
+            const kd_node_t *nd = &t->nodes[id];
+            if (nd->left < 0)
+                break;
+            int32_t c = x[nd->dim] - nd->split < 0 ? nd->left : nd->right;
+            if (t->nodes[c].hi - t->nodes[c].lo < k)
+                break;
+            id = c;
+        }
+        const kd_node_t *nd = &t->nodes[id];
+        if ((rc = cand_reserve(&b, nd->hi - nd->lo)) != 0)
+            break;
+        b.n = 0;
+        for (uint32_t e = nd->lo; e < nd->hi; e++)
+            b.c[b.n] = (knn_cand_t){sq_dist(t, x, t->perm[e]), t->perm[e]}, b.n++;
+        cand_select(b.c, b.n, k);
+        double r2 = 0;
+        for (uint32_t c = 0; c < k; c++)
+            r2 = b.c[c].d > r2 ? b.c[c].d : r2;
+        int hit = 0;
+        for (uint32_t c = 0; c < j->n_kept && !hit; c++)
+            hit = sq_dist(t, x, j->kept[c]) <= r2;
+        j->may_list[q] = (uint8_t)hit;
+    }
+    free(b.c);
+    return rc;
+}
+
+/* The k nearest of the points @p rows (NULL: every point) of @p x, on a k-d tree of @p x whose
+ * order is the identity (see kd_order: layout_umap renumbers the points in the order of the
+ * tree it built). A row does not depend on which other rows are computed. */
 static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes, uint32_t n_nodes,
-                     uint32_t k, uint32_t *nbr, double *dist)
+                     uint32_t k, const uint32_t *rows, uint32_t n_rows, uint32_t *nbr, double *dist)
 {
     uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
     if (!ident)
@@ -332,9 +387,95 @@ static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes
     for (uint32_t i = 0; i < n; i++)
         ident[i] = i;
     kd_tree_t t = {x, n, dim, ident, nodes, n_nodes, NULL};
-    knn_job_t j = {&t, k, nbr, dist, ident};
-    int rc = par_for(n, 256, 2, knn_body, &j);
+    knn_job_t j = {&t, k, nbr, dist, ident, rows, NULL, 0, NULL};
+    int rc = par_for(rows ? n_rows : n, 256, 2, knn_body, &j);
     free(ident);
+    return rc;
+}
+
+/* The listed points not yet computed (@p done), appended to @p rows; @return how many. */
+static uint32_t rows_pending(const uint8_t *want, const uint8_t *done, uint32_t n, uint32_t *rows)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (want[i] && !done[i])
+            rows[m++] = i;
+    return m;
+}
+
+#define PARTIAL_MAX_KEPT_DIV 16 /* more kept points than n / 16: every row is computed */
+
+/*
+ * The kNN rows a partial layout reads (fuzzy_graph's @p need): the kept points', their
+ * neighbours', and those of every point whose k nearest hold a kept point, found through
+ * knn_bound_body: the same rows, and the same bits, as computing every row (a row does not
+ * depend on the others). *need_out is NULL when the partial set does not pay (too many kept
+ * points) or cannot stand in for every row (a needed row of k zero distances would read the
+ * mean of all rows): every row is computed then. Points are in the tree's order.
+ */
+static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes,
+                       uint32_t n_nodes, uint32_t k, const uint8_t *keep, uint32_t *nbr,
+                       double *dist, uint8_t **need_out)
+{
+    uint32_t n_kept = 0, m;
+    for (uint32_t i = 0; i < n; i++)
+        n_kept += keep[i] != 0;
+    *need_out = NULL;
+    if (n_kept > n / PARTIAL_MAX_KEPT_DIV)
+        return 0;
+    uint8_t *need = calloc((size_t)n + 1, 1), *done = calloc((size_t)n + 1, 1);
+    uint8_t *may = calloc((size_t)n + 1, 1);
+    uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows));
+    uint32_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
+    int rc = need && done && may && rows && kept ? 0 : -ENOMEM;
+    for (uint32_t i = 0, c = 0; rc == 0 && i < n; i++)
+        if (keep[i])
+            kept[c++] = i;
+    /* 1. the kept points; 2. their neighbours */
+    for (int pass = 0; rc == 0 && pass < 2; pass++) {
+        m = rows_pending(pass == 0 ? keep : need, done, n, rows);
+        rc = exact_knn(x, n, dim, nodes, n_nodes, k, rows, m, nbr, dist);
+        for (uint32_t r = 0; rc == 0 && r < m; r++) {
+            uint32_t i = rows[r];
+            done[i] = 1;
+            for (uint32_t c = 0; keep[i] && c < k; c++)
+                need[i] = need[nbr[(size_t)i * k + c]] = 1;
+        }
+    }
+    /* 3. the points whose k nearest may hold a kept point, then those that do */
+    if (rc == 0) {
+        m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (!done[i])
+                rows[m++] = i;
+        kd_tree_t t = {x, n, dim, NULL, nodes, n_nodes, NULL};
+        uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
+        for (uint32_t i = 0; ident && i < n; i++)
+            ident[i] = i;
+        t.perm = ident;
+        knn_job_t j = {&t, k, nbr, dist, ident, rows, kept, n_kept, may};
+        rc = ident ? par_for(m, 256, 2, knn_bound_body, &j) : -ENOMEM;
+        free(ident);
+    }
+    if (rc == 0) {
+        m = rows_pending(may, done, n, rows);
+        rc = exact_knn(x, n, dim, nodes, n_nodes, k, rows, m, nbr, dist);
+        for (uint32_t r = 0; rc == 0 && r < m; r++) {
+            uint32_t i = rows[r];
+            done[i] = 1;
+            for (uint32_t c = 0; c < k; c++)
+                if (keep[nbr[(size_t)i * k + c]])
+                    need[i] = 1;
+        }
+    }
+    int every = 0; /* a needed row whose k distances are all 0 reads the mean of every row */
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        every |= need[i] && dist[(size_t)i * k + k - 1] == 0;
+    free(done), free(may), free(rows), free(kept);
+    if (rc == 0 && !every)
+        *need_out = need;
+    else
+        free(need);
     return rc;
 }
 
@@ -460,9 +601,10 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
  * membership 1).
  */
 static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint32_t k,
-                       uint32_t n_epochs, const uint8_t *keep, edges_t *out)
+                       uint32_t n_epochs, const uint8_t *keep, uint8_t *need, edges_t *out)
 {
-    uint32_t kk = k - 1; /* without the point itself */
+    uint32_t kk = k - 1;         /* without the point itself */
+    const uint8_t *given = need; /* from partial_knn: the rows to read (consumed) */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
     double *a = malloc((size_t)n * kk * sizeof(*a) + 1), mean_all = 0;
     edges_t e = {malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
@@ -472,15 +614,14 @@ static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint
         free(idx), free(a), edges_free(&e);
         return -ENOMEM;
     }
-    for (size_t q = 0; q < (size_t)n * k; q++)
+    for (size_t q = 0; !need && q < (size_t)n * k; q++) /* read only where rho = 0 */
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    uint8_t *need = keep ? calloc((size_t)n + 1, 1) : NULL;
-    if (keep && !need) {
+    if (keep && !need && !(need = calloc((size_t)n + 1, 1))) {
         free(idx), free(a), edges_free(&e);
         return -ENOMEM;
     }
-    for (uint32_t i = 0; keep && i < n; i++)
+    for (uint32_t i = 0; keep && !given && i < n; i++)
         for (uint32_t x = 0; x < k; x++) {
             uint32_t j = nbr[(size_t)i * k + x];
             if (keep[i] || keep[j])
@@ -1017,8 +1158,13 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     /* a partial layout needs only the edges of the points that move or get placed */
     for (uint32_t i = 0; movable && i < n; i++)
         pp[n + i] = mp[i] || !pp[i];
-    if ((rc = exact_knn(xp, n, dim, nodes, n_nodes, k, nbr, dist)) != 0 ||
-        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, &e)) != 0)
+    uint8_t *need = NULL; /* a partial layout reads only some rows (partial_knn) */
+    if (movable && !o->knn_every_row &&
+        (rc = partial_knn(xp, n, dim, nodes, n_nodes, k, pp + n, nbr, dist, &need)) != 0)
+        goto out;
+    if ((!need && (rc = exact_knn(xp, n, dim, nodes, n_nodes, k, NULL, 0, nbr, dist)) != 0) ||
+        (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, need,
+                          &e)) != 0)
         goto out;
     free(nbr), free(dist), free(nodes);
     nbr = NULL, dist = NULL, nodes = NULL;

@@ -31,6 +31,9 @@ typedef struct layout_opts {
     /* warm runs only: if set, only points with movable[i] move; the others keep their place
      * (their edges still pull and push the movable ones). NULL: every point moves. */
     const uint8_t *movable;
+    /* testing aid: a partial layout computes every point's k nearest as a full one does, not
+     * only the rows it reads (the result is the same, bit for bit) */
+    int knn_every_row;
     atl_progress_cb progress; /* stage "layout" */
     void *progress_ud;
 } layout_opts_t;

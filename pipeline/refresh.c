@@ -5,13 +5,16 @@
  *  - T. A row of T is a function of its S row and the retained set (DESIGN §3). Every change of
  *    S[i][j] marks rows i and j dirty, so with an unchanged retained set only dirty rows can
  *    have new pruned lists: those rows are re-read, the others kept from the last run. When the
- *    retained set changed, columns of rows that are not dirty can change too: every row is read.
- *  - kNN. Let C be the nodes whose adjacency in T changed (compared with the last run). A row's
- *    early-stopped Dijkstra only ever relaxes edges out of the nodes it settles: the source and
- *    its k neighbours. If none of those is in C, the search sees exactly the same edges and
- *    returns the same list (same max_distance, same tie-break); so only rows in C or with a
- *    neighbour in C are recomputed. max_distance stays the one of the last full kNN (DESIGN §5
- *    bound from T's 75th percentile), recomputed by every full refresh.
+ *    retained set changed, columns of rows that are not dirty can change too: new items' rows
+ *    are read with their columns, and the rows that may keep them or kept a removed item.
+ *    The rows of T that can differ are rebuilt from the edges whose state may have changed
+ *    (graph_update_delta), the others carried over.
+ *  - kNN. A row's list changes only through a changed edge (a, b, w) with a = the source or a
+ *    node of its list and d(s, a) + w <= its k-th distance (knn_rows_affected, proof in
+ *    knn.h); the nearest changed edge at a node is where its row of T parts from the last one
+ *    (graph_row_change_min). Only such rows, new items' and rows that lost a neighbour are
+ *    recomputed. max_distance stays the one of the last full kNN (DESIGN §5 bound from T's
+ *    75th percentile), recomputed by every full refresh.
  * The tests compare incremental results with a from-scratch recomputation.
  */
 #include "pipeline/refresh.h"
@@ -179,8 +182,8 @@ static int read_row_cb(void *ud, unsigned tid, uint32_t row, const uint32_t *col
         for (size_t q = 0; q < n; q++)
             if (s[q] > GRAPH_MIN_S_DEFAULT && cols[q] < r->n_collect)
                 r->affected[cols[q]] = 1;
-    size_t m = graph_prune_row(cols, s, n, GRAPH_TOP_DEFAULT, GRAPH_MIN_S_DEFAULT, t->col, t->dist,
-                               t->scratch);
+    size_t m = graph_prune_row(cols, s, n, r->o->top ? r->o->top : GRAPH_TOP_DEFAULT,
+                               GRAPH_MIN_S_DEFAULT, t->col, t->dist, t->scratch);
     free(r->col[row]), free(r->dist[row]);
     r->col[row] = malloc((m + 1) * sizeof(uint32_t));
     r->dist[row] = malloc((m + 1) * sizeof(float));
@@ -250,15 +253,18 @@ static int same_keys(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t
     return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
 }
 
-/* Positions of the last run's retained items in this run's list and back (KNN_NONE: gone/new). */
+/* Positions of the last run's retained items in this run's list and back (KNN_NONE: gone/new),
+ * and the edges of T whose state may have changed since (graph_update_delta()). */
 typedef struct remap {
     uint32_t n_old, n_new;
     uint32_t *new_of_old, *old_of_new;
+    graph_edges_t delta;
 } remap_t;
 
 static void remap_free(remap_t *m)
 {
     free(m->new_of_old), free(m->old_of_new);
+    graph_edges_destroy(&m->delta);
     memset(m, 0, sizeof(*m));
 }
 
@@ -313,14 +319,16 @@ typedef struct col_marks {
  * new one: every column whose entry appeared, left or changed distance, and the row itself. Only
  * those rows of T can differ from the previous T (an edge belongs to the two rows it joins).
  * Linear through the column marks (sorting both lists to merge them was 1.2 s of a full-scale
- * refresh that re-read 10.7k rows).
+ * refresh that re-read 10.7k rows). Each entry that appeared or changed distance is an edge of T
+ * now, at its new distance (@p delta); an entry that left is an edge still if the other row lists
+ * this one, which is known once every row is read (@p left, resolve_left()).
  */
-static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32_t on,
-                         const uint32_t *nc, const float *nd, uint32_t nn, const remap_t *m,
-                         uint8_t *aff, col_marks_t *cm)
+static int mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32_t on,
+                        const uint32_t *nc, const float *nd, uint32_t nn, const remap_t *m,
+                        uint8_t *aff, col_marks_t *cm, graph_edges_t *delta, graph_edges_t *left)
 {
     const uint32_t listed = 2 * i + 1, kept = 2 * i + 2;
-    int any = 0;
+    int any = 0, rc = 0;
     for (uint32_t q = 0; q < on; q++) {
         uint32_t c = m->new_of_old[oc[q]];
         if (c == KNN_NONE) {
@@ -330,20 +338,45 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
         cm->stamp[c] = listed;
         cm->dist_bits[c] = float_key(od[q]);
     }
-    for (uint32_t q = 0; q < nn; q++) {
+    for (uint32_t q = 0; q < nn && rc == 0; q++) {
         uint32_t c = nc[q];
-        if (cm->stamp[c] == listed && cm->dist_bits[c] == float_key(nd[q]))
+        int was = cm->stamp[c] == listed;
+        if (was && cm->dist_bits[c] == float_key(nd[q])) {
             cm->stamp[c] = kept;
-        else
-            aff[c] = 1, any = 1; /* new, or at another distance */
+            continue;
+        }
+        cm->stamp[c] = kept; /* new, or at another distance: an edge now, at this one */
+        aff[c] = 1, any = 1;
+        rc = graph_edges_add(delta, i, c, nd[q]);
     }
-    for (uint32_t q = 0; q < on; q++) {
+    for (uint32_t q = 0; q < on && rc == 0; q++) {
         uint32_t c = m->new_of_old[oc[q]];
-        if (c != KNN_NONE && cm->stamp[c] == listed)
-            aff[c] = 1, any = 1; /* gone, or at another distance */
+        if (c != KNN_NONE && cm->stamp[c] == listed) { /* gone from the list */
+            aff[c] = 1, any = 1;
+            rc = graph_edges_add(left, i, c, 0);
+        }
     }
     if (any)
         aff[i] = 1;
+    return rc;
+}
+
+/* An entry that left row i's list is an edge still, at the distance it has there, if row c
+ * lists i (its list is this run's: every row read or renumbered by now). */
+static int resolve_left(const refresh_state_t *st, const graph_edges_t *left, graph_edges_t *delta)
+{
+    int rc = 0;
+    for (size_t k = 0; k < left->m && rc == 0; k++) {
+        uint32_t i = left->i[k], c = left->j[k];
+        float d = 0;
+        for (uint32_t q = 0; q < st->cnt[c]; q++)
+            if (st->col[c][q] == i) {
+                d = st->dist[c][q];
+                break;
+            }
+        rc = graph_edges_add(delta, i, c, d);
+    }
+    return rc;
 }
 
 /*
@@ -356,34 +389,35 @@ static void mark_changes(uint32_t i, const uint32_t *oc, const float *od, uint32
  */
 /* Which rows of T can differ from the last run's: new items' rows and every row they list, rows
  * whose pruned entries changed (mark_changes), and rows a removed item listed. NULL on OOM. */
-static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, const remap_t *m,
-                              uint32_t n)
+static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, remap_t *m, uint32_t n,
+                              graph_edges_t *left)
 {
     uint8_t *aff = calloc((size_t)n + 1, 1);
     col_marks_t cm = {calloc((size_t)n + 1, sizeof(uint32_t)),
                       malloc(((size_t)n + 1) * sizeof(uint32_t))};
-    if (!aff || !cm.stamp || !cm.dist_bits) {
-        free(aff), free(cm.stamp), free(cm.dist_bits);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < n; i++) {
+    int rc = aff && cm.stamp && cm.dist_bits ? 0 : -ENOMEM;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
         uint32_t p = m->old_of_new[i];
         if (!r->col[i])
             continue;
-        if (p == KNN_NONE) { /* a new item: its row and every row it lists */
+        if (p == KNN_NONE) { /* a new item: its row and every row it lists, edges all */
             aff[i] = 1;
-            for (uint32_t q = 0; q < r->cnt[i]; q++)
+            for (uint32_t q = 0; q < r->cnt[i] && rc == 0; q++) {
                 aff[r->col[i][q]] = 1;
+                rc = graph_edges_add(&m->delta, i, r->col[i][q], r->dist[i][q]);
+            }
         } else {
-            mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i], r->cnt[i],
-                         m, aff, &cm);
+            rc = mark_changes(i, st->col[p], st->dist[p], st->cnt[p], r->col[i], r->dist[i],
+                              r->cnt[i], m, aff, &cm, &m->delta, left);
         }
     }
-    for (uint32_t p = 0; p < st->n; p++) /* rows a removed item listed lose it */
+    for (uint32_t p = 0; p < st->n && rc == 0; p++) /* rows a removed item listed lose it */
         for (uint32_t q = 0; m->new_of_old[p] == KNN_NONE && q < st->cnt[p]; q++)
             if (m->new_of_old[st->col[p][q]] != KNN_NONE)
                 aff[m->new_of_old[st->col[p][q]]] = 1;
     free(cm.stamp), free(cm.dist_bits);
+    if (rc != 0)
+        free(aff), aff = NULL;
     return aff;
 }
 
@@ -411,6 +445,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
                             uint32_t *rows_read)
 {
     reader_t r = {.o = o, .expect = n_dirty};
+    graph_edges_t left = {0};
     uint64_t *keys = NULL, *more = NULL, *again = NULL;
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
@@ -469,7 +504,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         rc = READ_AGAIN_FULL;
         goto out;
     }
-    uint8_t *aff = affected_rows(st, &r, m, n);
+    uint8_t *aff = affected_rows(st, &r, m, n, &left);
     if (!aff) {
         rc = -ENOMEM;
         goto out;
@@ -478,31 +513,13 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     adopt_kept_rows(st, &r, m, n);
     state_adopt(st, &r, keys, n);
     keys = NULL;
+    if ((rc = resolve_left(st, &left, &m->delta)) != 0)
+        goto out;
     *rows_read = reader_rows_read(&r);
 out:
     reader_free(&r);
+    graph_edges_destroy(&left);
     free(keys), free(more), free(again), free(added), free(want);
-    return rc;
-}
-
-/* T after an incremental read: only rows marked in @p aff are rebuilt, from the entries that
- * touch them; the others are carried over from the last run's T (graph_update). */
-static int update_t(const refresh_state_t *st, const remap_t *m, const uint8_t *aff, graph_t *out)
-{
-    graph_edges_t e;
-    graph_edges_init(&e);
-    int rc = 0;
-    for (uint32_t i = 0; i < st->n && rc == 0; i++)
-        for (uint32_t q = 0; q < st->cnt[i] && rc == 0; q++) {
-            uint32_t c = st->col[i][q];
-            if (aff[i])
-                rc = graph_edges_add(&e, i, c, st->dist[i][q]);
-            if (rc == 0 && aff[c])
-                rc = graph_edges_add(&e, c, i, st->dist[i][q]);
-        }
-    if (rc == 0)
-        rc = graph_update(&st->t, m->old_of_new, m->new_of_old, st->n, aff, &e, out);
-    graph_edges_destroy(&e);
     return rc;
 }
 
@@ -564,49 +581,39 @@ static int read_graph(store_t *s, refresh_state_t *st, const refresh_opts_t *o,
 
 /* ---- kNN --------------------------------------------------------------------------------- */
 
-/* Whether row i of @p t differs from row p of @p old renumbered through @p m. */
-static int row_differs(const graph_t *old, uint32_t p, const graph_t *t, uint32_t i,
-                       const remap_t *m)
-{
-    uint64_t a = old->row_ptr[p], la = old->row_ptr[p + 1] - a;
-    uint64_t b = t->row_ptr[i], lb = t->row_ptr[i + 1] - b;
-    if (la != lb)
-        return 1;
-    for (uint64_t q = 0; q < la; q++)
-        if (m->new_of_old[old->col[a + q]] != t->col[b + q] || old->dist[a + q] != t->dist[b + q])
-            return 1;
-    return 0;
-}
-
 /*
  * The last run's kNN renumbered onto this run's items (@p out), and the rows that must be
- * recomputed (see the file comment): new items, rows whose T adjacency changed, and rows with a
- * neighbour that changed or left the retained set.
+ * recomputed (see the file comment): new items, rows with a neighbour that left the retained
+ * set, and rows whose list an edge change of T can reach (knn_rows_affected(), from the nearest
+ * changed edge at each node of a row of T that was rebuilt: only rows flagged in @p aff can
+ * differ from the last T).
  */
 static uint32_t *carry_knn(const graph_t *old, const knn_t *prev, const graph_t *t,
-                           const remap_t *m, knn_t *out, size_t *n_out)
+                           const remap_t *m, const uint8_t *aff, knn_t *out, size_t *n_out)
 {
     uint32_t n = t->n, k = prev->k, *rows = malloc(((size_t)n + 1) * sizeof(*rows));
-    uint8_t *changed = calloc((size_t)n + 1, 1);
+    uint8_t *need = calloc((size_t)n + 1, 1);
+    double *change = malloc(((size_t)n + 1) * sizeof(*change));
     size_t r = 0;
     out->n = n, out->k = k, out->max_distance = prev->max_distance;
     out->nbr = malloc(((size_t)n * k + 1) * sizeof(uint32_t));
     out->dist = malloc(((size_t)n * k + 1) * sizeof(float));
     out->count = calloc((size_t)n + 1, sizeof(uint32_t));
-    if (!rows || !changed || !out->nbr || !out->dist || !out->count) {
-        free(rows), free(changed);
+    if (!rows || !need || !change || !out->nbr || !out->dist || !out->count) {
+        free(rows), free(need), free(change);
         return NULL;
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = m->old_of_new[i];
-        changed[i] = p == KNN_NONE || row_differs(old, p, t, i, m);
+        change[i] =
+            p != KNN_NONE && aff[i] ? graph_row_change_min(old, p, m->new_of_old, t, i) : INFINITY;
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = m->old_of_new[i], c = 0;
-        int hit = changed[i];
+        need[i] = p == KNN_NONE;
         for (uint32_t q = 0; p != KNN_NONE && q < prev->count[p]; q++) {
             uint32_t j = m->new_of_old[prev->nbr[(size_t)p * k + q]];
-            hit |= j == KNN_NONE || changed[j];
+            need[i] |= j == KNN_NONE;
             if (j != KNN_NONE) {
                 out->nbr[(size_t)i * k + c] = j;
                 out->dist[(size_t)i * k + c] = prev->dist[(size_t)p * k + q];
@@ -616,16 +623,18 @@ static uint32_t *carry_knn(const graph_t *old, const knn_t *prev, const graph_t 
         out->count[i] = c;
         for (uint32_t q = c; q < k; q++)
             out->nbr[(size_t)i * k + q] = KNN_NONE, out->dist[(size_t)i * k + q] = INFINITY;
-        if (hit)
-            rows[r++] = i;
     }
-    free(changed);
+    knn_rows_affected(out, change, need);
+    for (uint32_t i = 0; i < n; i++)
+        if (need[i])
+            rows[r++] = i;
+    free(need), free(change);
     *n_out = r;
     return rows;
 }
 
-static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const refresh_opts_t *o,
-                       uint32_t *knn_rows)
+static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const uint8_t *aff,
+                       const refresh_opts_t *o, uint32_t *knn_rows)
 {
     knn_opts_t ko;
     knn_opts_default(&ko);
@@ -635,7 +644,7 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     int rc;
     if (m && m->old_of_new && st->knn.n == m->n_old && st->t.n == m->n_old) {
         size_t n_rows = 0, n_changed = 0;
-        uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, &fresh, &n_rows);
+        uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, aff, &fresh, &n_rows);
         if (!rows) {
             knn_destroy(&fresh);
             return -ENOMEM;
@@ -923,7 +932,7 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
     snprintf(buf + k, cap - (size_t)k,
              ",\"parameters\":{\"k\":%d,\"max_distance\":%.6g,\"dim\":%d,\"n_neighbors\":150,"
              "\"min_dist\":0.25,\"seed\":%" PRIu64 ",\"top\":%d,\"cold\":%s}}",
-             REFRESH_K, max_distance, REFRESH_DIM, o->seed, GRAPH_TOP_DEFAULT,
+             REFRESH_K, max_distance, REFRESH_DIM, o->seed, o->top ? o->top : GRAPH_TOP_DEFAULT,
              o->cold ? "true" : "false");
     return buf;
 }
@@ -1003,7 +1012,9 @@ static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap
     } else {
         graph_destroy(&st->spare);
     }
-    int rc = update ? update_t(st, map, aff, t) : build_t(st->n, st->cnt, st->col, st->dist, t);
+    int rc = update ? graph_update_delta(&st->t, map->old_of_new, map->new_of_old, st->n, aff,
+                                         &map->delta, t)
+                    : build_t(st->n, st->cnt, st->col, st->dist, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)
         r->graph_rows -= !aff[i];
@@ -1080,7 +1091,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_graph = now_s() - t1;
     t1 = now_s();
-    if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, o, &r->knn_rows)) != 0) {
+    if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, aff, o, &r->knn_rows)) != 0) {
         if (rc != ATL_ECANCELED)
             snprintf(err, errlen, "kNN: %s", atl_strerror(rc));
         goto out;

@@ -28,7 +28,9 @@ typedef struct refresh_opts {
     int cold;            /* ignore stored coordinates: random MDE start, PCA layout start */
     int if_dirty;        /* do nothing (ATL_ENOTFOUND) when no item is dirty and a map exists */
     double max_distance; /* kNN bound for a full kNN (<= 0: DESIGN §5 rule from T) */
-    int check_graph;     /* testing aid: also build T from scratch; ATL_EDIFF if they differ */
+    uint32_t top;    /* entries kept per row of T (0: GRAPH_TOP_DEFAULT, DESIGN §3); one value per
+                      * state (tests use a small one, to make rows drop entries other rows keep) */
+    int check_graph; /* testing aid: also build T from scratch; ATL_EDIFF if they differ */
     size_t verify_mem_bytes;  /* memory budget of the S recomputation (0: default) */
     int64_t lag_origin;       /* unix time of the oldest ingested change not yet published (0) */
     atl_progress_cb progress; /* stage names: verify, read, knn, mde, layout, publish */

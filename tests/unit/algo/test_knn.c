@@ -184,6 +184,37 @@ static void test_graph_update(void)
         CHECK(memcmp(spare.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
         graph_destroy(&spare);
     }
+    /* graph_update_delta(): the same graph from the edges' new states at affected rows (each
+     * edge between two affected rows: present at its distance, or gone), every other entry
+     * carried over */
+    graph_edges_t ed;
+    graph_edges_init(&ed);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = old_of_new[i];
+        for (uint64_t k = want.row_ptr[i]; aff[i] && k < want.row_ptr[i + 1]; k++)
+            if (aff[want.col[k]] && (k % 3 != 0 || want.col[k] < i)) /* some edges twice */
+                E(graph_edges_add(&ed, i, want.col[k], want.dist[k]));
+        for (uint64_t k = p == KNN_NONE ? 0 : old.row_ptr[p];
+             aff[i] && p != KNN_NONE && k < old.row_ptr[p + 1]; k++) {
+            uint32_t c = new_of_old[old.col[k]];
+            int still = 0;
+            for (uint64_t q = want.row_ptr[i]; c != KNN_NONE && q < want.row_ptr[i + 1]; q++)
+                still |= want.col[q] == c;
+            if (c != KNN_NONE && !still && aff[c])
+                E(graph_edges_add(&ed, i, c, 0)); /* gone */
+        }
+    }
+    for (int round = 0; round < 2; round++) {
+        graph_t dg = {0};
+        if (round == 1)
+            E(graph_build(n, &e1, &dg)); /* buffers to reuse */
+        E(graph_update_delta(&old, old_of_new, new_of_old, n, aff, &ed, &dg));
+        CHECK_EQ(dg.n, want.n);
+        CHECK(memcmp(dg.row_ptr, want.row_ptr, (n + 1) * sizeof(uint64_t)) == 0);
+        CHECK(memcmp(dg.col, want.col, want.row_ptr[n] * sizeof(uint32_t)) == 0);
+        CHECK(memcmp(dg.dist, want.dist, want.row_ptr[n] * sizeof(float)) == 0);
+        graph_destroy(&dg);
+    }
     uint32_t rebuilt = 0;
     for (uint32_t i = 0; i < n; i++)
         rebuilt += aff[i];
@@ -194,8 +225,89 @@ static void test_graph_update(void)
             aff[i] = 0; /* the new item's row */
     graph_t bad = {0};
     CHECK_EQ(graph_update(&old, old_of_new, new_of_old, n, aff, &ea, &bad), -EINVAL);
+    CHECK_EQ(graph_update_delta(&old, old_of_new, new_of_old, n, aff, &ed, &bad), -EINVAL);
+    graph_edges_destroy(&ed);
     graph_destroy(&old), graph_destroy(&want), graph_destroy(&got);
     graph_edges_destroy(&e0), graph_edges_destroy(&e1), graph_edges_destroy(&ea);
+}
+
+/* Rebuild @p g with a few edges added, removed or moved (1/8 grid: ties), into @p out. */
+static void perturb(const graph_t *g, rng_t *r, uint32_t n_changes, graph_t *out)
+{
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < g->n; i++)
+        for (uint64_t x = g->row_ptr[i]; x < g->row_ptr[i + 1]; x++) {
+            uint32_t j = g->col[x];
+            if (j < i)
+                continue;
+            float d = g->dist[x];
+            if (rng_below(r, g->n * 4) < n_changes) {
+                uint64_t what = rng_below(r, 3);
+                if (what == 0)
+                    continue;                                             /* removed */
+                d = what == 1 ? d + 0.125f : (d > 0.2f ? d - 0.125f : d); /* farther, nearer */
+            }
+            E(graph_edges_add(&e, i, j, d));
+        }
+    for (uint32_t c = 0; c < n_changes; c++) { /* added */
+        uint32_t i = (uint32_t)rng_below(r, g->n), j = (uint32_t)rng_below(r, g->n);
+        if (i != j)
+            E(graph_edges_add(&e, i, j, (float)(1 + rng_below(r, 12)) / 8.0f));
+    }
+    E(graph_build(g->n, &e, out));
+    graph_edges_destroy(&e);
+}
+
+/*
+ * knn_rows_affected(): after a few edges of T change, the rows it leaves alone keep their lists
+ * exactly: the kept rows plus the recomputed ones equal a from-scratch kNN of the new graph, on
+ * graphs full of equal distances (1/8 grid) and with a tight bound (short rows), while most rows
+ * are left alone. (Dropping the neighbours' test, or comparing with < instead of <=, fails it.)
+ */
+static void test_rows_affected(void)
+{
+    size_t kept = 0, total = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        graph_t g0, g1;
+        rng_t r;
+        rng_init(&r, seed * 7919);
+        random_graph(seed + 100, 400, 6, &g0);
+        perturb(&g0, &r, 1 + (uint32_t)(seed % 6), &g1);
+        knn_opts_t o;
+        knn_opts_default(&o);
+        o.k = seed % 3 == 0 ? 4 : 10;
+        o.max_distance = seed % 4 == 0 ? 0.5 : 0;
+        knn_t before, want;
+        E(knn_build(&g0, &o, &before));
+        o.max_distance = before.max_distance;
+        E(knn_build(&g1, &o, &want));
+        uint32_t *ident = malloc(g0.n * sizeof(uint32_t)), *rows = malloc(g0.n * sizeof(uint32_t));
+        double *change = malloc(g0.n * sizeof(double));
+        uint8_t *need = calloc(g0.n, 1);
+        for (uint32_t i = 0; i < g0.n; i++)
+            ident[i] = i;
+        for (uint32_t i = 0; i < g0.n; i++)
+            change[i] = graph_row_change_min(&g0, i, ident, &g1, i);
+        size_t n_need = knn_rows_affected(&before, change, need), n_rows = 0;
+        for (uint32_t i = 0; i < g0.n; i++)
+            if (need[i])
+                rows[n_rows++] = i;
+        CHECK_EQ(n_rows, n_need);
+        size_t changed;
+        E(knn_update_rows(&g1, &o, rows, n_rows, &before, &changed));
+        for (uint32_t i = 0; i < g0.n; i++) {
+            CHECK_EQ(before.count[i], want.count[i]);
+            CHECK(memcmp(before.nbr + (size_t)i * o.k, want.nbr + (size_t)i * o.k,
+                         o.k * sizeof(uint32_t)) == 0);
+        }
+        kept += g0.n - n_rows, total += g0.n;
+        free(ident), free(rows), free(change), free(need);
+        knn_destroy(&before), knn_destroy(&want);
+        graph_destroy(&g0), graph_destroy(&g1);
+    }
+    fprintf(stderr, "rows_affected: %zu of %zu rows kept\n", kept, total);
+    CHECK(kept > total / 2);
 }
 
 typedef struct oom_knn {
@@ -342,6 +454,7 @@ int main(void)
     test_graph_build_rows();
     test_oom();
     test_graph_update();
+    test_rows_affected();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         graph_t g;
         random_graph(seed, 300 + 50 * (uint32_t)seed, 3 + (uint32_t)seed * 2, &g);

@@ -3,7 +3,8 @@
  * separated in 2-D (kNN label purity; umap-learn measured 0.988 on this setup, §12),
  * determinism, a warm start + Procrustes that keeps an unchanged input in place, exact
  * Procrustes recovery of a known rotation/reflection (the frame: test_frame.c), the SGD's
- * calendar schedule against umap-learn's clocks.
+ * calendar schedule against umap-learn's clocks; a partial layout that computes only the kNN
+ * rows it reads gives the bits of one that computes every row.
  */
 #include <errno.h>
 #include <math.h>
@@ -98,8 +99,66 @@ static void test_schedule(void)
     CHECK(moved * 10 < total); /* only in the whole and half-epoch periods */
 }
 
+/*
+ * A partial warm layout computes only the kNN rows it reads (the moving points', their
+ * neighbours', and those of points whose k nearest hold a moving point); its result equals,
+ * bit for bit, that of computing every row (knn_every_row). Clusters plus outliers: an outlier
+ * lists points of the nearest cluster that do not list it, so the rows found by the bound pass
+ * matter (skipping that pass fails this test). Also with most points moving (every row).
+ */
+static void test_partial_rows(void)
+{
+    enum { NP = 1500, NOUT = 100 };
+
+    static double x[NP * 3], y[NP * 2], ya[NP * 2], yb[NP * 2];
+    static uint8_t placed[NP], movable[NP];
+    rng_t r;
+    rng_init(&r, 5);
+    for (int i = 0; i < NP; i++) {
+        int out = i >= NP - NOUT;
+        for (int d = 0; d < 3; d++)
+            x[i * 3 + d] =
+                out ? -30 + 70 * rng_uniform(&r) : 10 * (i % C) + (d == 1 ? 5 : 0) + rng_normal(&r);
+    }
+    layout_opts_t o;
+    layout_opts_default(&o);
+    o.n_neighbors = 15;
+    E(layout_umap(x, NP, 3, &o, y, NULL, NULL));
+    memset(placed, 1, sizeof(placed));
+    for (int round = 0; round < 8; round++) {
+        memset(movable, 0, sizeof(movable));
+        if (round == 7) {
+            for (int i = 0; i < NP; i += 2)
+                movable[i] = 1; /* most points: every row is computed */
+        } else {
+            /* an outlier's nearest cluster point, and two other points */
+            int o_i = NP - NOUT + (int)rng_below(&r, NOUT), best = 0;
+            double bd = INFINITY;
+            for (int i = 0; i < NP - NOUT; i++) {
+                double d = 0;
+                for (int c = 0; c < 3; c++)
+                    d += (x[i * 3 + c] - x[o_i * 3 + c]) * (x[i * 3 + c] - x[o_i * 3 + c]);
+                if (d < bd)
+                    bd = d, best = i;
+            }
+            movable[best] = 1;
+            movable[rng_below(&r, NP)] = movable[rng_below(&r, NP)] = 1;
+        }
+        o.movable = movable;
+        layout_result_t ra, rb;
+        memcpy(ya, y, sizeof(y)), memcpy(yb, y, sizeof(y));
+        o.knn_every_row = 0;
+        E(layout_umap(x, NP, 3, &o, ya, placed, &ra));
+        o.knn_every_row = 1;
+        E(layout_umap(x, NP, 3, &o, yb, placed, &rb));
+        CHECK_EQ(ra.edges, rb.edges);
+        CHECK(memcmp(ya, yb, sizeof(ya)) == 0);
+    }
+}
+
 int main(void)
 {
+    test_partial_rows();
     test_schedule();
     double a, b;
     E(layout_fit_ab(0.25, 1.0, &a, &b));
