@@ -129,8 +129,21 @@ typedef struct ring_pt {
     uint32_t item;
 } ring_pt_t;
 
-/* by hash, then item: the points are made in item order and the radix sort is stable */
-ATL_RADIX_SORT_DEFINE(sort_ring, ring_pt_t, e.h)
+ATL_RADIX_SORT_DEFINE(sort_ring_top, ring_pt_t, e.h >> 40)
+
+/* Sort by (h, item): a stable radix pass by the top 24 bits of h (3 byte passes, not 8), then an
+ * insertion pass for the few neighbours that share them (nearly sorted: linear) */
+static void sort_ring(ring_pt_t *pt, ring_pt_t *tmp, size_t len)
+{
+    sort_ring_top(pt, tmp, len);
+    for (size_t i = 1; i < len; i++) {
+        ring_pt_t x = pt[i];
+        size_t j = i;
+        for (; j > 0 && (pt[j - 1].h > x.h || (pt[j - 1].h == x.h && pt[j - 1].item > x.item)); j--)
+            pt[j] = pt[j - 1];
+        pt[j] = x;
+    }
+}
 
 /* The ring, sorted, with an index by the top `shift`-complement bits of a point: first[b] is the
  * first point with h >= b << shift (about one point a bucket), so a pick searches a bucket, not
