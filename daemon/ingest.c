@@ -80,6 +80,8 @@ struct ingest {
     /* the writer's "done" signal: an eventfd the loop polls, not a uv_async_t, whose
      * uv_async_send() the loop spins on while a (low-priority, preempted) sender is inside it */
     int w_efd;
+    void (*on_commit)(void *ud); /* ingest_on_commit() */
+    void *on_commit_ud;
     uv_poll_t w_done;
     store_batch_t *inflight, *spare; /* being (or to be re-) committed; the free one */
     int flush_wanted;
@@ -277,6 +279,12 @@ static int commit_finish(ingest_t *ig)
     return 0;
 }
 
+void ingest_on_commit(ingest_t *ig, void (*cb)(void *ud), void *ud)
+{
+    ig->on_commit = cb;
+    ig->on_commit_ud = ud;
+}
+
 static void on_commit_done(uv_poll_t *h, int status, int events)
 {
     (void)status, (void)events;
@@ -288,6 +296,8 @@ static void on_commit_done(uv_poll_t *h, int status, int events)
         return; /* a stale wake-up: commit_wait() finished it already */
     if (commit_finish(ig) != 0)
         return;
+    if (ig->on_commit)
+        ig->on_commit(ig->on_commit_ud);
     int full = ig->batch_events >= (uint64_t)ig->cfg->batch_max_events;
     if (ig->flush_wanted || full) {
         ig->flush_wanted = 0;

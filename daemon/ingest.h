@@ -36,6 +36,9 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
  */
 void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud);
 
+/** Call @p cb(@p ud) on the loop after each batch the writer committed (NULL: none). */
+void ingest_on_commit(ingest_t *ig, void (*cb)(void *ud), void *ud);
+
 /** Free after done_cb ran (or if never started); NULL is a no-op. */
 void ingest_free(ingest_t *ig);
 

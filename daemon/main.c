@@ -109,6 +109,12 @@ static void on_ingest_stopped(void *ud)
     part_stopped(ud);
 }
 
+/* A committed batch may make a refresh due now: the scheduler need not wait for its tick. */
+static void on_batch_committed(void *ud)
+{
+    sched_poke(ud);
+}
+
 static void on_sched_stopped(void *ud)
 {
     LOG_INFO("main", "refresh scheduler stopped", "");
@@ -396,6 +402,7 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     if ((rc = sched_start(&d->loop, &d->cfg, d->store, &d->sched, err, errlen)) != 0)
         return rc;
     d->parts_running = 2;
+    ingest_on_commit(d->ingest, on_batch_committed, d->sched);
     /* viewer: empty = the files of this build, "none" = no viewer */
     const char *viewer = !d->cfg.viewer[0]                    ? ATL_VIEWER_DIR
                          : strcmp(d->cfg.viewer, "none") == 0 ? NULL

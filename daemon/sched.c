@@ -21,6 +21,7 @@
 #include "pipeline/refresh.h"
 
 #define TICK_MS        1000
+#define POKE_MIN_MS    100  /* a commit's early tick: at most one per this many ms */
 #define RETRY_AFTER_MS 5000 /* after a failed refresh */
 #define N_OBS          512
 
@@ -41,6 +42,7 @@ struct sched {
     store_counters_t tick_counters;
     uint64_t tick_dirty;
     int tick_busy, tick_rc;
+    uint64_t last_tick_ms; /* loop time of the last tick (timer or sched_poke) */
     refresh_state_t *state;
 
     /* written by the worker, read by /status */
@@ -293,14 +295,26 @@ static void tick_work_cb(uv_work_t *w)
 
 static void tick_after_cb(uv_work_t *w, int status);
 
-static void on_tick(uv_timer_t *t)
+/* Read the counters and the dirty count off the loop; tick_after_cb decides. */
+static void tick_now(sched_t *s)
 {
-    sched_t *s = t->data;
     if (s->stopping || s->tick_busy)
         return;
     s->tick_work.data = s;
+    s->last_tick_ms = uv_now(s->loop);
     if (uv_queue_work(s->loop, &s->tick_work, tick_work_cb, tick_after_cb) == 0)
         s->tick_busy = 1;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    tick_now(t->data);
+}
+
+void sched_poke(sched_t *s)
+{
+    if (uv_now(s->loop) - s->last_tick_ms >= POKE_MIN_MS)
+        tick_now(s);
 }
 
 /* The tick's decision, on the loop, with what the worker read. */

@@ -39,6 +39,14 @@ void sched_status(sched_t *s, cJSON *obj);
 void sched_metrics(sched_t *s, text_buf_t *out);
 
 /**
+ * A batch was committed (on the loop): tick now instead of at the next timer tick, so a refresh
+ * that this batch makes due (interval elapsed, or the dirty threshold reached) starts without
+ * waiting up to a second. Ticks at most every 100 ms this way; each reads two counters off the
+ * loop.
+ */
+void sched_poke(sched_t *s);
+
+/**
  * Stop: cancel a running refresh at its next progress report, close the tick. The loop must
  * keep running until @p done_cb (called once the worker has returned and handles are closed).
  */

@@ -41,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() {
-    echo "FAIL: $*" >&2
+    echo "FAIL: $* (lines ${BASH_LINENO[*]})" >&2
     show_logs
     exit 1
 }
