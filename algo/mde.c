@@ -26,6 +26,7 @@
 #include "algo/fastmath.h"
 #include "algo/par.h"
 #include "algo/rng.h"
+#include "algo/sortdef.h"
 
 #define C1          1e-4
 #define C2          0.9
@@ -65,18 +66,14 @@ typedef struct adjacency {
     uint32_t *nbr;
 } adjacency_t;
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int adjacency_build(uint32_t n, const graph_edges_t *e, adjacency_t *a)
 {
     a->ptr = calloc((size_t)n + 1, sizeof(*a->ptr));
     a->nbr = malloc((2 * e->m + 1) * sizeof(*a->nbr));
+    uint32_t *unsorted = malloc((2 * e->m + 1) * sizeof(*unsorted));
     uint64_t *fill = malloc(((size_t)n + 1) * sizeof(*fill));
-    if (!a->ptr || !a->nbr || !fill) {
+    if (!a->ptr || !a->nbr || !unsorted || !fill) {
+        free(unsorted);
         free(fill);
         return -ENOMEM;
     }
@@ -88,11 +85,17 @@ static int adjacency_build(uint32_t n, const graph_edges_t *e, adjacency_t *a)
         a->ptr[i + 1] += a->ptr[i];
     memcpy(fill, a->ptr, ((size_t)n + 1) * sizeof(*fill));
     for (size_t k = 0; k < e->m; k++) {
-        a->nbr[fill[e->i[k]]++] = e->j[k];
-        a->nbr[fill[e->j[k]]++] = e->i[k];
+        unsorted[fill[e->i[k]]++] = e->j[k];
+        unsorted[fill[e->j[k]]++] = e->i[k];
     }
-    for (uint32_t i = 0; i < n; i++)
-        qsort(a->nbr + a->ptr[i], a->ptr[i + 1] - a->ptr[i], sizeof(uint32_t), cmp_u32);
+    /* sorted rows by transposing: u is appended to the rows of its neighbours in increasing u
+     * (the lists are symmetric), two passes instead of a sort a row (sorts were most of
+     * mde_init at full scale) */
+    memcpy(fill, a->ptr, ((size_t)n + 1) * sizeof(*fill));
+    for (uint32_t u = 0; u < n; u++)
+        for (uint64_t k = a->ptr[u]; k < a->ptr[u + 1]; k++)
+            a->nbr[fill[unsorted[k]]++] = u;
+    free(unsorted);
     free(fill);
     return 0;
 }
@@ -126,12 +129,20 @@ typedef struct ring_pt {
     uint32_t item;
 } ring_pt_t;
 
-static int cmp_ring(const void *a, const void *b)
+ATL_RADIX_SORT_DEFINE(sort_ring_top, ring_pt_t, e.h >> 40)
+
+/* Sort by (h, item): a stable radix pass by the top 24 bits of h (3 byte passes, not 8), then an
+ * insertion pass for the few neighbours that share them (nearly sorted: linear) */
+static void sort_ring(ring_pt_t *pt, ring_pt_t *tmp, size_t len)
 {
-    const ring_pt_t *x = a, *y = b;
-    if (x->h != y->h)
-        return x->h < y->h ? -1 : 1;
-    return (x->item > y->item) - (x->item < y->item);
+    sort_ring_top(pt, tmp, len);
+    for (size_t i = 1; i < len; i++) {
+        ring_pt_t x = pt[i];
+        size_t j = i;
+        for (; j > 0 && (pt[j - 1].h > x.h || (pt[j - 1].h == x.h && pt[j - 1].item > x.item)); j--)
+            pt[j] = pt[j - 1];
+        pt[j] = x;
+    }
 }
 
 /* The ring, sorted, with an index by the top `shift`-complement bits of a point: first[b] is the
@@ -160,7 +171,9 @@ static int ring_build(const uint64_t *keys, uint32_t n, ring_t *r)
     r->shift = 64 - bits;
     r->pt = malloc((len + 1) * sizeof(*r->pt));
     r->first = malloc((((size_t)1 << bits) + 2) * sizeof(*r->first));
-    if (!r->pt || !r->first || len >= UINT32_MAX) {
+    ring_pt_t *tmp = malloc((len + 1) * sizeof(*tmp));
+    if (!r->pt || !r->first || !tmp || len >= UINT32_MAX) {
+        free(tmp);
         ring_free(r);
         return -ENOMEM;
     }
@@ -168,7 +181,8 @@ static int ring_build(const uint64_t *keys, uint32_t n, ring_t *r)
         for (uint32_t q = 0; q < MDE_RING_REPLICAS; q++)
             r->pt[(size_t)i * MDE_RING_REPLICAS + q] =
                 (ring_pt_t){mix64((keys ? keys[i] : i) ^ mix64(0x51a6ull + q)), i};
-    qsort(r->pt, len, sizeof(*r->pt), cmp_ring);
+    sort_ring(r->pt, tmp, len); /* qsort was half of mde_init at full scale */
+    free(tmp);
     size_t at = 0;
     for (size_t b = 0; b <= ((size_t)1 << bits); b++) {
         while (at < len && (r->pt[at].h >> r->shift) < b)

@@ -99,6 +99,48 @@ static void test_repulsive_pairs_stable(void)
     free(a), free(b);
 }
 
+static uint64_t fnv_u64(uint64_t h, uint64_t v)
+{
+    for (int b = 0; b < 8; b++) {
+        h ^= (v >> (8 * b)) & 0xff;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* mde_init's repulsive draws, relabelling and edge order, as a digest fixed by the qsort-based
+ * mde_init of main 318cd83: the radix sort of the hash ring (ties by item: ~17 of its 24k points
+ * share their top 24 bits here) and the adjacency rows sorted by transposing must reproduce
+ * them exactly, or every stored map would move at the next refresh. */
+static void test_init_golden(void)
+{
+    enum { M = 3000 };
+
+    uint64_t keys[M];
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < M; i++) {
+        keys[i] = 10 + 10 * (uint64_t)i;
+        for (uint32_t d = 1; d <= 3; d++)
+            E(graph_edges_add(&e, i, (i + d * d * 7) % M, d == 2 ? 2.0f : 1.0f));
+    }
+    mde_opts_t o;
+    mde_opts_default(&o);
+    mde_t m;
+    E(mde_init(&m, &o, M, &e, keys));
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t v = 0; v < M; v++)
+        h = fnv_u64(h, m.perm[v]);
+    for (size_t k = 0; k < m.m; k++) {
+        h = fnv_u64(h, (uint64_t)m.ei[k] << 32 | m.ej[k]);
+        h = fnv_u64(h, (uint64_t)(int64_t)m.w[k]);
+    }
+    CHECK_EQ(m.m, 18000);
+    CHECK_EQ(h, 0x46027ae87d6f4303ull);
+    mde_destroy(&m);
+    graph_edges_destroy(&e);
+}
+
 typedef struct oom_mde {
     const graph_edges_t *edges;
     const double *x; /* converged coordinates */
@@ -137,6 +179,7 @@ static void test_oom(const graph_edges_t *edges, const double *x, const uint8_t 
 int main(void)
 {
     test_repulsive_pairs_stable();
+    test_init_golden();
     graph_t g;
     planted(3, &g);
     knn_opts_t ko;
