@@ -707,8 +707,10 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     }
     knn_destroy(&st->knn);
     st->knn = fresh;
-    graph_destroy(&st->spare);
-    st->spare = st->t;
+    if (st->t.col) { /* else a first run: keep the spare graph_stage made */
+        graph_destroy(&st->spare);
+        st->spare = st->t;
+    }
     st->t = *t;
     memset(t, 0, sizeof(*t));
     return 0;
@@ -1043,10 +1045,37 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
     return 0;
 }
 
+/*
+ * After a first full refresh there is no spare T yet (the T before): the next, incremental, T
+ * would go to fresh pages, 574 MB at full scale that the kernel clears on first touch (~0.2 s
+ * of that refresh). So the spare is made here, touched, with room for a little growth: a
+ * restarted daemon's first incremental refresh costs what the later ones do.
+ */
+static int spare_prefault(refresh_state_t *st, const graph_t *t)
+{
+    graph_t *g = &st->spare;
+    if (g->col || st->t.col || !t->row_ptr)
+        return 0; /* a spare, or the T before that becomes one (compute_knn) */
+    uint64_t w = t->row_ptr[t->n];
+    g->row_cap = t->n + t->n / 64 + 64;
+    g->cap = w + w / 64 + 4096;
+    g->row_ptr = malloc(g->row_cap * sizeof(*g->row_ptr));
+    g->col = malloc(g->cap * sizeof(*g->col));
+    g->dist = malloc(g->cap * sizeof(*g->dist));
+    if (!g->row_ptr || !g->col || !g->dist) {
+        graph_destroy(g);
+        return -ENOMEM;
+    }
+    memset(g->row_ptr, 0, g->row_cap * sizeof(*g->row_ptr));
+    memset(g->col, 0, g->cap * sizeof(*g->col));
+    memset(g->dist, 0, g->cap * sizeof(*g->dist));
+    return 0;
+}
+
 /* T for this run: the last run's T updated where rows changed when incremental, else built. */
-static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
-                       const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
-                       size_t errlen)
+static int graph_stage(refresh_state_t *st, const refresh_state_t *local, const refresh_opts_t *o,
+                       const remap_t *map, const uint8_t *aff, refresh_result_t *r, graph_t *t,
+                       char *err, size_t errlen)
 {
     int update = r->incremental && st->t.n == map->n_old;
     if (update) { /* into the spare T's buffers */
@@ -1058,6 +1087,8 @@ static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap
     int rc = update ? graph_update_delta(&st->t, map->old_of_new, map->new_of_old, st->n, aff,
                                          &map->delta, t)
                     : build_t(st->n, st->cnt, st->col, st->dist, t);
+    if (rc == 0 && !update && st != local)
+        rc = spare_prefault(st, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)
         r->graph_rows -= !aff[i];
@@ -1130,7 +1161,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
+    if ((rc = graph_stage(st, &local, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
     r->t_graph = now_s() - t1;
     t1 = now_s();
