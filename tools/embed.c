@@ -492,7 +492,7 @@ static int load_edges(const embed_args_t *a, embed_input_t *in)
     t0 = cli_now();
     embed_edges_t ee = {e.i, e.j, e.v, e.m};
     if ((rc = embed_graph_from_edges(&ee, in->rank, in->n, (uint32_t)a->top, a->no_prune,
-                                     &in->t)) != 0)
+                                     (unsigned)a->threads, &in->t)) != 0)
         fprintf(stderr, "atlasctl embed: building T: %s\n", atl_strerror(rc));
     in->t_prune = cli_now() - t0;
 out:
