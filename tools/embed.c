@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "algo/frame.h"
 #include "algo/graph.h"
@@ -23,6 +24,7 @@
 #include "algo/knn.h"
 #include "algo/layout.h"
 #include "algo/mde.h"
+#include "algo/par.h"
 #include "algo/quality.h"
 #include "store/store.h"
 #include "tools/cli.h"
@@ -175,6 +177,7 @@ typedef struct line_reader {
     FILE *f;
     char *buf;
     size_t cap, len, pos;
+    long limit; /* bytes left to read; -1: to the end of the file */
     int eof;
 } line_reader_t;
 
@@ -206,8 +209,13 @@ static int next_line(line_reader_t *r, const char **line, size_t *len)
             r->cap = r->cap * 2 > r->len + LINE_BLOCK ? r->cap * 2 : r->len + LINE_BLOCK;
             r->buf = xrealloc(r->buf, r->cap + 1);
         }
-        size_t got = fread(r->buf + r->len, 1, r->cap - r->len, r->f);
+        size_t want = r->cap - r->len;
+        if (r->limit >= 0 && (size_t)r->limit < want)
+            want = (size_t)r->limit;
+        size_t got = want ? fread(r->buf + r->len, 1, want, r->f) : 0;
         r->len += got;
+        if (r->limit >= 0)
+            r->limit -= (long)got;
         if (got == 0)
             r->eof = 1;
     }
@@ -232,22 +240,45 @@ static int split_tabs(const char *line, size_t len, const char *field[], size_t 
     return k;
 }
 
-static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
+/* One byte range of the edge file, read by one thread into its own name table and edges. */
+typedef struct edge_part {
+    const char *path;
+    long begin, end; /* [begin, end): begin at a line's start; end -1: to the end */
+    name_table_t *names;
+    tsv_edges_t e;
+    uint64_t lines, bad; /* lines read; the first bad one (1-based in the part), 0: none */
+} edge_part_t;
+
+static void edges_push(tsv_edges_t *e, uint32_t i, uint32_t j, double v)
 {
-    line_reader_t r = {.f = open_input(path)};
+    if (e->m == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 1 << 16;
+        e->i = xrealloc(e->i, e->cap * sizeof(*e->i));
+        e->j = xrealloc(e->j, e->cap * sizeof(*e->j));
+        e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
+    }
+    e->i[e->m] = i, e->j[e->m] = j, e->v[e->m] = v;
+    e->m++;
+}
+
+static int read_part(edge_part_t *p)
+{
+    line_reader_t r = {.f = fopen(p->path, "r")};
     if (!r.f)
         return -errno;
+    if (p->begin > 0 && fseek(r.f, p->begin, SEEK_SET) != 0) {
+        int rc = -errno;
+        fclose(r.f);
+        return rc;
+    }
+    r.limit = p->end < 0 ? -1 : p->end - p->begin;
     r.buf = xmalloc(LINE_BLOCK + 1); /* never NULL: memchr and memmove take no NULL */
     r.cap = LINE_BLOCK;
-    const char *line;
-    size_t len;
-    uint64_t lineno = 0;
-    int rc = 0;
-    const char *prev = NULL; /* the last first-column name: rows come in runs */
-    size_t prev_len = 0;
+    const char *line, *prev = NULL; /* the last first-column name: rows come in runs */
+    size_t len, prev_len = 0;
     uint32_t prev_id = 0;
     while (next_line(&r, &line, &len)) {
-        lineno++;
+        p->lines++;
         const char *f[3];
         size_t fl[3];
         int k = split_tabs(line, len, f, fl, 3);
@@ -255,29 +286,90 @@ static int read_edges(const char *path, name_table_t *names, tsv_edges_t *e)
             continue;
         double v = NAN;
         if (k < 3 || atl_parse_double(f[2], fl[2], &v) != 0 || !isfinite(v) || v < 0) {
-            fprintf(stderr, "%s:%" PRIu64 ": expected i<TAB>j<TAB>value (finite, >= 0)\n", path,
-                    lineno);
-            rc = -EINVAL;
+            p->bad = p->lines;
             break;
         }
-        if (e->m == e->cap) {
-            e->cap = e->cap ? e->cap * 2 : 1 << 16;
-            e->i = xrealloc(e->i, e->cap * sizeof(*e->i));
-            e->j = xrealloc(e->j, e->cap * sizeof(*e->j));
-            e->v = xrealloc(e->v, e->cap * sizeof(*e->v));
-        }
         if (!prev || fl[0] != prev_len || memcmp(f[0], prev, prev_len) != 0) {
-            prev_id = names_intern_n(names, f[0], fl[0]);
-            prev = names->names[prev_id];
+            prev_id = names_intern_n(p->names, f[0], fl[0]);
+            prev = p->names->names[prev_id];
             prev_len = fl[0];
         }
-        e->i[e->m] = prev_id;
-        e->j[e->m] = names_intern_n(names, f[1], fl[1]);
-        e->v[e->m] = v;
-        e->m++;
+        edges_push(&p->e, prev_id, names_intern_n(p->names, f[1], fl[1]), v);
     }
+    int rc = ferror(r.f) ? -EIO : 0;
     free(r.buf);
     fclose(r.f);
+    return rc;
+}
+
+static int read_part_cb(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    edge_part_t *parts = ud;
+    for (size_t q = begin; q < end; q++) {
+        int rc = read_part(&parts[q]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Where the second half of a regular file of at least 64 KiB starts (after the first '\n' past
+ * its middle); -1: read it whole on one thread (a pipe, a small file, no newline near there). */
+static long second_half(FILE *f)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (64l << 10))
+        return -1;
+    long mid = (long)(st.st_size / 2);
+    char buf[4096];
+    for (long at = mid; at < mid + (1l << 20) && fseek(f, at, SEEK_SET) == 0;) {
+        size_t got = fread(buf, 1, sizeof(buf), f);
+        char *nl = got ? memchr(buf, '\n', got) : NULL;
+        if (nl)
+            return at + (nl - buf) + 1 < st.st_size ? at + (nl - buf) + 1 : -1;
+        if (got < sizeof(buf))
+            return -1;
+        at += (long)got;
+    }
+    return -1;
+}
+
+/*
+ * The edge file in two halves on two threads (unless @p threads is 1). The second half's names get
+ * their ids after the first half's, in the order they first appear, and its edges follow: the ids
+ * and edges are those of reading the file in one pass.
+ */
+static int read_edges(const char *path, unsigned threads, name_table_t *names, tsv_edges_t *e)
+{
+    FILE *f = open_input(path);
+    if (!f)
+        return -errno;
+    long mid = threads > 1 ? second_half(f) : -1;
+    fclose(f);
+    name_table_t local = {0};
+    edge_part_t parts[2] = {{path, 0, mid, names, {0}, 0, 0}, {path, mid, -1, &local, {0}, 0, 0}};
+    int n_parts = mid > 0 ? 2 : 1;
+    int rc = par_for((size_t)n_parts, 1, (unsigned)n_parts, read_part_cb, parts);
+    uint64_t bad = parts[0].bad ? parts[0].bad : parts[1].bad ? parts[0].lines + parts[1].bad : 0;
+    if (rc == 0 && bad) {
+        fprintf(stderr, "%s:%" PRIu64 ": expected i<TAB>j<TAB>value (finite, >= 0)\n", path, bad);
+        rc = -EINVAL;
+    } else if (rc != 0) {
+        fprintf(stderr, "atlasctl embed: reading %s: %s\n", path, atl_strerror(rc));
+    }
+    *e = parts[0].e;
+    if (rc == 0 && n_parts == 2) {
+        uint32_t *id = xmalloc(((size_t)local.n + 1) * sizeof(*id));
+        for (uint32_t k = 0; k < local.n; k++)
+            id[k] = names_intern_n(names, local.names[k], local.lens[k]);
+        const tsv_edges_t *e1 = &parts[1].e;
+        for (size_t x = 0; x < e1->m; x++)
+            edges_push(e, id[e1->i[x]], id[e1->j[x]], e1->v[x]);
+        free(id);
+    }
+    free(parts[1].e.i), free(parts[1].e.j), free(parts[1].e.v);
+    names_free(&local);
     return rc;
 }
 
@@ -380,7 +472,7 @@ static int load_edges(const embed_args_t *a, embed_input_t *in)
     double t0 = cli_now();
     int rc = 0;
     if ((a->retained && (rc = read_retained(a->retained, &in->names)) != 0) ||
-        (rc = read_edges(a->edges, &in->names, &e)) != 0)
+        (rc = read_edges(a->edges, (unsigned)a->threads, &in->names, &e)) != 0)
         goto out;
     if ((in->n = in->names.n) < 2) {
         fprintf(stderr, "atlasctl embed: the graph has fewer than 2 items\n");
@@ -400,7 +492,7 @@ static int load_edges(const embed_args_t *a, embed_input_t *in)
     t0 = cli_now();
     embed_edges_t ee = {e.i, e.j, e.v, e.m};
     if ((rc = embed_graph_from_edges(&ee, in->rank, in->n, (uint32_t)a->top, a->no_prune,
-                                     &in->t)) != 0)
+                                     (unsigned)a->threads, &in->t)) != 0)
         fprintf(stderr, "atlasctl embed: building T: %s\n", atl_strerror(rc));
     in->t_prune = cli_now() - t0;
 out:

@@ -127,6 +127,18 @@ cmp -s "$T/c1.tsv" "$T/c2.tsv" || fail "the same S in another notation embeds di
 { head -n 4 "$T/S.tsv"; printf '1_\t2_\t1.5x\n'; } >"$T/S_bad.tsv"
 expect_exit 1 atlasctl embed --edges "$T/S_bad.tsv" --out "$T/x.tsv"
 grep -q "S_bad.tsv:5: expected i<TAB>j<TAB>value" "$T/err" || fail "bad S line: $(cat "$T/err")"
+# a file of 64 KiB or more is read in two halves on two threads: the same graph as one pass
+# (the kNN does not depend on the thread count), and a bad line in the second half is counted
+# from the file's start
+[ "$(wc -c <"$T/S.tsv")" -ge 65536 ] || fail "S.tsv too small to be read in halves"
+atlasctl embed --edges "$T/S.tsv" --threads 1 --max-iter 1 --out "$T/x.tsv" --knn-out "$T/knn1.tsv" \
+    >/dev/null 2>&1 || fail "embed --threads 1"
+atlasctl embed --edges "$T/S.tsv" --max-iter 1 --out "$T/x.tsv" --knn-out "$T/knn2.tsv" \
+    >/dev/null 2>&1 || fail "embed"
+cmp -s "$T/knn1.tsv" "$T/knn2.tsv" || fail "reading S in two halves changed the kNN graph"
+{ cat "$T/S.tsv"; printf '1_\t2_\n'; } >"$T/S_bad.tsv"
+expect_exit 1 atlasctl embed --edges "$T/S_bad.tsv" --out "$T/x.tsv"
+grep -q "S_bad.tsv:$(($(wc -l <"$T/S.tsv") + 1)): expected" "$T/err" || fail "bad S line: $(cat "$T/err")"
 [ "$(wc -l <"$T/c1.tsv")" = "$retained" ] || fail "embed did not place every retained item"
 awk -F'\t' 'NF != 4 { exit 1 }' "$T/c1.tsv" || fail "coordinates are not item x y z"
 purity=$(sed -n 's/.*"purity":\([0-9.]*\).*/\1/p' "$T/e1.json")
