@@ -279,6 +279,8 @@ static int read_part(edge_part_t *p)
     uint32_t prev_id = 0;
     while (next_line(&r, &line, &len)) {
         p->lines++;
+        if (len > 0 && line[len - 1] == '\r') /* a file written with CRLF line ends */
+            len--;
         const char *f[3];
         size_t fl[3];
         int k = split_tabs(line, len, f, fl, 3);

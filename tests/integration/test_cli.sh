@@ -114,12 +114,13 @@ atlasctl embed --edges "$T/S.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "
     --json >/dev/null 2>/dev/null
 cmp -s "$T/c1.tsv" "$T/c2.tsv" || fail "embed is not deterministic"
 # the same S written otherwise reads the same: a comment, a blank line, runs of tabs, values with
-# exponents and padding zeros (strtod's path), and no newline after the last line, which is the
-# pair with the largest S (so it counts)
+# exponents and padding zeros (strtod's path), CRLF line ends, and no newline after the last
+# line, which is the pair with the largest S (so it counts)
 top=$(awk -F'\t' '$3 + 0 > max { max = $3 + 0; line = $0 } END { print line }' "$T/S.tsv")
 { grep -vxF "$top" "$T/S.tsv" | awk -F'\t' 'BEGIN { print "# exported"; print "" }
     NR % 3 == 0 { printf "%s\t\t%s\t%.17e\n", $1, $2, $3; next }
-    NR % 3 == 1 { print $1 "\t" $2 "\t00" $3 "000"; next } { print }'
+    NR % 3 == 1 { print $1 "\t" $2 "\t00" $3 "000"; next } NR % 5 == 0 { print $0 "\r"; next }
+    { print }'
   printf '%s' "$top"; } >"$T/S_alt.tsv"
 atlasctl embed --edges "$T/S_alt.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "$T/c2.tsv" \
     --json >/dev/null 2>/dev/null
