@@ -39,6 +39,14 @@ const char *atl_strerror(int code);
  */
 int atl_array_grow(void **p, size_t *cap, size_t need, size_t elem_size, size_t initial);
 
+/**
+ * The number in s[0 .. len) (no NUL needed) as a double, exactly as strtod() reads it, which
+ * must take the whole field. Plain decimals (digits, an optional fraction) are converted without
+ * strtod: a tenth of its cost on the millions of values of an S.tsv.
+ * @return 0, or -EINVAL (not a number, or something after it).
+ */
+int atl_parse_double(const char *s, size_t len, double *out);
+
 /** qsort comparator for uint64_t values, ascending. */
 int atl_cmp_u64(const void *a, const void *b);
 

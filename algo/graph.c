@@ -117,6 +117,48 @@ static void select_first(graph_prune_slot_t *v, size_t n, size_t keep)
     }
 }
 
+#define PREFILTER_SAMPLE 128
+
+/* Whether a does not follow b in prune order, without a branch. */
+static inline int prune_not_after(const graph_prune_slot_t *a, const graph_prune_slot_t *b)
+{
+    return (a->s_bits > b->s_bits) | ((a->s_bits == b->s_bits) & (a->col <= b->col));
+}
+
+/*
+ * A long row's candidates for its first @p keep: a pivot from an evenly spaced sample of 128
+ * (its rank scaled from keep / n, with a margin), then every entry not after it moved to the
+ * front, without a branch an entry (the quickselect's partitions, mispredicted at random, were
+ * most of reading T). Only when at least @p keep entries are not after the pivot (counted
+ * first); else nothing moves. @return the entries left to select from (all of them, or those).
+ */
+static size_t prefilter(graph_prune_slot_t *v, size_t n, size_t keep)
+{
+    graph_prune_slot_t smp[PREFILTER_SAMPLE];
+    for (size_t i = 0; i < PREFILTER_SAMPLE; i++)
+        smp[i] = v[i * (n / PREFILTER_SAMPLE)];
+    size_t rank = keep * PREFILTER_SAMPLE * 5 / (4 * n) + 4; /* 1.25 x the expected, + 4 */
+    if (rank >= PREFILTER_SAMPLE)
+        return n;
+    select_first(smp, PREFILTER_SAMPLE, rank + 1); /* smp[0, rank] precede the rest */
+    graph_prune_slot_t piv = smp[0];
+    for (size_t i = 1; i <= rank; i++)
+        if (!prune_not_after(&smp[i], &piv))
+            piv = smp[i]; /* the last of them: the (rank + 1)-th of the sample */
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (size_t)prune_not_after(&v[i], &piv);
+    if (c < keep)
+        return n;
+    c = 0;
+    for (size_t i = 0; i < n; i++) { /* c <= i: forward compaction in place */
+        graph_prune_slot_t e = v[i];
+        v[c] = e;
+        c += (size_t)prune_not_after(&e, &piv);
+    }
+    return c;
+}
+
 size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t keep, double min_s,
                        uint32_t *out_col, float *out_dist, graph_prune_slot_t *scratch)
 {
@@ -127,6 +169,8 @@ size_t graph_prune_row(const uint32_t *cols, const double *s, size_t n, size_t k
         memcpy(&scratch[m].s_bits, &s[i], sizeof(double));
         scratch[m++].col = cols[i];
     }
+    if (m > 2 * keep + 64 && keep >= 16)
+        m = prefilter(scratch, m, keep);
     if (m > keep)
         select_first(scratch, m, keep), m = keep;
     for (size_t i = 0; i < m; i++) {
@@ -437,48 +481,88 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
 
 typedef struct delta_job {
     const graph_t *old;
-    const uint32_t *old_of_new, *new_of_old, *rows;
-    const uint64_t *ddeg;   /* per affected row: its deltas in dadj[ddeg[a], ddeg[a + 1]) */
-    uint64_t *dadj;         /* (col << 32 | dist bits), dist 0: the edge is gone */
-    const uint64_t *out_at; /* per affected row: where its merged row goes in merged[] */
-    uint64_t *merged;       /* (dist bits << 32 | col), as build_rows leaves a row */
-    uint64_t *len;          /* per affected row: its merged length */
+    const uint32_t *old_of_new, *new_of_old, *rows, *slot;
+    const uint64_t *ddeg; /* per affected row: its deltas in dadj[ddeg[a], ddeg[a + 1]) */
+    uint64_t *dadj;       /* (col << 32 | dist bits), dist 0: the edge is gone; then see below */
+    uint32_t *n_present, *n_gone;
+    uint64_t *len; /* per affected row: its new length */
+    graph_t *out;
     seen_t seen[GRAPH_BUILD_THREADS];
 } delta_job_t;
 
-/* Affected rows [begin, end): the old row renumbered, without gone items and without the
- * columns its deltas name, merged with the deltas' present edges (both in (distance, column)
- * order: a renumbering keeps it, the deltas are sorted here). */
-static int delta_rows(void *ud, unsigned tid, size_t begin, size_t end)
+/* Pass 1, affected rows [begin, end): each column named once (the first delta wins; they
+ * agree), the present edges first as (dist bits << 32 | col), sorted, then the gone columns;
+ * and the new length: the old row renumbered without gone items and named columns, plus the
+ * present edges. */
+static int delta_count(void *ud, unsigned tid, size_t begin, size_t end)
 {
     delta_job_t *j = ud;
     seen_t *s = &j->seen[tid];
     for (size_t a = begin; a < end; a++) {
         uint32_t row = j->rows[a], stamp = row + 1, p = j->old_of_new[row];
-        uint64_t *d = j->dadj + j->ddeg[a], nd = j->ddeg[a + 1] - j->ddeg[a], u = 0;
-        for (uint64_t k = 0; k < nd; k++) { /* name each column once; keep the present ones */
+        uint64_t *d = j->dadj + j->ddeg[a], nd = j->ddeg[a + 1] - j->ddeg[a], u = 0, g = 0;
+        for (uint64_t k = 0; k < nd; k++) {
             uint32_t c = (uint32_t)(d[k] >> 32);
             if (s->stamp[c] == stamp)
                 continue;
             s->stamp[c] = stamp;
             if ((uint32_t)d[k] != 0)
                 d[u++] = (d[k] << 32) | c;
+            else
+                s->tmp[g++] = c;
         }
-        sort_u64(d, s->tmp, u);
-        uint64_t *o = j->merged + j->out_at[a], w = 0, x = 0;
+        sort_u64(d, s->tmp + g, u); /* tmp holds the gone columns, then the sort's scratch */
+        memcpy(d + u, s->tmp, g * sizeof(*d));
+        uint64_t w = u;
+        if (p != UINT32_MAX)
+            for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++) {
+                uint32_t c = j->new_of_old[j->old->col[k]];
+                w += c != UINT32_MAX && s->stamp[c] != stamp;
+            }
+        j->n_present[a] = (uint32_t)u, j->n_gone[a] = (uint32_t)g, j->len[a] = w;
+    }
+    return 0;
+}
+
+/* Pass 2, rows [begin, end) of the new graph (row_ptr set): an affected row is its old row
+ * renumbered, without gone items and named columns, merged with its present edges (both in
+ * (distance, column) order); every other row is its old row renumbered (update_rows). */
+static int delta_write(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    delta_job_t *j = ud;
+    seen_t *s = &j->seen[tid];
+    graph_t *out = j->out;
+    for (size_t i = begin; i < end; i++) {
+        uint64_t w = out->row_ptr[i];
+        uint32_t a = j->slot[i], p = j->old_of_new[i];
+        if (a == UINT32_MAX) {
+            for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++, w++) {
+                uint32_t c = j->new_of_old[j->old->col[k]];
+                if (c >= out->n)
+                    return -EINVAL; /* a neighbour left: this row should have been marked */
+                out->col[w] = c;
+                out->dist[w] = j->old->dist[k];
+            }
+            continue;
+        }
+        const uint64_t *d = j->dadj + j->ddeg[a];
+        uint64_t u = j->n_present[a], x = 0, stamp = (uint32_t)i + 1;
+        for (uint64_t k = 0; k < u; k++)
+            s->stamp[(uint32_t)d[k]] = (uint32_t)stamp;
+        for (uint64_t k = u; k < u + j->n_gone[a]; k++)
+            s->stamp[(uint32_t)d[k]] = (uint32_t)stamp;
         if (p != UINT32_MAX)
             for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++) {
                 uint32_t c = j->new_of_old[j->old->col[k]];
                 if (c == UINT32_MAX || s->stamp[c] == stamp)
                     continue; /* gone, or named by a delta */
                 uint64_t v = (uint64_t)float_bits(j->old->dist[k]) << 32 | c;
-                while (x < u && d[x] < v)
-                    o[w++] = d[x++];
-                o[w++] = v;
+                for (; x < u && d[x] < v; x++, w++)
+                    out->col[w] = (uint32_t)d[x], out->dist[w] = bits_float((uint32_t)(d[x] >> 32));
+                out->col[w] = c, out->dist[w] = j->old->dist[k], w++;
             }
-        while (x < u)
-            o[w++] = d[x++];
-        j->len[a] = w;
+        for (; x < u; x++, w++)
+            out->col[w] = (uint32_t)d[x], out->dist[w] = bits_float((uint32_t)(d[x] >> 32));
     }
     return 0;
 }
@@ -488,7 +572,8 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
                        graph_t *out)
 {
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows)), *slot = NULL, n_aff = 0;
-    uint64_t *ddeg = NULL, *dadj = NULL, *fill = NULL, *out_at = NULL, *merged = NULL, *len = NULL;
+    uint32_t *n_present = NULL, *n_gone = NULL;
+    uint64_t *ddeg = NULL, *dadj = NULL, *fill = NULL, *len = NULL;
     delta_job_t job = {0};
     int rc = rows && (slot = malloc(((size_t)n + 1) * sizeof(*slot))) ? 0 : -ENOMEM;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -499,7 +584,8 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
             rc = -EINVAL; /* a row with no previous version must be rebuilt */
     }
     if (rc == 0 && (!(ddeg = calloc((size_t)n_aff + 2, sizeof(*ddeg))) ||
-                    !(out_at = malloc(((size_t)n_aff + 1) * sizeof(*out_at))) ||
+                    !(n_present = malloc(((size_t)n_aff + 1) * sizeof(*n_present))) ||
+                    !(n_gone = malloc(((size_t)n_aff + 1) * sizeof(*n_gone))) ||
                     !(len = malloc(((size_t)n_aff + 1) * sizeof(*len)))))
         rc = -ENOMEM;
     for (size_t k = 0; rc == 0 && k < delta->m; k++) {
@@ -511,18 +597,13 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
         else if (a != b)
             ddeg[slot[a] + 1]++, ddeg[slot[b] + 1]++;
     }
-    uint64_t bound = 0, longest = 0;
+    uint64_t longest = 0;
     for (uint32_t a = 0; rc == 0 && a < n_aff; a++) {
-        uint32_t p = old_of_new[rows[a]];
-        uint64_t ol = p < old->n ? old->row_ptr[p + 1] - old->row_ptr[p] : 0;
         longest = ddeg[a + 1] > longest ? ddeg[a + 1] : longest;
-        out_at[a] = bound;
-        bound += ol + ddeg[a + 1];
         ddeg[a + 1] += ddeg[a];
     }
     if (rc == 0 && (!(dadj = malloc((ddeg[n_aff] + 1) * sizeof(*dadj))) ||
-                    !(fill = malloc(((size_t)n_aff + 1) * sizeof(*fill))) ||
-                    !(merged = malloc((bound + 1) * sizeof(*merged)))))
+                    !(fill = malloc(((size_t)n_aff + 1) * sizeof(*fill)))))
         rc = -ENOMEM;
     if (rc == 0) {
         memcpy(fill, ddeg, ((size_t)n_aff + 1) * sizeof(*fill));
@@ -533,16 +614,16 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
                 dadj[fill[slot[a]]++] = (uint64_t)b << 32 | w,
                 dadj[fill[slot[b]]++] = (uint64_t)a << 32 | w;
         }
-        job = (delta_job_t){old,  old_of_new, new_of_old, rows, ddeg,
-                            dadj, out_at,     merged,     len,  {{0}}};
+        job = (delta_job_t){old,  old_of_new, new_of_old, rows, slot, ddeg,
+                            dadj, n_present,  n_gone,     len,  out,  {{0}}};
         for (unsigned t = 0; t < GRAPH_BUILD_THREADS && rc == 0; t++) {
             job.seen[t].stamp = calloc((size_t)n + 1, sizeof(uint32_t));
-            job.seen[t].tmp = malloc((longest + 1) * sizeof(uint64_t));
+            job.seen[t].tmp = malloc((2 * longest + 1) * sizeof(uint64_t));
             if (!job.seen[t].stamp || !job.seen[t].tmp)
                 rc = -ENOMEM;
         }
         if (rc == 0) /* small chunks: the affected rows are mostly hubs of very different sizes */
-            rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, delta_rows, &job);
+            rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, delta_count, &job);
     }
     if (rc == 0)
         rc = reserve_rows(out, n);
@@ -556,16 +637,16 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
     }
     if (rc == 0)
         rc = reserve_entries(out, w);
-    if (rc == 0) {
-        update_job_t uj = {old, old_of_new, new_of_old, slot, merged, out_at, len, out};
-        rc = par_for(n, 1024, GRAPH_BUILD_THREADS, update_rows, &uj);
-    }
+    for (unsigned t = 0; rc == 0 && t < GRAPH_BUILD_THREADS; t++) /* stamps anew: rows + 1 */
+        memset(job.seen[t].stamp, 0, ((size_t)n + 1) * sizeof(uint32_t));
+    if (rc == 0) /* the copy is most of it at full scale (72M entries) */
+        rc = par_for(n, 1024, GRAPH_BUILD_THREADS, delta_write, &job);
     if (rc != 0)
         graph_destroy(out);
     for (unsigned t = 0; t < GRAPH_BUILD_THREADS; t++)
         free(job.seen[t].stamp), free(job.seen[t].tmp);
-    free(rows), free(slot), free(ddeg), free(dadj), free(fill), free(out_at), free(merged),
-        free(len);
+    free(rows), free(slot), free(ddeg), free(dadj), free(fill), free(len), free(n_present),
+        free(n_gone);
     return rc;
 }
 

@@ -8,13 +8,14 @@
 #   3. a forced full rebuild through the admin endpoint (`atlasctl rebuild --url --wait`): S
 #      recomputed and verified, every row, full kNN, MDE, layout, publish.
 # usage: bench/freshness.sh [BUILD_DIR] (--scale tiny|small | --db DIR --rows FILE)
-#                           [--events N] [--interval S]
+#                           [--events N] [--interval S] [--no-rebuild]
+# --no-rebuild skips step 3 (at full scale it takes as long as the rest together).
 # With --db the store is used in place (the batch is added to it); with --scale a store is
 # generated and imported first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}; shift || true
-scale="" db="" rows="" events=1000 interval=1
+scale="" db="" rows="" events=1000 interval=1 rebuild=1
 while [ $# -gt 0 ]; do
     case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
     --rows) rows=$2; shift 2 ;;
     --events) events=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
+    --no-rebuild) rebuild=0; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -98,6 +100,8 @@ printf 'first refresh (state)   %6.1f s   %s\n' "$(echo "$t1 - $t0" | bc -l)" "$
 consumed0=$(field messages_consumed)
 snap0=$(cat "$db/snapshots/latest")
 
+metric() { { curl -fs "$U/metrics" || true; } | sed -n "s/^$1 //p" | head -n 1; }
+commit_s0=$(metric atlasd_batch_commit_seconds_sum) commit_n0=$(metric atlasd_batch_commit_seconds_count)
 say "producing $(wc -l <"$T/batch.jsonl") events"
 t0=$(now)
 $B/atlasctl produce --brokers "$brokers" --topic "$topic" "$T/batch.jsonl" 2>/dev/null
@@ -118,7 +122,15 @@ fresh=$(echo "$t1 - $t0" | bc -l)
 inc_line=$(line_of "$id")
 inc=$(echo "$inc_line" | sed -n 's/.* seconds=\([0-9.]*\).*/\1/p')
 printf 'freshness (%s events)  %6.1f s   %s\n' "$events" "$fresh" "$inc_line"
+# where the rest went: the batches' commits (the daemon's histogram), and when the refresh that
+# published the snapshot started (its log line just before the published one)
+started=$(awk -v id="$id" '/msg="refresh started"/ { ts = $1 } index($0, "published\" snapshot=" id " ") { print substr(ts, 4); exit }' "$T/d.log")
+wait_s=$(echo "$(date -d "${started:-now}" +%s.%N) - $t0" | bc -l)
+printf 'freshness parts         %d batches committed in %.2f s; the refresh started %.2f s after producing began\n' \
+    "$(($(metric atlasd_batch_commit_seconds_count) - commit_n0))" \
+    "$(echo "$(metric atlasd_batch_commit_seconds_sum) - $commit_s0" | bc -l)" "$wait_s"
 
+[ "$rebuild" = 1 ] || exit 0
 say "forced full rebuild"
 t0=$(now)
 $B/atlasctl rebuild --url "$U" --wait >"$T/rb.out" 2>"$T/rb.err"

@@ -147,6 +147,8 @@ if fr:
                       "first_refresh_s": num(r"first refresh \(state\)\s+([\d.]+) s", fr),
                       "freshness_s": num(r"freshness \(\d+ events\)\s+([\d.]+) s", fr),
                       "incremental_refresh_s": num(r"freshness \(\d+ events\).* seconds=([\d.]+)", fr),
+                      "commit_s": num(r"freshness parts\s+\d+ batches committed in ([\d.]+) s", fr),
+                      "refresh_start_s": num(r"the refresh started ([\d.]+) s after", fr),
                       "full_rebuild_s": num(r"full rebuild\s+([\d.]+) s", fr),
                       "ratio_percent": num(r"= ([\d.]+)%", fr)}
 ht = rd("http.out")

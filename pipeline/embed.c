@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "algo/layout.h"
+#include "algo/par.h"
 
 static double now_s(void)
 {
@@ -34,16 +35,42 @@ static int graph_from_distances(const embed_edges_t *e, const uint32_t *rank, ui
     return rc;
 }
 
-/* Symmetric CSR of S by rank, then one pruned row at a time into T. */
+/* Rows [row0, row1) of the CSR of S through one pruner. */
+typedef struct prune_half {
+    const uint64_t *ptr;
+    const uint32_t *cols;
+    const double *s;
+    uint32_t row0, row1;
+    graph_pruner_t p;
+} prune_half_t;
+
+static int prune_half_cb(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    prune_half_t *h = ud;
+    int rc = 0;
+    for (size_t q = begin; q < end && rc == 0; q++)
+        for (uint32_t i = h[q].row0; i < h[q].row1 && rc == 0; i++)
+            rc = graph_pruner_row(&h[q].p, i, h[q].cols + h[q].ptr[i], h[q].s + h[q].ptr[i],
+                                  h[q].ptr[i + 1] - h[q].ptr[i]);
+    return rc;
+}
+
+/*
+ * Symmetric CSR of S by rank, then the rows pruned into T: the rows in two halves of about equal
+ * entries (on two threads unless @p threads is 1), the second half's kept edges appended after the
+ * first's (the order of one pass: graph_build's input, so T, is the same).
+ */
 int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_t n, uint32_t top,
-                           int no_prune, graph_t *t)
+                           int no_prune, unsigned threads, graph_t *t)
 {
     if (no_prune)
         return graph_from_distances(e, rank, n, t);
     uint64_t *ptr = calloc((size_t)n + 2, sizeof(*ptr));
     uint32_t *cols = malloc((2 * e->m + 1) * sizeof(*cols));
     double *s = malloc((2 * e->m + 1) * sizeof(*s));
-    graph_pruner_t p;
+    prune_half_t h[2];
+    memset(h, 0, sizeof(h));
     int rc = ptr && cols && s ? 0 : -ENOMEM;
     if (rc != 0)
         goto out;
@@ -58,13 +85,25 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
         cols[ptr[i + 1]] = j, s[ptr[i + 1]++] = e->v[x];
         cols[ptr[j + 1]] = i, s[ptr[j + 1]++] = e->v[x];
     }
-    rc = graph_pruner_init(&p, top, GRAPH_MIN_S_DEFAULT);
-    for (uint32_t i = 0; i < n && rc == 0; i++)
-        rc = graph_pruner_row(&p, i, cols + ptr[i], s + ptr[i], ptr[i + 1] - ptr[i]);
+    uint32_t mid = 0;
+    while (mid < n && ptr[mid] < ptr[n] / 2)
+        mid++;
+    for (int q = 0; q < 2; q++) {
+        h[q].ptr = ptr, h[q].cols = cols, h[q].s = s;
+        h[q].row0 = q ? mid : 0, h[q].row1 = q ? n : mid;
+        if (rc == 0)
+            rc = graph_pruner_init(&h[q].p, top, GRAPH_MIN_S_DEFAULT);
+    }
     if (rc == 0)
-        rc = graph_pruner_finish(&p, n, t);
-    graph_pruner_destroy(&p);
+        rc = par_for(2, 1, threads > 1 ? 2 : 1, prune_half_cb, h);
+    const graph_edges_t *e1 = &h[1].p.edges;
+    for (size_t x = 0; x < e1->m && rc == 0; x++)
+        rc = graph_edges_add(&h[0].p.edges, e1->i[x], e1->j[x], e1->w[x]);
+    if (rc == 0)
+        rc = graph_pruner_finish(&h[0].p, n, t);
 out:
+    graph_pruner_destroy(&h[0].p);
+    graph_pruner_destroy(&h[1].p);
     free(ptr);
     free(cols);
     free(s);

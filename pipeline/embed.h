@@ -28,13 +28,14 @@ typedef struct embed_edges {
 
 /**
  * T from an edge list: S pruned per row as the daemon prunes it (top @p top per row, S > 2,
- * distance 1/ln S), or with @p no_prune the edges are T's distances themselves.
+ * distance 1/ln S), or with @p no_prune the edges are T's distances themselves. Rows are pruned
+ * on @p threads threads (1 or 2); T is the same for either.
  * @param[in]  rank node rank of each edge endpoint id (e->i[x], e->j[x] index it).
  * @param[out] t    written on success.
- * @return 0, -EINVAL, -ENOMEM.
+ * @return 0, -EINVAL, -ENOMEM, -EAGAIN (no thread).
  */
 int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_t n, uint32_t top,
-                           int no_prune, graph_t *t);
+                           int no_prune, unsigned threads, graph_t *t);
 
 /**
  * T from a store's retained graph, each row pruned as it streams out of one read snapshot.

@@ -50,6 +50,7 @@ target_link_libraries(atlasd-faults PRIVATE ${_atlasd_libs})
 atl_fault_inject(atlasd-faults)
 target_link_options(atlasd-faults PRIVATE "-Wl,--wrap=store_event_decode,--wrap=store_batch_commit")
 
+atl_add_test(test_atl SOURCES tests/unit/algo/test_atl.c LIBS atl_algo LABELS unit)
 atl_add_test(test_item SOURCES tests/unit/algo/test_item.c LIBS atl_algo LABELS unit)
 atl_add_test(test_weight SOURCES tests/unit/algo/test_weight.c LIBS atl_algo LABELS unit)
 atl_add_test(test_cooc SOURCES tests/unit/algo/test_cooc.c LIBS atl_algo LABELS unit)

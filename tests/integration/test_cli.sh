@@ -113,6 +113,33 @@ atlasctl embed --edges "$T/S.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "
 atlasctl embed --edges "$T/S.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "$T/c2.tsv" \
     --json >/dev/null 2>/dev/null
 cmp -s "$T/c1.tsv" "$T/c2.tsv" || fail "embed is not deterministic"
+# the same S written otherwise reads the same: a comment, a blank line, runs of tabs, values with
+# exponents and padding zeros (strtod's path), CRLF line ends, and no newline after the last
+# line, which is the pair with the largest S (so it counts)
+top=$(awk -F'\t' '$3 + 0 > max { max = $3 + 0; line = $0 } END { print line }' "$T/S.tsv")
+{ grep -vxF "$top" "$T/S.tsv" | awk -F'\t' 'BEGIN { print "# exported"; print "" }
+    NR % 3 == 0 { printf "%s\t\t%s\t%.17e\n", $1, $2, $3; next }
+    NR % 3 == 1 { print $1 "\t" $2 "\t00" $3 "000"; next } NR % 5 == 0 { print $0 "\r"; next }
+    { print }'
+  printf '%s' "$top"; } >"$T/S_alt.tsv"
+atlasctl embed --edges "$T/S_alt.tsv" --retained "$T/ret.tsv" --max-iter 300 --out "$T/c2.tsv" \
+    --json >/dev/null 2>/dev/null
+cmp -s "$T/c1.tsv" "$T/c2.tsv" || fail "the same S in another notation embeds differently"
+{ head -n 4 "$T/S.tsv"; printf '1_\t2_\t1.5x\n'; } >"$T/S_bad.tsv"
+expect_exit 1 atlasctl embed --edges "$T/S_bad.tsv" --out "$T/x.tsv"
+grep -q "S_bad.tsv:5: expected i<TAB>j<TAB>value" "$T/err" || fail "bad S line: $(cat "$T/err")"
+# a file of 64 KiB or more is read in two halves on two threads: the same graph as one pass
+# (the kNN does not depend on the thread count), and a bad line in the second half is counted
+# from the file's start
+[ "$(wc -c <"$T/S.tsv")" -ge 65536 ] || fail "S.tsv too small to be read in halves"
+atlasctl embed --edges "$T/S.tsv" --threads 1 --max-iter 1 --out "$T/x.tsv" --knn-out "$T/knn1.tsv" \
+    >/dev/null 2>&1 || fail "embed --threads 1"
+atlasctl embed --edges "$T/S.tsv" --max-iter 1 --out "$T/x.tsv" --knn-out "$T/knn2.tsv" \
+    >/dev/null 2>&1 || fail "embed"
+cmp -s "$T/knn1.tsv" "$T/knn2.tsv" || fail "reading S in two halves changed the kNN graph"
+{ cat "$T/S.tsv"; printf '1_\t2_\n'; } >"$T/S_bad.tsv"
+expect_exit 1 atlasctl embed --edges "$T/S_bad.tsv" --out "$T/x.tsv"
+grep -q "S_bad.tsv:$(($(wc -l <"$T/S.tsv") + 1)): expected" "$T/err" || fail "bad S line: $(cat "$T/err")"
 [ "$(wc -l <"$T/c1.tsv")" = "$retained" ] || fail "embed did not place every retained item"
 awk -F'\t' 'NF != 4 { exit 1 }' "$T/c1.tsv" || fail "coordinates are not item x y z"
 purity=$(sed -n 's/.*"purity":\([0-9.]*\).*/\1/p' "$T/e1.json")

@@ -413,7 +413,7 @@ static int by_prune_order(const void *x, const void *y)
 
 static void test_prune_random(void)
 {
-    enum { MAXN = 900 };
+    enum { MAXN = 3000 };
 
     static uint32_t cols[MAXN], out_col[MAXN];
     static double s[MAXN], ref[MAXN][2];

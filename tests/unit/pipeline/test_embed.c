@@ -49,10 +49,40 @@ static void test_run(void)
         rank[i] = i, keys[i] = 1000 + i;
     embed_edges_t e = {ei, ej, ev, m};
     graph_t t = {0}, tn = {0};
-    E(embed_graph_from_edges(&e, rank, N, GRAPH_TOP_DEFAULT, 0, &t));
+    E(embed_graph_from_edges(&e, rank, N, GRAPH_TOP_DEFAULT, 0, 2, &t));
     CHECK_EQ(t.n, N);
     CHECK(graph_n_edges(&t) > 0);
-    E(embed_graph_from_edges(&e, rank, N, GRAPH_TOP_DEFAULT, 1, &tn));
+    /* rows pruned in two halves (on one thread or two): the T of one pruner fed every row in
+     * order, entry for entry (a top of 5, so that pruning drops entries in both halves) */
+    graph_t t1 = {0}, t2 = {0}, ref = {0};
+    E(embed_graph_from_edges(&e, rank, N, 5, 0, 1, &t1));
+    E(embed_graph_from_edges(&e, rank, N, 5, 0, 2, &t2));
+    graph_pruner_t p;
+    E(graph_pruner_init(&p, 5, GRAPH_MIN_S_DEFAULT));
+    for (uint32_t i = 0; i < N; i++) {
+        static uint32_t cols[N];
+        static double sv[N];
+        size_t k = 0;
+        for (size_t x = 0; x < m; x++)
+            if (ei[x] == i || ej[x] == i)
+                cols[k] = ei[x] == i ? ej[x] : ei[x], sv[k++] = ev[x];
+        E(graph_pruner_row(&p, i, cols, sv, k));
+    }
+    E(graph_pruner_finish(&p, N, &ref));
+    graph_pruner_destroy(&p);
+    size_t entries = ref.row_ptr[N];
+    CHECK(entries > 0);
+    for (int q = 0; q < 2; q++) {
+        const graph_t *g = q ? &t2 : &t1;
+        CHECK_EQ(g->row_ptr[N], entries);
+        CHECK(memcmp(g->row_ptr, ref.row_ptr, (N + 1) * sizeof(*g->row_ptr)) == 0);
+        CHECK(memcmp(g->col, ref.col, entries * sizeof(*g->col)) == 0);
+        CHECK(memcmp(g->dist, ref.dist, entries * sizeof(*g->dist)) == 0);
+    }
+    graph_destroy(&t1);
+    graph_destroy(&t2);
+    graph_destroy(&ref);
+    E(embed_graph_from_edges(&e, rank, N, GRAPH_TOP_DEFAULT, 1, 2, &tn));
     CHECK_EQ(tn.n, N);
     graph_destroy(&tn);
 
