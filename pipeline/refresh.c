@@ -32,6 +32,7 @@
 #include "algo/knn.h"
 #include "algo/layout.h"
 #include "algo/mde.h"
+#include "algo/par.h"
 #include "algo/quality.h"
 #include "pipeline/embed.h"
 
@@ -421,17 +422,66 @@ static uint8_t *affected_rows(const refresh_state_t *st, const reader_t *r, rema
     return aff;
 }
 
-/* Rows not re-read are the last run's, taken over (not copied) and renumbered. */
-static void adopt_kept_rows(refresh_state_t *st, reader_t *r, const remap_t *m, uint32_t n)
+typedef struct renumber_job {
+    reader_t *r;
+    const uint8_t *kept;
+    const uint32_t *new_of_old;
+} renumber_job_t;
+
+static int renumber_rows(void *ud, unsigned tid, size_t begin, size_t end)
 {
-    for (uint32_t i = 0; i < n; i++) {
+    const renumber_job_t *j = ud;
+    (void)tid;
+    for (size_t i = begin; i < end; i++)
+        for (uint32_t q = 0; j->kept[i] && q < j->r->cnt[i]; q++)
+            j->r->col[i][q] = j->new_of_old[j->r->col[i][q]];
+    return 0;
+}
+
+/* Rows not re-read are the last run's, taken over (not copied) and renumbered (on 2 threads,
+ * and only when the retained set changed: ~36M entries at full scale). */
+static int adopt_kept_rows(refresh_state_t *st, reader_t *r, const remap_t *m, uint32_t n)
+{
+    uint8_t *kept = calloc((size_t)n + 1, 1);
+    int same = m->n_old == n, rc = kept ? 0 : -ENOMEM;
+    for (uint32_t p = 0; same && p < m->n_old; p++)
+        same = m->new_of_old[p] == p;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
         if (r->col[i])
             continue;
         uint32_t p = m->old_of_new[i];
         r->col[i] = st->col[p], r->dist[i] = st->dist[p], r->cnt[i] = st->cnt[p];
         st->col[p] = NULL, st->dist[p] = NULL;
-        for (uint32_t q = 0; q < r->cnt[i]; q++)
-            r->col[i][q] = m->new_of_old[r->col[i][q]];
+        kept[i] = 1;
+    }
+    renumber_job_t job = {r, kept, m->new_of_old};
+    if (rc == 0 && !same)
+        rc = par_for(n, 1024, READ_THREADS, renumber_rows, &job);
+    free(kept);
+    return rc;
+}
+
+/* Rows that kept an item that left (KNN_NONE in @p m) must be re-read: those that list it are
+ * among its neighbours in the last T, so only those rows' lists are searched (scanning every
+ * row's list was ~80 ms of a full-scale refresh). */
+static void want_rows_of_removed(const refresh_state_t *st, const remap_t *m, uint8_t *want)
+{
+    const graph_t *t = &st->t;
+    int use_t = t->n == st->n && t->row_ptr;
+    for (uint32_t g = 0; g < st->n; g++) {
+        if (m->new_of_old[g] != KNN_NONE)
+            continue; /* g stays */
+        uint64_t a = use_t ? t->row_ptr[g] : 0, b = use_t ? t->row_ptr[g + 1] : st->n;
+        for (uint64_t e = a; e < b; e++) {
+            uint32_t p = use_t ? t->col[e] : (uint32_t)e;
+            if (m->new_of_old[p] == KNN_NONE || want[m->new_of_old[p]])
+                continue;
+            for (uint32_t q = 0; q < st->cnt[p]; q++)
+                if (st->col[p][q] == g) {
+                    want[m->new_of_old[p]] = 1;
+                    break;
+                }
+        }
     }
 }
 
@@ -464,15 +514,7 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     for (uint32_t i = 0; i < n; i++)
         if (m->old_of_new[i] == KNN_NONE)
             added[i] = want[i] = 1, n_added++;
-    for (uint32_t p = 0; p < st->n; p++) { /* rows that kept a removed item */
-        if (m->new_of_old[p] == KNN_NONE)
-            continue;
-        for (uint32_t q = 0; q < st->cnt[p]; q++)
-            if (m->new_of_old[st->col[p][q]] == KNN_NONE) {
-                want[m->new_of_old[p]] = 1;
-                break;
-            }
-    }
+    want_rows_of_removed(st, m, want);
     /* new items are read again with their columns collected (the dirty pass could not know
      * which items were new) */
     r.collect = added, r.n_collect = n, r.affected = want;
@@ -510,7 +552,8 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
         goto out;
     }
     *aff_out = aff;
-    adopt_kept_rows(st, &r, m, n);
+    if ((rc = adopt_kept_rows(st, &r, m, n)) != 0)
+        goto out;
     state_adopt(st, &r, keys, n);
     keys = NULL;
     if ((rc = resolve_left(st, &left, &m->delta)) != 0)
@@ -664,8 +707,10 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     }
     knn_destroy(&st->knn);
     st->knn = fresh;
-    graph_destroy(&st->spare);
-    st->spare = st->t;
+    if (st->t.col) { /* else a first run: keep the spare graph_stage made */
+        graph_destroy(&st->spare);
+        st->spare = st->t;
+    }
     st->t = *t;
     memset(t, 0, sizeof(*t));
     return 0;
@@ -1000,10 +1045,37 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
     return 0;
 }
 
+/*
+ * After a first full refresh there is no spare T yet (the T before): the next, incremental, T
+ * would go to fresh pages, 574 MB at full scale that the kernel clears on first touch (~0.2 s
+ * of that refresh). So the spare is made here, touched, with room for a little growth: a
+ * restarted daemon's first incremental refresh costs what the later ones do.
+ */
+static int spare_prefault(refresh_state_t *st, const graph_t *t)
+{
+    graph_t *g = &st->spare;
+    if (g->col || st->t.col || !t->row_ptr)
+        return 0; /* a spare, or the T before that becomes one (compute_knn) */
+    uint64_t w = t->row_ptr[t->n];
+    g->row_cap = t->n + t->n / 64 + 64;
+    g->cap = w + w / 64 + 4096;
+    g->row_ptr = malloc(g->row_cap * sizeof(*g->row_ptr));
+    g->col = malloc(g->cap * sizeof(*g->col));
+    g->dist = malloc(g->cap * sizeof(*g->dist));
+    if (!g->row_ptr || !g->col || !g->dist) {
+        graph_destroy(g);
+        return -ENOMEM;
+    }
+    memset(g->row_ptr, 0, g->row_cap * sizeof(*g->row_ptr));
+    memset(g->col, 0, g->cap * sizeof(*g->col));
+    memset(g->dist, 0, g->cap * sizeof(*g->dist));
+    return 0;
+}
+
 /* T for this run: the last run's T updated where rows changed when incremental, else built. */
-static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
-                       const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
-                       size_t errlen)
+static int graph_stage(refresh_state_t *st, const refresh_state_t *local, const refresh_opts_t *o,
+                       const remap_t *map, const uint8_t *aff, refresh_result_t *r, graph_t *t,
+                       char *err, size_t errlen)
 {
     int update = r->incremental && st->t.n == map->n_old;
     if (update) { /* into the spare T's buffers */
@@ -1015,6 +1087,8 @@ static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap
     int rc = update ? graph_update_delta(&st->t, map->old_of_new, map->new_of_old, st->n, aff,
                                          &map->delta, t)
                     : build_t(st->n, st->cnt, st->col, st->dist, t);
+    if (rc == 0 && !update && st != local)
+        rc = spare_prefault(st, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)
         r->graph_rows -= !aff[i];
@@ -1087,7 +1161,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
+    if ((rc = graph_stage(st, &local, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
     r->t_graph = now_s() - t1;
     t1 = now_s();
