@@ -415,6 +415,38 @@ static int reserve_entries(graph_t *g, uint64_t w)
     return 0;
 }
 
+/* The affected rows in order, and each row's place among them (UINT32_MAX: carried over).
+ * @return 0, or -EINVAL: an unaffected row has no previous version (it must be rebuilt). */
+static int list_affected(uint32_t n, const uint8_t *affected, const uint32_t *old_of_new,
+                         uint32_t n_old, uint32_t *slot, uint32_t *rows, uint32_t *n_aff)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        slot[i] = affected[i] ? *n_aff : UINT32_MAX;
+        if (affected[i])
+            rows[(*n_aff)++] = i;
+        else if (old_of_new[i] >= n_old)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Row starts of an updated graph: a rebuilt row (slot[i] set) has len[slot[i]] entries, a
+ * carried one its old row's; then room for every entry. @return 0 or -ENOMEM. */
+static int reserve_layout(graph_t *out, uint32_t n, const graph_t *old, const uint32_t *old_of_new,
+                          const uint32_t *slot, const uint64_t *len)
+{
+    int rc = reserve_rows(out, n);
+    uint64_t w = 0;
+    for (uint32_t i = 0; rc == 0 && i <= n; i++) {
+        out->row_ptr[i] = w;
+        if (i < n)
+            w += slot[i] != UINT32_MAX
+                     ? len[slot[i]]
+                     : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
+    }
+    return rc == 0 ? reserve_entries(out, w) : rc;
+}
+
 int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t *new_of_old,
                  uint32_t n, const uint8_t *affected, const graph_edges_t *e, graph_t *out)
 {
@@ -423,13 +455,8 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
     int rc = rows ? 0 : -ENOMEM;
     if (rc == 0 && !(slot = malloc(((size_t)n + 1) * sizeof(*slot))))
         rc = -ENOMEM;
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        slot[i] = affected[i] ? n_aff : UINT32_MAX;
-        if (affected[i])
-            rows[n_aff++] = i;
-        else if (old_of_new[i] >= old->n)
-            rc = -EINVAL; /* a row with no previous version must be rebuilt */
-    }
+    if (rc == 0)
+        rc = list_affected(n, affected, old_of_new, old->n, slot, rows, &n_aff);
     if (rc == 0 && (!(deg = calloc((size_t)n_aff + 1, sizeof(*deg))) ||
                     !(uniq = malloc(((size_t)n_aff + 1) * sizeof(*uniq)))))
         rc = -ENOMEM;
@@ -458,17 +485,7 @@ int graph_update(const graph_t *old, const uint32_t *old_of_new, const uint32_t 
         seen_free(&job);
     }
     if (rc == 0)
-        rc = reserve_rows(out, n);
-    uint64_t w = 0;
-    for (uint32_t i = 0; rc == 0 && i <= n; i++) {
-        out->row_ptr[i] = w;
-        if (i < n)
-            w += slot[i] != UINT32_MAX
-                     ? uniq[slot[i]]
-                     : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
-    }
-    if (rc == 0)
-        rc = reserve_entries(out, w);
+        rc = reserve_layout(out, n, old, old_of_new, slot, uniq);
     if (rc == 0) { /* the copy is most of an incremental T at full scale (72M entries) */
         update_job_t job = {old, old_of_new, new_of_old, slot, adj, deg, uniq, out};
         rc = par_for(n, 1024, GRAPH_BUILD_THREADS, update_rows, &job);
@@ -576,13 +593,8 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
     uint64_t *ddeg = NULL, *dadj = NULL, *fill = NULL, *len = NULL;
     delta_job_t job = {0};
     int rc = rows && (slot = malloc(((size_t)n + 1) * sizeof(*slot))) ? 0 : -ENOMEM;
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        slot[i] = affected[i] ? n_aff : UINT32_MAX;
-        if (affected[i])
-            rows[n_aff++] = i;
-        else if (old_of_new[i] >= old->n)
-            rc = -EINVAL; /* a row with no previous version must be rebuilt */
-    }
+    if (rc == 0)
+        rc = list_affected(n, affected, old_of_new, old->n, slot, rows, &n_aff);
     if (rc == 0 && (!(ddeg = calloc((size_t)n_aff + 2, sizeof(*ddeg))) ||
                     !(n_present = malloc(((size_t)n_aff + 1) * sizeof(*n_present))) ||
                     !(n_gone = malloc(((size_t)n_aff + 1) * sizeof(*n_gone))) ||
@@ -626,17 +638,7 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
             rc = par_for(n_aff, 8, GRAPH_BUILD_THREADS, delta_count, &job);
     }
     if (rc == 0)
-        rc = reserve_rows(out, n);
-    uint64_t w = 0;
-    for (uint32_t i = 0; rc == 0 && i <= n; i++) {
-        out->row_ptr[i] = w;
-        if (i < n)
-            w += slot[i] != UINT32_MAX
-                     ? len[slot[i]]
-                     : old->row_ptr[old_of_new[i] + 1] - old->row_ptr[old_of_new[i]];
-    }
-    if (rc == 0)
-        rc = reserve_entries(out, w);
+        rc = reserve_layout(out, n, old, old_of_new, slot, len);
     for (unsigned t = 0; rc == 0 && t < GRAPH_BUILD_THREADS; t++) /* stamps anew: rows + 1 */
         memset(job.seen[t].stamp, 0, ((size_t)n + 1) * sizeof(uint32_t));
     if (rc == 0) /* the copy is most of it at full scale (72M entries) */

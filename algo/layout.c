@@ -257,6 +257,22 @@ static int kd_range(const kd_tree_t *t, int32_t id, const double *q, double r2, 
     return rc;
 }
 
+/* The smallest subtree around point @p x (down its path from the root) that holds >= @p k points.
+ */
+static int32_t kd_around(const kd_tree_t *t, const double *x, uint32_t k)
+{
+    int32_t id = 0;
+    for (;;) {
+        const kd_node_t *nd = &t->nodes[id];
+        if (nd->left < 0)
+            return id;
+        int32_t c = x[nd->dim] - nd->split < 0 ? nd->left : nd->right;
+        if (t->nodes[c].hi - t->nodes[c].lo < k)
+            return id;
+        id = c;
+    }
+}
+
 static int cand_reserve(cand_buf_t *b, size_t n)
 {
     if (n <= b->cap)
@@ -289,17 +305,7 @@ static int knn_body(void *ud, unsigned tid, size_t begin, size_t end)
         size_t q = j->rows ? j->rows[at] : at,
                prev = j->rows && at > begin ? j->rows[at - 1] : q - 1;
         const double *x = t->x + q * t->dim;
-        int32_t id = 0; /* down to the smallest subtree around q that holds >= k points */
-        for (;;) {
-            const kd_node_t *nd = &t->nodes[id];
-            if (nd->left < 0)
-                break;
-            int32_t c = x[nd->dim] - nd->split < 0 ? nd->left : nd->right;
-            if (t->nodes[c].hi - t->nodes[c].lo < k)
-                break;
-            id = c;
-        }
-        const kd_node_t *nd = &t->nodes[id];
+        const kd_node_t *nd = &t->nodes[kd_around(t, x, k)];
         if ((rc = cand_reserve(&b, (size_t)k + (nd->hi - nd->lo))) != 0)
             break;
         b.n = 0;
@@ -346,17 +352,7 @@ static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
     for (size_t at = begin; at < end && rc == 0; at++) {
         uint32_t q = j->rows[at];
         const double *x = t->x + (size_t)q * t->dim;
-        int32_t id = 0;
-        for (;;) {
-            const kd_node_t *nd = &t->nodes[id];
-            if (nd->left < 0)
-                break;
-            int32_t c = x[nd->dim] - nd->split < 0 ? nd->left : nd->right;
-            if (t->nodes[c].hi - t->nodes[c].lo < k)
-                break;
-            id = c;
-        }
-        const kd_node_t *nd = &t->nodes[id];
+        const kd_node_t *nd = &t->nodes[kd_around(t, x, k)];
         if ((rc = cand_reserve(&b, nd->hi - nd->lo)) != 0)
             break;
         b.n = 0;
