@@ -55,6 +55,18 @@ first=$(latest)
 kill -TERM "$PID_a"; wait "$PID_a" || fail "atlasd did not stop cleanly"
 ATL_TEST_REFRESH_STALL_MS=6000 start_daemon a "$T/db" --refresh-interval 1 --batch-max-events 2000
 U="http://127.0.0.1:$PORT_a"
+# Start from a quiet daemon: partitions assigned, all of part 1 applied, no refresh running.
+# (Section 1 may stop the daemon between two of part 1's batches. The restarted daemon then began
+# a refresh of those dirty marks at once, 6 s before its assignment, and that refresh published
+# while part 2 was being applied: "ingestion waited for the refresh (events 13686 -> 43615)".)
+part1_applied=$(atlasctl import --db "$T/p1_ref" --json "$T/part1.jsonl" 2>/dev/null | json_num applied)
+wait_status "$PORT_a" state consuming 30
+wait_status "$PORT_a" events_applied "$part1_applied" 30
+for i in $(seq 150); do
+    [ "$(status "$PORT_a" running)" = false ] && [ "$(status "$PORT_a" items_dirty)" = 0 ] && break
+    sleep 0.2
+done
+[ "$(status "$PORT_a" running)" = false ] || fail "a refresh still runs 30 s after the restart"
 before=$(status "$PORT_a" events_applied)
 atlasctl produce --brokers "$BROKERS" "$T/part2.jsonl" 2>/dev/null
 for i in $(seq 100); do [ "$(status "$PORT_a" running)" = true ] && break; sleep 0.1; done
