@@ -83,7 +83,7 @@ static int64_t min_s_fixed(double min_s)
 }
 
 static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *pos,
-                    uint32_t n_items, int64_t above, row_buf_t *rb)
+                    uint32_t n_items, int64_t above, row_buf_t *rb, store__ra_t *ra)
 {
     MDB_val k = {sizeof(idx), &idx}, v;
     rb->n = 0;
@@ -93,6 +93,8 @@ static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *p
     for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
         size_t m = v.mv_size / sizeof(cooc_rec_t);
+        if (ra)
+            store__readahead(ra, v.mv_data);
         if (rb->n + m > rb->cap) {
             size_t cap = (rb->n + m) * 2;
             uint32_t *c = realloc(rb->cols, cap * sizeof(*c));
@@ -190,6 +192,8 @@ static int read_part(rows_job_t *j, MDB_txn *txn, unsigned part, unsigned tid)
 {
     MDB_cursor *cur = NULL;
     row_buf_t rb = {0};
+    /* readahead when reading most rows (a full refresh), not a refresh's scattered few */
+    store__ra_t ra = {.all = 1}, *rap = j->n_sel * 2 >= j->r->n_ret ? &ra : NULL;
     int rc = mdb_cursor_open(txn, j->s->cooc, &cur);
     for (size_t b = (size_t)part * ROWS_BLOCK; rc == 0 && b < j->n_sel;
          b += (size_t)ROWS_BLOCK * j->n_threads)
@@ -197,8 +201,8 @@ static int read_part(rows_job_t *j, MDB_txn *txn, unsigned part, unsigned tid)
             if (atomic_load_explicit(&j->stop, memory_order_relaxed))
                 goto out;
             uint32_t i = j->sel[q];
-            if ((rc = row_read(j->s, cur, j->r->ret[i].idx, j->r->pos, j->r->n_items, j->above,
-                               &rb)) == 0)
+            if ((rc = row_read(j->s, cur, j->r->ret[i].idx, j->r->pos, j->r->n_items, j->above, &rb,
+                               rap)) == 0)
                 rc = j->cb(j->ud, tid, i, rb.cols, rb.s, rb.n);
         }
 out:

@@ -61,6 +61,7 @@ static int for_each_dups(MDB_txn *txn, MDB_dbi dbi, size_t rec_size, uint32_t fr
 {
     MDB_cursor *cur;
     MDB_val k = {sizeof(from), &from}, v;
+    store__ra_t ra = {0};
     int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0)
         return rc;
@@ -70,6 +71,7 @@ static int for_each_dups(MDB_txn *txn, MDB_dbi dbi, size_t rec_size, uint32_t fr
         memcpy(&key, k.mv_data, sizeof(key));
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE); rc == 0;
              rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
+            store__readahead(&ra, v.mv_data);
             if ((rc = fn(key, v.mv_data, v.mv_size / rec_size, ud)) != 0)
                 goto out;
         }
@@ -376,6 +378,7 @@ typedef struct stored {
     const char *recs;
     size_t n, i;
     int end;
+    store__ra_t ra;
 } stored_t;
 
 static int stored_fill(stored_t *st, int op)
@@ -400,6 +403,7 @@ static int stored_fill(stored_t *st, int op)
         }
         st->recs = v.mv_data;
         st->n = v.mv_size / sizeof(cooc_rec_t);
+        store__readahead(&st->ra, v.mv_data);
         st->i = 0;
         if (st->n > 0)
             return 0;

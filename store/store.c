@@ -10,10 +10,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -565,4 +567,54 @@ void store_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+/* ---- readahead for walks (internal.h) -------------------------------------------------------- */
+
+#define RA_MIN   ((size_t)256 << 10)
+#define RA_MAX   ((size_t)32 << 20)
+#define RA_PIECE ((size_t)128 << 10)
+
+void store__readahead(store__ra_t *ra, const void *at)
+{
+    const char *p = at;
+    if (ra->off)
+        return;
+    /* the stream @p continues: inside its last two windows, or at most RA_MAX past them (a
+     * thread of a parallel walk skips the other threads' rows; some of S's streams advance by
+     * a few MiB at a time); a pointer behind them is a new stream, it was not advised */
+    store__ra_stream_t *w = NULL;
+    ra->tick++;
+    for (unsigned q = 0; q < STORE_RA_STREAMS && !w; q++)
+        if (ra->w[q].end && p >= ra->w[q].start && p < ra->w[q].end + RA_MAX)
+            w = &ra->w[q];
+    if (w)
+        w->used = ra->tick;
+    if (w && p < w->at + (w->end > w->at ? (size_t)(w->end - w->at) / 2 : 0))
+        return; /* not yet half way through its window */
+    if (!w && ++ra->jumps >= 64 && ra->jumps > ra->grows && !ra->all) {
+        ra->off = 1; /* pages out of order (a store grown by batches): leave it to the faults */
+        return;
+    }
+    ra->grows += w != NULL;
+    const char *from = w && p < w->end ? w->end : p;
+    size_t len = w ? (w->len * 2 < RA_MAX ? w->len * 2 : RA_MAX) : RA_MIN;
+    if (!w) { /* a new stream, in the place of the one used longest ago */
+        w = &ra->w[0];
+        for (unsigned q = 1; q < STORE_RA_STREAMS; q++)
+            if (ra->w[q].used < w->used)
+                w = &ra->w[q];
+        w->used = ra->tick;
+        w->end = NULL;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const char *base = (const char *)((uintptr_t)from & ~(uintptr_t)(page - 1));
+    /* in pieces: Linux reads at most the device's readahead size (read_ahead_kb, often 128 KiB
+     * to 8 MiB) a call. Advice only: an error (past the map) changes nothing the walk needs. */
+    for (size_t off = 0, total = len + (size_t)(from - base); off < total; off += RA_PIECE)
+        (void)posix_madvise((void *)(base + off), total - off < RA_PIECE ? total - off : RA_PIECE,
+                            POSIX_MADV_WILLNEED);
+    const char *prev = w->end && w->at < base ? w->at : base;
+    w->start = (const char *)((uintptr_t)prev & ~(uintptr_t)(page - 1));
+    w->at = p, w->end = from + len, w->len = len;
 }

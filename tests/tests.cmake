@@ -57,6 +57,7 @@ atl_add_test(test_cooc SOURCES tests/unit/algo/test_cooc.c LIBS atl_algo LABELS 
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+atl_add_test(test_readahead SOURCES tests/unit/store/test_readahead.c LIBS atl_store LABELS unit)
 atl_fault_inject(test_store)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
              LABELS unit tsan TIMEOUT 300)
