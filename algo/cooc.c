@@ -239,13 +239,13 @@ static int chunk_reserve(cooc_chunk_t *c, size_t more)
 static inline void accumulate(workspace_t *w, unsigned acc_bits, uint64_t stamp, uint32_t t,
                               int64_t wv, size_t *nt)
 {
+    /* without a branch (a select and a conditional count): whether the slot is fresh is as
+     * good as random */
     uint64_t *sl = &w->slot[t], v = *sl;
-    if (v >> acc_bits != stamp) {
-        *sl = stamp << acc_bits | (uint64_t)wv;
-        w->touched[(*nt)++] = t;
-    } else {
-        *sl = v + (uint64_t)wv;
-    }
+    int fresh = v >> acc_bits != stamp;
+    *sl = fresh ? stamp << acc_bits | (uint64_t)wv : v + (uint64_t)wv;
+    w->touched[*nt] = t;
+    *nt += (size_t)fresh;
 }
 
 #define COOC_PREFETCH 8 /* users ahead whose profile copy is prefetched */
@@ -254,9 +254,9 @@ static inline void accumulate(workspace_t *w, unsigned acc_bits, uint64_t stamp,
 static inline void add_term(workspace_t *w, unsigned acc_bits, uint64_t stamp, float a,
                             const by_pp_t *e, size_t *nt)
 {
-    int64_t wv = weight_pair_inline(a, e->pp);
-    if (wv != 0)
-        accumulate(w, acc_bits, stamp, e->item, wv, nt);
+    /* a zero term (pp ratio beyond 2, about 1 in 4 at random) is added too: no branch; a slot
+     * that only zero terms touched holds 0 and is left out of the row (row_compute) */
+    accumulate(w, acc_bits, stamp, e->item, weight_pair_inline(a, e->pp), nt);
 }
 
 /*
@@ -278,8 +278,13 @@ static size_t row_terms(const cooc_index_t *ix, workspace_t *w, uint32_t r)
     const unsigned acc_bits = ix->acc_bits;
     size_t nt = 0;
     for (uint64_t k = k0; k < k1; k++) {
-        if (k + COOC_PREFETCH < k1)
-            __builtin_prefetch(&v[ix->at[k + COOC_PREFETCH]]);
+        if (k + COOC_PREFETCH < k1) { /* the run's first 4 lines: ~32 entries */
+            const char *pf = (const char *)&v[ix->at[k + COOC_PREFETCH]];
+            __builtin_prefetch(pf);
+            __builtin_prefetch(pf + 64);
+            __builtin_prefetch(pf + 128);
+            __builtin_prefetch(pf + 192);
+        }
         uint64_t at = ix->at[k];
         float a = v[at].pp;
         if (upper) {
@@ -315,7 +320,7 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
     for (size_t i = 0; i < nt; i++) {
         uint32_t t = w->touched[i];
         int64_t acc = (int64_t)(w->slot[t] & mask);
-        if (acc == 0) /* weights are > 0 here, so never; kept for safety */
+        if (acc == 0) /* touched by zero terms only (add_term) */
             continue;
         out->col[out->n] = t;
         out->s[out->n] = acc;
