@@ -22,13 +22,20 @@
 
 enum { N_USERS = 1500, N_MAPS = 1200, PLAYS = 50 };
 
-static void bulk_load(const char *dir)
+/* no_sync to write (the pages are synced before they are dropped), read-only to measure */
+static store_t *open_store(const char *dir, int read_only)
 {
     store_opts_t o;
     store_opts_default(&o);
-    o.no_sync = 1;
+    o.no_sync = !read_only, o.read_only = read_only;
     store_t *s;
     E(store_open(dir, &o, &s));
+    return s;
+}
+
+static void bulk_load(const char *dir)
+{
+    store_t *s = open_store(dir, 0);
     store_bulk_t *b;
     E(store_bulk_new(&b));
     rng_t r;
@@ -104,12 +111,7 @@ int main(void)
         check_rmdir(dir);
         return 0;
     }
-    store_opts_t o;
-    store_opts_default(&o);
-    o.read_only = 1;
-    store_t *s;
-    E(store_open(dir, &o, &s));
-
+    store_t *s = open_store(dir, 1);
     store_rebuild_opts_t ro;
     store_rebuild_opts_default(&ro);
     ro.verify_only = 1;
@@ -124,7 +126,7 @@ int main(void)
 
     store_close(s);
     drop_pages(dir, &pages);
-    E(store_open(dir, &o, &s));
+    s = open_store(dir, 1);
     size_t entries = 0;
     uint64_t *keys = NULL;
     uint32_t n = 0;
