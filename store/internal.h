@@ -159,6 +159,10 @@ typedef struct store__ra {
 
 void store__readahead(store__ra_t *ra, const void *at);
 
+/** Whether the data file takes at most half the machine's memory (then a walk that reads every
+ * page may read ahead without pushing out what it still needs). */
+int store__fits_in_ram(store_t *s);
+
 /** Read a u64 counter block from meta. */
 int store__counters_read(store_t *s, MDB_txn *txn, store_counters_t *out);
 

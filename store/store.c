@@ -618,3 +618,14 @@ void store__readahead(store__ra_t *ra, const void *at)
     w->start = (const char *)((uintptr_t)prev & ~(uintptr_t)(page - 1));
     w->at = p, w->end = from + len, w->len = len;
 }
+
+int store__fits_in_ram(store_t *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return ram > 0 && used * 2 <= ram;
+}
