@@ -279,13 +279,17 @@ static void run_weights(float a, const by_pp_t *restrict e, size_t n, int32_t *r
     }
 }
 
-/* One pair term of the row's entry of pp @p a with a run's entry @p e. */
-static inline void add_term(workspace_t *w, unsigned acc_bits, uint64_t stamp, float a,
-                            const by_pp_t *e, size_t *nt)
+/* The terms of the row's entry of pp @p a with @p len entries of its user's run: their weights
+ * at once (run_weights), then accumulated. A zero term (pp ratio beyond 2) is added too, without
+ * a branch: a slot that only zero terms touched holds 0 and is left out of the row
+ * (row_compute). */
+static inline void add_run(workspace_t *w, unsigned acc_bits, uint64_t stamp, float a,
+                           const by_pp_t *run, size_t len, size_t *nt)
 {
-    /* a zero term (pp ratio beyond 2, about 1 in 4 at random) is added too: no branch; a slot
-     * that only zero terms touched holds 0 and is left out of the row (row_compute) */
-    accumulate(w, acc_bits, stamp, e->item, weight_pair_inline(a, e->pp), nt);
+    int32_t *wv = (int32_t *)w->tmp; /* free until row_compute sorts */
+    run_weights(a, run, len, wv);
+    for (size_t i = 0; i < len; i++)
+        accumulate(w, acc_bits, stamp, run[i].item, wv[i], nt);
 }
 
 /*
@@ -293,7 +297,7 @@ static inline void add_term(workspace_t *w, unsigned acc_bits, uint64_t stamp, f
  * Full rows: a pair weighs 0 unless min(a, b) > max(a, b) / 2, so for an entry of pp a only
  * partners with pp in (a / 2, 2a) count: each user's run is ordered by pp, and the scan runs
  * outwards from the entry itself over the window [0.499 a, 2.002 a] only (the margins keep every
- * nonzero term whatever the rounding; weight_pair_inline decides each term exactly); the NaN
+ * nonzero term whatever the rounding; run_weights decides each term exactly); the NaN
  * between users fails both window tests, so a scan never leaves its user. The upper triangle:
  * in a user's item-ordered run the partners t > r are the entries after r's own, every one
  * weighed (about 3 in 4 fall in the pp window): half the pairs of the full row.
@@ -316,22 +320,22 @@ static size_t row_terms(const cooc_index_t *ix, workspace_t *w, uint32_t r)
         }
         uint64_t at = ix->at[k];
         float a = v[at].pp;
-        if (upper) { /* the run after the entry: its weights at once, then accumulated */
-            const by_pp_t *run = &v[at + 1];
-            size_t len = 0;
-            while (run[len].item != UINT32_MAX)
-                len++;
-            int32_t *wv = (int32_t *)w->tmp; /* free until row_compute sorts */
-            run_weights(a, run, len, wv);
-            for (size_t i = 0; i < len; i++)
-                accumulate(w, acc_bits, stamp, run[i].item, wv[i], &nt);
+        if (upper) { /* the run after the entry */
+            uint64_t e = at + 1;
+            while (v[e].item != UINT32_MAX)
+                e++;
+            add_run(w, acc_bits, stamp, a, &v[at + 1], e - at - 1, &nt);
             continue;
         }
+        /* the window on either side of the entry (the sums are integers: any order) */
         double lo = (double)a * 0.499, hi = (double)a * 2.002;
-        for (uint64_t e = at - 1; (double)v[e].pp >= lo; e--)
-            add_term(w, acc_bits, stamp, a, &v[e], &nt);
-        for (uint64_t e = at + 1; (double)v[e].pp <= hi; e++)
-            add_term(w, acc_bits, stamp, a, &v[e], &nt);
+        uint64_t b = at, e = at + 1;
+        while ((double)v[b - 1].pp >= lo)
+            b--;
+        while ((double)v[e].pp <= hi)
+            e++;
+        add_run(w, acc_bits, stamp, a, &v[b], at - b, &nt);
+        add_run(w, acc_bits, stamp, a, &v[at + 1], e - at - 1, &nt);
     }
     return nt;
 }
@@ -355,7 +359,7 @@ static int row_compute(const cooc_index_t *ix, workspace_t *w, uint32_t r, cooc_
     for (size_t i = 0; i < nt; i++) {
         uint32_t t = w->touched[i];
         int64_t acc = (int64_t)(w->slot[t] & mask);
-        if (acc == 0) /* touched by zero terms only (add_term) */
+        if (acc == 0) /* touched by zero terms only (add_run) */
             continue;
         out->col[out->n] = t;
         out->s[out->n] = acc;
