@@ -194,8 +194,9 @@ static int read_part(rows_job_t *j, MDB_txn *txn, unsigned part, unsigned tid)
     row_buf_t rb = {0};
     /* readahead when reading most rows (a full refresh), not a refresh's scattered few; even
      * for out-of-order pages while the file fits in half the memory */
-    store__ra_t ra = {.all = store__fits_in_ram(j->s)},
-                *rap = j->n_sel * 2 >= j->r->n_ret ? &ra : NULL;
+    store__ra_t ra = {0}, *rap = NULL;
+    if (j->n_sel * 2 >= j->r->n_ret)
+        ra.all = store__fits_in_ram(j->s), rap = &ra;
     int rc = mdb_cursor_open(txn, j->s->cooc, &cur);
     for (size_t b = (size_t)part * ROWS_BLOCK; rc == 0 && b < j->n_sel;
          b += (size_t)ROWS_BLOCK * j->n_threads)

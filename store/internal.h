@@ -159,6 +159,10 @@ typedef struct store__ra {
 
 void store__readahead(store__ra_t *ra, const void *at);
 
+/** Bytes of the data file in use (up to its last page), and the map's size in *map_size (may be
+ * NULL). Reads the meta pages: call with resize_lock held (a transaction holds it). */
+uint64_t store__used_bytes(store_t *s, uint64_t *map_size);
+
 /** Whether the data file takes at most half the machine's memory (then a walk that reads every
  * page may read ahead without pushing out what it still needs). */
 int store__fits_in_ram(store_t *s);

@@ -201,7 +201,6 @@ static int stats_body(store_t *s, MDB_txn *txn, int with_digest, store_stats_t *
 {
     stats_walk_t w = {.with_digest = with_digest};
     MDB_stat st;
-    MDB_envinfo info;
     int rc;
     memset(out, 0, sizeof(*out));
     if ((rc = store__item_keys_load(s, txn, (uint64_t **)&w.keys, &w.n_keys)) != 0)
@@ -223,13 +222,11 @@ static int stats_body(store_t *s, MDB_txn *txn, int with_digest, store_stats_t *
         goto out;
     out->dirty = st.ms_entries;
     mdb_env_stat(s->env, &st);
-    mdb_env_info(s->env, &info);
-    out->bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    out->bytes = store__used_bytes(s, &out->map_size_bytes);
     uint64_t free_pages = 0;
     if ((rc = count_free_pages(txn, &free_pages)) != 0)
         goto out;
     out->live_bytes = out->bytes - free_pages * st.ms_psize;
-    out->map_size_bytes = info.me_mapsize;
     if (with_digest)
         snprintf(out->digest, sizeof(out->digest), "%016" PRIx64 "%016" PRIx64, w.d.hi, w.d.lo);
 out:

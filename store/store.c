@@ -243,21 +243,29 @@ void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes)
     *writes = s->nowait_writes;
 }
 
-int store_map_grow_ahead(store_t *s, double min_free_frac)
+uint64_t store__used_bytes(store_t *s, uint64_t *map_size)
 {
     MDB_envinfo info;
     MDB_stat st;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    if (map_size)
+        *map_size = info.me_mapsize;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int store_map_grow_ahead(store_t *s, double min_free_frac)
+{
     if (s->opts.read_only)
         return 0;
     /* the lock first: mdb_env_info() reads the meta pages inside the map, which another
      * thread's grow_map() may be unmapping (a segfault seen under bench/healthz.sh) */
     if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
         return -EBUSY;
-    mdb_env_info(s->env, &info);
-    mdb_env_stat(s->env, &st);
-    double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
-    int rc = used < (1.0 - min_free_frac) * (double)info.me_mapsize ? 0 : grow_locked(s);
-    int grew = rc == 0 && used >= (1.0 - min_free_frac) * (double)info.me_mapsize;
+    uint64_t map_size;
+    double used = (double)store__used_bytes(s, &map_size);
+    int rc = used < (1.0 - min_free_frac) * (double)map_size ? 0 : grow_locked(s);
+    int grew = rc == 0 && used >= (1.0 - min_free_frac) * (double)map_size;
     pthread_rwlock_unlock(&s->resize_lock);
     return rc == 0 ? grew : store__err(rc);
 }
@@ -621,11 +629,6 @@ void store__readahead(store__ra_t *ra, const void *at)
 
 int store__fits_in_ram(store_t *s)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_env_info(s->env, &info);
-    mdb_env_stat(s->env, &st);
-    double used = (double)(info.me_last_pgno + 1) * st.ms_psize;
     double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    return ram > 0 && used * 2 <= ram;
+    return ram > 0 && (double)store__used_bytes(s, NULL) * 2 <= ram;
 }
