@@ -362,6 +362,21 @@ typedef struct update_job {
 
 /* Rows [begin, end) of the updated graph (row_ptr set): rebuilt rows from adj, the others the
  * old row renumbered (monotone, so its order holds). */
+/* A carried row: old row @p p renumbered into @p out from entry @p w. @return 0, or -EINVAL
+ * when a neighbour left (the row should have been marked affected). */
+static int copy_carried_row(const graph_t *old, const uint32_t *new_of_old, uint32_t p,
+                            graph_t *out, uint64_t w)
+{
+    for (uint64_t k = old->row_ptr[p]; k < old->row_ptr[p + 1]; k++, w++) {
+        uint32_t c = new_of_old[old->col[k]];
+        if (c >= out->n)
+            return -EINVAL;
+        out->col[w] = c;
+        out->dist[w] = old->dist[k];
+    }
+    return 0;
+}
+
 static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
 {
     const update_job_t *j = ud;
@@ -377,14 +392,9 @@ static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
             }
             continue;
         }
-        uint32_t p = j->old_of_new[i];
-        for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++, w++) {
-            uint32_t c = j->new_of_old[j->old->col[k]];
-            if (c >= j->out->n)
-                return -EINVAL; /* a neighbour left: this row should have been marked */
-            j->out->col[w] = c;
-            j->out->dist[w] = j->old->dist[k];
-        }
+        int rc = copy_carried_row(j->old, j->new_of_old, j->old_of_new[i], j->out, w);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -553,13 +563,9 @@ static int delta_write(void *ud, unsigned tid, size_t begin, size_t end)
         uint64_t w = out->row_ptr[i];
         uint32_t a = j->slot[i], p = j->old_of_new[i];
         if (a == UINT32_MAX) {
-            for (uint64_t k = j->old->row_ptr[p]; k < j->old->row_ptr[p + 1]; k++, w++) {
-                uint32_t c = j->new_of_old[j->old->col[k]];
-                if (c >= out->n)
-                    return -EINVAL; /* a neighbour left: this row should have been marked */
-                out->col[w] = c;
-                out->dist[w] = j->old->dist[k];
-            }
+            int rc = copy_carried_row(j->old, j->new_of_old, p, out, w);
+            if (rc != 0)
+                return rc;
             continue;
         }
         const uint64_t *d = j->dadj + j->ddeg[a];
