@@ -34,6 +34,7 @@
 #include "algo/mde.h"
 #include "algo/par.h"
 #include "algo/quality.h"
+#include "algo/sortdef.h"
 #include "pipeline/embed.h"
 
 #define REFRESH_K   10
@@ -739,16 +740,12 @@ static void knn_row_keys(const knn_t *knn, const uint64_t *keys, uint32_t i, uin
         out[q] = q < knn->count[i] ? keys[knn->nbr[(size_t)i * knn->k + q]] : 0;
 }
 
-static void sort_short(uint64_t *v, uint32_t k)
+static inline int u64_less(const uint64_t *a, const uint64_t *b)
 {
-    for (uint32_t i = 1; i < k; i++) { /* k is 10: insertion, no call per comparison */
-        uint64_t x = v[i];
-        uint32_t j = i;
-        for (; j > 0 && v[j - 1] > x; j--)
-            v[j] = v[j - 1];
-        v[j] = x;
-    }
+    return *a < *b;
 }
+
+ATL_SHELL_SORT_DEFINE(sort_short, uint64_t, u64_less) /* k is 10: no call per comparison */
 
 /* Whether two kNN rows hold the same items, in any order (twice per item and refresh: qsort
  * there cost ~20 ms a call site at full scale). */
