@@ -17,11 +17,12 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
 
 /**
  * 3-D F and gradient over edges k < @p n (endpoints @p ei / @p ej, attractive weights @p w, or
- * all repulsive), on points padded to 4 doubles (@p xp, 32-byte aligned); adds coef (x_i - x_j)
+ * all repulsive), in single precision on points padded to 4 floats (@p xp, 16-byte aligned);
+ * adds coef (x_i - x_j)
  * to row i of @p gp and subtracts it from row j. @return the sum of the penalties, without the
  * repulsive edges of coincident points, which are counted in *n_inf instead (+inf each).
  */
-double fastmath__mde_eval3(const double *restrict xp, double *restrict gp,
+double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
                            const uint32_t *restrict ei, const uint32_t *restrict ej,
                            const float *restrict w, size_t n, int repulsive,
                            size_t *restrict n_inf);
@@ -31,7 +32,7 @@ double fastmath__mde_dot(const double *restrict a, const double *restrict b, siz
 void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
                            const double *restrict d, size_t n);
 void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n);
-void fastmath__mde_pad3(const double *restrict x, double *restrict xp, size_t n);
+void fastmath__mde_pad3(const double *restrict x, float *restrict xp, size_t n);
 
 /* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
 void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
@@ -53,8 +54,8 @@ void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const f
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,
-                             double *restrict xp, size_t n);
-double fastmath__mde_reduce3_dot(double *restrict gp, size_t n_buf, size_t stride, size_t n,
+                             float *restrict xp, size_t n);
+double fastmath__mde_reduce3_dot(float *restrict gp, size_t n_buf, size_t stride, size_t n,
                                  double scale, double *restrict grad, const double *restrict d);
 
 /* One part of a UMAP SGD epoch (layout.c): points [lo, hi) are read and written live in @p y,

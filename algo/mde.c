@@ -2,13 +2,13 @@
  * mde.c: PyMDE-compatible MDE with L-BFGS and a strong-Wolfe line search. See mde.h.
  *
  * Evaluation of F and its gradient dominates the run time (about one evaluation per
- * iteration); in 3-D it runs on rows padded to 4 doubles through fastmath__mde_eval3 (fastmath.c,
- * vectorised). Edges are split into exactly n_threads contiguous chunks, each with its own
- * gradient buffer, reduced in chunk order, so results are bitwise identical for a given thread
- * count whatever the scheduling. The L-BFGS runs in coefficient space: two passes over the
- * vectors an iteration, on the pool in chunks of a fixed size (see run_internal()).
- * Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d), grad_i += c (x_i - x_j), grad_j -= c
- * (x_i - x_j); d = 0 contributes nothing.
+ * iteration); in 3-D it runs in single precision on rows padded to 4 floats through
+ * fastmath__mde_eval3 (fastmath.c, vectorised; mde_eval() and the result's figures in double).
+ * Edges are split into exactly n_threads contiguous chunks, each with its own gradient buffer,
+ * reduced in chunk order, so results are bitwise identical for a given thread count whatever the
+ * scheduling. The L-BFGS runs in coefficient space: two passes over the vectors an iteration, on
+ * the pool in chunks of a fixed size (see run_internal()). Gradient of one edge (PyMDE §2.9): with
+ * c = f'(d) / (p d), grad_i += c (x_i - x_j), grad_j -= c (x_i - x_j); d = 0 contributes nothing.
  *
  * The line search is a re-derivation of PyTorch's `_strong_wolfe` (from minFunc): bracketing
  * with cubic extrapolation in [t + 0.01 (t - t_prev), 10 t], then zoom with safeguarded cubic
@@ -284,8 +284,9 @@ static hist_t *hist_y(const mde_t *m, int slot)
     return m->hist + (size_t)(2 * slot + 1) * m->nx;
 }
 
-/* Sort edges [lo, hi) by their (new) first endpoint: a counting sort, stable. */
-static int sort_edges_by_i(mde_t *m, size_t lo, size_t hi)
+/* Sort edges [lo, hi) by their (new) first endpoint >> @p shift, or by their second endpoint
+ * if @p by_j: a counting sort, stable. */
+static int sort_edges(mde_t *m, size_t lo, size_t hi, int by_j, int shift)
 {
     size_t n = hi - lo;
     uint64_t *cnt = calloc((size_t)m->n + 1, sizeof(*cnt));
@@ -295,27 +296,45 @@ static int sort_edges_by_i(mde_t *m, size_t lo, size_t hi)
         free(cnt), free(ti), free(tj), free(tw);
         return -ENOMEM;
     }
+#define EDGE_KEY(k) (by_j ? m->ej[k] : m->ei[k] >> shift)
     for (size_t k = lo; k < hi; k++)
-        cnt[m->ei[k] + 1]++;
+        cnt[EDGE_KEY(k) + 1]++;
     for (uint32_t v = 0; v < m->n; v++)
         cnt[v + 1] += cnt[v];
     for (size_t k = lo; k < hi; k++) {
-        size_t at = cnt[m->ei[k]]++;
+        size_t at = cnt[EDGE_KEY(k)]++;
         ti[at] = m->ei[k], tj[at] = m->ej[k], tw[at] = m->w[k];
     }
     memcpy(m->ei + lo, ti, n * sizeof(*ti));
     memcpy(m->ej + lo, tj, n * sizeof(*tj));
     memcpy(m->w + lo, tw, n * sizeof(*tw));
+#undef EDGE_KEY
     free(cnt), free(ti), free(tj), free(tw);
     return 0;
 }
 
 /*
+ * The repulsive edges' partners are random over all items: in order of i alone, each edge
+ * reads x_j and writes g_j at random, two cache misses once the points and a thread's
+ * gradient outgrow the L2 cache (2.4 MB at full scale). In blocks of 2^MDE_IBLOCK_SHIFT
+ * first endpoints (the block's rows of x and g, 512 KB, stay in L2), each block's edges by j:
+ * the j side then sweeps x and g in order, which the hardware prefetcher streams.
+ */
+#define MDE_IBLOCK_SHIFT 14
+
+static int sort_repulsive(mde_t *m)
+{
+    int rc = sort_edges(m, m->m_attr, m->m, 1, 0);
+    return rc ? rc : sort_edges(m, m->m_attr, m->m, 0, MDE_IBLOCK_SHIFT);
+}
+
+/*
  * Relabel items in breadth-first order of the kNN graph (Cuthill-McKee without the degree
- * sort) and sort each edge group by its first endpoint. Neighbours then sit near each other in
- * memory, so the gathers of x_j and scatters into the gradient during an evaluation mostly hit
- * cache. The problem is unchanged (repulsive pairs were sampled before); callers keep their
- * own order: mde_run() and mde_eval() translate at the boundary.
+ * sort), sort the attractive edges by their first endpoint and the repulsive ones as
+ * sort_repulsive() says. Neighbours then sit near each other in memory, so the gathers of x_j
+ * and scatters into the gradient during an evaluation mostly hit cache. The problem is unchanged
+ * (repulsive pairs were sampled before); callers keep their own order: mde_run() and mde_eval()
+ * translate at the boundary.
  */
 static int reorder(mde_t *m, const adjacency_t *adj)
 {
@@ -347,8 +366,8 @@ static int reorder(mde_t *m, const adjacency_t *adj)
         m->ei[k] = m->inv[m->ei[k]];
         m->ej[k] = m->inv[m->ej[k]];
     }
-    int rc = sort_edges_by_i(m, 0, m->m_attr);
-    return rc ? rc : sort_edges_by_i(m, m->m_attr, m->m);
+    int rc = sort_edges(m, 0, m->m_attr, 0, 0);
+    return rc ? rc : sort_repulsive(m);
 }
 
 /* Rows of x between the caller's order (old) and the internal one (new). */
@@ -396,9 +415,10 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         return -ENOMEM;
     }
     if (o->dim == 3) {
-        size_t row_bytes = 4 * sizeof(double), n_pad = (size_t)n + 1;
-        m->xp = aligned_alloc(32, n_pad * row_bytes);
-        m->gp = aligned_alloc(32, n_pad * row_bytes * m->o.n_threads);
+        /* 16-byte rows, 4 to a cache line; the sizes rounded up to the alignment */
+        size_t row_bytes = 4 * sizeof(float), n_pad = ((size_t)n + 4) & ~(size_t)3;
+        m->xp = aligned_alloc(64, n_pad * row_bytes);
+        m->gp = aligned_alloc(64, n_pad * row_bytes * m->o.n_threads);
         if (!m->xp || !m->gp) {
             free(m->xp), free(m->gp);
             free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
@@ -633,7 +653,8 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
     size_t c = begin, nc = j->chunk, n_inf = 0, na = m->m_attr, nr = m->m - m->m_attr;
-    double *g = m->gp + c * 4 * (size_t)m->n, f = 0; /* zero: the reduction clears it */
+    float *g = m->gp + c * 4 * (size_t)m->n; /* zero: the reduction clears it */
+    double f = 0;
     size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
     size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
     if (a1 > a0)
@@ -663,7 +684,7 @@ static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
-static double eval_internal(const mde_t *m, const double *x, double *grad);
+static double eval_exact(const mde_t *m, const double *x, double *grad);
 
 double mde_eval(const mde_t *m, const double *x, double *grad)
 {
@@ -674,7 +695,7 @@ double mde_eval(const mde_t *m, const double *x, double *grad)
         return NAN;
     }
     to_internal(m, x, xi);
-    double f = eval_internal(m, xi, gi);
+    double f = eval_exact(m, xi, gi);
     to_external(m, gi, grad);
     free(xi);
     free(gi);
@@ -805,17 +826,13 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     return f * inv_p;
 }
 
-static double eval_internal(const mde_t *m, const double *x, double *grad)
+/* F and its gradient in double precision, any dimension: mde_eval() and the result's figures */
+static double eval_exact(const mde_t *m, const double *x, double *grad)
 {
     unsigned nt = m->o.n_threads;
     double f_chunk[64];
     if (nt > 64)
         nt = 64;
-    if (m->xp) {
-        vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
-        vec_run(m, &p, NULL);
-        return eval_padded(m, grad, NULL, NULL);
-    }
     eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt};
     if (j.chunk == 0)
         j.chunk = 1;
@@ -832,6 +849,17 @@ static double eval_internal(const mde_t *m, const double *x, double *grad)
     for (size_t k = 0; k < m->nx; k++)
         grad[k] *= inv_p;
     return f * inv_p;
+}
+
+/* F and its gradient for the solver: in 3-D by the single-precision kernel on the padded rows,
+ * else eval_exact() */
+static double eval_internal(const mde_t *m, const double *x, double *grad)
+{
+    if (!m->xp)
+        return eval_exact(m, x, grad);
+    vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
+    vec_run(m, &p, NULL);
+    return eval_padded(m, grad, NULL, NULL);
 }
 
 double mde_distortion(const mde_t *m, const double *x)
@@ -1236,7 +1264,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     if (res) {
         res->iterations = it;
         res->evaluations = evals;
-        res->distortion = eval_internal(m, x, g);
+        res->distortion = eval_exact(m, x, g);
         res->grad_norm = sqrt(dot(g, g, nx));
         res->n_attractive = m->m_attr;
         res->n_repulsive = m->m - m->m_attr;

@@ -66,7 +66,7 @@ typedef struct mde {
     uint32_t *perm, *inv;  /* internal (locality) order of items: perm[new] = old */
     double *xo;            /* x in internal order during mde_run */
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
-    double *xp, *gp;       /* dim 3: x padded to 4 doubles a row, and one padded gradient
+    float *xp, *gp;        /* dim 3: x padded to 4 floats a row, and one padded gradient
                             * buffer per thread (NULL for other dimensions) */
     double *vpart;         /* per-chunk sums of the vector passes (see mde.c) */
     double *gram;          /* L-BFGS: dot products among the stored pairs */
