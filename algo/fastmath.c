@@ -92,9 +92,6 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
             for (int e = 0; e < 4; e++) {
                 v4f t = *(const v4f *)(xp + 4 * (size_t)bi[q4 + e]) -
                         *(const v4f *)(xp + 4 * (size_t)bj[q4 + e]);
-                /* j's gradient row, written in this block's scatter: its miss overlaps with
-                 * the penalties' arithmetic instead of stalling the scatter */
-                __builtin_prefetch(gp + 4 * (size_t)bj[q4 + e], 1, 3);
                 diff[q4 + e] = t;
                 s[e] = t * t;
             }
