@@ -19,6 +19,7 @@
 #include <lmdb.h>
 
 #include "algo/delta.h"
+#include "algo/graph.h"
 #include "algo/item.h"
 #include "algo/weight.h"
 #include "store/internal.h"
@@ -445,7 +446,9 @@ static int batch_txn(store_t *s, MDB_txn *txn, void *ud)
         return rc;
     if (delta_list_compact(&b->pairs) || delta_list_compact(&b->stats))
         return ENOMEM;
-    if ((rc = store__cooc_apply(s, txn, &b->pairs, &b->dirty)) || (rc = apply_stats(s, txn, b)))
+    if ((rc = store__cooc_apply(s, txn, &b->pairs, &b->dirty,
+                                store__s_above(GRAPH_MIN_S_DEFAULT))) ||
+        (rc = apply_stats(s, txn, b)))
         return rc;
     a.counters.batches++;
     if (delta_list_compact(&b->dirty))

@@ -6,7 +6,6 @@
  * equal produce identical graphs, embeddings and snapshots (DESIGN §10).
  */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -73,53 +72,74 @@ typedef struct row_buf {
     size_t n, cap;
 } row_buf_t;
 
-/* S > min_s as a fixed-point test: S = f / 2^16 exactly, so S > min_s iff f > floor(min_s 2^16). */
-static int64_t min_s_fixed(double min_s)
+/* Ask for every cache line of a page of duplicates at once: scanned in order, its lines came
+ * from memory one or two at a time (the page is 4 KiB anywhere in the map, which the hardware
+ * prefetcher does not run ahead into), and reading a refresh's dirty rows waited on them. */
+static void prefetch_page(const MDB_val *v)
 {
-    if (!(min_s > 0))
-        return 0;
-    double f = floor(min_s * WEIGHT_ONE);
-    return f >= 0x1p62 ? INT64_MAX : (int64_t)f;
+    const char *p = v->mv_data;
+    for (size_t off = 0; off < v->mv_size; off += 64)
+        __builtin_prefetch(p + off, 0, 0);
 }
 
-static int row_read(store_t *s, MDB_cursor *cur, uint32_t idx, const uint32_t *pos,
-                    uint32_t n_items, int64_t above, row_buf_t *rb, store__ra_t *ra)
+/* Append the entries of a page of duplicates with S above @p above and a retained column. */
+static int keep_entries(row_buf_t *rb, const MDB_val *v, const uint32_t *pos, uint32_t n_items,
+                        int64_t above)
 {
-    MDB_val k = {sizeof(idx), &idx}, v;
+    size_t m = v->mv_size / sizeof(cooc_rec_t);
+    if (rb->n + m > rb->cap) {
+        size_t cap = (rb->n + m) * 2;
+        uint32_t *c = realloc(rb->cols, cap * sizeof(*c));
+        double *d = c ? realloc(rb->s, cap * sizeof(*d)) : NULL;
+        if (c)
+            rb->cols = c;
+        if (!d)
+            return ENOMEM;
+        rb->s = d;
+        rb->cap = cap;
+    }
+    /* without a branch: 3 in 4 entries fail the S test, at random (it was 7 in 10 branch
+     * mispredictions of reading T); pos[n_items] is the sentinel for a corrupt column */
+    size_t kept = rb->n;
+    for (size_t i = 0; i < m; i++) {
+        cooc_rec_t rec;
+        memcpy(&rec, (const char *)v->mv_data + i * sizeof(rec), sizeof(rec));
+        uint32_t p = pos[rec.col < n_items ? rec.col : n_items];
+        rb->cols[kept] = p;
+        rb->s[kept] = weight_to_double(rec.s);
+        kept += (rec.s > above) & (p != UINT32_MAX);
+    }
+    rb->n = kept;
+    return 0;
+}
+
+/* Row @p idx's entries that keep_entries() keeps, into @p rb. Each page of duplicates is asked
+ * for one page ahead of its scan: pointers into the map stay valid for the whole read-only
+ * transaction. */
+static int row_read(MDB_cursor *cur, uint32_t idx, const uint32_t *pos, uint32_t n_items,
+                    int64_t above, row_buf_t *rb, store__ra_t *ra)
+{
+    MDB_val k = {sizeof(idx), &idx}, v, next;
     rb->n = 0;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
     if (rc == MDB_NOTFOUND)
         return 0;
-    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
-        size_t m = v.mv_size / sizeof(cooc_rec_t);
+    if (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_GET_MULTIPLE)) == 0) {
         if (ra)
             store__readahead(ra, v.mv_data);
-        if (rb->n + m > rb->cap) {
-            size_t cap = (rb->n + m) * 2;
-            uint32_t *c = realloc(rb->cols, cap * sizeof(*c));
-            double *d = c ? realloc(rb->s, cap * sizeof(*d)) : NULL;
-            if (c)
-                rb->cols = c;
-            if (!d)
-                return ENOMEM;
-            rb->s = d;
-            rb->cap = cap;
-        }
-        /* without a branch: 3 in 4 entries fail the S test, at random (it was 7 in 10 branch
-         * mispredictions of reading T); pos[n_items] is the sentinel for a corrupt column */
-        size_t kept = rb->n;
-        for (size_t i = 0; i < m; i++) {
-            cooc_rec_t rec;
-            memcpy(&rec, (const char *)v.mv_data + i * sizeof(rec), sizeof(rec));
-            uint32_t p = pos[rec.col < n_items ? rec.col : n_items];
-            rb->cols[kept] = p;
-            rb->s[kept] = weight_to_double(rec.s);
-            kept += (rec.s > above) & (p != UINT32_MAX);
-        }
-        rb->n = kept;
+        prefetch_page(&v);
     }
-    (void)s;
+    while (rc == 0) {
+        int rn = mdb_cursor_get(cur, &k, &next, MDB_NEXT_MULTIPLE);
+        if (rn == 0) {
+            if (ra)
+                store__readahead(ra, next.mv_data);
+            prefetch_page(&next);
+        }
+        rc = keep_entries(rb, &v, pos, n_items, above);
+        if (rc == 0)
+            rc = rn, v = next;
+    }
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -204,7 +224,7 @@ static int read_part(rows_job_t *j, MDB_txn *txn, unsigned part, unsigned tid)
             if (atomic_load_explicit(&j->stop, memory_order_relaxed))
                 goto out;
             uint32_t i = j->sel[q];
-            if ((rc = row_read(j->s, cur, j->r->ret[i].idx, j->r->pos, j->r->n_items, j->above, &rb,
+            if ((rc = row_read(cur, j->r->ret[i].idx, j->r->pos, j->r->n_items, j->above, &rb,
                                rap)) == 0)
                 rc = j->cb(j->ud, tid, i, rb.cols, rb.s, rb.n);
         }
@@ -257,7 +277,7 @@ int store_retained_rows_par(store_t *s, const uint64_t *only, uint32_t n_only, d
     if (rc == 0 && begin)
         rc = begin(ud, r.n_ret);
     if (rc == 0) {
-        rows_job_t job = {s, &r, sel, n_sel, min_s_fixed(min_s), n_threads, cb, ud, 0};
+        rows_job_t job = {s, &r, sel, n_sel, store__s_above(min_s), n_threads, cb, ud, 0};
         rows_part_t parts[MAX_THREADS];
         pthread_t th[MAX_THREADS];
         int started[MAX_THREADS] = {0};

@@ -178,11 +178,16 @@ int store__item_keys_load(store_t *s, MDB_txn *txn, uint64_t **out, uint32_t *n)
 
 /**
  * Apply merged pair deltas (sorted by key) to S in key order; entries that reach 0 are deleted.
- * Rows touched are added to @p dirty_rows (row, col 0) when it is not NULL.
+ * When @p dirty_rows is not NULL, a row is added to it (row, col 0) if one of its entries had or
+ * now has S above @p above (fixed point, see store__s_above(); INT64_MIN: every row touched).
  */
 struct delta_list;
 int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
-                      struct delta_list *dirty_rows);
+                      struct delta_list *dirty_rows, int64_t above);
+
+/** S > @p min_s as a test of the stored fixed point: S = f / 2^16 exactly, so S > min_s iff
+ *  f > the value returned (floor(min_s 2^16); 0 for min_s <= 0). */
+int64_t store__s_above(double min_s);
 
 /** Mark every row of @p rows (merged) dirty with sequence @p seq. */
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);

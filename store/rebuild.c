@@ -658,7 +658,7 @@ static int repair_txn(store_t *s, MDB_txn *txn, void *ud)
     store_counters_t c;
     int rc;
     delta_list_init(&dirty);
-    if ((rc = store__cooc_apply(s, txn, &r->corrections, &dirty)) != 0)
+    if ((rc = store__cooc_apply(s, txn, &r->corrections, &dirty, INT64_MIN)) != 0)
         goto out;
     /* item stats: the corrections are deltas, added to what this transaction reads */
     for (uint32_t item = 0; item < r->n_items; item++) {
@@ -917,7 +917,8 @@ static int poke_txn(store_t *s, MDB_txn *txn, void *ud)
         (rc = lookup_index(s, txn, p->col_item, &col)))
         return rc;
     delta_list_init(&d);
-    rc = delta_list_add(&d, row, col, p->delta) ? ENOMEM : store__cooc_apply(s, txn, &d, NULL);
+    rc = delta_list_add(&d, row, col, p->delta) ? ENOMEM
+                                                : store__cooc_apply(s, txn, &d, NULL, INT64_MIN);
     delta_list_destroy(&d);
     return rc;
 }

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <lmdb.h>
 
 #include "algo/delta.h"
+#include "algo/weight.h"
 #include "store/internal.h"
 
 #define MAX_DBS      16
@@ -488,12 +490,23 @@ out:
     return 0;
 }
 
-/* Apply one (row, col, delta) at the cursor: update in place, insert, or delete at zero. */
-static int cooc_apply_one(MDB_cursor *cur, uint32_t row, uint32_t col, int64_t delta)
+int64_t store__s_above(double min_s)
+{
+    if (!(min_s > 0))
+        return 0;
+    double f = floor(min_s * WEIGHT_ONE);
+    return f >= 0x1p62 ? INT64_MAX : (int64_t)f;
+}
+
+/* Apply one (row, col, delta) at the cursor: update in place, insert, or delete at zero. The
+ * entry's S before, into *old (0 if it was absent). */
+static int cooc_apply_one(MDB_cursor *cur, uint32_t row, uint32_t col, int64_t delta,
+                          int64_t *old_s)
 {
     cooc_rec_t rec = {col, 0};
     MDB_val k = {sizeof(row), &row}, v = {sizeof(rec), &rec};
     int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH);
+    *old_s = 0;
     if (rc == MDB_NOTFOUND) {
         rec.s = delta;
         v.mv_data = &rec;
@@ -504,6 +517,7 @@ static int cooc_apply_one(MDB_cursor *cur, uint32_t row, uint32_t col, int64_t d
         return rc;
     cooc_rec_t old;
     memcpy(&old, v.mv_data, sizeof(old));
+    *old_s = old.s;
     rec.s = old.s + delta;
     if (rec.s == 0)
         return mdb_cursor_del(cur, 0);
@@ -512,7 +526,16 @@ static int cooc_apply_one(MDB_cursor *cur, uint32_t row, uint32_t col, int64_t d
     return mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
 }
 
-int store__cooc_apply(store_t *s, MDB_txn *txn, const delta_list_t *d, delta_list_t *dirty_rows)
+/*
+ * A row is dirty when its T (the refresh's largest S above GRAPH_MIN_S_DEFAULT) may have
+ * changed: when an entry had or now has S above the cut. Entries that stay at or below it
+ * (most of a batch's: 3 in 4 stored entries are) leave T as it was, and marking their rows sent
+ * each refresh to read thousands of whole rows for nothing. The rows of items whose stats
+ * changed are marked apart (apply_stats), and the refresh reads the rows that may keep an item
+ * new to the retained set by itself.
+ */
+int store__cooc_apply(store_t *s, MDB_txn *txn, const delta_list_t *d, delta_list_t *dirty_rows,
+                      int64_t above)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->cooc, &cur);
@@ -521,10 +544,13 @@ int store__cooc_apply(store_t *s, MDB_txn *txn, const delta_list_t *d, delta_lis
     uint32_t last_row = UINT32_MAX;
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         uint32_t row = delta_key_row(d->v[i].key);
-        rc = cooc_apply_one(cur, row, delta_key_col(d->v[i].key), d->v[i].value);
-        if (rc == 0 && dirty_rows && row != last_row && delta_list_add(dirty_rows, row, 0, 1))
-            rc = ENOMEM;
-        last_row = row;
+        int64_t old_s, delta = d->v[i].value;
+        rc = cooc_apply_one(cur, row, delta_key_col(d->v[i].key), delta, &old_s);
+        if (rc == 0 && dirty_rows && row != last_row && (old_s > above || old_s + delta > above)) {
+            if (delta_list_add(dirty_rows, row, 0, 1))
+                rc = ENOMEM;
+            last_row = row;
+        }
     }
     mdb_cursor_close(cur);
     return rc;

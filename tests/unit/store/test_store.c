@@ -7,6 +7,8 @@
  *  - S and item stats equal a brute-force reference computed here from the final profiles;
  *  - a corrupted S entry is found by verify and repaired;
  *  - a tiny map grows instead of failing;
+ *  - a batch marks dirty the items whose stats changed and the rows with an entry above T's
+ *    cut (S > 2) before or after, not the rows whose changed entries stay at or below it;
  *  - a repairing rebuild keeps a batch committed while it read (issue 10.1: its corrections are
  *    deltas against its snapshot, not absolute values);
  *  - snapshot listing and publishing report every allocation failure (issue 10.15: a truncated
@@ -422,6 +424,59 @@ static void hiscore(store_batch_t *b, uint32_t user, uint32_t map, float pp)
     E(store_batch_add(b, &e));
 }
 
+static void hiscore_at(store_batch_t *b, uint32_t user, uint32_t map, float pp, int64_t t)
+{
+    store_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = STORE_EVENT_HISCORE;
+    e.u.hiscore.user = user, e.u.hiscore.beatmap_id = map, e.u.hiscore.pp = pp;
+    e.u.hiscore.update_time = t;
+    E(store_batch_add(b, &e));
+}
+
+/* Users 1-3 play maps 200 and 201, users 7-9 maps 205 and 206 (S 6 each), user 4 plays 200 at
+ * 600 pp and 202 at 700 (S(200, 202) = 1.43). Then user 4's 202 becomes 650 (S 1.69: still at
+ * most 2) and user 7's 206 becomes 590 (S(205, 206) 5.93): 202 and 206 are dirty (their stats
+ * changed) and so is 205 (an entry above 2), but not 200, whose T cannot have changed. Marking
+ * every row touched made each refresh read thousands of whole rows for nothing. */
+static void test_dirty_above_min_s(void)
+{
+    char *dir = check_tmpdir("dirty");
+    store_t *s = open_store(dir, 0);
+    store_batch_t *b;
+    E(store_batch_new(&b));
+    for (uint32_t u = 1; u <= 3; u++)
+        hiscore(b, u, 200, 600), hiscore(b, u, 201, 600);
+    for (uint32_t u = 7; u <= 9; u++)
+        hiscore(b, u, 205, 600), hiscore(b, u, 206, 600);
+    hiscore(b, 4, 200, 600), hiscore(b, 4, 202, 700);
+    E(store_batch_commit(s, b));
+    store_batch_clear(b);
+    uint64_t seq, *keys;
+    uint32_t n;
+    E(store_dirty_get(s, &seq, &keys, &n));
+    CHECK_EQ(n, 5);
+    free(keys);
+    store_coords_t none = {0};
+    E(store_refresh_commit(s, &none, seq, NULL)); /* the marks consumed */
+    hiscore_at(b, 4, 202, 650, 1600000000 + 60);
+    hiscore_at(b, 7, 206, 590, 1600000000 + 60);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    E(store_dirty_get(s, &seq, &keys, &n));
+    uint64_t want[3];
+    uint32_t maps[3] = {202, 205, 206};
+    for (int i = 0; i < 3; i++)
+        want[i] = item_key_make(maps[i], item_mods_from_legacy(0));
+    qsort(want, 3, sizeof(*want), atl_cmp_u64);
+    CHECK_EQ(n, 3);
+    for (uint32_t i = 0; i < n && i < 3; i++)
+        CHECK_EQ(keys[i], want[i]);
+    free(keys);
+    store_close(s);
+    check_rmdir(dir);
+}
+
 /* S exactly 2 (one user, equal pp) is left out by min_s 2 (S > min_s), S below 2 too, S 4 kept;
  * min_s 0 gives every entry. Five users of pp 600 on each map alone make the maps retained. */
 static void test_retained_min_s(void)
@@ -474,6 +529,7 @@ int main(void)
     test_snapshots_oom();
     test_dead_letters();
     test_retained_min_s();
+    test_dirty_above_min_s();
     static int perm[N_EVENTS], ident[N_EVENTS];
     char d1[33], d2[33], d3[33], d4[33];
     for (int seed = 1; seed <= 3; seed++) {
