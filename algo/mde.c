@@ -35,6 +35,9 @@
 #define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
 #define VEC_BLOCK   8192 /* elements a block inside a chunk: each vector streams 64 KiB at a time */
 #define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
+/* A single-precision line search that needs more evaluations than this (cold runs: 1, up to 4
+ * in the first iteration), or fails, is looking for steps its F cannot resolve: mde_t.exact */
+#define FLOAT_LS_EVALS 5
 
 void mde_opts_default(mde_opts_t *o)
 {
@@ -855,7 +858,7 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
  * else eval_exact() */
 static double eval_internal(const mde_t *m, const double *x, double *grad)
 {
-    if (!m->xp)
+    if (!m->xp || m->exact)
         return eval_exact(m, x, grad);
     vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
     vec_run(m, &p, NULL);
@@ -886,7 +889,7 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
                   unsigned *evals)
 {
     (*evals)++;
-    if (m->xp) {
+    if (m->xp && !m->exact) {
         vec_job_t p = {
             .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x, .t = t, .d = d};
         vec_run(m, &p, NULL);
@@ -1138,6 +1141,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     if (m->o.memory > 64)
         return -EINVAL;
     center(m, x);
+    m->exact = 0;
     int gb = B_G, gpb = B_GPREV; /* buffers of g and g_prev */
     double *g = buf(m, gb), *gprev = buf(m, gpb), *d = buf(m, B_D);
     lbfgs_t L = {.spare = (int)m->o.memory, .gamma = 1};
@@ -1221,6 +1225,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         double t0 = 1;
         if (restart)
             t0 = gl1 > 1 ? 1 / gl1 : 1;
+        unsigned ls_evals = evals;
         ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, gb, &evals);
         restart = 0;
         if (pt.t > 0) {
@@ -1240,6 +1245,12 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             restart = 1; /* zero step: drop the memory */
             L.n_hist = 0;
             L.head = 0;
+        }
+        if (m->xp && !m->exact && (pt.t == 0 || evals - ls_evals > FLOAT_LS_EVALS)) {
+            m->exact = 1; /* see mde_t.exact: F and g at x again, in double, and a fresh start */
+            restart = 1, L.n_hist = 0, L.head = 0;
+            f = eval_internal(m, x, g);
+            evals++;
         }
         t_prev = pt.t;
         if (m->o.trace)

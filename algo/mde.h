@@ -64,6 +64,10 @@ typedef struct mde {
     double *buf;           /* workspace, see mde.c */
     hist_t *hist;          /* L-BFGS pairs (s, y), memory x 2 x n x dim */
     uint32_t *perm, *inv;  /* internal (locality) order of items: perm[new] = old */
+    int exact;             /* dim 3: mde_run evaluates in double from here on. Near an optimum
+                            * the single-precision F cannot resolve the line search's steps
+                            * (x rounded to float moves each distance by ~1e-7 of itself): a
+                            * line search that fails or takes many evaluations switches. */
     double *xo;            /* x in internal order during mde_run */
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
     float *xp, *gp;        /* dim 3: x padded to 4 floats a row, and one padded gradient
