@@ -37,16 +37,18 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * evaluation waits on its random gathers and scatters: 16-byte rows halve the points' and the
  * gradient's footprint (2.4 MB together at 73.6k points, about the L2 cache), and the penalties
  * run 16 lanes wide. The solver keeps x, the gradient and F in double: a point is rounded to
- * float only to be evaluated (6e-8 relative), and F is summed in double, so the line search
- * sees F to about 1e-7 relative, far below the decreases it compares (measured: the same
- * distortion to 6 digits after 2000 iterations at full scale, 1e-3 relative at small scale).
+ * float only to be evaluated (6e-8 relative), and F is summed in double from float terms. Far
+ * from an optimum that is far below the decreases the line search compares (measured: the
+ * same distortion to 3 digits after 2000 iterations, full and small scale); near one it is
+ * not, and mde.c goes on in double (mde_t.exact).
  * Built three times (target_clones: AVX-512, AVX2 + FMA, baseline); the ifunc resolver picks
  * one at load time, so a given machine always runs the same code (deterministic).
  *
  * Three passes per block: gather differences and squared distances; distances, penalties and
  * coef = f'(d) / d, vectorised across edges (sqrt, expm1 and log through libmvec; expm1 keeps
  * 1 - e^-d accurate at small d); scatter coef (x_i - x_j), the i side accumulated in a
- * register while i repeats (edges are sorted by i). Coincident points (d = 0) contribute no
+ * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
+ * then j, so there i rarely repeats). Coincident points (d = 0) contribute no
  * gradient and no attractive penalty; a repulsive one is counted in *n_inf (its penalty is
  * +inf, which -ffast-math must not see).
  */

@@ -35,8 +35,9 @@
 #define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
 #define VEC_BLOCK   8192 /* elements a block inside a chunk: each vector streams 64 KiB at a time */
 #define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
-/* A single-precision line search that needs more evaluations than this (cold runs: 1, up to 4
- * in the first iteration), or fails, is looking for steps its F cannot resolve: mde_t.exact */
+/* A single-precision line search that fails, or needs more evaluations than this (cold runs: 1;
+ * a restart's, which starts from a guess, is not counted), is looking for steps its F cannot
+ * resolve: mde_t.exact */
 #define FLOAT_LS_EVALS 5
 
 void mde_opts_default(mde_opts_t *o)
@@ -418,7 +419,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         return -ENOMEM;
     }
     if (o->dim == 3) {
-        /* 16-byte rows, 4 to a cache line; the sizes rounded up to the alignment */
+        /* 16-byte rows (never across a cache line); the sizes rounded up to the alignment */
         size_t row_bytes = 4 * sizeof(float), n_pad = ((size_t)n + 4) & ~(size_t)3;
         m->xp = aligned_alloc(64, n_pad * row_bytes);
         m->gp = aligned_alloc(64, n_pad * row_bytes * m->o.n_threads);
@@ -1226,6 +1227,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         if (restart)
             t0 = gl1 > 1 ? 1 / gl1 : 1;
         unsigned ls_evals = evals;
+        int from_restart = restart; /* its first trial is a guess (t0 above): not counted */
         ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, gb, &evals);
         restart = 0;
         if (pt.t > 0) {
@@ -1246,7 +1248,8 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             L.n_hist = 0;
             L.head = 0;
         }
-        if (m->xp && !m->exact && (pt.t == 0 || evals - ls_evals > FLOAT_LS_EVALS)) {
+        if (m->xp && !m->exact &&
+            (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS))) {
             m->exact = 1; /* see mde_t.exact: F and g at x again, in double, and a fresh start */
             restart = 1, L.n_hist = 0, L.head = 0;
             f = eval_internal(m, x, g);

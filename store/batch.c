@@ -9,8 +9,9 @@
  * for every other entry t of the profile, W being the fixed-point pair weight (W(pp0, .) = 0
  * when the entry is new). Summing these telescoping integer terms gives exactly the sum of
  * W over the current profiles, i.e. a full rebuild. The pair deltas of the whole batch are
- * merged in memory (algo/delta) and applied in key order; rows whose S or stats changed are
- * marked dirty with the batch sequence number, so a refresh can clear exactly what it consumed.
+ * merged in memory (algo/delta) and applied in key order; items whose stats changed, and rows
+ * with an S entry changed that was or is above T's cut of 2 (store__cooc_apply), are marked
+ * dirty with the batch sequence number, so a refresh can clear exactly what it consumed.
  */
 #include <errno.h>
 #include <stdlib.h>
