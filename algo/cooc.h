@@ -52,20 +52,33 @@ uint64_t cooc_index_row_terms(const cooc_index_t *ix, uint32_t r);
 uint32_t cooc_index_row_users(const cooc_index_t *ix, uint32_t r);
 
 /** A chunk of consecutive computed rows [lo, hi): row r's entries are
- * [row_start[r - lo], row_start[r - lo + 1]) of col/s, columns increasing, s != 0. */
+ * [row_start[r - lo], row_start[r - lo + 1]) of col/s, columns increasing, s != 0. col and s
+ * point into the arena of the thread that computed the chunk (valid until the next
+ * cooc_block_compute() or cooc_block_destroy() of the block). */
 typedef struct cooc_chunk {
     uint32_t lo, hi;
     uint64_t *row_start;
     uint32_t *col;
     int64_t *s;
-    size_t n, cap;
+    size_t n;
+    size_t off;   /* internal: the chunk's first entry in its arena */
+    unsigned tid; /* internal: the thread (arena) that computed it */
 } cooc_chunk_t;
+
+/** One computing thread's entries, for all the chunks it computed, kept across calls. */
+typedef struct cooc_arena {
+    uint32_t *col;
+    int64_t *s;
+    size_t n, cap;
+} cooc_arena_t;
 
 /** Rows [lo, hi) computed by cooc_block_compute(), as consecutive chunks. */
 typedef struct cooc_block {
     cooc_chunk_t *chunks;
     size_t n_chunks;
     uint64_t entries;
+    cooc_arena_t *arenas;
+    unsigned n_arenas;
 } cooc_block_t;
 
 /** Initialise an empty block (memory is kept across cooc_block_compute() calls). */
