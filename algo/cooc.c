@@ -174,7 +174,7 @@ void cooc_block_destroy(cooc_block_t *b)
     for (size_t i = 0; i < b->n_chunks; i++)
         free(b->chunks[i].row_start);
     free(b->chunks);
-    for (unsigned t = 0; t < b->n_arenas; t++) {
+    for (size_t t = 0; t < b->n_arenas; t++) {
         free(b->arenas[t].col);
         free(b->arenas[t].s);
     }
@@ -414,6 +414,21 @@ static void workspaces_free(workspace_t *ws, unsigned n)
     free(ws);
 }
 
+/* Grow the array *@p p of *@p have elements of @p size bytes to @p want, the new ones zeroed
+ * (nothing if it has as many). */
+static int grow_zeroed(void **p, size_t *have, size_t want, size_t size)
+{
+    if (want <= *have)
+        return 0;
+    char *q = realloc(*p, want * size);
+    if (!q)
+        return -ENOMEM;
+    memset(q + *have * size, 0, (want - *have) * size);
+    *p = q;
+    *have = want;
+    return 0;
+}
+
 int cooc_block_compute(const cooc_index_t *ix, uint32_t lo, uint32_t hi, unsigned n_threads,
                        cooc_block_t *b)
 {
@@ -423,23 +438,10 @@ int cooc_block_compute(const cooc_index_t *ix, uint32_t lo, uint32_t hi, unsigne
         n_threads = 1;
     size_t n_items = ix->p.n_items ? ix->p.n_items : 1;
     size_t rows = hi - lo, n_chunks = (rows + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-    if (n_chunks > b->n_chunks) {
-        cooc_chunk_t *c = realloc(b->chunks, n_chunks * sizeof(*c));
-        if (!c)
-            return -ENOMEM;
-        memset(c + b->n_chunks, 0, (n_chunks - b->n_chunks) * sizeof(*c));
-        b->chunks = c;
-        b->n_chunks = n_chunks;
-    }
-    if (n_threads > b->n_arenas) {
-        cooc_arena_t *a = realloc(b->arenas, n_threads * sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        memset(a + b->n_arenas, 0, (n_threads - b->n_arenas) * sizeof(*a));
-        b->arenas = a;
-        b->n_arenas = n_threads;
-    }
-    for (unsigned t = 0; t < b->n_arenas; t++)
+    if (grow_zeroed((void **)&b->chunks, &b->n_chunks, n_chunks, sizeof(*b->chunks)) ||
+        grow_zeroed((void **)&b->arenas, &b->n_arenas, n_threads, sizeof(*b->arenas)))
+        return -ENOMEM;
+    for (size_t t = 0; t < b->n_arenas; t++)
         b->arenas[t].n = 0;
     for (size_t i = 0; i < b->n_chunks; i++) {
         b->chunks[i].n = 0;

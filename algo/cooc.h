@@ -78,7 +78,7 @@ typedef struct cooc_block {
     size_t n_chunks;
     uint64_t entries;
     cooc_arena_t *arenas;
-    unsigned n_arenas;
+    size_t n_arenas;
 } cooc_block_t;
 
 /** Initialise an empty block (memory is kept across cooc_block_compute() calls). */
