@@ -18,9 +18,9 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
 /**
  * 3-D F and gradient over edges k < @p n (endpoints @p ei / @p ej, attractive weights @p w, or
  * all repulsive), in single precision on points padded to 4 floats (@p xp, 16-byte aligned);
- * adds coef (x_i - x_j)
- * to row i of @p gp and subtracts it from row j. @return the sum of the penalties, without the
- * repulsive edges of coincident points, which are counted in *n_inf instead (+inf each).
+ * adds coef (x_i - x_j) to row i of @p gp and subtracts it from row j. @return the sum of the
+ * penalties, without the repulsive edges of coincident points, which are counted in *n_inf instead
+ * (+inf each).
  */
 double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
                            const uint32_t *restrict ei, const uint32_t *restrict ej,

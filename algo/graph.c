@@ -360,8 +360,6 @@ typedef struct update_job {
     graph_t *out;
 } update_job_t;
 
-/* Rows [begin, end) of the updated graph (row_ptr set): rebuilt rows from adj, the others the
- * old row renumbered (monotone, so its order holds). */
 /* A carried row: old row @p p renumbered into @p out from entry @p w. @return 0, or -EINVAL
  * when a neighbour left (the row should have been marked affected). */
 static int copy_carried_row(const graph_t *old, const uint32_t *new_of_old, uint32_t p,
@@ -377,6 +375,8 @@ static int copy_carried_row(const graph_t *old, const uint32_t *new_of_old, uint
     return 0;
 }
 
+/* Rows [begin, end) of the updated graph (row_ptr set): rebuilt rows from adj, the others the
+ * old row renumbered (monotone, so its order holds). */
 static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
 {
     const update_job_t *j = ud;

@@ -855,11 +855,16 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
     return f * inv_p;
 }
 
-/* F and its gradient for the solver: in 3-D by the single-precision kernel on the padded rows,
- * else eval_exact() */
+/* Whether the solver evaluates with the single-precision kernel: in 3-D, until mde_t.exact */
+static int float_eval(const mde_t *m)
+{
+    return m->xp && !m->exact;
+}
+
+/* F and its gradient for the solver: float_eval() on the padded rows, else eval_exact() */
 static double eval_internal(const mde_t *m, const double *x, double *grad)
 {
-    if (!m->xp || m->exact)
+    if (!float_eval(m))
         return eval_exact(m, x, grad);
     vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
     vec_run(m, &p, NULL);
@@ -890,7 +895,7 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
                   unsigned *evals)
 {
     (*evals)++;
-    if (m->xp && !m->exact) {
+    if (float_eval(m)) {
         vec_job_t p = {
             .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x, .t = t, .d = d};
         vec_run(m, &p, NULL);
@@ -1248,8 +1253,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             L.n_hist = 0;
             L.head = 0;
         }
-        if (m->xp && !m->exact &&
-            (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS))) {
+        if (float_eval(m) && (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS))) {
             m->exact = 1; /* see mde_t.exact: F and g at x again, in double, and a fresh start */
             restart = 1, L.n_hist = 0, L.head = 0;
             f = eval_internal(m, x, g);

@@ -5,11 +5,11 @@
  *  - T. A row of T is a function of its S row's entries above 2 and the retained set (DESIGN
  *    §3). A change of S[i][j] that was or is above 2 marks rows i and j dirty (one at or below
  *    2 before and after cannot change T: store__cooc_apply), so with an unchanged retained set
- *    only dirty rows can have new pruned lists: those rows are re-read, the others kept from the
- * last run. When the retained set changed, columns of rows that are not dirty can change too: new
- * items' rows are read with their columns, and the rows that may keep them or kept a removed item.
- *    The rows of T that can differ are rebuilt from the edges whose state may have changed
- *    (graph_update_delta), the others carried over.
+ *    only dirty rows can have new pruned lists: those rows are re-read, the others kept from
+ *    the last run. When the retained set changed, columns of rows that are not dirty can change
+ *    too: new items' rows are read with their columns, and the rows that may keep them or kept
+ *    a removed item. The rows of T that can differ are rebuilt from the edges whose state
+ *    may have changed (graph_update_delta), the others carried over.
  *  - kNN. A row's list changes only through a changed edge (a, b, w) with a = the source or a
  *    node of its list and d(s, a) + w <= its k-th distance (knn_rows_affected, proof in
  *    knn.h); the nearest changed edge at a node is where its row of T parts from the last one

@@ -111,12 +111,6 @@ static uint64_t fnv_u64(uint64_t h, uint64_t v)
     return h;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* mde_init's repulsive draws, relabelling and attractive edge order, as a digest fixed by the
  * qsort-based mde_init of main 318cd83 (in this form, with the repulsive pairs as a sorted set,
  * computed by 7becc63's, which drew the same): the radix sort of the hash ring (ties by item:
@@ -151,9 +145,9 @@ static void test_init_golden(void)
     size_t nr = m.m - m.m_attr;
     if (nr > 18000)
         nr = 18000; /* (m.m is checked below) */
-    for (size_t k = 0; k < nr && k < 18000; k++)
+    for (size_t k = 0; k < nr; k++)
         rep[k] = (uint64_t)m.ei[m.m_attr + k] << 32 | m.ej[m.m_attr + k];
-    qsort(rep, nr, sizeof(*rep), cmp_u64);
+    qsort(rep, nr, sizeof(*rep), atl_cmp_u64);
     for (size_t k = 0; k < nr; k++)
         h = fnv_u64(h, rep[k]);
     CHECK_EQ(m.m, 18000);
@@ -279,8 +273,9 @@ static void test_float_kernel(void)
  * 30 more iterations from converged coordinates (2000 iterations) go on lowering F, one or two
  * evaluations an iteration. Near an optimum the single-precision F cannot resolve the steps:
  * every line search failed (8 evaluations and no step, F unchanged: 241 evaluations here; a
- * full-scale warm refresh spent 78 on 11 iterations and never moved), so after a failed line
- * search the run continues in double precision.
+ * full-scale warm refresh spent 78 on 11 iterations and never moved), so after a line search
+ * that fails or needs more than FLOAT_LS_EVALS evaluations the run continues in double
+ * precision.
  */
 static void test_converged_warm(const mde_opts_t *opts, const graph_edges_t *edges, const double *x)
 {

@@ -414,16 +414,6 @@ static int collect_rows(void *ud, uint32_t row, const uint32_t *cols, const doub
     return 0;
 }
 
-static void hiscore(store_batch_t *b, uint32_t user, uint32_t map, float pp)
-{
-    store_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.kind = STORE_EVENT_HISCORE;
-    e.u.hiscore.user = user, e.u.hiscore.beatmap_id = map, e.u.hiscore.pp = pp;
-    e.u.hiscore.update_time = 1600000000;
-    E(store_batch_add(b, &e));
-}
-
 static void hiscore_at(store_batch_t *b, uint32_t user, uint32_t map, float pp, int64_t t)
 {
     store_event_t e;
@@ -432,6 +422,11 @@ static void hiscore_at(store_batch_t *b, uint32_t user, uint32_t map, float pp, 
     e.u.hiscore.user = user, e.u.hiscore.beatmap_id = map, e.u.hiscore.pp = pp;
     e.u.hiscore.update_time = t;
     E(store_batch_add(b, &e));
+}
+
+static void hiscore(store_batch_t *b, uint32_t user, uint32_t map, float pp)
+{
+    hiscore_at(b, user, map, pp, 1600000000);
 }
 
 /* Users 1-3 play maps 200 and 201, users 7-9 maps 205 and 206 (S 6 each), user 4 plays 200 at
