@@ -350,7 +350,7 @@ void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho
 /*
  * New pair and its dots over elements [0, n): s = t d, y = g - gp rounded to float (if @p s is
  * not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of s and y as they
- * are stored (rounded), so that the Gram matrix describes the stored vectors.
+ * are stored (rounded).
  */
 MDE_CLONES_EVAL
 void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
@@ -374,46 +374,39 @@ void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const 
     acc[6] += l1;
 }
 
-/* acc += {sn.s, sn.y, yn.s, yn.y, g.s, g.y} over [0, n) (the first four only if sn is set) */
+/*
+ * acc += {g.s_0, g.y_0, .., g.s_3, g.y_3} over [0, n): the new gradient's dots with four stored
+ * pairs, b = {s_0, y_0, .., s_3, y_3}. Those of the new pair with them follow from the Gram matrix
+ * (mde.c, derive_pair_dots).
+ */
 MDE_CLONES_EVAL
-void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
-                          const float *restrict sn, const float *restrict yn,
-                          const double *restrict g, size_t n, double *restrict acc)
+void fastmath__lbfgs_gdots4(const float *const *b, const double *restrict g, size_t n,
+                            double *restrict acc)
 {
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
-    if (sn) {
-        for (size_t k = 0; k < n; k++) {
-            double sk = s[k], yk = y[k], snk = sn[k], ynk = yn[k];
-            a0 += snk * sk, a1 += snk * yk, a2 += ynk * sk, a3 += ynk * yk;
-            a4 += g[k] * sk, a5 += g[k] * yk;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            a4 += g[k] * (double)s[k], a5 += g[k] * (double)y[k];
+    const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2],
+                          *restrict b3 = b[3], *restrict b4 = b[4], *restrict b5 = b[5],
+                          *restrict b6 = b[6], *restrict b7 = b[7];
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    for (size_t k = 0; k < n; k++) {
+        double gk = g[k];
+        a0 += gk * (double)b0[k], a1 += gk * (double)b1[k], a2 += gk * (double)b2[k];
+        a3 += gk * (double)b3[k];
+        a4 += gk * (double)b4[k], a5 += gk * (double)b5[k], a6 += gk * (double)b6[k];
+        a7 += gk * (double)b7[k];
     }
-    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
+    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3;
+    acc[4] += a4, acc[5] += a5, acc[6] += a6, acc[7] += a7;
 }
 
-/* fastmath__lbfgs_dots for two stored pairs at once, into acc[0..5] and acc2[0..5] (sn set):
- * four streams of the history in flight instead of two (the pass waits on memory) */
+/* acc += {g.s, g.y} over [0, n): one pair */
 MDE_CLONES_EVAL
-void fastmath__lbfgs_dots2(const float *restrict s, const float *restrict y,
-                           const float *restrict s2, const float *restrict y2,
-                           const float *restrict sn, const float *restrict yn,
-                           const double *restrict g, size_t n, double *restrict acc,
-                           double *restrict acc2)
+void fastmath__lbfgs_gdots1(const float *restrict s, const float *restrict y,
+                            const double *restrict g, size_t n, double *restrict acc)
 {
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
-    double b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0;
-    for (size_t k = 0; k < n; k++) {
-        double sk = s[k], yk = y[k], tk = s2[k], uk = y2[k], snk = sn[k], ynk = yn[k], gk = g[k];
-        a0 += snk * sk, a1 += snk * yk, a2 += ynk * sk, a3 += ynk * yk;
-        a4 += gk * sk, a5 += gk * yk;
-        b0 += snk * tk, b1 += snk * uk, b2 += ynk * tk, b3 += ynk * uk;
-        b4 += gk * tk, b5 += gk * uk;
-    }
-    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3, acc[4] += a4, acc[5] += a5;
-    acc2[0] += b0, acc2[1] += b1, acc2[2] += b2, acc2[3] += b3, acc2[4] += b4, acc2[5] += b5;
+    double a0 = 0, a1 = 0;
+    for (size_t k = 0; k < n; k++)
+        a0 += g[k] * (double)s[k], a1 += g[k] * (double)y[k];
+    acc[0] += a0, acc[1] += a1;
 }
 
 /* d = c g over [0, n), then d += c b for the stored vectors b */

@@ -38,14 +38,10 @@ void fastmath__mde_pad3(const double *restrict x, float *restrict xp, size_t n);
 void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
                           const double *restrict g, const double *restrict gp, size_t n,
                           double *restrict acc);
-void fastmath__lbfgs_dots(const float *restrict s, const float *restrict y,
-                          const float *restrict sn, const float *restrict yn,
-                          const double *restrict g, size_t n, double *restrict acc);
-void fastmath__lbfgs_dots2(const float *restrict s, const float *restrict y,
-                           const float *restrict s2, const float *restrict y2,
-                           const float *restrict sn, const float *restrict yn,
-                           const double *restrict g, size_t n, double *restrict acc,
-                           double *restrict acc2);
+void fastmath__lbfgs_gdots4(const float *const *b, const double *restrict g, size_t n,
+                            double *restrict acc);
+void fastmath__lbfgs_gdots1(const float *restrict s, const float *restrict y,
+                            const double *restrict g, size_t n, double *restrict acc);
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
 void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
 void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,

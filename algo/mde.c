@@ -436,7 +436,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(hist_t) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory,
            n_vchunks = m->nx / VEC_CHUNK + n / (VEC_CHUNK / 4) + 2;
-    m->vpart = malloc(n_vchunks * (8 + 6 * 64) * sizeof(double));
+    m->vpart = malloc(n_vchunks * (8 + 2 * 64) * sizeof(double));
     m->gram = malloc(3 * (mem + 1) * (mem + 1) * sizeof(double));
     adjacency_t adj = {0};
     int rc = 0;
@@ -746,13 +746,15 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
                 hist_t *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
                 fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
                 int k = 0;
-                for (; sn && k + 2 <= j->n_vec; k += 2)
-                    fastmath__lbfgs_dots2(j->bs[k] + b, j->by[k] + b, j->bs[k + 1] + b,
-                                          j->by[k + 1] + b, sn, yn, j->g + b, len, acc + 8 + 6 * k,
-                                          acc + 8 + 6 * (k + 1));
+                for (; k + 4 <= j->n_vec; k += 4) {
+                    const float *v[8];
+                    for (int q = 0; q < 4; q++)
+                        v[2 * q] = j->bs[k + q] + b, v[2 * q + 1] = j->by[k + q] + b;
+                    fastmath__lbfgs_gdots4(v, j->g + b, len, acc + 8 + 2 * k);
+                }
                 for (; k < j->n_vec; k++)
-                    fastmath__lbfgs_dots(j->bs[k] + b, j->by[k] + b, sn, yn, j->g + b, len,
-                                         acc + 8 + 6 * k);
+                    fastmath__lbfgs_gdots1(j->bs[k] + b, j->by[k] + b, j->g + b, len,
+                                           acc + 8 + 2 * k);
             } else {
                 fastmath__lbfgs_scale(j->out + b, j->coef[0], j->g + b, len);
                 int k = 0;
@@ -1042,9 +1044,10 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
  * L-BFGS in coefficient space ("vector-free" L-BFGS, Chen, Wang & Zhou, NIPS 2014). The
  * two-loop recursion (Nocedal & Wright, Algorithm 7.4) only ever needs dot products between the
  * stored s_k, y_k and g, and produces d as a linear combination of them. The dot products
- * among the stored pairs are kept (m->gram, by buffer), those of a new pair and of the new g
- * come from one pass over the history; the recursion then runs on (2h + 1) coefficients, and a
- * second pass forms d. Two passes of the vectors an iteration, both on the pool, instead of
+ * among the stored pairs are kept (m->gram, by buffer); those of the new g come from one pass
+ * over the history (two a stored pair), those of a new pair from the Gram matrix and the last
+ * direction's coefficients (derive_pair_dots); the recursion then runs on (2h + 1)
+ * coefficients, and a second pass forms d. Two passes of the vectors an iteration, both on the pool, instead of
  * 4h + 2 one after another on one thread; same mathematics, rounding aside.
  */
 typedef struct lbfgs {
@@ -1054,7 +1057,42 @@ typedef struct lbfgs {
     double gamma;
     double *ss, *sy, *yy;  /* (memory + 1)^2 each, by buffer: s_p . s_q, s_p . y_q, y_p . y_q */
     double sg[65], yg[65]; /* by buffer: s_p . g, y_p . g for the current g */
+    double dg, ds[65], dy[65]; /* the last direction: d = dg g + sum ds_p s_p + dy_p y_p (by
+                                * buffer), g the gradient it was formed from */
 } lbfgs_t;
+
+/*
+ * The new pair's dots with the stored pair in buffer @p q, from the Gram matrix instead of a pass
+ * over the vectors (Chen, Wang & Zhou's vector-free L-BFGS): with s_new = t d, d as in
+ * lbfgs_t.dg/ds/dy on the previous gradient g_prev, and y_new = g - g_prev,
+ *   s_new . v = t (dg g_prev . v + sum_p ds_p s_p . v + dy_p y_p . v),   y_new . v = g . v - g_prev . v
+ * for v = s_q and y_q; g_prev . v are @p gps, @p gpy, and L->sg, L->yg already hold g's. They
+ * describe s_new and y_new before their rounding to float (a relative 6e-8 apart).
+ * out = {s_new . s_q, s_new . y_q, y_new . s_q, y_new . y_q}.
+ */
+static void derive_pair_dots(const lbfgs_t *L, size_t stride, const int *hp, int h, int q, double t,
+                             double gps, double gpy, double out[4])
+{
+    double ss = L->dg * gps, sy = L->dg * gpy;
+    for (int k = 0; k < h; k++) {
+        size_t p = (size_t)hp[k];
+        ss += L->ds[p] * L->ss[p * stride + q] + L->dy[p] * L->sy[q * stride + p];
+        sy += L->ds[p] * L->sy[p * stride + q] + L->dy[p] * L->yy[p * stride + q];
+    }
+    out[0] = t * ss, out[1] = t * sy;
+    out[2] = L->sg[q] - gps, out[3] = L->yg[q] - gpy;
+}
+
+/* Record the direction's coefficients (see lbfgs_t.dg) */
+static void keep_direction(lbfgs_t *L, const double *coef, const int *p, int nb)
+{
+    int h = (nb - 1) / 2;
+    for (int b = 0; b < 65; b++)
+        L->ds[b] = L->dy[b] = 0;
+    L->dg = coef[2 * h];
+    for (int k = 0; k < h; k++)
+        L->ds[p[k]] = coef[k], L->dy[p[k]] = coef[h + k];
+}
 
 /* b_i . b_j for the basis (s_0 .. s_{h-1}, y_0 .. y_{h-1}, g) in slot order, p[] the buffers */
 static double basis_dot(const lbfgs_t *L, size_t stride, const int *p, int h, int i, int j,
@@ -1172,7 +1210,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
                         .pass = PASS_PAIR,
                         .n = nx,
                         .chunk = VEC_CHUNK,
-                        .stride = 8 + 6 * (size_t)L.n_hist,
+                        .stride = 8 + 2 * (size_t)L.n_hist,
                         .g = g,
                         .gprev = gprev,
                         .d = d,
@@ -1182,20 +1220,22 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
                         .n_vec = L.n_hist,
                         .bs = hs,
                         .by = hy};
-        double sums[8 + 6 * 64];
+        double sums[8 + 2 * 64], gps[64], gpy[64];
         vec_run(m, &pj, sums);
         double gg = sums[5], gl1 = sums[6], r = sqrt(gg);
         for (int k = 0; k < L.n_hist; k++) {
-            L.sg[hp[k]] = sums[8 + 6 * k + 4];
-            L.yg[hp[k]] = sums[8 + 6 * k + 5];
+            gps[k] = L.sg[hp[k]], gpy[k] = L.yg[hp[k]];
+            L.sg[hp[k]] = sums[8 + 2 * k];
+            L.yg[hp[k]] = sums[8 + 2 * k + 1];
         }
         /* kept if y's > 1e-10 (the scratch buffer first, so a rejected pair never overwrites
          * the oldest stored one) */
         if (!restart && sums[1] > 1e-10) {
             int q = L.spare;
             for (int k = 0; k < L.n_hist; k++) {
-                const double *a = sums + 8 + 6 * k;
+                double a[4];
                 size_t pk = (size_t)hp[k];
+                derive_pair_dots(&L, stride, hp, L.n_hist, hp[k], t_prev, gps[k], gpy[k], a);
                 L.ss[q * stride + pk] = L.ss[pk * stride + q] = a[0];
                 L.sy[q * stride + pk] = a[1]; /* s_new . y_k */
                 L.sy[pk * stride + q] = a[2]; /* s_k . y_new */
@@ -1225,9 +1265,10 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax);
         if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
             L.n_hist = 0;
-            coef[0] = -1;
+            coef[0] = -1, nb = 1;
             gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax);
         }
+        keep_direction(&L, coef, p, nb);
         double t0 = 1;
         if (restart)
             t0 = gl1 > 1 ? 1 / gl1 : 1;
