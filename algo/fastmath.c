@@ -186,20 +186,28 @@ void fastmath__mde_pad3(const double *restrict x, float *restrict xp, size_t n)
     }
 }
 
-/* dim 3: x += t d, then subtract the column means (the Centered projection after a step) */
+/* dim 3, rows [0, n): x += t (d - mean), a step and the Centered projection in one: with x
+ * centred and @p mean d's column means, x + t d - mean(x + t d) */
 MDE_CLONES
-void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n)
+void fastmath__mde_step3(double *restrict x, double t, const double *restrict d,
+                         const double *restrict mean, size_t n)
+{
+    double m0 = mean[0], m1 = mean[1], m2 = mean[2];
+    for (size_t v = 0; v < n; v++) {
+        x[3 * v] += t * (d[3 * v] - m0);
+        x[3 * v + 1] += t * (d[3 * v + 1] - m1);
+        x[3 * v + 2] += t * (d[3 * v + 2] - m2);
+    }
+}
+
+/* dim 3, rows [0, n): acc[c] += sum of column c */
+MDE_CLONES
+void fastmath__mde_colsum3(const double *restrict d, size_t n, double *restrict acc)
 {
     double s0 = 0, s1 = 0, s2 = 0;
-    for (size_t v = 0; v < n; v++) {
-        double a = x[3 * v] + t * d[3 * v], b = x[3 * v + 1] + t * d[3 * v + 1];
-        double c = x[3 * v + 2] + t * d[3 * v + 2];
-        x[3 * v] = a, x[3 * v + 1] = b, x[3 * v + 2] = c;
-        s0 += a, s1 += b, s2 += c;
-    }
-    s0 /= (double)n, s1 /= (double)n, s2 /= (double)n;
     for (size_t v = 0; v < n; v++)
-        x[3 * v] -= s0, x[3 * v + 1] -= s1, x[3 * v + 2] -= s2;
+        s0 += d[3 * v], s1 += d[3 * v + 1], s2 += d[3 * v + 2];
+    acc[0] += s0, acc[1] += s1, acc[2] += s2;
 }
 
 /* ---- UMAP negative sampling -------------------------------------------------------------- */

@@ -31,7 +31,9 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
 double fastmath__mde_dot(const double *restrict a, const double *restrict b, size_t n);
 void fastmath__mde_axpy_to(double *restrict out, const double *restrict x, double t,
                            const double *restrict d, size_t n);
-void fastmath__mde_step_center3(double *restrict x, double t, const double *restrict d, size_t n);
+void fastmath__mde_step3(double *restrict x, double t, const double *restrict d,
+                         const double *restrict mean, size_t n);
+void fastmath__mde_colsum3(const double *restrict d, size_t n, double *restrict acc);
 void fastmath__mde_pad3(const double *restrict x, float *restrict xp, size_t n);
 
 /* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */

@@ -32,8 +32,9 @@
 #define C2          0.9
 #define MAX_LS      25
 #define TOL_CHANGE  1e-9
-#define VEC_CHUNK   8192 /* elements a chunk of the vector passes (VEC_CHUNK / 4 padded rows) */
-#define VEC_BLOCK   8192 /* elements a block inside a chunk: each vector streams 64 KiB at a time */
+#define VEC_CHUNK   8190 /* elements a chunk of the L-BFGS passes: whole rows in 3-D, each vector
+                          * streaming 64 KiB at a time */
+#define VEC_ROWS    2048 /* rows a chunk of the padding and the gradient's reduction */
 #define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
 /* A single-precision line search that fails, or needs more evaluations than this (cold runs: 1;
  * a restart's, which starts from a guess, is not counted), is looking for steps its F cannot
@@ -435,7 +436,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(hist_t) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory,
-           n_vchunks = m->nx / VEC_CHUNK + n / (VEC_CHUNK / 4) + 2;
+           n_vchunks = m->nx / VEC_CHUNK + n / VEC_ROWS + 2;
     m->vpart = malloc(n_vchunks * (8 + 2 * 64) * sizeof(double));
     m->gram = malloc(3 * (mem + 1) * (mem + 1) * sizeof(double));
     adjacency_t adj = {0};
@@ -729,6 +730,8 @@ typedef struct vec_job {
     const hist_t *const *bs; /* PAIR: s of the stored pairs; DIR: the stored basis vectors */
     const hist_t *const *by; /* PAIR: their y */
     const double *coef;      /* DIR: of g, then of bs[] */
+    double *step;            /* PAIR, 3-D: x to move by t (d - dmean), or NULL */
+    const double *dmean;     /* d's column means */
 } vec_job_t;
 
 static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
@@ -737,37 +740,37 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
     const vec_job_t *j = ud;
     const mde_t *m = j->m;
     for (size_t c = begin; c < end; c++) {
-        size_t lo = c * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
+        size_t lo = c * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n, len = hi - lo;
         double *acc = m->vpart + c * j->stride;
         memset(acc, 0, j->stride * sizeof(double));
-        for (size_t b = lo; b < hi && j->pass <= PASS_DIR; b += VEC_BLOCK) {
-            size_t len = hi - b < VEC_BLOCK ? hi - b : VEC_BLOCK;
-            if (j->pass == PASS_PAIR) {
-                hist_t *sn = j->sn ? j->sn + b : NULL, *yn = j->yn ? j->yn + b : NULL;
-                fastmath__lbfgs_pair(sn, yn, j->t, j->d + b, j->g + b, j->gprev + b, len, acc);
-                int k = 0;
-                for (; k + 4 <= j->n_vec; k += 4) {
-                    const float *v[8];
-                    for (int q = 0; q < 4; q++)
-                        v[2 * q] = j->bs[k + q] + b, v[2 * q + 1] = j->by[k + q] + b;
-                    fastmath__lbfgs_gdots4(v, j->g + b, len, acc + 8 + 2 * k);
-                }
-                for (; k < j->n_vec; k++)
-                    fastmath__lbfgs_gdots1(j->bs[k] + b, j->by[k] + b, j->g + b, len,
-                                           acc + 8 + 2 * k);
-            } else {
-                fastmath__lbfgs_scale(j->out + b, j->coef[0], j->g + b, len);
-                int k = 0;
-                for (; k + 4 <= j->n_vec; k += 4)
-                    fastmath__lbfgs_axpy4(j->out + b, j->coef + 1 + k, j->bs[k] + b,
-                                          j->bs[k + 1] + b, j->bs[k + 2] + b, j->bs[k + 3] + b,
-                                          len);
-                for (; k < j->n_vec; k++)
-                    fastmath__lbfgs_axpy(j->out + b, j->coef[1 + k], j->bs[k] + b, len);
-                fastmath__lbfgs_dir_stats(j->out + b, j->g + b, len, acc);
+        if (j->pass == PASS_PAIR) {
+            hist_t *sn = j->sn ? j->sn + lo : NULL, *yn = j->yn ? j->yn + lo : NULL;
+            fastmath__lbfgs_pair(sn, yn, j->t, j->d + lo, j->g + lo, j->gprev + lo, len, acc);
+            int k = 0;
+            for (; k + 4 <= j->n_vec; k += 4) {
+                const float *v[8];
+                for (int q = 0; q < 4; q++)
+                    v[2 * q] = j->bs[k + q] + lo, v[2 * q + 1] = j->by[k + q] + lo;
+                fastmath__lbfgs_gdots4(v, j->g + lo, len, acc + 8 + 2 * k);
             }
-        }
-        if (j->pass == PASS_PAD) {
+            for (; k < j->n_vec; k++)
+                fastmath__lbfgs_gdots1(j->bs[k] + lo, j->by[k] + lo, j->g + lo, len,
+                                       acc + 8 + 2 * k);
+            if (j->step) /* the last iteration's step, d still unchanged (see pending_step) */
+                fastmath__mde_step3(j->step + lo, j->t, j->d + lo, j->dmean, len / 3);
+        } else if (j->pass == PASS_DIR) {
+            fastmath__lbfgs_scale(j->out + lo, j->coef[0], j->g + lo, len);
+            int k = 0;
+            for (; k + 4 <= j->n_vec; k += 4)
+                fastmath__lbfgs_axpy4(j->out + lo, j->coef + 1 + k, j->bs[k] + lo,
+                                      j->bs[k + 1] + lo, j->bs[k + 2] + lo, j->bs[k + 3] + lo,
+                                      len);
+            for (; k < j->n_vec; k++)
+                fastmath__lbfgs_axpy(j->out + lo, j->coef[1 + k], j->bs[k] + lo, len);
+            fastmath__lbfgs_dir_stats(j->out + lo, j->g + lo, len, acc);
+            if (j->stride > 3) /* 3-D: d's column sums */
+                fastmath__mde_colsum3(j->out + lo, len / 3, acc + 3);
+        } else if (j->pass == PASS_PAD) {
             if (j->d)
                 fastmath__mde_pad3_step(j->x + 3 * lo, j->t, j->d + 3 * lo, m->xp + 4 * lo,
                                         hi - lo);
@@ -819,7 +822,7 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     vec_job_t r = {.m = m,
                    .pass = PASS_REDUCE,
                    .n = m->n,
-                   .chunk = VEC_CHUNK / 4,
+                   .chunk = VEC_ROWS,
                    .stride = 1,
                    .d = d,
                    .scale = inv_p,
@@ -868,7 +871,7 @@ static double eval_internal(const mde_t *m, const double *x, double *grad)
 {
     if (!float_eval(m))
         return eval_exact(m, x, grad);
-    vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x};
+    vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x};
     vec_run(m, &p, NULL);
     return eval_padded(m, grad, NULL, NULL);
 }
@@ -899,7 +902,7 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
     (*evals)++;
     if (float_eval(m)) {
         vec_job_t p = {
-            .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_CHUNK / 4, .x = x, .t = t, .d = d};
+            .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x, .t = t, .d = d};
         vec_run(m, &p, NULL);
         return eval_padded(m, g, d, gtd);
     }
@@ -1143,9 +1146,11 @@ static void two_loop_coef(const mde_t *m, const lbfgs_t *L, double gg, double *c
         coef[i] = -coef[i];
 }
 
-/* d = sum coef_i basis_i (g's term first); returns g . d, and max |d_k| into *dmax */
+/* d = sum coef_i basis_i (g's term first); returns g . d, max |d_k| into *dmax and, in 3-D,
+ * d's column means into dmean[3] */
 static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, double *d,
-                             const double *coef, const int *p, int nb, double *dmax)
+                             const double *coef, const int *p, int nb, double *dmax,
+                             double *dmean)
 {
     const hist_t *basis[2 * 64];
     double c[2 * 64 + 1];
@@ -1162,16 +1167,31 @@ static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, 
                    .pass = PASS_DIR,
                    .n = m->nx,
                    .chunk = VEC_CHUNK,
-                   .stride = 3,
+                   .stride = m->o.dim == 3 ? 6 : 3,
                    .g = g,
                    .out = d,
                    .n_vec = 2 * h,
                    .bs = basis,
                    .coef = c};
-    double sums[3];
+    double sums[6];
     vec_run(m, &j, sums);
     *dmax = sums[2];
+    for (int col = 0; col < 3 && j.stride == 6; col++)
+        dmean[col] = sums[3 + col] / (double)m->n;
     return sums[0];
+}
+
+/*
+ * In 3-D an accepted step x += t d is left pending: the next pair pass, which reads d anyway,
+ * moves x by t (d - mean(d)), the step and the Centered projection in one, instead of two
+ * passes over x on one thread. Before anything else reads x, this does it. @return 0.
+ */
+static int apply_step(const mde_t *m, double *x, double t, const double *d, const double *dmean,
+                      int pending)
+{
+    if (pending)
+        fastmath__mde_step3(x, t, d, dmean, m->n);
+    return 0;
 }
 
 /* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
@@ -1193,12 +1213,12 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     for (int k = 0; k <= (int)m->o.memory; k++)
         L.phys[k] = k;
     unsigned evals = 1;
-    double f = eval_internal(m, x, g), t_prev = 0, f_hist[10], coef[2 * 64 + 1];
-    int restart = 1, rc = 0, p[64];
+    double f = eval_internal(m, x, g), t_prev = 0, f_hist[10], coef[2 * 64 + 1], dmean[3];
+    int restart = 1, rc = 0, p[64], pending = 0; /* see apply_step */
     uint32_t it = 0;
     for (; it < m->o.max_iter; it++) {
         /* one pass: the new pair s = t_prev d_prev, y = g - g_prev (into the spare buffer),
-         * and the dot products of it and of g with everything stored */
+         * the dot products of g with everything stored, and in 3-D the last step */
         const hist_t *hs[64], *hy[64];
         int hp[64];
         for (int k = 0; k < L.n_hist; k++) {
@@ -1219,7 +1239,10 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
                         .yn = restart ? NULL : hist_y(m, L.spare),
                         .n_vec = L.n_hist,
                         .bs = hs,
-                        .by = hy};
+                        .by = hy,
+                        .step = pending ? x : NULL,
+                        .dmean = dmean};
+        pending = 0;
         double sums[8 + 2 * 64], gps[64], gpy[64];
         vec_run(m, &pj, sums);
         double gg = sums[5], gl1 = sums[6], r = sqrt(gg);
@@ -1262,11 +1285,11 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             two_loop_coef(m, &L, gg, coef, p);
             nb = 2 * L.n_hist + 1;
         }
-        gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax);
+        gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax, dmean);
         if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
             L.n_hist = 0;
             coef[0] = -1, nb = 1;
-            gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax);
+            gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax, dmean);
         }
         keep_direction(&L, coef, p, nb);
         double t0 = 1;
@@ -1278,7 +1301,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         restart = 0;
         if (pt.t > 0) {
             if (m->o.dim == 3) {
-                fastmath__mde_step_center3(x, pt.t, d, m->n);
+                pending = 1; /* in the next pair pass, or apply_step() */
             } else {
                 for (size_t k = 0; k < nx; k++)
                     x[k] += pt.t * d[k];
@@ -1295,6 +1318,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             L.head = 0;
         }
         if (float_eval(m) && (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS))) {
+            pending = apply_step(m, x, pt.t, d, dmean, pending);
             m->exact = 1; /* see mde_t.exact: F and g at x again, in double, and a fresh start */
             restart = 1, L.n_hist = 0, L.head = 0;
             f = eval_internal(m, x, g);
@@ -1320,6 +1344,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         }
         f_hist[it % 10] = f;
     }
+    pending = apply_step(m, x, t_prev, d, dmean, pending);
     if (res) {
         res->iterations = it;
         res->evaluations = evals;
