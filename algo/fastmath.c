@@ -391,9 +391,9 @@ MDE_CLONES_EVAL
 void fastmath__lbfgs_gdots4(const float *const *b, const double *restrict g, size_t n,
                             double *restrict acc)
 {
-    const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2],
-                          *restrict b3 = b[3], *restrict b4 = b[4], *restrict b5 = b[5],
-                          *restrict b6 = b[6], *restrict b7 = b[7];
+    const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2], *restrict b3 = b[3],
+                          *restrict b4 = b[4], *restrict b5 = b[5], *restrict b6 = b[6],
+                          *restrict b7 = b[7];
     double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
     for (size_t k = 0; k < n; k++) {
         double gk = g[k];

@@ -28,11 +28,12 @@
 #include "algo/rng.h"
 #include "algo/sortdef.h"
 
-#define C1          1e-4
-#define C2          0.9
-#define MAX_LS      25
-#define TOL_CHANGE  1e-9
-#define VEC_CHUNK   8190 /* elements a chunk of the L-BFGS passes: whole rows in 3-D, each vector
+#define C1         1e-4
+#define C2         0.9
+#define MAX_LS     25
+#define TOL_CHANGE 1e-9
+#define VEC_CHUNK                                                                                  \
+    8190                 /* elements a chunk of the L-BFGS passes: whole rows in 3-D, each vector  \
                           * streaming 64 KiB at a time */
 #define VEC_ROWS    2048 /* rows a chunk of the padding and the gradient's reduction */
 #define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
@@ -763,8 +764,7 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
             int k = 0;
             for (; k + 4 <= j->n_vec; k += 4)
                 fastmath__lbfgs_axpy4(j->out + lo, j->coef + 1 + k, j->bs[k] + lo,
-                                      j->bs[k + 1] + lo, j->bs[k + 2] + lo, j->bs[k + 3] + lo,
-                                      len);
+                                      j->bs[k + 1] + lo, j->bs[k + 2] + lo, j->bs[k + 3] + lo, len);
             for (; k < j->n_vec; k++)
                 fastmath__lbfgs_axpy(j->out + lo, j->coef[1 + k], j->bs[k] + lo, len);
             fastmath__lbfgs_dir_stats(j->out + lo, j->g + lo, len, acc);
@@ -1050,16 +1050,16 @@ static ls_point_t strong_wolfe(mde_t *m, const double *x, const double *d, doubl
  * among the stored pairs are kept (m->gram, by buffer); those of the new g come from one pass
  * over the history (two a stored pair), those of a new pair from the Gram matrix and the last
  * direction's coefficients (derive_pair_dots); the recursion then runs on (2h + 1)
- * coefficients, and a second pass forms d. Two passes of the vectors an iteration, both on the pool, instead of
- * 4h + 2 one after another on one thread; same mathematics, rounding aside.
+ * coefficients, and a second pass forms d. Two passes of the vectors an iteration, both on the
+ * pool, instead of 4h + 2 one after another on one thread; same mathematics, rounding aside.
  */
 typedef struct lbfgs {
     int n_hist, head, spare;
     int phys[65];   /* pair slot -> buffer */
     double rho[64]; /* by slot */
     double gamma;
-    double *ss, *sy, *yy;  /* (memory + 1)^2 each, by buffer: s_p . s_q, s_p . y_q, y_p . y_q */
-    double sg[65], yg[65]; /* by buffer: s_p . g, y_p . g for the current g */
+    double *ss, *sy, *yy;      /* (memory + 1)^2 each, by buffer: s_p . s_q, s_p . y_q, y_p . y_q */
+    double sg[65], yg[65];     /* by buffer: s_p . g, y_p . g for the current g */
     double dg, ds[65], dy[65]; /* the last direction: d = dg g + sum ds_p s_p + dy_p y_p (by
                                 * buffer), g the gradient it was formed from */
 } lbfgs_t;
@@ -1068,8 +1068,8 @@ typedef struct lbfgs {
  * The new pair's dots with the stored pair in buffer @p q, from the Gram matrix instead of a pass
  * over the vectors (Chen, Wang & Zhou's vector-free L-BFGS): with s_new = t d, d as in
  * lbfgs_t.dg/ds/dy on the previous gradient g_prev, and y_new = g - g_prev,
- *   s_new . v = t (dg g_prev . v + sum_p ds_p s_p . v + dy_p y_p . v),   y_new . v = g . v - g_prev . v
- * for v = s_q and y_q; g_prev . v are @p gps, @p gpy, and L->sg, L->yg already hold g's. They
+ *   s_new . v = t (dg g_prev . v + sum_p ds_p s_p . v + dy_p y_p . v),   y_new . v = g . v - g_prev
+ * . v for v = s_q and y_q; g_prev . v are @p gps, @p gpy, and L->sg, L->yg already hold g's. They
  * describe s_new and y_new before their rounding to float (a relative 6e-8 apart).
  * out = {s_new . s_q, s_new . y_q, y_new . s_q, y_new . y_q}.
  */
@@ -1149,8 +1149,7 @@ static void two_loop_coef(const mde_t *m, const lbfgs_t *L, double gg, double *c
 /* d = sum coef_i basis_i (g's term first); returns g . d, max |d_k| into *dmax and, in 3-D,
  * d's column means into dmean[3] */
 static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, double *d,
-                             const double *coef, const int *p, int nb, double *dmax,
-                             double *dmean)
+                             const double *coef, const int *p, int nb, double *dmax, double *dmean)
 {
     const hist_t *basis[2 * 64];
     double c[2 * 64 + 1];
