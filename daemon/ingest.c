@@ -43,7 +43,7 @@ static const double bucket_s[N_BUCKETS - 1] = {0.001, 0.002, 0.005, 0.01, 0.025,
                                                0.1,   0.25,  0.5,   1.0,  2.5};
 
 typedef struct part_state {
-    char topic[128];
+    char topic[STORE_TOPIC_NAME_MAX + 1];
     int32_t partition;
     int64_t next_offset; /* committed to the store */
     int64_t lag;         /* from librdkafka statistics; -1 unknown */
@@ -64,8 +64,14 @@ struct ingest {
     uv_timer_t batch_timer, retry_timer, tick;
     int n_handles;
     int stopping, closing_consumer, stalled;
+    int resubmit; /* ig->inflight failed and waits to be committed again (on_retry or
+                   * commit_wait): set once the writer's failure was read, cleared when it is
+                   * handed back, so a batch is never given to the writer twice */
     int assigned; /* the group gave us an assignment (maybe empty) since the start/revoke */
     rd_kafka_message_t *held; /* a message that could not be decoded for lack of memory */
+    int discarding; /* at the close, a message was left unapplied (held, or out of memory):
+                     * nothing polled after it is applied (its offset would pass it); all of it
+                     * is read again at the next start */
     /* the writer thread: it commits w_job (owned by it until it sets w_job back to NULL) */
     pthread_t w_thread;
     pthread_mutex_t w_mu;
@@ -91,8 +97,9 @@ struct ingest {
     int n_parts;
     /* metrics */
     uint64_t consumed, batch_events, batches, dlq_sent, dlq_failed, rebalances, kafka_errors;
-    uint64_t offsets_lost; /* partitions whose stored offset fell out of the log (README) */
-    uint64_t tombstones;   /* messages with a null value, skipped */
+    uint64_t offsets_lost;       /* partitions whose stored offset fell out of the log (README) */
+    uint64_t offsets_unreadable; /* partitions left unassigned: their stored offset unreadable */
+    uint64_t tombstones;         /* messages with a null value, skipped */
     uint64_t map_full_waits, map_grown, dlq_truncated;
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
@@ -256,6 +263,7 @@ static int commit_finish(ingest_t *ig)
             LOG_ERROR("ingest", "store commit failed; pausing consumption and retrying",
                       "err=\"%s\" events=%zu", atl_strerror(rc), store_batch_len(b));
         ig->stalled = 1;
+        ig->resubmit = 1;
         if (!ig->stopping)
             uv_timer_start(&ig->retry_timer, on_retry, 1000, 0);
         return rc; /* ig->inflight stays: it is committed again first */
@@ -292,8 +300,8 @@ static void on_commit_done(uv_poll_t *h, int status, int events)
     uint64_t v;
     if (read(ig->w_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         LOG_WARN("ingest", "eventfd read failed", "err=\"%s\"", strerror(errno));
-    if (!ig->inflight || writer_busy(ig))
-        return; /* a stale wake-up: commit_wait() finished it already */
+    if (!ig->inflight || ig->resubmit || writer_busy(ig))
+        return; /* a stale wake-up: its result was read already */
     if (commit_finish(ig) != 0)
         return;
     if (ig->on_commit)
@@ -340,7 +348,8 @@ static int commit_wait(ingest_t *ig)
     int rc;
     writer_wait(ig);
     if (ig->inflight) {
-        if (ig->stalled) { /* it failed before: once more now */
+        if (ig->resubmit) { /* it failed before: once more now */
+            ig->resubmit = 0;
             commit_submit(ig, ig->inflight);
             writer_wait(ig);
         }
@@ -583,6 +592,22 @@ static void on_batch_timer(uv_timer_t *t)
     flush(t->data);
 }
 
+/* What a topic carries: a hiscore row on the beatmaps topic, or the reverse, is rejected rather
+ * than taken for the other kind (one topic for both: either) */
+static store_topic_t topic_kind(const atl_config_t *cfg, const char *topic)
+{
+    if (strcmp(cfg->topic_hiscores, cfg->topic_beatmaps) == 0)
+        return STORE_TOPIC_ANY;
+    return strcmp(topic, cfg->topic_hiscores) == 0 ? STORE_TOPIC_HISCORES : STORE_TOPIC_BEATMAPS;
+}
+
+int64_t ingest_reference_now(int64_t ts_ms, int64_t wall_s)
+{
+    if (ts_ms < 0) /* no timestamp */
+        return wall_s;
+    return ts_ms / 1000 < wall_s ? ts_ms / 1000 : wall_s;
+}
+
 /* @return 0 (the message is consumed), or -ENOMEM: it was not, the caller keeps it to retry. */
 static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
 {
@@ -613,11 +638,9 @@ static int handle_message(ingest_t *ig, rd_kafka_message_t *m)
     const char *topic = rd_kafka_topic_name(m->rkt);
     store_reject_t why = STORE_REJECT_NONE;
     char err[256] = "";
-    /* "the future" is past the later of the broker's timestamp and our clock */
     rd_kafka_timestamp_type_t tst;
-    int64_t ts_ms = rd_kafka_message_timestamp(m, &tst);
-    int64_t wall = (int64_t)time(NULL);
-    ig->dopts.now_s = ts_ms / 1000 > wall ? ts_ms / 1000 : wall;
+    ig->dopts.now_s = ingest_reference_now(rd_kafka_message_timestamp(m, &tst), time(NULL));
+    ig->dopts.topic = topic_kind(ig->cfg, topic);
     if (!m->payload) { /* a tombstone (Debezium after a delete): nothing to apply */
         ig->consumed++;
         ig->tombstones++;
@@ -681,6 +704,17 @@ static void drop_held(ingest_t *ig)
     ig->held = NULL;
 }
 
+/* At the close: @p m stays unapplied, and so does everything after it (see ig->discarding). */
+static void start_discarding(ingest_t *ig, const rd_kafka_message_t *m)
+{
+    if (!ig->discarding)
+        LOG_WARN("ingest",
+                 "a message is left unapplied at the close; it and what follows are "
+                 "read again at the next start",
+                 "partition=%" PRId32 " offset=%" PRId64, m->partition, m->offset);
+    ig->discarding = 1;
+}
+
 static void finish_stop(ingest_t *ig);
 
 /* Draining pauses while a full batch waits for the writer (it resumes in on_commit_done). */
@@ -701,9 +735,16 @@ static void drain(ingest_t *ig)
             uv_idle_stop(&ig->idle);
             goto closed_check;
         }
-        if (handle_message(ig, m) == -ENOMEM && !ig->closing_consumer) {
-            hold(ig, m);
-            break;
+        if (ig->discarding) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (handle_message(ig, m) == -ENOMEM) {
+            if (!ig->closing_consumer) {
+                hold(ig, m);
+                break;
+            }
+            start_discarding(ig, m);
         }
         rd_kafka_message_destroy(m);
     }
@@ -734,10 +775,10 @@ static void on_readable(uv_poll_t *h, int status, int events)
 static void on_retry(uv_timer_t *t)
 {
     ingest_t *ig = t->data;
-    if (ig->inflight) { /* a failed commit: again, before anything newer */
-        if (!writer_busy(ig))
-            commit_submit(ig, ig->inflight);
-        return; /* on_commit_done resumes draining */
+    if (ig->resubmit) { /* a failed commit: again, before anything newer (the writer is idle:
+                         * its failure was the last thing it did) */
+        ig->resubmit = 0;
+        commit_submit(ig, ig->inflight); /* on_commit_done resumes draining */
     }
     if (ig->held) {
         rd_kafka_message_t *m = ig->held;
@@ -750,10 +791,45 @@ static void on_retry(uv_timer_t *t)
         LOG_INFO("ingest", "decoding succeeded again", "offset=%" PRId64, m->offset);
         rd_kafka_message_destroy(m);
     }
-    uv_idle_start(&ig->idle, on_idle);
+    if (!paused(ig))
+        uv_idle_start(&ig->idle, on_idle);
 }
 
 /* ---- librdkafka callbacks (served by rd_kafka_consumer_poll on the loop thread) ----------- */
+
+/*
+ * The partitions of an assignment to consume, each from the offset the store committed with its
+ * data (the start of the partition if it never had one). A partition whose stored offset cannot
+ * be read (a store error, a corrupt value) is left out and reported: starting it from the
+ * beginning would count its events twice. @return a new list (librdkafka aborts without memory).
+ */
+static rd_kafka_topic_partition_list_t *assignable(ingest_t *ig,
+                                                   const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *ok = rd_kafka_topic_partition_list_new(parts->cnt + 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t off;
+        int rc = store_offset_get(ig->store, p->topic, p->partition, &off);
+        if (rc == ATL_ENOTFOUND) {
+            off = RD_KAFKA_OFFSET_BEGINNING;
+        } else if (rc != 0) {
+            ig->offsets_unreadable++;
+            set_error(ig,
+                      "stored offset of %s [%" PRId32 "] unreadable (%s): partition not consumed",
+                      p->topic, p->partition, atl_strerror(rc));
+            LOG_ERROR("ingest", "stored offset unreadable: partition not consumed",
+                      "topic=%s partition=%" PRId32 " err=\"%s\"", p->topic, p->partition,
+                      atl_strerror(rc));
+            continue;
+        }
+        part_state_t *ps = part_find(ig, p->topic, p->partition, 1);
+        if (ps && rc == 0)
+            ps->next_offset = off;
+        rd_kafka_topic_partition_list_add(ok, p->topic, p->partition)->offset = off;
+    }
+    return ok;
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -761,20 +837,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     ingest_t *ig = opaque;
     ig->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        /* resume from the store: it holds the offsets committed with the data */
-        for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *p = &parts->elems[i];
-            int64_t off;
-            part_state_t *ps = part_find(ig, p->topic, p->partition, 1);
-            if (store_offset_get(ig->store, p->topic, p->partition, &off) == 0) {
-                p->offset = off;
-                if (ps)
-                    ps->next_offset = off;
-            } else {
-                p->offset = RD_KAFKA_OFFSET_BEGINNING;
-            }
+        rd_kafka_topic_partition_list_t *ok = assignable(ig, parts);
+        rd_kafka_resp_err_t ae = rd_kafka_assign(rk, ok);
+        if (ae != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ig->kafka_errors++;
+            set_error(ig, "assigning partitions: %s", rd_kafka_err2str(ae));
+            LOG_ERROR("ingest", "assigning partitions failed", "err=\"%s\"", rd_kafka_err2str(ae));
         }
-        rd_kafka_assign(rk, parts);
+        rd_kafka_topic_partition_list_destroy(ok);
         ig->assigned = 1;
         LOG_INFO("ingest", "partitions assigned", "n=%d seconds_since_start=%.1f", parts->cnt,
                  now_s() - ig->started);
@@ -789,7 +859,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         ig->inflight = NULL;
         store_batch_clear(ig->batch);
         ig->batch_events = 0;
-        ig->stalled = 0;
+        ig->stalled = ig->resubmit = 0;
         uv_timer_stop(&ig->retry_timer);
     }
     if (ig->held) { /* re-read from the store's offsets by whoever gets the partition */
@@ -1160,7 +1230,10 @@ void ingest_stop(ingest_t *ig, void (*done_cb)(void *ud), void *ud)
         LOG_ERROR("ingest", "batch could not be committed; retried at the close, else re-read",
                   "events=%zu", store_batch_len(ig->batch));
     ig->stalled = 0; /* keep serving the queue so the close can complete */
-    drop_held(ig);   /* its offset was not stored: it is read again at the next start */
+    if (ig->held) {  /* its offset was not stored: it is read again at the next start */
+        start_discarding(ig, ig->held);
+        drop_held(ig);
+    }
     uv_timer_stop(&ig->retry_timer);
     rd_kafka_error_t *e = rd_kafka_consumer_close_queue(ig->rk, ig->queue);
     if (e) {
@@ -1209,6 +1282,7 @@ const char *ingest_state(const ingest_t *ig)
 {
     return ig->stopping                                   ? "stopping"
            : ig->offsets_lost                             ? "offset_out_of_range"
+           : ig->offsets_unreadable                       ? "offset_unreadable"
            : ig->stalled || ig->held                      ? "stalled"
            : ig->brokers_up == 0 && ig->brokers_known > 0 ? "brokers_down"
            : !ig->assigned                                ? "rebalancing"
@@ -1236,6 +1310,7 @@ void ingest_status(ingest_t *ig, cJSON *o)
     cJSON_AddNumberToObject(o, "brokers_up", ig->brokers_up);
     cJSON_AddNumberToObject(o, "brokers_known", ig->brokers_known);
     cJSON_AddNumberToObject(o, "offsets_out_of_range", (double)ig->offsets_lost);
+    cJSON_AddNumberToObject(o, "offsets_unreadable", (double)ig->offsets_unreadable);
     cJSON_AddNumberToObject(o, "tombstones", (double)ig->tombstones);
     cJSON_AddStringToObject(o, "state", ingest_state(ig));
     cJSON_AddStringToObject(o, "last_error", ig->last_error);
@@ -1338,6 +1413,10 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
         "atlasd_tombstones_total %" PRIu64 "\n"
         "# HELP atlasd_offsets_out_of_range_total Partitions whose stored offset fell below the "
         "log start (data lost to retention).\n# TYPE atlasd_offsets_out_of_range_total counter\n"
-        "atlasd_offsets_out_of_range_total %" PRIu64 "\n",
-        ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost);
+        "atlasd_offsets_out_of_range_total %" PRIu64 "\n"
+        "# HELP atlasd_offsets_unreadable_total Partitions not consumed because their stored "
+        "offset could not be read.\n# TYPE atlasd_offsets_unreadable_total counter\n"
+        "atlasd_offsets_unreadable_total %" PRIu64 "\n",
+        ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost,
+        ig->offsets_unreadable);
 }

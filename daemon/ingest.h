@@ -43,7 +43,8 @@ void ingest_on_commit(ingest_t *ig, void (*cb)(void *ud), void *ud);
 void ingest_free(ingest_t *ig);
 
 /** The ingestion state: consuming, rebalancing (no assignment yet since the start or the last
- * revoke), stalled, brokers_down or stopping. Static string; loop thread only. */
+ * revoke), stalled, brokers_down, offset_out_of_range, offset_unreadable or stopping. Static
+ * string; loop thread only. */
 const char *ingest_state(const ingest_t *ig);
 
 /** Add the status fields (partitions, offsets, lag, rates, last error, broker state). */
@@ -51,5 +52,13 @@ void ingest_status(ingest_t *ig, cJSON *obj);
 
 /** Append Prometheus text for the ingestion metrics to @p out. */
 void ingest_metrics(ingest_t *ig, text_buf_t *out);
+
+/**
+ * The "now" a message's update_time is checked against (bad_time beyond it plus the tolerance):
+ * the earlier of its Kafka timestamp @p ts_ms (-1: none) and the clock @p wall_s. The timestamp
+ * alone gives a live consumer and a replica reading the log later the same decision (DESIGN
+ * §10); the clock bounds it, because a producer sets it (CreateTime) and may set the far future.
+ */
+int64_t ingest_reference_now(int64_t ts_ms, int64_t wall_s);
 
 #endif

@@ -93,7 +93,7 @@ void store_batch_count_reject(store_batch_t *b, store_reject_t why)
 int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partition,
                            int64_t next_offset)
 {
-    if (strlen(topic) >= sizeof(b->offsets[0].topic) - 8)
+    if (strlen(topic) > STORE_TOPIC_NAME_MAX)
         return -EINVAL;
     for (size_t i = 0; i < b->n_offsets; i++) {
         if (b->offsets[i].partition == partition && strcmp(b->offsets[i].topic, topic) == 0) {

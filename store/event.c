@@ -2,12 +2,19 @@
  * event.c: strict decoding of osu!track rows (DESIGN §2) into store_event_t.
  *
  * Three kinds of JSON object arrive: a `hiscore_updates` row (has "user"), a difficulty record
- * (has "score_id"), and a `beatmaps` row (has "beatmap_id", no "user"). Validation happens before
- * anything reaches the store, and every failure names the field and the value, so a dead-letter
- * header tells an operator exactly what was wrong. The raw bytes are checked for size and UTF-8
- * before cJSON sees them (cJSON does not validate UTF-8); duplicate known keys are rejected
- * because "last one wins" and "first one wins" readers would disagree about the event.
- * CSV rows (atlasctl import) go through the same validator: each cell becomes a JSON value.
+ * (has "score_id"), and a `beatmaps` row (has "beatmap_id", no "user"). The caller says which
+ * topic a message came from (store_topic_t), and the topic, not the keys present, decides the
+ * kind: on the hiscore topic every message is a hiscore row, and on the beatmaps topic a row
+ * with "user" is refused. Only file import (STORE_TOPIC_ANY) guesses from the keys. A beatmap row
+ * replaces the whole stored record, so it must carry beatmapset_id and title on every topic.
+ *
+ * Validation happens before anything reaches the store, and every failure names the field and
+ * the value, so a dead-letter header tells an operator exactly what was wrong. The raw bytes are
+ * checked for size, UTF-8 and escaped NULs before cJSON sees them (cJSON validates neither, and
+ * turns \u0000 into a NUL that truncates the string); duplicate known keys, in the row and in a
+ * CDC envelope, are rejected because "last one wins" and "first one wins" readers would disagree
+ * about the event. CSV rows (atlasctl import) go through the same validator: each cell becomes
+ * a JSON value.
  */
 #include <errno.h>
 #include <math.h>
@@ -80,6 +87,7 @@ void store__json_alloc_set(void *(*fn)(size_t))
 void store_decode_opts_default(store_decode_opts_t *o)
 {
     pthread_once(&hooks_once, hooks_install); /* before any thread decodes */
+    o->topic = STORE_TOPIC_ANY;
     o->max_bytes = 65536;
     o->min_pp = 75.0;
     o->max_future_s = 86400;
@@ -143,6 +151,31 @@ static size_t utf8_invalid_at(const void *buf, size_t len)
         if (n == 0)
             return i;
         i += n;
+    }
+    return len;
+}
+
+/*
+ * The offset of the first escaped NUL (\u0000) inside a JSON string (value or key), or len if
+ * there is none. cJSON decodes it into a NUL byte, and every reader of the decoded text (strlen,
+ * the time parser, item_key_parse) stops there, so "856861_DT\u0000junk" would pass as
+ * 856861_DT with the rest silently dropped. No osu!track column holds a NUL: such a message is
+ * bad, not truncated. Escapes are skipped whole, so an escaped backslash followed by "u0000" (the
+ * text \\u0000) is not a NUL. A backslash outside a string is not JSON; cJSON reports that.
+ */
+static size_t escaped_nul_at(const char *p, size_t len)
+{
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = p[i] == '"';
+        } else if (p[i] == '"') {
+            in_string = 0;
+        } else if (p[i] == '\\') {
+            if (len - i >= 6 && memcmp(p + i + 1, "u0000", 5) == 0)
+                return i;
+            i++; /* the escaped character: \\ and \" neither escape nor end anything */
+        }
     }
     return len;
 }
@@ -276,14 +309,17 @@ static int need_time(decode_ctx_t *c, const cJSON *obj, const char *name, int re
     return 0;
 }
 
-/* Copy an optional string field into the event's string pool. */
-static int need_string(decode_ctx_t *c, const cJSON *obj, const char *name, store_event_t *ev,
-                       store_str_t *out)
+/* Copy a string field into the event's string pool (an absent optional one is empty). */
+static int need_string(decode_ctx_t *c, const cJSON *obj, const char *name, int required,
+                       store_event_t *ev, store_str_t *out)
 {
     const cJSON *f = field(obj, name);
     out->off = out->len = 0;
-    if (!f)
+    if (!f) {
+        if (required)
+            return fail(c, STORE_REJECT_MISSING_FIELD, "field \"%s\" is missing", name);
         return 0;
+    }
     if (!cJSON_IsString(f))
         return fail(c, STORE_REJECT_WRONG_TYPE, "field \"%s\" must be a string", name);
     size_t n = strlen(f->valuestring);
@@ -296,15 +332,17 @@ static int need_string(decode_ctx_t *c, const cJSON *obj, const char *name, stor
     return 0;
 }
 
-/* Reject an object in which any of @p names occurs more than once. */
-static int check_duplicates(decode_ctx_t *c, const cJSON *obj, const char *const *names,
-                            size_t n_names)
+/* Reject an object in which any of @p names occurs more than once; @p what names the keys
+ * ("field", "envelope key") in the error. */
+static int check_duplicates(decode_ctx_t *c, const cJSON *obj, const char *what,
+                            const char *const *names, size_t n_names)
 {
     for (size_t i = 0; i < n_names; i++) {
         int seen = 0;
         for (const cJSON *ch = obj->child; ch; ch = ch->next)
             if (ch->string && strcmp(ch->string, names[i]) == 0 && ++seen > 1)
-                return fail(c, STORE_REJECT_DUPLICATE_KEY, "field \"%s\" appears twice", names[i]);
+                return fail(c, STORE_REJECT_DUPLICATE_KEY, "%s \"%s\" appears twice", what,
+                            names[i]);
     }
     return 0;
 }
@@ -318,7 +356,7 @@ static int decode_hiscore(decode_ctx_t *c, const cJSON *o, const store_decode_op
 {
     double user, beatmap, pp, mods, mode;
     int rc;
-    if ((rc = check_duplicates(c, o, hiscore_fields, ATL_ARRAY_LEN(hiscore_fields))) ||
+    if ((rc = check_duplicates(c, o, "field", hiscore_fields, ATL_ARRAY_LEN(hiscore_fields))) ||
         (rc = need_number(c, o, "user", 1, 1, ID_MAX, 1, &user, NULL)) ||
         (rc = need_number(c, o, "beatmap_id", 1, 1, ID_MAX, 1, &beatmap, NULL)) ||
         (rc = need_number(c, o, "pp", 1, 0, 1e5, 0, &pp, NULL)) ||
@@ -351,15 +389,18 @@ static const char *const beatmap_fields[] = {
     "diff_overall", "diff_approach", "diff_drain",   "difficultyrating", "approved_date",
     "last_update",  "mode"};
 
+/* Applying a beatmap row replaces the whole stored record (store_batch_commit), so the fields
+ * the corpus cannot do without, beatmapset_id and title, are required: a row without them would
+ * wipe what is stored. The others are often absent in osu!track's table and default to 0/"". */
 static int decode_beatmap(decode_ctx_t *c, const cJSON *o, store_event_t *ev)
 {
     store_beatmap_t *b = &ev->u.beatmap;
     double id, set = 0, bpm = 0, total = 0, hit = 0, cs = 0, od = 0, ar = 0, hp = 0, sr = 0,
                mode = 0;
     int rc;
-    if ((rc = check_duplicates(c, o, beatmap_fields, ATL_ARRAY_LEN(beatmap_fields))) ||
+    if ((rc = check_duplicates(c, o, "field", beatmap_fields, ATL_ARRAY_LEN(beatmap_fields))) ||
         (rc = need_number(c, o, "beatmap_id", 1, 1, ID_MAX, 1, &id, NULL)) ||
-        (rc = need_number(c, o, "beatmapset_id", 0, 0, ID_MAX, 1, &set, NULL)) ||
+        (rc = need_number(c, o, "beatmapset_id", 1, 0, ID_MAX, 1, &set, NULL)) ||
         (rc = need_number(c, o, "bpm", 0, 0, 1e6, 0, &bpm, NULL)) ||
         (rc = need_number(c, o, "total_length", 0, 0, ID_MAX, 0, &total, NULL)) ||
         (rc = need_number(c, o, "hit_length", 0, 0, ID_MAX, 0, &hit, NULL)) ||
@@ -371,10 +412,10 @@ static int decode_beatmap(decode_ctx_t *c, const cJSON *o, store_event_t *ev)
         (rc = need_number(c, o, "mode", 0, 0, 3, 1, &mode, NULL)) ||
         (rc = need_time(c, o, "approved_date", 0, &b->approved_date)) ||
         (rc = need_time(c, o, "last_update", 0, &b->last_update)) ||
-        (rc = need_string(c, o, "title", ev, &b->title)) ||
-        (rc = need_string(c, o, "artist", ev, &b->artist)) ||
-        (rc = need_string(c, o, "version", ev, &b->version)) ||
-        (rc = need_string(c, o, "creator", ev, &b->creator)))
+        (rc = need_string(c, o, "title", 1, ev, &b->title)) ||
+        (rc = need_string(c, o, "artist", 0, ev, &b->artist)) ||
+        (rc = need_string(c, o, "version", 0, ev, &b->version)) ||
+        (rc = need_string(c, o, "creator", 0, ev, &b->creator)))
         return rc;
     ev->kind = STORE_EVENT_BEATMAP;
     b->beatmap_id = (uint32_t)id;
@@ -397,7 +438,7 @@ static int decode_difficulty(decode_ctx_t *c, const cJSON *o, store_event_t *ev)
 {
     double stars, aim = 0, speed = 0;
     int rc;
-    if ((rc = check_duplicates(c, o, difficulty_fields, ATL_ARRAY_LEN(difficulty_fields))))
+    if ((rc = check_duplicates(c, o, "field", difficulty_fields, ATL_ARRAY_LEN(difficulty_fields))))
         return rc;
     const cJSON *sid = field(o, "score_id");
     if (!cJSON_IsString(sid))
@@ -418,42 +459,96 @@ static int decode_difficulty(decode_ctx_t *c, const cJSON *o, store_event_t *ev)
     return 0;
 }
 
+/* A key's value, null included: unlike field(), whose null is an absent value, this asks
+ * whether the key is there at all, which is what picks the kind of a row. */
+static const cJSON *key(const cJSON *obj, const char *name)
+{
+    return cJSON_GetObjectItemCaseSensitive(obj, name);
+}
+
+/* The keys that decide which object of a CDC message is the row (see cdc_row). */
+static const char *const wrapper_keys[] = {"schema", "payload"};
+static const char *const envelope_keys[] = {"before", "after", "source", "op"};
+
 /*
  * Change-data-capture wrappers (README "CDC"): Kafka Connect's JSON converter with schemas on
  * wraps the value as {"schema": ..., "payload": ...}; a Debezium change event that was not
  * unwrapped by ExtractNewRecordState is an envelope {"before", "after", "source", "op", ...}.
  * The row is "after" for a create, update or snapshot read, and "before" for a delete: a
  * profile is the maximum over every row ever seen, so a deleted row is applied as what it is,
- * a replay of a row already applied (it changes nothing). Returns the row, or NULL.
+ * a replay of a row already applied (it changes nothing). These keys pick the row, so like the
+ * row's own keys they must be unique: with "op" given as "c" then "d", or "after" twice, a
+ * first-wins and a last-wins reader would apply different rows.
+ * @return 0 and the row (@p o itself when it is not wrapped) in *row, or ATL_EBADEVENT.
  */
-static const cJSON *cdc_row(const cJSON *o)
+static int cdc_row(decode_ctx_t *c, const cJSON *o, const cJSON **row)
 {
-    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(o, "payload");
-    if (cJSON_IsObject(payload) && cJSON_GetObjectItemCaseSensitive(o, "schema"))
+    int rc;
+    if ((rc = check_duplicates(c, o, "envelope key", wrapper_keys, ATL_ARRAY_LEN(wrapper_keys))))
+        return rc;
+    const cJSON *payload = key(o, "payload");
+    if (cJSON_IsObject(payload) && key(o, "schema"))
         o = payload;
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
-    if (!cJSON_IsString(op) || !cJSON_GetObjectItemCaseSensitive(o, "source"))
-        return o;
-    const cJSON *row =
-        cJSON_GetObjectItemCaseSensitive(o, strcmp(op->valuestring, "d") == 0 ? "before" : "after");
-    return cJSON_IsObject(row) ? row : NULL;
+    if ((rc = check_duplicates(c, o, "envelope key", envelope_keys, ATL_ARRAY_LEN(envelope_keys))))
+        return rc;
+    const cJSON *op = key(o, "op");
+    if (cJSON_IsString(op) && key(o, "source")) {
+        o = key(o, strcmp(op->valuestring, "d") == 0 ? "before" : "after");
+        if (!cJSON_IsObject(o))
+            return fail(c, STORE_REJECT_UNKNOWN_KIND, "Debezium change event without a row image");
+    }
+    *row = o;
+    return 0;
+}
+
+/* A row of the beatmaps topic, or one from a file without "user": difficulty or beatmap row. */
+static int decode_metadata(decode_ctx_t *c, const cJSON *o, const store_decode_opts_t *opt,
+                           store_event_t *ev)
+{
+    if (key(o, "score_id"))
+        return decode_difficulty(c, o, ev);
+    if (key(o, "beatmap_id"))
+        return decode_beatmap(c, o, ev);
+    if (opt->topic == STORE_TOPIC_BEATMAPS)
+        return fail(c, STORE_REJECT_UNKNOWN_KIND,
+                    "object on the beatmaps topic has neither \"score_id\" nor \"beatmap_id\"");
+    return fail(c, STORE_REJECT_UNKNOWN_KIND,
+                "object has none of \"user\", \"score_id\", \"beatmap_id\"");
+}
+
+/* The row's kind comes from its topic; only STORE_TOPIC_ANY (file import) looks at its keys. */
+static int decode_row(decode_ctx_t *c, const cJSON *o, const store_decode_opts_t *opt,
+                      store_event_t *ev)
+{
+    int has_user = key(o, "user") != NULL;
+    if (opt->topic == STORE_TOPIC_HISCORES || (opt->topic == STORE_TOPIC_ANY && has_user))
+        return decode_hiscore(c, o, opt, ev);
+    if (has_user)
+        return fail(c, STORE_REJECT_UNKNOWN_KIND,
+                    "object has \"user\": a hiscore row on the beatmaps topic");
+    return decode_metadata(c, o, opt, ev);
 }
 
 static int decode_object(decode_ctx_t *c, const cJSON *o, const store_decode_opts_t *opt,
                          store_event_t *tmp)
 {
+    int rc;
     if (!cJSON_IsObject(o))
         return fail(c, STORE_REJECT_NOT_OBJECT, "message is JSON but not an object");
-    if (!(o = cdc_row(o)))
-        return fail(c, STORE_REJECT_UNKNOWN_KIND, "Debezium change event without a row image");
-    if (cJSON_GetObjectItemCaseSensitive(o, "user"))
-        return decode_hiscore(c, o, opt, tmp);
-    if (cJSON_GetObjectItemCaseSensitive(o, "score_id"))
-        return decode_difficulty(c, o, tmp);
-    if (cJSON_GetObjectItemCaseSensitive(o, "beatmap_id"))
-        return decode_beatmap(c, o, tmp);
-    return fail(c, STORE_REJECT_UNKNOWN_KIND,
-                "object has none of \"user\", \"score_id\", \"beatmap_id\"");
+    if ((rc = cdc_row(c, o, &o)))
+        return rc;
+    return decode_row(c, o, opt, tmp);
+}
+
+/* A topic outside the enum is the caller's bug, not a bad message: -EINVAL, never a reject. */
+static int topic_check(const store_decode_opts_t *opt, char *errbuf, size_t errlen)
+{
+    if (opt->topic == STORE_TOPIC_ANY || opt->topic == STORE_TOPIC_HISCORES ||
+        opt->topic == STORE_TOPIC_BEATMAPS)
+        return 0;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "decode option topic %d is not a store_topic_t", (int)opt->topic);
+    return -EINVAL;
 }
 
 int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *opt,
@@ -466,6 +561,8 @@ int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o
     memset(&tmp, 0, sizeof(tmp));
     pthread_once(&hooks_once, hooks_install);
     json_oom = 0;
+    if ((rc = topic_check(opt, errbuf, errlen)) != 0)
+        goto out;
     if (len > opt->max_bytes) {
         rc = fail(&c, STORE_REJECT_OVERSIZE, "message of %zu bytes exceeds the limit of %zu", len,
                   opt->max_bytes);
@@ -479,6 +576,10 @@ int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o
     const char *nul = memchr(buf, '\0', len);
     if (nul) { /* cJSON would skip it as whitespace; JSON has no NUL outside escapes */
         rc = fail(&c, STORE_REJECT_NOT_JSON, "not JSON (NUL byte at %td)", nul - (const char *)buf);
+        goto out;
+    }
+    if ((bad = escaped_nul_at(buf, len)) < len) {
+        rc = fail(&c, STORE_REJECT_BAD_VALUE, "escaped NUL (\\u0000) in a string at byte %zu", bad);
         goto out;
     }
     const char *end = NULL;
@@ -531,6 +632,8 @@ int store_event_decode_fields(const char *const *names, const char *const *value
     decode_ctx_t c = {STORE_REJECT_NONE, errbuf, errlen};
     store_event_t tmp;
     int rc;
+    if ((rc = topic_check(opt, errbuf, errlen)) != 0)
+        return rc;
     cJSON *o = cJSON_CreateObject();
     memset(&tmp, 0, sizeof(tmp));
     if (!o)

@@ -193,7 +193,7 @@ int64_t store__s_above(double min_s);
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
 
 typedef struct batch_offset {
-    char topic[208];
+    char topic[STORE_TOPIC_NAME_MAX + 1];
     int32_t partition;
     int64_t next_offset;
 } batch_offset_t;

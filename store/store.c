@@ -373,9 +373,9 @@ int store_counters_get(store_t *s, store_counters_t *out)
 
 int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *out)
 {
-    char key[256];
+    char key[STORE_TOPIC_NAME_MAX + 1 + sizeof(partition)];
     size_t tl = strlen(topic);
-    if (tl > 200)
+    if (tl > STORE_TOPIC_NAME_MAX)
         return -EINVAL;
     memcpy(key, topic, tl + 1);
     memcpy(key + tl + 1, &partition, sizeof(partition));
@@ -414,7 +414,8 @@ int store_offsets_json(store_t *s, char **out)
             size_t tl = strnlen(topic, k.mv_size);
             int32_t part;
             int64_t off;
-            if (tl + 1 + sizeof(part) != k.mv_size || v.mv_size != sizeof(off) || tl >= 200)
+            if (tl + 1 + sizeof(part) != k.mv_size || v.mv_size != sizeof(off) ||
+                tl > STORE_TOPIC_NAME_MAX)
                 continue;
             memcpy(&part, topic + tl + 1, sizeof(part));
             memcpy(&off, v.mv_data, sizeof(off));

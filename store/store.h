@@ -148,9 +148,22 @@ typedef struct store_event {
     char strings[2048]; /* UTF-8 bytes of the beatmap strings, not NUL-terminated */
 } store_event_t;
 
+/**
+ * The topic a message came from (DESIGN §2). It decides which kinds of row the message may be:
+ * guessing the kind from the keys present lets a hiscore row that lost its "user" pass as a
+ * beatmap row (which replaces that beatmap's stored metadata) and a row with "user" on the
+ * beatmaps topic pass as a play.
+ */
+typedef enum store_topic {
+    STORE_TOPIC_ANY = 0,  /* kind from the keys present: file import, where kinds mix (default) */
+    STORE_TOPIC_HISCORES, /* always a hiscore_updates row: without "user" it is missing_field */
+    STORE_TOPIC_BEATMAPS, /* a beatmaps row or a difficulty record; with "user" unknown_kind */
+} store_topic_t;
+
 typedef struct store_decode_opts {
-    size_t max_bytes; /* larger messages are rejected (default 65536) */
-    double min_pp;    /* hiscores below are valid but skipped (default 75) */
+    store_topic_t topic; /* where the message came from (default STORE_TOPIC_ANY) */
+    size_t max_bytes;    /* larger messages are rejected (default 65536) */
+    double min_pp;       /* hiscores below are valid but skipped (default 75) */
     /* an update_time more than max_future_s past now_s is bad_time (default 86400): a time in
      * the far future would pin its profile entry forever (every later real update is "older") */
     int64_t max_future_s;
@@ -162,17 +175,29 @@ void store_decode_opts_default(store_decode_opts_t *o);
 
 /**
  * Decode and validate one message (a JSON object of one of the kinds of DESIGN §2).
+ *
+ * The kind follows @p o->topic: STORE_TOPIC_HISCORES always decodes a hiscore row (no "user" is
+ * missing_field); STORE_TOPIC_BEATMAPS rejects a row with "user" (unknown_kind), else a row with
+ * "score_id" is a difficulty record and one with "beatmap_id" a beatmap row; STORE_TOPIC_ANY
+ * picks hiscore, difficulty, beatmap by the first of "user", "score_id", "beatmap_id" present.
+ * On every topic a beatmap row needs beatmapset_id and title (it replaces the stored record).
+ * A Debezium envelope or schema wrapper is unwrapped first; its keys (schema, payload, before,
+ * after, source, op) must each appear once (duplicate_key). A string or key holding an escaped
+ * NUL (\u0000) is bad_value.
+ *
+ * @param[in]  o      options; o->topic must be a store_topic_t.
  * @param[out] out    the event; written only on success.
  * @param[out] why    on ATL_EBADEVENT, the rejection class; may be NULL.
  * @param[out] errbuf on failure, a message naming the field and value.
- * @return 0, ATL_EBADEVENT, or -ENOMEM. Never crashes on any input.
+ * @return 0, ATL_EBADEVENT, -ENOMEM, or -EINVAL (o->topic out of range: a caller bug, not a
+ *         bad message). Never crashes on any input.
  */
 int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o,
                        store_event_t *out, store_reject_t *why, char *errbuf, size_t errlen);
 
 /**
  * Decode a row given as column names and text cells (CSV import). Empty cells, NULL and \N are
- * SQL NULL; cells that parse as numbers are numbers. Same validation and results as
+ * SQL NULL; cells that parse as numbers are numbers. Same validation, topic rule and results as
  * store_event_decode().
  */
 int store_event_decode_fields(const char *const *names, const char *const *values, size_t n,
@@ -265,9 +290,12 @@ int store_dead_letters_each(store_t *s, store_dead_letter_cb cb, void *ud);
 /** Delete delivered dead letters (ids that are gone already are ignored). @return 0 or error. */
 int store_dead_letters_delete(store_t *s, const uint64_t *ids, size_t n);
 
+/* The longest topic name Kafka allows (its Topic.MAX_NAME_LENGTH): every offset key fits. */
+#define STORE_TOPIC_NAME_MAX 249
+
 /**
  * Record that after this batch, @p topic / @p partition resumes at @p next_offset.
- * @return 0, -EINVAL (topic longer than 200 bytes), or -ENOMEM.
+ * @return 0, -EINVAL (topic longer than STORE_TOPIC_NAME_MAX bytes), or -ENOMEM.
  */
 int store_batch_set_offset(store_batch_t *b, const char *topic, int32_t partition,
                            int64_t next_offset);

@@ -57,6 +57,8 @@ atl_add_test(test_cooc SOURCES tests/unit/algo/test_cooc.c LIBS atl_algo LABELS 
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+# every topic name Kafka allows (up to 249 characters) keeps its offset
+atl_add_test(test_offsets SOURCES tests/unit/store/test_offsets.c LIBS atl_store LABELS unit)
 atl_add_test(test_readahead SOURCES tests/unit/store/test_readahead.c LIBS atl_store LABELS unit)
 atl_fault_inject(test_store)
 atl_add_test(test_refresh SOURCES tests/unit/pipeline/test_refresh.c LIBS atl_pipeline
@@ -82,6 +84,8 @@ atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_c
 # HTTP answers 500 when memory runs out (issue 10.12): stub routes, allocation failures injected
 atl_add_test(test_http SOURCES tests/unit/daemon/test_http.c LIBS atl_daemon_core LABELS unit)
 atl_fault_inject(test_http)
+# the reference time of the "future" check: the earlier of the message's timestamp and the clock
+atl_add_test(test_ingest SOURCES tests/unit/daemon/test_ingest.c LIBS atl_daemon_core LABELS unit)
 atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
@@ -89,6 +93,10 @@ atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT
 atl_add_script_test(loop tests/integration/test_loop.sh LABELS integration TIMEOUT 300)
 # atlasd-faults: out of memory while decoding (10.2), a revoke whose flush fails (10.10)
 atl_add_script_test(ingest-oom tests/integration/test_ingest_oom.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(ingest-races tests/integration/test_ingest_races.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(topic-kinds tests/integration/test_topic_kinds.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(offset-unreadable tests/integration/test_offset_unreadable.sh LABELS integration
+                    TIMEOUT 300)
 atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
                     TIMEOUT 300)
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)

@@ -6,7 +6,9 @@
  *   decode-oom   every allocation of an event decode fails (cJSON's included): out of memory
  *                while decoding a valid event (issue 10.2);
  *   commit-fail  every batch commit fails with -EIO before touching the store (a disk error:
- *                the batch stays pending; issue 10.10's failed flush at a revoke).
+ *                the batch stays pending; issue 10.10's failed flush at a revoke);
+ *   commit-slow  every batch commit first sleeps 3 s (a long fsync or a writer lock held by
+ *                a refresh), so tests can act while a commit is in flight.
  * The atlasd binary has none of this.
  */
 #include <errno.h>
@@ -53,6 +55,8 @@ int __wrap_store_event_decode(const void *buf, size_t len, const store_decode_op
 
 int __wrap_store_batch_commit(store_t *s, store_batch_t *b)
 {
+    if (switch_on("commit-slow"))
+        sleep(3);
     if (switch_on("commit-fail"))
         return -EIO;
     return __real_store_batch_commit(s, b);

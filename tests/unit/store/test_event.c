@@ -163,6 +163,162 @@ static void test_future(void)
     opts = saved;
 }
 
+/* Rows of each kind as osu!track writes them, for the tests below. */
+#define HISCORE_ROW                                                                                \
+    "{\"user\":2,\"beatmap_id\":856861,\"pp\":312.5,\"mods\":72,\"mode\":0,"                       \
+    "\"update_time\":\"2024-05-01 12:03:10\"}"
+#define BEATMAP_ROW                                                                                \
+    "{\"beatmap_id\":129891,\"beatmapset_id\":39804,\"title\":\"FREEDOM DiVE\",\"artist\":\"xi\"," \
+    "\"version\":\"FOUR DIMENSIONS\",\"creator\":\"Nakagawa-Kanon\",\"difficultyrating\":7.05,"    \
+    "\"mode\":0}"
+#define DIFFICULTY_ROW "{\"score_id\":\"856861_DT\",\"stars\":6.81,\"aim\":3.2,\"speed\":2.9}"
+
+/*
+ * The source topic decides the kind, not the keys present: a hiscore row without "user" was
+ * decoded as a beatmap row and overwrote that beatmap's stored metadata with empty fields, and
+ * any object with "user" on the beatmaps topic was applied as a play.
+ */
+static void test_topic(void)
+{
+    const char *no_user = "{\"user_id\":5,\"beatmap_id\":856861,\"pp\":300.5,\"mods\":64,"
+                          "\"mode\":0,\"update_time\":\"2024-01-02 00:00:00\"}";
+    store_decode_opts_t saved = opts;
+    CHECK_EQ(opts.topic, STORE_TOPIC_ANY); /* the default: file import, kinds mix */
+
+    opts.topic = STORE_TOPIC_HISCORES;
+    REJECTS(no_user, STORE_REJECT_MISSING_FIELD, "\"user\" is missing");
+    REJECTS(BEATMAP_ROW, STORE_REJECT_MISSING_FIELD, "\"user\" is missing");
+    REJECTS(DIFFICULTY_ROW, STORE_REJECT_MISSING_FIELD, "\"user\" is missing");
+    CHECK_EQ(decode_ok(HISCORE_ROW).kind, STORE_EVENT_HISCORE);
+    /* the row inside a Debezium envelope is held to the same rule */
+    REJECTS("{\"before\":null,\"after\":" BEATMAP_ROW ",\"source\":{},\"op\":\"c\"}",
+            STORE_REJECT_MISSING_FIELD, "\"user\" is missing");
+
+    opts.topic = STORE_TOPIC_BEATMAPS;
+    REJECTS(HISCORE_ROW, STORE_REJECT_UNKNOWN_KIND, "hiscore row on the beatmaps topic");
+    REJECTS("{\"user\":2,\"beatmap_id\":1}", STORE_REJECT_UNKNOWN_KIND,
+            "hiscore row on the beatmaps topic");
+    REJECTS("{\"before\":null,\"after\":" HISCORE_ROW ",\"source\":{},\"op\":\"c\"}",
+            STORE_REJECT_UNKNOWN_KIND, "hiscore row on the beatmaps topic");
+    REJECTS(no_user, STORE_REJECT_MISSING_FIELD, "\"beatmapset_id\" is missing");
+    REJECTS("{\"hello\":1}", STORE_REJECT_UNKNOWN_KIND, "neither");
+    CHECK_EQ(decode_ok(BEATMAP_ROW).kind, STORE_EVENT_BEATMAP);
+    CHECK_EQ(decode_ok(DIFFICULTY_ROW).kind, STORE_EVENT_DIFFICULTY);
+
+    /* CSV cells: the same rules */
+    const char *names[] = {"beatmap_id", "beatmapset_id", "title"};
+    const char *vals[] = {"129891", "39804", "FREEDOM DiVE"};
+    store_event_t ev;
+    store_reject_t why = STORE_REJECT_NONE;
+    opts.topic = STORE_TOPIC_HISCORES;
+    CHECK_EQ(store_event_decode_fields(names, vals, 3, &opts, &ev, &why, NULL, 0), ATL_EBADEVENT);
+    CHECK_EQ(why, STORE_REJECT_MISSING_FIELD);
+
+    /* a topic that is none of the enum is the caller's bug, not a bad message */
+    opts.topic = (store_topic_t)7;
+    CHECK_EQ(store_event_decode(HISCORE_ROW, strlen(HISCORE_ROW), &opts, &ev, NULL, NULL, 0),
+             -EINVAL);
+    opts = saved;
+}
+
+/*
+ * Applying a beatmap row replaces the whole stored record, so on every topic a row must carry
+ * beatmapset_id and title: one without them would wipe them (and a stray hiscore row without
+ * "user" is such a row when the topic does not tell).
+ */
+static void test_beatmap_required(void)
+{
+    REJECTS("{\"user_id\":5,\"beatmap_id\":856861,\"pp\":300.5,\"mods\":64,\"mode\":0,"
+            "\"update_time\":\"2024-01-02 00:00:00\"}",
+            STORE_REJECT_MISSING_FIELD, "\"beatmapset_id\" is missing");
+    REJECTS("{\"beatmap_id\":129891,\"title\":\"FREEDOM DiVE\"}", STORE_REJECT_MISSING_FIELD,
+            "\"beatmapset_id\" is missing");
+    REJECTS("{\"beatmap_id\":129891,\"beatmapset_id\":39804}", STORE_REJECT_MISSING_FIELD,
+            "\"title\" is missing");
+    REJECTS("{\"beatmap_id\":129891,\"beatmapset_id\":39804,\"title\":null}",
+            STORE_REJECT_MISSING_FIELD, "\"title\" is missing");
+    const char *names[] = {"beatmap_id", "beatmapset_id", "title"};
+    const char *vals[] = {"129891", "\\N", "FREEDOM DiVE"};
+    store_event_t ev;
+    store_reject_t why = STORE_REJECT_NONE;
+    CHECK_EQ(store_event_decode_fields(names, vals, 3, &opts, &ev, &why, NULL, 0), ATL_EBADEVENT);
+    CHECK_EQ(why, STORE_REJECT_MISSING_FIELD);
+    ev = decode_ok("{\"beatmap_id\":129891,\"beatmapset_id\":39804,\"title\":\"FREEDOM DiVE\"}");
+    CHECK_EQ(ev.kind, STORE_EVENT_BEATMAP);
+    CHECK_EQ(ev.u.beatmap.beatmapset_id, 39804);
+}
+
+/*
+ * The keys of a change-data-capture wrapper or envelope decide which object is the row, so like
+ * the row's own keys they must be unique: first-wins and last-wins readers would apply
+ * different rows ("after" twice), or a delete as a create ("op" as "c" and then "d").
+ */
+static void test_cdc_duplicates(void)
+{
+#define ROW2                                                                                       \
+    "{\"user\":3,\"beatmap_id\":1,\"pp\":150,\"mods\":0,\"mode\":0,"                               \
+    "\"update_time\":\"2024-05-01 12:03:10\"}"
+    REJECTS("{\"before\":null,\"after\":" HISCORE_ROW ",\"after\":" ROW2
+            ",\"source\":{},\"op\":\"c\"}",
+            STORE_REJECT_DUPLICATE_KEY, "\"after\" appears twice");
+    REJECTS("{\"before\":" HISCORE_ROW ",\"after\":" ROW2 ",\"source\":{},\"op\":\"c\","
+            "\"op\":\"d\"}",
+            STORE_REJECT_DUPLICATE_KEY, "\"op\" appears twice");
+    REJECTS("{\"before\":" HISCORE_ROW ",\"before\":" ROW2 ",\"after\":null,\"source\":{},"
+            "\"op\":\"d\"}",
+            STORE_REJECT_DUPLICATE_KEY, "\"before\" appears twice");
+    REJECTS("{\"before\":null,\"after\":" HISCORE_ROW ",\"source\":{},\"source\":{},"
+            "\"op\":\"c\"}",
+            STORE_REJECT_DUPLICATE_KEY, "\"source\" appears twice");
+    REJECTS("{\"schema\":{},\"payload\":" HISCORE_ROW ",\"payload\":" ROW2 "}",
+            STORE_REJECT_DUPLICATE_KEY, "\"payload\" appears twice");
+    REJECTS("{\"schema\":{},\"schema\":{},\"payload\":" HISCORE_ROW "}", STORE_REJECT_DUPLICATE_KEY,
+            "\"schema\" appears twice");
+    /* an envelope inside the schema wrapper */
+    REJECTS("{\"schema\":{},\"payload\":{\"before\":" HISCORE_ROW ",\"after\":" ROW2
+            ",\"source\":{},\"op\":\"c\",\"op\":\"d\"}}",
+            STORE_REJECT_DUPLICATE_KEY, "\"op\" appears twice");
+    /* each key once: still fine */
+    CHECK_EQ(decode_ok("{\"schema\":{},\"payload\":{\"before\":" HISCORE_ROW ",\"after\":" ROW2
+                       ",\"source\":{},\"op\":\"d\"}}")
+                 .u.hiscore.user,
+             2);
+#undef ROW2
+}
+
+/*
+ * cJSON decodes \u0000 into a NUL byte and everything after it was lost to strlen, so a value
+ * with junk after an escaped NUL passed as the value before it. Keys are strings too. An escaped
+ * backslash followed by "u0000" is the six characters \u0000, not a NUL.
+ */
+static void test_escaped_nul(void)
+{
+    REJECTS("{\"score_id\":\"856861_DT\\u0000junk\",\"stars\":6.81}", STORE_REJECT_BAD_VALUE,
+            "\\u0000");
+    REJECTS("{\"user\":1,\"beatmap_id\":5,\"pp\":100,\"mods\":0,\"mode\":0,"
+            "\"update_time\":\"2024-01-01 00:00:00\\u0000garbage\"}",
+            STORE_REJECT_BAD_VALUE, "\\u0000");
+    REJECTS("{\"user\\u0000x\":1,\"beatmap_id\":5,\"pp\":100,\"mods\":0,\"mode\":0,"
+            "\"update_time\":\"2024-01-01 00:00:00\"}",
+            STORE_REJECT_BAD_VALUE, "\\u0000");
+    REJECTS("{\"beatmap_id\":1,\"beatmapset_id\":2,\"title\":\"\\u0000\"}", STORE_REJECT_BAD_VALUE,
+            "byte 43");
+    REJECTS("{\"beatmap_id\":1,\"beatmapset_id\":2,\"title\":\"a\\\\\\u0000\"}",
+            STORE_REJECT_BAD_VALUE, "\\u0000"); /* \\ then \u0000 */
+    /* \\u0000 is a backslash and "u0000"; "\"" inside a string does not end it */
+    store_event_t ev = decode_ok("{\"beatmap_id\":1,\"beatmapset_id\":2,"
+                                 "\"title\":\"a\\\\u0000b\",\"artist\":\"\\\"\\\\u0000\"}");
+    CHECK_EQ(ev.u.beatmap.title.len, 8);
+    CHECK(memcmp(ev.strings + ev.u.beatmap.title.off, "a\\u0000b", 8) == 0);
+    CHECK_EQ(ev.u.beatmap.artist.len, 7);
+    /* other escapes still decode */
+    ev = decode_ok("{\"beatmap_id\":1,\"beatmapset_id\":2,\"title\":\"\\u0041\\u00e9\"}");
+    CHECK_EQ(ev.u.beatmap.title.len, 3);
+    /* outside a string it is no string's NUL: cJSON says what it is */
+    REJECTS("{\"beatmap_id\":1,\"beatmapset_id\":2,\"title\":\"t\"}\\u0000", STORE_REJECT_NOT_JSON,
+            "trailing");
+}
+
 int main(void)
 {
     store_decode_opts_default(&opts);
@@ -170,6 +326,10 @@ int main(void)
     test_future();
     int64_t t;
     test_cdc_messages();
+    test_topic();
+    test_beatmap_required();
+    test_cdc_duplicates();
+    test_escaped_nul();
 
     store_event_t ev = decode_ok(
         "{\"user\": 2, \"beatmap_id\": 856861, \"score\": 12345678, \"pp\": 312.5, \"mods\": 72,"
@@ -258,7 +418,7 @@ int main(void)
     REJECTS("{\"beatmap_id\":1,\"title\":\"overlong \xc0\xaf\"}", STORE_REJECT_BAD_UTF8, "UTF-8");
     REJECTS("{\"beatmap_id\":1,\"title\":\"surrogate \xed\xa0\x80\"}", STORE_REJECT_BAD_UTF8,
             "UTF-8");
-    REJECTS("{\"beatmap_id\":1,\"title\":7}", STORE_REJECT_WRONG_TYPE,
+    REJECTS("{\"beatmap_id\":1,\"beatmapset_id\":1,\"title\":7}", STORE_REJECT_WRONG_TYPE,
             "\"title\" must be a string");
     REJECTS("{\"score_id\":\"12_XY\",\"stars\":5}", STORE_REJECT_BAD_VALUE, "not an item id");
     REJECTS("{\"score_id\":\"12_DT\"}", STORE_REJECT_MISSING_FIELD, "\"stars\"");
