@@ -770,6 +770,9 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
             fastmath__lbfgs_dir_stats(j->out + lo, j->g + lo, len, acc);
             if (j->stride > 3) /* 3-D: d's column sums */
                 fastmath__mde_colsum3(j->out + lo, len / 3, acc + 3);
+            if (j->x) /* the line search's first trial point, while d is in cache */
+                fastmath__mde_pad3_step(j->x + lo, j->t, j->out + lo, m->xp + 4 * (lo / 3),
+                                        len / 3);
         } else if (j->pass == PASS_PAD) {
             if (j->d)
                 fastmath__mde_pad3_step(j->x + 3 * lo, j->t, j->d + 3 * lo, m->xp + 4 * lo,
@@ -867,12 +870,13 @@ static int float_eval(const mde_t *m)
 }
 
 /* F and its gradient for the solver: float_eval() on the padded rows, else eval_exact() */
-static double eval_internal(const mde_t *m, const double *x, double *grad)
+static double eval_internal(mde_t *m, const double *x, double *grad)
 {
     if (!float_eval(m))
         return eval_exact(m, x, grad);
     vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x};
     vec_run(m, &p, NULL);
+    m->xp_t = NAN;
     return eval_padded(m, grad, NULL, NULL);
 }
 
@@ -901,9 +905,12 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
 {
     (*evals)++;
     if (float_eval(m)) {
-        vec_job_t p = {
-            .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x, .t = t, .d = d};
-        vec_run(m, &p, NULL);
+        if (t != m->xp_t) { /* else the direction pass padded this trial point already */
+            vec_job_t p = {
+                .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x, .t = t, .d = d};
+            vec_run(m, &p, NULL);
+        }
+        m->xp_t = NAN;
         return eval_padded(m, g, d, gtd);
     }
     double *xt = buf(m, B_XT);
@@ -1147,9 +1154,11 @@ static void two_loop_coef(const mde_t *m, const lbfgs_t *L, double gg, double *c
 }
 
 /* d = sum coef_i basis_i (g's term first); returns g . d, max |d_k| into *dmax and, in 3-D,
- * d's column means into dmean[3] */
-static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, double *d,
-                             const double *coef, const int *p, int nb, double *dmax, double *dmean)
+ * d's column means into dmean[3]. With @p x set (3-D, float evaluation), also pads x + t0 d into
+ * m->xp for the line search's first trial (see mde_t.xp_t). */
+static double form_direction(mde_t *m, const lbfgs_t *L, const double *g, double *d,
+                             const double *coef, const int *p, int nb, double *dmax, double *dmean,
+                             const double *x, double t0)
 {
     const hist_t *basis[2 * 64];
     double c[2 * 64 + 1];
@@ -1171,9 +1180,12 @@ static double form_direction(const mde_t *m, const lbfgs_t *L, const double *g, 
                    .out = d,
                    .n_vec = 2 * h,
                    .bs = basis,
-                   .coef = c};
+                   .coef = c,
+                   .x = x,
+                   .t = t0};
     double sums[6];
     vec_run(m, &j, sums);
+    m->xp_t = x ? t0 : (double)NAN;
     *dmax = sums[2];
     for (int col = 0; col < 3 && j.stride == 6; col++)
         dmean[col] = sums[3 + col] / (double)m->n;
@@ -1205,6 +1217,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         return -EINVAL;
     center(m, x);
     m->exact = 0;
+    m->xp_t = NAN;
     int gb = B_G, gpb = B_GPREV; /* buffers of g and g_prev */
     double *g = buf(m, gb), *gprev = buf(m, gpb), *d = buf(m, B_D);
     lbfgs_t L = {.spare = (int)m->o.memory, .gamma = 1};
@@ -1284,16 +1297,15 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             two_loop_coef(m, &L, gg, coef, p);
             nb = 2 * L.n_hist + 1;
         }
-        gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax, dmean);
+        double t0 = restart && gl1 > 1 ? 1 / gl1 : 1;
+        const double *pad = float_eval(m) ? x : NULL;
+        gtd = form_direction(m, &L, g, d, coef, p, nb, &dmax, dmean, pad, t0);
         if (!(gtd < 0)) { /* not a descent direction: fall back to steepest descent */
             L.n_hist = 0;
             coef[0] = -1, nb = 1;
-            gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax, dmean);
+            gtd = form_direction(m, &L, g, d, coef, p, 1, &dmax, dmean, pad, t0);
         }
         keep_direction(&L, coef, p, nb);
-        double t0 = 1;
-        if (restart)
-            t0 = gl1 > 1 ? 1 / gl1 : 1;
         unsigned ls_evals = evals;
         int from_restart = restart; /* its first trial is a guess (t0 above): not counted */
         ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, gb, &evals);
