@@ -432,6 +432,19 @@ void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b,
         d[k] += c * (double)b[k];
 }
 
+/* d = c0 g + c[0] b[0] + .. + c[3] b[3]: the direction's first four vectors with g's term */
+MDE_CLONES_EVAL
+void fastmath__lbfgs_axpy4_init(double *restrict d, double c0, const double *restrict g,
+                                const double *restrict c, const float *restrict b0,
+                                const float *restrict b1, const float *restrict b2,
+                                const float *restrict b3, size_t n)
+{
+    double c1 = c[0], c2 = c[1], c3 = c[2], c4 = c[3];
+    for (size_t k = 0; k < n; k++)
+        d[k] = c0 * g[k] + ((c1 * (double)b0[k] + c2 * (double)b1[k]) +
+                            (c3 * (double)b2[k] + c4 * (double)b3[k]));
+}
+
 /* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
 MDE_CLONES_EVAL
 void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,

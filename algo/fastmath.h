@@ -46,6 +46,10 @@ void fastmath__lbfgs_gdots1(const float *restrict s, const float *restrict y,
                             const double *restrict g, size_t n, double *restrict acc);
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
 void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
+void fastmath__lbfgs_axpy4_init(double *restrict d, double c0, const double *restrict g,
+                                const double *restrict c, const float *restrict b0,
+                                const float *restrict b1, const float *restrict b2,
+                                const float *restrict b3, size_t n);
 void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
                            const float *restrict b1, const float *restrict b2,
                            const float *restrict b3, size_t n);

@@ -760,8 +760,15 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
             if (j->step) /* the last iteration's step, d still unchanged (see pending_step) */
                 fastmath__mde_step3(j->step + lo, j->t, j->d + lo, j->dmean, len / 3);
         } else if (j->pass == PASS_DIR) {
-            fastmath__lbfgs_scale(j->out + lo, j->coef[0], j->g + lo, len);
             int k = 0;
+            if (j->n_vec >= 4) { /* g's term with the first four: one pass less over d */
+                fastmath__lbfgs_axpy4_init(j->out + lo, j->coef[0], j->g + lo, j->coef + 1,
+                                           j->bs[0] + lo, j->bs[1] + lo, j->bs[2] + lo,
+                                           j->bs[3] + lo, len);
+                k = 4;
+            } else {
+                fastmath__lbfgs_scale(j->out + lo, j->coef[0], j->g + lo, len);
+            }
             for (; k + 4 <= j->n_vec; k += 4)
                 fastmath__lbfgs_axpy4(j->out + lo, j->coef + 1 + k, j->bs[k] + lo,
                                       j->bs[k + 1] + lo, j->bs[k + 2] + lo, j->bs[k + 3] + lo, len);
