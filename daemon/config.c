@@ -3,6 +3,7 @@
  */
 #include "daemon/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +14,8 @@
 
 #include "algo/atl.h"
 
-typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL } opt_type_t;
+/* OPT_ADDR: a string that must be a listen address (config_http_addr_parse) */
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL, OPT_ADDR } opt_type_t;
 
 typedef struct opt {
     const char *name;
@@ -32,7 +34,11 @@ static const opt_t opts[] = {
     {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id"},
     {"group-instance-id", OPT_STR, OFF(group_instance_id), 0, 0, "",
      "Kafka static membership id (empty: one stable per store, kept in DB/instance-id; none: off)"},
-    {"http", OPT_STR, OFF(http), 0, 0, "127.0.0.1:8477", "HTTP listen address HOST:PORT"},
+    {"http", OPT_ADDR, OFF(http), 0, 0, "127.0.0.1:8477",
+     "HTTP listen address IPV4:PORT (port 0: ephemeral; no IPV4: every interface)"},
+    {"http-write-timeout-ms", OPT_INT, OFF(http_write_timeout_ms), 100, 3600000, "30000",
+     "close an HTTP connection whose response makes no progress this long (a client that stopped "
+     "reading)"},
     {"topic-hiscores", OPT_STR, OFF(topic_hiscores), 0, 0, "osutrack.hiscore_updates",
      "topic of hiscore rows"},
     {"topic-beatmaps", OPT_STR, OFF(topic_beatmaps), 0, 0, "osutrack.beatmaps",
@@ -101,13 +107,53 @@ static char **str_field(atl_config_t *c, const opt_t *o)
     return (char **)((char *)c + o->offset);
 }
 
+static int is_str(const opt_t *o)
+{
+    return o->type == OPT_STR || o->type == OPT_ADDR;
+}
+
+int config_http_addr_parse(const char *addr, struct sockaddr_in *out)
+{
+    char host[INET_ADDRSTRLEN];
+    const char *colon = strrchr(addr, ':'), *p;
+    long port = 0;
+    if (!colon || (size_t)(colon - addr) >= sizeof(host) || !colon[1] || strlen(colon + 1) > 5)
+        return ATL_ECONFIG;
+    for (p = colon + 1; *p; p++) { /* digits only: no sign, no space */
+        if (*p < '0' || *p > '9')
+            return ATL_ECONFIG;
+        port = port * 10 + (*p - '0');
+    }
+    if (port > 65535)
+        return ATL_ECONFIG;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa)); /* an empty host: INADDR_ANY */
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (host[0] && inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return ATL_ECONFIG; /* a name, IPv6, a short or padded dotted quad */
+    *out = sa;
+    return 0;
+}
+
 static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char *where,
                    char *errbuf, size_t errlen)
 {
     char *end;
     double v;
+    struct sockaddr_in sa;
+    if (o->type == OPT_ADDR && config_http_addr_parse(val, &sa) != 0) {
+        char pv[256];
+        snprintf(errbuf, errlen,
+                 "%s: %s = \"%s\" is not an IPv4 HOST:PORT (port 0-65535, 0: ephemeral)", where,
+                 o->name, printable(val, strlen(val), pv));
+        return ATL_ECONFIG;
+    }
     switch (o->type) {
     case OPT_STR:
+    case OPT_ADDR:
         free(*str_field(c, o));
         *str_field(c, o) = strdup(val);
         return 0;
@@ -196,7 +242,7 @@ void config_init(atl_config_t *c)
 void config_destroy(atl_config_t *c)
 {
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        if (opts[i].type == OPT_STR)
+        if (is_str(&opts[i]))
             free(*str_field(c, &opts[i]));
     for (size_t i = 0; i < c->n_kafka; i++) {
         free(c->kafka_keys[i]);
@@ -366,7 +412,7 @@ void config_log(const atl_config_t *c, char *buf, size_t len)
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]) && n < len; i++) {
         const opt_t *o = &opts[i];
         const char *sep = i ? " " : "";
-        if (o->type == OPT_STR) {
+        if (is_str(o)) {
             const char *v = *(char *const *)((const char *)c + o->offset);
             int secret = strstr(o->name, "token") && v[0];
             n += (size_t)snprintf(buf + n, len - n, "%s%s=\"%s\"", sep, o->name,

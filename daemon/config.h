@@ -7,6 +7,7 @@
 #ifndef ATL_CONFIG_H
 #define ATL_CONFIG_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@ typedef struct atl_config {
     char *brokers;           /* Kafka bootstrap list */
     char *group;             /* consumer group id */
     char *group_instance_id; /* static membership ("": per store, "none": off) */
-    char *http;              /* HOST:PORT of the HTTP server */
+    char *http;              /* IPV4:PORT of the HTTP server (checked when set) */
     char *topic_hiscores, *topic_beatmaps, *topic_dlq;
     int64_t batch_max_events;
     int64_t batch_max_ms;
@@ -29,6 +30,7 @@ typedef struct atl_config {
     int64_t durable; /* fsync every batch commit */
     int64_t stats_interval_s;
     int64_t shutdown_timeout_ms;
+    int64_t http_write_timeout_ms; /* an HTTP response without progress this long is cut */
     char *snapshots, *cors_origin, *viewer;
     int64_t refresh_interval_s;      /* timed refresh period (0: off) */
     int64_t refresh_dirty_threshold; /* refresh as soon as this many items are dirty (0: off) */
@@ -65,6 +67,16 @@ int config_parse_args(atl_config_t *c, int argc, char **argv, char *errbuf, size
  * @return 0 or ATL_ECONFIG with "path:line: ..." in errbuf.
  */
 int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf, size_t errlen);
+
+/**
+ * Parse an HTTP listen address `IPV4:PORT` (the `http` setting): a dotted-quad IPv4 address or
+ * nothing (every interface), a colon, and a port 0-65535 in digits (0: ephemeral). Host names and
+ * IPv6 are refused, at parse time, so a bad address is a configuration error (exit 2), not a
+ * failure after the store is locked and the Kafka group joined. The HTTP server binds with the
+ * same function.
+ * @return 0 and *out, or ATL_ECONFIG (*out untouched).
+ */
+int config_http_addr_parse(const char *addr, struct sockaddr_in *out);
 
 /** Write a documented example config (every key, its default, its help) to @p f. */
 void config_print_example(FILE *f);

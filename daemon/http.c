@@ -3,25 +3,44 @@
  * for the shape (register paths, accept on a uv_tcp listener) and the shutdown sequence
  * h2o needs before h2o_context_dispose() (no connection or timeout may remain).
  * Keep every h2o call in this file: its API changed in later releases.
+ *
+ * Connections are ours as well as h2o's: each accepted uv_tcp_t sits in an http_conn_t on the
+ * server's list until its handle is closed. h2o 2.2 times out reading a request only; while it
+ * writes a response nothing watches the client, so one that stops reading would hold its
+ * socket and the open snapshot file forever. A sweep timer closes any connection whose pending
+ * write has not moved for write_timeout_ms, and the shutdown closes what is left at its
+ * deadline, the same way: SO_LINGER 0 and shutdown(), after which the pending write fails and
+ * h2o closes the connection itself (nothing of h2o's is freed behind its back).
  */
 #include "daemon/http.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <h2o.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "algo/atl.h"
+#include "daemon/config.h"
 #include "daemon/httpparse.h"
 #include "daemon/log.h"
 #include "store/store.h"
+
+#define CLOSE_WAIT_MS         250   /* after the shutdown deadline, for h2o to close what was cut */
+#define TIMEOUT_LOG_PERIOD_MS 10000 /* write timeouts are logged at most this often */
+
+typedef struct http_conn http_conn_t;
 
 struct http_server {
     uv_loop_t *loop;
@@ -32,6 +51,22 @@ struct http_server {
     h2o_accept_ctx_t accept_ctx;
     uv_tcp_t listener;
     int listening, port;
+    http_conn_t *conns; /* every accepted connection until its handle is closed */
+    unsigned n_conns;
+    uv_timer_t sweep; /* the write timeout (started only with write_timeout_ms > 0) */
+    uv_timer_t drain; /* wakes the shutdown's drain at its deadline */
+    uint64_t write_timeouts, timeouts_logged_ms;
+};
+
+/* An accepted connection. `tcp` comes first: h2o's close callback gets &tcp. */
+struct http_conn {
+    uv_tcp_t tcp;
+    http_server_t *srv;
+    h2o_socket_t *sock;
+    http_conn_t *prev, *next;
+    size_t acked;         /* bytes the client had acknowledged at the last sweep */
+    uint64_t progress_ms; /* when that last grew, or no write was pending */
+    int cut;              /* shut down by us: h2o closes it on its next turn */
 };
 
 typedef struct route_handler {
@@ -112,6 +147,14 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     text_buf_t b = {0};
     s->routes.metrics(s->routes.ud, &b);
+    text_buf_printf(&b,
+                    "# HELP atlasd_http_connections Open HTTP connections.\n"
+                    "# TYPE atlasd_http_connections gauge\natlasd_http_connections %u\n"
+                    "# HELP atlasd_http_write_timeouts_total HTTP connections closed because their "
+                    "response made no progress for http-write-timeout-ms (the client stopped "
+                    "reading).\n# TYPE atlasd_http_write_timeouts_total counter\n"
+                    "atlasd_http_write_timeouts_total %llu\n",
+                    s->n_conns, (unsigned long long)s->write_timeouts);
     send_text(req, 200, "OK", "text/plain; version=0.0.4", b.p ? b.p : "", b.len);
     free(b.p);
     return 0;
@@ -360,32 +403,109 @@ static void add_cors(http_server_t *s, h2o_req_t *req)
                           H2O_STRLIT("ETag, Content-Length, Content-Range, Accept-Ranges"));
 }
 
-static int read_small_file(const char *path, char *buf, size_t cap)
+/*
+ * A whole manifest as a malloc'd NUL-terminated string in *out: up to STORE_MANIFEST_MAX_BYTES,
+ * the limit store/ reads too (a manifest lists every Kafka partition consumed: a fixed 8 KiB
+ * buffer cut those of ~330 partitions, and their snapshots were then 404). Manifests are
+ * written once and renamed into place, so the size read first is the size.
+ * @return 0, -errno, -EFBIG (over the limit) or -ENOMEM.
+ */
+static int read_manifest(const char *path, char **out)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return -errno;
-    size_t n = fread(buf, 1, cap - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (st.st_size > STORE_MANIFEST_MAX_BYTES) {
+        rc = -EFBIG;
+        goto out;
+    }
+    if (!(buf = malloc((size_t)st.st_size + 1))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
 }
 
-/* The sha256 recorded in a snapshot's manifest, as a strong ETag ("<hex>"). */
+/* The sha256 recorded in a snapshot's manifest, as a strong ETag ("<hex>").
+ * @return 0, -errno (no manifest), -ENOMEM, or ATL_ECORRUPT (no sha256 in it). */
 static int snapshot_etag(const char *path, char etag[68])
 {
-    char mp[4200], buf[8192];
+    char mp[4200], *buf;
     snprintf(mp, sizeof(mp), "%s.json", path);
-    int rc = read_small_file(mp, buf, sizeof(buf));
+    int rc = read_manifest(mp, &buf);
     if (rc != 0)
         return rc;
     cJSON *m = cJSON_Parse(buf);
+    free(buf);
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
     int ok = cJSON_IsString(sha) && strlen(sha->valuestring) == 64;
     if (ok)
         snprintf(etag, 68, "\"%s\"", sha->valuestring);
     cJSON_Delete(m);
     return ok ? 0 : ATL_ECORRUPT;
+}
+
+/*
+ * Cache-Control of a snapshot answer (200, 206, 304 and HEAD alike): `latest` and its manifest
+ * move with every publish, so caches must revalidate (the ETag is the sha256: a 304 costs
+ * nothing); an id never changes content. Errors keep send_text's no-store.
+ */
+static void add_cache_control(h2o_req_t *req, int latest)
+{
+    if (latest)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("no-cache"));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("public, max-age=31536000, immutable"));
+}
+
+/* Last-Modified as h2o_file_send() writes it for the same file. */
+static void add_last_modified(h2o_req_t *req, time_t mtime)
+{
+    struct tm gmt;
+    char *buf = h2o_mem_alloc_pool(&req->pool, H2O_TIMESTR_RFC1123_LEN + 1);
+    gmtime_r(&mtime, &gmt);
+    h2o_time2str_rfc1123(buf, &gmt);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LAST_MODIFIED, NULL, buf,
+                   H2O_TIMESTR_RFC1123_LEN);
+}
+
+/* An error after the snapshot's headers were added: drop those that describe the file. */
+static void send_snapshot_error(h2o_req_t *req, int status, const char *reason, const char *body,
+                                size_t len)
+{
+    const h2o_token_t *drop[] = {H2O_TOKEN_CACHE_CONTROL, H2O_TOKEN_ETAG, H2O_TOKEN_LAST_MODIFIED,
+                                 H2O_TOKEN_ACCEPT_RANGES};
+    for (size_t i = 0; i < ATL_ARRAY_LEN(drop); i++) {
+        ssize_t at;
+        while ((at = h2o_find_header(&req->res.headers, drop[i], -1)) >= 0)
+            h2o_delete_header(&req->res.headers, at);
+    }
+    send_text(req, status, reason, "text/plain", body, len);
 }
 
 /* If-None-Match: a list of tags, weak ones compared weakly, or "*". */
@@ -470,7 +590,7 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
         close(fd);
         int n = snprintf(cr, 64, "bytes */%lld", size);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
-        send_text(req, 416, "Range Not Satisfiable", "text/plain", H2O_STRLIT(""));
+        send_snapshot_error(req, 416, "Range Not Satisfiable", H2O_STRLIT(""));
         return 0;
     }
     int n = snprintf(cr, 64, "bytes %lld-%lld/%lld", a, b, size);
@@ -480,8 +600,7 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     req->res.content_length = (size_t)(b - a + 1);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                    H2O_STRLIT("application/octet-stream"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                   H2O_STRLIT("no-store"));
+    add_last_modified(req, st.st_mtime); /* Cache-Control: the caller's, as on the 200 */
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
         close(fd); /* headers only, with the length a GET would have */
         h2o_send_inline(req, "", 0);
@@ -498,18 +617,25 @@ static int send_range(h2o_req_t *req, const char *path, h2o_iovec_t v)
     return 0;
 }
 
+/* The file (or its manifest) of snapshot @p id; @p latest: asked for as /snapshots/latest. */
 static void send_snapshot_file(http_server_t *s, h2o_req_t *req, const char *id, size_t idlen,
-                               int manifest)
+                               int manifest, int latest)
 {
     char path[4096], etag[68];
     snprintf(path, sizeof(path), "%s/%.*s%s", s->routes.snapshots_dir, (int)idlen, id,
              manifest ? ".json" : "");
     char base[4096];
     snprintf(base, sizeof(base), "%s/%.*s", s->routes.snapshots_dir, (int)idlen, id);
-    if (snapshot_etag(base, etag) != 0) {
+    int rc = snapshot_etag(base, etag);
+    if (rc == -ENOMEM) {
+        send_text(req, 500, "Internal Server Error", "text/plain", H2O_STRLIT("out of memory\n"));
+        return;
+    }
+    if (rc != 0) {
         send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
         return;
     }
+    add_cache_control(req, latest);
     if (!manifest) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, strlen(etag));
         if (none_match_hits(req, etag)) {
@@ -543,11 +669,12 @@ static void send_snapshot_file(http_server_t *s, h2o_req_t *req, const char *id,
          * it as the next response. Headers only, with the length a GET would have. */
         struct stat st;
         if (stat(path, &st) != 0) {
-            send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+            send_snapshot_error(req, 404, "Not Found", H2O_STRLIT("no such snapshot\n"));
             return;
         }
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
                        H2O_STRLIT("bytes"));
+        add_last_modified(req, st.st_mtime);
         req->res.status = 200;
         req->res.reason = "OK";
         req->res.content_length = (size_t)st.st_size;
@@ -559,7 +686,7 @@ static void send_snapshot_file(http_server_t *s, h2o_req_t *req, const char *id,
     /* whole file: h2o streams it in pread chunks, never holding it in memory */
     if (h2o_file_send(req, 200, "OK", path, h2o_iovec_init(type, strlen(type)),
                       H2O_FILE_FLAG_NO_ETAG) != 0)
-        send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
+        send_snapshot_error(req, 404, "Not Found", H2O_STRLIT("no such snapshot\n"));
 }
 
 static void send_snapshot_list(http_server_t *s, h2o_req_t *req)
@@ -578,16 +705,25 @@ static void send_snapshot_list(http_server_t *s, h2o_req_t *req)
                       H2O_STRLIT("cannot list the snapshots\n"));
         return;
     }
+    int oom = 0;
     if (rc == 0) {
         for (size_t i = n; i-- > 0;) { /* newest first */
-            char path[4200], buf[8192];
+            char path[4200], *buf = NULL;
             snprintf(path, sizeof(path), "%s/%s.json", s->routes.snapshots_dir, ids[i]);
-            cJSON *m = read_small_file(path, buf, sizeof(buf)) == 0 ? cJSON_Parse(buf) : NULL;
+            int mrc = oom ? -ENOMEM : read_manifest(path, &buf);
+            cJSON *m = mrc == 0 ? cJSON_Parse(buf) : NULL;
+            oom |= mrc == -ENOMEM;
+            free(buf);
             if (m)
                 cJSON_AddItemToArray(arr, m);
             free(ids[i]);
         }
         free(ids);
+    }
+    if (oom) { /* a list without that snapshot would look complete */
+        cJSON_Delete(arr);
+        send_text(req, 500, "Internal Server Error", "text/plain", H2O_STRLIT("out of memory\n"));
+        return;
     }
     send_cjson(req, 200, "OK", arr, 0);
 }
@@ -624,7 +760,8 @@ static int on_snapshots(h2o_handler_t *self, h2o_req_t *req)
     int manifest = len > 9 && !memcmp(rest + len - 9, "/manifest", 9);
     size_t idlen = manifest ? len - 9 : len;
     char latest[64];
-    if (idlen == 6 && !memcmp(rest, "latest", 6)) {
+    int is_latest = idlen == 6 && !memcmp(rest, "latest", 6);
+    if (is_latest) {
         if (store_snapshot_latest(s->routes.snapshots_dir, latest, sizeof(latest)) != 0) {
             send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no snapshot yet\n"));
             return 0;
@@ -637,7 +774,7 @@ static int on_snapshots(h2o_handler_t *self, h2o_req_t *req)
         send_text(req, 404, "Not Found", "text/plain", H2O_STRLIT("no such snapshot\n"));
         return 0;
     }
-    send_snapshot_file(s, req, rest, idlen, manifest);
+    send_snapshot_file(s, req, rest, idlen, manifest, is_latest);
     return 0;
 }
 
@@ -650,43 +787,143 @@ static void add_route(http_server_t *s, h2o_hostconf_t *host, const char *path,
     h->srv = s;
 }
 
+/* ---- connections: accept, write timeout, shutdown ------------------------------------------ */
+
+static void conn_unlink_cb(uv_handle_t *h)
+{
+    http_conn_t *c = (http_conn_t *)h; /* tcp is the first member */
+    http_server_t *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    free(c);
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     http_server_t *s = listener->data;
     if (status != 0)
         return;
-    uv_tcp_t *conn = malloc(sizeof(*conn));
-    if (!conn)
+    http_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
         abort();
-    uv_tcp_init(listener->loop, conn);
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    uv_tcp_init(listener->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
-    h2o_accept(&s->accept_ctx, sock);
+    c->srv = s;
+    c->progress_ms = uv_now(s->loop);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, conn_unlink_cb);
+    h2o_accept(&s->accept_ctx, c->sock);
 }
 
-static int parse_addr(const char *addr, struct sockaddr_in *out)
+/*
+ * Cut a connection: SO_LINGER 0 then shutdown(). The pending write fails (EPIPE) on the loop's
+ * next turn and h2o closes the connection as after any write error; the close sends a reset,
+ * so the kernel drops the unsent bytes now instead of keeping them for a client that does not
+ * read. @return 1 if cut, 0 if already cut or closing.
+ */
+static int conn_cut(http_conn_t *c)
 {
-    char host[64];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return -EINVAL;
-    return uv_ip4_addr(host[0] ? host : "0.0.0.0", (int)port, out) == 0 ? 0 : -EINVAL;
+    if (c->cut || uv_is_closing((uv_handle_t *)&c->tcp))
+        return 0;
+    int fd = h2o_socket_get_fd(c->sock);
+    if (fd < 0)
+        return 0;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    shutdown(fd, SHUT_RDWR);
+    c->cut = 1;
+    return 1;
+}
+
+/*
+ * Bytes of the connection the client has acknowledged: those h2o handed to libuv, less those
+ * libuv still queues and those in the kernel's send queue, unsent or unacknowledged
+ * (SIOCOUTQ). It grows whenever the client reads, however slowly; the bytes the kernel takes
+ * would not: it wakes libuv to write more only once half its buffer (megabytes) has drained.
+ */
+static size_t conn_acked(http_conn_t *c)
+{
+    int fd = h2o_socket_get_fd(c->sock), outq = 0;
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &outq) != 0 || outq < 0)
+        outq = 0;
+    return c->sock->bytes_written - c->tcp.write_queue_size - (size_t)outq;
+}
+
+/*
+ * The write timeout: a connection with a write pending whose acknowledged bytes have not grown
+ * for write_timeout_ms is cut. No write pending (reading a request, a lookup on the thread
+ * pool) is no stall: h2o's request timeout covers reading, and the lookup ends by itself.
+ */
+static void on_sweep(uv_timer_t *t)
+{
+    http_server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    unsigned cut = 0;
+    for (http_conn_t *c = s->conns; c; c = c->next) {
+        if (c->cut || uv_is_closing((uv_handle_t *)&c->tcp))
+            continue;
+        size_t acked = conn_acked(c);
+        if (!h2o_socket_is_writing(c->sock) || acked != c->acked) {
+            c->acked = acked;
+            c->progress_ms = now;
+        } else if (now - c->progress_ms >= s->routes.write_timeout_ms) {
+            cut += (unsigned)conn_cut(c);
+        }
+    }
+    if (cut == 0)
+        return;
+    s->write_timeouts += cut;
+    if (s->timeouts_logged_ms == 0 || now - s->timeouts_logged_ms >= TIMEOUT_LOG_PERIOD_MS) {
+        s->timeouts_logged_ms = now;
+        LOG_INFO("http", "write timeout: connection closed",
+                 "n=%u total=%llu timeout_ms=%llu open=%u", cut,
+                 (unsigned long long)s->write_timeouts,
+                 (unsigned long long)s->routes.write_timeout_ms, s->n_conns);
+    }
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+    (void)t; /* only wakes uv_run(UV_RUN_ONCE) in drain() */
+}
+
+/*
+ * Run the loop until every connection is closed or @p ms have passed. Each turn blocks in
+ * uv_run(UV_RUN_ONCE) until something happens (at the latest the drain timer): no busy wait.
+ * Connections that went back to waiting for a request are closed at once (h2o asks them to
+ * close after their response once shutdown is requested, but a request read before that keeps
+ * its keep-alive).
+ */
+static void drain(http_server_t *s, uint64_t ms)
+{
+    uint64_t end = uv_now(s->loop) + ms;
+    uv_timer_start(&s->drain, on_drain_timer, ms, 0);
+    for (;;) {
+        h2o_timeout_run(s->loop, &s->ctx.http1.req_timeout, UINT64_MAX);
+        if (s->n_conns == 0 || uv_now(s->loop) >= end)
+            break;
+        uv_run(s->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&s->drain);
 }
 
 int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, http_server_t **out,
                char *errbuf, size_t errlen)
 {
     struct sockaddr_in sa;
-    if (parse_addr(addr, &sa) != 0) {
+    if (config_http_addr_parse(addr, &sa) != 0) { /* the config checked it: a caller's slip */
         snprintf(errbuf, errlen, "http: \"%s\" is not an IPv4 HOST:PORT", addr);
         return ATL_ECONFIG;
     }
@@ -718,6 +955,15 @@ int http_start(uv_loop_t *loop, const char *addr, const http_routes_t *routes, h
     h2o_context_init(&s->ctx, loop, &s->config);
     s->accept_ctx.ctx = &s->ctx;
     s->accept_ctx.hosts = s->config.hosts;
+    uv_timer_init(loop, &s->sweep);
+    uv_timer_init(loop, &s->drain);
+    s->sweep.data = s->drain.data = s;
+    if (s->routes.write_timeout_ms > 0) {
+        uint64_t every = s->routes.write_timeout_ms / 4; /* cut within 1.25-1.5 x the timeout */
+        every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+        uv_timer_start(&s->sweep, on_sweep, every, every);
+        uv_unref((uv_handle_t *)&s->sweep);
+    }
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&sa, 0);
@@ -760,29 +1006,37 @@ void http_stop(http_server_t *s)
 
 static int conns_open(http_server_t *s)
 {
-    return !h2o_linklist_is_empty(&s->ctx.http1._conns) ||
+    return s->n_conns > 0 || !h2o_linklist_is_empty(&s->ctx.http1._conns) ||
            !h2o_linklist_is_empty(&s->ctx.http2._conns);
 }
 
-void http_free(http_server_t *s, uint64_t deadline_ms)
+int http_free(http_server_t *s, uint64_t drain_ms)
 {
     if (!s)
-        return;
+        return 0;
     http_stop(s);
-    uint64_t end = uv_now(s->loop) + deadline_ms;
-    while (conns_open(s) && uv_now(s->loop) < end) {
-        h2o_timeout_run(s->loop, &s->ctx.http1.req_timeout, UINT64_MAX);
-        uv_run(s->loop, UV_RUN_NOWAIT);
-        uv_update_time(s->loop);
+    uv_timer_stop(&s->sweep);
+    drain(s, drain_ms);
+    if (conns_open(s)) {
+        /* responses still in progress at the deadline (a client that stopped reading, or one
+         * too slow for it): cut them, and let h2o close them */
+        unsigned n = 0;
+        for (http_conn_t *c = s->conns; c; c = c->next)
+            n += (unsigned)conn_cut(c);
+        LOG_INFO("http", "shutdown deadline: connections closed", "n=%u", n);
+        drain(s, CLOSE_WAIT_MS);
     }
     if (conns_open(s)) {
         /* h2o_context_dispose() asserts on open connections: leak the context instead of
-         * crashing at exit; the process is about to end */
-        LOG_WARN("http", "connections still open at shutdown", "");
-        return;
+         * crashing; its handles keep the loop alive, so the caller must not run it again */
+        LOG_ERROR("http", "connections still open at shutdown", "n=%u", s->n_conns);
+        return -EBUSY;
     }
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
-    uv_run(s->loop, UV_RUN_NOWAIT);
+    uv_close((uv_handle_t *)&s->sweep, NULL);
+    uv_close((uv_handle_t *)&s->drain, NULL);
+    uv_run(s->loop, UV_RUN_NOWAIT); /* the closes above and h2o's own, before freeing s */
     free(s);
+    return 0;
 }

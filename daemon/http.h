@@ -3,8 +3,10 @@
  * put nginx in front for the world, see deploy/). Routes: /healthz, /status (JSON),
  * /metrics (Prometheus text), and the corpus snapshots: /snapshots (JSON list of manifests),
  * /snapshots/latest and /snapshots/<id> (the bytes; strong ETag = sha256, If-None-Match,
- * Range, If-Range, HEAD, CORS), /snapshots/<id>/manifest; POST /admin/rebuild (loopback or a
- * bearer token). All callbacks run on the loop thread, except `item` (the thread pool).
+ * Range, If-Range, HEAD, CORS; Cache-Control `no-cache` on latest, `immutable` on ids),
+ * /snapshots/<id>/manifest; POST /admin/rebuild (loopback or a bearer token). A response that
+ * makes no progress for write_timeout_ms is cut. All callbacks run on the loop thread, except
+ * `item` (the thread pool).
  */
 #ifndef ATL_HTTP_H
 #define ATL_HTTP_H
@@ -32,13 +34,17 @@ typedef struct http_routes {
      * (it reads the store); it must touch nothing the loop owns. */
     int (*item)(void *ud, const char *id, size_t id_len, unsigned k, char **json);
     const char *admin_token;
+    /* a connection whose pending write has not moved for this long (the client stopped
+     * reading) is closed (0: never; the daemon's `http-write-timeout-ms`) */
+    uint64_t write_timeout_ms;
     void *ud;
 } http_routes_t;
 
 typedef struct http_server http_server_t;
 
 /**
- * Listen on @p addr ("HOST:PORT", port 0 = ephemeral; the bound port is logged).
+ * Listen on @p addr ("IPV4:PORT" as config_http_addr_parse() reads it, port 0 = ephemeral; the
+ * bound port is logged).
  * @return 0 and *out, or ATL_ECONFIG (not an IPv4 HOST:PORT) or -errno (cannot listen), with a
  *         message in errbuf.
  */
@@ -52,9 +58,14 @@ int http_port(const http_server_t *s);
 void http_stop(http_server_t *s);
 
 /**
- * After uv_run returned: finish the remaining connections (up to @p deadline_ms), dispose of
- * h2o's context and close every handle. NULL is a no-op.
+ * After uv_run returned: let the responses in progress finish for up to @p drain_ms (the loop
+ * runs meanwhile, blocking until something happens), then cut the connections still open
+ * (shutdown(), a reset to the client) and wait a moment for h2o to close them; dispose of h2o's
+ * context, close every handle and free @p s. NULL is a no-op.
+ * @return 0, or -EBUSY if connections were still open after that (not expected): the context is
+ *         leaked then, and its handles keep the loop alive, so the caller must not run the
+ *         loop to its end (exit instead).
  */
-void http_free(http_server_t *s, uint64_t deadline_ms);
+int http_free(http_server_t *s, uint64_t drain_ms);
 
 #endif

@@ -8,7 +8,9 @@
 #include <stddef.h>
 
 /**
- * One byte range of a file of @p size bytes: `bytes=a-b`, `bytes=a-`, `bytes=-n` (RFC 7233).
+ * One byte range of a file of @p size bytes: `bytes=a-b`, `bytes=a-`, `bytes=-n` (RFC 9110
+ * 14.1.2; positions are digits of any length). An end past the file means to its end, a suffix
+ * longer than the file the whole file.
  * @param[in] v, len the header value (not NUL-terminated).
  * @param[out] a, b  the inclusive range to send (b clamped to size - 1), on 0.
  * @return 0, 1 when unsatisfiable (answer 416: a first byte past the end, or the last 0 bytes),

@@ -46,6 +46,7 @@ typedef struct daemon_state {
     uv_timer_t sd_watchdog; /* feeds systemd's watchdog from the loop */
     loopmon_t loopmon;      /* busy time per loop iteration, in /metrics */
     int loop_ready, stopping, exit_code;
+    uint64_t stop_at_ms; /* uv_now() when the shutdown began */
     /* store counts for /status and /metrics: counting users and retained items walks two
      * tables, so a worker recounts them every STATS_PERIOD_MS and the loop only reads the copy */
     store_stats_t stats, stats_next;
@@ -95,11 +96,11 @@ static void notify_ready(daemon_state_t *d)
     sd_notify(0, "READY=1\nSTATUS=consuming");
 }
 
+/* The deadline stays armed: the HTTP drain after uv_run (http_free) counts within it. */
 static void part_stopped(daemon_state_t *d)
 {
     if (--d->parts_running > 0)
         return;
-    uv_timer_stop(&d->deadline);
     uv_stop(&d->loop); /* h2o's own handles keep the loop alive; http_free() ends them */
 }
 
@@ -171,6 +172,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (d->stopping)
         return;
     d->stopping = 1;
+    d->stop_at_ms = uv_now(&d->loop);
     LOG_INFO("main", "shutting down", "signal=%d", signum);
     sd_notify(0, "STOPPING=1");
     http_stop(d->http);
@@ -416,8 +418,28 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
                             .admin_rebuild = admin_rebuild,
                             .item = item,
                             .admin_token = d->cfg.admin_token,
+                            .write_timeout_ms = (uint64_t)d->cfg.http_write_timeout_ms,
                             .ud = d};
     return http_start(&d->loop, d->cfg.http, &routes, &d->http, err, errlen);
+}
+
+#define HTTP_DRAIN_MAX_MS 2000 /* responses in progress get this long at most to finish */
+
+/*
+ * How long HTTP responses in progress may still run once ingestion and the scheduler have
+ * stopped: what is left of shutdown-timeout-ms, less a margin (a quarter of it, at most 1 s)
+ * for cutting the connections left and the rest of the teardown, and HTTP_DRAIN_MAX_MS at most.
+ * (It used to be 2 s on top of the timeout, and past the deadline the watchdog exited 1.)
+ */
+static uint64_t http_drain_ms(daemon_state_t *d)
+{
+    uint64_t timeout = (uint64_t)d->cfg.shutdown_timeout_ms, margin = timeout / 4;
+    if (margin > 1000)
+        margin = 1000;
+    uv_update_time(&d->loop);
+    uint64_t spent = d->stopping && d->stop_at_ms ? uv_now(&d->loop) - d->stop_at_ms : 0;
+    uint64_t left = spent + margin < timeout ? timeout - margin - spent : 0;
+    return left < HTTP_DRAIN_MAX_MS ? left : HTTP_DRAIN_MAX_MS;
 }
 
 int main(int argc, char **argv)
@@ -463,7 +485,12 @@ int main(int argc, char **argv)
         notify_ready(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT); /* until on_ingest_stopped() or the deadline */
     }
-    http_free(d.http, 2000);
+    if (http_free(d.http, d.loop_ready ? http_drain_ms(&d) : 0) != 0) {
+        /* h2o's handles would keep the loop alive: nothing more to close cleanly */
+        LOG_ERROR("main", "exit without closing the loop", "code=1");
+        fflush(stderr);
+        _exit(1);
+    }
     if (d.loop_ready) {
         close_own_handles(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT);

@@ -76,9 +76,43 @@ void store_sha256_hex(const void *buf, size_t len, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-static int cmp_str(const void *a, const void *b)
+/* One '_'-separated field of a snapshot id as a number of any length: <0, 0 or >0. *a and *b
+ * move to the end of their fields. */
+static int cmp_field(const char **a, const char **b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    size_t la = strcspn(*a, "_"), lb = strcspn(*b, "_");
+    const char *x = *a, *y = *b;
+    *a += la, *b += lb;
+    while (la > 1 && *x == '0')
+        x++, la--;
+    while (lb > 1 && *y == '0')
+        y++, lb--;
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return memcmp(x, y, la);
+}
+
+/*
+ * Snapshot ids in publishing order: `corpus_<seconds>[_<k>]`, each '_'-separated field compared
+ * as a number (corpus_T_10 after corpus_T_9, where strcmp puts it before corpus_T_2), an id that
+ * ends first before one that goes on (corpus_T before corpus_T_2). Retention deletes the start
+ * of this order, so it must be the order of publishing.
+ */
+static int cmp_id(const void *pa, const void *pb)
+{
+    const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+    const char *a = x + 7, *b = y + 7; /* after "corpus_": store_snapshot_id_valid() */
+    for (;;) {
+        int c = cmp_field(&a, &b);
+        if (c != 0)
+            return c;
+        if (!*a || !*b) {
+            if (*a != *b)
+                return *a ? 1 : -1;
+            return strcmp(x, y); /* equal as numbers (leading zeros): any fixed order */
+        }
+        a++, b++;
+    }
 }
 
 int store_snapshot_id_valid(const char *id, size_t len)
@@ -107,7 +141,7 @@ int store_snapshot_latest(const char *dir, char *id, size_t id_len)
     return 0;
 }
 
-/* Snapshot ids in the directory, oldest first (ids sort by their timestamp). */
+/* Snapshot ids in the directory, oldest first (cmp_id: by timestamp, then same-second suffix). */
 int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
 {
     DIR *d = opendir(dir);
@@ -135,7 +169,7 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     }
     closedir(d);
     if (n > 0)
-        qsort(ids, n, sizeof(*ids), cmp_str);
+        qsort(ids, n, sizeof(*ids), cmp_id);
     *ids_out = ids;
     *n_out = n;
     return 0;
@@ -235,7 +269,7 @@ static int snapshot_complete(const char *dir, const char *id)
     char *mbuf = NULL;
     uint8_t *cbuf = NULL;
     cJSON *m = NULL;
-    if (!f || fstat(fileno(f), &st) != 0 || st.st_size > (1 << 20) ||
+    if (!f || fstat(fileno(f), &st) != 0 || st.st_size > STORE_MANIFEST_MAX_BYTES ||
         !(mbuf = malloc((size_t)st.st_size + 1)) ||
         fread(mbuf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         goto out;

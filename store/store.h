@@ -420,6 +420,14 @@ int store_corpus_rows(store_t *s, const uint64_t *keys, const double *xy, uint32
 
 /* ---- snapshots (files, not LMDB: the persistence of published results) ------------------ */
 
+/*
+ * The largest snapshot manifest (`corpus_<ts>.json`) read back: by store/ (checking a snapshot
+ * at start) and by the daemon (its ETag, the snapshot list, the manifest route), so the two
+ * readers cannot disagree. A manifest names every Kafka partition ever consumed, ~30 bytes
+ * each: 1 MiB is some 35,000 partitions.
+ */
+#define STORE_MANIFEST_MAX_BYTES (1 << 20)
+
 typedef struct store_snapshot_info {
     char id[48];     /* corpus_<unix-ts>[_k] */
     int64_t created; /* unix seconds */

@@ -35,6 +35,18 @@ expect_config_error 'flag --kafka.no.such.property: kafka.no.such.property: No s
 echo "kafka.no.such.property = 1" >"$T/kafka.conf"
 expect_config_error "kafka.conf:1: kafka.no.such.property" --config "$T/kafka.conf" --brokers x:1
 expect_config_error "no Kafka brokers configured" --db "$T/db"
+# a listen address atlasd cannot bind is a configuration error at parse time (exit 2), before
+# the store is locked, the instance id written or the Kafka group joined (before: exit 1 then)
+for a in localhost:0 '[::1]:8477' 127.0.0.1 127.0.0.1: 127.0.0.1:65536 127.0.0.1:-1 1.2.3:80 \
+    127.0.0.1:+80 ' 127.0.0.1:80'; do
+    pat=$(printf '%s' "$a" | sed 's/[]*.^$\\[]/\\&/g') # the address as a literal in the pattern
+    expect_config_error "flag --http: http = \"$pat\" is not an IPv4 HOST:PORT" \
+        --brokers x:1 --db "$T/db-http" --http "$a"
+    [ ! -e "$T/db-http" ] || { echo "--http $a: the store was created before the check"; exit 1; }
+done
+echo "http = localhost:8477" >"$T/http.conf"
+expect_config_error 'http.conf:1: http = "localhost:8477" is not an IPv4 HOST:PORT' \
+    --config "$T/http.conf" --brokers x:1 --db "$T/db-http"
 printf 'brokers = x:1\n\001\033[31mevil = 1\n' >"$T/bin.conf"
 expect_config_error 'bin.conf:2: unknown setting "\\x01\\x1b\[31mevil"' --config "$T/bin.conf"
 if grep -q "$(printf '\033')" "$T/err"; then echo "raw escape bytes echoed"; exit 1; fi
@@ -48,7 +60,10 @@ if command -v nginx >/dev/null; then
     mkdir -p "$T/cache"
     ATLASD_ADDR=127.0.0.1:8477 envsubst '${ATLASD_ADDR}' <"$src/deploy/nginx.conf" |
         sed "s#/var/cache/nginx/atlasd#$T/cache#" >"$T/site.conf"
-    printf 'events {}\nhttp {\ninclude %s;\n}\n' "$T/site.conf" >"$T/nginx.conf"
+    # temporary files and logs in $T: an nginx not installed by the package manager (or one
+    # without its /var/lib/nginx) checks the same
+    printf 'events {}\nhttp {\naccess_log off;\nclient_body_temp_path %s/b; proxy_temp_path %s/p;\nfastcgi_temp_path %s/f; uwsgi_temp_path %s/u; scgi_temp_path %s/s;\ninclude %s;\n}\n' \
+        "$T" "$T" "$T" "$T" "$T" "$T/site.conf" >"$T/nginx.conf"
     nginx -t -c "$T/nginx.conf" -p "$T" -g "pid $T/nginx.pid; error_log $T/error.log;" 2>&1 |
         grep -q "test is successful" || { nginx -t -c "$T/nginx.conf" -p "$T"; exit 1; }
 fi

@@ -86,6 +86,9 @@ atl_add_test(test_http SOURCES tests/unit/daemon/test_http.c LIBS atl_daemon_cor
 atl_fault_inject(test_http)
 # the reference time of the "future" check: the earlier of the message's timestamp and the clock
 atl_add_test(test_ingest SOURCES tests/unit/daemon/test_ingest.c LIBS atl_daemon_core LABELS unit)
+# Range and If-None-Match parsing, exact values (overlong numbers: RFC 9110 "to the end")
+atl_add_test(test_httpparse SOURCES tests/unit/daemon/test_httpparse.c LIBS atl_daemon_core
+             LABELS unit)
 atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
@@ -102,6 +105,8 @@ atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integ
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
 atl_add_script_test(dlq-size tests/integration/test_dlq_size.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
+# snapshots over HTTP: write timeout, shutdown with a stalled client, big manifests, cache headers
+atl_add_script_test(http-serve tests/integration/test_http_serve.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
 
 # Fuzz targets (STYLE R10, issue 10.21): libFuzzer with clang under -DATL_FUZZ=ON; otherwise a

@@ -160,7 +160,7 @@ static cJSON *get_status(const char *url, char *err, size_t errlen)
     char full[2048];
     uint8_t *body;
     size_t len;
-    snprintf(full, sizeof(full), "%.2000s/status", url);
+    fetch_url_build(full, sizeof(full), url, "/status");
     if (fetch_get(full, &body, &len, err, errlen) != 0)
         return NULL;
     cJSON *o = cJSON_ParseWithLength((const char *)body, len);
@@ -257,7 +257,7 @@ static int rebuild_online(rebuild_args_t *a)
     uint8_t *body = NULL;
     size_t len = 0;
     int status = 0;
-    snprintf(url, sizeof(url), "%.2000s/admin/rebuild%s", a->url, a->cold ? "?cold=1" : "");
+    fetch_url_build(url, sizeof(url), a->url, "/admin/rebuild%s", a->cold ? "?cold=1" : "");
     if (fetch_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl rebuild: %s (is atlasd running? or use --offline --db DIR)\n",
                 err);

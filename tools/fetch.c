@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,21 @@ static size_t on_data(char *at, size_t size, size_t nmemb, void *ud)
     memcpy(b->data + b->len, at, n);
     b->len += n;
     return n;
+}
+
+char *fetch_url_build(char *buf, size_t len, const char *base, const char *path, ...)
+{
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    int n = snprintf(buf, len, "%.*s", (int)bl, base);
+    if (n >= 0 && (size_t)n < len) {
+        va_list ap;
+        va_start(ap, path);
+        vsnprintf(buf + n, len - (size_t)n, path, ap);
+        va_end(ap);
+    }
+    return buf;
 }
 
 static int is_http_url(const char *url)

@@ -13,6 +13,16 @@
 #include <stdint.h>
 
 /**
+ * The URL of @p path (printf format, starting with '/') on the daemon or mirror at @p base: the
+ * trailing slashes of @p base are dropped first, so `--url http://host:8477/` asks for
+ * `/status`, not `//status` (a path no route matches). Every `--url` command builds its URLs
+ * here. Cut to fit @p len (like snprintf).
+ * @return @p buf.
+ */
+char *fetch_url_build(char *buf, size_t len, const char *base, const char *path, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/**
  * GET @p url and require HTTP 200.
  * @param[out] body malloc'd response body (one spare byte after the end; the caller frees) and
  *                  its length; written only on success.

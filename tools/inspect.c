@@ -75,7 +75,7 @@ static int status_url(const char *url, int json)
     char full[4096], err[512];
     uint8_t *body;
     size_t len;
-    snprintf(full, sizeof(full), "%s/status", url);
+    fetch_url_build(full, sizeof(full), url, "/status");
     if (fetch_get(full, &body, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl status: GET %s: %s\n", full, err);
         return CLI_EXIT_FAIL;
@@ -223,7 +223,7 @@ static int inspect_url(const char *url, uint64_t key, uint32_t k, char **json, s
     char full[4096], id[ITEM_ID_MAX], err[512];
     int status = 0;
     uint8_t *body = NULL;
-    snprintf(full, sizeof(full), "%.3000s/items/%s?k=%u", url, item_key_format(key, id), k);
+    fetch_url_build(full, sizeof(full), url, "/items/%s?k=%u", item_key_format(key, id), k);
     int rc = fetch_request("GET", full, NULL, &status, &body, len, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "atlasctl inspect: GET %s: %s\n", full, err);

@@ -144,14 +144,11 @@ static int export_file(const char *path, int json)
 static int export_url(const char *base, const char *id, int json)
 {
     char url[4096], err[512];
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/')
-        bl--;
     if (strcmp(id, "latest") != 0 && !store_snapshot_id_valid(id, strlen(id))) {
         fprintf(stderr, "atlasctl snapshots: \"%s\" is not a snapshot id\n", id);
         return CLI_EXIT_USAGE;
     }
-    snprintf(url, sizeof(url), "%.*s/snapshots/%s", (int)bl, base, id);
+    fetch_url_build(url, sizeof(url), base, "/snapshots/%s", id);
     uint8_t *buf;
     size_t len;
     if (fetch_get(url, &buf, &len, err, sizeof(err)) != 0) {

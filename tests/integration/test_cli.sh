@@ -239,5 +239,52 @@ PY
     kill "$rpid" 2>/dev/null || true
     grep -q corpus_1 "$T/out" || fail "status --url did not follow the redirect: $(cat "$T/out" "$T/err")"
     expect_exit 1 atlasctl status --url "ftp://127.0.0.1/" --json
+    # a base URL with a trailing slash (as browsers and docs write it) names the same daemon:
+    # every --url command asks for /status, not //status (a stub answering the exact paths only)
+    cat >"$T/paths.py" <<'PY'
+import http.server, sys
+log = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def parse_request(self):  # the path as sent: Python makes a leading // one /
+        ok = super().parse_request()
+        self.path = self.requestline.split()[1] if ok else self.path
+        return ok
+    def answer(self, code, body):
+        log.write(self.command + " " + self.path + "\n"); log.flush()
+        self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/status":
+            self.answer(200, b'{"state":"consuming","refresh":{"rebuild_answered":7,"last_rebuild":{"ok":true,"snapshot":"corpus_1"}}}')
+        elif self.path == "/items/856861_DT?k=20":
+            self.answer(200, b'{}')
+        else:
+            self.answer(404, b"not found\n")
+    def do_POST(self):
+        if self.path == "/admin/rebuild":
+            self.answer(202, b'{"request":7}')
+        else:
+            self.answer(404, b"not found\n")
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$T/paths.py" "$T/paths.log" >"$T/paths.port" 2>/dev/null &
+    ppid=$!
+    trap 'kill "$ppid" 2>/dev/null || true; rm -rf "$T"' EXIT # also when a check fails
+    for _ in $(seq 50); do [ -s "$T/paths.port" ] && break; sleep 0.1; done
+    base="http://127.0.0.1:$(cat "$T/paths.port")"
+    for b in "$base/" "$base//"; do
+        expect_exit 0 atlasctl status --url "$b" --json
+        expect_exit 0 atlasctl rebuild --url "$b"
+        expect_exit 0 atlasctl rebuild --url "$b" --wait
+        expect_exit 0 atlasctl inspect 856861_DT --url "$b" --json
+    done
+    kill "$ppid" 2>/dev/null || true
+    if grep -v -x -e 'GET /status' -e 'POST /admin/rebuild' -e 'GET /items/856861_DT?k=20' \
+        "$T/paths.log"; then
+        fail "--url with a trailing slash asked for other paths (above)"
+    fi
 fi
 echo "cli: all checks passed"

@@ -71,6 +71,22 @@ if command -v nginx >/dev/null; then
     grep -qi '^cache-control: public, max-age=31536000, immutable' "$T/h2" || fail "ids are immutable"
     curl -fs -D "$T/h3" -o /dev/null "$N/snapshots/$id"
     grep -qi '^x-cache-status: HIT' "$T/h3" || fail "second download not from nginx's cache: $(cat "$T/h3")"
+    # latest's manifest, latest/ and the list (also as /snapshots/) move with every publish: not
+    # cached by nginx, revalidated by browsers (they fell into the ids' location, 7 days and
+    # immutable); the manifest of an id is immutable, a 404 never is
+    for p in /snapshots/latest/manifest /snapshots/latest/ /snapshots/ /snapshots; do
+        curl -fs -o /dev/null "$N$p" || fail "nginx: $p"
+        curl -fs -D "$T/h5" -o /dev/null "$N$p" || fail "nginx: $p"
+        grep -qi '^cache-control: no-cache' "$T/h5" || fail "$p must be revalidated: $(cat "$T/h5")"
+        if grep -qi 'immutable' "$T/h5"; then fail "$p marked immutable: $(cat "$T/h5")"; fi
+        if grep -qi '^x-cache-status: HIT' "$T/h5"; then fail "$p served from nginx's cache"; fi
+    done
+    curl -fs -D "$T/h6" -o /dev/null "$N/snapshots/$id/manifest" || fail "nginx: manifest of $id"
+    grep -qi '^cache-control: public, max-age=31536000, immutable' "$T/h6" ||
+        fail "the manifest of an id is immutable: $(cat "$T/h6")"
+    code=$(curl -s -D "$T/h7" -o /dev/null -w '%{http_code}' "$N/snapshots/corpus_1")
+    [ "$code" = 404 ] || fail "an unknown id gave $code"
+    if grep -qi 'immutable' "$T/h7"; then fail "a 404 marked immutable: $(cat "$T/h7")"; fi
     code=$(curl -s -o /dev/null -D "$T/h4" -w '%{http_code}' -X OPTIONS -H 'Origin: https://x.example' \
         -H 'Access-Control-Request-Method: GET' "$N/snapshots/latest")
     [ "$code" = 204 ] && grep -qi '^access-control-allow-methods' "$T/h4" || fail "preflight gave $code"

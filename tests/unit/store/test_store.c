@@ -12,7 +12,9 @@
  *  - a repairing rebuild keeps a batch committed while it read (issue 10.1: its corrections are
  *    deltas against its snapshot, not absolute values);
  *  - snapshot listing and publishing report every allocation failure (issue 10.15: a truncated
- *    list came back as success, and retention could then delete the wrong snapshots).
+ *    list came back as success, and retention could then delete the wrong snapshots);
+ *  - snapshot ids of one second list in publishing order (corpus_T_10 after corpus_T_9), so
+ *    retention keeps the newest.
  */
 #include <math.h>
 
@@ -396,6 +398,68 @@ static void test_snapshots_oom(void)
     check_rmdir(dir);
 }
 
+/* Create an empty snapshot file (and its manifest) named @p id in @p dir. */
+static void touch_snapshot(const char *dir, const char *id)
+{
+    char path[4200];
+    for (int j = 0; j < 2; j++) {
+        snprintf(path, sizeof(path), "%s/%s%s", dir, id, j ? ".json" : "");
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        fputs(j ? "{}" : "x", f);
+        fclose(f);
+    }
+}
+
+/* Ids of one second (corpus_T, corpus_T_2, ... corpus_T_12: more than 9 publishes in a second)
+ * list in publishing order, the suffix compared as a number: corpus_T_10 after corpus_T_9, not
+ * before corpus_T_2 as strcmp has it. Retention then deletes the oldest, never a newer one. */
+static void test_snapshot_order(void)
+{
+    char *dir = check_tmpdir("store-order");
+    const long long t = 1600000000;
+    char id[64], want[64];
+    snprintf(id, sizeof(id), "corpus_%lld", t - 1);
+    touch_snapshot(dir, id);
+    snprintf(id, sizeof(id), "corpus_%lld", t);
+    touch_snapshot(dir, id);
+    for (int k = 12; k >= 2; k--) {
+        snprintf(id, sizeof(id), "corpus_%lld_%d", t, k);
+        touch_snapshot(dir, id);
+    }
+    char **ids;
+    size_t n;
+    E(store_snapshot_ids(dir, &ids, &n));
+    CHECK_EQ(n, 13);
+    snprintf(want, sizeof(want), "corpus_%lld", t - 1);
+    CHECK_STREQ(ids[0], want);
+    snprintf(want, sizeof(want), "corpus_%lld", t);
+    CHECK_STREQ(ids[1], want);
+    for (size_t i = 2; i < n; i++) {
+        snprintf(want, sizeof(want), "corpus_%lld_%d", t, (int)i);
+        CHECK_STREQ(ids[i], want);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    /* a publish keeping 3 keeps itself and the two newest of that second */
+    store_snapshot_info_t info;
+    char err[256];
+    E(store_snapshot_publish(dir, (const uint8_t *)"corpus", 6, 1, NULL, 3, &info, err,
+                             sizeof(err)));
+    E(store_snapshot_ids(dir, &ids, &n));
+    CHECK_EQ(n, 3);
+    snprintf(want, sizeof(want), "corpus_%lld_11", t);
+    CHECK_STREQ(ids[0], want);
+    snprintf(want, sizeof(want), "corpus_%lld_12", t);
+    CHECK_STREQ(ids[1], want);
+    CHECK_STREQ(ids[2], info.id);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    check_rmdir(dir);
+}
+
 /* ---- store_retained_rows: the min_s filter ----------------------------------------------- */
 
 typedef struct row_entries {
@@ -522,6 +586,7 @@ static void test_retained_min_s(void)
 int main(void)
 {
     test_snapshots_oom();
+    test_snapshot_order();
     test_dead_letters();
     test_retained_min_s();
     test_dirty_above_min_s();
