@@ -227,6 +227,20 @@ static void *writer_main(void *ud)
     return NULL;
 }
 
+/*
+ * Whether the filling batch is full: batch-max-events messages, or DLQ_BATCH_BYTES of dead
+ * letters. Each dead letter keeps up to max-message-bytes of its message; without the second
+ * bound a flood of large invalid messages (16 MiB each at the largest setting) would hold
+ * batch-max-events of them, twice (the batch committing and the one filling): tens of GB.
+ */
+#define DLQ_BATCH_BYTES ((size_t)64 << 20)
+
+static int batch_full(const ingest_t *ig)
+{
+    return ig->batch_events >= (uint64_t)ig->cfg->batch_max_events ||
+           store_batch_dead_letter_bytes(ig->batch) >= DLQ_BATCH_BYTES;
+}
+
 static void commit_submit(ingest_t *ig, store_batch_t *b)
 {
     ig->inflight = b;
@@ -306,7 +320,7 @@ static void on_commit_done(uv_poll_t *h, int status, int events)
         return;
     if (ig->on_commit)
         ig->on_commit(ig->on_commit_ud);
-    int full = ig->batch_events >= (uint64_t)ig->cfg->batch_max_events;
+    int full = batch_full(ig);
     if (ig->flush_wanted || full) {
         ig->flush_wanted = 0;
         flush(ig);
@@ -679,7 +693,7 @@ done:
     part_find(ig, topic, m->partition, 1);
     if (ig->batch_events++ == 0)
         uv_timer_start(&ig->batch_timer, on_batch_timer, (uint64_t)ig->cfg->batch_max_ms, 0);
-    if (ig->batch_events >= (uint64_t)ig->cfg->batch_max_events)
+    if (batch_full(ig))
         flush(ig);
     return 0;
 }
@@ -720,8 +734,7 @@ static void finish_stop(ingest_t *ig);
 /* Draining pauses while a full batch waits for the writer (it resumes in on_commit_done). */
 static int paused(const ingest_t *ig)
 {
-    return ig->stalled || ig->held ||
-           (ig->inflight && ig->batch_events >= (uint64_t)ig->cfg->batch_max_events);
+    return ig->stalled || ig->held || (ig->inflight && batch_full(ig));
 }
 
 static void drain(ingest_t *ig)

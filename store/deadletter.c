@@ -82,6 +82,11 @@ size_t store_batch_dead_letter_count(const store_batch_t *b)
     return b->n_dl;
 }
 
+size_t store_batch_dead_letter_bytes(const store_batch_t *b)
+{
+    return b->dl_len;
+}
+
 /* The views of a record; strings are not NUL-terminated in it, so they are copied to @p strs
  * (topic, reason, error; each NUL-terminated). */
 static void record_view(const char *p, store_dead_letter_t *out, char *strs, size_t strs_cap)

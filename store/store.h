@@ -274,6 +274,9 @@ int store_batch_add_dead_letter(store_batch_t *b, const store_dead_letter_t *dl,
 /** Dead letters in the batch; after a successful commit each has its store id. */
 size_t store_batch_dead_letter_count(const store_batch_t *b);
 
+/** Bytes the batch's dead letters hold (their values and names). */
+size_t store_batch_dead_letter_bytes(const store_batch_t *b);
+
 /** The i-th dead letter of a committed batch and its id; its strings are valid until the next
  * call on this thread, its bytes until the batch is cleared. */
 void store_batch_dead_letter_get(const store_batch_t *b, size_t i, store_dead_letter_t *out,

@@ -177,6 +177,8 @@ atl_add_kafka_test(kafka-crash tests/integration/test_crash.sh LABELS kafka TIME
 atl_add_kafka_test(kafka-group tests/integration/test_group.sh LABELS kafka TIMEOUT 400)
 atl_add_kafka_test(kafka-dlq tests/integration/test_dlq.sh LABELS kafka TIMEOUT 300)
 atl_add_kafka_test(kafka-dlq-size tests/integration/test_dlq_size.sh LABELS kafka TIMEOUT 300)
+# 90 MB of dead letters: the real broker only (the mock keeps ~5 MB a partition)
+atl_add_kafka_test(kafka-dlq-flood tests/integration/test_dlq_flood.sh LABELS kafka TIMEOUT 300)
 atl_add_kafka_test(kafka-replicas tests/integration/test_kafka_replicas.sh LABELS kafka TIMEOUT 400)
 # real-broker only: missing topics and offsets out of range (own broker, auto-creation off), a
 # 3-node cluster losing the leader mid-stream; the rolling restart is `kafka-slow`
