@@ -310,10 +310,12 @@ int store_snapshot_repair(const char *dir, char *repaired, size_t len)
         }
     closedir(d);
     char id[64];
-    if (store_snapshot_latest(dir, id, sizeof(id)) == 0)
+    if (store_snapshot_latest(dir, id, sizeof(id)) == 0 && snapshot_complete(dir, id))
         return 0;
     /* no (valid) latest: a kill between the manifest and `latest` of the first publish left a
-     * complete snapshot nobody points at; point at the newest complete one */
+     * complete snapshot nobody points at; or `latest` names one whose files are gone or damaged
+     * (deleted by hand, a disk error), so every download of it would be a 404 until the next
+     * publish. Point at the newest complete one. */
     char **ids;
     size_t n;
     int rc = store_snapshot_ids(dir, &ids, &n);

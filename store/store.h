@@ -448,8 +448,9 @@ typedef struct store_snapshot_info {
  */
 /**
  * Repair what a publish killed midway leaves (issue 10.19): remove `.tmp-*` files, and when
- * there is no valid `latest`, point it at the newest complete snapshot (manifest sha256 and
- * size match the file). A `latest` that exists is left alone.
+ * there is no valid `latest`, or it names a snapshot that is not complete (its files missing,
+ * or the manifest's sha256 and size not matching the file), point it at the newest complete
+ * snapshot. A `latest` naming a complete snapshot is left alone.
  * @param[out] repaired the id `latest` now names when it was written, else "".
  * @return 0 (also for a missing directory), or -errno.
  */

@@ -17,6 +17,7 @@
  *    retention keeps the newest.
  */
 #include <math.h>
+#include <unistd.h>
 
 #include "algo/item.h"
 #include "algo/rng.h"
@@ -460,6 +461,26 @@ static void test_snapshot_order(void)
     check_rmdir(dir);
 }
 
+/* `latest` naming a snapshot whose corpus is gone is repaired to the newest complete one (it was
+ * left alone, so /snapshots/latest answered 404 until the next publish); a good one is kept */
+static void test_snapshot_repair_latest(void)
+{
+    char *dir = check_tmpdir("store-repair");
+    store_snapshot_info_t a, b;
+    char err[256], repaired[64], id[64], path[4200];
+    E(store_snapshot_publish(dir, (const uint8_t *)"first", 5, 1, NULL, 10, &a, err, sizeof(err)));
+    E(store_snapshot_publish(dir, (const uint8_t *)"second", 6, 1, NULL, 10, &b, err, sizeof(err)));
+    E(store_snapshot_repair(dir, repaired, sizeof(repaired)));
+    CHECK_STREQ(repaired, ""); /* complete: left alone */
+    snprintf(path, sizeof(path), "%s/%s", dir, b.id);
+    CHECK_EQ(unlink(path), 0);
+    E(store_snapshot_repair(dir, repaired, sizeof(repaired)));
+    CHECK_STREQ(repaired, a.id);
+    E(store_snapshot_latest(dir, id, sizeof(id)));
+    CHECK_STREQ(id, a.id);
+    check_rmdir(dir);
+}
+
 /* ---- store_retained_rows: the min_s filter ----------------------------------------------- */
 
 typedef struct row_entries {
@@ -587,6 +608,7 @@ int main(void)
 {
     test_snapshots_oom();
     test_snapshot_order();
+    test_snapshot_repair_latest();
     test_dead_letters();
     test_retained_min_s();
     test_dirty_above_min_s();
