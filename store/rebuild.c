@@ -368,9 +368,14 @@ static int diff(rebuild_t *r, uint32_t row, uint32_t col, int64_t stored, int64_
     return delta_list_add(&r->corrections, row, col, expected - stored) ? ENOMEM : 0;
 }
 
-/* The stored records of S, walked a page of duplicates at a time (GET_MULTIPLE). */
+/* The stored records of S, walked a page of duplicates at a time (GET_MULTIPLE). k and v live
+ * with the cursor: on a key with a single record, GET_MULTIPLE succeeds without writing v (LMDB
+ * 0.9: there is no duplicate sub-page to return), so v must still hold the record the cursor
+ * was positioned on. A fresh MDB_val there read garbage: a first row of one entry was skipped,
+ * or repaired by adding its value again. */
 typedef struct stored {
     MDB_cursor *cur;
+    MDB_val k, v;
     uint32_t row;
     const char *recs;
     size_t n, i;
@@ -380,9 +385,8 @@ typedef struct stored {
 
 static int stored_fill(stored_t *st, int op)
 {
-    MDB_val k, v;
     for (;;) {
-        int rc = mdb_cursor_get(st->cur, &k, &v, op);
+        int rc = mdb_cursor_get(st->cur, &st->k, &st->v, op);
         if (rc == MDB_NOTFOUND && op == MDB_NEXT_MULTIPLE) {
             op = MDB_NEXT_NODUP;
             continue;
@@ -394,13 +398,13 @@ static int stored_fill(stored_t *st, int op)
         if (rc != 0)
             return rc;
         if (op == MDB_NEXT_NODUP || op == MDB_SET_RANGE) {
-            memcpy(&st->row, k.mv_data, sizeof(st->row));
+            memcpy(&st->row, st->k.mv_data, sizeof(st->row));
             op = MDB_GET_MULTIPLE;
             continue;
         }
-        st->recs = v.mv_data;
-        st->n = v.mv_size / sizeof(cooc_rec_t);
-        store__readahead(&st->ra, v.mv_data);
+        st->recs = st->v.mv_data;
+        st->n = st->v.mv_size / sizeof(cooc_rec_t);
+        store__readahead(&st->ra, st->v.mv_data);
         st->i = 0;
         if (st->n > 0)
             return 0;
@@ -554,7 +558,6 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
     cooc_block_t blk[2];
     stored_t st = {0};
     uint32_t lo = 0;
-    MDB_val k = {sizeof(lo), &lo}, v;
     cooc_profiles_t p = {r->n_users, r->n_items, r->user_start, r->item, r->pp};
     int rc = cooc_index_new(&p, r->upper ? COOC_UPPER : 0, &ix);
     if (rc != 0)
@@ -567,9 +570,10 @@ static int rebuild_passes(rebuild_t *r, MDB_txn *txn)
         total += cooc_index_row_terms(ix, row);
     if ((rc = mdb_cursor_open(txn, r->s->cooc, &st.cur)) != 0)
         goto out;
-    rc = mdb_cursor_get(st.cur, &k, &v, MDB_SET_RANGE);
+    st.k = (MDB_val){sizeof(lo), &lo};
+    rc = mdb_cursor_get(st.cur, &st.k, &st.v, MDB_SET_RANGE);
     if (rc == 0) {
-        memcpy(&st.row, k.mv_data, sizeof(st.row));
+        memcpy(&st.row, st.k.mv_data, sizeof(st.row));
         rc = stored_fill(&st, MDB_GET_MULTIPLE);
     } else if (rc == MDB_NOTFOUND) {
         st.end = 1;
