@@ -15,7 +15,8 @@
  *    knn.h); the nearest changed edge at a node is where its row of T parts from the last one
  *    (graph_row_change_min). Only such rows, new items' and rows that lost a neighbour are
  *    recomputed. max_distance stays the one of the last full kNN (DESIGN §5 bound from T's
- *    75th percentile), recomputed by every full refresh.
+ *    75th percentile), recomputed by every full refresh; a last full kNN without one (T had no
+ *    edge) is not carried over: this run's kNN is a full one.
  * The tests compare incremental results with a from-scratch recomputation.
  */
 #include "pipeline/refresh.h"
@@ -502,6 +503,8 @@ static int read_incremental(store_t *s, refresh_state_t *st, const refresh_opts_
     uint32_t n = 0, n_more = 0, n_again = 0;
     uint8_t *added = NULL, *want = NULL;
     int rc = read_rows(s, &r, dirty, n_dirty, &keys, &n); /* sizes the rows (read_begin_cb) */
+    if (rc == 0 && n < 2)
+        rc = READ_AGAIN_FULL; /* nothing to lay out: the full read says so (ATL_ENOTFOUND) */
     if (rc == 0)
         rc = remap_init(m, st->keys, st->n, keys, n);
     if (rc != 0)
@@ -687,7 +690,10 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     ko.progress = o->progress, ko.progress_ud = o->progress_ud;
     knn_t fresh = {0};
     int rc;
-    if (m && m->old_of_new && st->knn.n == m->n_old && st->t.n == m->n_old) {
+    /* carried over only from a kNN with a bound: a last full kNN on a T without edges had 0,
+     * with which every recomputed row would stay empty for good */
+    if (m && m->old_of_new && st->knn.n == m->n_old && st->t.n == m->n_old &&
+        st->knn.max_distance > 0) {
         size_t n_rows = 0, n_changed = 0;
         uint32_t *rows = carry_knn(&st->t, &st->knn, t, m, aff, &fresh, &n_rows);
         if (!rows) {

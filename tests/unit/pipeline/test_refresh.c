@@ -373,6 +373,50 @@ static void test_tiny_stores(void)
     check_rmdir(dir), check_rmdir(snaps);
 }
 
+/* Two retained items with no user in common: T has no edge and the full kNN's bound is 0. Then
+ * 40 users play 300-302 together. The incremental refresh carried the bound 0 over, with which
+ * every recomputed row stayed empty (300_ had no neighbour) until a restart or a forced rebuild;
+ * it must equal a full refresh. Then 101 and 300-302 drop below the retention rule (newer rows
+ * at 80 pp), leaving one retained item: "nothing to lay out" (ATL_ENOTFOUND), as a full refresh
+ * says; the incremental read went on to fail in the layout ("Invalid argument"). */
+static void test_bound_after_no_edges(void)
+{
+    char *dir = check_tmpdir("bound"), *snaps = check_tmpdir("bound-snaps"),
+         *snaps2 = check_tmpdir("bound-snaps2");
+    store_t *s = open_store(dir);
+    store_batch_t *b;
+    refresh_result_t r;
+    E(store_batch_new(&b));
+    for (uint32_t u = 1; u <= 5; u++)
+        add_play(b, u, 100, 600, 1600000000), add_play(b, u + 5, 101, 600, 1600000000);
+    E(store_batch_commit(s, b));
+    store_batch_clear(b);
+    refresh_state_t *st = refresh_state_new();
+    E(run(s, st, snaps, 0, 0, &r));
+    CHECK_EQ(r.items, 2);
+    CHECK_EQ(r.max_distance, 0);
+    for (uint32_t u = 20; u < 60; u++)
+        for (uint32_t map = 300; map <= 302; map++)
+            add_play(b, u, map, 600, 1600000100);
+    E(store_batch_commit(s, b));
+    store_batch_clear(b);
+    E(run(s, st, snaps, 0, 0, &r));
+    CHECK_EQ(r.items, 5);
+    CHECK(r.max_distance > 0);
+    check_matches_full(s, snaps2, 0);
+    /* down to one retained item: 101 and 300-302 lose players (a newer row at 80 pp) */
+    add_play(b, 6, 101, 80, 1600000200);
+    for (uint32_t u = 20; u < 60; u++)
+        for (uint32_t map = 300; map <= 302; map++)
+            add_play(b, u, map, 80, 1600000200);
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    CHECK_EQ(run(s, st, snaps, 0, 0, &r), ATL_ENOTFOUND);
+    refresh_state_free(st);
+    store_close(s);
+    check_rmdir(dir), check_rmdir(snaps), check_rmdir(snaps2);
+}
+
 typedef struct oom_refresh {
     store_t *s;
     const char *snaps;
@@ -426,6 +470,7 @@ int main(void)
 {
     test_oom();
     test_tiny_stores();
+    test_bound_after_no_edges();
     char *dir = check_tmpdir("refresh"), *snaps = check_tmpdir("snaps"),
          *snaps2 = check_tmpdir("snaps2");
     test_incremental_equals_full(dir, snaps, snaps2);
