@@ -1000,19 +1000,22 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
     return buf;
 }
 
+/*
+ * The snapshot of @p c. Its manifest claims the counters @p cnt and the Kafka @p offsets read
+ * with the dirty list at the start of the run (store_dirty_get_with): what the rows read after
+ * it reflect at least. Read here, after MDE and the layout, they named batches committed
+ * meanwhile, whose rows the snapshot does not hold.
+ */
 static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *prev,
-                   const store_coords_t *c, double max_distance, refresh_result_t *r, char *err,
-                   size_t errlen)
+                   const store_coords_t *c, double max_distance, const store_counters_t *cnt,
+                   const char *offsets, refresh_result_t *r, char *err, size_t errlen)
 {
     corpus_row_t *rows = calloc((size_t)c->n + 1, sizeof(*rows));
-    char *arena = NULL, *offsets = NULL, *fields = NULL;
+    char *arena = NULL, *fields = NULL;
     uint8_t *buf = NULL;
-    store_counters_t cnt = {0};
     store_snapshot_info_t info;
     int rc = rows ? 0 : -ENOMEM;
-    if (rc == 0 &&
-        ((rc = store_corpus_rows(s, c->keys, c->framed, c->n, rows, &arena)) != 0 ||
-         (rc = store_counters_get(s, &cnt)) != 0 || (rc = store_offsets_json(s, &offsets)) != 0))
+    if (rc == 0 && (rc = store_corpus_rows(s, c->keys, c->framed, c->n, rows, &arena)) != 0)
         snprintf(err, errlen, "reading metadata: %s", atl_strerror(rc));
     size_t len = rc == 0 ? corpus_size(rows, c->n) : 0;
     if (rc == 0 && !(buf = malloc(len + 1)))
@@ -1022,17 +1025,17 @@ static int publish(store_t *s, const refresh_opts_t *o, const store_coords_t *pr
     if (rc != 0 && !err[0])
         snprintf(err, errlen, "encoding the corpus: %s", atl_strerror(rc));
     if (rc == 0) {
-        r->events_applied = cnt.events_applied;
-        r->newest_update_time = cnt.newest_update_time;
+        r->events_applied = cnt->events_applied;
+        r->newest_update_time = cnt->newest_update_time;
     }
-    if (rc == 0 && !(fields = manifest_fields(o, r, &cnt, offsets, prev->snapshot, max_distance)))
+    if (rc == 0 && !(fields = manifest_fields(o, r, cnt, offsets, prev->snapshot, max_distance)))
         rc = -ENOMEM;
     if (rc == 0)
         rc =
             store_snapshot_publish(o->snapdir, buf, len, c->n, fields, o->keep, &info, err, errlen);
     if (rc == 0)
         snprintf(r->id, sizeof(r->id), "%s", info.id);
-    free(rows), free(arena), free(offsets), free(fields), free(buf);
+    free(rows), free(arena), free(fields), free(buf);
     return rc;
 }
 
@@ -1121,8 +1124,9 @@ static int graph_stage(refresh_state_t *st, const refresh_state_t *local, const 
 
 /* The snapshot, then the coordinates and the consumed dirty marks in one store transaction. */
 static int publish_stage(store_t *s, const refresh_state_t *st, const refresh_opts_t *o,
-                         const store_coords_t *prev, store_coords_t *c, refresh_result_t *r,
-                         char *err, size_t errlen)
+                         const store_coords_t *prev, const store_counters_t *cnt,
+                         const char *offsets, store_coords_t *c, refresh_result_t *r, char *err,
+                         size_t errlen)
 {
     fill_coords(st, "", c);
     int rc = stability(prev, c, r);
@@ -1133,7 +1137,7 @@ static int publish_stage(store_t *s, const refresh_state_t *st, const refresh_op
     r->items = st->n;
     if (o->progress)
         o->progress(o->progress_ud, "publish", 0);
-    if ((rc = publish(s, o, prev, c, st->knn.max_distance, r, err, errlen)) != 0)
+    if ((rc = publish(s, o, prev, c, st->knn.max_distance, cnt, offsets, r, err, errlen)) != 0)
         return rc;
     snprintf(c->snapshot, sizeof(c->snapshot), "%s", r->id);
     /* after the snapshot: a crash before this commit only repeats the work next time */
@@ -1152,6 +1156,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     uint8_t *aff = NULL, *movable = NULL;
     uint64_t *dirty = NULL;
     uint32_t n_dirty = 0;
+    store_counters_t cnt = {0};
+    char *offsets = NULL;
     double t0 = now_s(), t1;
     int rc = 0;
     memset(r, 0, sizeof(*r));
@@ -1164,7 +1170,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_verify = now_s() - t0;
     t1 = now_s();
-    if ((rc = store_dirty_get(s, &r->seq, &dirty, &n_dirty)) != 0 ||
+    if ((rc = store_dirty_get_with(s, &r->seq, &dirty, &n_dirty, &cnt, &offsets)) != 0 ||
         (rc = store_coords_load(s, &prev)) != 0) {
         snprintf(err, errlen, "reading the refresh state: %s", atl_strerror(rc));
         goto out;
@@ -1201,7 +1207,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_layout = now_s() - t1;
     t1 = now_s();
-    if ((rc = publish_stage(s, st, o, &prev, &c, r, err, errlen)) != 0)
+    if ((rc = publish_stage(s, st, o, &prev, &cnt, offsets, &c, r, err, errlen)) != 0)
         goto out;
     r->t_publish = now_s() - t1;
     r->t_total = now_s() - t0;
@@ -1218,7 +1224,7 @@ out:
     free(aff), free(movable);
     store_coords_free(&prev);
     store_coords_free(&c);
-    free(dirty);
+    free(dirty), free(offsets);
     return rc;
 }
 

@@ -115,6 +115,12 @@ int store_coords_load(store_t *s, store_coords_t *c)
 
 int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n)
 {
+    return store_dirty_get_with(s, seq, keys, n, NULL, NULL);
+}
+
+int store_dirty_get_with(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
+                         store_counters_t *counters, char **offsets)
+{
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -125,8 +131,10 @@ int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n)
     int rc = store__read_begin(s, &txn);
     if (rc != 0)
         return rc;
+    char *off = NULL;
     if ((rc = store__counters_read(s, txn, &c)) || (rc = mdb_stat(txn, s->dirty, &st)) ||
-        (rc = store__item_keys_load(s, txn, &all, &n_items)))
+        (rc = store__item_keys_load(s, txn, &all, &n_items)) ||
+        (offsets && (rc = store__offsets_json(s, txn, &off))))
         goto out;
     if (!(out = malloc((st.ms_entries + 1) * sizeof(*out)))) {
         rc = ENOMEM;
@@ -147,10 +155,14 @@ int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n)
     *seq = c.batches;
     *keys = out, *n = m;
     out = NULL;
+    if (counters)
+        *counters = c;
+    if (offsets)
+        *offsets = off, off = NULL;
 out:
     mdb_cursor_close(cur);
     store__read_end(s, txn);
-    free(all), free(out);
+    free(all), free(out), free(off);
     return store__err(rc);
 }
 

@@ -189,6 +189,9 @@ int store__cooc_apply(store_t *s, MDB_txn *txn, const struct delta_list *d,
  *  f > the value returned (floor(min_s 2^16); 0 for min_s <= 0). */
 int64_t store__s_above(double min_s);
 
+/** store_offsets_json() inside @p txn. */
+int store__offsets_json(store_t *s, MDB_txn *txn, char **out);
+
 /** Mark every row of @p rows (merged) dirty with sequence @p seq. */
 int store__dirty_mark(store_t *s, MDB_txn *txn, const struct delta_list *rows, uint64_t seq);
 

@@ -396,15 +396,23 @@ int store_offset_get(store_t *s, const char *topic, int32_t partition, int64_t *
 int store_offsets_json(store_t *s, char **out)
 {
     MDB_txn *txn;
+    int rc = store__read_begin(s, &txn);
+    if (rc != 0)
+        return rc;
+    rc = store__offsets_json(s, txn, out);
+    store__read_end(s, txn);
+    return rc;
+}
+
+int store__offsets_json(store_t *s, MDB_txn *txn, char **out)
+{
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     size_t cap = 256, len = 0;
     char *buf = malloc(cap), prev[256] = "";
-    int rc = buf ? store__read_begin(s, &txn) : -ENOMEM;
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
+    int rc = 0;
+    if (!buf)
+        return -ENOMEM;
     buf[len++] = '{';
     if ((rc = mdb_cursor_open(txn, s->offsets, &cur)) == 0) {
         /* keys are "topic\0" + i32 partition, so one topic's partitions are adjacent */
@@ -442,7 +450,6 @@ int store_offsets_json(store_t *s, char **out)
             rc = 0;
     }
     mdb_cursor_close(cur);
-    store__read_end(s, txn);
     if (rc == 0) {
         if (prev[0])
             buf[len++] = '}';

@@ -529,6 +529,14 @@ int store_coords_load(store_t *s, store_coords_t *c);
  */
 int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n);
 
+/**
+ * store_dirty_get(), and from the same read snapshot the counters and the Kafka offsets as
+ * store_offsets_json() gives them (either may be NULL): what a refresh that starts there can
+ * claim to reflect.
+ */
+int store_dirty_get_with(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
+                         store_counters_t *counters, char **offsets);
+
 /** Number of dirty items. @return 0 or an error. */
 int store_dirty_count(store_t *s, uint64_t *n);
 
