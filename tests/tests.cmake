@@ -72,6 +72,14 @@ atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeli
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
 atl_add_script_test(cli tests/integration/test_cli.sh LABELS integration)
+# atlasctl on bad input: empty paths, CSV quoting shared by import and produce, BOMs, HTTP
+# servers that never answer, non-stores, option ranges, failed writes
+atl_add_script_test(cli-errors tests/integration/test_cli_errors.sh LABELS integration TIMEOUT 400)
+# atlasctl's shared pieces: option values (empty, not finite, out of range), the store check,
+# stdout's writes (tools/cli.c); the dump reader import and produce share (tools/dump.c)
+atl_add_test(test_cli SOURCES tests/unit/tools/test_cli.c LIBS atl_tools LABELS unit)
+atl_add_test(test_dump SOURCES tests/unit/tools/test_dump.c LIBS atl_tools PkgConfig::CJSON
+             LABELS unit)
 atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
 atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit tsan) # tsan: the thread pool (algo/par.c)

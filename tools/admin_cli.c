@@ -26,8 +26,15 @@
 typedef struct rebuild_args {
     const char *db, *url, *token, *snapshots;
     int offline, verify_only, cold, wait, json, no_publish;
-    uint64_t mem_mb, keep, seed, timeout_s;
+    uint64_t mem_mb, keep, seed, timeout_s, http_timeout_s;
 } rebuild_args_t;
+
+/* Every request to the daemon is small (the rebuild request, /status): answered whole within
+ * --http-timeout, or the daemon is taken as hung. */
+static fetch_limits_t http_limits(const rebuild_args_t *a)
+{
+    return (fetch_limits_t){(long)a->http_timeout_s, (long)a->http_timeout_s};
+}
 
 static void print_verify(const rebuild_args_t *a, const store_rebuild_result_t *res, double secs)
 {
@@ -99,6 +106,9 @@ static int rebuild_offline(rebuild_args_t *a)
 {
     char err[1024];
     int lock = -1;
+    /* before the lock: a directory that is no store would get atlasd.lock, then data.mdb */
+    if (cli_store_check("rebuild", a->db) != 0)
+        return CLI_EXIT_FAIL;
     if (store_lock(a->db, &lock, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl rebuild: %s\n", err);
         return CLI_EXIT_FAIL;
@@ -155,13 +165,15 @@ out:
     return code;
 }
 
-static cJSON *get_status(const char *url, char *err, size_t errlen)
+static cJSON *get_status(const rebuild_args_t *a, char *err, size_t errlen)
 {
     char full[2048];
     uint8_t *body;
     size_t len;
+    const char *url = a->url;
+    const fetch_limits_t lim = http_limits(a);
     fetch_url_build(full, sizeof(full), url, "/status");
-    if (fetch_get(full, &body, &len, err, errlen) != 0)
+    if (fetch_get(full, &lim, &body, &len, err, errlen) != 0)
         return NULL;
     cJSON *o = cJSON_ParseWithLength((const char *)body, len);
     free(body);
@@ -213,7 +225,7 @@ static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
     cli_progress_t prog;
     cli_progress_init(&prog, "rebuild");
     for (;;) {
-        cJSON *st = get_status(a->url, err, sizeof(err));
+        cJSON *st = get_status(a, err, sizeof(err));
         if (!st) {
             cli_progress_done(&prog);
             fprintf(stderr, "atlasctl rebuild: lost the daemon: %s\n", err);
@@ -257,8 +269,9 @@ static int rebuild_online(rebuild_args_t *a)
     uint8_t *body = NULL;
     size_t len = 0;
     int status = 0;
+    const fetch_limits_t lim = http_limits(a);
     fetch_url_build(url, sizeof(url), a->url, "/admin/rebuild%s", a->cold ? "?cold=1" : "");
-    if (fetch_request("POST", url, a->token, &status, &body, &len, err, sizeof(err)) != 0) {
+    if (fetch_request("POST", url, a->token, &lim, &status, &body, &len, err, sizeof(err)) != 0) {
         fprintf(stderr, "atlasctl rebuild: %s (is atlasd running? or use --offline --db DIR)\n",
                 err);
         return CLI_EXIT_FAIL;
@@ -288,7 +301,11 @@ static int rebuild_online(rebuild_args_t *a)
 
 int cmd_rebuild(int argc, char **argv)
 {
-    rebuild_args_t a = {.url = DEFAULT_URL, .mem_mb = 2048, .keep = 10, .seed = 42};
+    rebuild_args_t a = {.url = DEFAULT_URL,
+                        .mem_mb = 2048,
+                        .keep = 10,
+                        .seed = 42,
+                        .http_timeout_s = FETCH_TIMEOUT_DEFAULT_S};
     const cli_opt_t opts[] = {
         {"url", CLI_STR, &a.url, "URL", "the daemon (default " DEFAULT_URL ")"},
         {"token", CLI_STR, &a.token, "T",
@@ -296,6 +313,8 @@ int cmd_rebuild(int argc, char **argv)
         {"wait", CLI_FLAG, &a.wait, NULL,
          "wait until the rebuilt snapshot is published; print its id as the last line"},
         {"timeout", CLI_U64, &a.timeout_s, "S", "with --wait, give up after S seconds (0: never)"},
+        {"http-timeout", CLI_U64, &a.http_timeout_s, "S",
+         "fail when the daemon has not answered a request in S seconds (default 30)"},
         {"cold", CLI_FLAG, &a.cold, NULL, "no warm start: random MDE start, fresh layout"},
         {"offline", CLI_FLAG, &a.offline, NULL, "work on a store directly (no daemon running)"},
         {"db", CLI_STR, &a.db, "DIR", "store directory (with --offline)"},
@@ -310,13 +329,19 @@ int cmd_rebuild(int argc, char **argv)
         {"seed", CLI_U64, &a.seed, "N", "random seed of MDE and the layout (default 42)"},
         {"json", CLI_FLAG, &a.json, NULL, "print the result as JSON"},
     };
+    /* keep lands in an unsigned, mem-mb is shifted into bytes */
+    const cli_range_t ranges[] = {
+        {"keep", 1, 100000}, {"mem-mb", 1, 1 << 24}, {"http-timeout", 1, 86400}};
     const cli_cmd_t cmd = {
         "rebuild",
         "[--url URL] [--token T] [--wait] [--cold]   |   --offline --db DIR [--verify] [--cold]",
         "Force a full rebuild: recompute S from the profiles and repair any drift from the\n"
         "incremental S, recompute every kNN row, MDE (warm unless --cold), the 2-D layout, and\n"
         "publish a snapshot. Against a running daemon by default; --offline on a stopped one.",
-        opts, ATL_ARRAY_LEN(opts)};
+        opts,
+        ATL_ARRAY_LEN(opts),
+        ranges,
+        ATL_ARRAY_LEN(ranges)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
@@ -327,10 +352,6 @@ int cmd_rebuild(int argc, char **argv)
     if (!a.offline && (a.db || a.verify_only || a.no_publish || a.snapshots)) {
         fprintf(stderr, "atlasctl rebuild: --db, --verify, --snapshots and --no-publish go with "
                         "--offline (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
-    if (a.mem_mb == 0 || a.keep == 0) {
-        fprintf(stderr, "atlasctl rebuild: --mem-mb and --keep must be positive\n");
         return CLI_EXIT_USAGE;
     }
     return a.offline ? rebuild_offline(&a) : rebuild_online(&a);

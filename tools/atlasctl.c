@@ -45,11 +45,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
-        return CLI_EXIT_OK;
+        return cli_stdout_close("--help", CLI_EXIT_OK);
     }
+    /* every command's stdout is checked here, once: a full disk is a failure, not exit 0 */
     for (size_t i = 0; i < ATL_ARRAY_LEN(commands); i++)
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
+            return cli_stdout_close(argv[1], commands[i].fn(argc - 1, argv + 1));
     fprintf(stderr, "atlasctl: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return CLI_EXIT_USAGE;

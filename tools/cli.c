@@ -3,8 +3,11 @@
  */
 #include "tools/cli.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +52,9 @@ int cli_mkdir_p(const char *path)
 {
     char buf[4096];
     size_t n = strlen(path);
-    if (n == 0 || n >= sizeof(buf))
+    if (n == 0)
+        return -EINVAL;
+    if (n >= sizeof(buf))
         return -ENAMETOOLONG;
     memcpy(buf, path, n + 1);
     for (char *p = buf + 1; *p; p++) {
@@ -65,13 +70,35 @@ int cli_mkdir_p(const char *path)
     return 0;
 }
 
+int cli_store_check(const char *cmd, const char *db)
+{
+    char path[4096];
+    struct stat st;
+    int rc = 0;
+    if (stat(db, &st) != 0)
+        rc = -errno;
+    else if (!S_ISDIR(st.st_mode))
+        rc = -ENOTDIR;
+    else if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", db) >= sizeof(path))
+        rc = -ENAMETOOLONG;
+    else if (stat(path, &st) != 0)
+        rc = errno == ENOENT ? ATL_ENOTFOUND : -errno;
+    if (rc == ATL_ENOTFOUND)
+        fprintf(stderr, "atlasctl %s: %s is not a store (no data.mdb in it)\n", cmd, db);
+    else if (rc != 0)
+        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
+    return rc;
+}
+
 int cli_store_open(const char *cmd, const char *db, int read_only, store_t **out)
 {
+    int rc = cli_store_check(cmd, db);
+    if (rc != 0)
+        return rc;
     store_opts_t so;
     store_opts_default(&so);
     so.read_only = read_only;
-    int rc = store_open(db, &so, out);
-    if (rc != 0)
+    if ((rc = store_open(db, &so, out)) != 0)
         fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
     return rc;
 }
@@ -106,6 +133,14 @@ double cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static const cli_range_t *range_of(const cli_cmd_t *cmd, const cli_opt_t *o)
+{
+    for (size_t i = 0; i < cmd->n_ranges; i++)
+        if (strcmp(cmd->ranges[i].name, o->name) == 0)
+            return &cmd->ranges[i];
+    return NULL;
+}
+
 void cli_help(const cli_cmd_t *cmd, FILE *f)
 {
     fprintf(f, "usage: atlasctl %s %s\n\n%s\n", cmd->name, cmd->usage, cmd->summary);
@@ -115,46 +150,118 @@ void cli_help(const cli_cmd_t *cmd, FILE *f)
         const cli_opt_t *o = &cmd->opts[i];
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-26s %s\n", left, o->help);
+        const cli_range_t *r = range_of(cmd, o);
+        if (r)
+            fprintf(f, "  %-26s %s [%.15g..%.15g]\n", left, o->help, r->min, r->max);
+        else
+            fprintf(f, "  %-26s %s\n", left, o->help);
     }
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
     fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 usage error\n");
 }
 
-static int set_value(const cli_cmd_t *cmd, const cli_opt_t *o, const char *val)
+int cli_f64_parse(const char *s, double *out)
 {
     char *end;
     errno = 0;
+    double v = strtod(s, &end);
+    /* ERANGE on underflow still leaves a usable (tiny) value; overflow gives +-HUGE_VAL */
+    if (end == s || *end || !isfinite(v))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* All of @p s as a decimal unsigned integer: digits only (strtoull alone would take " 7", "+7"
+ * and "-1", the last as 2^64 - 1). */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return -EINVAL;
+    errno = 0;
+    uint64_t v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* A CLI_U64 or CLI_F64 value: parsed, checked against the command's range, then stored. */
+static int set_number(const cli_cmd_t *cmd, const cli_opt_t *o, const char *val)
+{
+    uint64_t u = 0;
+    double v = 0;
+    if (o->type == CLI_F64 ? cli_f64_parse(val, &v) != 0 : parse_u64(val, &u) != 0) {
+        fprintf(stderr, "atlasctl %s: invalid value for --%s: \"%s\" (%s)\n", cmd->name, o->name,
+                val, o->type == CLI_U64 ? "an unsigned integer" : "a finite number");
+        return ATL_ECONFIG;
+    }
+    if (o->type == CLI_U64)
+        v = (double)u; /* exact up to 2^53, and every range bound is below that */
+    const cli_range_t *r = range_of(cmd, o);
+    if (r && (v < r->min || v > r->max)) {
+        fprintf(stderr, "atlasctl %s: --%s must be %.15g..%.15g, not %s\n", cmd->name, o->name,
+                r->min, r->max, val);
+        return ATL_ECONFIG;
+    }
+    if (o->type == CLI_F64)
+        *(double *)o->dst = v;
+    else
+        *(uint64_t *)o->dst = u;
+    return 0;
+}
+
+static int set_value(const cli_cmd_t *cmd, const cli_opt_t *o, const char *val)
+{
     switch (o->type) {
     case CLI_FLAG:
         *(int *)o->dst = 1;
         return 0;
     case CLI_STR:
+        if (!*val) {
+            fprintf(stderr, "atlasctl %s: --%s needs a value, not an empty string\n", cmd->name,
+                    o->name);
+            return ATL_ECONFIG;
+        }
         *(const char **)o->dst = val;
         return 0;
-    case CLI_U64: {
-        if (*val == '-')
-            break;
-        uint64_t v = strtoull(val, &end, 10);
-        if (errno || end == val || *end)
-            break;
-        *(uint64_t *)o->dst = v;
-        return 0;
+    case CLI_U64:
+    case CLI_F64:
+        break;
     }
-    case CLI_F64: {
-        double v = strtod(val, &end);
-        if (errno || end == val || *end)
-            break;
-        *(double *)o->dst = v;
-        return 0;
-    }
-    }
-    fprintf(stderr, "atlasctl %s: invalid value for --%s: \"%s\"\n", cmd->name, o->name, val);
-    return CLI_EXIT_USAGE;
+    return set_number(cmd, o, val);
 }
+
+/* The option @p name ("name" or "name=value") names, or NULL; *len is the name's length. */
+static const cli_opt_t *find_opt(const cli_cmd_t *cmd, const char *name, size_t *len)
+{
+    const char *eq = strchr(name, '=');
+    *len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t j = 0; j < cmd->n_opts; j++)
+        if (strlen(cmd->opts[j].name) == *len && memcmp(cmd->opts[j].name, name, *len) == 0)
+            return &cmd->opts[j];
+    return NULL;
+}
+
+#ifndef NDEBUG
+/* Every range names a numeric option of the table, and its bounds are in order (assert). */
+static int ranges_check(const cli_cmd_t *cmd)
+{
+    for (size_t i = 0; i < cmd->n_ranges; i++) {
+        size_t len;
+        const cli_opt_t *o = find_opt(cmd, cmd->ranges[i].name, &len);
+        if (!o || (o->type != CLI_U64 && o->type != CLI_F64) ||
+            !(cmd->ranges[i].min <= cmd->ranges[i].max))
+            return 0;
+    }
+    return 1;
+}
+#endif
 
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, size_t *n_rest)
 {
+    assert(ranges_check(cmd));
     const char **r = xcalloc((size_t)argc + 1, sizeof(*r));
     size_t nr = 0;
     int only_args = 0;
@@ -165,6 +272,13 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
                 only_args = 1;
                 continue;
             }
+            if (!*a) {
+                fprintf(stderr,
+                        "atlasctl %s: an empty argument (a path or an id cannot be empty)\n",
+                        cmd->name);
+                free(r);
+                return ATL_ECONFIG;
+            }
             r[nr++] = a;
             continue;
         }
@@ -174,11 +288,8 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
             return CLI_PARSE_HELP;
         }
         const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_opt_t *o = NULL;
-        for (size_t j = 0; j < cmd->n_opts; j++)
-            if (strlen(cmd->opts[j].name) == len && memcmp(cmd->opts[j].name, name, len) == 0)
-                o = &cmd->opts[j];
+        size_t len;
+        const cli_opt_t *o = find_opt(cmd, name, &len);
         if (!o) {
             fprintf(stderr, "atlasctl %s: unknown option --%.*s (see --help)\n", cmd->name,
                     (int)len, name);
@@ -264,6 +375,15 @@ int cli_progress_cb(void *ud, const char *stage, double frac)
         cli_progress_update(p, frac >= 1.0, "%s %5.1f%%", stage, frac * 100.0);
     }
     return 0;
+}
+
+int cli_stdout_close(const char *cmd, int code)
+{
+    int e = fflush(stdout) != 0 ? errno : (ferror(stdout) ? EIO : 0);
+    if (e == 0 || code != CLI_EXIT_OK)
+        return code; /* a command that failed has said why (gen checks its own stdout) */
+    fprintf(stderr, "atlasctl %s: cannot write to stdout: %s\n", cmd, strerror(e));
+    return CLI_EXIT_FAIL;
 }
 
 int cli_exit(int rc)

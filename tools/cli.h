@@ -31,12 +31,23 @@ typedef struct cli_opt {
     const char *help; /* one line; defaults are written into it */
 } cli_opt_t;
 
+/* The values a numeric option accepts, inclusive (STYLE R6's min/max). A value outside is a
+ * usage error naming the option and the range, so a too-large count cannot wrap into a
+ * uint32_t and a negative minimum cannot slip through. */
+typedef struct cli_range {
+    const char *name; /* an option of the command's table (CLI_U64 or CLI_F64) */
+    double min, max;
+} cli_range_t;
+
 typedef struct cli_cmd {
     const char *name;
     const char *usage;   /* after "atlasctl NAME " */
     const char *summary; /* one line */
     const cli_opt_t *opts;
     size_t n_opts;
+    /* numeric options not listed take any value of their type (CLI_F64: any finite one) */
+    const cli_range_t *ranges;
+    size_t n_ranges;
 } cli_cmd_t;
 
 /** cli_parse() found --help and printed it: a success with nothing left to do. */
@@ -46,6 +57,11 @@ typedef struct cli_cmd {
  * Parse argv[1..] of a subcommand against its option table; `--name=value` and `--name value`
  * both work; non-option arguments are collected in order into @p rest (argv-owned strings,
  * a malloc'd array the caller frees).
+ *
+ * Usage errors, each naming the option: an unknown option, a missing value, an empty string
+ * (for CLI_STR and for arguments: every one names a path, a list or an id, and "" would
+ * otherwise name the current or the root directory), a number that does not parse, is not
+ * finite or lies outside the command's ranges.
  * @return 0 to go on, CLI_PARSE_HELP after printing --help, or ATL_ECONFIG after printing the
  *         usage error. cli_exit() turns any of them into the command's exit code.
  */
@@ -57,6 +73,12 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
  */
 int cli_exit(int rc);
 
+/**
+ * Parse all of @p s as a finite double (no NaN, no infinity, nothing after the number).
+ * @return 0 and *out, or -EINVAL.
+ */
+int cli_f64_parse(const char *s, double *out);
+
 /** Print a subcommand's help to @p f. */
 void cli_help(const cli_cmd_t *cmd, FILE *f);
 
@@ -65,15 +87,36 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 
-/** Create a directory and its parents (mode 0755); existing ones are fine. @return 0 or -errno. */
+/**
+ * Create a directory and its parents (mode 0755); existing ones are fine.
+ * @return 0, -EINVAL (an empty path), -ENAMETOOLONG or -errno.
+ */
 int cli_mkdir_p(const char *path);
 
 /**
- * Open a store for command @p cmd, printing "atlasctl CMD: cannot open store DIR: reason" on
- * failure. @return 0 and *out, or the error code.
+ * Whether @p db is a store: a directory holding data.mdb. Commands that work on an existing
+ * store ask before they touch it, since opening or locking would create data.mdb or
+ * atlasd.lock in any directory. Prints "atlasctl CMD: DIR is not a store ..." (or why DIR
+ * cannot be read) when not.
+ * @return 0, ATL_ENOTFOUND (no data.mdb) or -errno.
+ */
+int cli_store_check(const char *cmd, const char *db);
+
+/**
+ * Open an existing store (cli_store_check() first) for command @p cmd, printing "atlasctl CMD:
+ * cannot open store DIR: reason" on failure. @return 0 and *out, or the error code.
  */
 struct store;
 int cli_store_open(const char *cmd, const char *db, int read_only, struct store **out);
+
+/**
+ * The end of a command: flush stdout and turn a failed write of it (a full disk, a closed
+ * pipe) into a failure with a message naming @p cmd. atlasctl's main() calls it once for every
+ * command, so no command checks its own printf()s.
+ * @return @p code, or CLI_EXIT_FAIL after printing why stdout could not be written (only when
+ *         @p code is CLI_EXIT_OK: a command that failed has said why).
+ */
+int cli_stdout_close(const char *cmd, int code);
 
 /**
  * Read a whole file into a malloc'd buffer (one spare byte after the end). Prints nothing.

@@ -70,18 +70,33 @@ static void names_grow(name_table_t *t)
     t->n_slots = ns;
 }
 
+/* The slot of the name s[0 .. len): where it is, or the empty slot where it would go. */
+static size_t names_slot(const name_table_t *t, const char *s, size_t len)
+{
+    size_t h = hash_name(s, len) & (t->n_slots - 1);
+    while (t->slots[h]) {
+        uint32_t id = t->slots[h] - 1;
+        if (t->lens[id] == len && memcmp(t->names[id], s, len) == 0)
+            break;
+        h = (h + 1) & (t->n_slots - 1);
+    }
+    return h;
+}
+
+/* The id of the name @p s, or UINT32_MAX when the table does not hold it (nothing added). */
+static uint32_t names_find(const name_table_t *t, const char *s)
+{
+    return t->n_slots ? t->slots[names_slot(t, s, strlen(s))] - 1 : UINT32_MAX;
+}
+
 /* The id of the name s[0 .. len) (no NUL needed), added if new. */
 static uint32_t names_intern_n(name_table_t *t, const char *s, size_t len)
 {
     if ((size_t)t->n * 2 >= t->n_slots)
         names_grow(t);
-    size_t h = hash_name(s, len) & (t->n_slots - 1);
-    while (t->slots[h]) {
-        uint32_t id = t->slots[h] - 1;
-        if (t->lens[id] == len && memcmp(t->names[id], s, len) == 0)
-            return id;
-        h = (h + 1) & (t->n_slots - 1);
-    }
+    size_t h = names_slot(t, s, len);
+    if (t->slots[h])
+        return t->slots[h] - 1;
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 1024;
         t->names = xrealloc(t->names, t->cap * sizeof(*t->names));
@@ -392,8 +407,10 @@ static int read_retained(const char *path, name_table_t *names)
     return 0;
 }
 
-/* Labels file `item<TAB>group`: label index per rank, -1 for items without a label. */
-static int32_t *read_labels(const char *path, name_table_t *names, const uint32_t *rank, uint32_t n)
+/* Labels file `item<TAB>group`: label index per rank, -1 for items without a label (and items
+ * not in the graph are skipped). */
+static int32_t *read_labels(const char *path, const name_table_t *names, const uint32_t *rank,
+                            uint32_t n)
 {
     FILE *f = open_input(path);
     if (!f)
@@ -408,8 +425,8 @@ static int32_t *read_labels(const char *path, name_table_t *names, const uint32_
         char *item = strtok(line, "\t\n"), *group = strtok(NULL, "\t\n");
         if (!item || !group)
             continue;
-        uint32_t before = names->n, id = names_intern(names, item);
-        if (names->n != before || id >= n)
+        uint32_t id = names_find(names, item);
+        if (id >= n)
             continue;
         lab[rank[id]] = (int32_t)names_intern(&groups, group);
     }
@@ -504,9 +521,10 @@ out:
     return rc;
 }
 
-/* --init FILE: rows `item x y z`; returns the placed mask. */
-static uint8_t *read_init(const char *path, name_table_t *names, const uint32_t *rank, uint32_t n,
-                          uint32_t dim, double *x)
+/* --init FILE: rows `item x y z`; returns the placed mask. Names that are not nodes of the graph
+ * (ids n and up would index past rank[] and x) are skipped, however often they appear. */
+static uint8_t *read_init(const char *path, const name_table_t *names, const uint32_t *rank,
+                          uint32_t n, uint32_t dim, double *x)
 {
     FILE *f = open_input(path);
     if (!f)
@@ -518,8 +536,8 @@ static uint8_t *read_init(const char *path, name_table_t *names, const uint32_t 
         char *name = strtok(line, "\t\n ");
         if (!name || name[0] == '#')
             continue;
-        uint32_t before = names->n, id = names_intern(names, name);
-        if (id >= before && before != names->n)
+        uint32_t id = names_find(names, name);
+        if (id >= n)
             continue; /* not a node of this graph */
         uint32_t r = rank[id];
         int ok = 1;
@@ -542,33 +560,54 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+/* fopen(@p path, "w"), or NULL after printing why (errno kept for -errno). */
+static FILE *open_output(const char *cmd, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        int e = errno;
+        fprintf(stderr, "atlasctl %s: cannot write %s: %s\n", cmd, path, strerror(e));
+        errno = e;
+    }
+    return f;
+}
+
+/* fclose() an output written in full, printing the failure of any write to it (a full disk
+ * fails the buffered writes only at the end). @return 0 or -errno. */
+static int close_output(const char *cmd, FILE *f, const char *path)
+{
+    int bad = ferror(f); /* an earlier write failed: its errno is long gone */
+    errno = 0;
+    if (fclose(f) == 0 && !bad)
+        return 0;
+    int e = errno ? errno : EIO;
+    fprintf(stderr, "atlasctl %s: writing %s failed: %s\n", cmd, path, strerror(e));
+    return -e;
+}
+
 static int write_outputs(const embed_args_t *a, const name_table_t *names, const uint32_t *perm,
                          uint32_t n, const double *x, const knn_t *knn)
 {
-    FILE *f = fopen(a->out, "w");
-    if (!f) {
-        int rc = -errno;
-        fprintf(stderr, "atlasctl embed: cannot write %s: %s\n", a->out, atl_strerror(rc));
-        return rc;
-    }
+    FILE *f = open_output("embed", a->out);
+    if (!f)
+        return -errno;
     for (uint32_t r = 0; r < n; r++) {
         fputs(names->names[perm[r]], f);
         for (uint32_t c = 0; c < a->dim; c++)
             fprintf(f, "\t%.9g", x[(size_t)r * a->dim + c]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0)
-        return -EIO;
-    if (!a->knn_out)
-        return 0;
-    if (!(f = fopen(a->knn_out, "w")))
+    int rc = close_output("embed", f, a->out);
+    if (rc != 0 || !a->knn_out)
+        return rc;
+    if (!(f = open_output("embed", a->knn_out)))
         return -errno;
     for (uint32_t r = 0; r < n; r++)
         for (uint32_t q = 0; q < knn->count[r]; q++)
             fprintf(f, "%s\t%s\t%.9g\n", names->names[perm[r]],
                     names->names[perm[knn->nbr[(size_t)r * knn->k + q]]],
                     (double)knn->dist[(size_t)r * knn->k + q]);
-    return fclose(f) == 0 ? 0 : -EIO;
+    return close_output("embed", f, a->knn_out);
 }
 
 /* The 2-D map of the 3-D coordinates (UMAP, cold), framed as the atlas exports it. */
@@ -589,26 +628,25 @@ static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x,
             quality_label_purity(y, n, 2, lab, 10, 2000, 1, purity_2d);
         free(lab);
     }
-    FILE *f = rc == 0 ? fopen(a->layout_out, "w") : NULL;
-    if (rc == 0 && !f)
-        rc = -errno;
     frame_view_t view;
     frame_t frame;
     frame_view_default(&view);
-    if (f && (rc = frame_fit(y, n, &view, NULL, &frame)) != 0) {
-        fclose(f);
-        f = NULL;
-    }
-    if (f) {
-        frame_apply(&frame, y, n, y);
-        for (uint32_t r = 0; r < n; r++)
-            fprintf(f, "%s\t%.6f\t%.6f\n", in->names.names[in->perm[r]], y[2 * (size_t)r],
-                    y[2 * (size_t)r + 1]);
-        if (fclose(f) != 0)
-            rc = -EIO;
-    }
-    if (rc != 0)
+    if (rc == 0)
+        rc = frame_fit(y, n, &view, NULL, &frame);
+    if (rc != 0) {
         fprintf(stderr, "atlasctl embed: layout: %s\n", atl_strerror(rc));
+        free(y);
+        return rc;
+    }
+    frame_apply(&frame, y, n, y);
+    FILE *f = open_output("embed", a->layout_out);
+    if (!f)
+        rc = -errno;
+    for (uint32_t r = 0; f && r < n; r++)
+        fprintf(f, "%s\t%.6f\t%.6f\n", in->names.names[in->perm[r]], y[2 * (size_t)r],
+                y[2 * (size_t)r + 1]);
+    if (f)
+        rc = close_output("embed", f, a->layout_out);
     free(y);
     return rc;
 }
@@ -710,10 +748,8 @@ static int run_embed(const embed_args_t *a)
         fprintf(stderr, "atlasctl embed: %s\n", atl_strerror(rc));
         goto out;
     }
-    if ((rc = write_outputs(a, &in.names, in.perm, in.n, r.x, &r.knn)) != 0) {
-        fprintf(stderr, "atlasctl embed: writing the output failed\n");
+    if ((rc = write_outputs(a, &in.names, in.perm, in.n, r.x, &r.knn)) != 0)
         goto out;
-    }
     if (a->layout_out && (rc = run_layout(a, &in, r.x, &fig.t_layout, &fig.purity_2d)) != 0)
         goto out;
     if (a->labels) {
@@ -746,7 +782,8 @@ int cmd_embed(int argc, char **argv)
         {"k", CLI_U64, &a.k, "N", "neighbours per item (default 10)"},
         {"dim", CLI_U64, &a.dim, "N", "embedding dimension (default 3)"},
         {"max-iter", CLI_U64, &a.max_iter, "N", "MDE iterations (default 2000)"},
-        {"ftol", CLI_F64, &a.ftol, "X", "stop when F falls < X*F over 10 iterations (default off)"},
+        {"ftol", CLI_F64, &a.ftol, "X",
+         "stop when F falls < X*F over 10 iterations (default 0: off)"},
         {"seed", CLI_U64, &a.seed, "N", "random seed (default 42)"},
         {"threads", CLI_U64, &a.threads, "N", "threads (default 2)"},
         {"top", CLI_U64, &a.top, "N", "T keeps this many largest S per row (default 700)"},
@@ -758,25 +795,27 @@ int cmd_embed(int argc, char **argv)
         {"labels", CLI_STR, &a.labels, "FILE", "item<TAB>group: report 10-NN label purity"},
         {"layout", CLI_STR, &a.layout_out, "FILE", "also run the 2-D layout (UMAP): item x y"},
         {"layout-epochs", CLI_U64, &a.layout_epochs, "N",
-         "layout SGD epochs (default 500 up to 10,000 items, else 200)"},
+         "layout SGD epochs (default 0: 500 up to 10,000 items, else 200)"},
         {"json", CLI_FLAG, &a.json, NULL, "print figures as JSON"},
     };
-    const cli_cmd_t cmd = {"embed", "--edges S.tsv --out COORDS.tsv [options]",
+    /* counts land in uint32_t fields: above UINT32_MAX they would wrap (2^32 iterations were 0) */
+    const cli_range_t ranges[] = {
+        {"k", 1, KNN_MAX_K}, {"dim", 1, MDE_MAX_DIM}, {"max-iter", 0, UINT32_MAX},  {"ftol", 0, 1},
+        {"threads", 1, 64},  {"top", 1, UINT32_MAX},  {"layout-epochs", 0, 100000},
+    };
+    const cli_cmd_t cmd = {"embed",
+                           "--edges S.tsv --out COORDS.tsv [options]",
                            "Prune a co-occurrence graph, find exact shortest-path kNN and run MDE.",
-                           opts, ATL_ARRAY_LEN(opts)};
+                           opts,
+                           ATL_ARRAY_LEN(opts),
+                           ranges,
+                           ATL_ARRAY_LEN(ranges)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    const char *why = !a.edges == !a.db                    ? "give exactly one of --edges and --db"
-                      : !a.out                             ? "--out is required"
-                      : (a.k < 1 || a.k > KNN_MAX_K)       ? "--k must be 1..256"
-                      : (a.dim < 1 || a.dim > MDE_MAX_DIM) ? "--dim must be 1..16"
-                      : (a.threads < 1 || a.threads > 64)  ? "--threads must be 1..64"
-                      : a.top < 1                          ? "--top must be positive"
-                      : a.layout_epochs > 100000           ? "--layout-epochs must be <= 100000"
-                                                           : NULL;
-    if (why) {
-        fprintf(stderr, "atlasctl embed: %s (see --help)\n", why);
+    if (!a.edges == !a.db || !a.out) {
+        fprintf(stderr, "atlasctl embed: %s (see --help)\n",
+                !a.out ? "--out is required" : "give exactly one of --edges and --db");
         return CLI_EXIT_USAGE;
     }
     return run_embed(&a) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
@@ -812,6 +851,31 @@ static int export_row(void *ud, uint32_t row, const uint32_t *cols, const double
     return 0;
 }
 
+/* S.tsv (@p path, "-": stdout, whose writes main() checks). @return 0 or -errno, printed. */
+static int write_pairs(const char *path, const export_ctx_t *x, const uint64_t *keys)
+{
+    int to_stdout = strcmp(path, "-") == 0;
+    FILE *f = to_stdout ? stdout : open_output("export-graph", path);
+    if (!f)
+        return -errno;
+    char a[ITEM_ID_MAX], b[ITEM_ID_MAX];
+    for (size_t i = 0; i < x->n; i++)
+        fprintf(f, "%s\t%s\t%.6f\n", item_key_format(keys[x->pi[i]], a),
+                item_key_format(keys[x->pj[i]], b), x->ps[i]);
+    return to_stdout ? 0 : close_output("export-graph", f, path);
+}
+
+static int write_retained(const char *path, const uint64_t *keys, uint32_t n)
+{
+    FILE *f = open_output("export-graph", path);
+    if (!f)
+        return -errno;
+    char a[ITEM_ID_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(f, "%s\n", item_key_format(keys[i], a));
+    return close_output("export-graph", f, path);
+}
+
 int cmd_export_graph(int argc, char **argv)
 {
     const char *db = NULL, *out = NULL, *retained = NULL;
@@ -820,9 +884,13 @@ int cmd_export_graph(int argc, char **argv)
         {"out", CLI_STR, &out, "S.tsv", "i<TAB>j<TAB>s for retained pairs (required; - stdout)"},
         {"retained", CLI_STR, &retained, "ITEMS.tsv", "also write the retained item ids"},
     };
-    const cli_cmd_t cmd = {"export-graph", "--db DIR --out S.tsv",
+    const cli_cmd_t cmd = {"export-graph",
+                           "--db DIR --out S.tsv",
                            "Dump S among retained items, each pair once, for `embed` or PyMDE.",
-                           opts, ATL_ARRAY_LEN(opts)};
+                           opts,
+                           ATL_ARRAY_LEN(opts),
+                           NULL,
+                           0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
@@ -842,23 +910,14 @@ int cmd_export_graph(int argc, char **argv)
         fprintf(stderr, "atlasctl export-graph: %s\n", atl_strerror(rc));
         return CLI_EXIT_FAIL;
     }
-    FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
-    FILE *fr = retained ? fopen(retained, "w") : NULL;
-    if (!f || (retained && !fr)) {
-        fprintf(stderr, "atlasctl export-graph: cannot write: %s\n", strerror(errno));
-        return CLI_EXIT_FAIL;
-    }
-    char a[ITEM_ID_MAX], b[ITEM_ID_MAX];
-    for (size_t i = 0; i < x.n; i++)
-        fprintf(f, "%s\t%s\t%.6f\n", item_key_format(keys[x.pi[i]], a),
-                item_key_format(keys[x.pj[i]], b), x.ps[i]);
-    for (uint32_t i = 0; fr && i < n; i++)
-        fprintf(fr, "%s\n", item_key_format(keys[i], a));
-    int bad = (f != stdout ? fclose(f) : fflush(f)) != 0 || (fr && fclose(fr) != 0);
-    fprintf(stderr, "export-graph: %u retained items, %zu pairs\n", n, x.n);
+    rc = write_pairs(out, &x, keys);
+    if (rc == 0 && retained)
+        rc = write_retained(retained, keys, n);
+    if (rc == 0)
+        fprintf(stderr, "export-graph: %u retained items, %zu pairs\n", n, x.n);
     free(x.pi);
     free(x.pj);
     free(x.ps);
     free(keys);
-    return bad ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

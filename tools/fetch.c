@@ -52,6 +52,31 @@ static int is_http_url(const char *url)
     return strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
 }
 
+/* The limits of @p lim on handle @p c. Less than 1 byte a second over stall_s seconds is a
+ * stall; it covers the wait for the answer as well as a body that stops arriving. */
+static void set_limits(CURL *c, const fetch_limits_t *lim)
+{
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->stall_s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, lim->total_s);
+}
+
+/* The message of a request that ran into a limit: which one, by the time it took. */
+static void timeout_message(CURL *c, const fetch_limits_t *lim, const char *curl_err, char *err,
+                            size_t errlen)
+{
+    double secs = 0, connected = 0;
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
+    curl_easy_getinfo(c, CURLINFO_CONNECT_TIME, &connected);
+    if (connected <= 0) /* the connection itself timed out: libcurl's words say so */
+        snprintf(err, errlen, "%s", curl_err[0] ? curl_err : "connection timed out");
+    else if (lim->total_s > 0 && secs >= (double)lim->total_s - 0.5)
+        snprintf(err, errlen, "timed out: no complete answer within %ld s (--http-timeout)",
+                 lim->total_s);
+    else
+        snprintf(err, errlen, "timed out: no data for %ld s (--http-timeout)", lim->stall_s);
+}
+
 /* Method, headers and body collection on a fresh handle. */
 static void set_up(CURL *c, const char *method, const char *url, struct curl_slist *headers,
                    body_buf_t *b, char *curl_err)
@@ -77,8 +102,9 @@ static void set_up(CURL *c, const char *method, const char *url, struct curl_sli
     }
 }
 
-int fetch_request(const char *method, const char *url, const char *bearer, int *status,
-                  uint8_t **body, size_t *len, char *err, size_t errlen)
+int fetch_request(const char *method, const char *url, const char *bearer,
+                  const fetch_limits_t *lim, int *status, uint8_t **body, size_t *len, char *err,
+                  size_t errlen)
 {
     char auth[1100], curl_err[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
@@ -98,8 +124,12 @@ int fetch_request(const char *method, const char *url, const char *bearer, int *
         headers = curl_slist_append(headers, auth);
     }
     set_up(c, method, url, headers, &b, curl_err);
+    set_limits(c, lim);
     CURLcode cc = curl_easy_perform(c);
-    if (cc != CURLE_OK) {
+    if (cc == CURLE_OPERATION_TIMEDOUT) {
+        timeout_message(c, lim, curl_err, err, errlen);
+        rc = -ETIMEDOUT;
+    } else if (cc != CURLE_OK) {
         snprintf(err, errlen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
         rc = -EIO;
     } else {
@@ -116,9 +146,10 @@ int fetch_request(const char *method, const char *url, const char *bearer, int *
     return rc;
 }
 
-int fetch_get(const char *url, uint8_t **body, size_t *len, char *err, size_t errlen)
+int fetch_get(const char *url, const fetch_limits_t *lim, uint8_t **body, size_t *len, char *err,
+              size_t errlen)
 {
-    int status = 0, rc = fetch_request("GET", url, NULL, &status, body, len, err, errlen);
+    int status = 0, rc = fetch_request("GET", url, NULL, lim, &status, body, len, err, errlen);
     if (rc != 0)
         return rc;
     if (status != 200) {

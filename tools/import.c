@@ -1,14 +1,14 @@
 /*
  * import.c: `atlasctl import`, backfill of hiscore/beatmap dumps straight into the store.
  *
- * Files are JSONL (one object per line) or CSV with a header naming the table's columns
- * (by the .csv or .jsonl/.json suffix, else by a first character other than '{'). Every row goes
- * through the daemon's own decoder. Into an empty store the hiscore rows are bulk loaded
- * (store_bulk_*: folded in memory, S computed from the final profiles and appended in key
- * order); otherwise, or with --no-bulk, rows are applied in large batches (one write transaction
- * each, no fsync until the end). Either way an import and a Kafka consumer of the same rows reach
- * the same state (digest-equal; a test). Metadata rows, skips and rejects always go through
- * ordinary batches.
+ * Files are JSONL (one object per line) or CSV with a header naming the table's columns, read
+ * by the reader `produce` shares (tools/dump.h: format detection, BOM, RFC 4180 quoting, header
+ * checks, bad records by line). Every row goes through the daemon's own decoder. Into an empty
+ * store the hiscore rows are bulk loaded (store_bulk_*: folded in memory, S computed from the final
+ * profiles and appended in key order); otherwise, or with --no-bulk, rows are applied in large
+ * batches (one write transaction each, no fsync until the end). Either way an import and a Kafka
+ * consumer of the same rows reach the same state (digest-equal; a test). Metadata rows, skips and
+ * rejects always go through ordinary batches.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,9 +19,9 @@
 
 #include "store/store.h"
 #include "tools/cli.h"
+#include "tools/dump.h"
 
 #define MAX_REPORTED 10
-#define MAX_COLUMNS  64
 
 typedef struct import {
     store_t *store;
@@ -166,27 +166,25 @@ static void wait_block(decoder_t *d, dblock_t *b)
     pthread_mutex_unlock(&d->mu);
 }
 
-/* Read up to BLOCK_LINES non-empty lines into @p b. */
-static void fill_block(dblock_t *b, FILE *f, char **line, size_t *cap, uint64_t *lineno)
+/* Read up to BLOCK_LINES non-empty lines into @p b. @return 0 or -EIO. */
+static int fill_block(dblock_t *b, dump_t *d)
 {
-    ssize_t len;
+    const char *line;
+    size_t len;
+    int rc = 0;
     b->n = 0;
     b->len = 0;
-    while (b->n < BLOCK_LINES && (len = getline(line, cap, f)) >= 0) {
-        (*lineno)++;
-        while (len > 0 && ((*line)[len - 1] == '\n' || (*line)[len - 1] == '\r'))
-            len--;
-        if (len == 0)
-            continue;
-        if (b->len + (size_t)len > b->cap) {
-            b->cap = (b->len + (size_t)len) * 2;
+    while (b->n < BLOCK_LINES && (rc = dump_line_next(d, &line, &len)) == 1) {
+        if (b->len + len > b->cap) {
+            b->cap = (b->len + len) * 2;
             b->text = xrealloc(b->text, b->cap);
         }
-        memcpy(b->text + b->len, *line, (size_t)len);
+        memcpy(b->text + b->len, line, len);
         b->off[b->n] = b->len;
-        b->lineno[b->n++] = *lineno;
-        b->len += (size_t)len;
+        b->lineno[b->n++] = d->lineno;
+        b->len += len;
     }
+    return rc < 0 ? rc : 0;
 }
 
 static int consume_block(import_t *im, dblock_t *b, const char *file)
@@ -199,14 +197,13 @@ static int consume_block(import_t *im, dblock_t *b, const char *file)
     return rc;
 }
 
-static int import_jsonl(import_t *im, FILE *f, const char *file)
+static int import_jsonl(import_t *im, dump_t *in)
 {
     decoder_t d = {.im = im, .n_workers = im->threads};
     pthread_t th[NBLOCKS];
-    char *line = NULL;
-    size_t cap = 0;
-    uint64_t lineno = 0;
+    const char *file = in->path;
     unsigned started = 0;
+    int read_rc = 0;
     int rc = 0;
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
@@ -225,7 +222,8 @@ static int import_jsonl(import_t *im, FILE *f, const char *file)
         if (b->state == 2 && (rc = consume_block(im, b, file)) != 0)
             break;
         b->state = 0;
-        fill_block(b, f, &line, &cap, &lineno);
+        if ((read_rc = fill_block(b, in)) != 0)
+            b->n = 0; /* a read error ends the file like its end: the blocks read are applied */
         if (b->n == 0) {
             /* drain: consume the blocks still in flight, in order */
             for (unsigned k = (j + 1) % NBLOCKS; rc == 0 && k != j; k = (k + 1) % NBLOCKS) {
@@ -260,143 +258,47 @@ static int import_jsonl(import_t *im, FILE *f, const char *file)
     }
     pthread_mutex_destroy(&d.mu);
     pthread_cond_destroy(&d.cv);
-    free(line);
+    return rc != 0 ? rc : read_rc;
+}
+
+/* A CSV file through the shared reader (tools/dump.h): the header, then every record; a record
+ * the reader cannot take is a rejected row like any other, by its line. */
+static int import_csv(import_t *im, dump_t *d)
+{
+    char err[512];
+    int rc = dump_csv_header(d, err, sizeof(err));
+    if (rc == ATL_EBADEVENT)
+        fprintf(stderr, "%s:%s\n", d->path, err);
+    if (rc != 0 || d->n_names == 0)
+        return rc; /* an error, or an empty file */
+    while (rc == 0) {
+        int got = dump_csv_next(d, err, sizeof(err));
+        store_reject_t why = STORE_REJECT_NOT_OBJECT;
+        int drc = got;
+        if (got == 0 || got == -EIO)
+            return got;
+        if (got == 1)
+            drc = store_event_decode_fields((const char *const *)d->names,
+                                            (const char *const *)d->cells, (size_t)d->n_names,
+                                            &im->dopts, &im->ev, &why, err, sizeof(err));
+        rc = row_done(im, drc, d->path, d->record_line, why, err);
+    }
     return rc;
-}
-
-/*
- * Split one CSV record (RFC 4180: quoted fields, "" for a quote, newlines inside quotes) into
- * NUL-terminated cells, reading more lines from @p f while a quote is open.
- * @return number of cells, 0 at end of input, -EINVAL (a quote still open at the end of input) or
- *         -E2BIG (more than @p max_cells cells).
- */
-static int csv_record(FILE *f, char **buf, size_t *cap, char **cells, int max_cells,
-                      uint64_t *lineno)
-{
-    ssize_t len = getline(buf, cap, f);
-    if (len < 0)
-        return 0;
-    (*lineno)++;
-    char *out = *buf, *in = *buf;
-    int n = 0, quoted = 0;
-    cells[n++] = out;
-    for (;;) {
-        char c = *in++;
-        if (c == '\0') {
-            if (!quoted)
-                break;
-            /* quoted newline: append the next physical line after what we have */
-            size_t used = (size_t)(out - *buf), off_cells[MAX_COLUMNS];
-            for (int i = 0; i < n; i++)
-                off_cells[i] = (size_t)(cells[i] - *buf);
-            char *more = NULL;
-            size_t mcap = 0;
-            ssize_t ml = getline(&more, &mcap, f);
-            if (ml < 0) {
-                free(more);
-                return -EINVAL; /* a quoted cell runs past the end of the file */
-            }
-            (*lineno)++;
-            *buf = xrealloc(*buf, used + (size_t)ml + 2);
-            *cap = used + (size_t)ml + 2;
-            memcpy(*buf + used, more, (size_t)ml + 1);
-            free(more);
-            for (int i = 0; i < n; i++)
-                cells[i] = *buf + off_cells[i];
-            out = *buf + used;
-            in = out;
-            continue;
-        }
-        if (quoted) {
-            if (c == '"' && *in == '"')
-                *out++ = '"', in++;
-            else if (c == '"')
-                quoted = 0;
-            else
-                *out++ = c;
-        } else if (c == '"') {
-            quoted = 1;
-        } else if (c == ',') {
-            *out++ = '\0';
-            if (n == max_cells)
-                return -E2BIG;
-            cells[n++] = out;
-        } else if (c != '\n' && c != '\r') {
-            *out++ = c;
-        }
-    }
-    *out = '\0';
-    return n;
-}
-
-static int import_csv(import_t *im, FILE *f, const char *file)
-{
-    char *buf = NULL, *cells[MAX_COLUMNS], *names[MAX_COLUMNS], err[256];
-    size_t cap = 0;
-    uint64_t lineno = 0;
-    int n_names = csv_record(f, &buf, &cap, cells, MAX_COLUMNS, &lineno), rc = 0;
-    if (n_names <= 0) {
-        fprintf(stderr, "%s:1: missing or malformed CSV header\n", file);
-        free(buf);
-        return n_names == 0 ? 0 : ATL_EBADEVENT;
-    }
-    for (int i = 0; i < n_names; i++)
-        names[i] = strdup(cells[i]);
-    for (;;) {
-        uint64_t first = lineno + 1;
-        int n = csv_record(f, &buf, &cap, cells, MAX_COLUMNS, &lineno);
-        if (n == 0 || rc != 0)
-            break;
-        if (n == 1 && cells[0][0] == '\0')
-            continue; /* blank line */
-        store_reject_t why = STORE_REJECT_NONE;
-        int drc;
-        if (n != n_names) {
-            snprintf(err, sizeof(err), "%d cells, the header has %d", n < 0 ? 0 : n, n_names);
-            drc = ATL_EBADEVENT;
-            why = STORE_REJECT_NOT_OBJECT;
-        } else {
-            drc = store_event_decode_fields((const char *const *)names, (const char *const *)cells,
-                                            (size_t)n, &im->dopts, &im->ev, &why, err, sizeof(err));
-        }
-        rc = row_done(im, drc, file, first, why, err);
-    }
-    for (int i = 0; i < n_names; i++)
-        free(names[i]);
-    free(buf);
-    return rc;
-}
-
-static int is_csv(const char *path, FILE *f)
-{
-    size_t n = strlen(path);
-    if (n > 4 && strcmp(path + n - 4, ".csv") == 0)
-        return 1;
-    if ((n > 6 && strcmp(path + n - 6, ".jsonl") == 0) ||
-        (n > 5 && strcmp(path + n - 5, ".json") == 0))
-        return 0;
-    int c;
-    while ((c = getc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t')
-        ;
-    if (c != EOF)
-        ungetc(c, f);
-    return c != '{' && c != EOF;
 }
 
 static int import_file(import_t *im, const char *path)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "atlasctl import: cannot open %s: %s\n", path, strerror(errno));
-        return -errno;
+    dump_t d;
+    char err[512];
+    int rc = dump_open(&d, path, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl import: %s\n", err);
+        return rc;
     }
-    int rc = is_csv(path, f) ? import_csv(im, f, path) : import_jsonl(im, f, path);
-    if (rc == 0 && ferror(f)) {
+    rc = d.format == DUMP_CSV ? import_csv(im, &d) : import_jsonl(im, &d);
+    if (rc == -EIO)
         fprintf(stderr, "atlasctl import: read error on %s\n", path);
-        rc = -EIO;
-    }
-    if (f != stdin)
-        fclose(f);
+    dump_close(&d);
     return rc;
 }
 
@@ -451,13 +353,17 @@ static int open_store(const char *db, int *lock, store_t **out)
     so.no_sync = 1;
     char lerr[1024];
     int rc;
-    if (cli_mkdir_p(db) == 0 && (rc = store_lock(db, lock, lerr, sizeof(lerr))) != 0) {
+    /* no store without its lock: a directory that cannot be made is an error, not a skip */
+    if ((rc = cli_mkdir_p(db)) != 0) {
+        fprintf(stderr, "atlasctl import: cannot create %s: %s\n", db, atl_strerror(rc));
+        return rc;
+    }
+    if ((rc = store_lock(db, lock, lerr, sizeof(lerr))) != 0) {
         fprintf(stderr, "atlasctl import: %s\n", lerr);
         return rc;
     }
     if ((rc = store_open(db, &so, out)) != 0) {
-        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db,
-                atl_strerror(rc ? rc : -errno));
+        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db, atl_strerror(rc));
         store_unlock(*lock);
         *lock = -1;
     }
@@ -480,18 +386,23 @@ int cmd_import(int argc, char **argv)
         {"threads", CLI_U64, &threads, "N",
          "threads decoding JSONL and computing S in a bulk load (default 2; 0: none)"},
     };
-    const cli_cmd_t cmd = {"import", "--db DIR FILE... (JSONL or CSV; - for stdin)",
+    /* min-pp: the decoder's pp range is 0..1e5 */
+    const cli_range_t ranges[] = {{"batch", 1, 1e9}, {"min-pp", 0, 1e5}, {"threads", 0, 64}};
+    const cli_cmd_t cmd = {"import",
+                           "--db DIR FILE... (JSONL or CSV; - for stdin)",
                            "Backfill hiscore and beatmap rows from dumps straight into the store.",
-                           opts, ATL_ARRAY_LEN(opts)};
+                           opts,
+                           ATL_ARRAY_LEN(opts),
+                           ranges,
+                           ATL_ARRAY_LEN(ranges)};
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
     if (rc != 0)
         return cli_exit(rc);
-    if (!db || n_files == 0 || batch_size == 0) {
+    if (!db || n_files == 0) {
         fprintf(stderr, "atlasctl import: %s (see --help)\n",
-                !db ? "--db is required"
-                    : (n_files ? "--batch must be positive" : "no input files"));
+                !db ? "--db is required" : "no input files");
         free(files);
         return CLI_EXIT_USAGE;
     }
@@ -526,7 +437,7 @@ int cmd_import(int argc, char **argv)
     if (rc == 0 && im.bulk) {
         store_bulk_opts_t bo;
         store_bulk_opts_default(&bo);
-        bo.n_threads = threads < 1 ? 1 : (threads > 64 ? 64 : (unsigned)threads);
+        bo.n_threads = threads < 1 ? 1 : (unsigned)threads;
         bo.progress = cli_progress_cb;
         bo.progress_ud = &im.prog;
         cli_progress_update(&im.prog, 1, "%" PRIu64 " rows read in %.1f s; bulk load", im.rows,
@@ -540,8 +451,9 @@ int cmd_import(int argc, char **argv)
         print_summary(&im, &before, &after, &st, cli_now() - im.prog.start, json);
     }
 out:
-    if (rc != 0)
-        fprintf(stderr, "atlasctl import: failed: %s\n", atl_strerror(rc));
+    if (rc != 0) /* a file that cannot be imported (a CSV header) has said why already */
+        fprintf(stderr, "atlasctl import: failed: %s\n",
+                rc == ATL_EBADEVENT ? "a file cannot be imported" : atl_strerror(rc));
     store_batch_free(im.batch);
     store_bulk_free(im.bulk);
     store_close(im.store);

@@ -1,13 +1,15 @@
 /*
  * kafka_cli.c: the atlasctl commands that speak Kafka: `kafka-mock` (librdkafka's in-process
  * mock cluster as a process of its own), `produce` (replay a JSONL/CSV dump into Kafka) and
- * `consume` (print a topic, e.g. the dead-letter topic, as JSON lines).
+ * `consume` (print a topic, e.g. the dead-letter topic, as JSON lines). `produce` reads its files
+ * with the reader `import` uses (tools/dump.h), so both see the same rows.
  *
  * The client set-up they share with the daemon's consumer (bootstrap list, settings named in
  * errors) is kafkaconf/, a small library both link (STYLE R1).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,8 +26,10 @@
 #include "algo/atl.h"
 #include "kafkaconf/kafkaconf.h"
 #include "tools/cli.h"
+#include "tools/dump.h"
 
-#define DEFAULT_TOPICS "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
+#define DEFAULT_TOPICS            "osutrack.hiscore_updates,osutrack.beatmaps,atlasd.dlq"
+#define PRODUCE_TIMEOUT_DEFAULT_S 30
 
 /* set by the SIGTERM/SIGINT handler: a signal handler can reach nothing but file-scope state */
 static volatile sig_atomic_t stop_requested;
@@ -47,27 +51,73 @@ static void install_stop_signals(void)
 
 /* ---- kafka-mock -------------------------------------------------------------------------- */
 
-/* Fault injection on stdin, one command per line: down ID | up ID | error APIKEY CNT CODE. */
-static void mock_command(rd_kafka_mock_cluster_t *mc, char *line)
+#define MOCK_MAX_ERRORS 100000 /* COUNT of one `error` command */
+
+/* All of @p s as a decimal integer in [lo, hi] (sscanf's %d has no range: "-1" became a
+ * count of SIZE_MAX). @return 0 or -1. */
+static int parse_int(const char *s, long lo, long hi, int *out)
 {
-    char cmd[32];
-    int a = 0, b = 0, c = 0;
-    int n = sscanf(line, "%31s %d %d %d", cmd, &a, &b, &c);
-    if (n >= 2 && strcmp(cmd, "down") == 0)
-        rd_kafka_mock_broker_set_down(mc, a);
-    else if (n >= 2 && strcmp(cmd, "up") == 0)
-        rd_kafka_mock_broker_set_up(mc, a);
-    else if (n == 4 && strcmp(cmd, "error") == 0) {
-        rd_kafka_resp_err_t *errs = xcalloc((size_t)b, sizeof(*errs));
-        for (int i = 0; i < b; i++)
-            errs[i] = (rd_kafka_resp_err_t)c;
-        rd_kafka_mock_push_request_errors_array(mc, (int16_t)a, (size_t)b, errs);
-        free(errs);
-    } else {
-        fprintf(stderr, "kafka-mock: unknown command: %s\n", line);
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* `error APIKEY COUNT CODE`: the next COUNT requests of APIKEY fail with CODE. @return NULL, or
+ * what is wrong with the words. */
+static const char *mock_error(rd_kafka_mock_cluster_t *mc, char *const *w, int n)
+{
+    int api, count, code;
+    if (n != 4)
+        return "expected error APIKEY COUNT CODE";
+    if (parse_int(w[1], 0, INT16_MAX, &api) != 0)
+        return "APIKEY must be 0..32767";
+    if (parse_int(w[2], 1, MOCK_MAX_ERRORS, &count) != 0)
+        return "COUNT must be 1..100000";
+    if (parse_int(w[3], INT_MIN, INT_MAX, &code) != 0)
+        return "CODE must be an integer (a Kafka error code)";
+    rd_kafka_resp_err_t *errs = xcalloc((size_t)count, sizeof(*errs));
+    for (int i = 0; i < count; i++)
+        errs[i] = (rd_kafka_resp_err_t)code;
+    rd_kafka_mock_push_request_errors_array(mc, (int16_t)api, (size_t)count, errs);
+    free(errs);
+    return NULL;
+}
+
+/* `down ID` or `up ID`. @return NULL, or what is wrong. */
+static const char *mock_broker(rd_kafka_mock_cluster_t *mc, char *const *w, int n)
+{
+    int id;
+    if (n != 2 || parse_int(w[1], 0, INT32_MAX, &id) != 0)
+        return "expected down ID or up ID (a broker id)";
+    rd_kafka_resp_err_t err = strcmp(w[0], "down") == 0 ? rd_kafka_mock_broker_set_down(mc, id)
+                                                        : rd_kafka_mock_broker_set_up(mc, id);
+    return err ? rd_kafka_err2str(err) : NULL;
+}
+
+/* Fault injection on stdin, one command per line: down ID | up ID | error APIKEY COUNT CODE.
+ * A bad line is reported and skipped: the cluster serves on. */
+static void mock_command(rd_kafka_mock_cluster_t *mc, const char *line)
+{
+    char copy[4096], *w[5], *save = NULL;
+    int n = 0;
+    snprintf(copy, sizeof(copy), "%s", line);
+    for (char *t = strtok_r(copy, " \t\r", &save); t && n < 5; t = strtok_r(NULL, " \t\r", &save))
+        w[n++] = t;
+    if (n == 0)
         return;
-    }
-    fprintf(stderr, "kafka-mock: done: %s\n", line);
+    const char *why = "unknown command (down ID, up ID, error APIKEY COUNT CODE)";
+    if (strcmp(w[0], "error") == 0)
+        why = mock_error(mc, w, n);
+    else if (strcmp(w[0], "down") == 0 || strcmp(w[0], "up") == 0)
+        why = mock_broker(mc, w, n);
+    if (why)
+        fprintf(stderr, "kafka-mock: bad command \"%s\": %s\n", line, why);
+    else
+        fprintf(stderr, "kafka-mock: done: %s\n", line);
 }
 
 /* Fault-injection commands from stdin, one per line, until SIGTERM/SIGINT; after EOF the cluster
@@ -114,19 +164,21 @@ int cmd_kafka_mock(int argc, char **argv)
         {"partitions", CLI_U64, &partitions, "P", "partitions per topic (default 4)"},
         {"topics", CLI_STR, &topics, "a,b", "topics to create (default " DEFAULT_TOPICS ")"},
     };
+    const cli_range_t ranges[] = {{"brokers", 1, 16}, {"partitions", 1, 256}};
     const cli_cmd_t cmd = {
-        "kafka-mock", "[--brokers N] [--partitions P] [--topics a,b]",
+        "kafka-mock",
+        "[--brokers N] [--partitions P] [--topics a,b]",
         "Run librdkafka's mock Kafka cluster on loopback until SIGTERM. The first line of stdout\n"
         "is the bootstrap list. Lines on stdin inject faults: `down ID`, `up ID`,\n"
-        "`error APIKEY COUNT ERRCODE`. In memory only: about 5 MiB per partition is retained.",
-        opts, ATL_ARRAY_LEN(opts)};
+        "`error APIKEY COUNT ERRCODE` (COUNT 1..100000; a bad line is reported and skipped).\n"
+        "In memory only: about 5 MiB per partition is retained.",
+        opts,
+        ATL_ARRAY_LEN(opts),
+        ranges,
+        ATL_ARRAY_LEN(ranges)};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (brokers < 1 || brokers > 16 || partitions < 1 || partitions > 256) {
-        fprintf(stderr, "atlasctl kafka-mock: --brokers 1..16, --partitions 1..256\n");
-        return CLI_EXIT_USAGE;
-    }
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -155,11 +207,14 @@ int cmd_kafka_mock(int argc, char **argv)
 
 /* ---- produce ----------------------------------------------------------------------------- */
 
+#define PRODUCE_MAX_REPORTED 10 /* CSV records that cannot be read, reported one by one */
+
 typedef struct producer {
     rd_kafka_t *rk;
     const char *topic; /* NULL: route by kind */
     const char *topic_hiscores, *topic_beatmaps;
-    uint64_t sent, delivered, failed;
+    uint64_t timeout_s; /* message.timeout.ms / 1000 */
+    uint64_t sent, delivered, failed, unreadable;
     char first_error[256];
 } producer_t;
 
@@ -167,12 +222,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     producer_t *p = opaque;
-    if (m->err) {
-        if (p->failed++ == 0)
-            snprintf(p->first_error, sizeof(p->first_error), "%s", rd_kafka_err2str(m->err));
-    } else {
+    if (!m->err) {
         p->delivered++;
+        return;
     }
+    if (p->failed++ > 0)
+        return; /* the first failure says why */
+    if (m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT)
+        snprintf(p->first_error, sizeof(p->first_error),
+                 "not acknowledged within %" PRIu64 " s (--timeout; are the brokers reachable?)",
+                 p->timeout_s);
+    else
+        snprintf(p->first_error, sizeof(p->first_error), "%s", rd_kafka_err2str(m->err));
 }
 
 /* Key (user id, beatmap id or score id as text) and topic of one JSON row. */
@@ -215,67 +276,70 @@ static int produce_one(producer_t *p, const char *topic, const char *key, const 
     }
 }
 
-/* A CSV line -> JSON object text using the header; numbers stay numbers. */
-static char *csv_to_json(char *line, char **names, int n_names)
+/* One row (JSON text) to its topic, keyed by its user, score or beatmap id. */
+static int produce_row(producer_t *p, const char *val, size_t len, cli_progress_t *prog)
 {
-    cJSON *o = cJSON_CreateObject();
-    char *save = NULL, *cell = strtok_r(line, ",\r\n", &save);
-    for (int i = 0; i < n_names && cell; i++, cell = strtok_r(NULL, ",\r\n", &save)) {
-        char *end;
-        double v = strtod(cell, &end);
-        if (*cell && !*end)
-            cJSON_AddNumberToObject(o, names[i], v);
-        else
-            cJSON_AddStringToObject(o, names[i], cell[0] == '"' ? cell + 1 : cell);
-    }
-    char *s = cJSON_PrintUnformatted(o);
+    char key[64];
+    cJSON *o = cJSON_ParseWithLength(val, len); /* for routing only: bad rows go as they are */
+    const char *topic = route(p, o, key, sizeof(key));
     cJSON_Delete(o);
-    return s;
+    int rc = produce_one(p, topic, key, val, len);
+    cli_progress_update(prog, 0, "%" PRIu64 " sent, %" PRIu64 " acknowledged", p->sent,
+                        p->delivered);
+    return rc;
+}
+
+/* JSON lines as they are. */
+static int produce_jsonl(producer_t *p, dump_t *d, cli_progress_t *prog)
+{
+    const char *line;
+    size_t len;
+    int rc;
+    while ((rc = dump_line_next(d, &line, &len)) == 1)
+        if ((rc = produce_row(p, line, len, prog)) != 0)
+            return rc;
+    return rc;
+}
+
+/* CSV rows as JSON objects, typed as `import` types them (one reader: tools/dump.h). A record
+ * the reader cannot take is reported by its line and counted, and not sent. */
+static int produce_csv(producer_t *p, dump_t *d, cli_progress_t *prog)
+{
+    char err[512];
+    int rc = dump_csv_header(d, err, sizeof(err));
+    if (rc == ATL_EBADEVENT)
+        fprintf(stderr, "%s:%s\n", d->path, err);
+    while (rc == 0 && d->n_names > 0) {
+        int got = dump_csv_next(d, err, sizeof(err));
+        if (got == 0 || got == -EIO)
+            return got;
+        if (got == ATL_EBADEVENT) {
+            if (p->unreadable++ < PRODUCE_MAX_REPORTED)
+                fprintf(stderr, "%s:%" PRIu64 ": not sent: %s\n", d->path, d->record_line, err);
+            continue;
+        }
+        char *json = dump_csv_json(d);
+        if (!json)
+            return -ENOMEM;
+        rc = produce_row(p, json, strlen(json), prog);
+        free(json);
+    }
+    return rc;
 }
 
 static int produce_file(producer_t *p, const char *path, cli_progress_t *prog)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-    if (!f) {
-        int rc = -errno;
-        fprintf(stderr, "atlasctl produce: cannot open %s: %s\n", path, atl_strerror(rc));
+    dump_t d;
+    char err[512];
+    int rc = dump_open(&d, path, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "atlasctl produce: %s\n", err);
         return rc;
     }
-    char *line = NULL, *names[64], key[64];
-    size_t cap = 0, plen = strlen(path);
-    ssize_t len;
-    int n_names = -1, rc = 0;
-    if ((plen > 6 && strcmp(path + plen - 6, ".jsonl") == 0) ||
-        (plen > 5 && strcmp(path + plen - 5, ".json") == 0))
-        n_names = 0; /* JSON lines, even if the first one is not an object */
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
-            continue;
-        if (n_names < 0 && line[0] != '{') { /* a CSV header (.csv, or not JSON) */
-            n_names = 0;
-            char *save = NULL;
-            for (char *t = strtok_r(line, ",", &save); t && n_names < 64;
-                 t = strtok_r(NULL, ",", &save))
-                names[n_names++] = strdup(t);
-            continue;
-        }
-        char *json = n_names > 0 ? csv_to_json(line, names, n_names) : NULL;
-        const char *val = json ? json : line;
-        cJSON *o = cJSON_Parse(val); /* for routing only: invalid rows are sent as they are */
-        const char *topic = route(p, o, key, sizeof(key));
-        cJSON_Delete(o);
-        rc = produce_one(p, topic, key, val, strlen(val));
-        free(json);
-        cli_progress_update(prog, 0, "%" PRIu64 " sent, %" PRIu64 " acknowledged", p->sent,
-                            p->delivered);
-    }
-    for (int i = 0; i < n_names; i++)
-        free(names[i]);
-    free(line);
-    if (f != stdin)
-        fclose(f);
+    rc = d.format == DUMP_CSV ? produce_csv(p, &d, prog) : produce_jsonl(p, &d, prog);
+    if (rc == -EIO)
+        fprintf(stderr, "atlasctl produce: read error on %s\n", path);
+    dump_close(&d);
     return rc;
 }
 
@@ -298,10 +362,30 @@ bad:
     return NULL;
 }
 
+/* The end of a produce run: its failures, each said once. @return the exit code. */
+static int produce_report(producer_t *p, int rc, const char **files)
+{
+    int outstanding = rd_kafka_outq_len(p->rk);
+    rd_kafka_destroy(p->rk);
+    free(files);
+    if (p->failed)
+        fprintf(stderr, "atlasctl produce: %" PRIu64 " messages failed: %s\n", p->failed,
+                p->first_error);
+    if (outstanding > 0)
+        fprintf(stderr, "atlasctl produce: %d messages or requests still unacknowledged\n",
+                outstanding);
+    if (p->unreadable)
+        fprintf(stderr, "atlasctl produce: %" PRIu64 " CSV records could not be read (not sent)\n",
+                p->unreadable);
+    return rc == 0 && !p->failed && outstanding <= 0 && !p->unreadable ? CLI_EXIT_OK
+                                                                       : CLI_EXIT_FAIL;
+}
+
 int cmd_produce(int argc, char **argv)
 {
     producer_t p = {.topic_hiscores = "osutrack.hiscore_updates",
-                    .topic_beatmaps = "osutrack.beatmaps"};
+                    .topic_beatmaps = "osutrack.beatmaps",
+                    .timeout_s = PRODUCE_TIMEOUT_DEFAULT_S};
     const char *brokers = NULL;
     const cli_opt_t opts[] = {
         {"brokers", CLI_STR, &brokers, "LIST", "bootstrap servers (required)"},
@@ -312,13 +396,20 @@ int cmd_produce(int argc, char **argv)
          "topic of hiscore rows (default osutrack.hiscore_updates)"},
         {"topic-beatmaps", CLI_STR, &p.topic_beatmaps, "T",
          "topic of beatmap and difficulty rows (default osutrack.beatmaps)"},
+        {"timeout", CLI_U64, &p.timeout_s, "S",
+         "fail a message not acknowledged within S seconds, e.g. with the brokers unreachable "
+         "(default 30)"},
     };
+    const cli_range_t ranges[] = {{"timeout", 1, 86400}};
     const cli_cmd_t cmd = {"produce",
                            "--brokers LIST [--topic T | --topic-hiscores T --topic-beatmaps T] "
-                           "FILE... (JSONL or CSV; - stdin)",
+                           "[--timeout S] FILE... (JSONL or CSV; - stdin)",
                            "Replay a dump into Kafka, keyed by user (beatmap rows by beatmap id);\n"
-                           "exits once every message is acknowledged.",
-                           opts, ATL_ARRAY_LEN(opts)};
+                           "exits once every message is acknowledged, or 1 if one is not.",
+                           opts,
+                           ATL_ARRAY_LEN(opts),
+                           ranges,
+                           ATL_ARRAY_LEN(ranges)};
     const char **files;
     size_t n_files;
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
@@ -330,7 +421,10 @@ int cmd_produce(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     /* message.max.bytes: a row as big as the broker's topic takes (librdkafka's 1 MB default
-     * would refuse it locally; the dead-letter test sends 2 MB) */
+     * would refuse it locally; the dead-letter test sends 2 MB). message.timeout.ms: --timeout
+     * (librdkafka's 300 s made a run against unreachable brokers take five minutes to fail). */
+    char timeout_ms[32];
+    snprintf(timeout_ms, sizeof(timeout_ms), "%" PRIu64, p.timeout_s * 1000);
     const char *kv[] = {"linger.ms",
                         "20",
                         "queue.buffering.max.messages",
@@ -338,7 +432,9 @@ int cmd_produce(int argc, char **argv)
                         "enable.idempotence",
                         "true",
                         "message.max.bytes",
-                        "16777216"};
+                        "16777216",
+                        "message.timeout.ms",
+                        timeout_ms};
     if (!(p.rk = new_client(RD_KAFKA_PRODUCER, brokers, &p, kv, ATL_ARRAY_LEN(kv)))) {
         free(files);
         return CLI_EXIT_FAIL;
@@ -347,17 +443,12 @@ int cmd_produce(int argc, char **argv)
     cli_progress_init(&prog, "produce");
     for (size_t i = 0; i < n_files && rc == 0; i++)
         rc = produce_file(&p, files[i], &prog);
-    while (rd_kafka_outq_len(p.rk) > 0)
-        rd_kafka_poll(p.rk, 100);
+    /* every message is acknowledged or has failed by its timeout: flush cannot take longer */
+    rd_kafka_flush(p.rk, (int)(p.timeout_s * 1000 + 5000));
     cli_progress_update(&prog, 1, "%" PRIu64 " sent, %" PRIu64 " acknowledged", p.sent,
                         p.delivered);
     cli_progress_done(&prog);
-    rd_kafka_destroy(p.rk);
-    free(files);
-    if (p.failed)
-        fprintf(stderr, "atlasctl produce: %" PRIu64 " messages failed: %s\n", p.failed,
-                p.first_error);
-    return rc == 0 && p.failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    return produce_report(&p, rc, files);
 }
 
 /* ---- consume ----------------------------------------------------------------------------- */
@@ -423,10 +514,14 @@ int cmd_consume(int argc, char **argv)
         {"timeout-ms", CLI_U64, &timeout_ms, "MS", "stop after this long without a message"},
     };
     const cli_cmd_t cmd = {
-        "consume", "--brokers LIST --topic T [--count N]",
+        "consume",
+        "--brokers LIST --topic T [--count N]",
         "Print a topic's messages as JSON lines (partition, offset, key, value,\n"
         "headers), e.g. the dead-letter topic. No consumer group is used.",
-        opts, ATL_ARRAY_LEN(opts)};
+        opts,
+        ATL_ARRAY_LEN(opts),
+        NULL,
+        0};
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);

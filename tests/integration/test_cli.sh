@@ -195,6 +195,9 @@ sed -n 2p "$T/export.tsv" | grep -qP '^\d+_(DT)?(EZ)?(FL)?(HR)?(HT)?\t-?[0-9.]+\
 awk -F'\t' 'NR > 1 && $16 == "" { missing++ } END { exit missing > 0 }' "$T/export.tsv" ||
     fail "metadata (titles) missing from the corpus"
 atlasctl snapshots list --dir "$T/snaps" | grep -q "^$id	$retained	" || fail "list"
+# a failed write of the export (a full disk) is a failure with a message
+set +e; atlasctl snapshots export --dir "$T/snaps" >/dev/full 2>"$T/err"; rc=$?; set -e
+[ "$rc" = 1 ] && grep -q "stdout" "$T/err" || fail "export to a full disk: exit $rc, $(cat "$T/err")"
 cp "$T/snaps/$id" "$T/broken"; printf 'x' >>"$T/broken"
 expect_exit 1 atlasctl snapshots verify "$T/broken"
 # inspect and status read the store and its latest snapshot
@@ -215,6 +218,14 @@ size=$(stat -c %s "$T/snaps/$id")
 printf '\001' | dd of="$T/snaps/$id" bs=1 seek=$((size - 1)) conv=notrunc 2>/dev/null
 expect_exit 1 atlasctl snapshots verify --dir "$T/snaps"
 grep -q "does not match its manifest" "$T/err" || fail "sha256 mismatch not reported: $(cat "$T/err")"
+# a damaged manifest is an error, not "no manifest": the corrupted corpus must not pass with it
+mkdir -p "$T/dmg"
+cp "$T/snaps/$id" "$T/dmg/$id"
+for damage in "head -c 40" "sed s/\"sha256\"/\"sha\"/"; do
+    $damage "$T/snaps/$id.json" >"$T/dmg/$id.json"
+    expect_exit 1 atlasctl snapshots verify "$T/dmg/$id"
+    grep -q "$id.json" "$T/err" || fail "damaged manifest ($damage): $(cat "$T/err")"
+done
 # the HTTP client (libcurl) follows redirects: a front end that moves /status still answers
 if command -v python3 >/dev/null; then
     cat >"$T/redirect.py" <<'PY'
