@@ -612,8 +612,7 @@ out:
     return rc;
 }
 
-/* A CSV cell as a JSON value: empty, NULL and \N are null; numbers are numbers; else a string. */
-static cJSON *cell_value(const char *s)
+struct cJSON *store_cell_value(const char *s)
 {
     if (*s == '\0' || strcmp(s, "NULL") == 0 || strcmp(s, "\\N") == 0)
         return cJSON_CreateNull();
@@ -644,7 +643,7 @@ int store_event_decode_fields(const char *const *names, const char *const *value
             rc = fail(&c, STORE_REJECT_BAD_UTF8, "column \"%s\": invalid UTF-8", names[i]);
             goto out;
         }
-        cJSON *v = cell_value(values[i]);
+        cJSON *v = store_cell_value(values[i]);
         if (!v) {
             rc = -ENOMEM;
             goto out;

@@ -195,6 +195,11 @@ void store_decode_opts_default(store_decode_opts_t *o);
 int store_event_decode(const void *buf, size_t len, const store_decode_opts_t *o,
                        store_event_t *out, store_reject_t *why, char *errbuf, size_t errlen);
 
+/* A CSV cell as the JSON value store_event_decode_fields() decodes it as: empty, NULL and \N
+ * are null; numbers are numbers; anything else a string (NULL without memory). `atlasctl
+ * produce` sends CSV rows as these values, so they type alike on both paths. */
+struct cJSON *store_cell_value(const char *s);
+
 /**
  * Decode a row given as column names and text cells (CSV import). Empty cells, NULL and \N are
  * SQL NULL; cells that parse as numbers are numbers. Same validation, topic rule and results as

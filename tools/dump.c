@@ -22,6 +22,7 @@
 #include <cJSON.h>
 
 #include "algo/atl.h"
+#include "store/store.h"
 #include "tools/cli.h"
 
 static const char utf8_bom[3] = {'\xEF', '\xBB', '\xBF'};
@@ -441,26 +442,13 @@ int dump_csv_header(dump_t *d, char *err, size_t errlen)
     return 0;
 }
 
-/* A cell as store/event.c's cell_value() makes it, so produce and import type it alike. */
-static cJSON *cell_json(const char *s)
-{
-    if (*s == '\0' || strcmp(s, "NULL") == 0 || strcmp(s, "\\N") == 0)
-        return cJSON_CreateNull();
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*end == '\0' && errno == 0 && end != s)
-        return cJSON_CreateNumber(v);
-    return cJSON_CreateString(s);
-}
-
 char *dump_csv_json(const dump_t *d)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
     for (int i = 0; i < d->n_names; i++) {
-        cJSON *v = cell_json(d->cells[i]);
+        cJSON *v = store_cell_value(d->cells[i]); /* typed as import types it */
         if (!v || !cJSON_AddItemToObject(o, d->names[i], v)) {
             cJSON_Delete(v);
             cJSON_Delete(o);
