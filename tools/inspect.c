@@ -176,11 +176,29 @@ static double jnum(const cJSON *o, const char *name)
 }
 
 /* The table of one item, from the JSON of store_item_json() (a store or GET /items/<id>). */
+/* The three numbers of a map's "xyz". @return 0, or -EPROTO when it is not that (an answer from
+ * another version, or through a proxy that rewrote it: it used to be read blindly, a crash). */
+static int xyz3(const cJSON *x, double out[3])
+{
+    if (!cJSON_IsArray(x) || cJSON_GetArraySize(x) != 3)
+        return -EPROTO;
+    for (int c = 0; c < 3; c++) {
+        const cJSON *v = cJSON_GetArrayItem(x, c);
+        if (!cJSON_IsNumber(v))
+            return -EPROTO;
+        out[c] = v->valuedouble;
+    }
+    return 0;
+}
+
+/* Print an item's JSON. @return 0, or -EPROTO (not JSON, or a map without its coordinates) */
 static int print_item(const char *json, size_t len)
 {
     cJSON *o = cJSON_ParseWithLength(json, len);
-    if (!o)
+    if (!o) {
+        fprintf(stderr, "atlasctl inspect: the answer is not JSON\n");
         return -EPROTO;
+    }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "beatmap"), *e;
     printf("item                 %s\n", jstr(o, "item"));
     printf("beatmap              %s [%s] by %s (set %.0f)\n", jstr(b, "title"), jstr(b, "version"),
@@ -197,11 +215,16 @@ static int print_item(const char *json, size_t len)
     if (!cJSON_IsObject(m)) {
         printf("map position         not on the last published map\n");
     } else {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(m, "xyz");
+        double x[3];
+        if (xyz3(cJSON_GetObjectItemCaseSensitive(m, "xyz"), x) != 0) {
+            fprintf(stderr, "atlasctl inspect: the answer's \"map\" has no \"xyz\" of three "
+                            "numbers\n");
+            cJSON_Delete(o);
+            return -EPROTO;
+        }
         printf("snapshot             %s\n", jstr(m, "snapshot"));
         printf("map position         %.4f %.4f\n", jnum(m, "x"), jnum(m, "y"));
-        printf("3-D coordinates      %.4f %.4f %.4f\n", cJSON_GetArrayItem(x, 0)->valuedouble,
-               cJSON_GetArrayItem(x, 1)->valuedouble, cJSON_GetArrayItem(x, 2)->valuedouble);
+        printf("3-D coordinates      %.4f %.4f %.4f\n", x[0], x[1], x[2]);
         printf("kNN neighbours, nearest first in T (3-D distance):\n");
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(m, "neighbours"))
             printf("  %-18s %.4f\n", jstr(e, "item"), jnum(e, "distance_3d"));
@@ -295,10 +318,11 @@ int cmd_inspect(int argc, char **argv)
     if ((db ? inspect_db(db, key, (uint32_t)k, &text, &len)
             : inspect_url(url, &lim, key, (uint32_t)k, &text, &len)) != 0)
         return CLI_EXIT_FAIL;
+    int bad = 0;
     if (json)
         printf("%.*s\n", (int)len, text);
-    else if (print_item(text, len) != 0)
-        fprintf(stderr, "atlasctl inspect: the answer is not JSON\n");
+    else
+        bad = print_item(text, len) != 0;
     free(text);
-    return CLI_EXIT_OK;
+    return bad ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }

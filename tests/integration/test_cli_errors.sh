@@ -210,6 +210,11 @@ if command -v python3 >/dev/null; then
 import http.server, socketserver, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith("/items/7_") or self.path.startswith("/items/8_"):
+            body = b'{"item":"7_","map":{"x":1}}' if "/7_" in self.path else b"not json"
+            self.send_response(200); self.send_header("Content-Length", str(len(body)))
+            self.end_headers(); self.wfile.write(body)
+            return
         if self.path.startswith("/snapshots/corpus_2"):  # 12 bytes over 6 s: slow, not stalled
             self.send_response(200); self.send_header("Content-Length", "12"); self.end_headers()
             for _ in range(12):
@@ -237,6 +242,12 @@ PY
     expect_exit 1 atlasctl snapshots export --url "$mute" --id corpus_2 --http-timeout 2 &&
         err_has "not a well-formed corpus" "a slow download (6 s at a 2 s limit) was cut"
     expect_exit 2 atlasctl status --url "$mute" --http-timeout 0
+    # answers that are not what a daemon sends: a map without "xyz" was a segfault, text that is
+    # not JSON an exit 0
+    expect_exit 1 atlasctl inspect 7_ --url "$mute" --http-timeout 2 &&
+        err_has '"xyz"' "inspect of a map without coordinates"
+    expect_exit 1 atlasctl inspect 8_ --url "$mute" --http-timeout 2 &&
+        err_has "not JSON" "inspect of an answer that is not JSON"
 fi
 
 # ---- 9. stores that are not stores; compact cleans up after a failed write ---------------------
