@@ -364,6 +364,17 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
         snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
         return rc;
     }
+    int empty; /* S rows without items: a bulk import stopped midway; ingesting on top of it
+                * would never be exact again (atlasctl import refuses it the same way) */
+    if ((rc = store_bulk_empty(d->store, &empty)) != 0) {
+        snprintf(err, errlen,
+                 rc == ATL_ECORRUPT
+                     ? "the store %s holds S rows but no items: a bulk import was interrupted; "
+                       "delete it and import again"
+                     : "cannot check the store %s: %s",
+                 d->cfg.db, atl_strerror(rc));
+        return rc;
+    }
     store_nowait_thread_set(d->store); /* this thread runs the loop: it never waits on readers */
     store_stats_get(d->store, 0, &d->stats); /* once before serving; then on the thread pool */
     uv_loop_init(&d->loop);

@@ -108,6 +108,8 @@ atl_add_script_test(ingest-races tests/integration/test_ingest_races.sh LABELS i
 atl_add_script_test(topic-kinds tests/integration/test_topic_kinds.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(offset-unreadable tests/integration/test_offset_unreadable.sh LABELS integration
                     TIMEOUT 300)
+atl_add_script_test(bulk-interrupted tests/integration/test_bulk_interrupted.sh LABELS integration
+                    TIMEOUT 120)
 atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
                     TIMEOUT 300)
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
