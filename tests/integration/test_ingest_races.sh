@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The batch writer's state machine against the out-of-memory hold and a failed commit (a review
-# of daemon/ingest.c found each of these by reading; each case failed before its fix):
+# of daemon/ingest.c found each of these by reading; cases 1 and 2 failed before their fix):
 #   1. a message held for out of memory while a commit is in flight: the retry fired during the
 #      commit, did nothing and was not armed again; ingestion stalled for good (stuck at 1);
 #   2. SIGTERM while a failed batch is being committed again: the stop resubmitted it once more,
 #      so its rows, rejections and dead letters counted twice (3 rows applied as 6);
-#   3. SIGTERM while a message is held: the stop dropped it and then applied what came after it
-#      on the same partition, storing a later offset: the held event was lost (applied 2 of 3).
+#   3. SIGTERM while a message is held: the stop dropped it and could then apply what came after
+#      it on the same partition, storing a later offset past it. This case passed before the fix
+#      too (here librdkafka's revoke purges the queued rows before the close drains them); it
+#      guards the rule that nothing after an unapplied message is applied (ig->discarding).
 # atlasd-faults switches: decode-oom, commit-fail, commit-slow (tests/fault/daemon_faults.c).
 . "$(dirname "$0")/lib.sh"
 
