@@ -232,6 +232,19 @@ static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
             return CLI_EXIT_FAIL;
         }
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(st, "refresh");
+        const cJSON *asked = cJSON_GetObjectItemCaseSensitive(r, "rebuild_requested");
+        if (cJSON_IsNumber(asked) && asked->valuedouble < (double)request) {
+            /* the daemon counts requests from its start: fewer than ours means it restarted and
+             * our request is gone (waiting on, we would wait forever, or take a later rebuild
+             * of someone else's for ours) */
+            cli_progress_done(&prog);
+            fprintf(stderr,
+                    "atlasctl rebuild: the daemon restarted and request %" PRIu64
+                    " was lost (it now counts %.0f); run atlasctl rebuild again\n",
+                    request, asked->valuedouble);
+            cJSON_Delete(st);
+            return CLI_EXIT_FAIL;
+        }
         if ((uint64_t)num(r, "rebuild_answered") >= request) {
             const cJSON *b = cJSON_GetObjectItemCaseSensitive(r, "last_rebuild");
             int ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "ok"));

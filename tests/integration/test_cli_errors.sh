@@ -210,6 +210,13 @@ if command -v python3 >/dev/null; then
 import http.server, socketserver, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith("/lost/"):  # a daemon that restarted after taking request 5
+            body = (b'{"request":5}' if self.command == "POST" else
+                    b'{"refresh":{"kind":"idle","rebuild_requested":0,"rebuild_answered":0}}')
+            self.send_response(202 if self.command == "POST" else 200)
+            self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/items/7_") or self.path.startswith("/items/8_"):
             body = b'{"item":"7_","map":{"x":1}}' if "/7_" in self.path else b"not json"
             self.send_response(200); self.send_header("Content-Length", str(len(body)))
@@ -248,6 +255,10 @@ PY
         err_has '"xyz"' "inspect of a map without coordinates"
     expect_exit 1 atlasctl inspect 8_ --url "$mute" --http-timeout 2 &&
         err_has "not JSON" "inspect of an answer that is not JSON"
+    # rebuild --wait against a daemon that restarted (its request counter back at 0): it waited
+    # forever (no --timeout) or took a later rebuild for its own
+    expect_exit 1 atlasctl rebuild --url "$mute/lost" --wait --http-timeout 2 &&
+        err_has "restarted" "rebuild --wait across a daemon restart"
 fi
 
 # ---- 9. stores that are not stores; compact cleans up after a failed write ---------------------
