@@ -1002,7 +1002,7 @@ static char *manifest_fields(const refresh_opts_t *o, const refresh_result_t *r,
 
 /*
  * The snapshot of @p c. Its manifest claims the counters @p cnt and the Kafka @p offsets read
- * with the dirty list at the start of the run (store_dirty_get_with): what the rows read after
+ * with the dirty list at the start of the run (store_dirty_get): what the rows read after
  * it reflect at least. Read here, after MDE and the layout, they named batches committed
  * meanwhile, whose rows the snapshot does not hold.
  */
@@ -1170,7 +1170,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_verify = now_s() - t0;
     t1 = now_s();
-    if ((rc = store_dirty_get_with(s, &r->seq, &dirty, &n_dirty, &cnt, &offsets)) != 0 ||
+    if ((rc = store_dirty_get(s, &r->seq, &dirty, &n_dirty, &cnt, &offsets)) != 0 ||
         (rc = store_coords_load(s, &prev)) != 0) {
         snprintf(err, errlen, "reading the refresh state: %s", atl_strerror(rc));
         goto out;

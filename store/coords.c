@@ -113,13 +113,8 @@ int store_coords_load(store_t *s, store_coords_t *c)
     return store__err(rc);
 }
 
-int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n)
-{
-    return store_dirty_get_with(s, seq, keys, n, NULL, NULL);
-}
-
-int store_dirty_get_with(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
-                         store_counters_t *counters, char **offsets)
+int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
+                    store_counters_t *counters, char **offsets)
 {
     MDB_txn *txn;
     MDB_cursor *cur = NULL;

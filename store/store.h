@@ -529,18 +529,13 @@ int store_coords_load(store_t *s, store_coords_t *c);
 
 /**
  * In one read snapshot: the current batch sequence (counters.batches) and the keys of every
- * dirty item, sorted. Every mark set by a batch up to *seq is in the list.
- * @return 0 and a malloc'd array (caller frees), or an error.
+ * dirty item, sorted (every mark set by a batch up to *seq is in the list), and, when asked
+ * for (NULL: not), the counters and the Kafka offsets as store_offsets_json() gives them: what
+ * a refresh that starts there can claim to reflect.
+ * @return 0 and malloc'd *keys (and *offsets) the caller frees, or an error.
  */
-int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n);
-
-/**
- * store_dirty_get(), and from the same read snapshot the counters and the Kafka offsets as
- * store_offsets_json() gives them (either may be NULL): what a refresh that starts there can
- * claim to reflect.
- */
-int store_dirty_get_with(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
-                         store_counters_t *counters, char **offsets);
+int store_dirty_get(store_t *s, uint64_t *seq, uint64_t **keys, uint32_t *n,
+                    store_counters_t *counters, char **offsets);
 
 /** Number of dirty items. @return 0 or an error. */
 int store_dirty_count(store_t *s, uint64_t *n);

@@ -534,7 +534,7 @@ static void test_dirty_above_min_s(void)
     store_batch_clear(b);
     uint64_t seq, *keys;
     uint32_t n;
-    E(store_dirty_get(s, &seq, &keys, &n));
+    E(store_dirty_get(s, &seq, &keys, &n, NULL, NULL));
     CHECK_EQ(n, 5);
     free(keys);
     store_coords_t none = {0};
@@ -543,7 +543,7 @@ static void test_dirty_above_min_s(void)
     hiscore_at(b, 7, 206, 590, 1600000000 + 60);
     E(store_batch_commit(s, b));
     store_batch_free(b);
-    E(store_dirty_get(s, &seq, &keys, &n));
+    E(store_dirty_get(s, &seq, &keys, &n, NULL, NULL));
     uint64_t want[3];
     uint32_t maps[3] = {202, 205, 206};
     for (int i = 0; i < 3; i++)
