@@ -151,10 +151,10 @@ void cli_help(const cli_cmd_t *cmd, FILE *f)
         char left[64];
         snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
         const cli_range_t *r = range_of(cmd, o);
+        fprintf(f, "  %-26s %s%s", left, o->help, o->type == CLI_NEED ? " (required)" : "");
         if (r)
-            fprintf(f, "  %-26s %s [%.15g..%.15g]\n", left, o->help, r->min, r->max);
-        else
-            fprintf(f, "  %-26s %s\n", left, o->help);
+            fprintf(f, " [%.15g..%.15g]", r->min, r->max);
+        fputc('\n', f);
     }
     fprintf(f, "  %-26s %s\n", "--help", "show this help");
     fprintf(f, "\nexit codes: 0 ok, 1 failure, 2 usage error\n");
@@ -219,6 +219,7 @@ static int set_value(const cli_cmd_t *cmd, const cli_opt_t *o, const char *val)
         *(int *)o->dst = 1;
         return 0;
     case CLI_STR:
+    case CLI_NEED:
         if (!*val) {
             fprintf(stderr, "atlasctl %s: --%s needs a value, not an empty string\n", cmd->name,
                     o->name);
@@ -258,6 +259,17 @@ static int ranges_check(const cli_cmd_t *cmd)
     return 1;
 }
 #endif
+
+/* The first CLI_NEED option the command line did not give, or NULL. */
+static const cli_opt_t *first_missing(const cli_cmd_t *cmd)
+{
+    for (size_t i = 0; i < cmd->n_opts; i++) {
+        const cli_opt_t *o = &cmd->opts[i];
+        if (o->type == CLI_NEED && !*(const char **)o->dst)
+            return o;
+    }
+    return NULL;
+}
 
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, size_t *n_rest)
 {
@@ -313,6 +325,12 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
             free(r);
             return ATL_ECONFIG;
         }
+    }
+    const cli_opt_t *missing = first_missing(cmd);
+    if (missing) {
+        fprintf(stderr, "atlasctl %s: --%s is required (see --help)\n", cmd->name, missing->name);
+        free(r);
+        return ATL_ECONFIG;
     }
     if (rest) {
         *rest = r;

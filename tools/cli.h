@@ -19,6 +19,8 @@ enum cli_exit {
 typedef enum cli_type {
     CLI_FLAG, /* int, set to 1 */
     CLI_STR,  /* const char * */
+    CLI_NEED, /* const char *, NULL by default, that the command cannot run without:
+               * cli_parse() refuses its absence, --help marks it (required) */
     CLI_U64,  /* uint64_t */
     CLI_F64,  /* double */
 } cli_type_t;
@@ -59,9 +61,10 @@ typedef struct cli_cmd {
  * a malloc'd array the caller frees).
  *
  * Usage errors, each naming the option: an unknown option, a missing value, an empty string
- * (for CLI_STR and for arguments: every one names a path, a list or an id, and "" would
+ * (for CLI_STR, CLI_NEED and for arguments: every one names a path, a list or an id, and "" would
  * otherwise name the current or the root directory), a number that does not parse, is not
- * finite or lies outside the command's ranges.
+ * finite or lies outside the command's ranges, a CLI_NEED option not given (checked after
+ * the whole command line, so --help works without it).
  * @return 0 to go on, CLI_PARSE_HELP after printing --help, or ATL_ECONFIG after printing the
  *         usage error. cli_exit() turns any of them into the command's exit code.
  */

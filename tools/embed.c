@@ -790,7 +790,7 @@ int cmd_embed(int argc, char **argv)
         {"init", CLI_STR, &a.init, "random|FILE",
          "start point: random (default) or item x y z rows"},
         {"no-prune", CLI_FLAG, &a.no_prune, NULL, "the file is T itself: i j distance"},
-        {"out", CLI_STR, &a.out, "COORDS.tsv", "item<TAB>x<TAB>y<TAB>z (required)"},
+        {"out", CLI_NEED, &a.out, "COORDS.tsv", "item<TAB>x<TAB>y<TAB>z"},
         {"knn-out", CLI_STR, &a.knn_out, "KNN.tsv", "write item<TAB>neighbour<TAB>distance"},
         {"labels", CLI_STR, &a.labels, "FILE", "item<TAB>group: report 10-NN label purity"},
         {"layout", CLI_STR, &a.layout_out, "FILE", "also run the 2-D layout (UMAP): item x y"},
@@ -813,9 +813,8 @@ int cmd_embed(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (!a.edges == !a.db || !a.out) {
-        fprintf(stderr, "atlasctl embed: %s (see --help)\n",
-                !a.out ? "--out is required" : "give exactly one of --edges and --db");
+    if (!a.edges == !a.db) {
+        fprintf(stderr, "atlasctl embed: give exactly one of --edges and --db (see --help)\n");
         return CLI_EXIT_USAGE;
     }
     return run_embed(&a) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
@@ -880,8 +879,8 @@ int cmd_export_graph(int argc, char **argv)
 {
     const char *db = NULL, *out = NULL, *retained = NULL;
     const cli_opt_t opts[] = {
-        {"db", CLI_STR, &db, "DIR", "store directory (required)"},
-        {"out", CLI_STR, &out, "S.tsv", "i<TAB>j<TAB>s for retained pairs (required; - stdout)"},
+        {"db", CLI_NEED, &db, "DIR", "store directory"},
+        {"out", CLI_NEED, &out, "S.tsv", "i<TAB>j<TAB>s for retained pairs (- stdout)"},
         {"retained", CLI_STR, &retained, "ITEMS.tsv", "also write the retained item ids"},
     };
     const cli_cmd_t cmd = {"export-graph",
@@ -894,10 +893,6 @@ int cmd_export_graph(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (!db || !out) {
-        fprintf(stderr, "atlasctl export-graph: --db and --out are required (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
     store_t *s;
     if (cli_store_open("export-graph", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;

@@ -641,7 +641,7 @@ int cmd_gen(int argc, char **argv)
         {"seed", CLI_U64, &seed, "N", "random seed (default 42)"},
         {"users", CLI_U64, &users, "N", "number of players (default: the scale's)"},
         {"items", CLI_U64, &items, "N", "number of beatmaps (default: the scale's)"},
-        {"out", CLI_STR, &out, "FILE", "hiscore rows (required; - for stdout)"},
+        {"out", CLI_NEED, &out, "FILE", "hiscore rows (- for stdout)"},
         {"format", CLI_STR, &format, "FMT", "jsonl (default) or csv (the table's columns)"},
         {"labels", CLI_STR, &labels, "FILE", "write item_id<TAB>group for every item"},
         {"beatmaps", CLI_STR, &beatmaps, "FILE", "write beatmap and difficulty rows as JSONL"},
@@ -663,11 +663,10 @@ int cmd_gen(int argc, char **argv)
         if (strcmp(scales[i].name, scale) == 0)
             sc = &scales[i];
     int csv = strcmp(format, "csv") == 0;
-    if (!sc || !out || (!csv && strcmp(format, "jsonl") != 0)) {
+    if (!sc || (!csv && strcmp(format, "jsonl") != 0)) {
         fprintf(stderr, "atlasctl gen: %s (see --help)\n",
-                !out ? "--out is required"
-                     : (!sc ? "--scale must be tiny, demo, small or full"
-                            : "--format must be jsonl or csv"));
+                !sc ? "--scale must be tiny, demo, small or full"
+                    : "--format must be jsonl or csv");
         return CLI_EXIT_USAGE;
     }
     gen_t g = {.seed = seed, .pop_exponent = sc->pop_exponent};

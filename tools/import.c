@@ -377,7 +377,7 @@ int cmd_import(int argc, char **argv)
     double min_pp = 75;
     int json = 0, no_bulk = 0;
     const cli_opt_t opts[] = {
-        {"db", CLI_STR, &db, "DIR", "store directory (created if missing; required)"},
+        {"db", CLI_NEED, &db, "DIR", "store directory (created if missing)"},
         {"batch", CLI_U64, &batch_size, "N", "events per write transaction (default 200000)"},
         {"min-pp", CLI_F64, &min_pp, "PP", "skip hiscores below this pp (default 75)"},
         {"json", CLI_FLAG, &json, NULL, "print the summary as JSON"},
@@ -400,9 +400,8 @@ int cmd_import(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
     if (rc != 0)
         return cli_exit(rc);
-    if (!db || n_files == 0) {
-        fprintf(stderr, "atlasctl import: %s (see --help)\n",
-                !db ? "--db is required" : "no input files");
+    if (n_files == 0) {
+        fprintf(stderr, "atlasctl import: no input files (see --help)\n");
         free(files);
         return CLI_EXIT_USAGE;
     }

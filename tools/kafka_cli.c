@@ -388,7 +388,7 @@ int cmd_produce(int argc, char **argv)
                     .timeout_s = PRODUCE_TIMEOUT_DEFAULT_S};
     const char *brokers = NULL;
     const cli_opt_t opts[] = {
-        {"brokers", CLI_STR, &brokers, "LIST", "bootstrap servers (required)"},
+        {"brokers", CLI_NEED, &brokers, "LIST", "bootstrap servers"},
         {"topic", CLI_STR, &p.topic, "T",
          "topic for every row (default: hiscore rows to osutrack.hiscore_updates, others to "
          "osutrack.beatmaps)"},
@@ -415,8 +415,8 @@ int cmd_produce(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, &files, &n_files);
     if (rc != 0)
         return cli_exit(rc);
-    if (!brokers || n_files == 0) {
-        fprintf(stderr, "atlasctl produce: --brokers and at least one FILE are required\n");
+    if (n_files == 0) {
+        fprintf(stderr, "atlasctl produce: no input files (see --help)\n");
         free(files);
         return CLI_EXIT_USAGE;
     }
@@ -508,8 +508,8 @@ int cmd_consume(int argc, char **argv)
     const char *brokers = NULL, *topic = NULL;
     uint64_t count = 0, timeout_ms = 10000;
     const cli_opt_t opts[] = {
-        {"brokers", CLI_STR, &brokers, "LIST", "bootstrap servers (required)"},
-        {"topic", CLI_STR, &topic, "T", "topic to read from the beginning (required)"},
+        {"brokers", CLI_NEED, &brokers, "LIST", "bootstrap servers"},
+        {"topic", CLI_NEED, &topic, "T", "topic to read from the beginning"},
         {"count", CLI_U64, &count, "N", "stop after N messages (default: at the timeout)"},
         {"timeout-ms", CLI_U64, &timeout_ms, "MS", "stop after this long without a message"},
     };
@@ -525,10 +525,6 @@ int cmd_consume(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (!brokers || !topic) {
-        fprintf(stderr, "atlasctl consume: --brokers and --topic are required\n");
-        return CLI_EXIT_USAGE;
-    }
     const char *kv[] = {"group.id", "atlasctl-consume", "enable.auto.commit", "false"};
     rd_kafka_t *rk = new_client(RD_KAFKA_CONSUMER, brokers, NULL, kv, ATL_ARRAY_LEN(kv));
     if (!rk)

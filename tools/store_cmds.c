@@ -21,7 +21,7 @@ int cmd_stats(int argc, char **argv)
     const char *db = NULL;
     int json = 0, no_digest = 0;
     const cli_opt_t opts[] = {
-        {"db", CLI_STR, &db, "DIR", "store directory (required)"},
+        {"db", CLI_NEED, &db, "DIR", "store directory"},
         {"json", CLI_FLAG, &json, NULL, "print JSON: users items retained pairs bytes digest"},
         {"no-digest", CLI_FLAG, &no_digest, NULL, "skip the digest (a full read of S)"},
     };
@@ -32,10 +32,6 @@ int cmd_stats(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (!db) {
-        fprintf(stderr, "atlasctl stats: --db is required (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
     store_t *s;
     store_stats_t st;
     store_counters_t c;
@@ -146,7 +142,7 @@ out:
 int cmd_compact(int argc, char **argv)
 {
     const char *db = NULL;
-    const cli_opt_t opts[] = {{"db", CLI_STR, &db, "DIR", "store directory (required)"}};
+    const cli_opt_t opts[] = {{"db", CLI_NEED, &db, "DIR", "store directory"}};
     const cli_cmd_t cmd = {
         "compact",
         "--db DIR",
@@ -160,17 +156,13 @@ int cmd_compact(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL, NULL);
     if (rc != 0)
         return cli_exit(rc);
-    if (!db) {
-        fprintf(stderr, "atlasctl compact: --db is required (see --help)\n");
-        return CLI_EXIT_USAGE;
-    }
     return compact(db) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
 int cmd_debug_poke(int argc, char **argv)
 {
     const char *db = NULL;
-    const cli_opt_t opts[] = {{"db", CLI_STR, &db, "DIR", "store directory (required)"}};
+    const cli_opt_t opts[] = {{"db", CLI_NEED, &db, "DIR", "store directory"}};
     const cli_cmd_t cmd = {
         "debug-poke",
         "--db DIR ROW_ITEM COL_ITEM DELTA",
@@ -188,7 +180,7 @@ int cmd_debug_poke(int argc, char **argv)
         return cli_exit(rc);
     uint64_t a, b;
     double delta = 0;
-    if (!db || n_rest != 3 || item_key_parse(rest[0], strlen(rest[0]), &a) != 0 ||
+    if (n_rest != 3 || item_key_parse(rest[0], strlen(rest[0]), &a) != 0 ||
         item_key_parse(rest[1], strlen(rest[1]), &b) != 0 || cli_f64_parse(rest[2], &delta) != 0 ||
         delta == 0 || fabs(delta) * WEIGHT_ONE > 9e18) {
         fprintf(stderr, "atlasctl debug-poke: give --db DIR, two item ids and a finite non-zero "

@@ -1,8 +1,8 @@
 /*
  * test_cli.c: atlasctl's shared command-line pieces (tools/cli.h): option values that are usage
  * errors (empty strings, numbers that do not parse, are not finite or lie outside a range), empty
- * arguments, the store check that keeps commands out of directories that are no store, and the
- * check of stdout's writes.
+ * arguments, required options (CLI_NEED), the store check that keeps commands out of directories
+ * that are no store, and the check of stdout's writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +113,38 @@ static void test_help_shows_ranges(void)
     CHECK(strstr(buf, "a path\n") != NULL);
 }
 
+/* A CLI_NEED option missing is a usage error after the whole line was read (so --help works
+ * without it), and --help marks it. */
+static void test_required(void)
+{
+    static const char *out_opt;
+    static const cli_opt_t need_opts[] = {
+        {"out", CLI_NEED, &out_opt, "FILE", "where"},
+        {"db", CLI_STR, &path_opt, "DIR", "a path"},
+    };
+    static const cli_cmd_t need = {"need", "[options]", "A test table.", need_opts, 2, NULL, 0};
+    char *line[][4] = {{"need", "--db", "/tmp", NULL},
+                       {"need", "--out", "f", NULL},
+                       {"need", "--help", NULL, NULL},
+                       {"need", "--out", "", NULL}};
+    int want[] = {ATL_ECONFIG, 0, CLI_PARSE_HELP, ATL_ECONFIG};
+    for (size_t i = 0; i < ATL_ARRAY_LEN(want); i++) {
+        out_opt = NULL;
+        int argc = 0;
+        while (line[i][argc])
+            argc++;
+        CHECK_EQ(cli_parse(&need, argc, line[i], NULL, NULL), want[i]);
+    }
+    CHECK(out_opt == NULL); /* the empty value was refused */
+    char buf[1024] = "";
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+    CHECK(f != NULL);
+    cli_help(&need, f);
+    fclose(f);
+    CHECK(strstr(buf, "where (required)\n") != NULL);
+    CHECK(strstr(buf, "a path\n") != NULL);
+}
+
 static void test_store_check(void)
 {
     char dir[] = "/tmp/atl-test-cli-XXXXXX", path[256];
@@ -149,6 +181,7 @@ int main(void)
     test_unsigned();
     test_doubles();
     test_help_shows_ranges();
+    test_required();
     test_store_check();
     test_stdout_close();
     fprintf(stderr, "test_cli: ok\n");
