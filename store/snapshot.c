@@ -44,13 +44,17 @@ static int write_durably(const char *dir, const char *name, const void *buf, siz
         }
         p += w, left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = -errno;
+    /* close even when fsync fails (EIO, ENOSPC on NFS): a descriptor leaked per failed publish
+     * would run the daemon out of them on a disk that keeps failing */
+    int e = fsync(fd) == 0 ? 0 : -errno;
+    if (close(fd) != 0 && e == 0)
+        e = -errno;
+    if (e != 0) {
         unlink(tmp);
         return e;
     }
     if (rename(tmp, dst) != 0) {
-        int e = -errno;
+        e = -errno;
         unlink(tmp);
         return e;
     }
@@ -175,22 +179,26 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     return 0;
 }
 
+/* Delete snapshot @p id's files (missing ones are no error). */
+static void unlink_snapshot(const char *dir, const char *id)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/%s.json", dir, id);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/%s.coords", dir, id); /* sidecars of old versions */
+    unlink(path);
+}
+
 /* Delete all but the newest @p keep of @p ids (sorted, listed before @p newest was published:
  * it counts as one of the kept), and free the list. */
 static void retain(const char *dir, char **ids, size_t n, const char *newest, unsigned keep)
 {
     size_t total = n + 1;
     for (size_t i = 0; i < n; i++) {
-        if (i + keep < total && strcmp(ids[i], newest) != 0) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", dir, ids[i]);
-            unlink(path);
-            snprintf(path, sizeof(path), "%s/%s.json", dir, ids[i]);
-            unlink(path);
-            snprintf(path, sizeof(path), "%s/%s.coords", dir,
-                     ids[i]); /* sidecars of old versions */
-            unlink(path);
-        }
+        if (i + keep < total && strcmp(ids[i], newest) != 0)
+            unlink_snapshot(dir, ids[i]);
         free(ids[i]);
     }
     free(ids);
@@ -242,12 +250,22 @@ int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, u
         return rc;
     }
     char mname[80];
+    const char *step = "the corpus";
     snprintf(mname, sizeof(mname), "%s.json", info.id);
-    if ((rc = write_durably(dir, info.id, corpus, len)) != 0 ||
-        (rc = write_durably(dir, mname, manifest, strlen(manifest))) != 0 ||
-        (rc = write_durably(dir, "latest", info.id, strlen(info.id))) != 0 ||
-        (rc = sync_dir(dir)) != 0) {
-        snprintf(errbuf, errlen, "publishing %s in %s failed: %s", info.id, dir, strerror(-rc));
+    if ((rc = write_durably(dir, info.id, corpus, len)) == 0 && (step = "its manifest") &&
+        (rc = write_durably(dir, mname, manifest, strlen(manifest))) == 0 && (step = "latest"))
+        rc = write_durably(dir, "latest", info.id, strlen(info.id));
+    if (rc != 0) {
+        /* `latest` still names the previous snapshot: remove what was written of this one. A
+         * corpus left without its manifest or `latest` (ENOSPC half-way) would hold the space
+         * that filled the disk, count as a snapshot for retention, and be listed as newest. */
+        unlink_snapshot(dir, info.id);
+    } else if ((rc = sync_dir(dir)) != 0) {
+        step = "the directory"; /* `latest` names the new snapshot already: it stays */
+    }
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "publishing %s in %s failed writing %s: %s", info.id, dir, step,
+                 strerror(-rc));
         free(manifest);
         retain(dir, ids, n_ids, info.id, UINT_MAX); /* deletes nothing: frees the list */
         return rc;

@@ -57,6 +57,9 @@ atl_add_test(test_cooc SOURCES tests/unit/algo/test_cooc.c LIBS atl_algo LABELS 
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+# a snapshot publish on a full filesystem (a 64 KiB tmpfs; skipped where mount is not permitted)
+atl_add_test(test_snapshot_enospc SOURCES tests/unit/store/test_snapshot_enospc.c LIBS atl_store
+             LABELS unit)
 # every topic name Kafka allows (up to 249 characters) keeps its offset
 atl_add_test(test_offsets SOURCES tests/unit/store/test_offsets.c LIBS atl_store LABELS unit)
 atl_add_test(test_readahead SOURCES tests/unit/store/test_readahead.c LIBS atl_store LABELS unit)
