@@ -21,8 +21,9 @@
 #include "pipeline/refresh.h"
 
 #define TICK_MS        1000
-#define POKE_MIN_MS    100  /* a commit's early tick: at most one per this many ms */
-#define RETRY_AFTER_MS 5000 /* after a failed refresh */
+#define POKE_MIN_MS    100    /* a commit's early tick: at most one per this many ms */
+#define RETRY_AFTER_MS 5000   /* after a failed refresh */
+#define RELOG_AFTER_MS 600000 /* a refresh failing the same way again: an error line this often */
 #define N_OBS          512
 
 typedef struct obs {
@@ -73,6 +74,9 @@ struct sched {
     int last_rebuild_ok;
     char last_rebuild_err[512];
     uint64_t n_refreshes, n_rebuilds, n_failures;
+    /* refreshes failed in a row, the error of the last one logged, and when (log_failure) */
+    uint64_t fail_streak, fail_logged_ms;
+    int fail_logged_rc;
 
     int have_map;
     uint64_t published_seq, seq_now, dirty_now;
@@ -163,6 +167,28 @@ static int64_t oldest_after(const sched_t *s, uint64_t seq)
 
 static void start_run(sched_t *s, int full, int cold);
 
+/*
+ * A failed refresh is retried (every refresh-interval, or RETRY_AFTER_MS), and on a full disk it
+ * fails the same way each time: one error line per RELOG_AFTER_MS while the error stays the
+ * same (the others at debug), with the count, then one line when a refresh succeeds again. A
+ * forced rebuild's failure answers an operator's request and is always logged.
+ */
+static void log_failure(sched_t *s, int full)
+{
+    uint64_t now = uv_now(s->loop);
+    s->fail_streak += !full;
+    if (full || s->fail_streak == 1 || s->rc != s->fail_logged_rc ||
+        now - s->fail_logged_ms >= RELOG_AFTER_MS) {
+        LOG_ERROR("refresh", full ? "rebuild failed" : "refresh failed",
+                  "err=\"%s\" failures_in_a_row=%" PRIu64, s->last_err, s->fail_streak);
+        if (!full)
+            s->fail_logged_rc = s->rc, s->fail_logged_ms = now;
+    } else {
+        LOG_DEBUG("refresh", "refresh failed again", "err=\"%s\" failures_in_a_row=%" PRIu64,
+                  s->last_err, s->fail_streak);
+    }
+}
+
 static void after_cb(uv_work_t *w, int status)
 {
     sched_t *s = w->data;
@@ -179,6 +205,10 @@ static void after_cb(uv_work_t *w, int status)
         s->have_map = 1;
         s->published_seq = s->res.seq;
         full ? s->n_rebuilds++ : s->n_refreshes++;
+        if (s->fail_streak > 0)
+            LOG_INFO("refresh", "publishing succeeded again", "failures_in_a_row=%" PRIu64,
+                     s->fail_streak);
+        s->fail_streak = 0;
         LOG_INFO(
             "refresh", full ? "rebuild published" : "refresh published",
             "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u graph_rows=%u knn_rows=%u "
@@ -202,8 +232,7 @@ static void after_cb(uv_work_t *w, int status)
         if (s->rc == ATL_ECANCELED)
             LOG_INFO("refresh", "refresh cancelled", "full=%d", full);
         else
-            LOG_ERROR("refresh", full ? "rebuild failed" : "refresh failed", "err=\"%s\"",
-                      s->last_err);
+            log_failure(s, full);
     }
     if (full) {
         s->answered = s->run_covers;

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -294,6 +295,24 @@ static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
     }
 }
 
+/*
+ * LMDB reports a short write of its pages as EIO ("TODO: Use which error code?" in
+ * mdb_page_flush), and a write that runs out of disk space half-way is a short write: on a full
+ * disk every commit failed with "Input/output error", which sends an operator looking for a
+ * hardware fault. When the store's filesystem has (almost) nothing left, say so instead.
+ */
+#define DISK_FULL_BYTES ((uint64_t)16 << 20)
+
+static int commit_error(store_t *s, int rc)
+{
+    const char *path;
+    struct statvfs st;
+    if (rc == EIO && mdb_env_get_path(s->env, &path) == 0 && statvfs(path, &st) == 0 &&
+        (uint64_t)st.f_bavail * st.f_frsize < DISK_FULL_BYTES)
+        return ENOSPC;
+    return rc;
+}
+
 int store__write(store_t *s, store__txn_fn fn, void *ud)
 {
     if (s->opts.read_only)
@@ -305,7 +324,7 @@ int store__write(store_t *s, store__txn_fn fn, void *ud)
             return store__err(rc);
         rc = fn(s, txn, ud);
         if (rc == 0)
-            rc = mdb_txn_commit(txn);
+            rc = commit_error(s, mdb_txn_commit(txn));
         else
             mdb_txn_abort(txn);
         pthread_rwlock_unlock(&s->resize_lock);
