@@ -17,6 +17,9 @@
 /* OPT_ADDR: a string that must be a listen address (config_http_addr_parse) */
 typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL, OPT_ADDR } opt_type_t;
 
+/* opt_t.flags */
+#define OPTF_NONEMPTY 1 /* a string that may not be empty: "" would fail only later, unnamed */
+
 typedef struct opt {
     const char *name;
     opt_type_t type;
@@ -24,60 +27,73 @@ typedef struct opt {
     double min, max;
     const char *def;
     const char *help;
+    unsigned flags;
+    const char *choices; /* a string: one of these words, separated by '|' (NULL: any) */
 } opt_t;
 
 #define OFF(f) offsetof(atl_config_t, f)
 
 static const opt_t opts[] = {
-    {"db", OPT_STR, OFF(db), 0, 0, "state", "state directory: the LMDB store (one per daemon)"},
-    {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,..."},
-    {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id"},
+    {"db", OPT_STR, OFF(db), 0, 0, "state", "state directory: the LMDB store (one per daemon)",
+     OPTF_NONEMPTY, NULL},
+    {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,...", 0, NULL},
+    {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id", OPTF_NONEMPTY, NULL},
     {"group-instance-id", OPT_STR, OFF(group_instance_id), 0, 0, "",
-     "Kafka static membership id (empty: one stable per store, kept in DB/instance-id; none: off)"},
+     "Kafka static membership id (empty: one stable per store, kept in DB/instance-id; none: off)",
+     0, NULL},
     {"http", OPT_ADDR, OFF(http), 0, 0, "127.0.0.1:8477",
-     "HTTP listen address IPV4:PORT (port 0: ephemeral; no IPV4: every interface)"},
+     "HTTP listen address IPV4:PORT (port 0: ephemeral; no IPV4: every interface)", 0, NULL},
     {"http-write-timeout-ms", OPT_INT, OFF(http_write_timeout_ms), 100, 3600000, "30000",
      "close an HTTP connection whose response makes no progress this long (a client that stopped "
-     "reading)"},
+     "reading)",
+     0, NULL},
     {"topic-hiscores", OPT_STR, OFF(topic_hiscores), 0, 0, "osutrack.hiscore_updates",
-     "topic of hiscore rows"},
+     "topic of hiscore rows", OPTF_NONEMPTY, NULL},
     {"topic-beatmaps", OPT_STR, OFF(topic_beatmaps), 0, 0, "osutrack.beatmaps",
-     "topic of beatmap and difficulty rows"},
+     "topic of beatmap and difficulty rows", OPTF_NONEMPTY, NULL},
     {"topic-dlq", OPT_STR, OFF(topic_dlq), 0, 0, "atlasd.dlq",
-     "dead-letter topic for invalid messages (empty: none)"},
+     "dead-letter topic for invalid messages (empty: none)", 0, NULL},
     {"batch-max-events", OPT_INT, OFF(batch_max_events), 1, 1000000, "5000",
-     "events per LMDB transaction at most"},
+     "events per LMDB transaction at most", 0, NULL},
     {"batch-max-ms", OPT_INT, OFF(batch_max_ms), 1, 60000, "200",
-     "commit a batch at most this long after its first event"},
+     "commit a batch at most this long after its first event", 0, NULL},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
-     "larger messages are rejected"},
+     "larger messages are rejected", 0, NULL},
     {"max-future-seconds", OPT_INT, OFF(max_future_s), 0, 315360000, "86400",
-     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)"},
-    {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped"},
+     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)", 0,
+     NULL},
+    {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped", 0,
+     NULL},
     {"map-size-mb", OPT_INT, OFF(map_size_mb), 1, 16777216, "1024",
-     "initial LMDB map size; it doubles when full"},
-    {"durable", OPT_BOOL, OFF(durable), 0, 1, "1", "fsync each batch commit (0: OS decides)"},
+     "initial LMDB map size; it doubles when full", 0, NULL},
+    {"durable", OPT_BOOL, OFF(durable), 0, 1, "1", "fsync each batch commit (0: OS decides)", 0,
+     NULL},
     {"stats-interval", OPT_INT, OFF(stats_interval_s), 0, 86400, "60",
-     "seconds between stats log lines (0: never)"},
+     "seconds between stats log lines (0: never)", 0, NULL},
     {"shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 100, 600000, "10000",
-     "longest graceful shutdown before forcing exit"},
+     "longest graceful shutdown before forcing exit", 0, NULL},
     {"snapshots", OPT_STR, OFF(snapshots), 0, 0, "",
-     "snapshot directory served under /snapshots (empty: DB/snapshots)"},
+     "snapshot directory served under /snapshots (empty: DB/snapshots)", 0, NULL},
     {"refresh-interval", OPT_INT, OFF(refresh_interval_s), 0, 86400 * 7, "60",
-     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)"},
+     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)", 0,
+     NULL},
     {"refresh-dirty-threshold", OPT_INT, OFF(refresh_dirty_threshold), 0, 1000000000, "0",
-     "also refresh as soon as this many items are dirty (0: off)"},
-    {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep"},
-    {"seed", OPT_INT, OFF(seed), 0, INT64_MAX, "42", "random seed of MDE and the 2-D layout"},
+     "also refresh as soon as this many items are dirty (0: off)", 0, NULL},
+    {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep", 0, NULL},
+    {"seed", OPT_INT, OFF(seed), 0, INT64_MAX, "42", "random seed of MDE and the 2-D layout", 0,
+     NULL},
     {"admin-token", OPT_STR, OFF(admin_token), 0, 0, "",
      "bearer token admitting admin calls (POST /admin/rebuild) from other hosts; loopback needs "
-     "none"},
+     "none",
+     0, NULL},
     {"cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "*",
-     "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)"},
+     "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)", 0, NULL},
     {"viewer", OPT_STR, OFF(viewer), 0, 0, "",
-     "directory of the map viewer served at / (empty: the one of this build; none: off)"},
-    {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug"},
-    {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it"},
+     "directory of the map viewer served at / (empty: the one of this build; none: off)", 0, NULL},
+    {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug",
+     OPTF_NONEMPTY, "error|warn|info|debug"},
+    {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it", 0,
+     NULL},
 };
 
 #define LINE_MAX_BYTES 4095
@@ -138,17 +154,41 @@ int config_http_addr_parse(const char *addr, struct sockaddr_in *out)
     return 0;
 }
 
+/* whether @p val is one of the '|'-separated words of @p choices */
+static int is_choice(const char *choices, const char *val)
+{
+    size_t n = strlen(val);
+    for (const char *p = choices; *p;) {
+        size_t w = strcspn(p, "|");
+        if (w == n && memcmp(p, val, n) == 0)
+            return 1;
+        p += w + (p[w] == '|');
+    }
+    return 0;
+}
+
 static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char *where,
                    char *errbuf, size_t errlen)
 {
     char *end;
     double v;
+    long long iv = 0;
     struct sockaddr_in sa;
     if (o->type == OPT_ADDR && config_http_addr_parse(val, &sa) != 0) {
         char pv[256];
         snprintf(errbuf, errlen,
                  "%s: %s = \"%s\" is not an IPv4 HOST:PORT (port 0-65535, 0: ephemeral)", where,
                  o->name, printable(val, strlen(val), pv));
+        return ATL_ECONFIG;
+    }
+    if ((o->flags & OPTF_NONEMPTY) && !val[0]) {
+        snprintf(errbuf, errlen, "%s: %s must not be empty", where, o->name);
+        return ATL_ECONFIG;
+    }
+    if (o->choices && !is_choice(o->choices, val)) {
+        char pv[256];
+        snprintf(errbuf, errlen, "%s: %s = \"%s\" is not one of %s", where, o->name,
+                 printable(val, strlen(val), pv), o->choices);
         return ATL_ECONFIG;
     }
     switch (o->type) {
@@ -169,9 +209,22 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
     case OPT_INT:
     case OPT_DBL:
         errno = 0;
-        v = strtod(val, &end);
-        if (errno || end == val || *end || !isfinite(v) || (o->type == OPT_INT && v != floor(v)))
-            goto bad;
+        if (o->type == OPT_INT) {
+            /* decimal digits, read exactly: through a double, 2^53 + 1 became 2^53 and
+             * 9223372036854775807 became 2^63, which passed the range check and turned
+             * negative when stored */
+            const char *p = val + (val[0] == '-' || val[0] == '+');
+            if (*p < '0' || *p > '9')
+                goto bad;
+            iv = strtoll(val, &end, 10);
+            if (errno || *end)
+                goto bad;
+            v = (double)iv;
+        } else {
+            v = strtod(val, &end);
+            if (errno || end == val || *end || !isfinite(v))
+                goto bad;
+        }
         if (v < o->min || v > o->max) {
             char pr[256]; /* strtod skipped leading white space such as \r: never echo it raw */
             snprintf(errbuf, errlen, "%s: %s = %s is out of range [%g, %g]", where, o->name,
@@ -179,7 +232,7 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
             return ATL_ECONFIG;
         }
         if (o->type == OPT_INT)
-            *(int64_t *)((char *)c + o->offset) = (int64_t)v;
+            *(int64_t *)((char *)c + o->offset) = (int64_t)iv;
         else
             *(double *)((char *)c + o->offset) = v;
         return 0;
@@ -191,6 +244,29 @@ bad:;
     return ATL_ECONFIG;
 }
 
+/* The librdkafka properties atlasd sets from settings of its own: a kafka.* copy is refused. */
+static const char *kafka_own_setting(const char *prop)
+{
+    static const char *const own[][2] = {
+        {"bootstrap.servers", "brokers"},
+        {"metadata.broker.list", "brokers"},
+        {"group.id", "group"},
+        {"group.instance.id", "group-instance-id"},
+    };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(prop, own[i][0]) == 0)
+            return own[i][1];
+    return NULL;
+}
+
+/* Whether a librdkafka property holds a secret (logged as <set>): passwords, the OAUTHBEARER
+ * client secret and unsecured-JWT config, private keys given inline. */
+static int kafka_secret(const char *prop)
+{
+    return strstr(prop, "password") || strstr(prop, "secret") || strstr(prop, ".pem") ||
+           strstr(prop, "oauthbearer.config") || strstr(prop, "jaas");
+}
+
 static int set_key(atl_config_t *c, const char *key, const char *val, const char *where,
                    char *errbuf, size_t errlen)
 {
@@ -199,6 +275,12 @@ static int set_key(atl_config_t *c, const char *key, const char *val, const char
         /* checked now, so a bad property is a configuration error naming its line (exit 2),
          * not a start-up failure of the Kafka client */
         char e[512];
+        const char *own = kafka_own_setting(key + 6);
+        if (own) { /* it would silently override the setting, and the log would still show it */
+            snprintf(errbuf, errlen, "%s: %s is atlasd's setting %s: set that instead", where, key,
+                     own);
+            return ATL_ECONFIG;
+        }
         rd_kafka_conf_t *probe = rd_kafka_conf_new();
         rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, key + 6, val, e, sizeof(e));
         rd_kafka_conf_destroy(probe);
@@ -279,9 +361,46 @@ static int load_file(atl_config_t *c, const char *path, char *errbuf, size_t err
     return rc;
 }
 
+/* The keys of one config file so far, with their lines: a key given twice is an error (which
+ * one wins is a guess the reader of the file should not have to make). */
+typedef struct seen {
+    char **keys;
+    int *lines;
+    size_t n, cap;
+} seen_t;
+
+static int seen_add(seen_t *s, const char *key, int lineno, const char *where, char *errbuf,
+                    size_t errlen)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->keys[i], key) == 0) {
+            char pk[256];
+            snprintf(errbuf, errlen, "%s: %s is already set on line %d", where,
+                     printable(key, strlen(key), pk), s->lines[i]);
+            return ATL_ECONFIG;
+        }
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        char **k = realloc(s->keys, cap * sizeof(*k));
+        if (k)
+            s->keys = k;
+        int *l = realloc(s->lines, cap * sizeof(*l));
+        if (!k || !l)
+            abort();
+        s->lines = l;
+        s->cap = cap;
+    }
+    if (!(s->keys[s->n] = strdup(key)))
+        abort();
+    s->lines[s->n++] = lineno;
+    return 0;
+}
+
 int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf, size_t errlen)
 {
     char *line = NULL, where[4200];
+    seen_t seen = {NULL, NULL, 0, 0};
     size_t cap = 0;
     ssize_t len;
     int lineno = 0, rc = 0;
@@ -311,8 +430,14 @@ int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf,
             break;
         }
         *eq = '\0';
-        rc = set_key(c, trim(s), trim(eq + 1), where, errbuf, errlen);
+        char *key = trim(s);
+        if ((rc = seen_add(&seen, key, lineno, where, errbuf, errlen)) == 0)
+            rc = set_key(c, key, trim(eq + 1), where, errbuf, errlen);
     }
+    for (size_t i = 0; i < seen.n; i++)
+        free(seen.keys[i]);
+    free(seen.keys);
+    free(seen.lines);
     if (rc == 0 && ferror(f)) {
         snprintf(errbuf, errlen, "reading config %s: %s", path, strerror(errno));
         rc = ATL_ECONFIG;
@@ -334,7 +459,9 @@ static void print_help(void)
     printf("  --%-22s %s\n", "kafka.PROPERTY",
            "passed to librdkafka (e.g. kafka.security.protocol)");
     printf("  --%-22s %s\n", "print-config", "print a documented example config and exit");
-    printf("\nsignals: SIGTERM/SIGINT finish the batch and exit 0; SIGHUP reopens the log file\n");
+    printf("\nsignals: SIGTERM/SIGINT finish the batch and exit 0; SIGHUP reopens the log file\n"
+           "exit codes: 0 clean stop, 1 runtime failure (or shutdown-timeout-ms passed),\n"
+           "            2 bad configuration (a setting, a path, a kafka.* property; named)\n");
 }
 
 void config_print_example(FILE *f)
@@ -427,5 +554,5 @@ void config_log(const atl_config_t *c, char *buf, size_t len)
     }
     for (size_t i = 0; i < c->n_kafka && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " kafka.%s=\"%s\"", c->kafka_keys[i],
-                              strstr(c->kafka_keys[i], "password") ? "<set>" : c->kafka_values[i]);
+                              kafka_secret(c->kafka_keys[i]) ? "<set>" : c->kafka_values[i]);
 }

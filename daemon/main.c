@@ -345,6 +345,61 @@ static void metrics(void *ud, text_buf_t *b)
                     (unsigned long long)reads, (unsigned long long)writes);
 }
 
+/* A directory setting @p name = @p dir: created if missing (one level, as the store and a publish
+ * create theirs), then it must be a directory this process can write. */
+static int dir_check(const char *name, const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        why = strerror(errno);
+    else if (stat(dir, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "not a directory";
+    else if (access(dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "%s = %.900s: %s", name, dir, why);
+    return ATL_ECONFIG;
+}
+
+/*
+ * The paths of the configuration, checked before anything is locked, opened or joined: a store,
+ * snapshot or viewer directory that cannot be used is a configuration error (exit 2) naming its
+ * setting. (Before, an unwritable snapshot directory was found by the first publish, after the
+ * group was joined and a refresh had run; a viewer path with a typo served 404 at / for ever.)
+ */
+static int paths_check(daemon_state_t *d, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = dir_check("db", d->cfg.db, err, errlen)) != 0)
+        return rc;
+    if (!d->cfg.snapshots[0]) {
+        free(d->cfg.snapshots);
+        size_t len = strlen(d->cfg.db) + sizeof("/snapshots");
+        d->cfg.snapshots = malloc(len);
+        if (!d->cfg.snapshots)
+            abort();
+        snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
+    }
+    if ((rc = dir_check("snapshots", d->cfg.snapshots, err, errlen)) != 0)
+        return rc;
+    struct stat st;
+    if (!d->cfg.viewer[0]) { /* the build's own files: gone when only the binary was installed */
+        if (stat(ATL_VIEWER_DIR, &st) != 0 || !S_ISDIR(st.st_mode))
+            LOG_WARN("main", "the build's viewer directory is missing: / answers 404",
+                     "viewer=\"%s\"", ATL_VIEWER_DIR);
+    } else if (strcmp(d->cfg.viewer, "none") != 0 &&
+               (stat(d->cfg.viewer, &st) != 0 || !S_ISDIR(st.st_mode) ||
+                access(d->cfg.viewer, R_OK | X_OK) != 0)) {
+        snprintf(err, errlen, "viewer = %.900s: not a readable directory", d->cfg.viewer);
+        return ATL_ECONFIG;
+    }
+    return 0;
+}
+
 static int start(daemon_state_t *d, char *err, size_t errlen)
 {
     store_opts_t so;
@@ -352,11 +407,8 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     so.map_size_bytes = (uint64_t)d->cfg.map_size_mb << 20;
     so.no_sync = !d->cfg.durable;
     int rc;
-    if (mkdir(d->cfg.db, 0755) != 0 && errno != EEXIST) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot create %s: %s", d->cfg.db, strerror(-rc));
+    if ((rc = paths_check(d, err, errlen)) != 0)
         return rc;
-    }
     if ((rc = store_lock(d->cfg.db, &d->lock_fd, err, errlen)) != 0 ||
         (rc = instance_id(d, err, errlen)) != 0)
         return rc;
@@ -393,14 +445,6 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
     uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
-    if (!d->cfg.snapshots[0]) {
-        free(d->cfg.snapshots);
-        size_t len = strlen(d->cfg.db) + sizeof("/snapshots");
-        d->cfg.snapshots = malloc(len);
-        if (!d->cfg.snapshots)
-            abort();
-        snprintf(d->cfg.snapshots, len, "%s/snapshots", d->cfg.db);
-    }
     char repaired[64];
     int rrc = store_snapshot_repair(d->cfg.snapshots, repaired, sizeof(repaired));
     if (rrc != 0)
@@ -474,18 +518,18 @@ int main(int argc, char **argv)
     }
     log_level_current = lvl;
     if ((rc = reopen_log(d.cfg.log_file)) != 0) {
-        fprintf(stderr, "atlasd: cannot open log %s: %s\n", d.cfg.log_file, strerror(-rc));
+        fprintf(stderr, "atlasd: log-file = %s: %s\n", d.cfg.log_file, strerror(-rc));
         config_destroy(&d.cfg);
-        return 1;
+        return 2; /* a path of the configuration, like the directories (paths_check) */
     }
     signal(SIGPIPE, SIG_IGN);
     config_log(&d.cfg, line, sizeof(line));
     LOG_INFO("main", "starting", "%s", line);
-    if (start(&d, err, sizeof(err)) != 0) {
+    if ((rc = start(&d, err, sizeof(err))) != 0) {
         LOG_ERROR("main", "startup failed", "err=\"%s\"", err);
         fprintf(stderr, "atlasd: %s\n", err);
-        d.exit_code = 1;
-        if (d.ingest) { /* consumer started: close it properly */
+        d.exit_code = rc == ATL_ECONFIG ? 2 : 1; /* a path, a Kafka property: the configuration */
+        if (d.ingest) {                          /* consumer started: close it properly */
             d.stopping = 1;
             if (d.sched)
                 sched_stop(d.sched, on_sched_stopped, &d);

@@ -120,6 +120,8 @@ atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integ
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
 atl_add_script_test(dlq-size tests/integration/test_dlq_size.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
+# configuration mistakes at start-up: exit 2 naming the setting; secrets not logged
+atl_add_script_test(config tests/config_check.sh LABELS unit TIMEOUT 120)
 # snapshots over HTTP: write timeout, shutdown with a stalled client, big manifests, cache headers
 atl_add_script_test(http-serve tests/integration/test_http_serve.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
