@@ -248,7 +248,7 @@ static int map_reserve(store_t *s, uint64_t extra)
         if ((uint64_t)(info.me_last_pgno + 1) * st.ms_psize + extra <= info.me_mapsize)
             return 0;
         pthread_rwlock_wrlock(&s->resize_lock);
-        int rc = mdb_env_set_mapsize(s->env, (size_t)info.me_mapsize * 2);
+        int rc = store__map_resize(s, info.me_mapsize * 2);
         pthread_rwlock_unlock(&s->resize_lock);
         if (rc != 0)
             return rc;

@@ -95,6 +95,9 @@ struct store {
     /* the thread that must never wait for resize_lock (the daemon's loop), or none */
     pthread_t nowait_thread;
     int has_nowait_thread;
+    /* LMDB's mdb_env_set_mapsize() failed after unmapping the map: the environment has no map
+     * and every transaction would fault; they fail with ATL_ESTORE instead (grow_locked) */
+    int map_lost;
     uint64_t nowait_reads, nowait_writes; /* transactions begun there (store_nowait_txns_get) */
 };
 
@@ -158,6 +161,11 @@ typedef struct store__ra {
 } store__ra_t;
 
 void store__readahead(store__ra_t *ra, const void *at);
+
+/* Set the map to @p size bytes (resize_lock held exclusively): the address space is checked
+ * first, so that a failed mdb_env_set_mapsize() cannot leave the store without a map.
+ * @return 0, an errno value (ENOMEM), an MDB code or ATL_ESTORE (map_lost). */
+int store__map_resize(store_t *s, uint64_t size);
 
 /** Bytes of the data file in use (up to its last page), and the map's size in *map_size (may be
  * NULL). Reads the meta pages: call with resize_lock held (a transaction holds it). */

@@ -210,12 +210,45 @@ int store_sync(store_t *s)
  * (ingestion, on the loop). So every transaction holds resize_lock shared for its whole life,
  * and a resize takes it exclusively, after the thread asking has ended its own transaction.
  */
+/*
+ * mdb_env_set_mapsize() unmaps the map, then maps the new size; when that mmap fails (no address
+ * space: RLIMIT_AS, systemd's LimitAS=) the environment is left without a map and the next
+ * transaction faults (SIGSEGV, LMDB 0.9.24; test_map_grow). So the growth is first reserved
+ * with a mapping of our own (PROT_NONE, nothing touched): the address space the larger map
+ * adds must be there, else the growth fails with ENOMEM and the map stays as it is. Should
+ * LMDB fail all the same (another thread took the space meanwhile), the store is marked
+ * map_lost and every later transaction fails (ATL_ESTORE) instead of faulting.
+ * Call with resize_lock held exclusively (or no other thread using the store).
+ */
+int store__map_resize(store_t *s, uint64_t size)
+{
+    MDB_envinfo info;
+    if (s->map_lost)
+        return ATL_ESTORE;
+    mdb_env_info(s->env, &info);
+    mdb_filehandle_t fd;
+    if (size > info.me_mapsize && mdb_env_get_fd(s->env, &fd) == 0) {
+        /* the data file, never touched (no pages, nothing committed): POSIX has no anonymous map */
+        size_t more = (size_t)(size - info.me_mapsize);
+        void *probe = mmap(NULL, more, PROT_NONE, MAP_SHARED, fd, 0);
+        if (probe == MAP_FAILED)
+            return errno;
+        munmap(probe, more);
+    }
+    int rc = mdb_env_set_mapsize(s->env, (size_t)size);
+    if (rc != 0)
+        s->map_lost = 1; /* past its checks, its only failure is the mmap, after the munmap */
+    return rc;
+}
+
 static int grow_locked(store_t *s)
 {
     MDB_envinfo info;
+    if (s->map_lost)
+        return ATL_ESTORE;
     mdb_env_info(s->env, &info);
     uint64_t size = (uint64_t)info.me_mapsize * 2;
-    return size > MAP_SIZE_MAX ? MDB_MAP_FULL : mdb_env_set_mapsize(s->env, size);
+    return size > MAP_SIZE_MAX ? MDB_MAP_FULL : store__map_resize(s, size);
 }
 
 /* Grow after MDB_MAP_FULL. The no-wait thread (the daemon's loop) never blocks here: with a
@@ -265,6 +298,10 @@ int store_map_grow_ahead(store_t *s, double min_free_frac)
      * thread's grow_map() may be unmapping (a segfault seen under bench/healthz.sh) */
     if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
         return -EBUSY;
+    if (s->map_lost) {
+        pthread_rwlock_unlock(&s->resize_lock);
+        return ATL_ESTORE;
+    }
     uint64_t map_size;
     double used = (double)store__used_bytes(s, &map_size);
     int rc = used < (1.0 - min_free_frac) * (double)map_size ? 0 : grow_locked(s);
@@ -280,6 +317,10 @@ static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
         (flags & MDB_RDONLY) ? s->nowait_reads++ : s->nowait_writes++;
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&s->resize_lock);
+        if (s->map_lost) {
+            pthread_rwlock_unlock(&s->resize_lock);
+            return ATL_ESTORE; /* no map to read: restart the process */
+        }
         int rc = mdb_txn_begin(s->env, NULL, flags, out);
         if (rc == 0)
             return 0;
@@ -288,7 +329,9 @@ static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
             return rc;
         /* another process grew the file: adopt its size, then retry */
         pthread_rwlock_wrlock(&s->resize_lock);
-        rc = mdb_env_set_mapsize(s->env, 0);
+        rc = s->map_lost ? ATL_ESTORE : mdb_env_set_mapsize(s->env, 0);
+        if (rc != 0)
+            s->map_lost = 1; /* the new size could not be mapped: the map is gone */
         pthread_rwlock_unlock(&s->resize_lock);
         if (rc != 0)
             return rc;
@@ -346,7 +389,7 @@ int store__read_try_begin(store_t *s, MDB_txn **out)
 {
     if (pthread_rwlock_tryrdlock(&s->resize_lock) != 0)
         return EBUSY;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, out);
+    int rc = s->map_lost ? ATL_ESTORE : mdb_txn_begin(s->env, NULL, MDB_RDONLY, out);
     if (rc != 0)
         pthread_rwlock_unlock(&s->resize_lock);
     return rc;

@@ -60,6 +60,8 @@ atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LAB
 # a snapshot publish on a full filesystem (a 64 KiB tmpfs; skipped where mount is not permitted)
 atl_add_test(test_snapshot_enospc SOURCES tests/unit/store/test_snapshot_enospc.c LIBS atl_store
              LABELS unit)
+# the map cannot grow (no address space for it): -ENOMEM, the store works on, grows later
+atl_add_test(test_map_grow SOURCES tests/unit/store/test_map_grow.c LIBS atl_store LABELS unit)
 # every topic name Kafka allows (up to 249 characters) keeps its offset
 atl_add_test(test_offsets SOURCES tests/unit/store/test_offsets.c LIBS atl_store LABELS unit)
 atl_add_test(test_readahead SOURCES tests/unit/store/test_readahead.c LIBS atl_store LABELS unit)
