@@ -497,11 +497,41 @@ static uint64_t http_drain_ms(daemon_state_t *d)
     return left < HTTP_DRAIN_MAX_MS ? left : HTTP_DRAIN_MAX_MS;
 }
 
+/*
+ * Signals before the loop's handlers exist (uv_signal_start in start()): opening the store,
+ * checking it and counting it can take a while on a large store, and SIGTERM, SIGINT and SIGHUP
+ * used to kill the process there by their default action (a `systemctl reload` at that moment
+ * left the service dead: systemd counts a death by SIGHUP as a clean exit, no restart). Now
+ * SIGHUP is ignored until the loop's handler replaces this one, and SIGTERM/SIGINT are noted and
+ * stop the daemon as soon as it runs, the same graceful way (exit 0). SA_RESTART: a blocking
+ * open() (a log file on a FIFO) goes on.
+ */
+static volatile sig_atomic_t early_signal;
+
+static void on_early_signal(int signum)
+{
+    if (signum != SIGHUP)
+        early_signal = signum;
+}
+
+static void early_signals_catch(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_early_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
     static daemon_state_t d;
     d.lock_fd = -1;
     char err[1024], line[4096];
+    early_signals_catch();
     config_init(&d.cfg);
     int rc = config_parse_args(&d.cfg, argc, argv, err, sizeof(err));
     if (rc != 0) {
@@ -538,6 +568,8 @@ int main(int argc, char **argv)
         }
     } else {
         notify_ready(&d);
+        if (early_signal) /* asked to stop while starting: now that it can, cleanly */
+            on_signal(early_signal == SIGINT ? &d.sig_int : &d.sig_term, early_signal);
         uv_run(&d.loop, UV_RUN_DEFAULT); /* until on_ingest_stopped() or the deadline */
     }
     if (http_free(d.http, d.loop_ready ? http_drain_ms(&d) : 0) != 0) {

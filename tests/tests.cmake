@@ -124,6 +124,8 @@ atl_add_script_test(dlq-size tests/integration/test_dlq_size.sh LABELS integrati
 atl_add_script_test(deploy tests/deploy_check.sh LABELS unit)
 # configuration mistakes at start-up: exit 2 naming the setting; secrets not logged
 atl_add_script_test(config tests/config_check.sh LABELS unit TIMEOUT 120)
+# SIGHUP/SIGTERM/SIGINT during start-up, SIGHUP log reopen, repeated stop signals
+atl_add_script_test(signals tests/integration/test_signals.sh LABELS integration TIMEOUT 120)
 # snapshots over HTTP: write timeout, shutdown with a stalled client, big manifests, cache headers
 atl_add_script_test(http-serve tests/integration/test_http_serve.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(deploy-live tests/integration/test_deploy_live.sh LABELS integration TIMEOUT 300)
