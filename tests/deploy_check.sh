@@ -50,12 +50,48 @@ expect_config_error 'http.conf:1: http = "localhost:8477" is not an IPv4 HOST:PO
 printf 'brokers = x:1\n\001\033[31mevil = 1\n' >"$T/bin.conf"
 expect_config_error 'bin.conf:2: unknown setting "\\x01\\x1b\[31mevil"' --config "$T/bin.conf"
 if grep -q "$(printf '\033')" "$T/err"; then echo "raw escape bytes echoed"; exit 1; fi
+# the unit: its ExecStart flags are ones atlasd accepts (run with the example config, brokers
+# filled in, and the store in $T: it starts, serves, and stops on SIGTERM with exit 0); the store
+# it names is writable under its hardening (StateDirectory/ReadWritePaths); a configuration error
+# (exit 2) is not restarted in a loop (Restart=on-failure alone restarted it every RestartSec)
+unit=$src/deploy/atlasd.service
+grep -qE '^RestartPreventExitStatus=(.* )?2( |$)' "$unit" ||
+    { echo "atlasd.service restarts on exit 2 (a configuration error): RestartPreventExitStatus=2"; exit 1; }
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+unit_db=$(printf '%s\n' "$exec_start" | sed -n 's/.*--db \([^ ]*\).*/\1/p')
+unit_conf=$(printf '%s\n' "$exec_start" | sed -n 's/.*--config \([^ ]*\).*/\1/p')
+writable=$(sed -n -e 's#^StateDirectory=#/var/lib/#p' -e 's/^ReadWritePaths=//p' "$unit" | tr ' ' '\n')
+printf '%s\n' "$writable" | grep -q . || { echo "atlasd.service: no writable path"; exit 1; }
+ok=0
+for w in $writable; do case "$unit_db/" in "${w%/}"/*) ok=1 ;; esac; done
+[ "$ok" = 1 ] || { echo "atlasd.service: --db $unit_db is not under a writable path ($writable)"; exit 1; }
+sed -e 's/^brokers = .*/brokers = 127.0.0.1:1/' -e 's/^http = .*/http = 127.0.0.1:0/' \
+    "$src/deploy/atlasd.conf.example" >"$T/unit.conf"
+read -r -a argv <<<"$(printf '%s\n' "$exec_start" | sed -e "s#$unit_conf#$T/unit.conf#" \
+    -e "s#$unit_db#$T/unit-store#" -e "s#^[^ ]*atlasd #atlasd #")"
+"${argv[@]}" >"$T/unit.log" 2>&1 &
+pid=$!
+for i in $(seq 100); do
+    grep -q 'msg="listening"' "$T/unit.log" || ! kill -0 "$pid" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q 'msg="listening"' "$T/unit.log" ||
+    { kill "$pid" 2>/dev/null || true; echo "the unit's ExecStart: $exec_start"; cat "$T/unit.log"; exit 1; }
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+[ "$rc" = 0 ] || { echo "the unit's ExecStart: exit $rc"; cat "$T/unit.log"; exit 1; }
 if command -v systemd-analyze >/dev/null; then
     sed "s#/usr/local/bin/atlasd#$(readlink -f "$(command -v atlasd)")#" "$src/deploy/atlasd.service" >"$T/atlasd.service"
     out=$(systemd-analyze verify "$T/atlasd.service" 2>&1 | grep -v -e "Documentation=" -e "/proc/cmdline" || true)
     # users/groups may not exist on a build machine; anything else is an error
     if echo "$out" | grep -v -e "User" -e "Group" -e "^$" | grep -q .; then echo "$out"; exit 1; fi
 fi
+# nginx: /metrics and /status (counters, partitions, last_error with broker names and paths)
+# answer private networks only; /healthz stays open for outside health checks
+for loc in /metrics /status; do
+    sed -n "s#^ *location = $loc *{\(.*\)}#\1#p" "$src/deploy/nginx.conf" | grep -q 'deny all;' ||
+        { echo "nginx.conf: location = $loc is open to everyone"; exit 1; }
+done
 if command -v nginx >/dev/null; then
     mkdir -p "$T/cache"
     ATLASD_ADDR=127.0.0.1:8477 envsubst '${ATLASD_ADDR}' <"$src/deploy/nginx.conf" |
