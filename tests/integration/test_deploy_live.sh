@@ -39,6 +39,14 @@ else
     echo "note: promtool not installed, metrics not checked" >&2
 fi
 
+# every atlasd metric the alert rules use is one the live /metrics has (a renamed metric would
+# leave its alert silent for ever), once the map is published
+for i in $(seq 150); do [ -s "$T/db/snapshots/latest" ] && break; sleep 0.2; done
+curl -fs "http://127.0.0.1:$PORT_a/metrics" >"$T/metrics-live.txt" || fail "GET /metrics"
+for m in $(grep -o 'atlasd_[a-z_]*' "$src/deploy/prometheus/atlasd-rules.yml" | sort -u); do
+    grep -q "^$m[{ ]" "$T/metrics-live.txt" || fail "the alert rules use $m, not in /metrics"
+done
+
 if command -v nginx >/dev/null; then
     for i in $(seq 150); do [ -s "$T/db/snapshots/latest" ] && break; sleep 0.2; done
     [ -s "$T/db/snapshots/latest" ] || fail "no snapshot published"
