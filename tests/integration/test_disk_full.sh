@@ -40,13 +40,19 @@ done
 sleep 6 # retries of the commit (every second) and of refreshes (every second here)
 status "$PORT_a" last_error | grep -q 'No space left on device' ||
     fail "last_error does not say the disk is full: '$(status "$PORT_a" last_error)'"
+# once per episode: a failure freeing space (a partial file removed) may let one commit or
+# publish through before the disk is full again; that ends an episode with a line of its own
 n=$(grep -c 'msg="store commit failed' "$T/a.log" || true)
-[ "$n" = 1 ] || fail "the failed commit logged $n times, expected once"
+ok=$(grep -c 'msg="store commit succeeded again"' "$T/a.log" || true)
+[ "$n" -ge 1 ] && [ "$n" -le $((ok + 1)) ] ||
+    fail "the failed commit logged $n times with $ok recoveries between, expected once each"
 n=$(grep -c 'msg="refresh failed"' "$T/a.log" || true)
+ok=$(grep -c 'msg="publishing succeeded again"' "$T/a.log" || true)
 failures=$(curl -s "http://127.0.0.1:$PORT_a/status" | tr -d '\t\n ' | sed -n 's/.*"failures":\([0-9]*\).*/\1/p')
-echo "refresh failures while full: $failures, logged: $n"
+echo "refresh failures while full: $failures, logged: $n, recoveries between: $ok"
 [ "${failures:-0}" -ge 2 ] || fail "refreshes were not retried on a full disk ($failures failures)"
-[ "$n" = 1 ] || fail "the same refresh failure logged $n times in a row, expected once"
+[ "$n" -ge 1 ] && [ "$n" -le $((ok + 1)) ] ||
+    fail "the same refresh failure logged $n times with $ok recoveries between, expected once each"
 ls -a "$db/snapshots" >"$T/snaps.txt"
 ! grep -q '^\.tmp-' "$T/snaps.txt" || fail "a partial snapshot left: $(cat "$T/snaps.txt")"
 if [ -f "$db/snapshots/latest" ]; then
