@@ -111,6 +111,8 @@ atl_add_script_test(loop tests/integration/test_loop.sh LABELS integration TIMEO
 atl_add_script_test(ingest-oom tests/integration/test_ingest_oom.sh LABELS integration TIMEOUT 300)
 # a full disk (a 3 MiB tmpfs; skipped where mount is not permitted): stall, say so, resume exactly
 atl_add_script_test(disk-full tests/integration/test_disk_full.sh LABELS integration TIMEOUT 300)
+# a refresh failing for a lasting reason waits longer each time, and publishes once it can
+atl_add_script_test(refresh-backoff tests/integration/test_refresh_backoff.sh LABELS integration TIMEOUT 180)
 # the log file's disk full: the lines lost are counted and said once there is space again
 atl_add_script_test(log-full tests/integration/test_log_full.sh LABELS integration TIMEOUT 120)
 atl_add_script_test(ingest-races tests/integration/test_ingest_races.sh LABELS integration TIMEOUT 300)
