@@ -430,9 +430,21 @@ int config_load_stream(atl_config_t *c, FILE *f, const char *path, char *errbuf,
             break;
         }
         *eq = '\0';
-        char *key = trim(s);
+        char *key = trim(s), *val = trim(eq + 1);
+        size_t vl = strlen(val);
+        if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+            /* values are taken as written: quotes would become part of a broker list, a topic
+             * or a group id and fail only later, as an unreachable broker or a missing topic */
+            char pv[256];
+            snprintf(errbuf, errlen,
+                     "%s: %s = %s: quotes would be part of the value; write it "
+                     "without them",
+                     where, printable(key, strlen(key), pv), val[0] == '"' ? "\"...\"" : "'...'");
+            rc = ATL_ECONFIG;
+            break;
+        }
         if ((rc = seen_add(&seen, key, lineno, where, errbuf, errlen)) == 0)
-            rc = set_key(c, key, trim(eq + 1), where, errbuf, errlen);
+            rc = set_key(c, key, val, where, errbuf, errlen);
     }
     for (size_t i = 0; i < seen.n; i++)
         free(seen.keys[i]);

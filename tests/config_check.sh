@@ -31,6 +31,15 @@ expect_config_error 'log-level = "verbose" is not one of error|warn|info|debug' 
 printf 'seed = 1\r\nbrokers = x:1\r\nseed = 2\r\n' >"$T/dup.conf" # CRLF line ends too
 expect_config_error 'dup.conf:3: seed is already set on line 1' --config "$T/dup.conf" --db "$T/db"
 
+# quoted values (a TOML or shell habit): the quotes became part of the broker list, topic or
+# group, which failed only later as an unreachable broker or a topic that never appears
+printf 'brokers = "127.0.0.1:1"\n' >"$T/quoted.conf"
+expect_config_error 'quoted.conf:1: brokers = "...": quotes would be part of the value' \
+    --config "$T/quoted.conf" --db "$T/db"
+printf "brokers = x:1\ntopic-hiscores = 'hiscores'\n" >"$T/quoted1.conf"
+expect_config_error "quoted1.conf:2: topic-hiscores = '...': quotes would be part" \
+    --config "$T/quoted1.conf" --db "$T/db"
+
 # integers are read exactly: through a double, 9223372036854775807 (in range) became 2^63 and was
 # stored as -9223372036854775808; 2^53 + 1 became 2^53. The seed is logged in the effective
 # configuration; a store path that is a file then stops the start (exit 2).
