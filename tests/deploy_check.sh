@@ -9,6 +9,11 @@ src=${ATL_SRC:-$(dirname "$0")/..}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 atlasd --print-config | diff -u "$src/deploy/atlasd.conf.example" - ||
     { echo "deploy/atlasd.conf.example is stale: regenerate with atlasd --print-config"; exit 1; }
+# README's settings table has a row for every setting (stats-interval, log-level and log-file
+# had none)
+for k in $(atlasd --print-config | sed -n 's/^\([a-z-]*\) = .*/\1/p'); do
+    grep -q "^| .*\`$k\`" "$src/README.md" || { echo "README's settings table lacks $k"; exit 1; }
+done
 # the example parses: a run that fails only on the missing broker list, not on the file
 set +e
 atlasd --config "$src/deploy/atlasd.conf.example" --db "$T/db" --brokers "" >"$T/out" 2>&1
