@@ -133,4 +133,13 @@ fi
 # Dockerfile: every COPY source exists in the repository (the build context is its root)
 grep -E '^COPY [^-]' "$src/deploy/Dockerfile" | awk '{for (i = 2; i < NF; i++) print $i}' |
     while read -r p; do [ -e "$src/$p" ] || { echo "Dockerfile: COPY $p: missing"; exit 1; }; done
+# ... and the build stage configures with only what it copies (it lacked bench/, which
+# CMakeLists.txt names: `docker build` stopped at "Cannot find source file: bench/...")
+if command -v cmake >/dev/null; then
+    mkdir -p "$T/ctx"
+    awk '/^FROM/ {n++} n == 1 && /^COPY [^-]/ {for (i = 2; i < NF; i++) print $i}' \
+        "$src/deploy/Dockerfile" | while read -r p; do cp -r "$src/$p" "$T/ctx/$p"; done
+    cmake -S "$T/ctx" -B "$T/ctx/build" -DCMAKE_BUILD_TYPE=Release >"$T/ctx.log" 2>&1 ||
+        { grep -A4 "CMake Error" "$T/ctx.log" | head -n 8; echo "Dockerfile: the build stage does not configure"; exit 1; }
+fi
 echo "deploy: all checks passed"
