@@ -69,6 +69,28 @@ expect_config_error "log-file = $T/no/atlasd.log: No such file or directory" --b
     --db "$T/db4" --log-file "$T/no/atlasd.log"
 expect_config_error "db = $T/no/store: No such file or directory" --brokers x:1 --db "$T/no/store"
 
+# directories atlasd cannot write (as root every one is writable: run as nobody where root
+# may). Before: a store directory it could not create was exit 1 ("cannot create"), and an
+# unwritable snapshot directory let it start, consume and fail only at the first publish.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+    setpriv --reuid=nobody --regid=nogroup --clear-groups atlasd --help >/dev/null 2>&1; then
+    mkdir -m 755 "$T/rootonly" "$T/rootonly/snaps" && mkdir "$T/mine" && chown nobody "$T/mine"
+    chmod 755 "$T"
+    expect_nobody_error() { # message-pattern atlasd-args...
+        local want=$1 rc=0; shift
+        timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups atlasd \
+            --http 127.0.0.1:0 --brokers x:1 "$@" >"$T/out" 2>"$T/err" || rc=$?
+        [ "$rc" = 2 ] || { echo "atlasd $* (as nobody): exit $rc, expected 2: $(cat "$T/err")"; exit 1; }
+        grep -q -- "$want" "$T/err" || { echo "atlasd $*: '$(cat "$T/err")' lacks '$want'"; exit 1; }
+    }
+    expect_nobody_error "snapshots = $T/rootonly/snaps: Permission denied" --db "$T/mine/db" \
+        --snapshots "$T/rootonly/snaps"
+    expect_nobody_error "db = $T/rootonly/db: Permission denied" --db "$T/rootonly/db"
+    expect_nobody_error "db = $T/rootonly: Permission denied" --db "$T/rootonly"
+else
+    echo "note: not root, or nobody cannot run atlasd here: unwritable directories not checked"
+fi
+
 # kafka.* copies of atlasd's own settings were passed on and silently overrode them (the log
 # still showed the setting's value)
 expect_config_error 'kafka.group.id is atlasd.s setting group: set that instead' \
