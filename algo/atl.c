@@ -33,6 +33,8 @@ const char *atl_strerror(int code)
         return "storage engine error";
     case ATL_EDIFF:
         return "verification found a difference";
+    case ATL_ENOTSTORE:
+        return "not an atlasd store (an LMDB file of another program)";
     default:
         break;
     }

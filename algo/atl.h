@@ -24,6 +24,7 @@ enum atl_error {
     ATL_ECANCELED = -20008, /* a progress callback asked to stop */
     ATL_ESTORE = -20009,    /* any other storage-engine failure */
     ATL_EDIFF = -20010,     /* verification found a difference */
+    ATL_ENOTSTORE = -20011, /* an LMDB file, but another program's (or without our version) */
 };
 
 /**

@@ -79,24 +79,53 @@ static int open_db(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
     return rc;
 }
 
-static int check_version(store_t *s, MDB_txn *txn)
+/*
+ * What the data file holds, before any of our tables is opened or created: a store writes
+ * "meta" with its "format_version" in the transaction that creates it, so a file is
+ *  - ours, of this version: open it;
+ *  - ours, of another version (ATL_EVERSION; store_open_strerror() names both): refuse it, even
+ *    read-only, since its records may not be laid out as this build reads them;
+ *  - new (LMDB's main database is empty): create the tables and stamp the version;
+ *  - anything else: another program's LMDB file, or a "meta" without a version
+ *    (ATL_ENOTSTORE). Before, a writable open created our tables in it and stamped it as ours.
+ * Sets *fresh when the file is new; s->meta is opened unless the file is new and read-only.
+ */
+static int check_format(store_t *s, MDB_txn *txn, int *fresh)
 {
     MDB_val k = {strlen("format_version"), "format_version"}, v;
-    uint32_t ver = STORE_FORMAT_VERSION;
-    int rc = mdb_get(txn, s->meta, &k, &v);
+    MDB_dbi main_dbi;
+    MDB_stat st;
+    uint32_t ver;
+    *fresh = 0;
+    int rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+    if (rc == MDB_INCOMPATIBLE) /* a key "meta" in the main database that is not a table */
+        return ATL_ENOTSTORE;
     if (rc == MDB_NOTFOUND) {
-        if (s->opts.read_only)
-            return 0; /* an empty store, never written */
-        v.mv_size = sizeof(ver);
-        v.mv_data = &ver;
-        return mdb_put(txn, s->meta, &k, &v, 0);
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) || (rc = mdb_stat(txn, main_dbi, &st)))
+            return rc;
+        if (st.ms_entries != 0)
+            return ATL_ENOTSTORE;
+        *fresh = 1;
+        return s->opts.read_only ? MDB_NOTFOUND : 0; /* read-only: nothing to read */
     }
     if (rc != 0)
         return rc;
+    if ((rc = mdb_get(txn, s->meta, &k, &v)) == MDB_NOTFOUND)
+        return ATL_ENOTSTORE;
+    if (rc != 0)
+        return rc;
     if (v.mv_size != sizeof(ver))
-        return MDB_INVALID;
+        return MDB_CORRUPTED;
     memcpy(&ver, v.mv_data, sizeof(ver));
-    return ver == STORE_FORMAT_VERSION ? 0 : MDB_VERSION_MISMATCH;
+    return ver == STORE_FORMAT_VERSION ? 0 : ATL_EVERSION;
+}
+
+static int stamp_version(store_t *s, MDB_txn *txn)
+{
+    uint32_t ver = STORE_FORMAT_VERSION;
+    MDB_val k = {strlen("format_version"), "format_version"}, v = {sizeof(ver), &ver};
+    int rc = open_db(txn, "meta", MDB_CREATE, &s->meta);
+    return rc ? rc : mdb_put(txn, s->meta, &k, &v, 0);
 }
 
 /* Stores written before coordinates were kept have no coords table; read-only, it stays 0. */
@@ -123,10 +152,10 @@ static int open_dbs(store_t *s)
     MDB_txn *txn = NULL;
     unsigned c = s->opts.read_only ? 0 : MDB_CREATE;
     unsigned ik = c | MDB_INTEGERKEY, dup = ik | MDB_DUPSORT | MDB_DUPFIXED;
-    int rc = mdb_txn_begin(s->env, NULL, s->opts.read_only ? MDB_RDONLY : 0, &txn);
+    int fresh, rc = mdb_txn_begin(s->env, NULL, s->opts.read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return rc;
-    if ((rc = open_db(txn, "meta", c, &s->meta)) ||
+    if ((rc = check_format(s, txn, &fresh)) || (fresh && (rc = stamp_version(s, txn))) ||
         (rc = open_db(txn, "item_ids", ik, &s->item_ids)) ||
         (rc = open_db(txn, "item_keys", ik, &s->item_keys)) ||
         (rc = open_db(txn, "stats", ik, &s->stats)) ||
@@ -134,12 +163,44 @@ static int open_dbs(store_t *s)
         (rc = open_db(txn, "cooc", dup, &s->cooc)) || (rc = open_db(txn, "dirty", ik, &s->dirty)) ||
         (rc = open_db(txn, "beatmaps", ik, &s->beatmaps)) ||
         (rc = open_db(txn, "difficulty", ik, &s->difficulty)) ||
-        (rc = open_db(txn, "offsets", c, &s->offsets)) || (rc = open_coords(s, txn, ik)) ||
-        (rc = check_version(s, txn))) {
+        (rc = open_db(txn, "offsets", c, &s->offsets)) || (rc = open_coords(s, txn, ik))) {
         mdb_txn_abort(txn);
         return rc;
     }
     return mdb_txn_commit(txn);
+}
+
+/*
+ * The data file holds every page its newest meta page counts (LMDB writes the pages of a
+ * commit before its meta page); a file cut short (a copy that stopped, a disk that filled
+ * under a no-sync commit) has pages past its end, and LMDB reading one through the map dies
+ * of SIGBUS. Checked once at open: the file only grows while the store is open.
+ */
+static int check_file_size_env(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    mdb_filehandle_t fd;
+    struct stat fst;
+    int rc;
+    if ((rc = mdb_env_get_fd(env, &fd)) != 0)
+        return rc;
+    if (fstat(fd, &fst) != 0)
+        return errno;
+    if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &st)))
+        return rc;
+    return (uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize ? MDB_CORRUPTED
+                                                                                   : 0;
+}
+
+/* A data.mdb of 0 bytes: LMDB would write its first pages into it, which a read-only open
+ * cannot (EBADF). Nothing was ever stored in it. */
+static int data_file_empty(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
 }
 
 int store_open(const char *dir, const store_opts_t *o, store_t **out)
@@ -163,6 +224,10 @@ int store_open(const char *dir, const store_opts_t *o, store_t **out)
         goto out;
     if (!s->opts.read_only && (rc = mdb_env_set_mapsize(s->env, s->opts.map_size_bytes)))
         goto out;
+    if (s->opts.read_only && data_file_empty(dir)) {
+        rc = MDB_NOTFOUND;
+        goto out;
+    }
     if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0)
         goto out;
     if (s->opts.read_only) {
@@ -170,7 +235,8 @@ int store_open(const char *dir, const store_opts_t *o, store_t **out)
         if ((rc = mdb_env_set_mapsize(s->env, 0)))
             goto out;
     }
-    rc = open_dbs(s);
+    if ((rc = check_file_size_env(s->env)) == 0)
+        rc = open_dbs(s);
 out:
     if (rc != 0) {
         int err = store__err(rc);
@@ -179,6 +245,64 @@ out:
     }
     *out = s;
     return 0;
+}
+
+/* The format version recorded in @p dir's store, without taking its lock (a message only).
+ * @return 0, MDB_NOTFOUND (no version recorded) or an LMDB error. */
+static int version_peek(const char *dir, uint32_t *out)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {strlen("format_version"), "format_version"}, v;
+    int rc;
+    if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, MAX_DBS)) ||
+        (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0644)) ||
+        (rc = check_file_size_env(env)) || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
+        (rc = mdb_dbi_open(txn, "meta", 0, &dbi)) || (rc = mdb_get(txn, dbi, &k, &v)))
+        goto out;
+    if (v.mv_size != sizeof(*out))
+        rc = MDB_CORRUPTED;
+    else
+        memcpy(out, v.mv_data, sizeof(*out));
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return rc;
+}
+
+void store_open_strerror(const char *dir, int rc, char *buf, size_t len)
+{
+    uint32_t ver, ours = STORE_FORMAT_VERSION;
+    if (rc == ATL_EVERSION && version_peek(dir, &ver) == 0 && ver != ours)
+        snprintf(buf, len,
+                 ver > ours ? "store format version %u, newer than this build's version %u: "
+                              "it was written by a newer atlasd; run that release (or a later "
+                              "one) on it. The store was not changed"
+                            : "store format version %u, older than this build's version %u, "
+                              "which cannot convert it: run the release that wrote it, or "
+                              "import the events into a new store. The store was not changed",
+                 ver, ours);
+    else if (rc == ATL_EVERSION)
+        snprintf(buf, len,
+                 "%s/lock.mdb was made by another LMDB library version (the store's format "
+                 "is version %u, this build's): stop every program using the store, delete "
+                 "lock.mdb and try again",
+                 dir, ours);
+    else if (rc == ATL_ENOTSTORE)
+        snprintf(buf, len,
+                 "not an atlasd store: data.mdb is an LMDB file without an atlasd format "
+                 "version (another program's, or damaged); check the path. It was not changed");
+    else if (rc == ATL_ECORRUPT)
+        snprintf(buf, len,
+                 "store is corrupt: data.mdb is damaged, cut short or not an LMDB file. It was "
+                 "not changed; restore a copy or import into a new store");
+    else if (rc == ATL_ENOTFOUND)
+        snprintf(buf, len, "the store is empty: nothing was ever written to it");
+    else
+        snprintf(buf, len, "%s", atl_strerror(rc));
 }
 
 void store_close(store_t *s)

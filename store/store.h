@@ -36,12 +36,23 @@ typedef struct store_opts {
 void store_opts_default(store_opts_t *o);
 
 /**
- * Open (creating if needed) the store in directory @p dir, which must exist.
- * @return 0 and *out; -errno; ATL_EVERSION if the store was written by another format version;
- *         ATL_ESTORE for other LMDB failures.
+ * Open (creating if needed) the store in directory @p dir, which must exist. A store is created
+ * only in a new LMDB file (none, 0 bytes, or an empty main database); a refusal changes nothing.
+ * @return 0 and *out; -errno; ATL_EVERSION if the store was written in another format version
+ *         (or lock.mdb by another LMDB library), read-only or not; ATL_ENOTSTORE for an LMDB
+ *         file of another program (or one without a format version); ATL_ECORRUPT for a
+ *         damaged data file or one shorter than its pages; ATL_ENOTFOUND read-only when
+ *         nothing was ever stored; ATL_ESTORE for other LMDB failures.
  * The handle must be released with store_close().
  */
 int store_open(const char *dir, const store_opts_t *o, store_t **out);
+
+/**
+ * The operator's message for store_open(@p dir) failing with @p rc (NUL-terminated in @p buf):
+ * for ATL_EVERSION the store's format version and this build's, newer or older, and what to
+ * run instead; for the other refusals what the file is. Reads the directory without its lock.
+ */
+void store_open_strerror(const char *dir, int rc, char *buf, size_t len);
 
 /** Close the store; a NULL argument is a no-op. */
 void store_close(store_t *s);

@@ -57,6 +57,9 @@ atl_add_test(test_cooc SOURCES tests/unit/algo/test_cooc.c LIBS atl_algo LABELS 
 atl_add_test(test_event SOURCES tests/unit/store/test_event.c LIBS atl_store LABELS unit)
 target_compile_definitions(test_event PRIVATE ATL_TEST_DATA="${CMAKE_SOURCE_DIR}/tests/data")
 atl_add_test(test_store SOURCES tests/unit/store/test_store.c LIBS atl_store LABELS unit tsan)
+# a store of another format version or another program, or cut short: refused, left as it was
+atl_add_test(test_format SOURCES tests/unit/store/test_format.c LIBS atl_store ${ATL_LMDB}
+             LABELS unit)
 # a snapshot publish on a full filesystem (a 64 KiB tmpfs; skipped where mount is not permitted)
 atl_add_test(test_snapshot_enospc SOURCES tests/unit/store/test_snapshot_enospc.c LIBS atl_store
              LABELS unit)
@@ -121,6 +124,9 @@ atl_add_script_test(offset-unreadable tests/integration/test_offset_unreadable.s
                     TIMEOUT 300)
 atl_add_script_test(bulk-interrupted tests/integration/test_bulk_interrupted.sh LABELS integration
                     TIMEOUT 120)
+# a newer version's store, another program's LMDB file, a cut data.mdb: refused, unchanged
+atl_add_script_test(store-compat tests/integration/test_store_compat.sh LABELS integration
+                    TIMEOUT 180)
 atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
                     TIMEOUT 300)
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)

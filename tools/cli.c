@@ -98,8 +98,11 @@ int cli_store_open(const char *cmd, const char *db, int read_only, store_t **out
     store_opts_t so;
     store_opts_default(&so);
     so.read_only = read_only;
-    if ((rc = store_open(db, &so, out)) != 0)
-        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, atl_strerror(rc));
+    if ((rc = store_open(db, &so, out)) != 0) {
+        char why[512]; /* another version's or program's file: say whose, and what to run */
+        store_open_strerror(db, rc, why, sizeof(why));
+        fprintf(stderr, "atlasctl %s: cannot open store %s: %s\n", cmd, db, why);
+    }
     return rc;
 }
 

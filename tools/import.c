@@ -363,7 +363,9 @@ static int open_store(const char *db, int *lock, store_t **out)
         return rc;
     }
     if ((rc = store_open(db, &so, out)) != 0) {
-        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db, atl_strerror(rc));
+        char why[512];
+        store_open_strerror(db, rc, why, sizeof(why));
+        fprintf(stderr, "atlasctl import: cannot open store %s: %s\n", db, why);
         store_unlock(*lock);
         *lock = -1;
     }
