@@ -127,6 +127,9 @@ atl_add_script_test(bulk-interrupted tests/integration/test_bulk_interrupted.sh 
 # a newer version's store, another program's LMDB file, a cut data.mdb: refused, unchanged
 atl_add_script_test(store-compat tests/integration/test_store_compat.sh LABELS integration
                     TIMEOUT 180)
+# a store on a read-only mount: reading commands work, writing ones say why (77 without mount)
+atl_add_script_test(store-readonly tests/integration/test_store_readonly.sh LABELS integration
+                    TIMEOUT 180)
 atl_add_script_test(dlq-revoke tests/integration/test_dlq_revoke.sh LABELS integration
                     TIMEOUT 300)
 # dead letters of messages over 1 MB, a topic refusing the size, failures in /metrics (10.9)
