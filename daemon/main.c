@@ -580,6 +580,9 @@ int main(int argc, char **argv)
     }
     if (d.loop_ready) {
         close_own_handles(&d);
+        /* closing the loop's signal handles restored the default actions: a SIGTERM or SIGINT
+         * sent again during the rest of the teardown (store close) killed it, exit 143 */
+        early_signals_catch();
         uv_run(&d.loop, UV_RUN_DEFAULT);
         ingest_free(d.ingest);
         sched_free(d.sched);
