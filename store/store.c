@@ -183,12 +183,13 @@ static int check_file_size_env(MDB_env *env)
     mdb_filehandle_t fd;
     struct stat fst;
     int rc;
-    if ((rc = mdb_env_get_fd(env, &fd)) != 0)
+    /* the meta page first, the size second: a writer beside us (the daemon) commits pages
+     * before their meta page, so the file is never shorter than a meta page already read */
+    if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &st)) ||
+        (rc = mdb_env_get_fd(env, &fd)))
         return rc;
     if (fstat(fd, &fst) != 0)
         return errno;
-    if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &st)))
-        return rc;
     return (uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize ? MDB_CORRUPTED
                                                                                    : 0;
 }
