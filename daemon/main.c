@@ -413,7 +413,9 @@ static int start(daemon_state_t *d, char *err, size_t errlen)
         (rc = instance_id(d, err, errlen)) != 0)
         return rc;
     if ((rc = store_open(d->cfg.db, &so, &d->store)) != 0) {
-        snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, atl_strerror(rc));
+        char why[512];
+        store_open_strerror(d->cfg.db, rc, why, sizeof(why));
+        snprintf(err, errlen, "cannot open store %s: %s", d->cfg.db, why);
         return rc;
     }
     int empty; /* S rows without items: a bulk import stopped midway; ingesting on top of it

@@ -34,6 +34,7 @@ EOF
     rc=0
     timeout 30 atlasd --db "$db" --brokers 127.0.0.1:1 --http 127.0.0.1:0 >"$T/a.log" 2>&1 || rc=$?
     [ "$rc" = 1 ] || fail "atlasd on $db: exit $rc, want 1"
+    grep -q -- "$want" "$T/a.log" || fail "atlasd on $db does not say '$want': $(tail -n 2 "$T/a.log")"
     [ "$(sha256sum "$db/data.mdb")" = "$sum" ] || fail "$db/data.mdb changed"
 }
 
