@@ -147,6 +147,15 @@ start_daemon() {
     fail "atlasd $name did not start"
 }
 
+# has_metric PORT REGEX: a line of GET /metrics matches REGEX. The answer is read whole first:
+# `curl | grep -q` fails under pipefail when grep stops reading before curl has written all of
+# it (curl exits 23): the likely cause of one offset-unreadable failure in CI, whose state
+# (checked just before) and metric come from the same counter.
+has_metric() {
+    local m
+    m=$(curl -fs "http://127.0.0.1:$1/metrics") && grep -q -- "$2" <<<"$m"
+}
+
 # status PORT FIELD: a top-level number or string of GET /status
 status() {
     { curl -fs "http://127.0.0.1:$1/status" || true; } | tr -d '\t' |

@@ -147,7 +147,7 @@ t0=$(ms)
 stalled_client "$PORT_a" /snapshots/latest 6 "$T/stalled.out"
 closed=""
 for i in $(seq 60); do
-    if curl -fs "$U/metrics" | grep -q '^atlasd_http_write_timeouts_total 1$'; then
+    if has_metric "$PORT_a" '^atlasd_http_write_timeouts_total 1$'; then
         closed=$(($(ms) - t0))
         break
     fi
@@ -169,7 +169,7 @@ slow_client "$PORT_a" /snapshots/latest 4 "$T/slow.out"
 for i in $(seq 100); do [ -s "$T/slow.out" ] && break; sleep 0.1; done
 read -r got end <"$T/slow.out" || fail "slow client did not finish"
 [ "$end" = open ] && [ "$got" -gt 0 ] || fail "slow client: $got bytes, then $end"
-curl -fs "$U/metrics" | grep -q '^atlasd_http_write_timeouts_total 1$' ||
+has_metric "$PORT_a" '^atlasd_http_write_timeouts_total 1$' ||
     fail "the slow client was cut: $(curl -fs "$U/metrics" | grep http_)"
 echo "http-serve: slow client read $got bytes in 4 s, not cut"
 # the daemon still serves, and stops cleanly

@@ -29,7 +29,7 @@ sleep 3 # had it started from the beginning, the three rows would be applied aga
 [ "$(status "$PORT_a" events_applied)" = 3 ] ||
     fail "events_applied $(status "$PORT_a" events_applied): the partition was read again from its start"
 status "$PORT_a" last_error | grep -q 'unreadable' || fail "last_error: $(status "$PORT_a" last_error)"
-curl -fs "http://127.0.0.1:$PORT_a/metrics" | grep -q '^atlasd_offsets_unreadable_total [1-9]' ||
+has_metric "$PORT_a" '^atlasd_offsets_unreadable_total [1-9]' ||
     fail "no atlasd_offsets_unreadable_total in /metrics"
 kill -TERM "$PID_a"; wait "$PID_a" || fail "atlasd did not stop cleanly"
 echo "offset-unreadable: a corrupt stored offset stops its partition instead of replaying it"
