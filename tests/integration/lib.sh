@@ -10,6 +10,7 @@
 set -euo pipefail
 T=$(mktemp -d "${TMPDIR:-/tmp}/atl-it-XXXXXX")
 PIDS=()
+MOUNTS=()
 ATL_BROKER=${ATL_BROKER:-mock}
 KAFKA_SH=${ATL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/kafka
 OWN_KAFKA=""
@@ -27,7 +28,7 @@ show_logs() {
     for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f (tail)" >&2; tail -n 15 "$f" >&2; }; done
 }
 cleanup() {
-    local rc=$? p
+    local rc=$? p m
     # any failure, also one `set -e` ends the script with (issue 10.18: a `kill` of a daemon
     # that had exited by itself ended the crash test before it printed anything), shows the logs
     if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
@@ -36,6 +37,7 @@ cleanup() {
     fi
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     [ -z "$OWN_KAFKA" ] || "$KAFKA_SH/stop.sh" "$OWN_KAFKA" --kill >/dev/null 2>&1 || true
     if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
@@ -46,6 +48,16 @@ fail() {
     exit 1
 }
 command -v curl >/dev/null || { echo "curl not installed: skipped"; exit 77; }
+
+# mount_tmpfs DIR SIZE: a tmpfs of SIZE at DIR (a real ENOSPC, or a volume to remount read-only),
+# unmounted by cleanup once the processes are killed, before $T is removed. Mounting needs root
+# (CAP_SYS_ADMIN): the test is skipped (exit 77) where it is not permitted.
+mount_tmpfs() {
+    mkdir -p "$1"
+    mount -t tmpfs -o "size=$2" tmpfs "$1" 2>"$T/mount.err" ||
+        { echo "cannot mount a tmpfs ($(cat "$T/mount.err")): skipped"; exit 77; }
+    MOUNTS+=("$1")
+}
 
 # start_broker [PARTITIONS]: the mock cluster or a real broker (ATL_BROKER); sets BROKERS and
 # creates the test's topics with PARTITIONS partitions on a real broker.

@@ -10,19 +10,7 @@
 # logged at every retry.
 . "$(dirname "$0")/lib.sh"
 
-mkdir "$T/mnt"
-mount -t tmpfs -o size=3M tmpfs "$T/mnt" 2>"$T/mount.err" ||
-    { echo "cannot mount a tmpfs ($(cat "$T/mount.err")): skipped"; exit 77; }
-# unmount before lib.sh's cleanup removes $T (it keeps its exit status and shows the logs)
-on_exit() {
-    local rc=$? p
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    umount -l "$T/mnt" 2>/dev/null || true
-    (exit "$rc")
-    cleanup
-}
-trap on_exit EXIT
+mount_tmpfs "$T/mnt" 3M
 
 atlasctl gen --scale tiny --seed 5 --out "$T/all.jsonl" 2>/dev/null
 head -n 20000 "$T/all.jsonl" >"$T/rows.jsonl"
@@ -37,7 +25,15 @@ for i in $(seq 300); do
 done
 [ "$(curl -s "http://127.0.0.1:$PORT_a/healthz")" = stalled ] ||
     fail "ingestion did not stall on a full disk: $(df -k "$T/mnt" | tail -n 1)"
-sleep 6 # retries of the commit (every second) and of refreshes (every second here)
+# the commit is retried every second; the failing refresh 5 s after its first failure, then
+# after longer waits (the scheduler's backoff)
+refresh_failures() {
+    curl -s "http://127.0.0.1:$PORT_a/status" | tr -d '\t\n ' | sed -n 's/.*"failures":\([0-9]*\).*/\1/p'
+}
+for i in $(seq 150); do
+    [ "$(refresh_failures)" -ge 2 ] 2>/dev/null && break
+    sleep 0.2
+done
 status "$PORT_a" last_error | grep -q 'No space left on device' ||
     fail "last_error does not say the disk is full: '$(status "$PORT_a" last_error)'"
 # once per episode: a failure freeing space (a partial file removed) may let one commit or
@@ -48,7 +44,7 @@ ok=$(grep -c 'msg="store commit succeeded again"' "$T/a.log" || true)
     fail "the failed commit logged $n times with $ok recoveries between, expected once each"
 n=$(grep -c 'msg="refresh failed"' "$T/a.log" || true)
 ok=$(grep -c 'msg="publishing succeeded again"' "$T/a.log" || true)
-failures=$(curl -s "http://127.0.0.1:$PORT_a/status" | tr -d '\t\n ' | sed -n 's/.*"failures":\([0-9]*\).*/\1/p')
+failures=$(refresh_failures)
 echo "refresh failures while full: $failures, logged: $n, recoveries between: $ok"
 [ "${failures:-0}" -ge 2 ] || fail "refreshes were not retried on a full disk ($failures failures)"
 [ "$n" -ge 1 ] && [ "$n" -le $((ok + 1)) ] ||

@@ -6,20 +6,7 @@
 # Before the fix the log went on after the gap with no word of it.
 . "$(dirname "$0")/lib.sh"
 
-mkdir "$T/logs"
-mount -t tmpfs -o size=64k tmpfs "$T/logs" 2>"$T/mount.err" ||
-    { echo "cannot mount a tmpfs ($(cat "$T/mount.err")): skipped"; exit 77; }
-on_exit() {
-    local rc=$? p
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -f "$T/a.log"
-    cp "$T/logs/atlasd.log" "$T/a.log" 2>/dev/null || true # shown on failure
-    umount -l "$T/logs" 2>/dev/null || true
-    (exit "$rc")
-    cleanup
-}
-trap on_exit EXIT
+mount_tmpfs "$T/logs" 64k
 
 start_broker 1
 log=$T/logs/atlasd.log

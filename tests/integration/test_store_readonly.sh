@@ -6,10 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 atlasctl gen --scale tiny --out "$T/t.jsonl" >/dev/null 2>&1 || fail "gen"
-mkdir "$T/mnt"
-mount -t tmpfs -o size=64m tmpfs "$T/mnt" 2>/dev/null || { echo "mount not permitted: skipped"; exit 77; }
-# unmount before lib.sh's cleanup removes $T, keeping the test's exit status for it
-trap '_rc=$?; umount "$T/mnt" 2>/dev/null || umount -l "$T/mnt" 2>/dev/null; (exit $_rc); cleanup' EXIT
+mount_tmpfs "$T/mnt" 64m
 atlasctl import --db "$T/mnt/db" "$T/t.jsonl" >/dev/null 2>&1 || fail "import"
 atlasctl stats --db "$T/mnt/db" >"$T/rw.txt" 2>&1 || fail "stats"
 mount -o remount,ro "$T/mnt" || fail "remount ro"
