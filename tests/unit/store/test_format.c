@@ -168,42 +168,32 @@ static void test_version(void)
     open_must_fail(dir, ATL_ENOTSTORE);
 }
 
+/* Another program's LMDB file in ROOT/NAME, holding KEY (in named database DB, or the main one
+ * when NULL): refused as not a store, and the main database still names only @p names. */
+static void foreign_refused(const char *name, const char *db, const char *key, const char *names)
+{
+    char dir[128], got[1024];
+    snprintf(dir, sizeof(dir), "%s/%s", root, name);
+    CHECK(mkdir(dir, 0755) == 0);
+    lmdb_put(dir, db, key, "v1", 2);
+    open_must_fail(dir, ATL_ENOTSTORE);
+    main_names(dir, got, sizeof(got));
+    CHECK_STREQ(got, names); /* nothing of ours added */
+}
+
 static void test_foreign(void)
 {
-    char dir[128], names[1024], msg[512];
-    /* another program's file: a named database of its own and a key in the main one */
+    char dir[128], msg[512];
+    /* a named database of its own, a key in the main one, "meta" as a plain key of the main
+     * database (LMDB: MDB_INCOMPATIBLE), a "meta" of its own: no format version, its own keys */
+    foreign_refused("foreign", "users", "hello", "users");
+    foreign_refused("foreign-main", NULL, "k1", "k1");
+    foreign_refused("foreign-meta", NULL, "meta", "meta");
+    foreign_refused("foreign-meta-db", "meta", "schema", "meta");
     snprintf(dir, sizeof(dir), "%s/foreign", root);
-    CHECK(mkdir(dir, 0755) == 0);
-    lmdb_put(dir, "users", "hello", "world", 5);
-    open_must_fail(dir, ATL_ENOTSTORE);
-    main_names(dir, names, sizeof(names));
-    CHECK_STREQ(names, "users"); /* nothing of ours added */
     store_open_strerror(dir, ATL_ENOTSTORE, msg, sizeof(msg));
     fprintf(stderr, "foreign: %s\n", msg);
     CHECK(strstr(msg, "not an atlasd store") != NULL);
-
-    snprintf(dir, sizeof(dir), "%s/foreign-main", root);
-    CHECK(mkdir(dir, 0755) == 0);
-    lmdb_put(dir, NULL, "k1", "v1", 2);
-    open_must_fail(dir, ATL_ENOTSTORE);
-    main_names(dir, names, sizeof(names));
-    CHECK_STREQ(names, "k1");
-
-    /* "meta" as a plain key of the main database (LMDB: MDB_INCOMPATIBLE) */
-    snprintf(dir, sizeof(dir), "%s/foreign-meta", root);
-    CHECK(mkdir(dir, 0755) == 0);
-    lmdb_put(dir, NULL, "meta", "v1", 2);
-    open_must_fail(dir, ATL_ENOTSTORE);
-    main_names(dir, names, sizeof(names));
-    CHECK_STREQ(names, "meta");
-
-    /* a "meta" of another program: no format version, its own keys */
-    snprintf(dir, sizeof(dir), "%s/foreign-meta-db", root);
-    CHECK(mkdir(dir, 0755) == 0);
-    lmdb_put(dir, "meta", "schema", "7", 1);
-    open_must_fail(dir, ATL_ENOTSTORE);
-    main_names(dir, names, sizeof(names));
-    CHECK_STREQ(names, "meta");
 }
 
 static void test_truncated(void)

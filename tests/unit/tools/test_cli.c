@@ -101,13 +101,20 @@ static void test_doubles(void)
     CHECK_EQ(cli_f64_parse("1,5", &v), -EINVAL);
 }
 
+/* --help of @p c into @p buf (NUL-terminated) */
+static void help_of(const cli_cmd_t *c, char *buf, size_t len)
+{
+    memset(buf, 0, len);
+    FILE *f = fmemopen(buf, len - 1, "w");
+    CHECK(f != NULL);
+    cli_help(c, f);
+    fclose(f);
+}
+
 static void test_help_shows_ranges(void)
 {
-    char buf[4096] = "";
-    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
-    CHECK(f != NULL);
-    cli_help(&cmd, f);
-    fclose(f);
+    char buf[4096];
+    help_of(&cmd, buf, sizeof(buf));
     CHECK(strstr(buf, "a count [1..4294967295]") != NULL);
     CHECK(strstr(buf, "a fraction [0..1]") != NULL);
     CHECK(strstr(buf, "a path\n") != NULL);
@@ -136,11 +143,8 @@ static void test_required(void)
         CHECK_EQ(cli_parse(&need, argc, line[i], NULL, NULL), want[i]);
     }
     CHECK(out_opt == NULL); /* the empty value was refused */
-    char buf[1024] = "";
-    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
-    CHECK(f != NULL);
-    cli_help(&need, f);
-    fclose(f);
+    char buf[1024];
+    help_of(&need, buf, sizeof(buf));
     CHECK(strstr(buf, "where (required)\n") != NULL);
     CHECK(strstr(buf, "a path\n") != NULL);
 }
