@@ -133,26 +133,26 @@ static void main_names(const char *dir, char *out, size_t len)
     mdb_env_close(env);
 }
 
+/* A store in ROOT/NAME stamped with format @p version: refused, and the message names that
+ * version, this build's and @p word ("newer" or "older"). */
+static void version_refused(const char *name, uint32_t version, const char *word)
+{
+    char dir[128], msg[512], want[64];
+    snprintf(dir, sizeof(dir), "%s/%s", root, name);
+    make_store(dir);
+    lmdb_put(dir, "meta", "format_version", &version, sizeof(version));
+    open_must_fail(dir, ATL_EVERSION);
+    store_open_strerror(dir, ATL_EVERSION, msg, sizeof(msg));
+    fprintf(stderr, "%s: %s\n", name, msg);
+    snprintf(want, sizeof(want), "format version %u", version);
+    CHECK(strstr(msg, want) && strstr(msg, "version 1") && strstr(msg, word));
+}
+
 static void test_version(void)
 {
-    char dir[128], msg[512];
-    snprintf(dir, sizeof(dir), "%s/newer", root);
-    make_store(dir);
-    uint32_t v2 = STORE_FORMAT_VERSION + 1;
-    lmdb_put(dir, "meta", "format_version", &v2, sizeof(v2));
-    open_must_fail(dir, ATL_EVERSION);
-    store_open_strerror(dir, ATL_EVERSION, msg, sizeof(msg));
-    fprintf(stderr, "newer: %s\n", msg);
-    CHECK(strstr(msg, "format version 2") && strstr(msg, "version 1") && strstr(msg, "newer"));
-
-    snprintf(dir, sizeof(dir), "%s/older", root);
-    make_store(dir);
-    uint32_t v0 = 0;
-    lmdb_put(dir, "meta", "format_version", &v0, sizeof(v0));
-    open_must_fail(dir, ATL_EVERSION);
-    store_open_strerror(dir, ATL_EVERSION, msg, sizeof(msg));
-    fprintf(stderr, "older: %s\n", msg);
-    CHECK(strstr(msg, "format version 0") && strstr(msg, "version 1") && strstr(msg, "older"));
+    char dir[128];
+    version_refused("newer", STORE_FORMAT_VERSION + 1, "newer");
+    version_refused("older", 0, "older");
 
     /* a version that is not a u32 is damage */
     snprintf(dir, sizeof(dir), "%s/garbled", root);
