@@ -78,8 +78,10 @@ static void make_store(const char *dir)
     store_close(s);
 }
 
-/* Put @p key = @p val (len bytes) into named database @p db (NULL: the main one) of @p dir. */
-static void lmdb_put(const char *dir, const char *db, const char *key, const void *val, size_t len)
+/* Put @p key = @p val (len bytes) into named database @p db (NULL: the main one) of @p dir, or
+ * delete @p key when @p val is NULL. */
+static void lmdb_write(const char *dir, const char *db, const char *key, const void *val,
+                       size_t len)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -88,27 +90,21 @@ static void lmdb_put(const char *dir, const char *db, const char *key, const voi
     CHECK(mdb_env_set_maxdbs(env, 16) == 0);
     CHECK(mdb_env_open(env, dir, 0, 0644) == 0);
     CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-    CHECK(mdb_dbi_open(txn, db, MDB_CREATE, &dbi) == 0);
+    CHECK(mdb_dbi_open(txn, db, val ? MDB_CREATE : 0, &dbi) == 0);
     MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
-    CHECK(mdb_put(txn, dbi, &k, &v, 0) == 0);
+    CHECK((val ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL)) == 0);
     CHECK(mdb_txn_commit(txn) == 0);
     mdb_env_close(env);
 }
 
+static void lmdb_put(const char *dir, const char *db, const char *key, const void *val, size_t len)
+{
+    lmdb_write(dir, db, key, val, len);
+}
+
 static void lmdb_del(const char *dir, const char *db, const char *key)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    CHECK(mdb_env_create(&env) == 0);
-    CHECK(mdb_env_set_maxdbs(env, 16) == 0);
-    CHECK(mdb_env_open(env, dir, 0, 0644) == 0);
-    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-    CHECK(mdb_dbi_open(txn, db, 0, &dbi) == 0);
-    MDB_val k = {strlen(key), (void *)key};
-    CHECK(mdb_del(txn, dbi, &k, NULL) == 0);
-    CHECK(mdb_txn_commit(txn) == 0);
-    mdb_env_close(env);
+    lmdb_write(dir, db, key, NULL, 0);
 }
 
 /* The names in the main database of @p dir, ", "-separated, into @p out. */
