@@ -13,9 +13,11 @@
 #include <librdkafka/rdkafka.h>
 
 #include "algo/atl.h"
+#include "daemon/log.h"
 
-/* OPT_ADDR: a string that must be a listen address (config_http_addr_parse) */
-typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL, OPT_ADDR } opt_type_t;
+/* OPT_ADDR: a string that must be a listen address (config_http_addr_parse); OPT_LEVEL: one
+ * that must be a log level (log_level_parse) */
+typedef enum opt_type { OPT_STR, OPT_INT, OPT_DBL, OPT_BOOL, OPT_ADDR, OPT_LEVEL } opt_type_t;
 
 /* opt_t.flags */
 #define OPTF_NONEMPTY 1 /* a string that may not be empty: "" would fail only later, unnamed */
@@ -28,72 +30,66 @@ typedef struct opt {
     const char *def;
     const char *help;
     unsigned flags;
-    const char *choices; /* a string: one of these words, separated by '|' (NULL: any) */
 } opt_t;
 
 #define OFF(f) offsetof(atl_config_t, f)
 
 static const opt_t opts[] = {
     {"db", OPT_STR, OFF(db), 0, 0, "state", "state directory: the LMDB store (one per daemon)",
-     OPTF_NONEMPTY, NULL},
-    {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,...", 0, NULL},
-    {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id", OPTF_NONEMPTY, NULL},
+     OPTF_NONEMPTY},
+    {"brokers", OPT_STR, OFF(brokers), 0, 0, "", "Kafka bootstrap servers, host:port,...", 0},
+    {"group", OPT_STR, OFF(group), 0, 0, "atlasd", "Kafka consumer group id", OPTF_NONEMPTY},
     {"group-instance-id", OPT_STR, OFF(group_instance_id), 0, 0, "",
      "Kafka static membership id (empty: one stable per store, kept in DB/instance-id; none: off)",
-     0, NULL},
+     0},
     {"http", OPT_ADDR, OFF(http), 0, 0, "127.0.0.1:8477",
-     "HTTP listen address IPV4:PORT (port 0: ephemeral; no IPV4: every interface)", 0, NULL},
+     "HTTP listen address IPV4:PORT (port 0: ephemeral; no IPV4: every interface)", 0},
     {"http-write-timeout-ms", OPT_INT, OFF(http_write_timeout_ms), 100, 3600000, "30000",
      "close an HTTP connection whose response makes no progress this long (a client that stopped "
      "reading)",
-     0, NULL},
+     0},
     {"topic-hiscores", OPT_STR, OFF(topic_hiscores), 0, 0, "osutrack.hiscore_updates",
-     "topic of hiscore rows", OPTF_NONEMPTY, NULL},
+     "topic of hiscore rows", OPTF_NONEMPTY},
     {"topic-beatmaps", OPT_STR, OFF(topic_beatmaps), 0, 0, "osutrack.beatmaps",
-     "topic of beatmap and difficulty rows", OPTF_NONEMPTY, NULL},
+     "topic of beatmap and difficulty rows", OPTF_NONEMPTY},
     {"topic-dlq", OPT_STR, OFF(topic_dlq), 0, 0, "atlasd.dlq",
-     "dead-letter topic for invalid messages (empty: none)", 0, NULL},
+     "dead-letter topic for invalid messages (empty: none)", 0},
     {"batch-max-events", OPT_INT, OFF(batch_max_events), 1, 1000000, "5000",
-     "events per LMDB transaction at most", 0, NULL},
+     "events per LMDB transaction at most", 0},
     {"batch-max-ms", OPT_INT, OFF(batch_max_ms), 1, 60000, "200",
-     "commit a batch at most this long after its first event", 0, NULL},
+     "commit a batch at most this long after its first event", 0},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
-     "larger messages are rejected", 0, NULL},
+     "larger messages are rejected", 0},
     {"max-future-seconds", OPT_INT, OFF(max_future_s), 0, 315360000, "86400",
-     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)", 0,
-     NULL},
-    {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped", 0,
-     NULL},
+     "hiscores dated further past the broker timestamp / wall clock are rejected (bad_time)", 0},
+    {"min-pp", OPT_DBL, OFF(min_pp), 0, 100000, "75", "hiscores below this pp are skipped", 0},
     {"map-size-mb", OPT_INT, OFF(map_size_mb), 1, 16777216, "1024",
-     "initial LMDB map size; it doubles when full", 0, NULL},
-    {"durable", OPT_BOOL, OFF(durable), 0, 1, "1", "fsync each batch commit (0: OS decides)", 0,
-     NULL},
+     "initial LMDB map size; it doubles when full", 0},
+    {"durable", OPT_BOOL, OFF(durable), 0, 1, "1", "fsync each batch commit (0: OS decides)", 0},
     {"stats-interval", OPT_INT, OFF(stats_interval_s), 0, 86400, "60",
-     "seconds between stats log lines (0: never)", 0, NULL},
+     "seconds between stats log lines (0: never)", 0},
     {"shutdown-timeout-ms", OPT_INT, OFF(shutdown_timeout_ms), 100, 600000, "10000",
-     "longest graceful shutdown before forcing exit", 0, NULL},
+     "longest graceful shutdown before forcing exit", 0},
     {"snapshots", OPT_STR, OFF(snapshots), 0, 0, "",
-     "snapshot directory served under /snapshots (empty: DB/snapshots)", 0, NULL},
+     "snapshot directory served under /snapshots (empty: DB/snapshots)", 0},
     {"refresh-interval", OPT_INT, OFF(refresh_interval_s), 0, 86400 * 7, "60",
-     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)", 0,
-     NULL},
+     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)", 0},
     {"refresh-dirty-threshold", OPT_INT, OFF(refresh_dirty_threshold), 0, 1000000000, "0",
-     "also refresh as soon as this many items are dirty (0: off)", 0, NULL},
-    {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep", 0, NULL},
-    {"seed", OPT_INT, OFF(seed), 0, INT64_MAX, "42", "random seed of MDE and the 2-D layout", 0,
-     NULL},
+     "also refresh as soon as this many items are dirty (0: off)", 0},
+    {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep", 0},
+    {"seed", OPT_INT, OFF(seed), 0, INT64_MAX, "42", "random seed of MDE and the 2-D layout", 0},
     {"admin-token", OPT_STR, OFF(admin_token), 0, 0, "",
      "bearer token admitting admin calls (POST /admin/rebuild) from other hosts; loopback needs "
      "none",
-     0, NULL},
+     0},
     {"cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "*",
-     "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)", 0, NULL},
+     "Access-Control-Allow-Origin of snapshot downloads (the map is on another origin)", 0},
     {"viewer", OPT_STR, OFF(viewer), 0, 0, "",
-     "directory of the map viewer served at / (empty: the one of this build; none: off)", 0, NULL},
-    {"log-level", OPT_STR, OFF(log_level), 0, 0, "info", "error | warn | info | debug",
-     OPTF_NONEMPTY, "error|warn|info|debug"},
-    {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it", 0,
-     NULL},
+     "directory of the map viewer served at / (empty: the one of this build; none: off)", 0},
+    {"log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info", "error | warn | info | debug",
+     OPTF_NONEMPTY},
+    {"log-file", OPT_STR, OFF(log_file), 0, 0, "", "log file (empty: stderr); SIGHUP reopens it",
+     0},
 };
 
 #define LINE_MAX_BYTES 4095
@@ -125,7 +121,7 @@ static char **str_field(atl_config_t *c, const opt_t *o)
 
 static int is_str(const opt_t *o)
 {
-    return o->type == OPT_STR || o->type == OPT_ADDR;
+    return o->type == OPT_STR || o->type == OPT_ADDR || o->type == OPT_LEVEL;
 }
 
 int config_http_addr_parse(const char *addr, struct sockaddr_in *out)
@@ -154,19 +150,6 @@ int config_http_addr_parse(const char *addr, struct sockaddr_in *out)
     return 0;
 }
 
-/* whether @p val is one of the '|'-separated words of @p choices */
-static int is_choice(const char *choices, const char *val)
-{
-    size_t n = strlen(val);
-    for (const char *p = choices; *p;) {
-        size_t w = strcspn(p, "|");
-        if (w == n && memcmp(p, val, n) == 0)
-            return 1;
-        p += w + (p[w] == '|');
-    }
-    return 0;
-}
-
 static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char *where,
                    char *errbuf, size_t errlen)
 {
@@ -185,15 +168,17 @@ static int set_opt(atl_config_t *c, const opt_t *o, const char *val, const char 
         snprintf(errbuf, errlen, "%s: %s must not be empty", where, o->name);
         return ATL_ECONFIG;
     }
-    if (o->choices && !is_choice(o->choices, val)) {
+    log_level_t lvl;
+    if (o->type == OPT_LEVEL && log_level_parse(val, &lvl) != 0) {
         char pv[256];
-        snprintf(errbuf, errlen, "%s: %s = \"%s\" is not one of %s", where, o->name,
-                 printable(val, strlen(val), pv), o->choices);
+        snprintf(errbuf, errlen, "%s: %s = \"%s\" is not one of error|warn|info|debug", where,
+                 o->name, printable(val, strlen(val), pv));
         return ATL_ECONFIG;
     }
     switch (o->type) {
     case OPT_STR:
     case OPT_ADDR:
+    case OPT_LEVEL:
         free(*str_field(c, o));
         *str_field(c, o) = strdup(val);
         return 0;

@@ -542,12 +542,8 @@ int main(int argc, char **argv)
         config_destroy(&d.cfg);
         return rc == CONFIG_PARSE_DONE ? 0 : 2;
     }
-    log_level_t lvl;
-    if (log_level_parse(d.cfg.log_level, &lvl) != 0) {
-        fprintf(stderr, "atlasd: log-level must be error, warn, info or debug\n");
-        config_destroy(&d.cfg);
-        return 2;
-    }
+    log_level_t lvl = LOG_LEVEL_INFO;
+    (void)log_level_parse(d.cfg.log_level, &lvl); /* config_parse_args refused any other value */
     log_level_current = lvl;
     if ((rc = reopen_log(d.cfg.log_file)) != 0) {
         fprintf(stderr, "atlasd: log-file = %s: %s\n", d.cfg.log_file, strerror(-rc));
