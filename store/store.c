@@ -79,6 +79,13 @@ static int open_db(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
     return rc;
 }
 
+/* The key of the store's format version in "meta" (check_format, stamp_version, version_peek) */
+static MDB_val version_key(void)
+{
+    static const char key[] = "format_version";
+    return (MDB_val){sizeof(key) - 1, (void *)key};
+}
+
 /*
  * What the data file holds, before any of our tables is opened or created: a store writes
  * "meta" with its "format_version" in the transaction that creates it, so a file is
@@ -92,7 +99,7 @@ static int open_db(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi)
  */
 static int check_format(store_t *s, MDB_txn *txn, int *fresh)
 {
-    MDB_val k = {strlen("format_version"), "format_version"}, v;
+    MDB_val k = version_key(), v;
     MDB_dbi main_dbi;
     MDB_stat st;
     uint32_t ver;
@@ -123,7 +130,7 @@ static int check_format(store_t *s, MDB_txn *txn, int *fresh)
 static int stamp_version(store_t *s, MDB_txn *txn)
 {
     uint32_t ver = STORE_FORMAT_VERSION;
-    MDB_val k = {strlen("format_version"), "format_version"}, v = {sizeof(ver), &ver};
+    MDB_val k = version_key(), v = {sizeof(ver), &ver};
     int rc = open_db(txn, "meta", MDB_CREATE, &s->meta);
     return rc ? rc : mdb_put(txn, s->meta, &k, &v, 0);
 }
@@ -255,7 +262,7 @@ static int version_peek(const char *dir, uint32_t *out)
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
-    MDB_val k = {strlen("format_version"), "format_version"}, v;
+    MDB_val k = version_key(), v;
     int rc;
     if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, MAX_DBS)) ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0644)) ||
