@@ -168,6 +168,13 @@ has_metric() {
     m=$(curl -fs "http://127.0.0.1:$1/metrics") && grep -q -- "$2" <<<"$m"
 }
 
+# refresh_field PORT FIELD: a number of GET /status's `refresh` object (failures,
+# failures_in_a_row, retry_after_seconds, ...), or nothing
+refresh_field() {
+    { curl -fs "http://127.0.0.1:$1/status" || true; } | tr -d '\t\n ' |
+        sed -n "s/.*\"refresh\":{.*\"$2\":\([0-9.]*\).*/\1/p"
+}
+
 # status PORT FIELD: a top-level number or string of GET /status
 status() {
     { curl -fs "http://127.0.0.1:$1/status" || true; } | tr -d '\t' |

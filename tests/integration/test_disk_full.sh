@@ -27,11 +27,8 @@ done
     fail "ingestion did not stall on a full disk: $(df -k "$T/mnt" | tail -n 1)"
 # the commit is retried every second; the failing refresh 5 s after its first failure, then
 # after longer waits (the scheduler's backoff)
-refresh_failures() {
-    curl -s "http://127.0.0.1:$PORT_a/status" | tr -d '\t\n ' | sed -n 's/.*"failures":\([0-9]*\).*/\1/p'
-}
 for i in $(seq 150); do
-    [ "$(refresh_failures)" -ge 2 ] 2>/dev/null && break
+    [ "$(refresh_field "$PORT_a" failures)" -ge 2 ] 2>/dev/null && break
     sleep 0.2
 done
 status "$PORT_a" last_error | grep -q 'No space left on device' ||
@@ -44,7 +41,7 @@ ok=$(grep -c 'msg="store commit succeeded again"' "$T/a.log" || true)
     fail "the failed commit logged $n times with $ok recoveries between, expected once each"
 n=$(grep -c 'msg="refresh failed"' "$T/a.log" || true)
 ok=$(grep -c 'msg="publishing succeeded again"' "$T/a.log" || true)
-failures=$(refresh_failures)
+failures=$(refresh_field "$PORT_a" failures)
 echo "refresh failures while full: $failures, logged: $n, recoveries between: $ok"
 [ "${failures:-0}" -ge 2 ] || fail "refreshes were not retried on a full disk ($failures failures)"
 [ "$n" -ge 1 ] && [ "$n" -le $((ok + 1)) ] ||

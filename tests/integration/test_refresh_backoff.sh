@@ -12,8 +12,6 @@ sed -n '6001,9000p' "$T/all.jsonl" >"$T/b.jsonl"
 start_broker 1
 start_daemon a "$T/db" --batch-max-ms 50 --refresh-interval 1 --snapshots "$T/snaps"
 produce --topic "$TOPIC_H" "$T/a.jsonl" 2>/dev/null
-refreshes() { curl -fs "http://127.0.0.1:$PORT_a/status" | tr -d '\t\n ' |
-    sed -n "s/.*\"refresh\":{.*\"$1\":\([0-9.]*\).*/\1/p"; }
 for i in $(seq 300); do
     [ -f "$T/snaps/latest" ] && break
     sleep 0.1
@@ -22,9 +20,9 @@ done
 rm -rf "$T/snaps.keep" && mv "$T/snaps" "$T/snaps.keep" && touch "$T/snaps"
 produce --topic "$TOPIC_H" "$T/b.jsonl" 2>/dev/null
 sleep 22
-n=$(refreshes failures)
-row=$(refreshes failures_in_a_row)
-wait_s=$(refreshes retry_after_seconds)
+n=$(refresh_field "$PORT_a" failures)
+row=$(refresh_field "$PORT_a" failures_in_a_row)
+wait_s=$(refresh_field "$PORT_a" retry_after_seconds)
 echo "failed refreshes in 22 s: $n, in a row $row, next after $wait_s s"
 [ "${n:-0}" -ge 2 ] || fail "the failing refresh was not retried ($n failures)"
 [ "$n" -le 5 ] || fail "$n failed refreshes in 22 s: retried every interval, no backoff"
@@ -36,6 +34,6 @@ for i in $(seq 450); do
     sleep 0.2
 done
 grep -q 'msg="publishing succeeded again"' "$T/a.log" || fail "no publish once the directory was back"
-[ "$(refreshes failures_in_a_row)" = 0 ] || fail "failures_in_a_row not reset"
-[ "$(refreshes retry_after_seconds)" = 0 ] || fail "retry_after_seconds not reset"
+[ "$(refresh_field "$PORT_a" failures_in_a_row)" = 0 ] || fail "failures_in_a_row not reset"
+[ "$(refresh_field "$PORT_a" retry_after_seconds)" = 0 ] || fail "retry_after_seconds not reset"
 echo "refresh-backoff: ok"
