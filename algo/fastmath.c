@@ -181,6 +181,28 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
 /* ---- L-BFGS vector work ------------------------------------------------------------------ */
 
 /*
+ * bfloat16, the upper 16 bits of a float (a float's range, 8 significant bits), for the L-BFGS
+ * history while the evaluation is single precision (mde.c, hist_bf16): the two passes an
+ * iteration stream the history whole, and at full scale it is most of their bytes. Rounded to
+ * nearest, ties to even; the values are finite.
+ */
+static inline uint16_t bf16_round(float v)
+{
+    uint32_t b;
+    memcpy(&b, &v, sizeof(b));
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+static inline double bf16_value(uint16_t h)
+{
+    uint32_t b = (uint32_t)h << 16;
+    float v;
+    memcpy(&v, &b, sizeof(v));
+    return v;
+}
+
+/*
  * The vector loops of mde.c's L-BFGS and line search (more below: the passes of its
  * coefficient-space two-loop). Their sums must be reassociated to be vectorised (-ffast-math
  * here): the order is fixed by the code the clone was built for, so a machine always gets the
@@ -385,65 +407,135 @@ void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho
 /* ---- L-BFGS in coefficient space: the vector passes (mde.c) ------------------------------ */
 
 /*
- * New pair and its dots over elements [0, n): s = t d, y = g - gp rounded to float (if @p s is
- * not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of s and y as they
- * are stored (rounded).
+ * The passes' loops, written once for either format of the stored pairs (T, read by VALUE,
+ * written by ROUND): float, or bfloat16 (bf16_round) while the evaluation is single precision
+ * (mde.c). Each public function below picks one by its @p bf16 argument; the loops are inlined
+ * into each target clone.
+ *
+ * pair: the new pair and its dots over elements [0, n): s = t d, y = g - gp rounded to the
+ * format (if @p s is not NULL), then acc += {s.s, s.y, y.y, g.s, g.y, g.g, sum |g|}, the dots of
+ * s and y as they are stored (rounded), so the Gram matrix describes what is stored.
+ * gdots4: acc += {g.s_0, g.y_0, .., g.s_3, g.y_3} over [0, n), the new gradient's dots with four
+ * stored pairs, b = {s_0, y_0, .., s_3, y_3} (those of the new pair follow from the Gram matrix:
+ * mde.c, derive_pair_dots); gdots1: acc += {g.s, g.y}, one pair.
+ * axpy: d += c b; axpy4_init: d = c0 g + c[0] b[0] + .. + c[3] b[3] (the direction's first four
+ * vectors with g's term); axpy4: d += c[0] b[0] + .. + c[3] b[3] (one read and write of d for four
+ * vectors).
  */
-MDE_CLONES_EVAL
-void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
-                          const double *restrict g, const double *restrict gp, size_t n,
-                          double *restrict acc)
-{
-    double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;
-    if (s) {
-        for (size_t k = 0; k < n; k++) {
-            float sf = (float)(t * d[k]), yf = (float)(g[k] - gp[k]);
-            double sk = sf, yk = yf, gk = g[k];
-            s[k] = sf, y[k] = yf;
-            ss += sk * sk, sy += sk * yk, yy += yk * yk;
-            gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            gg += g[k] * g[k], l1 += fabs(g[k]);
+#define INLINE static inline __attribute__((always_inline))
+#define LBFGS_PASSES_DEFINE(sfx, T, VALUE, ROUND)                                                  \
+    INLINE void pair_##sfx(T *restrict s, T *restrict y, double t, const double *restrict d,       \
+                           const double *restrict g, const double *restrict gp, size_t n,          \
+                           double *restrict acc)                                                   \
+    {                                                                                              \
+        double ss = 0, sy = 0, yy = 0, gs = 0, gy = 0, gg = 0, l1 = 0;                             \
+        if (s) {                                                                                   \
+            for (size_t k = 0; k < n; k++) {                                                       \
+                T sh = ROUND((float)(t * d[k])), yh = ROUND((float)(g[k] - gp[k]));                \
+                double sk = VALUE(sh), yk = VALUE(yh), gk = g[k];                                  \
+                s[k] = sh, y[k] = yh;                                                              \
+                ss += sk * sk, sy += sk * yk, yy += yk * yk;                                       \
+                gs += gk * sk, gy += gk * yk, gg += gk * gk, l1 += fabs(gk);                       \
+            }                                                                                      \
+        } else {                                                                                   \
+            for (size_t k = 0; k < n; k++)                                                         \
+                gg += g[k] * g[k], l1 += fabs(g[k]);                                               \
+        }                                                                                          \
+        acc[0] += ss, acc[1] += sy, acc[2] += yy, acc[3] += gs, acc[4] += gy, acc[5] += gg;        \
+        acc[6] += l1;                                                                              \
+    }                                                                                              \
+    INLINE void gdots4_##sfx(const void *const *b, const double *restrict g, size_t n,             \
+                             double *restrict acc)                                                 \
+    {                                                                                              \
+        const T *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2],                     \
+                          *restrict b3 = b[3], *restrict b4 = b[4], *restrict b5 = b[5],           \
+                          *restrict b6 = b[6], *restrict b7 = b[7];                                \
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;                     \
+        for (size_t k = 0; k < n; k++) {                                                           \
+            double gk = g[k];                                                                      \
+            a0 += gk * VALUE(b0[k]), a1 += gk * VALUE(b1[k]), a2 += gk * VALUE(b2[k]);             \
+            a3 += gk * VALUE(b3[k]), a4 += gk * VALUE(b4[k]), a5 += gk * VALUE(b5[k]);             \
+            a6 += gk * VALUE(b6[k]), a7 += gk * VALUE(b7[k]);                                      \
+        }                                                                                          \
+        acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3;                                    \
+        acc[4] += a4, acc[5] += a5, acc[6] += a6, acc[7] += a7;                                    \
+    }                                                                                              \
+    INLINE void gdots1_##sfx(const T *restrict s, const T *restrict y, const double *restrict g,   \
+                             size_t n, double *restrict acc)                                       \
+    {                                                                                              \
+        double a0 = 0, a1 = 0;                                                                     \
+        for (size_t k = 0; k < n; k++)                                                             \
+            a0 += g[k] * VALUE(s[k]), a1 += g[k] * VALUE(y[k]);                                    \
+        acc[0] += a0, acc[1] += a1;                                                                \
+    }                                                                                              \
+    INLINE void axpy_##sfx(double *restrict d, double c, const T *restrict b, size_t n)            \
+    {                                                                                              \
+        for (size_t k = 0; k < n; k++)                                                             \
+            d[k] += c * VALUE(b[k]);                                                               \
+    }                                                                                              \
+    INLINE void axpy4_init_##sfx(double *restrict d, double c0, const double *restrict g,          \
+                                 const double *restrict c, const void *const *b, size_t n)         \
+    {                                                                                              \
+        const T *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2],                     \
+                          *restrict b3 = b[3];                                                     \
+        double c1 = c[0], c2 = c[1], c3 = c[2], c4 = c[3];                                         \
+        for (size_t k = 0; k < n; k++)                                                             \
+            d[k] = c0 * g[k] + ((c1 * VALUE(b0[k]) + c2 * VALUE(b1[k])) +                          \
+                                (c3 * VALUE(b2[k]) + c4 * VALUE(b3[k])));                          \
+    }                                                                                              \
+    INLINE void axpy4_##sfx(double *restrict d, const double *restrict c, const void *const *b,    \
+                            size_t n)                                                              \
+    {                                                                                              \
+        const T *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2],                     \
+                          *restrict b3 = b[3];                                                     \
+        double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];                                         \
+        for (size_t k = 0; k < n; k++)                                                             \
+            d[k] +=                                                                                \
+                (c0 * VALUE(b0[k]) + c1 * VALUE(b1[k])) + (c2 * VALUE(b2[k]) + c3 * VALUE(b3[k])); \
     }
-    acc[0] += ss, acc[1] += sy, acc[2] += yy, acc[3] += gs, acc[4] += gy, acc[5] += gg;
-    acc[6] += l1;
+
+static inline float f32_round(float v)
+{
+    return v;
 }
 
-/*
- * acc += {g.s_0, g.y_0, .., g.s_3, g.y_3} over [0, n): the new gradient's dots with four stored
- * pairs, b = {s_0, y_0, .., s_3, y_3}. Those of the new pair with them follow from the Gram matrix
- * (mde.c, derive_pair_dots).
- */
+static inline double f32_value(float v)
+{
+    return v;
+}
+
+LBFGS_PASSES_DEFINE(f32, float, f32_value, f32_round)
+LBFGS_PASSES_DEFINE(bf16, uint16_t, bf16_value, bf16_round)
+
 MDE_CLONES_EVAL
-void fastmath__lbfgs_gdots4(const float *const *b, const double *restrict g, size_t n,
+void fastmath__lbfgs_pair(void *restrict s, void *restrict y, int bf16, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc)
+{
+    if (bf16)
+        pair_bf16(s, y, t, d, g, gp, n, acc);
+    else
+        pair_f32(s, y, t, d, g, gp, n, acc);
+}
+
+MDE_CLONES_EVAL
+void fastmath__lbfgs_gdots4(const void *const *b, int bf16, const double *restrict g, size_t n,
                             double *restrict acc)
 {
-    const float *restrict b0 = b[0], *restrict b1 = b[1], *restrict b2 = b[2], *restrict b3 = b[3],
-                          *restrict b4 = b[4], *restrict b5 = b[5], *restrict b6 = b[6],
-                          *restrict b7 = b[7];
-    double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (size_t k = 0; k < n; k++) {
-        double gk = g[k];
-        a0 += gk * (double)b0[k], a1 += gk * (double)b1[k], a2 += gk * (double)b2[k];
-        a3 += gk * (double)b3[k];
-        a4 += gk * (double)b4[k], a5 += gk * (double)b5[k], a6 += gk * (double)b6[k];
-        a7 += gk * (double)b7[k];
-    }
-    acc[0] += a0, acc[1] += a1, acc[2] += a2, acc[3] += a3;
-    acc[4] += a4, acc[5] += a5, acc[6] += a6, acc[7] += a7;
+    if (bf16)
+        gdots4_bf16(b, g, n, acc);
+    else
+        gdots4_f32(b, g, n, acc);
 }
 
-/* acc += {g.s, g.y} over [0, n): one pair */
 MDE_CLONES_EVAL
-void fastmath__lbfgs_gdots1(const float *restrict s, const float *restrict y,
-                            const double *restrict g, size_t n, double *restrict acc)
+void fastmath__lbfgs_gdots1(const void *s, const void *y, int bf16, const double *restrict g,
+                            size_t n, double *restrict acc)
 {
-    double a0 = 0, a1 = 0;
-    for (size_t k = 0; k < n; k++)
-        a0 += g[k] * (double)s[k], a1 += g[k] * (double)y[k];
-    acc[0] += a0, acc[1] += a1;
+    if (bf16)
+        gdots1_bf16(s, y, g, n, acc);
+    else
+        gdots1_f32(s, y, g, n, acc);
 }
 
 /* d = c g over [0, n), then d += c b for the stored vectors b */
@@ -455,35 +547,32 @@ void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict 
 }
 
 MDE_CLONES
-void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n)
+void fastmath__lbfgs_axpy(double *restrict d, double c, const void *b, int bf16, size_t n)
 {
-    for (size_t k = 0; k < n; k++)
-        d[k] += c * (double)b[k];
+    if (bf16)
+        axpy_bf16(d, c, b, n);
+    else
+        axpy_f32(d, c, b, n);
 }
 
-/* d = c0 g + c[0] b[0] + .. + c[3] b[3]: the direction's first four vectors with g's term */
 MDE_CLONES_EVAL
 void fastmath__lbfgs_axpy4_init(double *restrict d, double c0, const double *restrict g,
-                                const double *restrict c, const float *restrict b0,
-                                const float *restrict b1, const float *restrict b2,
-                                const float *restrict b3, size_t n)
+                                const double *restrict c, const void *const *b, int bf16, size_t n)
 {
-    double c1 = c[0], c2 = c[1], c3 = c[2], c4 = c[3];
-    for (size_t k = 0; k < n; k++)
-        d[k] = c0 * g[k] + ((c1 * (double)b0[k] + c2 * (double)b1[k]) +
-                            (c3 * (double)b2[k] + c4 * (double)b3[k]));
+    if (bf16)
+        axpy4_init_bf16(d, c0, g, c, b, n);
+    else
+        axpy4_init_f32(d, c0, g, c, b, n);
 }
 
-/* d += c[0] b[0] + .. + c[3] b[3]: one read and write of d for four vectors */
 MDE_CLONES_EVAL
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
-                           const float *restrict b1, const float *restrict b2,
-                           const float *restrict b3, size_t n)
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const void *const *b,
+                           int bf16, size_t n)
 {
-    double c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
-    for (size_t k = 0; k < n; k++)
-        d[k] +=
-            (c0 * (double)b0[k] + c1 * (double)b1[k]) + (c2 * (double)b2[k] + c3 * (double)b3[k]);
+    if (bf16)
+        axpy4_bf16(d, c, b, n);
+    else
+        axpy4_f32(d, c, b, n);
 }
 
 /* acc += {g.d, sum |d|}; acc[2] = max(acc[2], max |d|) */

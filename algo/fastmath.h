@@ -36,23 +36,21 @@ void fastmath__mde_step3(double *restrict x, double t, const double *restrict d,
 void fastmath__mde_colsum3(const double *restrict d, size_t n, double *restrict acc);
 void fastmath__mde_pad3(const double *restrict x, float *restrict xp, size_t n);
 
-/* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors */
-void fastmath__lbfgs_pair(float *restrict s, float *restrict y, double t, const double *restrict d,
-                          const double *restrict g, const double *restrict gp, size_t n,
-                          double *restrict acc);
-void fastmath__lbfgs_gdots4(const float *const *b, const double *restrict g, size_t n,
+/* L-BFGS in coefficient space (mde.c): the passes over a chunk of the vectors. The stored pairs
+ * are float, or with @p bf16 bfloat16 (a float's upper 16 bits; see fastmath.c) */
+void fastmath__lbfgs_pair(void *restrict s, void *restrict y, int bf16, double t,
+                          const double *restrict d, const double *restrict g,
+                          const double *restrict gp, size_t n, double *restrict acc);
+void fastmath__lbfgs_gdots4(const void *const *b, int bf16, const double *restrict g, size_t n,
                             double *restrict acc);
-void fastmath__lbfgs_gdots1(const float *restrict s, const float *restrict y,
-                            const double *restrict g, size_t n, double *restrict acc);
+void fastmath__lbfgs_gdots1(const void *s, const void *y, int bf16, const double *restrict g,
+                            size_t n, double *restrict acc);
 void fastmath__lbfgs_scale(double *restrict d, double c, const double *restrict g, size_t n);
-void fastmath__lbfgs_axpy(double *restrict d, double c, const float *restrict b, size_t n);
+void fastmath__lbfgs_axpy(double *restrict d, double c, const void *b, int bf16, size_t n);
 void fastmath__lbfgs_axpy4_init(double *restrict d, double c0, const double *restrict g,
-                                const double *restrict c, const float *restrict b0,
-                                const float *restrict b1, const float *restrict b2,
-                                const float *restrict b3, size_t n);
-void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const float *restrict b0,
-                           const float *restrict b1, const float *restrict b2,
-                           const float *restrict b3, size_t n);
+                                const double *restrict c, const void *const *b, int bf16, size_t n);
+void fastmath__lbfgs_axpy4(double *restrict d, const double *restrict c, const void *const *b,
+                           int bf16, size_t n);
 void fastmath__lbfgs_dir_stats(const double *restrict d, const double *restrict g, size_t n,
                                double *restrict acc);
 void fastmath__mde_pad3_step(const double *restrict x, double t, const double *restrict d,

@@ -29,8 +29,6 @@
 
 #define MDE_MAX_DIM 16
 
-typedef float hist_t; /* precision of the L-BFGS history (see mde.c) */
-
 typedef struct mde_opts {
     uint32_t dim;              /* embedding dimension (default 3) */
     uint32_t max_iter;         /* default 2000 */
@@ -62,7 +60,8 @@ typedef struct mde {
     float *w;              /* > 0 attractive weight, < 0 repulsive */
     size_t nx;             /* n * dim */
     double *buf;           /* workspace, see mde.c */
-    hist_t *hist;          /* L-BFGS pairs (s, y), memory x 2 x n x dim */
+    void *hist;            /* L-BFGS pairs (s, y), (memory + 1) x 2 x n x dim, float or bfloat16
+                            * (see mde.c, hist_bf16) */
     uint32_t *perm, *inv;  /* internal (locality) order of items: perm[new] = old */
     int exact;             /* dim 3: mde_run evaluates in double from here on. Near an optimum
                             * the single-precision F cannot resolve the line search's steps
