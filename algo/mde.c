@@ -32,6 +32,9 @@
 #define C2         0.9
 #define MAX_LS     25
 #define TOL_CHANGE 1e-9
+/* attractive pairs closer than this are merged (see merged_subgradient): the line search ends
+ * its zoom when the bracket moves points less than TOL_CHANGE, so it cannot resolve them */
+#define MERGED_D TOL_CHANGE
 #define VEC_CHUNK                                                                                  \
     8190                 /* elements a chunk of the L-BFGS passes: whole rows in 3-D, each vector  \
                           * streaming 64 KiB at a time */
@@ -607,8 +610,9 @@ out:
 typedef struct eval_job {
     const mde_t *m;
     const double *x;
-    double *f_chunk; /* per chunk */
-    size_t chunk;    /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
+    double *f_chunk;      /* per chunk */
+    size_t chunk;         /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
+    size_t *merged_chunk; /* per chunk, double precision only: merged attractive pairs */
 } eval_job_t;
 
 #define BLOCK 256
@@ -629,11 +633,17 @@ static double attractive_block(const mde_t *m, size_t k0, const double *d, doubl
  * One block of edges in three passes: gather differences and distances, compute the penalty
  * and coef = f'(d) / d for the whole block (the repulsive one vectorised), then scatter
  * coef (x_i - x_j) into the gradient. Blocks never mix attractive and repulsive edges.
+ * Attractive pairs closer than MERGED_D are merged, taken as d = 0: no penalty (w d < w 1e-9,
+ * and F must not change while they move within MERGED_D of each other, as their gradient says)
+ * and no gradient here (merged_subgradient() gives theirs); they are counted in *n_merged.
  */
-static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, size_t n)
+static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, size_t n,
+                         size_t *n_merged)
 {
     uint32_t dim = m->o.dim;
+    int attractive = k0 < m->m_attr;
     double diff[BLOCK * MDE_MAX_DIM], d[BLOCK], fv[BLOCK], coef[BLOCK], f = 0;
+    double d_min = attractive ? MERGED_D * MERGED_D : 0;
     uint8_t zero[BLOCK];
     for (size_t k = 0; k < n; k++) {
         const double *xi = x + (size_t)m->ei[k0 + k] * dim, *xj = x + (size_t)m->ej[k0 + k] * dim;
@@ -643,9 +653,9 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
             diff[k * dim + a] = t;
             d2 += t * t;
         }
-        /* coincident points contribute no gradient (PyMDE sets c = 1 on 0/0): nudge d so the
-         * kernel stays finite, then zero the coefficient below */
-        zero[k] = !(d2 > 0);
+        /* coincident (or merged) points contribute no gradient here: nudge d so the kernel
+         * stays finite, then zero the coefficient below */
+        zero[k] = !(d2 > d_min);
         d[k] = zero[k] ? 1.0 : sqrt(d2);
     }
     if (k0 >= m->m_attr) {
@@ -658,8 +668,11 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
     for (size_t k = 0; k < n; k++) {
         double c = coef[k];
         const double *df = diff + k * dim;
-        if (zero[k]) { /* d = 0: infinite repulsive penalty, zero attractive one */
-            f += k0 >= m->m_attr ? (double)INFINITY - fv[k] : -(double)m->w[k0 + k];
+        if (zero[k]) { /* repulsive d = 0: infinite penalty; a merged pair: d = 0 */
+            if (attractive)
+                f -= (double)m->w[k0 + k], (*n_merged)++;
+            else
+                f += (double)INFINITY - fv[k];
             continue;
         }
         double *gi = g + (size_t)m->ei[k0 + k] * dim, *gj = g + (size_t)m->ej[k0 + k] * dim;
@@ -699,15 +712,17 @@ static int eval_body(void *ud, unsigned tid, size_t begin, size_t end)
     const mde_t *m = j->m;
     size_t c = begin / j->chunk;
     double *g = buf(m, B_FIXED_COUNT + c), f = 0;
+    size_t n_merged = 0;
     memset(g, 0, m->nx * sizeof(double));
     for (size_t k = begin; k < end;) {
         size_t n = end - k < BLOCK ? end - k : BLOCK;
         if (k < m->m_attr && k + n > m->m_attr)
             n = m->m_attr - k; /* keep blocks homogeneous */
-        f += eval_block(m, j->x, g, k, n);
+        f += eval_block(m, j->x, g, k, n, &n_merged);
         k += n;
     }
     j->f_chunk[c] = f;
+    j->merged_chunk[c] = n_merged;
     return 0;
 }
 
@@ -855,7 +870,7 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
     double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
     size_t n_chunks = nt; /* eval_job_t.chunk: the number of chunks */
-    eval_job_t j = {m, NULL, f_chunk, n_chunks};
+    eval_job_t j = {m, NULL, f_chunk, n_chunks, NULL};
     par_pool_for(m->pool, n_chunks, 1, eval3_body, &j);
     for (size_t c = 0; c < n_chunks; c++)
         f += f_chunk[c];
@@ -875,14 +890,51 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     return f * inv_p;
 }
 
+/*
+ * The gradient at merged attractive pairs (closer than MERGED_D, where the line search no
+ * longer resolves a move). The Linear penalty w d has a kink at d = 0, which holds a pair
+ * together at an optimum once the pull of their other terms apart is weaker than w; there its
+ * gradient w (x_i - x_j) / d points along rounding noise, and with it every line search failed
+ * (the run stalled: test_mde, test_merged_pair). Instead the pair's term gets the subgradient
+ * of least norm: with o_i, o_j the rest of the gradient at i and j (@p grad on entry), the term
+ * u at i and -u at j for |u| <= w / p minimising |o_i + u|^2 + |o_j - u|^2, u = (o_j - o_i) / 2
+ * shortened to w / p. Unshortened, i and j then get the same gradient and move together.
+ * Pairs are taken in edge order (a chain of merged pairs approximately).
+ */
+static void merged_subgradient(const mde_t *m, const double *x, double *grad, double inv_p)
+{
+    uint32_t dim = m->o.dim;
+    for (size_t e = 0; e < m->m_attr; e++) {
+        const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
+        double d2 = 0;
+        for (uint32_t a = 0; a < dim; a++)
+            d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
+        if (d2 > MERGED_D * MERGED_D)
+            continue;
+        double *gi = grad + (size_t)m->ei[e] * dim, *gj = grad + (size_t)m->ej[e] * dim;
+        double u[MDE_MAX_DIM], norm = 0, cap = (double)m->w[e] * inv_p;
+        for (uint32_t a = 0; a < dim; a++) {
+            u[a] = (gj[a] - gi[a]) / 2;
+            norm += u[a] * u[a];
+        }
+        norm = sqrt(norm);
+        double scale = norm > cap ? cap / norm : 1;
+        for (uint32_t a = 0; a < dim; a++) {
+            gi[a] += scale * u[a];
+            gj[a] -= scale * u[a];
+        }
+    }
+}
+
 /* F and its gradient in double precision, any dimension: mde_eval() and the result's figures */
 static double eval_exact(const mde_t *m, const double *x, double *grad)
 {
     unsigned nt = m->o.n_threads;
     double f_chunk[64];
+    size_t merged_chunk[64], n_merged = 0;
     if (nt > 64)
         nt = 64;
-    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt};
+    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk};
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
@@ -894,9 +946,12 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
         for (size_t k = 0; k < m->nx; k++)
             grad[k] += g[k];
         f += f_chunk[c];
+        n_merged += merged_chunk[c];
     }
     for (size_t k = 0; k < m->nx; k++)
         grad[k] *= inv_p;
+    if (n_merged)
+        merged_subgradient(m, x, grad, inv_p);
     return f * inv_p;
 }
 
@@ -1242,6 +1297,20 @@ static int apply_step(const mde_t *m, double *x, double t, const double *d, cons
     return 0;
 }
 
+/*
+ * After a line search that found no decrease in double precision: whether the run has converged
+ * as far as the line search resolves. So it has if the direction was steepest descent (a restart:
+ * nothing else to try), or if its first trial moved no point more than TOL_CHANGE, under the
+ * zoom's resolution (PyTorch's L-BFGS stops there too, on tolerance_change; PyMDE turns that off
+ * and restarts instead: near an optimum its restarts crept on at 1e-12 of F an iteration with
+ * 7 evaluations each, test_mde's test_converged_warm). Otherwise the memory is dropped and the
+ * next iteration tries steepest descent.
+ */
+static int no_step_left(int steepest, double first_move)
+{
+    return steepest || first_move <= TOL_CHANGE;
+}
+
 /* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
  * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
@@ -1345,6 +1414,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         keep_direction(&L, coef, p, nb);
         unsigned ls_evals = evals;
         int from_restart = restart; /* its first trial is a guess (t0 above): not counted */
+        int in_double = !float_eval(m);
         ls_point_t pt = strong_wolfe(m, x, d, dmax, t0, f, gtd, gb, &evals);
         restart = 0;
         if (pt.t > 0) {
@@ -1381,7 +1451,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             it++;
             break;
         }
-        if (r <= m->o.eps) {
+        if (r <= m->o.eps || (pt.t == 0 && in_double && no_step_left(from_restart, dmax * t0))) {
             it++;
             break;
         }
