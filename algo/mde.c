@@ -36,14 +36,34 @@
  * its zoom when the bracket moves points less than TOL_CHANGE, so it cannot resolve them */
 #define MERGED_D TOL_CHANGE
 #define VEC_CHUNK                                                                                  \
-    8190                 /* elements a chunk of the L-BFGS passes: whole rows in 3-D, each vector  \
-                          * streaming 64 KiB at a time */
-#define VEC_ROWS    2048 /* rows a chunk of the padding and the gradient's reduction */
-#define VEC_MIN_PAR 4    /* chunks for a pass to go to the pool */
+    8190 /* at most, elements a chunk of the L-BFGS passes: each vector streams 32 KiB at a time   \
+          */
+#define VEC_ROWS      2048 /* at most, rows a chunk of the padding and the gradient's reduction */
+#define VEC_CHUNKS    8    /* chunk counts are multiples of this (see chunk_size) */
+#define VEC_MIN_ELEMS 512  /* elements (rows) a chunk holds at least */
 /* A single-precision line search that fails, or needs more evaluations than this (cold runs: 1;
  * a restart's, which starts from a guess, is not counted), is looking for steps its F cannot
  * resolve: mde_t.exact */
 #define FLOAT_LS_EVALS 5
+
+/*
+ * The chunk size of a vector pass over @p n elements, at most @p cap, a multiple of @p unit
+ * (whole rows). The number of chunks is a multiple of VEC_CHUNKS where the chunks can hold
+ * VEC_MIN_ELEMS each, so that vec_run() can hand each thread an equal block of them (2, 4 or 8
+ * threads). The size depends only on n, never on the thread count: the sums of the chunks are
+ * added in chunk order, so the results are the same on any number of threads.
+ */
+static size_t chunk_size(size_t n, size_t cap, size_t unit)
+{
+    size_t n_chunks = (n + cap - 1) / cap;
+    if (n >= VEC_CHUNKS * VEC_MIN_ELEMS)
+        n_chunks = (n_chunks + VEC_CHUNKS - 1) / VEC_CHUNKS * VEC_CHUNKS;
+    else
+        n_chunks = n / VEC_MIN_ELEMS ? n / VEC_MIN_ELEMS : 1;
+    size_t chunk = (n + n_chunks - 1) / n_chunks;
+    chunk = (chunk + unit - 1) / unit * unit;
+    return chunk ? chunk : unit;
+}
 
 void mde_opts_default(mde_opts_t *o)
 {
@@ -460,8 +480,10 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         memset(m->gp, 0, n_pad * row_bytes * m->o.n_threads);
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(float) + 1);
-    size_t mem = m->o.memory > 64 ? 64 : m->o.memory,
-           n_vchunks = m->nx / VEC_CHUNK + n / VEC_ROWS + 2;
+    size_t mem = m->o.memory > 64 ? 64 : m->o.memory, n_vchunks;
+    m->vec_chunk = chunk_size(m->nx, VEC_CHUNK, o->dim);
+    m->row_chunk = chunk_size(n, VEC_ROWS, 1);
+    n_vchunks = (m->nx + m->vec_chunk - 1) / m->vec_chunk + (n + m->row_chunk - 1) / m->row_chunk;
     m->vpart = malloc(n_vchunks * (8 + 2 * 64) * sizeof(double));
     m->gram = malloc(3 * (mem + 1) * (mem + 1) * sizeof(double));
     adjacency_t adj = {0};
@@ -842,13 +864,19 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
 
 /* Run a pass; its sums (the chunks' added in order; for DIR, entry 2 is a maximum) into
  * @p sums (j->stride entries; may be NULL). */
+/*
+ * Each thread takes one contiguous block of the chunks (the caller the first: it claims before
+ * a worker can), so a thread works on the same rows of g, d and the stored pairs in every pass
+ * and finds them in its own L2 cache. Chunks claimed one at a time went to either thread, and
+ * half of every pass's reads came from the other core's cache: on the small graph (4,645
+ * items, 1.1 MB of stored pairs) the two passes and the reduction took 351 Mcycles over 2000
+ * iterations on 2 threads against 453 on 1; in blocks, 291.
+ */
 static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
 {
     size_t n_chunks = (j->n + j->chunk - 1) / j->chunk;
-    /* the padding and the reduction of a few chunks take microseconds: less than waking a
-     * worker; the L-BFGS passes read 2h + 3 vectors a chunk */
-    size_t min_par = j->pass <= PASS_DIR ? 2 : VEC_MIN_PAR;
-    par_pool_for(n_chunks >= min_par ? m->pool : NULL, n_chunks, 1, vec_body, j);
+    size_t nt = m->o.n_threads ? m->o.n_threads : 1;
+    par_pool_for(n_chunks >= 2 ? m->pool : NULL, n_chunks, (n_chunks + nt - 1) / nt, vec_body, j);
     if (!sums)
         return;
     for (size_t i = 0; i < j->stride; i++)
@@ -877,7 +905,7 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     vec_job_t r = {.m = m,
                    .pass = PASS_REDUCE,
                    .n = m->n,
-                   .chunk = VEC_ROWS,
+                   .chunk = m->row_chunk,
                    .stride = 1,
                    .d = d,
                    .scale = inv_p,
@@ -966,7 +994,7 @@ static double eval_internal(mde_t *m, const double *x, double *grad)
 {
     if (!float_eval(m))
         return eval_exact(m, x, grad);
-    vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x};
+    vec_job_t p = {.m = m, .pass = PASS_PAD, .n = m->n, .chunk = m->row_chunk, .x = x};
     vec_run(m, &p, NULL);
     m->xp_t = NAN;
     return eval_padded(m, grad, NULL, NULL);
@@ -999,7 +1027,7 @@ static double phi(mde_t *m, const double *x, double t, const double *d, double *
     if (float_eval(m)) {
         if (t != m->xp_t) { /* else the direction pass padded this trial point already */
             vec_job_t p = {
-                .m = m, .pass = PASS_PAD, .n = m->n, .chunk = VEC_ROWS, .x = x, .t = t, .d = d};
+                .m = m, .pass = PASS_PAD, .n = m->n, .chunk = m->row_chunk, .x = x, .t = t, .d = d};
             vec_run(m, &p, NULL);
         }
         m->xp_t = NAN;
@@ -1266,7 +1294,7 @@ static double form_direction(mde_t *m, const lbfgs_t *L, const double *g, double
     vec_job_t j = {.m = m,
                    .pass = PASS_DIR,
                    .n = m->nx,
-                   .chunk = VEC_CHUNK,
+                   .chunk = m->vec_chunk,
                    .stride = m->o.dim == 3 ? 6 : 3,
                    .g = g,
                    .out = d,
@@ -1347,7 +1375,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         vec_job_t pj = {.m = m,
                         .pass = PASS_PAIR,
                         .n = nx,
-                        .chunk = VEC_CHUNK,
+                        .chunk = m->vec_chunk,
                         .stride = 8 + 2 * (size_t)L.n_hist,
                         .g = g,
                         .gprev = gprev,
