@@ -14,6 +14,7 @@
  */
 #include "algo/fastmath.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -50,7 +51,9 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
  * then j, so there i rarely repeats). Coincident points (d = 0) contribute no
  * gradient and no attractive penalty; a repulsive one is counted in *n_inf (its penalty is
- * +inf, which -ffast-math must not see).
+ * +inf, which -ffast-math must not see). A subnormal d^2 (points ~1e-20 apart) is raised to
+ * FLT_MIN first: -ffast-math's square root, x rsqrt14(x), reads subnormals as 0 and made d
+ * infinite or NaN (test_mde).
  */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
@@ -137,8 +140,8 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(q > 0 ? q : 1.0f);
-                float u = -expm1f(-d), em = 1.0f - u; /* u = 1 - e^-d */
+                float d = sqrtf(q > 0 ? fmaxf(q, FLT_MIN) : 1.0f); /* see below */
+                float u = -expm1f(-d), em = 1.0f - u;              /* u = 1 - e^-d */
                 fb[k] = q > 0 ? u : 1.0f;
                 coef[k] = z * (-em / (u * d));
             }
@@ -152,7 +155,7 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
             const float *bw = w + k0;
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(q > 0 ? q : 1.0f), wk = bw[k];
+                float d = sqrtf(q > 0 ? fmaxf(q, FLT_MIN) : 1.0f), wk = bw[k];
                 fb[k] = z * wk * d;
                 coef[k] = z * wk / d;
             }
@@ -190,6 +193,8 @@ static inline uint16_t bf16_round(float v)
 {
     uint32_t b;
     memcpy(&b, &v, sizeof(b));
+    if ((b & 0x7fffffffu) > 0x7f800000u) /* a NaN stays one (the bias could carry it away) */
+        return (uint16_t)(b >> 16 | 0x40u);
     b += 0x7fffu + ((b >> 16) & 1u);
     return (uint16_t)(b >> 16);
 }

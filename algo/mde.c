@@ -33,11 +33,12 @@
 #define MAX_LS     25
 #define TOL_CHANGE 1e-9
 /* attractive pairs closer than this are merged (see merged_subgradient): the line search ends
- * its zoom when the bracket moves points less than TOL_CHANGE, so it cannot resolve them */
+ * its zoom when the bracket moves coordinates less than TOL_CHANGE, so it cannot resolve them.
+ * Only the double-precision evaluation merges; the float one zeroes exactly coincident rows. */
 #define MERGED_D TOL_CHANGE
-#define VEC_CHUNK                                                                                  \
-    8190 /* at most, elements a chunk of the L-BFGS passes: each vector streams 32 KiB at a time   \
-          */
+/* elements a chunk of the L-BFGS passes, at most (chunk_size rounds it to whole rows, which
+ * can exceed it by a row): 64 KiB of a double vector, 16 KiB of a bfloat16 one */
+#define VEC_CHUNK     8190
 #define VEC_ROWS      2048 /* at most, rows a chunk of the padding and the gradient's reduction */
 #define VEC_CHUNKS    8    /* chunk counts are multiples of this (see chunk_size) */
 #define VEC_MIN_ELEMS 512  /* elements (rows) a chunk holds at least */
@@ -307,7 +308,7 @@ static double *buf(const mde_t *m, size_t k)
  * full scale, more than the L3; 17.7 MB in float; 8.8 MB in bfloat16, which took the full-scale
  * 2000 iterations from 6.7 to 6.2 s with the same distortion and evaluation count. Near an
  * optimum 8 bits are too few: 30 iterations from converged coordinates took 125 evaluations
- * with bfloat16 pairs (test_mde), 36 in float.
+ * with bfloat16 pairs (test_mde), 36-57 in float (the figure moves with the trajectory).
  */
 static int hist_bf16(const mde_t *m)
 {
@@ -923,15 +924,53 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
  * longer resolves a move). The Linear penalty w d has a kink at d = 0, which holds a pair
  * together at an optimum once the pull of their other terms apart is weaker than w; there its
  * gradient w (x_i - x_j) / d points along rounding noise, and with it every line search failed
- * (the run stalled: test_mde, test_merged_pair). Instead the pair's term gets the subgradient
- * of least norm: with o_i, o_j the rest of the gradient at i and j (@p grad on entry), the term
- * u at i and -u at j for |u| <= w / p minimising |o_i + u|^2 + |o_j - u|^2, u = (o_j - o_i) / 2
- * shortened to w / p. Unshortened, i and j then get the same gradient and move together.
- * Pairs are taken in edge order (a chain of merged pairs approximately).
+ * (the run stalled: test_mde, test_merged_pair). Instead the merged pairs' terms get the
+ * subgradient of least norm: each pair e = (i, j) adds u_e at i and -u_e at j, |u_e| <= w_e / p,
+ * the u_e minimising |g|^2 (o, the rest of the gradient, is @p grad on entry). A convex
+ * quadratic program over balls, solved by exact block coordinate descent: for one pair, with
+ * a and b the gradients at i and j without its term, the best u is (b - a) / 2 shortened to
+ * w_e / p; sweeps over the pairs until no u_e changes by more than 1e-12 of the largest cap.
+ * Unshortened, i and j get the same gradient and move together. Merged pairs share items often
+ * (test_mde's planted graph: groups of up to 25 items), and one pass in edge order then left a
+ * gradient whose negative was no descent direction (review of 5f97a70: three items merged with
+ * weight 10 and a fourth pulling one of them: F stuck at 0.28, the optimum 0).
+ * Scratch: the evaluation's chunk buffers, free after its reduction, hold each pair's edge and
+ * u_e (dim + 1 doubles). Pairs beyond that (a start where most items coincide) get one pass each
+ * afterwards: a subgradient still, not the least-norm one.
  */
+/*
+ * One block step of merged_subgradient() for attractive edge @p e: take its term @p u (dim
+ * entries, updated) out of @p grad, put the best one back. @return the largest change of u.
+ */
+static double merged_pair_term(const mde_t *m, double *grad, size_t e, double *u, double inv_p)
+{
+    uint32_t dim = m->o.dim;
+    double *gi = grad + (size_t)m->ei[e] * dim, *gj = grad + (size_t)m->ej[e] * dim;
+    double v[MDE_MAX_DIM], norm = 0, cap = (double)m->w[e] * inv_p, change = 0;
+    for (uint32_t a = 0; a < dim; a++) {
+        gi[a] -= u[a], gj[a] += u[a];
+        v[a] = (gj[a] - gi[a]) / 2;
+        norm += v[a] * v[a];
+    }
+    norm = sqrt(norm);
+    double scale = norm > cap ? cap / norm : 1;
+    for (uint32_t a = 0; a < dim; a++) {
+        v[a] *= scale;
+        change = fmax(change, fabs(v[a] - u[a]));
+        u[a] = v[a];
+        gi[a] += v[a], gj[a] -= v[a];
+    }
+    return change;
+}
+
+#define MERGED_SWEEPS 100
+
 static void merged_subgradient(const mde_t *m, const double *x, double *grad, double inv_p)
 {
     uint32_t dim = m->o.dim;
+    size_t rec_len = (size_t)dim + 1, room = (size_t)m->o.n_threads * m->nx / rec_len, nm = 0;
+    double *rec = buf(m, B_FIXED_COUNT), cap_max = 0;
+    int overflow = 0;
     for (size_t e = 0; e < m->m_attr; e++) {
         const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
         double d2 = 0;
@@ -939,18 +978,34 @@ static void merged_subgradient(const mde_t *m, const double *x, double *grad, do
             d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
         if (d2 > MERGED_D * MERGED_D)
             continue;
-        double *gi = grad + (size_t)m->ei[e] * dim, *gj = grad + (size_t)m->ej[e] * dim;
-        double u[MDE_MAX_DIM], norm = 0, cap = (double)m->w[e] * inv_p;
-        for (uint32_t a = 0; a < dim; a++) {
-            u[a] = (gj[a] - gi[a]) / 2;
-            norm += u[a] * u[a];
+        if (nm == room) {
+            overflow = 1;
+            continue;
         }
-        norm = sqrt(norm);
-        double scale = norm > cap ? cap / norm : 1;
-        for (uint32_t a = 0; a < dim; a++) {
-            gi[a] += scale * u[a];
-            gj[a] -= scale * u[a];
-        }
+        double *r = rec + nm++ * rec_len;
+        r[0] = (double)e; /* exact below 2^53 */
+        for (uint32_t a = 0; a < dim; a++)
+            r[1 + a] = 0;
+        cap_max = fmax(cap_max, (double)m->w[e] * inv_p);
+    }
+    for (int sweep = 0; sweep < MERGED_SWEEPS; sweep++) {
+        double change = 0;
+        for (size_t q = 0; q < nm; q++)
+            change = fmax(change, merged_pair_term(m, grad, (size_t)rec[q * rec_len],
+                                                   rec + q * rec_len + 1, inv_p));
+        if (change <= 1e-12 * cap_max)
+            break;
+    }
+    if (!overflow)
+        return;
+    size_t seen = 0; /* the pairs without room: one pass, each from u = 0 */
+    for (size_t e = 0; e < m->m_attr; e++) {
+        const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
+        double d2 = 0, u[MDE_MAX_DIM] = {0};
+        for (uint32_t a = 0; a < dim; a++)
+            d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
+        if (d2 <= MERGED_D * MERGED_D && seen++ >= nm)
+            (void)merged_pair_term(m, grad, e, u, inv_p);
     }
 }
 
@@ -1327,16 +1382,16 @@ static int apply_step(const mde_t *m, double *x, double t, const double *d, cons
 
 /*
  * After a line search that found no decrease in double precision: whether the run has converged
- * as far as the line search resolves. So it has if the direction was steepest descent (a restart:
- * nothing else to try), or if its first trial moved no point more than TOL_CHANGE, under the
- * zoom's resolution (PyTorch's L-BFGS stops there too, on tolerance_change; PyMDE turns that off
- * and restarts instead: near an optimum its restarts crept on at 1e-12 of F an iteration with
- * 7 evaluations each, test_mde's test_converged_warm). Otherwise the memory is dropped and the
- * next iteration tries steepest descent.
+ * as far as the line search resolves, which it has if the direction was steepest descent (a
+ * restart: nothing else to try; PyTorch's L-BFGS stops on such a step too, by tolerance_change,
+ * which PyMDE turns off). After any other direction the memory is dropped and the next
+ * iteration tries steepest descent: a badly scaled memory can give a tiny direction far from an
+ * optimum (review of 5f97a70: stopping there too left F at 0.141 with |g| 0.29, where steepest
+ * descent went on to F 0).
  */
-static int no_step_left(int steepest, double first_move)
+static int no_step_left(int steepest)
 {
-    return steepest || first_move <= TOL_CHANGE;
+    return steepest;
 }
 
 /* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
@@ -1479,7 +1534,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             it++;
             break;
         }
-        if (r <= m->o.eps || (pt.t == 0 && in_double && no_step_left(from_restart, dmax * t0))) {
+        if (r <= m->o.eps || (pt.t == 0 && in_double && no_step_left(from_restart))) {
             it++;
             break;
         }
