@@ -51,10 +51,11 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
  * then j, so there i rarely repeats). Coincident points (d = 0) contribute no
  * gradient and no attractive penalty; a repulsive one is counted in *n_inf (its penalty is
- * +inf, which -ffast-math must not see). A subnormal d^2 (points ~1e-20 apart) is raised to
- * FLT_MIN first: -ffast-math's square root, x rsqrt14(x), reads subnormals as 0 and made d
- * infinite or NaN (test_mde).
+ * +inf, which -ffast-math must not see). A d^2 below D2_MIN (points ~1e-19 apart) is raised to
+ * it first: -ffast-math's square root, x rsqrt14(x), reads a subnormal as 0 and made d infinite
+ * or NaN, and so did the reciprocal of u d ~ d^2 in the baseline build (test_mde).
  */
+#define D2_MIN (4 * FLT_MIN) /* u d ~ d^2 (1 - d / 2) stays a normal float */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 typedef uint64_t v4du __attribute__((vector_size(32)));
@@ -140,8 +141,8 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(q > 0 ? fmaxf(q, FLT_MIN) : 1.0f); /* see below */
-                float u = -expm1f(-d), em = 1.0f - u;              /* u = 1 - e^-d */
+                float d = sqrtf(q > 0 ? fmaxf(q, D2_MIN) : 1.0f); /* D2_MIN: see above */
+                float u = -expm1f(-d), em = 1.0f - u;             /* u = 1 - e^-d */
                 fb[k] = q > 0 ? u : 1.0f;
                 coef[k] = z * (-em / (u * d));
             }
@@ -155,7 +156,7 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
             const float *bw = w + k0;
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(q > 0 ? fmaxf(q, FLT_MIN) : 1.0f), wk = bw[k];
+                float d = sqrtf(q > 0 ? fmaxf(q, D2_MIN) : 1.0f), wk = bw[k];
                 fb[k] = z * wk * d;
                 coef[k] = z * wk / d;
             }
