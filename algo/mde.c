@@ -863,9 +863,9 @@ static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
-/* Run a pass; its sums (the chunks' added in order; for DIR, entry 2 is a maximum) into
- * @p sums (j->stride entries; may be NULL). */
 /*
+ * Run a pass; its sums (the chunks' added in order; for DIR, entry 2 is a maximum) into
+ * @p sums (j->stride entries; may be NULL).
  * Each thread takes one contiguous block of the chunks (the caller the first: it claims before
  * a worker can), so a thread works on the same rows of g, d and the stored pairs in every pass
  * and finds them in its own L2 cache. Chunks claimed one at a time went to either thread, and
@@ -919,25 +919,17 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     return f * inv_p;
 }
 
-/*
- * The gradient at merged attractive pairs (closer than MERGED_D, where the line search no
- * longer resolves a move). The Linear penalty w d has a kink at d = 0, which holds a pair
- * together at an optimum once the pull of their other terms apart is weaker than w; there its
- * gradient w (x_i - x_j) / d points along rounding noise, and with it every line search failed
- * (the run stalled: test_mde, test_merged_pair). Instead the merged pairs' terms get the
- * subgradient of least norm: each pair e = (i, j) adds u_e at i and -u_e at j, |u_e| <= w_e / p,
- * the u_e minimising |g|^2 (o, the rest of the gradient, is @p grad on entry). A convex
- * quadratic program over balls, solved by exact block coordinate descent: for one pair, with
- * a and b the gradients at i and j without its term, the best u is (b - a) / 2 shortened to
- * w_e / p; sweeps over the pairs until no u_e changes by more than 1e-12 of the largest cap.
- * Unshortened, i and j get the same gradient and move together. Merged pairs share items often
- * (test_mde's planted graph: groups of up to 25 items), and one pass in edge order then left a
- * gradient whose negative was no descent direction (review of 5f97a70: three items merged with
- * weight 10 and a fourth pulling one of them: F stuck at 0.28, the optimum 0).
- * Scratch: the evaluation's chunk buffers, free after its reduction, hold each pair's edge and
- * u_e (dim + 1 doubles). Pairs beyond that (a start where most items coincide) get one pass each
- * afterwards: a subgradient still, not the least-norm one.
- */
+/* |x_i - x_j|^2 of edge @p e */
+static double edge_d2(const mde_t *m, const double *x, size_t e)
+{
+    uint32_t dim = m->o.dim;
+    const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
+    double d2 = 0;
+    for (uint32_t a = 0; a < dim; a++)
+        d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
+    return d2;
+}
+
 /*
  * One block step of merged_subgradient() for attractive edge @p e: take its term @p u (dim
  * entries, updated) out of @p grad, put the best one back. @return the largest change of u.
@@ -963,6 +955,25 @@ static double merged_pair_term(const mde_t *m, double *grad, size_t e, double *u
     return change;
 }
 
+/*
+ * The gradient at merged attractive pairs (closer than MERGED_D, where the line search no
+ * longer resolves a move). The Linear penalty w d has a kink at d = 0, which holds a pair
+ * together at an optimum once the pull of their other terms apart is weaker than w; there its
+ * gradient w (x_i - x_j) / d points along rounding noise, and with it every line search failed
+ * (the run stalled: test_mde, test_merged_pair). Instead the merged pairs' terms get the
+ * subgradient of least norm: each pair e = (i, j) adds u_e at i and -u_e at j, |u_e| <= w_e / p,
+ * the u_e minimising |g|^2 (o, the rest of the gradient, is @p grad on entry). A convex
+ * quadratic program over balls, solved by exact block coordinate descent: for one pair, with
+ * a and b the gradients at i and j without its term, the best u is (b - a) / 2 shortened to
+ * w_e / p; sweeps over the pairs until no u_e changes by more than 1e-12 of the largest cap.
+ * Unshortened, i and j get the same gradient and move together. Merged pairs share items often
+ * (test_mde's planted graph: groups of up to 25 items), and one pass in edge order then left a
+ * gradient whose negative was no descent direction (review of 5f97a70: three items merged with
+ * weight 10 and a fourth pulling one of them: F stuck at 0.28, the optimum 0).
+ * Scratch: the evaluation's chunk buffers, free after its reduction, hold each pair's edge and
+ * u_e (dim + 1 doubles). Pairs beyond that (a start where most items coincide) get one pass each
+ * afterwards: a subgradient still, not the least-norm one.
+ */
 #define MERGED_SWEEPS 100
 
 static void merged_subgradient(const mde_t *m, const double *x, double *grad, double inv_p)
@@ -972,11 +983,7 @@ static void merged_subgradient(const mde_t *m, const double *x, double *grad, do
     double *rec = buf(m, B_FIXED_COUNT), cap_max = 0;
     int overflow = 0;
     for (size_t e = 0; e < m->m_attr; e++) {
-        const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
-        double d2 = 0;
-        for (uint32_t a = 0; a < dim; a++)
-            d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
-        if (d2 > MERGED_D * MERGED_D)
+        if (edge_d2(m, x, e) > MERGED_D * MERGED_D)
             continue;
         if (nm == room) {
             overflow = 1;
@@ -1000,11 +1007,8 @@ static void merged_subgradient(const mde_t *m, const double *x, double *grad, do
         return;
     size_t seen = 0; /* the pairs without room: one pass, each from u = 0 */
     for (size_t e = 0; e < m->m_attr; e++) {
-        const double *xi = x + (size_t)m->ei[e] * dim, *xj = x + (size_t)m->ej[e] * dim;
-        double d2 = 0, u[MDE_MAX_DIM] = {0};
-        for (uint32_t a = 0; a < dim; a++)
-            d2 += (xi[a] - xj[a]) * (xi[a] - xj[a]);
-        if (d2 <= MERGED_D * MERGED_D && seen++ >= nm)
+        double u[MDE_MAX_DIM] = {0};
+        if (edge_d2(m, x, e) <= MERGED_D * MERGED_D && seen++ >= nm)
             (void)merged_pair_term(m, grad, e, u, inv_p);
     }
 }

@@ -440,8 +440,38 @@ static void test_float_kernel_subnormal(void)
     CHECK(isfinite(gp[0]) && n_inf == 0);
 }
 
+/* Every item at one point (every pair merged: more than the scratch holds, 240 pairs for 30
+ * records on one thread, so the rest take the one-pass path) and nothing pulling them apart:
+ * F = 0 and the least-norm subgradient is 0, so the run stops at once. */
+static void test_merged_all(void)
+{
+    enum { NA = 40 };
+
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < NA; i++)
+        for (uint32_t d = 1; d <= 6; d++)
+            E(graph_edges_add(&e, i, (i + d) % NA, 1.0f));
+    mde_opts_t o;
+    mde_opts_default(&o);
+    o.repulsive_fraction = 0;
+    o.n_threads = 1;
+    mde_t m;
+    mde_result_t res;
+    double x[3 * NA] = {0};
+    E(mde_init(&m, &o, NA, &e, NULL));
+    E(mde_run(&m, x, &res));
+    fprintf(stderr, "all merged: %u its, F %.3g, |g| %.3g\n", res.iterations, res.distortion,
+            res.grad_norm);
+    CHECK(res.iterations <= 2);
+    CHECK(res.distortion == 0 && res.grad_norm == 0);
+    mde_destroy(&m);
+    graph_edges_destroy(&e);
+}
+
 int main(void)
 {
+    test_merged_all();
     test_bf16_rounding();
     test_float_kernel_subnormal();
     test_merged_pair();
