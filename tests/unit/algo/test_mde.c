@@ -48,14 +48,20 @@ static double purity(const double *x, uint32_t dim, int k)
     return p;
 }
 
+/* A ring of @p n items, each joined to the next @p reach */
+static void ring_graph(graph_edges_t *e, uint32_t n, uint32_t reach)
+{
+    graph_edges_init(e);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t d = 1; d <= reach; d++)
+            E(graph_edges_add(e, i, (i + d) % n, 1.0f));
+}
+
 /* Repulsive pairs (as item keys, sorted) of a ring graph over @p keys (sorted). */
 static uint64_t *ring_pairs(const uint64_t *keys, uint32_t n, size_t *n_pairs)
 {
     graph_edges_t e;
-    graph_edges_init(&e);
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t d = 1; d <= 3; d++)
-            E(graph_edges_add(&e, i, (i + d) % n, 1.0f));
+    ring_graph(&e, n, 3);
     mde_opts_t o;
     mde_opts_default(&o);
     mde_t m;
@@ -448,10 +454,7 @@ static void test_merged_all(void)
     enum { NA = 40 };
 
     graph_edges_t e;
-    graph_edges_init(&e);
-    for (uint32_t i = 0; i < NA; i++)
-        for (uint32_t d = 1; d <= 6; d++)
-            E(graph_edges_add(&e, i, (i + d) % NA, 1.0f));
+    ring_graph(&e, NA, 6);
     mde_opts_t o;
     mde_opts_default(&o);
     o.repulsive_fraction = 0;
