@@ -74,6 +74,8 @@ typedef struct mde {
     double xp_t;           /* xp holds x + xp_t d for the iteration's direction d (the direction
                             * pass padded the line search's first trial), else NaN */
     double *vpart;         /* per-chunk sums of the vector passes (see mde.c) */
+    size_t *merged;        /* merged attractive edges the double evaluation found (mde.c) */
+    double *merged_u;      /* the last least-norm solution for them (mde.c, merged_warm_start) */
     size_t vec_chunk;      /* elements a chunk of the L-BFGS passes (whole rows), see mde.c */
     size_t row_chunk;      /* rows a chunk of the padding and the gradient's reduction */
     double *gram;          /* L-BFGS: dot products among the stored pairs */
