@@ -979,7 +979,8 @@ static double merged_pair_term(const mde_t *m, double *grad, size_t e, double *u
  * the u_e minimising |g|^2 (o, the rest of the gradient, is @p grad on entry). A convex
  * quadratic program over balls, solved by exact block coordinate descent: for one pair, with
  * a and b the gradients at i and j without its term, the best u is (b - a) / 2 shortened to
- * w_e / p; sweeps over the pairs until no u_e changes by more than 1e-12 of the largest cap.
+ * w_e / p; sweeps over the pairs until no u_e changes by more than 1e-12 of the largest cap,
+ * at most MERGED_SWEEPS an evaluation, from the last evaluation's solution (merged_warm_start).
  * Unshortened, i and j get the same gradient and move together. Merged pairs share items often
  * (test_mde's planted graph: groups of up to 25 items), and one pass in edge order then left a
  * gradient whose negative was no descent direction (review of 5f97a70: three items merged with
