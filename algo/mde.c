@@ -49,6 +49,15 @@
  * a restart's, which starts from a guess, is not counted), is looking for steps its F cannot
  * resolve: mde_t.exact */
 #define FLOAT_LS_EVALS 5
+/*
+ * With ftol at least this, a single-precision line search that finds no decrease, or needs more
+ * than FLOAT_LS_EVALS evaluations, ends the run instead of going on in double: F in float
+ * resolves ~1e-7 of itself, so 10 iterations could lower it by less than ftol asks (warm
+ * refreshes: 1e-4). A converged map went to double at its
+ * first iteration and spent 10 more there (~50 evaluations, 0.8 s at full scale) before ftol
+ * stopped it, on every refresh that changed nothing much.
+ */
+#define FTOL_FLOAT_STOP 1e-6
 
 /*
  * The chunk size of a vector pass over @p n elements, at most @p cap, a multiple of @p unit
@@ -1596,7 +1605,10 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             L.n_hist = 0;
             L.head = 0;
         }
-        if (float_eval(m) && (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS))) {
+        int float_done =
+            float_eval(m) && (pt.t == 0 || (!from_restart && evals - ls_evals > FLOAT_LS_EVALS));
+        int converged = float_done && m->o.ftol >= FTOL_FLOAT_STOP;
+        if (float_done && !converged) {
             pending = apply_step(m, x, pt.t, d, dmean, pending);
             m->exact = 1; /* see mde_t.exact: F and g at x again, in double, and a fresh start */
             restart = 1, L.n_hist = 0, L.head = 0;
@@ -1612,7 +1624,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             it++;
             break;
         }
-        if (r <= m->o.eps || (pt.t == 0 && in_double && no_step_left(from_restart))) {
+        if (r <= m->o.eps || converged || (pt.t == 0 && in_double && no_step_left(from_restart))) {
             it++;
             break;
         }
