@@ -284,6 +284,32 @@ static void test_float_kernel(void)
  * that fails or needs more than FLOAT_LS_EVALS evaluations the run continues in double
  * precision.
  */
+/*
+ * A warm refresh's run (ftol 1e-4) from converged coordinates: the single-precision line search
+ * cannot resolve a decrease, and 10 iterations could not lower F by what ftol asks, so the run
+ * ends there. It used to go on in double until ftol stopped it 10 iterations later (~50 double
+ * evaluations: 0.8 s of every full-scale refresh).
+ */
+static void test_converged_ftol(const mde_opts_t *opts, const graph_edges_t *edges, const double *x)
+{
+    mde_opts_t o = *opts;
+    o.max_iter = 200;
+    o.ftol = 1e-4;
+    mde_t m;
+    mde_result_t r;
+    double *z = malloc(sizeof(double) * N * 3);
+    memcpy(z, x, sizeof(double) * N * 3);
+    E(mde_init(&m, &o, N, edges, NULL));
+    double f0 = mde_distortion(&m, z);
+    E(mde_run(&m, z, &r));
+    fprintf(stderr, "converged, ftol 1e-4: %u its, %u evaluations, F %.12f -> %.12f\n",
+            r.iterations, r.evaluations, f0, r.distortion);
+    CHECK(r.iterations <= 3);
+    CHECK(r.distortion <= f0 * (1 + 1e-9));
+    mde_destroy(&m);
+    free(z);
+}
+
 static void test_converged_warm(const mde_opts_t *opts, const graph_edges_t *edges, const double *x)
 {
     mde_opts_t o = *opts;
@@ -575,6 +601,7 @@ int main(void)
     fprintf(stderr, "full: %u its, grad %.3g, F %.6f\n", res2.iterations, res2.grad_norm,
             res2.distortion);
     test_converged_warm(&o, &edges, x);
+    test_converged_ftol(&o, &edges, x);
     memcpy(y, x, sizeof(double) * N * 3);
     uint8_t *placed = malloc(N);
     memset(placed, 1, N);
