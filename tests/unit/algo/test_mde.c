@@ -276,14 +276,25 @@ static void test_float_kernel(void)
     }
 }
 
-/*
- * 30 more iterations from converged coordinates (2000 iterations) go on lowering F, one or two
- * evaluations an iteration. Near an optimum the single-precision F cannot resolve the steps:
- * every line search failed (8 evaluations and no step, F unchanged: 241 evaluations here; a
- * full-scale warm refresh spent 78 on 11 iterations and never moved), so after a line search
- * that fails or needs more than FLOAT_LS_EVALS evaluations the run continues in double
- * precision.
- */
+/* A run of @p max_iter iterations with ftol @p ftol from a copy of @p x; F at x into *f0 */
+static mde_result_t run_from(const mde_opts_t *opts, const graph_edges_t *edges, const double *x,
+                             uint32_t max_iter, double ftol, double *f0)
+{
+    mde_opts_t o = *opts;
+    o.max_iter = max_iter;
+    o.ftol = ftol;
+    mde_t m;
+    mde_result_t r;
+    double *z = malloc(sizeof(double) * N * 3);
+    memcpy(z, x, sizeof(double) * N * 3);
+    E(mde_init(&m, &o, N, edges, NULL));
+    *f0 = mde_distortion(&m, z);
+    E(mde_run(&m, z, &r));
+    mde_destroy(&m);
+    free(z);
+    return r;
+}
+
 /*
  * A warm refresh's run (ftol 1e-4) from converged coordinates: the single-precision line search
  * cannot resolve a decrease, and 10 iterations could not lower F by what ftol asks, so the run
@@ -292,42 +303,30 @@ static void test_float_kernel(void)
  */
 static void test_converged_ftol(const mde_opts_t *opts, const graph_edges_t *edges, const double *x)
 {
-    mde_opts_t o = *opts;
-    o.max_iter = 200;
-    o.ftol = 1e-4;
-    mde_t m;
-    mde_result_t r;
-    double *z = malloc(sizeof(double) * N * 3);
-    memcpy(z, x, sizeof(double) * N * 3);
-    E(mde_init(&m, &o, N, edges, NULL));
-    double f0 = mde_distortion(&m, z);
-    E(mde_run(&m, z, &r));
+    double f0;
+    mde_result_t r = run_from(opts, edges, x, 200, 1e-4, &f0);
     fprintf(stderr, "converged, ftol 1e-4: %u its, %u evaluations, F %.12f -> %.12f\n",
             r.iterations, r.evaluations, f0, r.distortion);
     CHECK(r.iterations <= 3);
     CHECK(r.distortion <= f0 * (1 + 1e-9));
-    mde_destroy(&m);
-    free(z);
 }
 
+/*
+ * 30 more iterations from converged coordinates (2000 iterations) go on lowering F, one or two
+ * evaluations an iteration. Near an optimum the single-precision F cannot resolve the steps:
+ * every line search failed (8 evaluations and no step, F unchanged: 241 evaluations here; a
+ * full-scale warm refresh spent 78 on 11 iterations and never moved), so after a line search
+ * that fails or needs more than FLOAT_LS_EVALS evaluations the run continues in double
+ * precision.
+ */
 static void test_converged_warm(const mde_opts_t *opts, const graph_edges_t *edges, const double *x)
 {
-    mde_opts_t o = *opts;
-    o.max_iter = 30;
-    o.ftol = 0;
-    mde_t m;
-    mde_result_t r;
-    double *z = malloc(sizeof(double) * N * 3);
-    memcpy(z, x, sizeof(double) * N * 3);
-    E(mde_init(&m, &o, N, edges, NULL));
-    double f0 = mde_distortion(&m, z);
-    E(mde_run(&m, z, &r));
+    double f0;
+    mde_result_t r = run_from(opts, edges, x, 30, 0, &f0);
     fprintf(stderr, "converged, 30 more: F %.12f -> %.12f, %u evaluations\n", f0, r.distortion,
             r.evaluations);
     CHECK(r.distortion < f0);
     CHECK(r.evaluations <= 2 * r.iterations + 10);
-    mde_destroy(&m);
-    free(z);
 }
 
 /* A 3-D run of @p max_iter iterations from @p x on the kNN edges @p e alone (no repulsion) */
