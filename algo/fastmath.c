@@ -188,7 +188,7 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
  * bfloat16, the upper 16 bits of a float (a float's range, 8 significant bits), for the L-BFGS
  * history while the evaluation is single precision (mde.c, hist_bf16): the two passes an
  * iteration stream the history whole, and at full scale it is most of their bytes. Rounded to
- * nearest, ties to even; the values are finite.
+ * nearest, ties to even; a NaN stays a NaN.
  */
 static inline uint16_t bf16_round(float v)
 {

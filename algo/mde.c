@@ -53,9 +53,9 @@
  * With ftol at least this, a single-precision line search that finds no decrease, or needs more
  * than FLOAT_LS_EVALS evaluations, ends the run instead of going on in double: F in float
  * resolves ~1e-7 of itself, so 10 iterations could lower it by less than ftol asks (warm
- * refreshes: 1e-4). A converged map went to double at its
- * first iteration and spent 10 more there (~50 evaluations, 0.8 s at full scale) before ftol
- * stopped it, on every refresh that changed nothing much.
+ * refreshes: 1e-4). A converged map went to double at its first iteration and spent 10 more
+ * there (~50 evaluations, 0.8 s at full scale) before ftol stopped it, on every refresh that
+ * changed nothing much.
  */
 #define FTOL_FLOAT_STOP 1e-6
 
@@ -349,6 +349,8 @@ static const void *hist_at(const mde_t *m, const void *v, size_t k)
     return (const char *)v + k * hist_elem(m);
 }
 
+/* Sort edges [lo, hi) by their (new) first endpoint >> @p shift, or by their second endpoint
+ * if @p by_j: a counting sort, stable. */
 static int sort_edges(mde_t *m, size_t lo, size_t hi, int by_j, int shift)
 {
     size_t n = hi - lo;
@@ -1466,20 +1468,6 @@ static int apply_step(const mde_t *m, double *x, double t, const double *d, cons
     return 0;
 }
 
-/*
- * After a line search that found no decrease in double precision: whether the run has converged
- * as far as the line search resolves, which it has if the direction was steepest descent (a
- * restart: nothing else to try; PyTorch's L-BFGS stops on such a step too, by tolerance_change,
- * which PyMDE turns off). After any other direction the memory is dropped and the next
- * iteration tries steepest descent: a badly scaled memory can give a tiny direction far from an
- * optimum (review of 5f97a70: stopping there too left F at 0.141 with |g| 0.29, where steepest
- * descent went on to F 0).
- */
-static int no_step_left(int steepest)
-{
-    return steepest;
-}
-
 /* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
  * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
@@ -1624,7 +1612,14 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
             it++;
             break;
         }
-        if (r <= m->o.eps || converged || (pt.t == 0 && in_double && no_step_left(from_restart))) {
+        /* In double, a failed search along steepest descent (a restart) leaves nothing to try:
+         * converged as far as the line search resolves (PyTorch's L-BFGS stops there too, by
+         * tolerance_change, which PyMDE turns off). After any other direction the memory was
+         * dropped above and the next iteration tries steepest descent: a badly scaled memory
+         * can give a tiny direction far from an optimum (review of 5f97a70: stopping there too
+         * left F at 0.141 with |g| 0.29, where steepest descent went on to F 0). */
+        int stuck = pt.t == 0 && in_double && from_restart;
+        if (r <= m->o.eps || converged || stuck) {
             it++;
             break;
         }

@@ -784,7 +784,7 @@ int cmd_embed(int argc, char **argv)
         {"max-iter", CLI_U64, &a.max_iter, "N", "MDE iterations (default 2000)"},
         {"ftol", CLI_F64, &a.ftol, "X",
          "stop when F falls < X*F over 10 iterations, or (X >= 1e-6) a float line search fails "
-         "(default 0: off)"},
+         "or needs more than 5 evaluations (default 0: off)"},
         {"seed", CLI_U64, &a.seed, "N", "random seed (default 42)"},
         {"threads", CLI_U64, &a.threads, "N", "threads (default 2)"},
         {"top", CLI_U64, &a.top, "N", "T keeps this many largest S per row (default 700)"},
