@@ -49,7 +49,8 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * coef = f'(d) / d, vectorised across edges (sqrt, expm1 and log through libmvec; expm1 keeps
  * 1 - e^-d accurate at small d); scatter coef (x_i - x_j), the i side accumulated in a
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
- * then j, so there i rarely repeats). Coincident points (d = 0) contribute no
+ * then j, and mde.c passes them as (j, i) where j's runs are long: mde.c, repulsive_by_j).
+ * Coincident points (d = 0) contribute no
  * gradient and no attractive penalty; a repulsive one is counted in *n_inf (its penalty is
  * +inf, which -ffast-math must not see). A d^2 below D2_MIN (points ~1e-19 apart) is raised to
  * it first: -ffast-math's square root, x rsqrt14(x), reads a subnormal as 0 and made d infinite
