@@ -18,8 +18,16 @@
         }                                                                                          \
     } while (0)
 
+/* CHECK_EQ compares integers (as long long): a floating value would be truncated (0.28 == 0.29),
+ * a check that cannot fail, so it does not compile; use CHECK(a == b) or CHECK_NEAR */
+#define CHECK_INTEGRAL(x)                                                                          \
+    _Static_assert(_Generic((x), float : 0, double : 0, long double : 0, default : 1),             \
+                   "CHECK_EQ on a floating value: use CHECK(a == b) or CHECK_NEAR")
+
 #define CHECK_EQ(a, b)                                                                             \
     do {                                                                                           \
+        CHECK_INTEGRAL(a);                                                                         \
+        CHECK_INTEGRAL(b);                                                                         \
         long long _a = (long long)(a), _b = (long long)(b);                                        \
         if (_a != _b) {                                                                            \
             fprintf(stderr, "%s:%d: CHECK_EQ(%s, %s) failed: %lld != %lld\n", __FILE__, __LINE__,  \
