@@ -50,11 +50,11 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * 1 - e^-d accurate at small d); scatter coef (x_i - x_j), the i side accumulated in a
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
  * then j, and mde.c passes them as (j, i) where j's runs are long: mde.c, repulsive_by_j).
- * Coincident points (d = 0) contribute no
- * gradient and no attractive penalty; a repulsive one is counted in *n_inf (its penalty is
- * +inf, which -ffast-math must not see). A d^2 below D2_MIN (points ~1e-19 apart) is raised to
- * it first: -ffast-math's square root, x rsqrt14(x), reads a subnormal as 0 and made d infinite
- * or NaN, and so did the reciprocal of u d ~ d^2 in the baseline build (test_mde).
+ * Coincident points (d = 0) contribute no gradient and no attractive penalty; a repulsive one
+ * is counted in *n_inf (its penalty is +inf, which -ffast-math must not see). A d^2 below D2_MIN
+ * (points ~1e-19 apart) is raised to it first: -ffast-math's square root, x rsqrt14(x), reads a
+ * subnormal as 0 and made d infinite or NaN, and so did the reciprocal of u d ~ d^2 in the baseline
+ * build (test_mde).
  */
 #define D2_MIN (4 * FLT_MIN) /* u d ~ d^2 (1 - d / 2) stays a normal float */
 typedef float v4f __attribute__((vector_size(16)));

@@ -71,8 +71,8 @@ typedef struct mde {
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
     float *xp, *gp;        /* dim 3: x padded to 4 floats a row, and one padded gradient
                             * buffer per thread (NULL for other dimensions) */
-    int rep_by_j;          /* dim 3: the evaluation takes the repulsive edges as (j, i), see
-                            * mde.c, repulsive_by_j */
+    int rep_by_j;          /* the 3-D evaluation (only) takes the repulsive edges as (j, i),
+                            * see mde.c, repulsive_by_j */
     double xp_t;           /* xp holds x + xp_t d for the iteration's direction d (the direction
                             * pass padded the line search's first trial), else NaN */
     double *vpart;         /* per-chunk sums of the vector passes (see mde.c) */
