@@ -16,6 +16,7 @@ Subcommands (each prints one JSON line; run in separate processes so each is tim
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -316,6 +317,15 @@ def load(path):
         return None
 
 
+def read_pairs(path):
+    """(atlasd MDE s, PyMDE embed s) of anchors.sh --pairs, or [] without the file"""
+    try:
+        with open(path) as f:
+            return [tuple(float(v) for v in l.split()) for l in f if len(l.split()) == 2]
+    except OSError:
+        return []
+
+
 def cmd_report(a):
     """The table of bench/anchors.sh from the JSON files in --work; writes anchors.json."""
     import platform
@@ -345,6 +355,14 @@ def cmd_report(a):
     if r["atl3d"] and r["pymde_knn"]:
         row("MDE embed, 2000 it (wall s)", r["atl3d"]["seconds"]["mde"],
             r["pymde_knn"]["seconds"]["embed"]["wall"], "PyMDE on atlasd's kNN graph")
+    pairs = read_pairs(os.path.join(w, "pairs.tsv"))
+    if pairs:
+        ratios = sorted(p / a for a, p in pairs)
+        row("MDE embed, median of %d pairs (wall s)" % len(pairs),
+            statistics.median(a for a, _ in pairs), statistics.median(p for _, p in pairs),
+            "median ratio %.1fx, %.1f..%.1fx" % (statistics.median(ratios), ratios[0],
+                                                  ratios[-1]))
+        rows[-1]["ratio"] = statistics.median(ratios)
     if t["atl3d"] and r["pymde_full"]:
         row("3-D whole process (wall s)", t["atl3d"]["wall"], t["pymde_full"]["wall"],
             "PyMDE: T, its own kNN, embed")

@@ -3,7 +3,7 @@
 # atlasd, back to back on the same machine and thread count, with each one's quality.
 #
 #   bench/anchors.sh BUILD_DIR [--scale small|full] [--db DIR --labels FILE] [--threads N]
-#                    [--work DIR] [--pymde-full | --no-pymde-full]
+#                    [--work DIR] [--pymde-full | --no-pymde-full] [--pairs N]
 #
 # Data: a `gen`-made store (`--scale`, default small; made once under WORK and reused), or an
 # existing store with --db (and its gen --labels file). The retained graph is exported with
@@ -17,6 +17,9 @@
 #      any scale);
 #   4. PyMDE embed(max_iter=2000) on atlasd's kNN graph (same problem shape);
 #   5. umap-learn fit_transform on atlasd's 3-D coordinates (after a numba JIT warm-up);
+#   5b. with --pairs N: N more alternating pairs of 1.'s MDE and 4.'s embed; the report adds
+#      the median of their ratios (on a noisy machine one run of each can be 1.5x off: PyMDE's
+#      embed took 13.0-21.1 s in one hour of session 12);
 #   6. quality of every result on common ground: distortion on PyMDE's problem of step 4,
 #      10-NN label purity, kNN preservation (3-D: the fraction of each item's kNN-graph
 #      neighbours among its 10 nearest; 2-D: of its 10 nearest in 3-D among its 10 nearest).
@@ -30,7 +33,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 B=$(cd "${1:?usage: bench/anchors.sh BUILD_DIR [options]}" && pwd)
 shift
-scale=small db="" labels="" threads=2 work="" pymde_full=auto
+scale=small db="" labels="" threads=2 work="" pymde_full=auto pairs=0
 while [ $# -gt 0 ]; do
     case $1 in
     --scale) scale=$2; shift 2 ;;
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --pymde-full) pymde_full=yes; shift ;;
     --no-pymde-full) pymde_full=no; shift ;;
+    --pairs) pairs=$2; shift 2 ;;
     *) echo "anchors.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -113,6 +117,15 @@ timed pymde_knn $PY "$here/anchors.py" pymde-knn --knn "$W/knn.tsv" --out "$W/py
 echo "== 5. umap-learn on atlasd's 3-D coordinates"
 timed umap $PY "$here/anchors.py" umap --x "$W/atl3d_b.tsv" --out "$W/umap2d.tsv" \
     --threads "$threads" | tee "$W/umap.json"
+rm -f "$W/pairs.tsv"
+for ((q = 1; q <= pairs; q++)); do
+    [ "$q" = 1 ] && echo "== 5b. $pairs alternating pairs: atlasd's MDE, PyMDE's embed"
+    a=$($B/atlasctl embed --edges "$W/S.tsv" --out /dev/null --threads "$threads" --json 2>/dev/null |
+        $PY -c 'import json, sys; print(json.load(sys.stdin)["seconds"]["mde"])')
+    p=$($PY "$here/anchors.py" pymde-knn --knn "$W/knn.tsv" --out "$W/pymde3d_pair.tsv" \
+        --threads "$threads" | $PY -c 'import json, sys; print(json.load(sys.stdin)["seconds"]["embed"]["wall"])')
+    echo "$a $p" | tee -a "$W/pairs.tsv"
+done
 echo "== 6. quality"
 x3d=(--x3d atlasd "$W/atl3d.tsv" --x3d pymde "$W/pymde3d.tsv")
 [ -f "$W/pymde_full.json" ] && x3d+=(--x3d pymde_own_knn "$W/pymde_full3d.tsv")
