@@ -343,8 +343,9 @@ def cmd_report(a):
         pass
     rows = []
 
-    def row(what, atl, anchor, note=""):
-        ratio = anchor / atl if atl and anchor else None
+    def row(what, atl, anchor, note="", ratio=None):
+        if ratio is None:
+            ratio = anchor / atl if atl and anchor else None
         rows.append({"what": what, "atlasd": atl, "anchor": anchor, "ratio": ratio,
                      "note": note})
 
@@ -361,8 +362,8 @@ def cmd_report(a):
         row("MDE embed, median of %d pairs (wall s)" % len(pairs),
             statistics.median(a for a, _ in pairs), statistics.median(p for _, p in pairs),
             "median ratio %.1fx, %.1f..%.1fx" % (statistics.median(ratios), ratios[0],
-                                                  ratios[-1]))
-        rows[-1]["ratio"] = statistics.median(ratios)
+                                                  ratios[-1]),
+            statistics.median(ratios))
     if t["atl3d"] and r["pymde_full"]:
         row("3-D whole process (wall s)", t["atl3d"]["wall"], t["pymde_full"]["wall"],
             "PyMDE: T, its own kNN, embed")

@@ -19,7 +19,7 @@
 #   5. umap-learn fit_transform on atlasd's 3-D coordinates (after a numba JIT warm-up);
 #   5b. with --pairs N: N more alternating pairs of 1.'s MDE and 4.'s embed; the report adds
 #      the median of their ratios (on a noisy machine one run of each can be 1.5x off: PyMDE's
-#      embed took 13.0-21.1 s in one hour of session 12);
+#      embed took 10.5-21.8 s in one hour of session 12);
 #   6. quality of every result on common ground: distortion on PyMDE's problem of step 4,
 #      10-NN label purity, kNN preservation (3-D: the fraction of each item's kNN-graph
 #      neighbours among its 10 nearest; 2-D: of its 10 nearest in 3-D among its 10 nearest).
