@@ -88,12 +88,17 @@ void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
                           const fastmath_umap_rec_t *restrict rec, const uint16_t *restrict neg,
                           size_t cnt, const uint8_t *restrict movable);
 
-/** UMAP's smooth kNN distances (layout.c): sum over c in [1, k) of exp(-max(d[c] - rho, 0) /
- * sigma), the memberships w[c] = exp(-max(d[c] - rho, 0) / sigma) for c in [0, k) (1 if sigma
- * is 0); vectorised, sums in a fixed order per machine. */
-double fastmath__umap_psum(const double *restrict d, uint32_t k, double rho, double sigma);
+/** UMAP's smooth kNN distances (layout.c): sum over c in [1, k) of e_c = exp(-r_c / sigma),
+ * r_c = max(d[c] - rho, 0), with *slope = sum of e_c r_c (the sum's derivative in sigma is
+ * slope / sigma^2); the memberships w[c] = exp(-max(d[c] - rho, 0) / sigma) for c in [0, k) (1
+ * if sigma is 0); vectorised, sums in a fixed order per machine. */
+double fastmath__umap_psum(const double *restrict d, uint32_t k, double rho, double sigma,
+                           double *restrict slope);
 void fastmath__umap_memberships(const double *restrict d, uint32_t k, double rho, double sigma,
                                 double *restrict w);
+
+/** 1 + the position of @p v in row[0, n) (whose entries are distinct), 0 if absent. */
+uint32_t fastmath__find_u32(const uint32_t *restrict row, uint32_t n, uint32_t v);
 
 /*
  * x^b for x > 0 in single precision (relative error ~2e-7, as umap-learn's float32 SGD), from

@@ -477,10 +477,19 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
 
 /* ---- fuzzy simplicial set (§2, §3) ------------------------------------------------------- */
 
-/* rho and sigma of one row (distances ascending, column 0 = the point itself). */
-static void smooth_row(const double *d, uint32_t k, double mean_all, double *rho_out,
-                       double *sigma_out)
+/*
+ * rho and sigma of one row (distances ascending, column 0 = the point itself). sigma solves
+ * psum(sigma) = log2(k) to umap-learn's tolerance, where umap-learn bisects (§2: ~28 sums of k
+ * exps a row at full scale) inside the same bracket: each step takes Newton's point (on psum
+ * as a function of u = 1/sigma, sum of exp(-r u), d/du = -slope) when it falls strictly inside
+ * the bracket, else umap-learn's step (bisect, or double while there is no upper end). The
+ * stopping test and the bracket are umap-learn's, so sigma meets the same |psum - log2 k| <
+ * 1e-5 in a few sums; only where inside that tolerance it stops differs.
+ */
+static uint32_t smooth_row(const double *d, uint32_t k, double mean_all, double *rho_out,
+                           double *sigma_out)
 {
+    uint32_t sums = 0;
     double rho = 0, mean_row = 0;
     for (uint32_t c = 0; c < k; c++) {
         mean_row += d[c];
@@ -490,20 +499,32 @@ static void smooth_row(const double *d, uint32_t k, double mean_all, double *rho
     mean_row /= k;
     double target = log2((double)k), lo = 0, hi = INFINITY, mid = 1;
     for (int it = 0; it < 64; it++) {
-        double psum = fastmath__umap_psum(d, k, rho, mid);
+        double slope, psum = fastmath__umap_psum(d, k, rho, mid, &slope);
+        sums++;
         if (fabs(psum - target) < SMOOTH_K_TOLERANCE)
             break;
-        if (psum > target) {
+        if (psum > target)
             hi = mid;
-            mid = (lo + hi) / 2;
-        } else {
+        else
             lo = mid;
+        /* Newton on psum as a function of 1/sigma: a sum of exponentials, convex, so from
+         * below the root (psum > target) it never overshoots (0, NaN or inf if flat) */
+        double newton = mid / (1 + mid * (psum - target) / slope);
+        if (newton > lo && newton < hi)
+            mid = newton;
+        else
             mid = isinf(hi) ? mid * 2 : (lo + hi) / 2;
-        }
     }
     double floor_ = MIN_K_DIST_SCALE * (rho > 0 ? mean_row : mean_all);
     *rho_out = rho;
     *sigma_out = mid < floor_ ? floor_ : mid;
+    return sums;
+}
+
+uint32_t layout__smooth_row(const double *d, uint32_t k, double mean_all, double *rho,
+                            double *sigma)
+{
+    return smooth_row(d, k, mean_all, rho, sigma);
 }
 
 typedef struct edges {
@@ -519,47 +540,29 @@ static void edges_free(edges_t *e)
     free(e->w);
 }
 
-/* Membership of j in i's sorted (by index) list, 0 if absent. */
-static double lookup(const uint32_t *idx, const double *w, uint32_t len, uint32_t j)
-{
-    uint32_t lo = 0, hi = len;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (idx[mid] < j)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < len && idx[lo] == j ? w[lo] : 0;
-}
-
-/* a kNN row's keys: ~150 keys, compared inline */
-static inline int u64_less(const uint64_t *a, const uint64_t *b)
-{
-    return *a < *b;
-}
-
-ATL_SHELL_SORT_DEFINE(sort_u64, uint64_t, u64_less)
-
 typedef struct fuzzy_job {
     const uint32_t *nbr;
     const double *dist;
     uint32_t k;
     double mean_all;
-    uint32_t *idx;       /* n x (k - 1): a row's neighbours without the point, by index */
+    uint32_t *idx;       /* n x (k - 1): a row's neighbours without the point, nearest first */
     double *a;           /* their memberships */
     const uint8_t *need; /* rows to compute (NULL: all) */
+    /* the union (sym_rows): */
+    const uint8_t *keep; /* only edges with a kept end (NULL: all) */
+    size_t chunk;        /* rows a part */
+    edges_t *part;       /* per chunk of rows: its edges, in row order */
+    double *wmax;        /* per chunk: the largest weight */
 } fuzzy_job_t;
 
-/* Rows [begin, end) of A: smooth kNN distances, memberships, sorted by neighbour index (rows
- * are independent: the same bits on any thread count). */
+/* Rows [begin, end) of A: smooth kNN distances and memberships (rows are independent: the same
+ * bits on any thread count). */
 static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
     const fuzzy_job_t *jb = ud;
     uint32_t k = jb->k, kk = k - 1;
-    uint64_t key[1024];
-    double w[1025];
+    double w[1024];
     for (size_t i = begin; i < end; i++) {
         if (jb->need && !jb->need[i])
             continue;
@@ -567,26 +570,61 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
         const double *d = jb->dist + i * k;
         smooth_row(d, k, jb->mean_all, &rho, &sigma);
         fastmath__umap_memberships(d, k, rho, sigma, w);
-        uint32_t c = 0;
-        for (uint32_t x = 0; x < k; x++) {
+        uint32_t *idx = jb->idx + i * kk, c = 0;
+        double *a = jb->a + i * kk;
+        for (uint32_t x = 0; x < k && c < kk; x++) {
             uint32_t j = jb->nbr[i * k + x];
-            if (j == i)
-                continue;
-            key[c] = (uint64_t)j << 32 | x; /* by neighbour index; distinct */
-            if (++c == kk)
-                break;
+            if (j != i)
+                idx[c] = j, a[c] = w[x], c++;
         }
-        for (; c < kk; c++) /* the point itself was not in the list: drop the farthest */
-            key[c] = (uint64_t)i << 32 | k; /* w[k] = 0: (i, 0), never looked up */
-        w[k] = 0;
-        sort_u64(key, kk);
-        for (uint32_t x = 0; x < kk; x++) {
-            jb->idx[i * kk + x] = (uint32_t)(key[x] >> 32);
-            jb->a[i * kk + x] = w[key[x] & 0xffffffffu];
-        }
+        for (; c < kk; c++) /* the point itself was not in the list: the farthest is dropped */
+            idx[c] = (uint32_t)i, a[c] = 0; /* (i, 0): skipped, never found (j != i) */
     }
     return 0;
 }
+
+/* P's edges of rows [begin, end) into the chunk's part: (i, j) for each j in i's list, with
+ * p = a_ij + a_ji - a_ij a_ji, and (j, i) as well where j's list lacks i (so both directions are
+ * stored once); with keep, only edges with a kept end. */
+static int sym_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const fuzzy_job_t *jb = ud;
+    uint32_t kk = jb->k - 1;
+    size_t c = begin / jb->chunk, rows = 0;
+    for (size_t i = begin; i < end; i++)
+        rows += !jb->need || jb->need[i];
+    edges_t e = {malloc(2 * rows * kk * sizeof(uint32_t) + 1),
+                 malloc(2 * rows * kk * sizeof(uint32_t) + 1),
+                 malloc(2 * rows * kk * sizeof(double) + 1), 0};
+    double wmax = 0;
+    if (!e.head || !e.tail || !e.w) {
+        edges_free(&e);
+        return -ENOMEM;
+    }
+    for (size_t i = begin; i < end; i++) {
+        if (jb->need && !jb->need[i])
+            continue;
+        for (uint32_t x = 0; x < kk; x++) {
+            uint32_t j = jb->idx[i * kk + x];
+            double aij = jb->a[i * kk + x];
+            if (j == i || aij == 0 || (jb->keep && !jb->keep[i] && !jb->keep[j]))
+                continue;
+            uint32_t at = fastmath__find_u32(jb->idx + (size_t)j * kk, kk, (uint32_t)i);
+            double aji = at ? jb->a[(size_t)j * kk + at - 1] : 0;
+            double p = aij + aji - aij * aji;
+            e.head[e.m] = (uint32_t)i, e.tail[e.m] = j, e.w[e.m] = p, e.m++;
+            if (aji == 0) /* j's list lacks i: store the reverse direction here */
+                e.head[e.m] = j, e.tail[e.m] = (uint32_t)i, e.w[e.m] = p, e.m++;
+            wmax = fmax(wmax, p);
+        }
+    }
+    jb->part[c] = e;
+    jb->wmax[c] = wmax;
+    return 0;
+}
+
+#define FUZZY_CHUNK 256
 
 /*
  * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
@@ -594,66 +632,58 @@ static int fuzzy_rows(void *ud, unsigned tid, size_t begin, size_t end)
  * read: the kept points', their kNN neighbours' and the rows that list a kept point (a
  * partial layout moves a few points: the smoothing of every row was most of its time); max(P)
  * is then that of those rows (1 up to a rounding either way: a row's nearest neighbour has
- * membership 1).
+ * membership 1). Rows stay in distance order: a_ji is found by a vectorised scan of j's row
+ * (sorting every row by index for a binary search cost more than all the scans), and the union
+ * runs in parallel, each chunk of rows into its own part, joined in row order.
  */
 static int fuzzy_graph(const uint32_t *nbr, const double *dist, uint32_t n, uint32_t k,
                        uint32_t n_epochs, const uint8_t *keep, uint8_t *need, edges_t *out)
 {
-    uint32_t kk = k - 1;         /* without the point itself */
+    uint32_t kk = k - 1; /* without the point itself */
+    size_t n_parts = ((size_t)n + FUZZY_CHUNK - 1) / FUZZY_CHUNK;
     const uint8_t *given = need; /* from partial_knn: the rows to read (consumed) */
     uint32_t *idx = malloc((size_t)n * kk * sizeof(*idx) + 1);
     double *a = malloc((size_t)n * kk * sizeof(*a) + 1), mean_all = 0;
-    edges_t e = {malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
-                 malloc(2 * (size_t)n * kk * sizeof(uint32_t) + 1),
-                 malloc(2 * (size_t)n * kk * sizeof(double) + 1), 0};
-    if (!idx || !a || !e.head || !e.tail || !e.w) {
-        free(idx), free(a), edges_free(&e);
-        return -ENOMEM;
-    }
-    for (size_t q = 0; !need && q < (size_t)n * k; q++) /* read only where rho = 0 */
+    edges_t *part = calloc(n_parts + 1, sizeof(*part)), e = {0};
+    double *wmax_part = calloc(n_parts + 1, sizeof(double)), wmax = 0;
+    int rc = idx && a && part && wmax_part ? 0 : -ENOMEM;
+    for (size_t q = 0; rc == 0 && !need && q < (size_t)n * k; q++) /* read only where rho = 0 */
         mean_all += dist[q];
     mean_all /= (double)n * k;
-    if (keep && !need && !(need = calloc((size_t)n + 1, 1))) {
-        free(idx), free(a), edges_free(&e);
-        return -ENOMEM;
-    }
-    for (uint32_t i = 0; keep && !given && i < n; i++)
+    if (rc == 0 && keep && !need && !(need = calloc((size_t)n + 1, 1)))
+        rc = -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && keep && !given && i < n; i++)
         for (uint32_t x = 0; x < k; x++) {
             uint32_t j = nbr[(size_t)i * k + x];
             if (keep[i] || keep[j])
                 need[i] = need[j] = 1;
         }
-    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a, need};
-    int rc = par_for(n, 256, 2, fuzzy_rows, &job);
-    if (rc != 0) {
-        free(idx), free(a), free(need), edges_free(&e);
-        return rc;
+    fuzzy_job_t job = {nbr, dist, k, mean_all, idx, a, need, keep, FUZZY_CHUNK, part, wmax_part};
+    if (rc == 0)
+        rc = par_for(n, FUZZY_CHUNK, 2, fuzzy_rows, &job);
+    if (rc == 0)
+        rc = par_for(n, FUZZY_CHUNK, 2, sym_rows, &job);
+    size_t total = 0;
+    for (size_t c = 0; rc == 0 && c < n_parts; c++)
+        total += part[c].m, wmax = fmax(wmax, wmax_part[c]);
+    if (rc == 0) {
+        e = (edges_t){malloc(total * sizeof(uint32_t) + 1), malloc(total * sizeof(uint32_t) + 1),
+                      malloc(total * sizeof(double) + 1), 0};
+        rc = e.head && e.tail && e.w ? 0 : -ENOMEM;
     }
-    double wmax = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (need && !need[i])
-            continue;
-        for (uint32_t x = 0; x < kk; x++) {
-            uint32_t j = idx[(size_t)i * kk + x];
-            double aij = a[(size_t)i * kk + x];
-            if (j == i || aij == 0 || (keep && !keep[i] && !keep[j]))
-                continue;
-            double aji = lookup(idx + (size_t)j * kk, a + (size_t)j * kk, kk, i);
-            double p = aij + aji - aij * aji;
-            e.head[e.m] = i, e.tail[e.m] = j, e.w[e.m] = p, e.m++;
-            if (aji == 0) /* j's list lacks i: store the reverse direction here */
-                e.head[e.m] = j, e.tail[e.m] = i, e.w[e.m] = p, e.m++;
-            wmax = fmax(wmax, p);
-        }
-    }
-    size_t w = 0;
-    for (size_t q = 0; q < e.m; q++)
-        if (!(e.w[q] < wmax / n_epochs))
-            e.head[w] = e.head[q], e.tail[w] = e.tail[q], e.w[w] = e.w[q], w++;
-    e.m = w;
-    free(idx), free(a), free(need);
-    *out = e;
-    return 0;
+    for (size_t c = 0; rc == 0 && c < n_parts; c++) /* join, pruned */
+        for (size_t q = 0; q < part[c].m; q++)
+            if (!(part[c].w[q] < wmax / n_epochs))
+                e.head[e.m] = part[c].head[q], e.tail[e.m] = part[c].tail[q],
+                e.w[e.m] = part[c].w[q], e.m++;
+    for (size_t c = 0; part && c < n_parts; c++)
+        edges_free(&part[c]);
+    free(part), free(wmax_part), free(idx), free(a), free(need);
+    if (rc != 0)
+        edges_free(&e);
+    else
+        *out = e;
+    return rc;
 }
 
 /* ---- initialisation (§5, §9) ------------------------------------------------------------- */

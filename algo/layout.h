@@ -74,6 +74,11 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
 uint32_t layout__sample_epoch(float eps, uint32_t k);
 uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate);
 
+/* Internal (tests): UMAP's rho and sigma of a kNN row @p d (k distances ascending, d[0] = 0 the
+ * point itself; UMAP_SPEC §2); @return the sums of k exps it took. */
+uint32_t layout__smooth_row(const double *d, uint32_t k, double mean_all, double *rho,
+                            double *sigma);
+
 /**
  * Rotate/reflect @p y (n x 2) about its centroid, without scaling, to best match @p prev on the
  * rows with mask[i] set (orthogonal Procrustes, 2x2 SVD in closed form), and translate so

@@ -5,11 +5,13 @@
  * in-memory state, then N times: commits a batch of hiscore rows from a JSONL file (each row's
  * pp replaced by 200 + (line * 37 + salt) % 500, the salt the time and iteration, dated a day after
  * the store's newest update, as bench/freshness.sh does) and runs an incremental refresh, printing
- * its result JSON. With --check, a from-scratch refresh with the same kNN bound follows and its kNN
+ * its result JSON. With --fresh, each batch takes the next N hiscore rows of the file instead of
+ * the first N again (new plays every batch, as a live feed brings: more of the map moves). With
+ * --check, a from-scratch refresh with the same kNN bound follows and its kNN
  * rows are compared with the incremental ones (exit 1 if they differ). The store is changed in
  * place.
  *
- * usage: bench_refresh --db DIR --batch FILE [--events N] [--iters N] [--check]
+ * usage: bench_refresh --db DIR --batch FILE [--events N] [--iters N] [--fresh] [--check]
  *        [--check-graph]
  */
 #include <errno.h>
@@ -27,7 +29,8 @@ static int die(const char *what, int rc)
     return 1;
 }
 
-static int commit_batch(store_t *s, FILE *f, unsigned events, unsigned iter, int64_t when)
+static int commit_batch(store_t *s, FILE *f, unsigned events, unsigned iter, int64_t when,
+                        int fresh)
 {
     store_decode_opts_t d;
     store_decode_opts_default(&d);
@@ -41,7 +44,8 @@ static int commit_batch(store_t *s, FILE *f, unsigned events, unsigned iter, int
         free(e);
         return rc;
     }
-    rewind(f);
+    if (!fresh)
+        rewind(f);
     while (rc == 0 && n < events && fgets(line, sizeof(line), f)) {
         if (store_event_decode(line, strlen(line), &d, e, NULL, err, sizeof(err)) != 0 ||
             e->kind != STORE_EVENT_HISCORE || e->u.hiscore.mode != 0)
@@ -101,7 +105,7 @@ int main(int argc, char **argv)
 {
     const char *db = NULL, *batch = NULL;
     unsigned events = 1000, iters = 3;
-    int check = 0, check_graph = 0;
+    int check = 0, check_graph = 0, fresh = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc)
             db = argv[++i];
@@ -113,11 +117,13 @@ int main(int argc, char **argv)
             iters = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check"))
             check = 1;
+        else if (!strcmp(argv[i], "--fresh"))
+            fresh = 1;
         else if (!strcmp(argv[i], "--check-graph"))
             check_graph = 1;
         else {
             fprintf(stderr, "usage: bench_refresh --db DIR --batch FILE [--events N] [--iters N] "
-                            "[--check] [--check-graph]\n");
+                            "[--fresh] [--check] [--check-graph]\n");
             return 2;
         }
     }
@@ -155,7 +161,7 @@ int main(int argc, char **argv)
         if ((rc = store_counters_get(s, &c)) != 0)
             return die("counters", rc);
         if ((rc = commit_batch(s, f, events, (unsigned)time(NULL) + it,
-                               c.newest_update_time + 86400)) != 0)
+                               c.newest_update_time + 86400, fresh)) != 0)
             return die("committing the batch", rc);
         refresh_result_t r;
         char err[512], json[REFRESH_JSON_MAX];

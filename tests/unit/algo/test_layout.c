@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 
+#include "algo/fastmath.h"
 #include "algo/layout.h"
 #include "algo/quality.h"
 #include "algo/rng.h"
@@ -156,9 +157,62 @@ static void test_partial_rows(void)
     }
 }
 
+/*
+ * sigma (UMAP_SPEC §2) meets umap-learn's test, |psum - log2 k| < 1e-5, on rows of many shapes:
+ * uniform and clustered distances, a duplicate point (rho skips zeros), rows whose root lies
+ * below the floor, k 15 and 150, scales 0.02-55. Newton's steps inside umap-learn's bracket take
+ * 8 sums a row on average, at most 14, where its bisection took 22 on average, up to 38 (and
+ * fails the bounds below). A row of equal distances (psum stays k - 1 > log2 k for every sigma)
+ * ends after 64 halvings at the floor, as umap-learn's does.
+ */
+static void test_smooth_row(void)
+{
+    enum { K = 150 };
+
+    double d[K], rho, sigma;
+    uint32_t sums_max = 0, sums_total = 0, rows = 0;
+    rng_t r;
+    rng_init(&r, 11);
+    for (int shape = 0; shape < 4; shape++)
+        for (uint32_t k = 15; k <= K; k += 135)
+            for (int t = 0; t < 50; t++, rows++) {
+                double scale = exp(8 * rng_uniform(&r) - 4); /* 0.02 .. 55 */
+                d[0] = 0;
+                for (uint32_t c = 1; c < k; c++) {
+                    double u = rng_uniform(&r);
+                    d[c] = scale * (shape == 0   ? u
+                                    : shape == 1 ? u * u * u
+                                    : shape == 2 ? (c < k / 3 ? 0.1 * u : 1 + u)
+                                                 : (c == 1 ? 0 : u));
+                }
+                for (uint32_t c = 1; c < k; c++) /* ascending */
+                    for (uint32_t b = c; b > 1 && d[b] < d[b - 1]; b--) {
+                        double tmp = d[b];
+                        d[b] = d[b - 1], d[b - 1] = tmp;
+                    }
+                uint32_t sums = layout__smooth_row(d, k, 1, &rho, &sigma);
+                double slope, psum = fastmath__umap_psum(d, k, rho, sigma, &slope);
+                double mean = 0;
+                for (uint32_t c = 0; c < k; c++)
+                    mean += d[c];
+                int floored = sigma == 1e-3 * (mean / k); /* the root lies below the floor */
+                CHECK(rho > 0 && (shape != 3 || rho == d[2]));
+                CHECK(fabs(psum - log2((double)k)) < 1e-5 ||
+                      (floored && psum > log2((double)k) - 1e-5));
+                sums_max = sums > sums_max ? sums : sums_max, sums_total += sums;
+            }
+    CHECK(sums_max <= 16);
+    CHECK(sums_total < 10 * rows);
+    for (uint32_t c = 0; c < K; c++)
+        d[c] = c ? 2.0 : 0;
+    CHECK_EQ(layout__smooth_row(d, K, 1, &rho, &sigma), 64);
+    CHECK(rho == 2.0 && sigma == 1e-3 * (2.0 * (K - 1) / K));
+}
+
 int main(void)
 {
     test_partial_rows();
+    test_smooth_row();
     test_schedule();
     double a, b;
     E(layout_fit_ab(0.25, 1.0, &a, &b));
