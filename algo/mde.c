@@ -248,26 +248,64 @@ static uint32_t ring_pick(const ring_t *r, uint64_t u)
     return r->pt[lo < r->len ? lo : 0].item;
 }
 
-/* Item i draws its quota of partners j != i, not kNN neighbours, not repeated by i. The quota
- * is n_rep / n on average, the fraction settled by the item's own stream (not its index). */
+#define RING_AHEAD 16 /* picks between the prefetch of a bucket and its pick (twice for first[])   \
+                       */
+
+/* pick[t] = ring_pick(u[t]) for t in [0, len): random reads of the ring (~14 MB at full scale),
+ * prefetched RING_AHEAD picks ahead in two steps (the bucket's first point, then the point) */
+static void ring_pick_all(const ring_t *r, const uint64_t *u, uint32_t *pick, size_t len)
+{
+    for (size_t t = 0; t < len; t++) {
+        if (t + 2 * RING_AHEAD < len)
+            __builtin_prefetch(&r->first[u[t + 2 * RING_AHEAD] >> r->shift]);
+        if (t + RING_AHEAD < len)
+            __builtin_prefetch(&r->pt[r->first[u[t + RING_AHEAD] >> r->shift]]);
+        pick[t] = ring_pick(r, u[t]);
+    }
+}
+
+/*
+ * Item i draws its quota of partners j != i, not kNN neighbours, not repeated by i. The quota
+ * is n_rep / n on average, the fraction settled by the item's own stream (not its index). Each
+ * item's first quota draws are picked for all items at once (ring_pick_all: the ring's cache
+ * misses were most of mde_init at full scale); a rejected draw takes the stream's next value
+ * as before, so the pairs are the same.
+ */
 static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *keys, size_t n_rep,
                             size_t cap)
 {
-    size_t at = m->m_attr;
+    size_t at = m->m_attr, total = 0;
     uint32_t n = m->n;
     double mean = n ? (double)n_rep / n : 0;
     size_t base = (size_t)mean;
     ring_t ring = {0};
-    if (n > 1 && ring_build(keys, n, &ring) != 0)
+    if (n < 2) {
+        m->m = at;
+        return 0;
+    }
+    rng_t *st = malloc((size_t)n * sizeof(*st));
+    size_t *off = malloc(((size_t)n + 1) * sizeof(*off));
+    uint64_t *u = malloc(((size_t)n * (base + 1) + 1) * sizeof(*u));
+    uint32_t *pick = malloc(((size_t)n * (base + 1) + 1) * sizeof(*pick));
+    if (!st || !off || !u || !pick || ring_build(keys, n, &ring) != 0) {
+        free(st), free(off), free(u), free(pick);
         return -ENOMEM;
-    for (uint32_t i = 0; i < n && n > 1; i++) {
-        rng_t r;
-        rng_init(&r, mix64(m->o.seed) ^ mix64(keys ? keys[i] : i));
-        size_t quota = base + (rng_uniform(&r) < mean - (double)base);
-        size_t first = at;
+    }
+    for (uint32_t i = 0; i < n; i++) { /* each stream's quota and first quota draws */
+        rng_init(&st[i], mix64(m->o.seed) ^ mix64(keys ? keys[i] : i));
+        size_t quota = base + (rng_uniform(&st[i]) < mean - (double)base);
+        off[i] = total;
+        for (size_t q = 0; q < quota; q++)
+            u[total++] = rng_next(&st[i]);
+    }
+    off[n] = total;
+    ring_pick_all(&ring, u, pick, total);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t quota = off[i + 1] - off[i], first = at, drawn = 0;
         for (size_t q = 0; q < quota && at < cap; q++) {
-            for (int attempt = 0; attempt < 32; attempt++) {
-                uint32_t j = ring_pick(&ring, rng_next(&r));
+            for (int attempt = 0; attempt < 32; attempt++, drawn++) {
+                uint32_t j =
+                    drawn < quota ? pick[off[i] + drawn] : ring_pick(&ring, rng_next(&st[i]));
                 if (j == i || adjacent(adj, i, j))
                     continue;
                 int dup = 0;
@@ -279,11 +317,13 @@ static int sample_repulsive(mde_t *m, const adjacency_t *adj, const uint64_t *ke
                 m->ej[at] = j;
                 m->w[at] = -1.0f;
                 at++;
+                drawn++;
                 break;
             }
         }
     }
     ring_free(&ring);
+    free(st), free(off), free(u), free(pick);
     m->m = at;
     return 0;
 }
