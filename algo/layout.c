@@ -435,12 +435,14 @@ static uint32_t rows_pending(const uint8_t *want, const uint8_t *done, uint32_t 
 #define PARTIAL_MAX_KEPT_DIV 16 /* more kept points than n / 16: every row is computed */
 
 /*
- * The kNN rows a partial layout reads (fuzzy_graph's @p need): the kept points', their
- * neighbours', and those of every point whose k nearest hold a kept point, found through
- * knn_bound_body: the same rows, and the same bits, as computing every row (a row does not
- * depend on the others). *need_out is NULL when the partial set does not pay (too many kept
- * points) or cannot stand in for every row (a needed row of k zero distances would read the
- * mean of all rows): every row is computed then. Points are in the tree's order.
+ * The kNN rows a partial layout reads (fuzzy_graph's @p need): the kept points', and those of
+ * every point whose k nearest hold a kept point, found through knn_bound_body. Only edges with
+ * a kept end are kept, and a row that holds no kept point has none; a kept point's neighbour
+ * whose row lacks it gives a_ji = 0 without its row being computed (sym_rows). The same edges,
+ * and the same bits, as computing every row (a row does not depend on the others). *need_out
+ * is NULL when the partial set does not pay (too many kept points) or cannot stand in for
+ * every row (a needed row of k zero distances would read the mean of all rows): every row is
+ * computed then. Points are in the tree's order.
  */
 static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes,
                        uint32_t n_nodes, uint32_t k, const uint8_t *keep, uint32_t *nbr,
@@ -460,18 +462,14 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
     for (uint32_t i = 0, c = 0; rc == 0 && i < n; i++)
         if (keep[i])
             kept[c++] = i;
-    /* 1. the kept points; 2. their neighbours */
-    for (int pass = 0; rc == 0 && pass < 2; pass++) {
-        m = rows_pending(pass == 0 ? keep : need, done, n, rows);
+    /* 1. the kept points */
+    if (rc == 0) {
+        m = rows_pending(keep, done, n, rows);
         rc = exact_knn(x, n, dim, nodes, n_nodes, k, rows, m, nbr, dist);
-        for (uint32_t r = 0; rc == 0 && r < m; r++) {
-            uint32_t i = rows[r];
-            done[i] = 1;
-            for (uint32_t c = 0; keep[i] && c < k; c++)
-                need[i] = need[nbr[(size_t)i * k + c]] = 1;
-        }
+        for (uint32_t r = 0; rc == 0 && r < m; r++)
+            done[rows[r]] = need[rows[r]] = 1;
     }
-    /* 3. the points whose k nearest hold a kept point (knn_bound_body), then their rows */
+    /* 2. the points whose k nearest hold a kept point (knn_bound_body), then their rows */
     if (rc == 0) {
         m = 0;
         for (uint32_t i = 0; i < n; i++)
@@ -643,7 +641,9 @@ static int sym_rows(void *ud, unsigned tid, size_t begin, size_t end)
             double aij = jb->a[i * kk + x];
             if (j == i || aij == 0 || (jb->keep && !jb->keep[i] && !jb->keep[j]))
                 continue;
-            uint32_t at = fastmath__find_u32(jb->idx + (size_t)j * kk, kk, (uint32_t)i);
+            uint32_t at = jb->need && !jb->need[j] /* j's row holds no kept point */
+                              ? 0
+                              : fastmath__find_u32(jb->idx + (size_t)j * kk, kk, (uint32_t)i);
             double aji = at ? jb->a[(size_t)j * kk + at - 1] : 0;
             double p = aij + aji - aij * aji;
             e.head[e.m] = (uint32_t)i, e.tail[e.m] = j, e.w[e.m] = p, e.m++;
