@@ -5,6 +5,7 @@
  * difficultyrating; the release year is that of approved_date, else of last_update.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,41 +99,97 @@ static int join_difficulty(store_t *s, MDB_txn *txn, uint64_t key, corpus_row_t 
     return 0;
 }
 
+/* a beatmap's strings fit the decoder's 2048-byte pool: that bounds a row's share of the arena */
+#define ROW_STRINGS    sizeof(((store_event_t *)0)->strings)
+#define CORPUS_PAR_MIN 4096 /* rows from which a second thread reads half of them */
+
+typedef struct corpus_job {
+    store_t *s;
+    const uint64_t *keys;
+    const double *xy;
+    corpus_row_t *rows;
+    char *arena;
+    MDB_txn *txn; /* the caller's snapshot */
+} corpus_job_t;
+
+/* Rows [lo, hi) in @p txn, their strings from arena + lo * ROW_STRINGS on (rows [0, lo) take
+ * at most that much, so two ranges never overlap). */
+static int join_rows(const corpus_job_t *j, MDB_txn *txn, uint32_t lo, uint32_t hi)
+{
+    size_t used = (size_t)lo * ROW_STRINGS;
+    int rc = 0;
+    for (uint32_t i = lo; i < hi && rc == 0; i++) {
+        corpus_row_t *r = &j->rows[i];
+        uint64_t key = j->keys[i];
+        stats_rec_t st;
+        float stars_fallback = 0;
+        memset(r, 0, sizeof(*r));
+        r->beatmap_id = (int32_t)item_key_beatmap(key);
+        r->mods = item_mods_to_legacy(item_key_mods(key));
+        r->x = (float)j->xy[2 * (size_t)i];
+        r->y = (float)j->xy[2 * (size_t)i + 1];
+        if ((rc = item_stats(j->s, txn, key, &st)) != 0)
+            break;
+        r->num_users = st.num_users;
+        r->avg_pp = st.num_users ? (float)(weight_to_double(st.sum_pp) / st.num_users) : 0;
+        if ((rc = join_beatmap(j->s, txn, key, r, j->arena, &used, &stars_fallback)) != 0)
+            break;
+        rc = join_difficulty(j->s, txn, key, r);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            if (item_key_mods(key) == 0)
+                r->stars = stars_fallback;
+        }
+    }
+    return rc;
+}
+
+typedef struct corpus_half {
+    const corpus_job_t *job;
+    uint32_t lo, hi;
+    int read; /* joined in a transaction of the caller's snapshot */
+    int rc;
+} corpus_half_t;
+
+static void *corpus_helper(void *ud)
+{
+    corpus_half_t *h = ud;
+    MDB_txn *txn;
+    if (store__read_try_begin(h->job->s, &txn) != 0)
+        return NULL;
+    if (mdb_txn_id(txn) == mdb_txn_id(h->job->txn)) {
+        h->rc = join_rows(h->job, txn, h->lo, h->hi);
+        h->read = 1;
+    }
+    store__read_end(h->job->s, txn);
+    return NULL;
+}
+
+/*
+ * Four lookups a row (~0.1 s at full scale, in every refresh): from CORPUS_PAR_MIN rows a
+ * helper thread joins the second half in a read transaction of the same snapshot (else, or
+ * if it cannot start one now, the caller joins it after its own half).
+ */
 int store_corpus_rows(store_t *s, const uint64_t *keys, const double *xy, uint32_t n,
                       corpus_row_t *rows, char **arena_out)
 {
-    MDB_txn *txn;
-    /* a beatmap's strings fit the decoder's 2048-byte pool: that bounds the arena */
-    char *arena = malloc((size_t)n * sizeof(((store_event_t *)0)->strings) + 1);
-    size_t used = 0;
-    int rc = arena ? store__read_begin(s, &txn) : -ENOMEM;
+    char *arena = malloc((size_t)n * ROW_STRINGS + 1);
+    corpus_job_t job = {s, keys, xy, rows, arena, NULL};
+    int rc = arena ? store__read_begin(s, &job.txn) : -ENOMEM;
     if (rc != 0) {
         free(arena);
         return rc;
     }
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
-        corpus_row_t *r = &rows[i];
-        stats_rec_t st;
-        float stars_fallback = 0;
-        memset(r, 0, sizeof(*r));
-        r->beatmap_id = (int32_t)item_key_beatmap(keys[i]);
-        r->mods = item_mods_to_legacy(item_key_mods(keys[i]));
-        r->x = (float)xy[2 * (size_t)i];
-        r->y = (float)xy[2 * (size_t)i + 1];
-        if ((rc = item_stats(s, txn, keys[i], &st)) != 0)
-            break;
-        r->num_users = st.num_users;
-        r->avg_pp = st.num_users ? (float)(weight_to_double(st.sum_pp) / st.num_users) : 0;
-        if ((rc = join_beatmap(s, txn, keys[i], r, arena, &used, &stars_fallback)) != 0)
-            break;
-        rc = join_difficulty(s, txn, keys[i], r);
-        if (rc == MDB_NOTFOUND) {
-            rc = 0;
-            if (item_key_mods(keys[i]) == 0)
-                r->stars = stars_fallback;
-        }
-    }
-    store__read_end(s, txn);
+    uint32_t half = n >= CORPUS_PAR_MIN ? n / 2 : n;
+    corpus_half_t h = {&job, half, n, 0, 0};
+    pthread_t th;
+    int started = half < n && pthread_create(&th, NULL, corpus_helper, &h) == 0;
+    rc = join_rows(&job, job.txn, 0, half);
+    if (started)
+        pthread_join(th, NULL);
+    if (rc == 0)
+        rc = h.read ? h.rc : join_rows(&job, job.txn, half, n);
+    store__read_end(s, job.txn);
     if (rc != 0) {
         free(arena);
         return store__err(rc);

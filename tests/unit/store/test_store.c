@@ -19,6 +19,7 @@
 #include <math.h>
 #include <unistd.h>
 
+#include "algo/corpus.h"
 #include "algo/item.h"
 #include "algo/rng.h"
 #include "algo/weight.h"
@@ -514,6 +515,64 @@ static void hiscore(store_batch_t *b, uint32_t user, uint32_t map, float pp)
     hiscore_at(b, user, map, pp, 1600000000);
 }
 
+/*
+ * Corpus rows of 5,000 beatmaps (metadata with titles of 0-60 bytes, plays on every other one)
+ * read in one call, where a helper thread joins the second half with its strings in the
+ * arena's second half, encode to the same bytes as the rows read 1,000 at a time (one thread).
+ */
+static void test_corpus_rows_parallel(void)
+{
+    enum { NB = 5000, CHUNK = 1000 };
+
+    static uint64_t keys[NB];
+    static double xy[2 * NB];
+    static corpus_row_t all[NB], part[NB];
+    static const char pad[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    char *dir = check_tmpdir("corpus"), line[1024], err[256], *arena_all, *arenas[NB / CHUNK];
+    store_t *s = open_store(dir, 0);
+    store_decode_opts_t o;
+    store_decode_opts_default(&o);
+    store_batch_t *b;
+    store_event_t *e = calloc(1, sizeof(*e));
+    CHECK(e != NULL);
+    E(store_batch_new(&b));
+    for (int i = 0; i < NB; i++) {
+        snprintf(line, sizeof(line),
+                 "{\"beatmap_id\":%d,\"beatmapset_id\":%d,\"title\":\"%.*s\",\"artist\":\"A\","
+                 "\"version\":\"V%d\",\"creator\":\"C%d\",\"bpm\":%d,\"total_length\":%d,"
+                 "\"hit_length\":1,\"diff_size\":4,\"diff_overall\":7,\"diff_approach\":8,"
+                 "\"diff_drain\":5,\"difficultyrating\":%.2f,\"approved_date\":\"2025-11-25 "
+                 "01:20:16\",\"last_update\":\"2025-11-25 01:20:16\",\"mode\":0}",
+                 1000 + i, 10 + i / 3, i % 61, pad, i % 7, i, 100 + i % 150, 30 + i % 400,
+                 1 + (i % 90) / 10.0);
+        E(store_event_decode(line, strlen(line), &o, e, NULL, err, sizeof(err)));
+        E(store_batch_add(b, e));
+        if (i % 2 == 0)
+            hiscore(b, 1 + (uint32_t)(i % 7), 1000 + (uint32_t)i, 100 + (float)(i % 300));
+        keys[i] = item_key_make(1000 + (uint32_t)i, 0);
+        xy[2 * i] = i, xy[2 * i + 1] = -i;
+    }
+    E(store_batch_commit(s, b));
+    store_batch_free(b);
+    E(store_corpus_rows(s, keys, xy, NB, all, &arena_all));
+    for (int c = 0; c < NB / CHUNK; c++)
+        E(store_corpus_rows(s, keys + c * CHUNK, xy + 2 * c * CHUNK, CHUNK, part + c * CHUNK,
+                            &arenas[c]));
+    size_t len = corpus_size(all, NB);
+    CHECK_EQ(len, corpus_size(part, NB));
+    uint8_t *ba = malloc(len), *bp = malloc(len);
+    CHECK(ba && bp);
+    E(corpus_encode(all, NB, ba));
+    E(corpus_encode(part, NB, bp));
+    CHECK(memcmp(ba, bp, len) == 0);
+    CHECK(all[NB - 1].title_len == (NB - 1) % 61 && all[NB - 2].num_users == 1);
+    free(ba), free(bp), free(arena_all), free(e);
+    for (int c = 0; c < NB / CHUNK; c++)
+        free(arenas[c]);
+    store_close(s);
+    check_rmdir(dir);
+}
+
 /* Users 1-3 play maps 200 and 201, users 7-9 maps 205 and 206 (S 6 each), user 4 plays 200 at
  * 600 pp and 202 at 700 (S(200, 202) = 1.43). Then user 4's 202 becomes 650 (S 1.69: still at
  * most 2) and user 7's 206 becomes 590 (S(205, 206) 5.93): 202 and 206 are dirty (their stats
@@ -635,6 +694,7 @@ static void test_retained_min_s(void)
 
 int main(void)
 {
+    test_corpus_rows_parallel();
     test_snapshots_oom();
     test_snapshot_order();
     test_snapshot_repair_latest();
