@@ -88,76 +88,6 @@ typedef struct kd_node {
     double split;
 } kd_node_t;
 
-typedef struct kd_tree {
-    const double *x;
-    uint32_t n, dim;
-    uint32_t *perm;
-    kd_node_t *nodes;
-    uint32_t n_nodes;
-    struct kd_key *keys; /* n: scratch for sorting a node's points */
-} kd_tree_t;
-
-/* A point's coordinate along the split dimension, with its index: the sort needs no context
- * outside the records (no file-scope state, so builds may run concurrently). */
-typedef struct kd_key {
-    double v;
-    uint32_t i;
-} kd_key_t;
-
-static int cmp_coord(const void *a, const void *b)
-{
-    const kd_key_t *p = a, *q = b;
-    if (p->v != q->v)
-        return p->v < q->v ? -1 : 1;
-    return (p->i > q->i) - (p->i < q->i);
-}
-
-static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
-{
-    int32_t id = (int32_t)t->n_nodes++;
-    kd_node_t *nd = &t->nodes[id];
-    nd->lo = lo, nd->hi = hi, nd->left = nd->right = -1;
-    if (hi - lo <= LEAF_SIZE)
-        return id;
-    /* split the widest dimension at the median */
-    uint32_t best = 0;
-    double width = -1;
-    for (uint32_t d = 0; d < t->dim; d++) {
-        double mn = INFINITY, mx = -INFINITY;
-        for (uint32_t i = lo; i < hi; i++) {
-            double v = t->x[(size_t)t->perm[i] * t->dim + d];
-            mn = fmin(mn, v), mx = fmax(mx, v);
-        }
-        if (mx - mn > width)
-            width = mx - mn, best = d;
-    }
-    for (uint32_t i = lo; i < hi; i++)
-        t->keys[i - lo] = (kd_key_t){t->x[(size_t)t->perm[i] * t->dim + best], t->perm[i]};
-    qsort(t->keys, hi - lo, sizeof(*t->keys), cmp_coord);
-    for (uint32_t i = lo; i < hi; i++)
-        t->perm[i] = t->keys[i - lo].i;
-    uint32_t mid = lo + (hi - lo) / 2;
-    t->nodes[id].dim = best;
-    t->nodes[id].split = t->x[(size_t)t->perm[mid] * t->dim + best];
-    int32_t l = kd_build(t, lo, mid), r = kd_build(t, mid, hi);
-    t->nodes[id].left = l;
-    t->nodes[id].right = r;
-    return id;
-}
-
-typedef struct knn_job {
-    const kd_tree_t *t;
-    uint32_t k;
-    uint32_t *nbr; /* n x k, ascending distance */
-    double *dist;
-    const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
-    const uint32_t *rows; /* the queries (NULL: every point) */
-    /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
-    const uint32_t *kept;
-    uint32_t n_kept;
-    uint8_t *may_list; /* out: the query's k nearest hold a kept point */
-} knn_job_t;
-
 /* A candidate neighbour: squared distance, index; ordered by both (ties by index). */
 typedef struct knn_cand {
     double d;
@@ -167,19 +97,6 @@ typedef struct knn_cand {
 static int cand_less(const knn_cand_t *a, const knn_cand_t *b)
 {
     return a->d < b->d || (a->d == b->d && a->i < b->i);
-}
-
-static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
-{
-    const double *p = t->x + (size_t)j * t->dim;
-    double d2 = 0;
-    if (t->dim == 3) {
-        double u = q[0] - p[0], v = q[1] - p[1], w = q[2] - p[2];
-        return u * u + v * v + w * w;
-    }
-    for (uint32_t c = 0; c < t->dim; c++)
-        d2 += (q[c] - p[c]) * (q[c] - p[c]);
-    return d2;
 }
 
 /* c[0 .. k) := the k smallest of c[0 .. n) (in any order): quickselect, median of three */
@@ -223,6 +140,86 @@ static void cand_select(knn_cand_t *c, size_t n, size_t k)
 
 /* k candidates by (d, i) */
 ATL_SHELL_SORT_DEFINE(cand_sort, knn_cand_t, cand_less)
+
+typedef struct kd_tree {
+    const double *x;
+    uint32_t n, dim;
+    uint32_t *perm;
+    kd_node_t *nodes;
+    uint32_t n_nodes;
+    knn_cand_t *keys; /* n: scratch for a node's points (coordinate, index) */
+} kd_tree_t;
+
+static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
+{
+    int32_t id = (int32_t)t->n_nodes++;
+    kd_node_t *nd = &t->nodes[id];
+    nd->lo = lo, nd->hi = hi, nd->left = nd->right = -1;
+    if (hi - lo <= LEAF_SIZE)
+        return id;
+    /* split the widest dimension at the median */
+    uint32_t best = 0;
+    double width = -1;
+    for (uint32_t d = 0; d < t->dim; d++) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (uint32_t i = lo; i < hi; i++) {
+            double v = t->x[(size_t)t->perm[i] * t->dim + d];
+            mn = fmin(mn, v), mx = fmax(mx, v);
+        }
+        if (mx - mn > width)
+            width = mx - mn, best = d;
+    }
+    /* the lower half by (coordinate, index), then the median (the upper half's first); a half
+     * that becomes a leaf keeps its points in that order, the others are reordered below */
+    uint32_t mid = lo + (hi - lo) / 2, nl = mid - lo, nr = hi - mid;
+    knn_cand_t *k = t->keys;
+    for (uint32_t i = lo; i < hi; i++)
+        k[i - lo] = (knn_cand_t){t->x[(size_t)t->perm[i] * t->dim + best], t->perm[i]};
+    cand_select(k, hi - lo, nl);
+    uint32_t first = nl; /* the upper half's smallest */
+    for (uint32_t i = nl + 1; i < hi - lo; i++)
+        first = cand_less(&k[i], &k[first]) ? i : first;
+    knn_cand_t tmp = k[nl];
+    k[nl] = k[first], k[first] = tmp;
+    if (nl <= LEAF_SIZE)
+        cand_sort(k, nl);
+    if (nr <= LEAF_SIZE)
+        cand_sort(k + nl, nr);
+    for (uint32_t i = lo; i < hi; i++)
+        t->perm[i] = k[i - lo].i;
+    t->nodes[id].dim = best;
+    t->nodes[id].split = t->x[(size_t)t->perm[mid] * t->dim + best];
+    int32_t l = kd_build(t, lo, mid), r = kd_build(t, mid, hi);
+    t->nodes[id].left = l;
+    t->nodes[id].right = r;
+    return id;
+}
+
+typedef struct knn_job {
+    const kd_tree_t *t;
+    uint32_t k;
+    uint32_t *nbr; /* n x k, ascending distance */
+    double *dist;
+    const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
+    const uint32_t *rows; /* the queries (NULL: every point) */
+    /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
+    const uint32_t *kept;
+    uint32_t n_kept;
+    uint8_t *may_list; /* out: the query's k nearest hold a kept point */
+} knn_job_t;
+
+static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
+{
+    const double *p = t->x + (size_t)j * t->dim;
+    double d2 = 0;
+    if (t->dim == 3) {
+        double u = q[0] - p[0], v = q[1] - p[1], w = q[2] - p[2];
+        return u * u + v * v + w * w;
+    }
+    for (uint32_t c = 0; c < t->dim; c++)
+        d2 += (q[c] - p[c]) * (q[c] - p[c]);
+    return d2;
+}
 
 typedef struct cand_buf {
     knn_cand_t *c;
@@ -1157,7 +1154,7 @@ static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm,
                    perm,
                    malloc((2 * (size_t)n / LEAF_SIZE + 4) * 2 * sizeof(kd_node_t)),
                    0,
-                   malloc(((size_t)n + 1) * sizeof(kd_key_t))};
+                   malloc(((size_t)n + 1) * sizeof(knn_cand_t))};
     if (t.nodes && t.keys) {
         for (uint32_t i = 0; i < n; i++)
             perm[i] = i;
@@ -1168,6 +1165,17 @@ static int kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm,
     if (rc != 0)
         free(t.nodes), t.nodes = NULL;
     *nodes_out = t.nodes, *n_nodes = t.n_nodes;
+    return rc;
+}
+
+int layout__kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm, double *splits,
+                     uint32_t *n_splits)
+{
+    kd_node_t *nodes;
+    int rc = kd_order(x, n, dim, perm, &nodes, n_splits);
+    for (uint32_t id = 0; rc == 0 && id < *n_splits; id++)
+        splits[id] = nodes[id].left < 0 ? -(double)INFINITY : nodes[id].split;
+    free(nodes);
     return rc;
 }
 

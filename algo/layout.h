@@ -74,6 +74,13 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
 uint32_t layout__sample_epoch(float eps, uint32_t k);
 uint32_t layout__sample_negatives(float eps, uint32_t k, uint32_t neg_rate);
 
+/* Internal (tests): the points' order of layout_umap's k-d tree (leaves of <= 16 points left
+ * to right; each node split at the median of its widest dimension by (coordinate, index), a
+ * leaf's points in that order of its parent's dimension), and its nodes' split coordinates in
+ * pre-order (-inf for a leaf), at most 2 n of them (*n_splits). @return 0 or -ENOMEM. */
+int layout__kd_order(const double *x, uint32_t n, uint32_t dim, uint32_t *perm, double *splits,
+                     uint32_t *n_splits);
+
 /* Internal (tests): UMAP's rho and sigma of a kNN row @p d (k distances ascending, d[0] = 0 the
  * point itself; UMAP_SPEC §2); @return the sums of k exps it took. */
 uint32_t layout__smooth_row(const double *d, uint32_t k, double mean_all, double *rho,

@@ -248,8 +248,8 @@ static uint32_t ring_pick(const ring_t *r, uint64_t u)
     return r->pt[lo < r->len ? lo : 0].item;
 }
 
-#define RING_AHEAD 16 /* picks between the prefetch of a bucket and its pick (twice for first[])   \
-                       */
+/* picks between the prefetch of a bucket's point and its pick (twice that for first[]) */
+#define RING_AHEAD 16
 
 /* pick[t] = ring_pick(u[t]) for t in [0, len): random reads of the ring (~14 MB at full scale),
  * prefetched RING_AHEAD picks ahead in two steps (the bucket's first point, then the point) */

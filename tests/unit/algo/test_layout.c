@@ -209,10 +209,84 @@ static void test_smooth_row(void)
     CHECK(rho == 2.0 && sigma == 1e-3 * (2.0 * (K - 1) / K));
 }
 
+/* The k-d order as the sorting build made it (qsort of each node by (coordinate, index)), the
+ * oracle for kd_order's selection build. */
+typedef struct ref_key {
+    double v;
+    uint32_t i;
+} ref_key_t;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_key_t *p = a, *q = b;
+    if (p->v != q->v)
+        return p->v < q->v ? -1 : 1;
+    return (p->i > q->i) - (p->i < q->i);
+}
+
+static void ref_build(const double *x, uint32_t dim, uint32_t *perm, ref_key_t *keys, uint32_t lo,
+                      uint32_t hi, double *splits, uint32_t *n_splits)
+{
+    uint32_t id = (*n_splits)++;
+    splits[id] = -(double)INFINITY;
+    if (hi - lo <= 16)
+        return;
+    uint32_t best = 0;
+    double width = -1;
+    for (uint32_t d = 0; d < dim; d++) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (uint32_t i = lo; i < hi; i++)
+            mn = fmin(mn, x[perm[i] * dim + d]), mx = fmax(mx, x[perm[i] * dim + d]);
+        if (mx - mn > width)
+            width = mx - mn, best = d;
+    }
+    for (uint32_t i = lo; i < hi; i++)
+        keys[i - lo] = (ref_key_t){x[perm[i] * dim + best], perm[i]};
+    qsort(keys, hi - lo, sizeof(*keys), ref_cmp);
+    for (uint32_t i = lo; i < hi; i++)
+        perm[i] = keys[i - lo].i;
+    uint32_t mid = lo + (hi - lo) / 2;
+    splits[id] = x[perm[mid] * dim + best];
+    ref_build(x, dim, perm, keys, lo, mid, splits, n_splits);
+    ref_build(x, dim, perm, keys, mid, hi, splits, n_splits);
+}
+
+/* kd_order (median by selection, only leaves sorted) gives the order and the split coordinates
+ * the sorting build gave (a wrong split would make range queries skip points), on points with
+ * many equal coordinates (ties by index), in 2 and 3 dimensions, sizes around the leaf size and
+ * powers of two. With the leaves left unsorted, or the median not moved to the upper half's
+ * front, it fails. */
+static void test_kd_order(void)
+{
+    enum { NMAX = 5000 };
+
+    static double x[NMAX * 3];
+    static uint32_t perm[NMAX], ref[NMAX];
+    static double splits[2 * NMAX], ref_splits[2 * NMAX];
+    static ref_key_t keys[NMAX];
+    static const uint32_t sizes[] = {2, 16, 17, 33, 64, 100, 1024, 4999, 5000};
+    rng_t r;
+    rng_init(&r, 21);
+    for (uint32_t dim = 2; dim <= 3; dim++)
+        for (size_t s = 0; s < sizeof(sizes) / sizeof(*sizes); s++) {
+            uint32_t n = sizes[s];
+            for (uint32_t q = 0; q < n * dim; q++) /* a coarse grid: ties everywhere */
+                x[q] = (double)rng_below(&r, 12) + (q % dim == 0 ? 0.5 * rng_below(&r, 2) : 0);
+            for (uint32_t i = 0; i < n; i++)
+                ref[i] = i;
+            uint32_t n_ref = 0, n_splits = 0;
+            ref_build(x, dim, ref, keys, 0, n, ref_splits, &n_ref);
+            E(layout__kd_order(x, n, dim, perm, splits, &n_splits));
+            CHECK(memcmp(perm, ref, n * sizeof(*perm)) == 0);
+            CHECK(n_splits == n_ref && memcmp(splits, ref_splits, n_ref * sizeof(double)) == 0);
+        }
+}
+
 int main(void)
 {
     test_partial_rows();
     test_smooth_row();
+    test_kd_order();
     test_schedule();
     double a, b;
     E(layout_fit_ab(0.25, 1.0, &a, &b));
