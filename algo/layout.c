@@ -205,6 +205,7 @@ typedef struct knn_job {
     /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
     const uint32_t *kept;
     uint32_t n_kept;
+    const double *box; /* the nodes' bounding boxes (kd_boxes) */
     uint8_t *may_list; /* out: the query's k nearest hold a kept point */
 } knn_job_t;
 
@@ -351,54 +352,69 @@ static int kd_count_before(const kd_tree_t *t, int32_t id, const double *q, doub
            (diff * diff <= d2 && kd_count_before(t, far, q, d2, p, k, count));
 }
 
+/* Each node's bounding box (2 dim doubles a node: the lows, then the highs). Children follow
+ * their parent in the nodes' order (kd_build numbers in pre-order): one pass from the last. */
+static double *kd_boxes(const kd_tree_t *t)
+{
+    uint32_t dim = t->dim;
+    double *box = malloc(((size_t)t->n_nodes * 2 * dim + 1) * sizeof(double));
+    for (uint32_t id = t->n_nodes; box && id-- > 0;) {
+        const kd_node_t *nd = &t->nodes[id];
+        double *lo = box + (size_t)id * 2 * dim, *hi = lo + dim;
+        if (nd->left < 0) {
+            for (uint32_t d = 0; d < dim; d++)
+                lo[d] = INFINITY, hi[d] = -INFINITY;
+            for (uint32_t e = nd->lo; e < nd->hi; e++)
+                for (uint32_t d = 0; d < dim; d++) {
+                    double v = t->x[(size_t)t->perm[e] * dim + d];
+                    lo[d] = fmin(lo[d], v), hi[d] = fmax(hi[d], v);
+                }
+        } else {
+            const double *a = box + (size_t)nd->left * 2 * dim,
+                         *b = box + (size_t)nd->right * 2 * dim;
+            for (uint32_t d = 0; d < dim; d++)
+                lo[d] = fmin(a[d], b[d]), hi[d] = fmax(a[dim + d], b[dim + d]);
+        }
+    }
+    return box;
+}
+
 /*
  * For each listed point q: whether its k nearest hold one of the kept points. First a bound:
- * the k-th smallest squared distance from q to the points of the smallest subtree around q
- * holding >= k points bounds the k-th of all points from above, so a kept point p can be among
- * q's k nearest only if d2(q, p) <= that bound (ties included). Where one passes, the test is
- * made exact: the kept point p first in q's order (d2, index) is among q's k nearest iff fewer
- * than k points come before it, counted on the tree until k (the bound alone let ~4 rows in 5
- * through that held none: each then cost a whole kNN row). Cheaper than the k nearest (no
- * range query, no sort); the rows found are exactly those computing every row would find.
+ * the smallest subtree around q holding >= k points lies in its bounding box, so q's k-th
+ * squared distance is at most that to the box's farthest corner (a hair more, for rounding); a
+ * kept point farther than that cannot be among q's k nearest. Where the nearest kept point is
+ * within it, the test is made exact: the kept point p first in q's order (d2, index) is among
+ * q's k nearest iff fewer than k points come before it, counted on the tree until k. The rows
+ * found are exactly those computing every row would find; each costs a walk down the tree, a
+ * scan of the kept points and, near one, a count of about k points (no k nearest, no sort).
  */
 static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
     (void)tid;
     knn_job_t *j = ud;
     const kd_tree_t *t = j->t;
-    uint32_t k = j->k;
-    cand_buf_t b = {NULL, 0, 0};
-    int rc = cand_reserve(&b, 4 * (size_t)k + LEAF_SIZE);
-    for (size_t at = begin; at < end && rc == 0; at++) {
+    uint32_t k = j->k, dim = t->dim;
+    for (size_t at = begin; at < end; at++) {
         uint32_t q = j->rows[at];
-        const double *x = t->x + (size_t)q * t->dim;
-        const kd_node_t *nd = &t->nodes[kd_around(t, x, k)];
-        if ((rc = cand_reserve(&b, nd->hi - nd->lo)) != 0)
-            break;
-        b.n = 0;
-        for (uint32_t e = nd->lo; e < nd->hi; e++)
-            b.c[b.n] = (knn_cand_t){sq_dist(t, x, t->perm[e]), t->perm[e]}, b.n++;
-        cand_select(b.c, b.n, k);
+        const double *x = t->x + (size_t)q * dim;
+        const double *box = j->box + (size_t)kd_around(t, x, k) * 2 * dim;
         double r2 = 0;
-        for (uint32_t c = 0; c < k; c++)
-            r2 = b.c[c].d > r2 ? b.c[c].d : r2;
-        int hit = 0;
-        for (uint32_t c = 0; c < j->n_kept && !hit; c++)
-            hit = sq_dist(t, x, j->kept[c]) <= r2;
-        if (hit) { /* the first kept point in q's order, and how many points come before it */
-            double d2 = INFINITY;
-            uint32_t p = UINT32_MAX, count = 0;
-            for (uint32_t c = 0; c < j->n_kept; c++) {
-                double dc = sq_dist(t, x, j->kept[c]);
-                if (dc < d2 || (dc == d2 && j->kept[c] < p))
-                    d2 = dc, p = j->kept[c];
-            }
-            hit = !kd_count_before(t, 0, x, d2, p, k, &count);
+        for (uint32_t d = 0; d < dim; d++) {
+            double a = x[d] - box[d], b = box[dim + d] - x[d], far = a > b ? a : b;
+            r2 += far * far;
         }
-        j->may_list[q] = (uint8_t)hit;
+        double d2 = INFINITY; /* the first kept point in q's order */
+        uint32_t p = UINT32_MAX, count = 0;
+        for (uint32_t c = 0; c < j->n_kept; c++) {
+            double dc = sq_dist(t, x, j->kept[c]);
+            if (dc < d2 || (dc == d2 && j->kept[c] < p))
+                d2 = dc, p = j->kept[c];
+        }
+        j->may_list[q] =
+            (uint8_t)(d2 <= r2 * (1 + 1e-9) && !kd_count_before(t, 0, x, d2, p, k, &count));
     }
-    free(b.c);
-    return rc;
+    return 0;
 }
 
 /* The k nearest of the points @p rows (NULL: every point) of @p x, on a k-d tree of @p x whose
@@ -413,7 +429,7 @@ static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes
     for (uint32_t i = 0; i < n; i++)
         ident[i] = i;
     kd_tree_t t = {x, n, dim, ident, nodes, n_nodes, NULL};
-    knn_job_t j = {&t, k, nbr, dist, ident, rows, NULL, 0, NULL};
+    knn_job_t j = {&t, k, nbr, dist, ident, rows, NULL, 0, NULL, NULL};
     int rc = par_for(rows ? n_rows : n, 256, 2, knn_body, &j);
     free(ident);
     return rc;
@@ -477,9 +493,10 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
         for (uint32_t i = 0; ident && i < n; i++)
             ident[i] = i;
         t.perm = ident;
-        knn_job_t j = {&t, k, nbr, dist, ident, rows, kept, n_kept, may};
-        rc = ident ? par_for(m, 256, 2, knn_bound_body, &j) : -ENOMEM;
-        free(ident);
+        double *box = ident ? kd_boxes(&t) : NULL;
+        knn_job_t j = {&t, k, nbr, dist, ident, rows, kept, n_kept, box, may};
+        rc = box ? par_for(m, 256, 2, knn_bound_body, &j) : -ENOMEM;
+        free(ident), free(box);
     }
     if (rc == 0) {
         m = rows_pending(may, done, n, rows);
