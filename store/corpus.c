@@ -155,12 +155,10 @@ static void *corpus_helper(void *ud)
 {
     corpus_half_t *h = ud;
     MDB_txn *txn;
-    if (store__read_try_begin(h->job->s, &txn) != 0)
+    if (store__read_try_begin(h->job->s, h->job->txn, &txn) != 0)
         return NULL;
-    if (mdb_txn_id(txn) == mdb_txn_id(h->job->txn)) {
-        h->rc = join_rows(h->job, txn, h->lo, h->hi);
-        h->read = 1;
-    }
+    h->rc = join_rows(h->job, txn, h->lo, h->hi);
+    h->read = 1;
     store__read_end(h->job->s, txn);
     return NULL;
 }

@@ -248,12 +248,10 @@ static void *rows_helper(void *ud)
 {
     rows_part_t *p = ud;
     MDB_txn *txn;
-    if (store__read_try_begin(p->job->s, &txn) != 0)
+    if (store__read_try_begin(p->job->s, p->job->r->txn, &txn) != 0)
         return NULL;
-    if (mdb_txn_id(txn) == mdb_txn_id(p->job->r->txn)) {
-        p->rc = read_part(p->job, txn, p->tid, p->tid);
-        p->read = 1;
-    }
+    p->rc = read_part(p->job, txn, p->tid, p->tid);
+    p->read = 1;
     store__read_end(p->job->s, txn);
     return NULL;
 }

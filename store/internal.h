@@ -117,11 +117,13 @@ int store__write(store_t *s, store__txn_fn fn, void *ud);
 int store__read_begin(store_t *s, MDB_txn **out);
 
 /**
- * store__read_begin() for a helper thread while its caller holds a read transaction: never
- * waits (a resize waiting for the caller's transaction would wait for the helper too).
- * @return 0, EBUSY (the resize lock is not free for readers now), or an LMDB error.
+ * store__read_begin() for a helper thread while its caller holds the read transaction
+ * @p caller: never waits (a resize waiting for the caller's transaction would wait for the
+ * helper too), and only of the caller's snapshot. @return 0, EBUSY (the resize lock is not
+ * free for readers now), EAGAIN (a commit came between: another snapshot), or an LMDB error;
+ * on any error the caller does the helper's work itself.
  */
-int store__read_try_begin(store_t *s, MDB_txn **out);
+int store__read_try_begin(store_t *s, MDB_txn *caller, MDB_txn **out);
 
 /** End a read transaction (NULL: no-op) and release the resize lock. */
 void store__read_end(store_t *s, MDB_txn *txn);

@@ -517,14 +517,20 @@ int store__read_begin(store_t *s, MDB_txn **out)
     return store__err(txn_begin(s, MDB_RDONLY, out));
 }
 
-int store__read_try_begin(store_t *s, MDB_txn **out)
+int store__read_try_begin(store_t *s, MDB_txn *caller, MDB_txn **out)
 {
     if (pthread_rwlock_tryrdlock(&s->resize_lock) != 0)
         return EBUSY;
     int rc = s->map_lost ? ATL_ESTORE : mdb_txn_begin(s->env, NULL, MDB_RDONLY, out);
-    if (rc != 0)
+    if (rc != 0) {
         pthread_rwlock_unlock(&s->resize_lock);
-    return rc;
+        return rc;
+    }
+    if (mdb_txn_id(*out) != mdb_txn_id(caller)) {
+        store__read_end(s, *out);
+        return EAGAIN;
+    }
+    return 0;
 }
 
 void store__read_end(store_t *s, MDB_txn *txn)
