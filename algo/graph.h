@@ -132,6 +132,10 @@ int graph_update_delta(const graph_t *old, const uint32_t *old_of_new, const uin
                        uint32_t n, const uint8_t *affected, const graph_edges_t *delta,
                        graph_t *out);
 
+/** The capacity a growing T buffer gets for @p need entries (or rows): need + need / 64 + 4096
+ * (T's size drifts a little between refreshes; see graph.c). */
+uint64_t graph_cap_ahead(uint64_t need);
+
 /** Free a graph's arrays; a zeroed graph is fine. */
 void graph_destroy(graph_t *g);
 

@@ -1077,9 +1077,8 @@ static int spare_prefault(refresh_state_t *st, const graph_t *t)
     graph_t *g = &st->spare;
     if (g->col || st->t.col || !t->row_ptr)
         return 0; /* a spare, or the T before that becomes one (compute_knn) */
-    uint64_t w = t->row_ptr[t->n];
-    g->row_cap = t->n + t->n / 64 + 64;
-    g->cap = w + w / 64 + 4096;
+    g->row_cap = graph_cap_ahead((uint64_t)t->n + 1);
+    g->cap = graph_cap_ahead(t->row_ptr[t->n]);
     g->row_ptr = malloc(g->row_cap * sizeof(*g->row_ptr));
     g->col = malloc(g->cap * sizeof(*g->col));
     g->dist = malloc(g->cap * sizeof(*g->dist));
