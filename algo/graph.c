@@ -61,61 +61,10 @@ static int cmp_prune(const void *x, const void *y)
     return prune_before(a, b) ? -1 : prune_before(b, a);
 }
 
-static void slot_swap(graph_prune_slot_t *a, graph_prune_slot_t *b)
-{
-    graph_prune_slot_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/*
- * Move the @p keep first of v[0, n) in prune order to v[0, keep), in any order: Hoare's
- * quickselect with a median-of-three pivot, O(n) on average (the bounded heap it replaced
- * costs O(n log keep) with an unpredictable branch a comparison: half of reading T from the
- * store). A range still wide after 64 rounds is sorted instead, so hostile input costs
- * O(n log n) at worst. Keys are distinct (one entry a column), so the order is total.
- */
-static void select_first(graph_prune_slot_t *v, size_t n, size_t keep)
-{
-    size_t lo = 0, hi = n; /* v[0, lo) precede v[lo, hi), which precede v[hi, n) */
-    for (int round = 0; hi - lo > 16 && keep > lo && keep < hi; round++) {
-        if (round == 64) {
-            qsort(v + lo, hi - lo, sizeof(*v), cmp_prune);
-            return;
-        }
-        size_t mid = lo + (hi - lo) / 2;
-        if (prune_before(&v[mid], &v[lo]))
-            slot_swap(&v[mid], &v[lo]);
-        if (prune_before(&v[hi - 1], &v[lo]))
-            slot_swap(&v[hi - 1], &v[lo]);
-        if (prune_before(&v[hi - 1], &v[mid]))
-            slot_swap(&v[hi - 1], &v[mid]);
-        graph_prune_slot_t piv = v[mid]; /* the median: v[lo] before it, v[hi - 1] after */
-        size_t i = lo, j = hi - 1;
-        for (;;) {
-            while (prune_before(&v[i], &piv))
-                i++;
-            while (prune_before(&piv, &v[j]))
-                j--;
-            if (i >= j)
-                break;
-            slot_swap(&v[i], &v[j]);
-            i++, j--;
-        }
-        /* v[lo, j] do not follow the pivot, v[j + 1, hi) do not precede it */
-        if (keep <= j + 1)
-            hi = j + 1;
-        else
-            lo = j + 1;
-    }
-    for (size_t i = lo + 1; i < hi; i++) { /* a short range: insertion sort */
-        graph_prune_slot_t x = v[i];
-        size_t k = i;
-        for (; k > lo && prune_before(&x, &v[k - 1]); k--)
-            v[k] = v[k - 1];
-        v[k] = x;
-    }
-}
+/* Move the @p keep first of v[0, n) in prune order to v[0, keep), in any order (the bounded
+ * heap it replaced cost O(n log keep) with an unpredictable branch a comparison: half of
+ * reading T from the store). Keys are distinct (one entry a column). */
+ATL_SELECT_DEFINE(select_first, graph_prune_slot_t, prune_before, cmp_prune)
 
 #define PREFILTER_SAMPLE 128
 

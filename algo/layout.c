@@ -99,44 +99,14 @@ static int cand_less(const knn_cand_t *a, const knn_cand_t *b)
     return a->d < b->d || (a->d == b->d && a->i < b->i);
 }
 
-/* c[0 .. k) := the k smallest of c[0 .. n) (in any order): quickselect, median of three */
-static void cand_select(knn_cand_t *c, size_t n, size_t k)
+static int cand_cmp(const void *x, const void *y)
 {
-    size_t lo = 0, hi = n; /* the k-th smallest lies in [lo, hi) */
-    while (hi - lo > 16) {
-        size_t mid = lo + (hi - lo) / 2;
-        knn_cand_t a = c[lo], b = c[mid], z = c[hi - 1], piv;
-        piv = cand_less(&a, &b) ? (cand_less(&b, &z) ? b : (cand_less(&a, &z) ? z : a))
-                                : (cand_less(&a, &z) ? a : (cand_less(&b, &z) ? z : b));
-        size_t i = lo, j = hi - 1; /* Hoare partition around piv's value */
-        for (;;) {
-            while (cand_less(&c[i], &piv))
-                i++;
-            while (cand_less(&piv, &c[j]))
-                j--;
-            if (i >= j)
-                break;
-            knn_cand_t tmp = c[i];
-            c[i] = c[j], c[j] = tmp;
-            i++, j--;
-        }
-        /* [lo, j] <= piv <= [j + 1, hi); piv is neither end (keys are distinct), so both
-         * sides are shorter than [lo, hi) */
-        if (j + 1 >= hi)
-            break;
-        if (k - 1 <= j)
-            hi = j + 1;
-        else
-            lo = j + 1;
-    }
-    for (size_t i = lo + 1; i < hi; i++) { /* the rest by insertion */
-        knn_cand_t x = c[i];
-        size_t j = i;
-        for (; j > lo && cand_less(&x, &c[j - 1]); j--)
-            c[j] = c[j - 1];
-        c[j] = x;
-    }
+    const knn_cand_t *a = x, *b = y;
+    return cand_less(a, b) ? -1 : cand_less(b, a);
 }
+
+/* c[0 .. k) := the k smallest of c[0 .. n) (in any order) */
+ATL_SELECT_DEFINE(cand_select, knn_cand_t, cand_less, cand_cmp)
 
 /* k candidates by (d, i) */
 ATL_SHELL_SORT_DEFINE(cand_sort, knn_cand_t, cand_less)
@@ -205,8 +175,8 @@ typedef struct knn_job {
     /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
     const uint32_t *kept;
     uint32_t n_kept;
-    const double *box; /* the nodes' bounding boxes (kd_boxes) */
-    uint8_t *may_list; /* out: the query's k nearest hold a kept point */
+    const double *box;   /* the nodes' bounding boxes (kd_boxes) */
+    uint8_t *lists_kept; /* out: the query's k nearest hold a kept point */
 } knn_job_t;
 
 static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
@@ -411,28 +381,21 @@ static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
             if (dc < d2 || (dc == d2 && j->kept[c] < p))
                 d2 = dc, p = j->kept[c];
         }
-        j->may_list[q] =
+        j->lists_kept[q] =
             (uint8_t)(d2 <= r2 * (1 + 1e-9) && !kd_count_before(t, 0, x, d2, p, k, &count));
     }
     return 0;
 }
 
-/* The k nearest of the points @p rows (NULL: every point) of @p x, on a k-d tree of @p x whose
- * order is the identity (see kd_order: layout_umap renumbers the points in the order of the
- * tree it built). A row does not depend on which other rows are computed. */
-static int exact_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes, uint32_t n_nodes,
-                     uint32_t k, const uint32_t *rows, uint32_t n_rows, uint32_t *nbr, double *dist)
+/* The k nearest of the points @p rows (NULL: every point) on @p t, a k-d tree whose order is
+ * the identity (see kd_order: layout_umap renumbers the points in the order of the tree it
+ * built, so t->perm is its own inverse). A row does not depend on which other rows are
+ * computed. */
+static int exact_knn(const kd_tree_t *t, uint32_t k, const uint32_t *rows, uint32_t n_rows,
+                     uint32_t *nbr, double *dist)
 {
-    uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
-    if (!ident)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < n; i++)
-        ident[i] = i;
-    kd_tree_t t = {x, n, dim, ident, nodes, n_nodes, NULL};
-    knn_job_t j = {&t, k, nbr, dist, ident, rows, NULL, 0, NULL, NULL};
-    int rc = par_for(rows ? n_rows : n, 256, 2, knn_body, &j);
-    free(ident);
-    return rc;
+    knn_job_t j = {t, k, nbr, dist, t->perm, rows, NULL, 0, NULL, NULL};
+    return par_for(rows ? n_rows : t->n, 256, 2, knn_body, &j);
 }
 
 /* The listed points not yet computed (@p done), appended to @p rows; @return how many. */
@@ -457,10 +420,10 @@ static uint32_t rows_pending(const uint8_t *want, const uint8_t *done, uint32_t 
  * every row (a needed row of k zero distances would read the mean of all rows): every row is
  * computed then. Points are in the tree's order.
  */
-static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nodes,
-                       uint32_t n_nodes, uint32_t k, const uint8_t *keep, uint32_t *nbr,
+static int partial_knn(const kd_tree_t *t, uint32_t k, const uint8_t *keep, uint32_t *nbr,
                        double *dist, uint8_t **need_out)
 {
+    uint32_t n = t->n;
     uint32_t n_kept = 0, m;
     for (uint32_t i = 0; i < n; i++)
         n_kept += keep[i] != 0;
@@ -468,17 +431,17 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
     if (n_kept > n / PARTIAL_MAX_KEPT_DIV)
         return 0;
     uint8_t *need = calloc((size_t)n + 1, 1), *done = calloc((size_t)n + 1, 1);
-    uint8_t *may = calloc((size_t)n + 1, 1);
+    uint8_t *lists = calloc((size_t)n + 1, 1); /* the row lists a kept point */
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows));
     uint32_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
-    int rc = need && done && may && rows && kept ? 0 : -ENOMEM;
+    int rc = need && done && lists && rows && kept ? 0 : -ENOMEM;
     for (uint32_t i = 0, c = 0; rc == 0 && i < n; i++)
         if (keep[i])
             kept[c++] = i;
     /* 1. the kept points */
     if (rc == 0) {
         m = rows_pending(keep, done, n, rows);
-        rc = exact_knn(x, n, dim, nodes, n_nodes, k, rows, m, nbr, dist);
+        rc = exact_knn(t, k, rows, m, nbr, dist);
         for (uint32_t r = 0; rc == 0 && r < m; r++)
             done[rows[r]] = need[rows[r]] = 1;
     }
@@ -488,19 +451,14 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
         for (uint32_t i = 0; i < n; i++)
             if (!done[i])
                 rows[m++] = i;
-        kd_tree_t t = {x, n, dim, NULL, nodes, n_nodes, NULL};
-        uint32_t *ident = malloc(((size_t)n + 1) * sizeof(uint32_t));
-        for (uint32_t i = 0; ident && i < n; i++)
-            ident[i] = i;
-        t.perm = ident;
-        double *box = ident ? kd_boxes(&t) : NULL;
-        knn_job_t j = {&t, k, nbr, dist, ident, rows, kept, n_kept, box, may};
+        double *box = kd_boxes(t);
+        knn_job_t j = {t, k, nbr, dist, t->perm, rows, kept, n_kept, box, lists};
         rc = box ? par_for(m, 256, 2, knn_bound_body, &j) : -ENOMEM;
-        free(ident), free(box);
+        free(box);
     }
     if (rc == 0) {
-        m = rows_pending(may, done, n, rows);
-        rc = exact_knn(x, n, dim, nodes, n_nodes, k, rows, m, nbr, dist);
+        m = rows_pending(lists, done, n, rows);
+        rc = exact_knn(t, k, rows, m, nbr, dist);
         for (uint32_t r = 0; rc == 0 && r < m; r++) {
             uint32_t i = rows[r];
             done[i] = 1;
@@ -512,7 +470,7 @@ static int partial_knn(const double *x, uint32_t n, uint32_t dim, kd_node_t *nod
     int every = 0; /* a needed row whose k distances are all 0 reads the mean of every row */
     for (uint32_t i = 0; rc == 0 && i < n; i++)
         every |= need[i] && dist[(size_t)i * k + k - 1] == 0;
-    free(done), free(may), free(rows), free(kept);
+    free(done), free(lists), free(rows), free(kept);
     if (rc == 0 && !every)
         *need_out = need;
     else
@@ -676,8 +634,10 @@ static int sym_rows(void *ud, unsigned tid, size_t begin, size_t end)
 /*
  * P = A + A^T - A o A^T over the kNN rows, both directions stored, then pruned at
  * w < max(P) / n_epochs. With @p keep, only the edges with a kept end, from the rows they
- * read: the kept points', their kNN neighbours' and the rows that list a kept point (a
- * partial layout moves a few points: the smoothing of every row was most of its time); max(P)
+ * read: the kept points' and the rows that list a kept point (@p need from partial_knn; made
+ * here from @p keep it also holds the kept points' neighbours, whose rows add no edge unless
+ * they list one) (a partial layout moves a few points: the smoothing of every row was most of
+ * its time); max(P)
  * is then that of those rows (1 up to a rounding either way: a row's nearest neighbour has
  * membership 1). Rows stay in distance order: a_ji is found by a vectorised scan of j's row
  * (sorting every row by index for a binary search cost more than all the scans), and the union
@@ -1220,13 +1180,14 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     double *yp = malloc(((size_t)n * 2 + 1) * sizeof(*yp));
     uint8_t *pp = malloc(3 * (size_t)n + 1), *mp = pp + 2 * (size_t)n; /* placed, kept, movable */
     uint32_t *nbr = malloc((size_t)n * k * sizeof(*nbr));
+    uint32_t *ident = malloc(((size_t)n + 1) * sizeof(*ident)); /* the renumbered tree's order */
     double *dist = malloc((size_t)n * k * sizeof(*dist));
     edges_t e = {0};
     kd_node_t *nodes = NULL;
     uint32_t n_nodes = 0;
     rng_t r;
     rng_init(&r, o->seed ^ 0x1a70u);
-    if (!perm || !xp || !yp || !pp || !nbr || !dist) {
+    if (!perm || !xp || !yp || !pp || !nbr || !ident || !dist) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1242,16 +1203,18 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
     /* a partial layout needs only the edges of the points that move or get placed */
     for (uint32_t i = 0; movable && i < n; i++)
         pp[n + i] = mp[i] || !pp[i];
+    for (uint32_t i = 0; i < n; i++)
+        ident[i] = i;
+    kd_tree_t tree = {xp, n, dim, ident, nodes, n_nodes, NULL};
     uint8_t *need = NULL; /* a partial layout reads only some rows (partial_knn) */
-    if (movable && !o->knn_every_row &&
-        (rc = partial_knn(xp, n, dim, nodes, n_nodes, k, pp + n, nbr, dist, &need)) != 0)
+    if (movable && !o->knn_every_row && (rc = partial_knn(&tree, k, pp + n, nbr, dist, &need)) != 0)
         goto out;
-    if ((!need && (rc = exact_knn(xp, n, dim, nodes, n_nodes, k, NULL, 0, nbr, dist)) != 0) ||
+    if ((!need && (rc = exact_knn(&tree, k, NULL, 0, nbr, dist)) != 0) ||
         (rc = fuzzy_graph(nbr, dist, n, k, epochs ? epochs : 1, movable ? pp + n : NULL, need,
                           &e)) != 0)
         goto out;
-    free(nbr), free(dist), free(nodes);
-    nbr = NULL, dist = NULL, nodes = NULL;
+    free(nbr), free(dist), free(nodes), free(ident);
+    nbr = NULL, dist = NULL, nodes = NULL, ident = NULL;
     if (placed && (rc = init_warm(&e, n, pp, yp, &r)) != 0)
         goto out;
     if (!placed)
@@ -1269,6 +1232,7 @@ int layout_umap(const double *x, uint32_t n, uint32_t dim, const layout_opts_t *
 out:
     free(perm), free(xp), free(yp), free(pp);
     free(nbr);
+    free(ident);
     free(dist);
     free(nodes);
     edges_free(&e);
