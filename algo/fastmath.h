@@ -77,12 +77,16 @@ typedef struct fastmath_umap_rec {
 } fastmath_umap_rec_t;
 
 /**
- * Visits of edges @p rec[0 .. cnt), in order. A visit of edge (j, k): the attraction (y_j
- * moved if movable[j], y_k if movable[k]; @p movable NULL: all move) by alpha clip4(c (y_j -
- * y_k)), c = -2ab d2^(b-1) / (1 + a d2^b), then @p neg[i] negative samples (none if y_j is
- * fixed) drawn uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha
- * clip4(c (y_j - y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as it
- * is at the start of each 8. Positions and coefficients in single precision, as umap-learn's.
+ * Visits of edges @p rec[0 .. cnt), two side by side: record i with record i + h (h = cnt / 2;
+ * an odd run's last record alone at the end), both first batches computed from the positions
+ * at the step's start (random bits drawn for the first of the two, then the second), then each
+ * applied in turn (fastmath.c says why). A visit of edge (j, k): the attraction (y_j moved if
+ * movable[j], y_k if movable[k]; @p movable NULL: all move) by alpha clip4(c (y_j - y_k)), c =
+ * -2ab d2^(b-1) / (1 + a d2^b), then @p neg[i] negative samples (none if y_j is fixed) drawn
+ * uniformly from [0, n) with @p r (two per 64 bits), each pushing y_j by alpha clip4(c (y_j -
+ * y_o)), c = 2b / ((0.001 + d2) (1 + a d2^b)), taken 8 at a time from y_j as it is at the start
+ * of each 8 (the first 8: the attraction and 7 draws). Positions and coefficients in single
+ * precision, as umap-learn's.
  */
 void fastmath__umap_edges(const fastmath_umap_t *u, rng_t *restrict r,
                           const fastmath_umap_rec_t *restrict rec, const uint16_t *restrict neg,
