@@ -173,11 +173,25 @@ typedef struct knn_job {
     const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
     const uint32_t *rows; /* the queries (NULL: every point) */
     /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
-    const uint32_t *kept;
+    const struct kept_pt *kept; /* by first coordinate */
     uint32_t n_kept;
     const double *box;   /* the nodes' bounding boxes (kd_boxes) */
     uint8_t *lists_kept; /* out: the query's k nearest hold a kept point */
 } knn_job_t;
+
+/* a kept point of a partial layout and its first coordinate */
+typedef struct kept_pt {
+    double x0;
+    uint32_t id;
+} kept_pt_t;
+
+static int kept_cmp(const void *a, const void *b)
+{
+    const kept_pt_t *p = a, *q = b;
+    if (p->x0 != q->x0)
+        return p->x0 < q->x0 ? -1 : 1;
+    return (p->id > q->id) - (p->id < q->id);
+}
 
 static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
 {
@@ -349,6 +363,35 @@ static double *kd_boxes(const kd_tree_t *t)
     return box;
 }
 
+/* the first of the kept points (by first coordinate) at or after @p x0 */
+static uint32_t kept_first_at(const kept_pt_t *kept, uint32_t n, double x0)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (kept[mid].x0 < x0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* the first term of sq_dist(q, kept point) within @p bound */
+static int kept_within(const kept_pt_t *kp, const double *q, double bound)
+{
+    double u = q[0] - kp->x0;
+    return u * u <= bound;
+}
+
+/* kept point @p c in place of (*d2, *p), the first so far in q's order (distance, index) */
+static void kept_consider(const kd_tree_t *t, const double *q, uint32_t c, double *d2, uint32_t *p)
+{
+    double dc = sq_dist(t, q, c);
+    if (dc < *d2 || (dc == *d2 && c < *p))
+        *d2 = dc, *p = c;
+}
+
 /*
  * For each listed point q: whether its k nearest hold one of the kept points. First a bound:
  * the smallest subtree around q holding >= k points lies in its bounding box, so q's k-th
@@ -357,7 +400,8 @@ static double *kd_boxes(const kd_tree_t *t)
  * within it, the test is made exact: the kept point p first in q's order (d2, index) is among
  * q's k nearest iff fewer than k points come before it, counted on the tree until k. The rows
  * found are exactly those computing every row would find; each costs a walk down the tree, a
- * scan of the kept points and, near one, a count of about k points (no k nearest, no sort).
+ * look at the kept points near q in the first coordinate and, near one, a count of about k
+ * points (no k nearest, no sort).
  */
 static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
@@ -374,15 +418,16 @@ static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
             double a = x[d] - box[d], b = box[dim + d] - x[d], far = a > b ? a : b;
             r2 += far * far;
         }
-        double d2 = INFINITY; /* the first kept point in q's order */
-        uint32_t p = UINT32_MAX, count = 0;
-        for (uint32_t c = 0; c < j->n_kept; c++) {
-            double dc = sq_dist(t, x, j->kept[c]);
-            if (dc < d2 || (dc == d2 && j->kept[c] < p))
-                d2 = dc, p = j->kept[c];
-        }
-        j->lists_kept[q] =
-            (uint8_t)(d2 <= r2 * (1 + 1e-9) && !kd_count_before(t, 0, x, d2, p, k, &count));
+        double bound = r2 * (1 + 1e-9), d2 = INFINITY; /* the first kept point in q's order */
+        uint32_t p = UINT32_MAX, count = 0, mid = kept_first_at(j->kept, j->n_kept, x[0]);
+        /* only the kept points whose first coordinate alone is within the bound: a sum of
+         * squares is never below its first term, rounded or not, so no other passes the test
+         * below; sorted by that coordinate, they are a run around q's */
+        for (uint32_t c = mid; c-- > 0 && kept_within(j->kept + c, x, bound);)
+            kept_consider(t, x, j->kept[c].id, &d2, &p);
+        for (uint32_t c = mid; c < j->n_kept && kept_within(j->kept + c, x, bound); c++)
+            kept_consider(t, x, j->kept[c].id, &d2, &p);
+        j->lists_kept[q] = (uint8_t)(d2 <= bound && !kd_count_before(t, 0, x, d2, p, k, &count));
     }
     return 0;
 }
@@ -433,11 +478,13 @@ static int partial_knn(const kd_tree_t *t, uint32_t k, const uint8_t *keep, uint
     uint8_t *need = calloc((size_t)n + 1, 1), *done = calloc((size_t)n + 1, 1);
     uint8_t *lists = calloc((size_t)n + 1, 1); /* the row lists a kept point */
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows));
-    uint32_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
+    kept_pt_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
     int rc = need && done && lists && rows && kept ? 0 : -ENOMEM;
     for (uint32_t i = 0, c = 0; rc == 0 && i < n; i++)
         if (keep[i])
-            kept[c++] = i;
+            kept[c].x0 = t->x[(size_t)i * t->dim], kept[c++].id = i;
+    if (rc == 0)
+        qsort(kept, n_kept, sizeof(*kept), kept_cmp);
     /* 1. the kept points */
     if (rc == 0) {
         m = rows_pending(keep, done, n, rows);
