@@ -1,5 +1,5 @@
 /*
- * fastmath.c: the inner loops of MDE (and of the UMAP SGD: one edge visit), kept in their own
+ * fastmath.c: the inner loops of MDE (and of the UMAP SGD: its edge visits), kept in their own
  * translation unit so that they alone are compiled with -ffast-math (see CMakeLists.txt): GCC
  * then vectorises sqrt, exp and log across edges (glibc's libmvec) and the sums of the L-BFGS
  * vector work. The hot functions are built twice with target_clones (x86-64-v3 = AVX2 + FMA,
@@ -348,11 +348,12 @@ umap_forces(const uint64_t *restrict p, uint64_t pj, int first, float a, float b
     g[0] = gx, g[1] = gy, g[2] = fx[0], g[3] = fy[0];
 }
 
-/* one batch on y_j as it is at its start, added to it; the attraction's force into att */
+/* one batch on y_j as it is at its start, added to it; the attraction's force into att (yj is
+ * not restrict: a draw may be j itself, read through y) */
 static inline __attribute__((always_inline)) void
-umap_batch(float *restrict yj, const float *y, const float *snap, uint32_t lo, uint32_t span,
-           uint64_t n, rng_t *restrict rl, int first, uint64_t pk, int nb, float a, float b,
-           float alpha, float *restrict att)
+umap_batch(float *yj, const float *y, const float *snap, uint32_t lo, uint32_t span, uint64_t n,
+           rng_t *restrict rl, int first, uint64_t pk, int nb, float a, float b, float alpha,
+           float *restrict att)
 {
     uint64_t pj, p[NEG_BATCH];
     memcpy(&pj, yj, sizeof(pj));
@@ -402,6 +403,8 @@ umap_finish(const fastmath_umap_t *u, rng_t *restrict rl, const fastmath_umap_re
  */
 #define UMAP_STREAMS 2
 
+/* a visit's first batch read (nothing written): y_j into *pj, its points into *p, whether y_j
+ * moves, its draws m and how many of them the first batch takes (nb) */
 static inline __attribute__((always_inline)) void
 umap_first(const fastmath_umap_t *u, rng_t *restrict rl, const fastmath_umap_rec_t *rec,
            uint16_t neg, const uint8_t *restrict movable, int *restrict mj, int *restrict m,

@@ -165,6 +165,12 @@ static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
     return id;
 }
 
+/* a kept point of a partial layout and its first coordinate */
+typedef struct kept_pt {
+    double x0;
+    uint32_t id;
+} kept_pt_t;
+
 typedef struct knn_job {
     const kd_tree_t *t;
     uint32_t k;
@@ -173,18 +179,13 @@ typedef struct knn_job {
     const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
     const uint32_t *rows; /* the queries (NULL: every point) */
     /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
-    const struct kept_pt *kept; /* by first coordinate */
+    const kept_pt_t *kept; /* by first coordinate */
     uint32_t n_kept;
     const double *box;   /* the nodes' bounding boxes (kd_boxes) */
     uint8_t *lists_kept; /* out: the query's k nearest hold a kept point */
 } knn_job_t;
 
-/* a kept point of a partial layout and its first coordinate */
-typedef struct kept_pt {
-    double x0;
-    uint32_t id;
-} kept_pt_t;
-
+/* kept points by first coordinate, then index (qsort) */
 static int kept_cmp(const void *a, const void *b)
 {
     const kept_pt_t *p = a, *q = b;
@@ -850,8 +851,9 @@ static int init_warm(const edges_t *e, uint32_t n, const uint8_t *placed, double
  * of the epoch, and adds its moves of other parts' points (attraction of a tail) into a buffer
  * of its own, applied after the epoch in part order. Each part draws its negative samples from
  * its own RNG stream. Nothing then depends on which thread ran a part or when, so a seed and a
- * thread count reproduce a run bit for bit; with one thread every point is read live, as in the
- * serial algorithm.
+ * thread count reproduce a run bit for bit; with one thread every point is read live. Within a
+ * part the visits run two side by side (fastmath.h, fastmath__umap_edges), each pair from the
+ * positions at its start.
  *
  * The schedule is a calendar: each part keeps, for every epoch, the list of its edges due in
  * it; an edge's record (16 bytes) is in exactly one list, that of its next sample, and moves
