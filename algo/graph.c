@@ -230,22 +230,62 @@ static int build_rows(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
-int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
+/* An edge's validity, as graph_build() states it */
+static int edge_valid(uint32_t n, uint32_t i, uint32_t j, float w)
+{
+    return i < n && j < n && isfinite(w) && w > 0;
+}
+
+/* Where the edges come from: an edge list, or rows of (column, distance) (graph_build_rows) */
+typedef struct edge_src {
+    const graph_edges_t *e;
+    const uint32_t *cnt;
+    uint32_t *const *col;
+    float *const *dist;
+} edge_src_t;
+
+/* One edge into adj at its ends' fill positions (when @p adj is set), else validated and
+ * counted into deg (shifted by one: deg[i + 1]). Self loops are dropped. */
+static inline int edge_put(uint32_t n, uint64_t *deg, uint64_t *adj, uint32_t i, uint32_t j,
+                           float w)
+{
+    if (!adj && !edge_valid(n, i, j, w))
+        return -EINVAL;
+    if (i == j)
+        return 0;
+    if (!adj) {
+        deg[i + 1]++, deg[j + 1]++;
+    } else {
+        uint64_t d = float_bits(w);
+        adj[deg[i]++] = (uint64_t)j << 32 | d;
+        adj[deg[j]++] = (uint64_t)i << 32 | d;
+    }
+    return 0;
+}
+
+/* Each edge of @p src in order through edge_put(); @return -EINVAL at the first invalid one.
+ * Rows give the edges (i, col[i][q], dist[i][q]) row by row, as an edge list of them would. */
+static int edges_scatter(const edge_src_t *src, uint32_t n, uint64_t *deg, uint64_t *adj)
+{
+    int rc = 0;
+    if (src->e)
+        for (size_t k = 0; k < src->e->m && rc == 0; k++)
+            rc = edge_put(n, deg, adj, src->e->i[k], src->e->j[k], src->e->w[k]);
+    else
+        for (uint32_t i = 0; i < n && rc == 0; i++)
+            for (uint32_t q = 0; q < src->cnt[i] && rc == 0; q++)
+                rc = edge_put(n, deg, adj, i, src->col[i][q], src->dist[i][q]);
+    return rc;
+}
+
+static int build_from(uint32_t n, const edge_src_t *src, graph_t *out)
 {
     uint64_t *deg = calloc((size_t)n + 1, sizeof(*deg)), *uniq = NULL, *adj = NULL;
     int rc = 0;
     if (!deg)
         return -ENOMEM;
-    for (size_t k = 0; k < e->m; k++) {
-        if (e->i[k] >= n || e->j[k] >= n || !isfinite(e->w[k]) || !(e->w[k] > 0)) {
-            rc = -EINVAL;
-            goto out;
-        }
-        if (e->i[k] != e->j[k]) {
-            deg[e->i[k] + 1]++;
-            deg[e->j[k] + 1]++;
-        }
-    }
+    if ((rc = edges_scatter(src, n, deg, NULL)) != 0)
+        goto out;
     for (uint32_t i = 0; i < n; i++)
         deg[i + 1] += deg[i];
     adj = malloc((deg[n] ? deg[n] : 1) * sizeof(*adj));
@@ -257,13 +297,7 @@ int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
         goto out;
     }
     memcpy(fill, deg, ((size_t)n + 1) * sizeof(*fill));
-    for (size_t k = 0; k < e->m; k++) {
-        if (e->i[k] == e->j[k])
-            continue;
-        uint64_t d = float_bits(e->w[k]);
-        adj[fill[e->i[k]]++] = (uint64_t)e->j[k] << 32 | d;
-        adj[fill[e->j[k]]++] = (uint64_t)e->i[k] << 32 | d;
-    }
+    edges_scatter(src, n, fill, adj);
     free(fill);
     build_job_t job = {adj, deg, uniq, {{0}}};
     rc = seen_init(&job, n, n);
@@ -300,6 +334,19 @@ out:
     free(deg);
     free(uniq);
     return rc;
+}
+
+int graph_build(uint32_t n, const graph_edges_t *e, graph_t *out)
+{
+    edge_src_t src = {e, NULL, NULL, NULL};
+    return build_from(n, &src, out);
+}
+
+int graph_build_rows(uint32_t n, const uint32_t *cnt, uint32_t *const *col, float *const *dist,
+                     graph_t *out)
+{
+    edge_src_t src = {NULL, cnt, col, dist};
+    return build_from(n, &src, out);
 }
 
 typedef struct update_job {

@@ -237,21 +237,6 @@ static void state_adopt(refresh_state_t *st, reader_t *r, uint64_t *keys, uint32
     st->n = n;
 }
 
-static int build_t(uint32_t n, const uint32_t *cnt, uint32_t *const *col, float *const *dist,
-                   graph_t *out)
-{
-    graph_edges_t e;
-    graph_edges_init(&e);
-    int rc = 0;
-    for (uint32_t i = 0; i < n && rc == 0; i++)
-        for (uint32_t q = 0; q < cnt[i] && rc == 0; q++)
-            rc = graph_edges_add(&e, i, col[i][q], dist[i][q]);
-    if (rc == 0)
-        rc = graph_build(n, &e, out);
-    graph_edges_destroy(&e);
-    return rc;
-}
-
 static int same_keys(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
 {
     return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
@@ -574,7 +559,7 @@ out:
 static int same_graph_as_built(const refresh_state_t *st, const graph_t *t)
 {
     graph_t ref = {0};
-    int same = build_t(st->n, st->cnt, st->col, st->dist, &ref) == 0 && ref.n == t->n &&
+    int same = graph_build_rows(st->n, st->cnt, st->col, st->dist, &ref) == 0 && ref.n == t->n &&
                memcmp(ref.row_ptr, t->row_ptr, ((size_t)t->n + 1) * sizeof(uint64_t)) == 0 &&
                memcmp(ref.col, t->col, t->row_ptr[t->n] * sizeof(uint32_t)) == 0 &&
                memcmp(ref.dist, t->dist, t->row_ptr[t->n] * sizeof(float)) == 0;
@@ -715,7 +700,7 @@ static int compute_knn(refresh_state_t *st, graph_t *t, const remap_t *m, const 
     }
     knn_destroy(&st->knn);
     st->knn = fresh;
-    if (st->t.col) { /* else a first run: keep the spare graph_stage made */
+    if (st->t.col) { /* else a first run: the spare comes after its publish (spare_prefault) */
         graph_destroy(&st->spare);
         st->spare = st->t;
     }
@@ -1068,15 +1053,18 @@ static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t
 
 /*
  * After a first full refresh there is no spare T yet (the T before): the next, incremental, T
- * would go to fresh pages, 574 MB at full scale that the kernel clears on first touch (~0.2 s
- * of that refresh). So the spare is made here, touched, with room for a little growth: a
- * restarted daemon's first incremental refresh costs what the later ones do.
+ * would go to fresh pages, 574 MB at full scale that the kernel clears on first touch (~0.2-1 s
+ * of that refresh on this kind of VM). So the spare is made once the snapshot is out, touched,
+ * with room for a little growth: a restarted daemon's first incremental refresh costs what the
+ * later ones do, and its first snapshot does not wait for the spare. A spare that cannot be
+ * had is left to the next refresh (graph_update_delta() allocates what it lacks).
  */
-static int spare_prefault(refresh_state_t *st, const graph_t *t)
+static void spare_prefault(refresh_state_t *st)
 {
     graph_t *g = &st->spare;
-    if (g->col || st->t.col || !t->row_ptr)
-        return 0; /* a spare, or the T before that becomes one (compute_knn) */
+    const graph_t *t = &st->t;
+    if (g->col || !t->col)
+        return;
     g->row_cap = graph_cap_ahead((uint64_t)t->n + 1);
     g->cap = graph_cap_ahead(t->row_ptr[t->n]);
     g->row_ptr = malloc(g->row_cap * sizeof(*g->row_ptr));
@@ -1084,18 +1072,17 @@ static int spare_prefault(refresh_state_t *st, const graph_t *t)
     g->dist = malloc(g->cap * sizeof(*g->dist));
     if (!g->row_ptr || !g->col || !g->dist) {
         graph_destroy(g);
-        return -ENOMEM;
+        return;
     }
     memset(g->row_ptr, 0, g->row_cap * sizeof(*g->row_ptr));
     memset(g->col, 0, g->cap * sizeof(*g->col));
     memset(g->dist, 0, g->cap * sizeof(*g->dist));
-    return 0;
 }
 
 /* T for this run: the last run's T updated where rows changed when incremental, else built. */
-static int graph_stage(refresh_state_t *st, const refresh_state_t *local, const refresh_opts_t *o,
-                       const remap_t *map, const uint8_t *aff, refresh_result_t *r, graph_t *t,
-                       char *err, size_t errlen)
+static int graph_stage(refresh_state_t *st, const refresh_opts_t *o, const remap_t *map,
+                       const uint8_t *aff, refresh_result_t *r, graph_t *t, char *err,
+                       size_t errlen)
 {
     int update = r->incremental && st->t.n == map->n_old;
     if (update) { /* into the spare T's buffers */
@@ -1106,9 +1093,7 @@ static int graph_stage(refresh_state_t *st, const refresh_state_t *local, const 
     }
     int rc = update ? graph_update_delta(&st->t, map->old_of_new, map->new_of_old, st->n, aff,
                                          &map->delta, t)
-                    : build_t(st->n, st->cnt, st->col, st->dist, t);
-    if (rc == 0 && !update && st != local)
-        rc = spare_prefault(st, t);
+                    : graph_build_rows(st->n, st->cnt, st->col, st->dist, t);
     r->graph_rows = st->n;
     for (uint32_t i = 0; update && i < st->n; i++)
         r->graph_rows -= !aff[i];
@@ -1184,7 +1169,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
         goto out;
     r->t_read = now_s() - t1;
     t1 = now_s();
-    if ((rc = graph_stage(st, &local, o, &map, aff, r, &t, err, errlen)) != 0)
+    if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
     r->t_graph = now_s() - t1;
     t1 = now_s();
@@ -1213,6 +1198,8 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     if (o->progress)
         o->progress(o->progress_ud, "publish", 1);
     st->valid = 1;
+    if (st != &local)
+        spare_prefault(st);
 out:
     if (rc != 0 && rc != ATL_ENOTFOUND)
         st->valid = 0; /* the next run starts from the store again */

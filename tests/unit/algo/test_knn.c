@@ -402,6 +402,55 @@ static void test_graph_build_rows(void)
     graph_edges_destroy(&e);
 }
 
+/* graph_build_rows on rows (self loops, duplicates, equal distances, empty rows) gives the bits
+ * of graph_build on the same edges listed row by row; an invalid entry is -EINVAL either way */
+static void test_graph_build_from_rows(void)
+{
+    enum { N = 150, MAXC = 90 };
+
+    static uint32_t colv[N][MAXC], cnt[N];
+    static float distv[N][MAXC];
+    uint32_t *col[N];
+    float *dist[N];
+    rng_t r;
+    rng_init(&r, 91);
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < N; i++) {
+        cnt[i] = i % 17 == 0 ? 0 : (uint32_t)rng_below(&r, MAXC);
+        col[i] = colv[i], dist[i] = distv[i];
+        for (uint32_t q = 0; q < cnt[i]; q++) {
+            colv[i][q] = (uint32_t)rng_below(&r, N);
+            distv[i][q] = (float)(1 + rng_below(&r, 40)) / 8.0f;
+            E(graph_edges_add(&e, i, colv[i][q], distv[i][q]));
+        }
+    }
+    graph_t a, b;
+    E(graph_build(N, &e, &a));
+    E(graph_build_rows(N, cnt, col, dist, &b));
+    CHECK(a.row_ptr[N] > 5000);
+    for (uint32_t i = 0; i <= N; i++)
+        CHECK_EQ(a.row_ptr[i], b.row_ptr[i]);
+    for (uint64_t k = 0; k < a.row_ptr[N]; k++) {
+        CHECK_EQ(a.col[k], b.col[k]);
+        CHECK(a.dist[k] == b.dist[k]);
+    }
+    graph_destroy(&a);
+    graph_destroy(&b);
+    graph_edges_destroy(&e);
+    float bad[] = {0.0f, NAN, -1.0f};
+    for (int t = 0; t < 4; t++) { /* a column past n, a zero, NaN or negative distance */
+        uint32_t c0 = colv[1][0];
+        float d0 = distv[1][0];
+        if (t == 3)
+            colv[1][0] = N;
+        else
+            distv[1][0] = bad[t];
+        CHECK_EQ(graph_build_rows(N, cnt, col, dist, &a), -EINVAL);
+        colv[1][0] = c0, distv[1][0] = d0;
+    }
+}
+
 /* graph_prune_row against a full sort: random rows with many equal S (ties go to the lower
  * column), sorted and reversed input, every keep from 0 to past the candidates. */
 static int by_prune_order(const void *x, const void *y)
@@ -508,6 +557,7 @@ int main(void)
 {
     test_buffer_headroom();
     test_graph_build_rows();
+    test_graph_build_from_rows();
     test_oom();
     test_graph_update();
     test_rows_affected();
