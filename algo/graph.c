@@ -699,50 +699,79 @@ int graph_pruner_init(graph_pruner_t *p, size_t top, double min_s)
     memset(p, 0, sizeof(*p));
     if (top == 0)
         return -EINVAL;
-    graph_edges_init(&p->edges);
     p->top = top;
     p->min_s = min_s;
+    return 0;
+}
+
+/* *@p a (of *@p cap elements of @p size bytes) holding at least @p want, doubling */
+static int grow_to(void **a, size_t *cap, size_t want, size_t size)
+{
+    if (want <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 1024;
+    while (c < want)
+        c *= 2;
+    void *q = realloc(*a, c * size);
+    if (!q)
+        return -ENOMEM;
+    *a = q, *cap = c;
     return 0;
 }
 
 int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, const double *s,
                      size_t n)
 {
-    if (n > p->cap) {
-        size_t cap = n * 2;
-        graph_prune_slot_t *a = realloc(p->scratch, cap * sizeof(*a));
-        if (!a)
-            return -ENOMEM;
-        p->scratch = a;
-        uint32_t *b = realloc(p->col, cap * sizeof(*b));
-        if (!b)
-            return -ENOMEM;
-        p->col = b;
-        float *c = realloc(p->dist, cap * sizeof(*c));
-        if (!c)
-            return -ENOMEM;
-        p->dist = c;
-        p->cap = cap;
-    }
-    size_t k = graph_prune_row(cols, s, n, p->top, p->min_s, p->col, p->dist, p->scratch);
-    for (size_t i = 0; i < k; i++) {
-        int rc = graph_edges_add(&p->edges, row, p->col[i], p->dist[i]);
-        if (rc != 0)
-            return rc;
-    }
+    size_t keep = n < p->top ? n : p->top, col_cap = p->kept_cap, rows_cap = p->rows_cap;
+    if (grow_to((void **)&p->scratch, &p->cap, n, sizeof(*p->scratch)) ||
+        grow_to((void **)&p->col, &col_cap, p->kept + keep, sizeof(*p->col)) ||
+        grow_to((void **)&p->dist, &p->kept_cap, p->kept + keep, sizeof(*p->dist)) ||
+        grow_to((void **)&p->row, &rows_cap, p->n_rows + 1, sizeof(*p->row)) ||
+        grow_to((void **)&p->start, &p->rows_cap, p->n_rows + 1, sizeof(*p->start)))
+        return -ENOMEM;
+    size_t k = graph_prune_row(cols, s, n, p->top, p->min_s, p->col + p->kept, p->dist + p->kept,
+                               p->scratch);
+    p->row[p->n_rows] = row, p->start[p->n_rows++] = p->kept;
+    p->kept += k;
     return 0;
+}
+
+int graph_pruners_finish(graph_pruner_t *const *p, unsigned np, uint32_t n, graph_t *out)
+{
+    uint32_t *cnt = calloc((size_t)n + 1, sizeof(*cnt));
+    uint32_t **col = calloc((size_t)n + 1, sizeof(*col));
+    float **dist = calloc((size_t)n + 1, sizeof(*dist));
+    uint8_t *fed = calloc((size_t)n + 1, 1);
+    int rc = cnt && col && dist && fed ? 0 : -ENOMEM;
+    for (unsigned q = 0; q < np && rc == 0; q++)
+        for (size_t r = 0; r < p[q]->n_rows && rc == 0; r++) {
+            uint32_t i = p[q]->row[r];
+            size_t at = p[q]->start[r],
+                   end = r + 1 < p[q]->n_rows ? p[q]->start[r + 1] : p[q]->kept;
+            if (i >= n || fed[i]) {
+                rc = -EINVAL;
+                break;
+            }
+            fed[i] = 1, cnt[i] = (uint32_t)(end - at);
+            col[i] = p[q]->col + at, dist[i] = p[q]->dist + at;
+        }
+    if (rc == 0)
+        rc = graph_build_rows(n, cnt, col, dist, out);
+    free(cnt), free(col), free(dist), free(fed);
+    return rc;
 }
 
 int graph_pruner_finish(graph_pruner_t *p, uint32_t n, graph_t *out)
 {
-    return graph_build(n, &p->edges, out);
+    return graph_pruners_finish(&p, 1, n, out);
 }
 
 void graph_pruner_destroy(graph_pruner_t *p)
 {
-    graph_edges_destroy(&p->edges);
     free(p->scratch);
     free(p->col);
     free(p->dist);
+    free(p->row);
+    free(p->start);
     memset(p, 0, sizeof(*p));
 }

@@ -71,26 +71,36 @@ int graph_build_rows(uint32_t n, const uint32_t *cnt, uint32_t *const *col, floa
 
 /**
  * Builds T row by row (DESIGN §3): feed each row's S entries over retained columns, then
- * finish into a symmetric CSR graph. Rows may come in any order, each at most once.
+ * finish into a symmetric CSR graph. Rows may come in any order, each at most once; several
+ * pruners (one a thread) may share the rows and finish together. Each row's kept entries are
+ * stored as they come (no edge list); T does not depend on the order the rows came in.
  */
 typedef struct graph_pruner {
-    graph_edges_t edges;
     size_t top;
     double min_s;
-    graph_prune_slot_t *scratch;
-    uint32_t *col;
-    float *dist;
+    graph_prune_slot_t *scratch; /* one row's candidates */
     size_t cap;
+    uint32_t *col; /* every fed row's kept entries, in the order the rows came */
+    float *dist;
+    size_t kept, kept_cap;
+    uint32_t *row; /* the rows fed, and where each one's entries start in col and dist */
+    size_t *start;
+    size_t n_rows, rows_cap;
 } graph_pruner_t;
 
 /** @return 0 or -EINVAL (top 0). */
 int graph_pruner_init(graph_pruner_t *p, size_t top, double min_s);
 
-/** Prune one row and keep its edges. @return 0 or -ENOMEM. */
+/** Prune one row and keep its entries. @return 0 or -ENOMEM. */
 int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, const double *s,
                      size_t n);
 
-/** Build T on @p n nodes from the rows fed so far (graph_build()). */
+/** Build T on @p n nodes from the rows fed so far to the @p np pruners @p p together
+ * (graph_build_rows()). @return 0, -EINVAL (a row >= n or fed twice, or what graph_build()
+ * rejects), -ENOMEM. */
+int graph_pruners_finish(graph_pruner_t *const *p, unsigned np, uint32_t n, graph_t *out);
+
+/** graph_pruners_finish() of one pruner. */
 int graph_pruner_finish(graph_pruner_t *p, uint32_t n, graph_t *out);
 
 void graph_pruner_destroy(graph_pruner_t *p);

@@ -96,11 +96,9 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
     }
     if (rc == 0)
         rc = par_for(2, 1, threads > 1 ? 2 : 1, prune_half_cb, h);
-    const graph_edges_t *e1 = &h[1].p.edges;
-    for (size_t x = 0; x < e1->m && rc == 0; x++)
-        rc = graph_edges_add(&h[0].p.edges, e1->i[x], e1->j[x], e1->w[x]);
+    graph_pruner_t *both[2] = {&h[0].p, &h[1].p};
     if (rc == 0)
-        rc = graph_pruner_finish(&h[0].p, n, t);
+        rc = graph_pruners_finish(both, 2, n, t);
 out:
     graph_pruner_destroy(&h[0].p);
     graph_pruner_destroy(&h[1].p);
@@ -110,25 +108,33 @@ out:
     return rc;
 }
 
-static int prune_row_cb(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
+static int prune_row_cb(void *ud, unsigned tid, uint32_t row, const uint32_t *cols, const double *s,
+                        size_t n)
 {
-    return graph_pruner_row(ud, row, cols, s, n);
+    graph_pruner_t *p = ud;
+    return graph_pruner_row(&p[tid], row, cols, s, n);
 }
 
-int embed_graph_from_store(store_t *s, uint32_t top, uint64_t **keys, uint32_t *n, graph_t *t)
+int embed_graph_from_store(store_t *s, uint32_t top, unsigned threads, uint64_t **keys, uint32_t *n,
+                           graph_t *t)
 {
-    graph_pruner_t p;
+    graph_pruner_t p[2];
+    graph_pruner_t *both[2] = {&p[0], &p[1]};
     uint64_t *k = NULL;
     uint32_t nk = 0;
-    int rc = graph_pruner_init(&p, top, GRAPH_MIN_S_DEFAULT);
-    if (rc != 0)
-        return rc;
-    if ((rc = store_retained_rows(s, GRAPH_MIN_S_DEFAULT, prune_row_cb, &p, &k, &nk)) == 0 &&
+    threads = threads > 1 ? 2 : 1;
+    int rc = graph_pruner_init(&p[0], top, GRAPH_MIN_S_DEFAULT);
+    if (graph_pruner_init(&p[1], top, GRAPH_MIN_S_DEFAULT) != 0 && rc == 0)
+        rc = -EINVAL;
+    if (rc == 0 &&
+        (rc = store_retained_rows_par(s, NULL, 0, GRAPH_MIN_S_DEFAULT, threads, NULL, prune_row_cb,
+                                      p, &k, &nk)) == 0 &&
         nk < 2)
         rc = ATL_ENOTFOUND;
     if (rc == 0)
-        rc = graph_pruner_finish(&p, nk, t);
-    graph_pruner_destroy(&p);
+        rc = graph_pruners_finish(both, 2, nk, t);
+    graph_pruner_destroy(&p[0]);
+    graph_pruner_destroy(&p[1]);
     if (rc != 0) {
         free(k);
         return rc;

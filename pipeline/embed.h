@@ -38,11 +38,13 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
                            int no_prune, unsigned threads, graph_t *t);
 
 /**
- * T from a store's retained graph, each row pruned as it streams out of one read snapshot.
+ * T from a store's retained graph, each row pruned as it streams out of one read snapshot,
+ * the rows read and pruned on @p threads threads (1 or 2; T is the same for either).
  * @param[out] keys retained item keys, sorted (malloc'd; the caller frees), and their count.
  * @return 0, ATL_ENOTFOUND (fewer than 2 retained items), or a store error.
  */
-int embed_graph_from_store(store_t *s, uint32_t top, uint64_t **keys, uint32_t *n, graph_t *t);
+int embed_graph_from_store(store_t *s, uint32_t top, unsigned threads, uint64_t **keys, uint32_t *n,
+                           graph_t *t);
 
 /**
  * The MDE stage: kNN edges -> MDE from a random start, or warm from @p x where @p placed says

@@ -465,7 +465,8 @@ static int load_store(const embed_args_t *a, embed_input_t *in)
     int rc = cli_store_open("embed", a->db, 1, &s);
     if (rc != 0)
         return rc;
-    rc = embed_graph_from_store(s, (uint32_t)a->top, &in->keys, &in->n, &in->t);
+    rc = embed_graph_from_store(s, (uint32_t)a->top, (unsigned)a->threads, &in->keys, &in->n,
+                                &in->t);
     store_close(s);
     in->t_load = cli_now() - t0;
     if (rc == ATL_ENOTFOUND)

@@ -451,6 +451,63 @@ static void test_graph_build_from_rows(void)
     }
 }
 
+/* Two pruners fed the rows of a random S in a shuffled order and split give, together, the
+ * bits of graph_build on the rows pruned one by one in order; a row fed twice or past n is
+ * -EINVAL. */
+static void test_pruners(void)
+{
+    enum { N = 200, MAXC = 120, TOP = 25 };
+
+    static uint32_t cols[N][MAXC], out_col[MAXC], order[N];
+    static double s[N][MAXC];
+    static float out_dist[MAXC];
+    static graph_prune_slot_t scratch[MAXC];
+    size_t len[N];
+    rng_t r;
+    rng_init(&r, 123);
+    graph_edges_t e;
+    graph_edges_init(&e);
+    for (uint32_t i = 0; i < N; i++) {
+        len[i] = (size_t)rng_below(&r, MAXC);
+        for (size_t q = 0; q < len[i]; q++)
+            cols[i][q] = (uint32_t)rng_below(&r, N), s[i][q] = (double)rng_below(&r, 30) / 4;
+        size_t k = graph_prune_row(cols[i], s[i], len[i], TOP, 2.0, out_col, out_dist, scratch);
+        for (size_t q = 0; q < k; q++)
+            E(graph_edges_add(&e, i, out_col[q], out_dist[q]));
+        order[i] = i;
+    }
+    for (uint32_t i = N - 1; i > 0; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)rng_below(&r, i + 1), t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    graph_pruner_t p[2];
+    graph_pruner_t *both[2] = {&p[0], &p[1]};
+    E(graph_pruner_init(&p[0], TOP, 2.0));
+    E(graph_pruner_init(&p[1], TOP, 2.0));
+    for (uint32_t q = 0; q < N; q++) {
+        uint32_t i = order[q];
+        E(graph_pruner_row(&p[q % 3 == 0], i, cols[i], s[i], len[i]));
+    }
+    graph_t a, b;
+    E(graph_build(N, &e, &a));
+    E(graph_pruners_finish(both, 2, N, &b));
+    CHECK(a.row_ptr[N] > 2000);
+    for (uint32_t i = 0; i <= N; i++)
+        CHECK_EQ(a.row_ptr[i], b.row_ptr[i]);
+    for (uint64_t k = 0; k < a.row_ptr[N]; k++) {
+        CHECK_EQ(a.col[k], b.col[k]);
+        CHECK(a.dist[k] == b.dist[k]);
+    }
+    graph_destroy(&a);
+    graph_destroy(&b);
+    CHECK_EQ(graph_pruners_finish(both, 2, N - 1, &a), -EINVAL); /* row N - 1 past n */
+    E(graph_pruner_row(&p[0], order[0], cols[order[0]], s[order[0]], len[order[0]]));
+    CHECK_EQ(graph_pruners_finish(both, 2, N, &a), -EINVAL); /* a row twice */
+    graph_pruner_destroy(&p[0]);
+    graph_pruner_destroy(&p[1]);
+    graph_edges_destroy(&e);
+}
+
 /* graph_prune_row against a full sort: random rows with many equal S (ties go to the lower
  * column), sorted and reversed input, every keep from 0 to past the candidates. */
 static int by_prune_order(const void *x, const void *y)
@@ -558,6 +615,7 @@ int main(void)
     test_buffer_headroom();
     test_graph_build_rows();
     test_graph_build_from_rows();
+    test_pruners();
     test_oom();
     test_graph_update();
     test_rows_affected();
