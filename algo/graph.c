@@ -704,30 +704,15 @@ int graph_pruner_init(graph_pruner_t *p, size_t top, double min_s)
     return 0;
 }
 
-/* *@p a (of *@p cap elements of @p size bytes) holding at least @p want, doubling */
-static int grow_to(void **a, size_t *cap, size_t want, size_t size)
-{
-    if (want <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 1024;
-    while (c < want)
-        c *= 2;
-    void *q = realloc(*a, c * size);
-    if (!q)
-        return -ENOMEM;
-    *a = q, *cap = c;
-    return 0;
-}
-
 int graph_pruner_row(graph_pruner_t *p, uint32_t row, const uint32_t *cols, const double *s,
                      size_t n)
 {
     size_t keep = n < p->top ? n : p->top, col_cap = p->kept_cap, rows_cap = p->rows_cap;
-    if (grow_to((void **)&p->scratch, &p->cap, n, sizeof(*p->scratch)) ||
-        grow_to((void **)&p->col, &col_cap, p->kept + keep, sizeof(*p->col)) ||
-        grow_to((void **)&p->dist, &p->kept_cap, p->kept + keep, sizeof(*p->dist)) ||
-        grow_to((void **)&p->row, &rows_cap, p->n_rows + 1, sizeof(*p->row)) ||
-        grow_to((void **)&p->start, &p->rows_cap, p->n_rows + 1, sizeof(*p->start)))
+    if (atl_array_grow((void **)&p->scratch, &p->cap, n, sizeof(*p->scratch), 1024) ||
+        atl_array_grow((void **)&p->col, &col_cap, p->kept + keep, sizeof(*p->col), 1024) ||
+        atl_array_grow((void **)&p->dist, &p->kept_cap, p->kept + keep, sizeof(*p->dist), 1024) ||
+        atl_array_grow((void **)&p->row, &rows_cap, p->n_rows + 1, sizeof(*p->row), 1024) ||
+        atl_array_grow((void **)&p->start, &p->rows_cap, p->n_rows + 1, sizeof(*p->start), 1024))
         return -ENOMEM;
     size_t k = graph_prune_row(cols, s, n, p->top, p->min_s, p->col + p->kept, p->dist + p->kept,
                                p->scratch);

@@ -402,6 +402,20 @@ static void test_graph_build_rows(void)
     graph_edges_destroy(&e);
 }
 
+/* @p a and @p b hold the same bits (then both are destroyed) */
+static void check_same_graph(graph_t *a, graph_t *b)
+{
+    CHECK_EQ(a->n, b->n);
+    for (uint32_t i = 0; i <= a->n; i++)
+        CHECK_EQ(a->row_ptr[i], b->row_ptr[i]);
+    for (uint64_t k = 0; k < a->row_ptr[a->n]; k++) {
+        CHECK_EQ(a->col[k], b->col[k]);
+        CHECK(a->dist[k] == b->dist[k]);
+    }
+    graph_destroy(a);
+    graph_destroy(b);
+}
+
 /* graph_build_rows on rows (self loops, duplicates, equal distances, empty rows) gives the bits
  * of graph_build on the same edges listed row by row; an invalid entry is -EINVAL either way */
 static void test_graph_build_from_rows(void)
@@ -429,14 +443,7 @@ static void test_graph_build_from_rows(void)
     E(graph_build(N, &e, &a));
     E(graph_build_rows(N, cnt, col, dist, &b));
     CHECK(a.row_ptr[N] > 5000);
-    for (uint32_t i = 0; i <= N; i++)
-        CHECK_EQ(a.row_ptr[i], b.row_ptr[i]);
-    for (uint64_t k = 0; k < a.row_ptr[N]; k++) {
-        CHECK_EQ(a.col[k], b.col[k]);
-        CHECK(a.dist[k] == b.dist[k]);
-    }
-    graph_destroy(&a);
-    graph_destroy(&b);
+    check_same_graph(&a, &b);
     graph_edges_destroy(&e);
     float bad[] = {0.0f, NAN, -1.0f};
     for (int t = 0; t < 4; t++) { /* a column past n, a zero, NaN or negative distance */
@@ -492,14 +499,7 @@ static void test_pruners(void)
     E(graph_build(N, &e, &a));
     E(graph_pruners_finish(both, 2, N, &b));
     CHECK(a.row_ptr[N] > 2000);
-    for (uint32_t i = 0; i <= N; i++)
-        CHECK_EQ(a.row_ptr[i], b.row_ptr[i]);
-    for (uint64_t k = 0; k < a.row_ptr[N]; k++) {
-        CHECK_EQ(a.col[k], b.col[k]);
-        CHECK(a.dist[k] == b.dist[k]);
-    }
-    graph_destroy(&a);
-    graph_destroy(&b);
+    check_same_graph(&a, &b);
     CHECK_EQ(graph_pruners_finish(both, 2, N - 1, &a), -EINVAL); /* row N - 1 past n */
     E(graph_pruner_row(&p[0], order[0], cols[order[0]], s[order[0]], len[order[0]]));
     CHECK_EQ(graph_pruners_finish(both, 2, N, &a), -EINVAL); /* a row twice */
