@@ -179,16 +179,52 @@ int store_snapshot_ids(const char *dir, char ***ids_out, size_t *n_out)
     return 0;
 }
 
-/* Delete snapshot @p id's files (missing ones are no error). */
+/* Delete snapshot @p id's files (missing ones are no error): the manifest and sidecars first,
+ * the corpus last, so that a crash half-way leaves a corpus, which is listed and retention
+ * deletes later, never a manifest without its corpus (sweep_orphans). */
 static void unlink_snapshot(const char *dir, const char *id)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, id);
-    unlink(path);
     snprintf(path, sizeof(path), "%s/%s.json", dir, id);
     unlink(path);
     snprintf(path, sizeof(path), "%s/%s.coords", dir, id); /* sidecars of old versions */
     unlink(path);
+    snprintf(path, sizeof(path), "%s/%s", dir, id);
+    unlink(path);
+}
+
+/*
+ * Delete the manifests and sidecars whose corpus is gone and whose id comes before @p newest
+ * (a crash between the unlinks of an older version, or an operator's rm of a corpus): they are
+ * no snapshot, so retention, which lists corpora, never reached them. Best effort.
+ */
+static void sweep_orphans(const char *dir, const char *newest)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    const char *nb = newest;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name), id_len = 0;
+        if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0)
+            id_len = len - 5;
+        else if (len > 7 && strcmp(e->d_name + len - 7, ".coords") == 0)
+            id_len = len - 7;
+        if (id_len == 0 || id_len >= 64 || !store_snapshot_id_valid(e->d_name, id_len))
+            continue;
+        char id[64], path[4096];
+        struct stat st;
+        memcpy(id, e->d_name, id_len);
+        id[id_len] = '\0';
+        const char *ia = id;
+        snprintf(path, sizeof(path), "%s/%s", dir, id);
+        if (cmp_id(&ia, &nb) < 0 && stat(path, &st) != 0 && errno == ENOENT) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
 }
 
 /* Delete all but the newest @p keep of @p ids (sorted, listed before @p newest was published:
@@ -202,6 +238,8 @@ static void retain(const char *dir, char **ids, size_t n, const char *newest, un
         free(ids[i]);
     }
     free(ids);
+    if (keep != UINT_MAX) /* a failed publish deletes nothing */
+        sweep_orphans(dir, newest);
 }
 
 int store_snapshot_publish(const char *dir, const uint8_t *corpus, size_t len, uint32_t items,

@@ -16,7 +16,9 @@
  *  - snapshot ids of one second list in publishing order (corpus_T_10 after corpus_T_9), so
  *    retention keeps the newest.
  */
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "algo/corpus.h"
@@ -462,6 +464,45 @@ static void test_snapshot_order(void)
     check_rmdir(dir);
 }
 
+/* A manifest whose corpus is gone (a crash between the two unlinks of an old snapshot, or an
+ * operator's rm of the corpus) is not a snapshot, so retention never listed it and it stayed
+ * for good; a publish now removes such manifests older than itself, and keeps the others. */
+static void test_snapshot_orphan_manifest(void)
+{
+    char *dir = check_tmpdir("store-orphan");
+    char id[64], path[4200];
+    const long long t = 1600000000;
+    for (int k = 0; k < 3; k++) {
+        snprintf(id, sizeof(id), "corpus_%lld", t + k);
+        touch_snapshot(dir, id);
+    }
+    snprintf(path, sizeof(path), "%s/corpus_%lld", dir, t + 1);
+    CHECK(unlink(path) == 0); /* corpus_(t+1).json is now an orphan */
+    snprintf(path, sizeof(path), "%s/corpus_%lld.json", dir, t - 5);
+    FILE *f = fopen(path, "w"); /* an older orphan, of an old version's sidecar kind too */
+    CHECK(f != NULL);
+    fputs("{}", f);
+    fclose(f);
+    store_snapshot_info_t info;
+    char err[256];
+    struct stat st;
+    E(store_snapshot_publish(dir, (const uint8_t *)"corpus", 6, 1, NULL, 10, &info, err,
+                             sizeof(err)));
+    snprintf(path, sizeof(path), "%s/corpus_%lld.json", dir, t + 1);
+    CHECK(stat(path, &st) != 0 && errno == ENOENT);
+    snprintf(path, sizeof(path), "%s/corpus_%lld.json", dir, t - 5);
+    CHECK(stat(path, &st) != 0 && errno == ENOENT);
+    for (int k = 0; k < 3; k += 2) { /* complete snapshots keep both files (keep 10) */
+        snprintf(path, sizeof(path), "%s/corpus_%lld.json", dir, t + k);
+        CHECK(stat(path, &st) == 0);
+        snprintf(path, sizeof(path), "%s/corpus_%lld", dir, t + k);
+        CHECK(stat(path, &st) == 0);
+    }
+    snprintf(path, sizeof(path), "%s/%s.json", dir, info.id);
+    CHECK(stat(path, &st) == 0);
+    check_rmdir(dir);
+}
+
 /* `latest` naming a snapshot whose corpus is gone is repaired to the newest complete one (it was
  * left alone, so /snapshots/latest answered 404 until the next publish); a good one is kept */
 static void test_snapshot_repair_latest(void)
@@ -701,6 +742,7 @@ int main(void)
     test_rebuild_single_entry_row();
     test_dead_letters();
     test_retained_min_s();
+    test_snapshot_orphan_manifest();
     test_dirty_above_min_s();
     static int perm[N_EVENTS], ident[N_EVENTS];
     char d1[33], d2[33], d3[33], d4[33];
