@@ -395,7 +395,6 @@ static int update_rows(void *ud, unsigned tid, size_t begin, size_t end)
     return 0;
 }
 
-/* @p g with room for n rows, then for w entries: its buffers are kept when large enough. */
 /*
  * A refresh's T alternates between two buffers (graph_update writes the new T into the spare,
  * the old one becomes the next spare), and T's size drifts by about a thousand entries a
@@ -407,6 +406,7 @@ uint64_t graph_cap_ahead(uint64_t need)
     return need + need / 64 + 4096;
 }
 
+/* @p g with room for n rows, then for w entries: its buffers are kept when large enough. */
 static int reserve_rows(graph_t *g, uint32_t n)
 {
     if (!g->row_ptr || g->row_cap < (uint64_t)n + 1) {

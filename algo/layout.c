@@ -165,12 +165,6 @@ static int32_t kd_build(kd_tree_t *t, uint32_t lo, uint32_t hi)
     return id;
 }
 
-/* a kept point of a partial layout and its first coordinate */
-typedef struct kept_pt {
-    double x0;
-    uint32_t id;
-} kept_pt_t;
-
 typedef struct knn_job {
     const kd_tree_t *t;
     uint32_t k;
@@ -179,20 +173,11 @@ typedef struct knn_job {
     const uint32_t *pos;  /* a point's place in the tree's order (the inverse of perm) */
     const uint32_t *rows; /* the queries (NULL: every point) */
     /* bound pass (knn_bound_body): points to test, and the kept points a row may list */
-    const kept_pt_t *kept; /* by first coordinate */
+    const knn_cand_t *kept; /* (first coordinate, index), in that order */
     uint32_t n_kept;
     const double *box;   /* the nodes' bounding boxes (kd_boxes) */
     uint8_t *lists_kept; /* out: the query's k nearest hold a kept point */
 } knn_job_t;
-
-/* kept points by first coordinate, then index (qsort) */
-static int kept_cmp(const void *a, const void *b)
-{
-    const kept_pt_t *p = a, *q = b;
-    if (p->x0 != q->x0)
-        return p->x0 < q->x0 ? -1 : 1;
-    return (p->id > q->id) - (p->id < q->id);
-}
 
 static double sq_dist(const kd_tree_t *t, const double *q, uint32_t j)
 {
@@ -365,12 +350,12 @@ static double *kd_boxes(const kd_tree_t *t)
 }
 
 /* the first of the kept points (by first coordinate) at or after @p x0 */
-static uint32_t kept_first_at(const kept_pt_t *kept, uint32_t n, double x0)
+static uint32_t kept_first_at(const knn_cand_t *kept, uint32_t n, double x0)
 {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (kept[mid].x0 < x0)
+        if (kept[mid].d < x0)
             lo = mid + 1;
         else
             hi = mid;
@@ -379,9 +364,9 @@ static uint32_t kept_first_at(const kept_pt_t *kept, uint32_t n, double x0)
 }
 
 /* the first term of sq_dist(q, kept point) within @p bound */
-static int kept_within(const kept_pt_t *kp, const double *q, double bound)
+static int kept_within(const knn_cand_t *kp, const double *q, double bound)
 {
-    double u = q[0] - kp->x0;
+    double u = q[0] - kp->d;
     return u * u <= bound;
 }
 
@@ -425,9 +410,9 @@ static int knn_bound_body(void *ud, unsigned tid, size_t begin, size_t end)
          * squares is never below its first term, rounded or not, so no other passes the test
          * below; sorted by that coordinate, they are a run around q's */
         for (uint32_t c = mid; c-- > 0 && kept_within(j->kept + c, x, bound);)
-            kept_consider(t, x, j->kept[c].id, &d2, &p);
+            kept_consider(t, x, j->kept[c].i, &d2, &p);
         for (uint32_t c = mid; c < j->n_kept && kept_within(j->kept + c, x, bound); c++)
-            kept_consider(t, x, j->kept[c].id, &d2, &p);
+            kept_consider(t, x, j->kept[c].i, &d2, &p);
         j->lists_kept[q] = (uint8_t)(d2 <= bound && !kd_count_before(t, 0, x, d2, p, k, &count));
     }
     return 0;
@@ -479,13 +464,13 @@ static int partial_knn(const kd_tree_t *t, uint32_t k, const uint8_t *keep, uint
     uint8_t *need = calloc((size_t)n + 1, 1), *done = calloc((size_t)n + 1, 1);
     uint8_t *lists = calloc((size_t)n + 1, 1); /* the row lists a kept point */
     uint32_t *rows = malloc(((size_t)n + 1) * sizeof(*rows));
-    kept_pt_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
+    knn_cand_t *kept = malloc(((size_t)n_kept + 1) * sizeof(*kept));
     int rc = need && done && lists && rows && kept ? 0 : -ENOMEM;
     for (uint32_t i = 0, c = 0; rc == 0 && i < n; i++)
         if (keep[i])
-            kept[c].x0 = t->x[(size_t)i * t->dim], kept[c++].id = i;
+            kept[c++] = (knn_cand_t){t->x[(size_t)i * t->dim], i};
     if (rc == 0)
-        qsort(kept, n_kept, sizeof(*kept), kept_cmp);
+        qsort(kept, n_kept, sizeof(*kept), cand_cmp);
     /* 1. the kept points */
     if (rc == 0) {
         m = rows_pending(keep, done, n, rows);

@@ -123,9 +123,10 @@ int embed_graph_from_store(store_t *s, uint32_t top, unsigned threads, uint64_t 
     uint64_t *k = NULL;
     uint32_t nk = 0;
     threads = threads > 1 ? 2 : 1;
+    memset(p, 0, sizeof(p)); /* both destroyed below, whichever init failed */
     int rc = graph_pruner_init(&p[0], top, GRAPH_MIN_S_DEFAULT);
-    if (graph_pruner_init(&p[1], top, GRAPH_MIN_S_DEFAULT) != 0 && rc == 0)
-        rc = -EINVAL;
+    if (rc == 0)
+        rc = graph_pruner_init(&p[1], top, GRAPH_MIN_S_DEFAULT);
     if (rc == 0 &&
         (rc = store_retained_rows_par(s, NULL, 0, GRAPH_MIN_S_DEFAULT, threads, NULL, prune_row_cb,
                                       p, &k, &nk)) == 0 &&
