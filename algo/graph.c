@@ -263,19 +263,115 @@ static inline int edge_put(uint32_t n, uint64_t *deg, uint64_t *adj, uint32_t i,
     return 0;
 }
 
-/* Each edge of @p src in order through edge_put(); @return -EINVAL at the first invalid one.
- * Rows give the edges (i, col[i][q], dist[i][q]) row by row, as an edge list of them would. */
-static int edges_scatter(const edge_src_t *src, uint32_t n, uint64_t *deg, uint64_t *adj)
+/* Edges [k0, k1) of @p src (an edge list's, or rows [k0, k1)'s) in order through edge_put();
+ * @return -EINVAL at the first invalid one. Rows give the edges (i, col[i][q], dist[i][q]) row
+ * by row, as an edge list of them would. */
+static int edges_scatter(const edge_src_t *src, size_t k0, size_t k1, uint32_t n, uint64_t *deg,
+                         uint64_t *adj)
 {
     int rc = 0;
     if (src->e)
-        for (size_t k = 0; k < src->e->m && rc == 0; k++)
+        for (size_t k = k0; k < k1 && rc == 0; k++)
             rc = edge_put(n, deg, adj, src->e->i[k], src->e->j[k], src->e->w[k]);
     else
-        for (uint32_t i = 0; i < n && rc == 0; i++)
+        for (size_t i = k0; i < k1 && rc == 0; i++)
             for (uint32_t q = 0; q < src->cnt[i] && rc == 0; q++)
-                rc = edge_put(n, deg, adj, i, src->col[i][q], src->dist[i][q]);
+                rc = edge_put(n, deg, adj, (uint32_t)i, src->col[i][q], src->dist[i][q]);
     return rc;
+}
+
+/*
+ * The source in GRAPH_BUILD_THREADS parts, scattered at once: each part counts its entries a
+ * row (deg shifted by one, as edge_put() counts), then writes them from its own offset in each
+ * row, an earlier part's before a later one's: every row gets its entries in the order of one
+ * pass over the source.
+ */
+typedef struct scatter_part {
+    const edge_src_t *src;
+    uint32_t n;
+    size_t k0, k1;
+    uint64_t *deg; /* counts (shifted), then the part's next slot a row */
+    uint64_t *adj; /* NULL while counting */
+    int rc;
+} scatter_part_t;
+
+static int scatter_part_cb(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid, (void)end;
+    scatter_part_t *p = (scatter_part_t *)ud + begin;
+    p->rc = edges_scatter(p->src, p->k0, p->k1, p->n, p->deg, p->adj);
+    return 0;
+}
+
+/* Row starts into @p deg (n + 1) and each entry into @p *adj (allocated here) */
+static int scatter_parts(uint32_t n, const edge_src_t *src, uint64_t *deg, uint64_t **adj)
+{
+    enum { NP = GRAPH_BUILD_THREADS };
+
+    scatter_part_t part[NP];
+    size_t total = src->e ? src->e->m : 0, done = 0;
+    if (!src->e)
+        for (uint32_t i = 0; i < n; i++)
+            total += src->cnt[i];
+    int rc = 0;
+    for (unsigned q = 0; q < NP; q++) { /* about equal entries a part */
+        size_t k0 = q ? part[q - 1].k1 : 0, k1 = k0;
+        if (src->e)
+            k1 = q + 1 == NP ? total : total * (q + 1) / NP;
+        else
+            for (; k1 < n && (q + 1 == NP || done < total * (q + 1) / NP); k1++)
+                done += src->cnt[k1];
+        part[q] =
+            (scatter_part_t){src, n, k0, k1, calloc((size_t)n + 1, sizeof(uint64_t)), NULL, 0};
+        if (!part[q].deg)
+            rc = -ENOMEM;
+    }
+    if (rc == 0)
+        rc = par_for(NP, 1, NP, scatter_part_cb, part);
+    for (unsigned q = 0; q < NP && rc == 0; q++)
+        rc = part[q].rc;
+    if (rc == 0) {
+        uint64_t w = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            deg[i] = w;
+            for (unsigned q = 0; q < NP; q++) {
+                uint64_t c = part[q].deg[i + 1];
+                part[q].deg[i] = w, w += c;
+            }
+        }
+        deg[n] = w;
+        *adj = malloc((w ? w : 1) * sizeof(**adj));
+        if (!*adj)
+            rc = -ENOMEM;
+        for (unsigned q = 0; q < NP; q++)
+            part[q].adj = *adj;
+    }
+    if (rc == 0)
+        rc = par_for(NP, 1, NP, scatter_part_cb, part);
+    for (unsigned q = 0; q < NP; q++)
+        free(part[q].deg);
+    return rc;
+}
+
+/* Rows [begin, end) of T from the rows' unique entries in adj */
+typedef struct copy_job {
+    const uint64_t *adj, *deg, *uniq;
+    graph_t *out;
+} copy_job_t;
+
+static int copy_rows(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    const copy_job_t *j = ud;
+    for (size_t i = begin; i < end; i++) {
+        uint64_t w = j->out->row_ptr[i];
+        for (uint64_t k = 0; k < j->uniq[i]; k++, w++) {
+            uint64_t v = j->adj[j->deg[i] + k];
+            j->out->col[w] = (uint32_t)v;
+            j->out->dist[w] = bits_float((uint32_t)(v >> 32));
+        }
+    }
+    return 0;
 }
 
 static int build_from(uint32_t n, const edge_src_t *src, graph_t *out)
@@ -284,21 +380,13 @@ static int build_from(uint32_t n, const edge_src_t *src, graph_t *out)
     int rc = 0;
     if (!deg)
         return -ENOMEM;
-    if ((rc = edges_scatter(src, n, deg, NULL)) != 0)
+    if ((rc = scatter_parts(n, src, deg, &adj)) != 0)
         goto out;
-    for (uint32_t i = 0; i < n; i++)
-        deg[i + 1] += deg[i];
-    adj = malloc((deg[n] ? deg[n] : 1) * sizeof(*adj));
     uniq = malloc(((size_t)n + 1) * sizeof(*uniq));
-    uint64_t *fill = malloc(((size_t)n + 1) * sizeof(*fill));
-    if (!adj || !fill || !uniq) {
-        free(fill);
+    if (!uniq) {
         rc = -ENOMEM;
         goto out;
     }
-    memcpy(fill, deg, ((size_t)n + 1) * sizeof(*fill));
-    edges_scatter(src, n, fill, adj);
-    free(fill);
     build_job_t job = {adj, deg, uniq, {{0}}};
     rc = seen_init(&job, n, n);
     if (rc == 0)
@@ -320,15 +408,11 @@ static int build_from(uint32_t n, const edge_src_t *src, graph_t *out)
         goto out;
     }
     w = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        out->row_ptr[i] = w;
-        for (uint64_t k = 0; k < uniq[i]; k++, w++) {
-            uint64_t v = adj[deg[i] + k];
-            out->col[w] = (uint32_t)v;
-            out->dist[w] = bits_float((uint32_t)(v >> 32));
-        }
-    }
+    for (uint32_t i = 0; i < n; i++)
+        out->row_ptr[i] = w, w += uniq[i];
     out->row_ptr[n] = w;
+    copy_job_t cj = {adj, deg, uniq, out};
+    rc = par_for(n, 1024, GRAPH_BUILD_THREADS, copy_rows, &cj);
 out:
     free(adj);
     free(deg);

@@ -57,6 +57,70 @@ static int prune_half_cb(void *ud, unsigned tid, size_t begin, size_t end)
 }
 
 /*
+ * The symmetric CSR of S by rank, filled from the edge list's two halves at once: each half
+ * counts its entries a row, then writes them from its own offset in each row, the first half's
+ * before the second's, so every row holds its entries in the order of one pass over the list.
+ */
+typedef struct csr_half {
+    const embed_edges_t *e;
+    const uint32_t *rank;
+    size_t x0, x1;  /* edges of this half */
+    uint64_t *at;   /* per row: the count, then the next slot */
+    uint32_t *cols; /* shared: the halves write disjoint slots */
+    double *s;
+} csr_half_t;
+
+static int csr_count_cb(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid, (void)end;
+    csr_half_t *h = (csr_half_t *)ud + begin;
+    for (size_t x = h->x0; x < h->x1; x++) {
+        h->at[h->rank[h->e->i[x]]]++;
+        h->at[h->rank[h->e->j[x]]]++;
+    }
+    return 0;
+}
+
+static int csr_fill_cb(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid, (void)end;
+    csr_half_t *h = (csr_half_t *)ud + begin;
+    for (size_t x = h->x0; x < h->x1; x++) {
+        uint32_t i = h->rank[h->e->i[x]], j = h->rank[h->e->j[x]];
+        double v = h->e->v[x];
+        h->cols[h->at[i]] = j, h->s[h->at[i]++] = v;
+        h->cols[h->at[j]] = i, h->s[h->at[j]++] = v;
+    }
+    return 0;
+}
+
+/* @p ptr: n + 1 row starts */
+static int csr_build(const embed_edges_t *e, const uint32_t *rank, uint32_t n, unsigned threads,
+                     uint64_t *ptr, uint32_t *cols, double *s)
+{
+    csr_half_t h[2] = {{e, rank, 0, e->m / 2, NULL, cols, s},
+                       {e, rank, e->m / 2, e->m, NULL, cols, s}};
+    h[0].at = calloc((size_t)n + 1, sizeof(*h[0].at));
+    h[1].at = calloc((size_t)n + 1, sizeof(*h[1].at));
+    int rc = h[0].at && h[1].at ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = par_for(2, 1, threads, csr_count_cb, h);
+    if (rc == 0) {
+        uint64_t w = 0;
+        for (uint32_t r = 0; r < n; r++) {
+            uint64_t c0 = h[0].at[r], c1 = h[1].at[r];
+            ptr[r] = w, h[0].at[r] = w, h[1].at[r] = w + c0;
+            w += c0 + c1;
+        }
+        ptr[n] = w;
+        rc = par_for(2, 1, threads, csr_fill_cb, h);
+    }
+    free(h[0].at);
+    free(h[1].at);
+    return rc;
+}
+
+/*
  * Symmetric CSR of S by rank, then the rows pruned into T: the rows in two halves of about equal
  * entries (on two threads unless @p threads is 1), the second half's kept edges appended after the
  * first's (the order of one pass: graph_build's input, so T, is the same).
@@ -66,25 +130,17 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
 {
     if (no_prune)
         return graph_from_distances(e, rank, n, t);
-    uint64_t *ptr = calloc((size_t)n + 2, sizeof(*ptr));
+    threads = threads > 1 ? 2 : 1;
+    uint64_t *ptr = calloc((size_t)n + 1, sizeof(*ptr));
     uint32_t *cols = malloc((2 * e->m + 1) * sizeof(*cols));
     double *s = malloc((2 * e->m + 1) * sizeof(*s));
     prune_half_t h[2];
     memset(h, 0, sizeof(h));
     int rc = ptr && cols && s ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = csr_build(e, rank, n, threads, ptr, cols, s);
     if (rc != 0)
         goto out;
-    for (size_t x = 0; x < e->m; x++) {
-        ptr[rank[e->i[x]] + 2]++;
-        ptr[rank[e->j[x]] + 2]++;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        ptr[i + 2] += ptr[i + 1];
-    for (size_t x = 0; x < e->m; x++) {
-        uint32_t i = rank[e->i[x]], j = rank[e->j[x]];
-        cols[ptr[i + 1]] = j, s[ptr[i + 1]++] = e->v[x];
-        cols[ptr[j + 1]] = i, s[ptr[j + 1]++] = e->v[x];
-    }
     uint32_t mid = 0;
     while (mid < n && ptr[mid] < ptr[n] / 2)
         mid++;
@@ -95,7 +151,7 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
             rc = graph_pruner_init(&h[q].p, top, GRAPH_MIN_S_DEFAULT);
     }
     if (rc == 0)
-        rc = par_for(2, 1, threads > 1 ? 2 : 1, prune_half_cb, h);
+        rc = par_for(2, 1, threads, prune_half_cb, h);
     graph_pruner_t *both[2] = {&h[0].p, &h[1].p};
     if (rc == 0)
         rc = graph_pruners_finish(both, 2, n, t);
