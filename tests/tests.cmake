@@ -75,7 +75,7 @@ atl_fault_inject(test_refresh)
 atl_add_test(test_kafkaconf SOURCES tests/unit/kafkaconf/test_kafkaconf.c LIBS atl_kafkaconf
              LABELS unit)
 atl_add_test(test_embed SOURCES tests/unit/pipeline/test_embed.c LIBS atl_pipeline PkgConfig::CJSON
-             LABELS unit)
+             LABELS unit tsan) # tsan: S's CSR filled from two halves at once
 
 atl_add_script_test(layering tests/layering.sh LABELS unit)
 atl_add_script_test(format-check tests/format_check.sh LABELS unit)
@@ -88,7 +88,7 @@ atl_add_script_test(cli-errors tests/integration/test_cli_errors.sh LABELS integ
 atl_add_test(test_cli SOURCES tests/unit/tools/test_cli.c LIBS atl_tools LABELS unit)
 atl_add_test(test_dump SOURCES tests/unit/tools/test_dump.c LIBS atl_tools PkgConfig::CJSON
              LABELS unit)
-atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit)
+atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS unit tsan) # tsan: graph_build scatters on two threads
 atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit tsan) # tsan: the thread pool (algo/par.c)
 atl_fault_inject(test_mde)
