@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install, build under ASan+UBSan with -Werror, and run every default test (unit, integration,
 # kafka: the real-broker tests); then a ThreadSanitizer build of the tests labelled `tsan` (the
-# store, refresh, scheduler, MDE and layout unit tests: the thread-pool handoffs). Long soak and
-# benchmark runs are separate: see README.md.
+# store, refresh, scheduler, MDE, layout, kNN/T-build and embed unit tests: the thread-pool
+# handoffs and the two-thread T build). Long soak and benchmark runs are separate: see
+# README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # chromium drives the viewer test (headless, from Debian's package); Java and Maven run the real
@@ -16,7 +17,8 @@ ATL_EXTRA_PKGS="$extra" tools/setup.sh build-test -DATL_SANITIZE="address;undefi
 (cd build-test && ctest -L '^(unit|integration|kafka)$' --output-on-failure -j 2 --timeout 600)
 cmake -S . -B build-tsan -DATL_SANITIZE=thread -DATL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     >/dev/null
-cmake --build build-tsan -j "$(nproc)" --target test_store test_refresh test_sched test_mde test_layout
+cmake --build build-tsan -j "$(nproc)" --target test_store test_refresh test_sched test_mde test_layout \
+    test_knn test_embed
 cd build-tsan
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L tsan --output-on-failure -j 2 \
     --timeout 600
