@@ -16,9 +16,10 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
                                    double *restrict coef, size_t n);
 
 /**
- * 3-D F and gradient over edges k < @p n (endpoints @p ei / @p ej, attractive weights @p w, or
- * all repulsive), in single precision on points padded to 4 floats (@p xp, 16-byte aligned);
- * adds coef (x_i - x_j) to row i of @p gp and subtracts it from row j. @return the sum of the
+ * 3-D F and gradient over edges k < @p n (endpoints @p ei / @p ej given as row offsets, 4 x the
+ * point's index; attractive weights @p w, or all repulsive), in single precision on points
+ * padded to 4 floats (@p xp, 16-byte aligned); adds coef (x_i - x_j) to row i of @p gp and
+ * subtracts it from row j. @return the sum of the
  * penalties, without the repulsive edges of coincident points, which are counted in *n_inf instead
  * (+inf each).
  */

@@ -500,6 +500,21 @@ static int reorder(mde_t *m, const adjacency_t *adj)
     return rc;
 }
 
+/* The edges' endpoints as row offsets in the padded rows (4 floats a row: the kernel's address
+ * is then a base and an index, without a shift an endpoint) */
+static int row_offsets(mde_t *m)
+{
+    if (m->n > UINT32_MAX / 4)
+        return -EINVAL;
+    m->oi = malloc((m->m + 1) * sizeof(*m->oi));
+    m->oj = malloc((m->m + 1) * sizeof(*m->oj));
+    if (!m->oi || !m->oj)
+        return -ENOMEM;
+    for (size_t k = 0; k < m->m; k++)
+        m->oi[k] = 4 * m->ei[k], m->oj[k] = 4 * m->ej[k];
+    return 0;
+}
+
 /* Rows of x between the caller's order (old) and the internal one (new). */
 static void to_internal(const mde_t *m, const double *x, double *xi)
 {
@@ -584,6 +599,8 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);
+    if (rc == 0 && o->dim == 3)
+        rc = row_offsets(m);
 out:
     free(adj.ptr);
     free(adj.nbr);
@@ -604,6 +621,8 @@ void mde_destroy(mde_t *m)
     free(m->xo);
     free(m->xp);
     free(m->gp);
+    free(m->oi);
+    free(m->oj);
     free(m->vpart);
     free(m->gram);
     free(m->merged);
@@ -810,8 +829,8 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
     size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
     if (a1 > a0)
-        f += fastmath__mde_eval3(m->xp, g, m->ei + a0, m->ej + a0, m->w + a0, a1 - a0, 0, &n_inf);
-    const uint32_t *ri = m->rep_by_j ? m->ej : m->ei, *rj = m->rep_by_j ? m->ei : m->ej;
+        f += fastmath__mde_eval3(m->xp, g, m->oi + a0, m->oj + a0, m->w + a0, a1 - a0, 0, &n_inf);
+    const uint32_t *ri = m->rep_by_j ? m->oj : m->oi, *rj = m->rep_by_j ? m->oi : m->oj;
     if (r1 > r0) /* (i, j) or (j, i): the penalty and the gradient are symmetric */
         f += fastmath__mde_eval3(m->xp, g, ri + r0, rj + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;

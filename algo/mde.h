@@ -71,6 +71,8 @@ typedef struct mde {
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
     float *xp, *gp;        /* dim 3: x padded to 4 floats a row, and one padded gradient
                             * buffer per thread (NULL for other dimensions) */
+    uint32_t *oi, *oj;     /* dim 3: ei and ej as offsets of rows in xp and gp (4 floats a
+                            * row), what fastmath__mde_eval3 takes */
     int rep_by_j;          /* the 3-D evaluation (only) takes the repulsive edges as (j, i),
                             * see mde.c, repulsive_by_j */
     double xp_t;           /* xp holds x + xp_t d for the iteration's direction d (the direction
@@ -88,7 +90,8 @@ void mde_opts_default(mde_opts_t *o);
 /**
  * Set up the problem: copies @p knn (edges i != j, weights > 0) and samples repulsive pairs.
  * @param[in] keys  per-item stable keys for repulsive sampling streams (NULL: use indices).
- * @return 0, -EINVAL (dim 0 or > MDE_MAX_DIM, bad edge), -ENOMEM. On error nothing to destroy.
+ * @return 0, -EINVAL (dim 0 or > MDE_MAX_DIM, bad edge, 3-D with n > 2^30), -ENOMEM. On error
+ * nothing to destroy.
  */
 int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn,
              const uint64_t *keys);

@@ -258,7 +258,10 @@ static void test_float_kernel(void)
             }
         }
         size_t n_inf = 0;
-        double f = fastmath__mde_eval3(xp, gp, ei, ej, w, NE, repulsive, &n_inf);
+        uint32_t oi[NE], oj[NE]; /* the kernel takes row offsets */
+        for (int k = 0; k < NE; k++)
+            oi[k] = 4 * ei[k], oj[k] = 4 * ej[k];
+        double f = fastmath__mde_eval3(xp, gp, oi, oj, w, NE, repulsive, &n_inf);
         CHECK_EQ(n_inf, (size_t)repulsive);
         fprintf(stderr, "float kernel, %s: F %.9g (double %.9g)\n",
                 repulsive ? "repulsive" : "attractive", f, fref);
@@ -463,7 +466,7 @@ static void test_float_kernel_subnormal(void)
     uint32_t ei[NE], ej[NE];
     float w[NE];
     for (int k = 0; k < NE; k++)
-        ei[k] = 0, ej[k] = 1, w[k] = -1;
+        ei[k] = 0, ej[k] = 4, w[k] = -1; /* row offsets of points 0 and 1 */
     size_t n_inf = 0;
     double f = fastmath__mde_eval3(xp, gp, ei, ej, w, NE, 1, &n_inf);
     fprintf(stderr, "subnormal distances: F %.6g, g %.3g\n", f, (double)gp[0]);
