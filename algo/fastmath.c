@@ -53,9 +53,9 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * Endpoints come as row offsets (4 x the point's index), so an address is a base plus an
  * index, without a shift; the pass stores -coef, so that j's row takes an add whose load folds
  * into it. The scatter was ~17 instructions an edge of the ~41 (callgrind, AVX2 clone); these
- * two, and the branch laid out for a repeating i, took the evaluation from 677M to 573M
- * instructions over 200 iterations of the small graph (its MDE run 0.87 of the time; at full
- * scale, where rows miss the cache, no change).
+ * two, the branch laid out for a repeating i and the scatter two edges an iteration took the
+ * evaluation from 677M to 534M instructions over 200 iterations of the small graph (its MDE run
+ * 0.83-0.87 of the time; at full scale, where rows miss the cache, no change).
  * Coincident points (d = 0) contribute no gradient and no attractive penalty; a repulsive one
  * is counted in *n_inf (its penalty is +inf, which -ffast-math must not see). A d^2 below D2_MIN
  * (points ~1e-19 apart) is raised to it first: -ffast-math's square root, x rsqrt14(x), reads a
@@ -110,6 +110,22 @@ static inline double repulsive_penalty_sum(const float *restrict u)
     for (int j = 0; j < LANES; j++)
         s -= log(prod[j]);
     return s;
+}
+
+/*
+ * One edge of the scatter, t = -coef (x_i - x_j): added to j's row; i's side summed in *acc
+ * (minus the sum) while i repeats, subtracted from i's row when i changes.
+ */
+static inline __attribute__((always_inline)) void
+scatter_edge(float *restrict gp, uint32_t i, uint32_t j, v4f t, uint32_t *cur, v4f *acc)
+{
+    if (__builtin_expect(i != *cur, 0)) {
+        *(v4f *)(gp + (size_t)*cur) -= *acc;
+        *acc = (v4f){0, 0, 0, 0};
+        *cur = i;
+    }
+    *acc += t;
+    *(v4f *)(gp + (size_t)j) += t;
 }
 
 MDE_CLONES_EVAL
@@ -173,17 +189,13 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
         /* scatter: the i side stays in a register while i repeats */
         uint32_t cur = bi[0];
         v4f acc = {0, 0, 0, 0}; /* minus the i side's sum */
-        for (size_t k = 0; k < nb; k++) {
-            uint32_t i = bi[k];
-            v4f t = diff[k] * coef[k]; /* -coef (x_i - x_j) */
-            if (__builtin_expect(i != cur, 0)) {
-                *(v4f *)(gp + (size_t)cur) -= acc;
-                acc = (v4f){0, 0, 0, 0};
-                cur = i;
-            }
-            acc += t;
-            *(v4f *)(gp + (size_t)bj[k]) += t;
+        size_t k = 0;
+        for (; k + 2 <= nb; k += 2) { /* two an iteration: 4% fewer instructions */
+            scatter_edge(gp, bi[k], bj[k], diff[k] * coef[k], &cur, &acc);
+            scatter_edge(gp, bi[k + 1], bj[k + 1], diff[k + 1] * coef[k + 1], &cur, &acc);
         }
+        for (; k < nb; k++)
+            scatter_edge(gp, bi[k], bj[k], diff[k] * coef[k], &cur, &acc);
         *(v4f *)(gp + (size_t)cur) -= acc;
     }
     *n_inf += inf;
