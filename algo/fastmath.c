@@ -130,7 +130,7 @@ scatter_edge(float *restrict gp, uint32_t i, uint32_t j, v4f t, uint32_t *cur, v
 
 MDE_CLONES_EVAL
 double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
-                           const uint32_t *restrict ei, const uint32_t *restrict ej,
+                           const uint32_t *restrict oi, const uint32_t *restrict oj,
                            const float *restrict w, size_t n, int repulsive, size_t *restrict n_inf)
 {
     v4f diff[BLOCK3];
@@ -139,7 +139,7 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
     size_t inf = 0;
     for (size_t k0 = 0; k0 < n; k0 += BLOCK3) {
         size_t nb = n - k0 < BLOCK3 ? n - k0 : BLOCK3, nb_f = nb; /* terms in fb to add */
-        const uint32_t *bi = ei + k0, *bj = ej + k0;
+        const uint32_t *bi = oi + k0, *bj = oj + k0;
         size_t q4 = 0;
         for (; q4 + 4 <= nb; q4 += 4) { /* four edges' squared distances by a 4x4 transpose */
             v4f s[4];

@@ -16,15 +16,14 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
                                    double *restrict coef, size_t n);
 
 /**
- * 3-D F and gradient over edges k < @p n (endpoints @p ei / @p ej given as row offsets, 4 x the
+ * 3-D F and gradient over edges k < @p n (endpoints @p oi / @p oj given as row offsets, 4 x the
  * point's index; attractive weights @p w, or all repulsive), in single precision on points
  * padded to 4 floats (@p xp, 16-byte aligned); adds coef (x_i - x_j) to row i of @p gp and
- * subtracts it from row j. @return the sum of the
- * penalties, without the repulsive edges of coincident points, which are counted in *n_inf instead
- * (+inf each).
+ * subtracts it from row j. @return the sum of the penalties, without the repulsive edges of
+ * coincident points, which are counted in *n_inf instead (+inf each).
  */
 double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
-                           const uint32_t *restrict ei, const uint32_t *restrict ej,
+                           const uint32_t *restrict oi, const uint32_t *restrict oj,
                            const float *restrict w, size_t n, int repulsive,
                            size_t *restrict n_inf);
 

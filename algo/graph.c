@@ -412,7 +412,8 @@ static int build_from(uint32_t n, const edge_src_t *src, graph_t *out)
         out->row_ptr[i] = w, w += uniq[i];
     out->row_ptr[n] = w;
     copy_job_t cj = {adj, deg, uniq, out};
-    rc = par_for(n, 1024, GRAPH_BUILD_THREADS, copy_rows, &cj);
+    if ((rc = par_for(n, 1024, GRAPH_BUILD_THREADS, copy_rows, &cj)) != 0)
+        graph_destroy(out); /* out is written only on success */
 out:
     free(adj);
     free(deg);

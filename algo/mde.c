@@ -504,8 +504,6 @@ static int reorder(mde_t *m, const adjacency_t *adj)
  * is then a base and an index, without a shift an endpoint) */
 static int row_offsets(mde_t *m)
 {
-    if (m->n > UINT32_MAX / 4)
-        return -EINVAL;
     m->oi = malloc((m->m + 1) * sizeof(*m->oi));
     m->oj = malloc((m->m + 1) * sizeof(*m->oj));
     if (!m->oi || !m->oj)
@@ -535,7 +533,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
 {
     memset(m, 0, sizeof(*m));
     if (o->dim == 0 || o->dim > MDE_MAX_DIM || o->memory == 0 || o->repulsive_fraction < 0 ||
-        !(o->eps >= 0) || n == 0)
+        !(o->eps >= 0) || n == 0 || (o->dim == 3 && n > (1u << 30))) /* row offsets: 4 (n - 1) */
         return -EINVAL;
     for (size_t k = 0; k < knn->m; k++)
         if (knn->i[k] >= n || knn->j[k] >= n || knn->i[k] == knn->j[k] || !(knn->w[k] > 0))

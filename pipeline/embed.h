@@ -28,8 +28,8 @@ typedef struct embed_edges {
 
 /**
  * T from an edge list: S pruned per row as the daemon prunes it (top @p top per row, S > 2,
- * distance 1/ln S), or with @p no_prune the edges are T's distances themselves. Rows are pruned
- * on @p threads threads (1 or 2); T is the same for either.
+ * distance 1/ln S), or with @p no_prune the edges are T's distances themselves. S's rows are
+ * gathered and pruned on @p threads threads (1 or 2); T is the same for either.
  * @param[in]  rank node rank of each edge endpoint id (e->i[x], e->j[x] index it).
  * @param[out] t    written on success.
  * @return 0, -EINVAL, -ENOMEM, -EAGAIN (no thread).

@@ -342,6 +342,42 @@ static void test_oom(void)
     graph_destroy(&g);
 }
 
+typedef struct oom_graph {
+    uint32_t n;
+    graph_edges_t e;
+} oom_graph_t;
+
+/* A failed graph_build leaves T empty (its out-parameter is written only on success): the
+ * copy of T's rows on two threads failed after T's arrays were allocated and returned the
+ * error with them still in T, which a caller that frees T only on success leaked. */
+static int oom_graph_run(void *ud)
+{
+    const oom_graph_t *c = ud;
+    graph_t t;
+    memset(&t, 0, sizeof(t));
+    int rc = graph_build(c->n, &c->e, &t);
+    if (rc == 0)
+        graph_destroy(&t);
+    else
+        CHECK(!t.row_ptr && !t.col && !t.dist);
+    return rc;
+}
+
+static void test_graph_build_oom(void)
+{
+    oom_graph_t c = {.n = 300};
+    rng_t r;
+    rng_init(&r, 11);
+    graph_edges_init(&c.e);
+    for (uint32_t k = 0; k < 2000; k++) {
+        uint32_t i = (uint32_t)rng_below(&r, c.n), j = (uint32_t)rng_below(&r, c.n);
+        if (i != j)
+            E(graph_edges_add(&c.e, i, j, (float)(1 + rng_below(&r, 12)) / 8.0f));
+    }
+    CHECK(fault_each(oom_graph_run, &c, "graph_build") > 5);
+    graph_edges_destroy(&c.e);
+}
+
 /* graph_build: both directions, duplicates keep the smallest distance whichever comes first,
  * no self loops, rows by (distance, column). */
 static void test_graph_build_rows(void)
@@ -617,6 +653,7 @@ int main(void)
     test_graph_build_from_rows();
     test_pruners();
     test_oom();
+    test_graph_build_oom();
     test_graph_update();
     test_rows_affected();
     for (uint64_t seed = 1; seed <= 4; seed++) {

@@ -206,7 +206,7 @@ static void test_oom(const graph_edges_t *edges, const double *x, const uint8_t 
  */
 static void test_float_kernel(void)
 {
-    enum { NP = 300, NE = 3000 };
+    enum { NP = 300, NE = 3001 }; /* the last block odd: the scatter's one-edge tail */
 
     static float xp[4 * (NP + 1)] __attribute__((aligned(16)));
     static float gp[4 * (NP + 1)] __attribute__((aligned(16)));
@@ -230,7 +230,7 @@ static void test_float_kernel(void)
             ej[k] = (ej[k] + 1) % NP;
         w[k] = rng_uniform(&r) < 0.5 ? 1.0f : 2.0f;
     }
-    ei[40] = 4, ej[40] = 5; /* (edges 30..39 are i = 3, 40..49 i = 4) */
+    ei[40] = 4, ej[40] = 5; /* (edges 31..40 are i = 3, 41..50 i = 4: 40 joins that run) */
     ei[80] = 8, ej[80] = 9;
     for (int repulsive = 0; repulsive < 2; repulsive++) {
         double fref = 0;
