@@ -244,21 +244,20 @@ typedef struct edge_src {
     float *const *dist;
 } edge_src_t;
 
-/* One edge into adj at its ends' fill positions (when @p adj is set), else validated and
- * counted into deg (shifted by one: deg[i + 1]). Self loops are dropped. */
-static inline int edge_put(uint32_t n, uint64_t *deg, uint64_t *adj, uint32_t i, uint32_t j,
-                           float w)
+/* One edge into adj at its ends' fill positions at[i]++ and at[j]++ (when @p adj is set), else
+ * validated and counted into at[i] and at[j]. Self loops are dropped. */
+static inline int edge_put(uint32_t n, uint64_t *at, uint64_t *adj, uint32_t i, uint32_t j, float w)
 {
     if (!adj && !edge_valid(n, i, j, w))
         return -EINVAL;
     if (i == j)
         return 0;
     if (!adj) {
-        deg[i + 1]++, deg[j + 1]++;
+        at[i]++, at[j]++;
     } else {
         uint64_t d = float_bits(w);
-        adj[deg[i]++] = (uint64_t)j << 32 | d;
-        adj[deg[j]++] = (uint64_t)i << 32 | d;
+        adj[at[i]++] = (uint64_t)j << 32 | d;
+        adj[at[j]++] = (uint64_t)i << 32 | d;
     }
     return 0;
 }
@@ -266,41 +265,40 @@ static inline int edge_put(uint32_t n, uint64_t *deg, uint64_t *adj, uint32_t i,
 /* Edges [k0, k1) of @p src (an edge list's, or rows [k0, k1)'s) in order through edge_put();
  * @return -EINVAL at the first invalid one. Rows give the edges (i, col[i][q], dist[i][q]) row
  * by row, as an edge list of them would. */
-static int edges_scatter(const edge_src_t *src, size_t k0, size_t k1, uint32_t n, uint64_t *deg,
+static int edges_scatter(const edge_src_t *src, size_t k0, size_t k1, uint32_t n, uint64_t *at,
                          uint64_t *adj)
 {
     int rc = 0;
     if (src->e)
         for (size_t k = k0; k < k1 && rc == 0; k++)
-            rc = edge_put(n, deg, adj, src->e->i[k], src->e->j[k], src->e->w[k]);
+            rc = edge_put(n, at, adj, src->e->i[k], src->e->j[k], src->e->w[k]);
     else
         for (size_t i = k0; i < k1 && rc == 0; i++)
             for (uint32_t q = 0; q < src->cnt[i] && rc == 0; q++)
-                rc = edge_put(n, deg, adj, (uint32_t)i, src->col[i][q], src->dist[i][q]);
+                rc = edge_put(n, at, adj, (uint32_t)i, src->col[i][q], src->dist[i][q]);
     return rc;
 }
 
-/*
- * The source in GRAPH_BUILD_THREADS parts, scattered at once: each part counts its entries a
- * row (deg shifted by one, as edge_put() counts), then writes them from its own offset in each
- * row, an earlier part's before a later one's: every row gets its entries in the order of one
- * pass over the source.
- */
-typedef struct scatter_part {
+/* The source in GRAPH_BUILD_THREADS parts of about equal entries, scattered into adj at once
+ * (par_scatter_rows: every row gets its entries in the order of one pass over the source) */
+typedef struct scatter_src {
     const edge_src_t *src;
     uint32_t n;
-    size_t k0, k1;
-    uint64_t *deg; /* counts (shifted), then the part's next slot a row */
-    uint64_t *adj; /* NULL while counting */
-    int rc;
-} scatter_part_t;
+    size_t k[GRAPH_BUILD_THREADS + 1]; /* part q: edges, or rows, [k[q], k[q + 1]) */
+    uint64_t *adj;                     /* allocated between the passes */
+} scatter_src_t;
 
-static int scatter_part_cb(void *ud, unsigned tid, size_t begin, size_t end)
+static int scatter_part_cb(void *ud, unsigned part, int fill, uint64_t *at)
 {
-    (void)tid, (void)end;
-    scatter_part_t *p = (scatter_part_t *)ud + begin;
-    p->rc = edges_scatter(p->src, p->k0, p->k1, p->n, p->deg, p->adj);
-    return 0;
+    scatter_src_t *c = ud;
+    return edges_scatter(c->src, c->k[part], c->k[part + 1], c->n, at, fill ? c->adj : NULL);
+}
+
+static int scatter_alloc(void *ud, uint64_t total)
+{
+    scatter_src_t *c = ud;
+    c->adj = malloc((total ? total : 1) * sizeof(*c->adj));
+    return c->adj ? 0 : -ENOMEM;
 }
 
 /* Row starts into @p deg (n + 1) and each entry into @p *adj (allocated here) */
@@ -308,48 +306,22 @@ static int scatter_parts(uint32_t n, const edge_src_t *src, uint64_t *deg, uint6
 {
     enum { NP = GRAPH_BUILD_THREADS };
 
-    scatter_part_t part[NP];
+    scatter_src_t c = {src, n, {0}, NULL};
     size_t total = src->e ? src->e->m : 0, done = 0;
     if (!src->e)
         for (uint32_t i = 0; i < n; i++)
             total += src->cnt[i];
-    int rc = 0;
-    for (unsigned q = 0; q < NP; q++) { /* about equal entries a part */
-        size_t k0 = q ? part[q - 1].k1 : 0, k1 = k0;
+    for (unsigned q = 0; q < NP; q++) {
+        size_t k1 = c.k[q];
         if (src->e)
             k1 = q + 1 == NP ? total : total * (q + 1) / NP;
         else
             for (; k1 < n && (q + 1 == NP || done < total * (q + 1) / NP); k1++)
                 done += src->cnt[k1];
-        part[q] =
-            (scatter_part_t){src, n, k0, k1, calloc((size_t)n + 1, sizeof(uint64_t)), NULL, 0};
-        if (!part[q].deg)
-            rc = -ENOMEM;
+        c.k[q + 1] = k1;
     }
-    if (rc == 0)
-        rc = par_for(NP, 1, NP, scatter_part_cb, part);
-    for (unsigned q = 0; q < NP && rc == 0; q++)
-        rc = part[q].rc;
-    if (rc == 0) {
-        uint64_t w = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            deg[i] = w;
-            for (unsigned q = 0; q < NP; q++) {
-                uint64_t c = part[q].deg[i + 1];
-                part[q].deg[i] = w, w += c;
-            }
-        }
-        deg[n] = w;
-        *adj = malloc((w ? w : 1) * sizeof(**adj));
-        if (!*adj)
-            rc = -ENOMEM;
-        for (unsigned q = 0; q < NP; q++)
-            part[q].adj = *adj;
-    }
-    if (rc == 0)
-        rc = par_for(NP, 1, NP, scatter_part_cb, part);
-    for (unsigned q = 0; q < NP; q++)
-        free(part[q].deg);
+    int rc = par_scatter_rows(n, NP, NP, scatter_part_cb, scatter_alloc, &c, deg);
+    *adj = c.adj;
     return rc;
 }
 

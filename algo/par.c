@@ -77,6 +77,69 @@ int par_for(size_t n, size_t chunk, unsigned n_threads, par_body_cb body, void *
     return rc ? rc : atomic_load(&job.rc);
 }
 
+/* ---- scatter into rows ------------------------------------------------------------------- */
+
+typedef struct scatter_job {
+    par_scatter_cb cb;
+    void *ud;
+    uint64_t **at; /* per part */
+    int *rc;       /* per part */
+    int fill;
+} scatter_job_t;
+
+static int scatter_body(void *ud, unsigned tid, size_t begin, size_t end)
+{
+    (void)tid;
+    scatter_job_t *j = ud;
+    for (size_t q = begin; q < end; q++)
+        j->rc[q] = j->cb(j->ud, (unsigned)q, j->fill, j->at[q]);
+    return 0;
+}
+
+/* the first part's error, in part order, after a pass */
+static int scatter_pass(scatter_job_t *j, unsigned n_parts, unsigned n_threads)
+{
+    int rc = par_for(n_parts, 1, n_threads, scatter_body, j);
+    for (unsigned q = 0; q < n_parts && rc == 0; q++)
+        rc = j->rc[q];
+    return rc;
+}
+
+int par_scatter_rows(uint32_t n_rows, unsigned n_parts, unsigned n_threads, par_scatter_cb cb,
+                     int (*before_fill)(void *ud, uint64_t total), void *ud, uint64_t *row_start)
+{
+    scatter_job_t j = {cb, ud, calloc(n_parts + 1, sizeof(*j.at)),
+                       calloc(n_parts + 1, sizeof(*j.rc)), 0};
+    int rc = j.at && j.rc ? 0 : -ENOMEM;
+    for (unsigned q = 0; q < n_parts && rc == 0; q++)
+        if (!(j.at[q] = calloc((size_t)n_rows + 1, sizeof(uint64_t))))
+            rc = -ENOMEM;
+    if (rc == 0)
+        rc = scatter_pass(&j, n_parts, n_threads);
+    if (rc == 0) {
+        uint64_t w = 0;
+        for (uint32_t r = 0; r < n_rows; r++) {
+            row_start[r] = w;
+            for (unsigned q = 0; q < n_parts; q++) {
+                uint64_t c = j.at[q][r];
+                j.at[q][r] = w, w += c;
+            }
+        }
+        row_start[n_rows] = w;
+        if (before_fill)
+            rc = before_fill(ud, w);
+    }
+    if (rc == 0) {
+        j.fill = 1;
+        rc = scatter_pass(&j, n_parts, n_threads);
+    }
+    for (unsigned q = 0; j.at && q < n_parts; q++)
+        free(j.at[q]);
+    free(j.at);
+    free(j.rc);
+    return rc;
+}
+
 /* ---- pool -------------------------------------------------------------------------------- */
 
 /*

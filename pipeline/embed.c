@@ -56,68 +56,30 @@ static int prune_half_cb(void *ud, unsigned tid, size_t begin, size_t end)
     return rc;
 }
 
-/*
- * The symmetric CSR of S by rank, filled from the edge list's two halves at once: each half
- * counts its entries a row, then writes them from its own offset in each row, the first half's
- * before the second's, so every row holds its entries in the order of one pass over the list.
- */
-typedef struct csr_half {
+/* The symmetric CSR of S by rank, from the edge list's two halves at once (par_scatter_rows:
+ * every row holds its entries in the order of one pass over the list) */
+typedef struct csr_src {
     const embed_edges_t *e;
     const uint32_t *rank;
-    size_t x0, x1;  /* edges of this half */
-    uint64_t *at;   /* per row: the count, then the next slot */
-    uint32_t *cols; /* shared: the halves write disjoint slots */
+    uint32_t *cols; /* the halves write disjoint slots */
     double *s;
-} csr_half_t;
+} csr_src_t;
 
-static int csr_count_cb(void *ud, unsigned tid, size_t begin, size_t end)
+static int csr_half_cb(void *ud, unsigned part, int fill, uint64_t *at)
 {
-    (void)tid, (void)end;
-    csr_half_t *h = (csr_half_t *)ud + begin;
-    for (size_t x = h->x0; x < h->x1; x++) {
-        h->at[h->rank[h->e->i[x]]]++;
-        h->at[h->rank[h->e->j[x]]]++;
-    }
-    return 0;
-}
-
-static int csr_fill_cb(void *ud, unsigned tid, size_t begin, size_t end)
-{
-    (void)tid, (void)end;
-    csr_half_t *h = (csr_half_t *)ud + begin;
-    for (size_t x = h->x0; x < h->x1; x++) {
-        uint32_t i = h->rank[h->e->i[x]], j = h->rank[h->e->j[x]];
-        double v = h->e->v[x];
-        h->cols[h->at[i]] = j, h->s[h->at[i]++] = v;
-        h->cols[h->at[j]] = i, h->s[h->at[j]++] = v;
-    }
-    return 0;
-}
-
-/* @p ptr: n + 1 row starts */
-static int csr_build(const embed_edges_t *e, const uint32_t *rank, uint32_t n, unsigned threads,
-                     uint64_t *ptr, uint32_t *cols, double *s)
-{
-    csr_half_t h[2] = {{e, rank, 0, e->m / 2, NULL, cols, s},
-                       {e, rank, e->m / 2, e->m, NULL, cols, s}};
-    h[0].at = calloc((size_t)n + 1, sizeof(*h[0].at));
-    h[1].at = calloc((size_t)n + 1, sizeof(*h[1].at));
-    int rc = h[0].at && h[1].at ? 0 : -ENOMEM;
-    if (rc == 0)
-        rc = par_for(2, 1, threads, csr_count_cb, h);
-    if (rc == 0) {
-        uint64_t w = 0;
-        for (uint32_t r = 0; r < n; r++) {
-            uint64_t c0 = h[0].at[r], c1 = h[1].at[r];
-            ptr[r] = w, h[0].at[r] = w, h[1].at[r] = w + c0;
-            w += c0 + c1;
+    const csr_src_t *c = ud;
+    size_t x0 = part ? c->e->m / 2 : 0, x1 = part ? c->e->m : c->e->m / 2;
+    for (size_t x = x0; x < x1; x++) {
+        uint32_t i = c->rank[c->e->i[x]], j = c->rank[c->e->j[x]];
+        if (!fill) {
+            at[i]++, at[j]++;
+            continue;
         }
-        ptr[n] = w;
-        rc = par_for(2, 1, threads, csr_fill_cb, h);
+        double v = c->e->v[x];
+        c->cols[at[i]] = j, c->s[at[i]++] = v;
+        c->cols[at[j]] = i, c->s[at[j]++] = v;
     }
-    free(h[0].at);
-    free(h[1].at);
-    return rc;
+    return 0;
 }
 
 /*
@@ -137,8 +99,9 @@ int embed_graph_from_edges(const embed_edges_t *e, const uint32_t *rank, uint32_
     prune_half_t h[2];
     memset(h, 0, sizeof(h));
     int rc = ptr && cols && s ? 0 : -ENOMEM;
+    csr_src_t c = {e, rank, cols, s};
     if (rc == 0)
-        rc = csr_build(e, rank, n, threads, ptr, cols, s);
+        rc = par_scatter_rows(n, 2, threads, csr_half_cb, NULL, &c, ptr);
     if (rc != 0)
         goto out;
     uint32_t mid = 0;
