@@ -513,6 +513,13 @@ static int row_offsets(mde_t *m)
     return 0;
 }
 
+/* The 3-D kernel's rows (4 floats each, rounded up to a whole cache line) and the bytes of
+ * one thread's gradient buffer */
+static size_t padded_bytes(const mde_t *m)
+{
+    return (((size_t)m->n + 4) & ~(size_t)3) * 4 * sizeof(float);
+}
+
 /* Rows of x between the caller's order (old) and the internal one (new). */
 static void to_internal(const mde_t *m, const double *x, double *xi)
 {
@@ -559,9 +566,8 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     }
     if (o->dim == 3) {
         /* 16-byte rows (never across a cache line); the sizes rounded up to the alignment */
-        size_t row_bytes = 4 * sizeof(float), n_pad = ((size_t)n + 4) & ~(size_t)3;
-        m->xp = aligned_alloc(64, n_pad * row_bytes);
-        m->gp = aligned_alloc(64, n_pad * row_bytes * m->o.n_threads);
+        m->xp = aligned_alloc(64, padded_bytes(m));
+        m->gp = aligned_alloc(64, padded_bytes(m) * m->o.n_threads);
         if (!m->xp || !m->gp) {
             free(m->xp), free(m->gp);
             free(m->ei), free(m->ej), free(m->w), free(m->buf), free(m->hist);
@@ -570,7 +576,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
             return -ENOMEM;
         }
         /* zero from here on: each evaluation's reduction clears what it read */
-        memset(m->gp, 0, n_pad * row_bytes * m->o.n_threads);
+        memset(m->gp, 0, padded_bytes(m) * m->o.n_threads);
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(float) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory, n_vchunks;
@@ -738,6 +744,7 @@ typedef struct eval_job {
     size_t chunk;         /* edges a chunk (dim 3: the number of chunks, see eval3_body) */
     size_t *merged_chunk; /* per chunk, double precision only: merged attractive pairs (the
                            * first MERGED_LIST of them listed in mde_t.merged) */
+    int which;            /* dim 3: MDE_KERNEL_ATTRACTIVE and/or MDE_KERNEL_REPULSIVE */
 } eval_job_t;
 
 #define BLOCK 256
@@ -826,10 +833,10 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     double f = 0;
     size_t a0 = na * c / nc, a1 = na * (c + 1) / nc;
     size_t r0 = na + nr * c / nc, r1 = na + nr * (c + 1) / nc;
-    if (a1 > a0)
+    if (a1 > a0 && (j->which & MDE_KERNEL_ATTRACTIVE))
         f += fastmath__mde_eval3(m->xp, g, m->oi + a0, m->oj + a0, m->w + a0, a1 - a0, 0, &n_inf);
     const uint32_t *ri = m->rep_by_j ? m->oj : m->oi, *rj = m->rep_by_j ? m->oi : m->oj;
-    if (r1 > r0) /* (i, j) or (j, i): the penalty and the gradient are symmetric */
+    if (r1 > r0 && (j->which & MDE_KERNEL_REPULSIVE)) /* (i, j) or (j, i): symmetric */
         f += fastmath__mde_eval3(m->xp, g, ri + r0, rj + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
     return 0;
@@ -1007,7 +1014,7 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
     double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
     size_t n_chunks = nt; /* eval_job_t.chunk: the number of chunks */
-    eval_job_t j = {m, NULL, f_chunk, n_chunks, NULL};
+    eval_job_t j = {m, NULL, f_chunk, n_chunks, NULL, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE};
     par_pool_for(m->pool, n_chunks, 1, eval3_body, &j);
     for (size_t c = 0; c < n_chunks; c++)
         f += f_chunk[c];
@@ -1025,6 +1032,29 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
     if (gtd)
         *gtd = s;
     return f * inv_p;
+}
+
+int mde_kernel_load(mde_t *m, const double *x)
+{
+    if (!m->xp)
+        return -EINVAL;
+    for (size_t k = 0; k < m->nx; k++)
+        if (!isfinite(x[k]))
+            return -EINVAL;
+    to_internal(m, x, m->xo);
+    fastmath__mde_pad3(m->xo, m->xp, m->n);
+    return 0;
+}
+
+double mde_kernel_eval(mde_t *m, int which)
+{
+    unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
+    double f_chunk[64], f = 0;
+    eval_job_t j = {m, NULL, f_chunk, nt, NULL, which};
+    par_pool_for(m->pool, nt, 1, eval3_body, &j);
+    for (size_t c = 0; c < nt; c++)
+        f += f_chunk[c];
+    return f;
 }
 
 /* |x_i - x_j|^2 of edge @p e */
@@ -1188,7 +1218,7 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
     size_t merged_chunk[64], n_merged = 0;
     if (nt > 64)
         nt = 64;
-    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk};
+    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk, 0};
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
@@ -1562,6 +1592,8 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     if (m->o.memory > 64)
         return -EINVAL;
     center(m, x);
+    if (m->gp) /* each evaluation's reduction clears what it read; mde_kernel_eval() does not */
+        memset(m->gp, 0, padded_bytes(m) * m->o.n_threads);
     m->exact = 0;
     m->merged_u[0] = 0; /* no merged_warm_start() from another run */
     m->xp_t = NAN;

@@ -119,6 +119,24 @@ double mde_distortion(const mde_t *m, const double *x);
 /** F(x) and its gradient into @p grad (n x dim). For tests. */
 double mde_eval(const mde_t *m, const double *x, double *grad);
 
+/** Edge sets for mde_kernel_eval() (bits) */
+enum { MDE_KERNEL_ATTRACTIVE = 1, MDE_KERNEL_REPULSIVE = 2 };
+
+/**
+ * For benchmarks of the 3-D evaluation kernel alone (`atlasctl embed --kernel-evals`): @p x
+ * (n x 3, the caller's order) into the kernel's single-precision rows.
+ * @return 0, or -EINVAL (not 3-D, or a non-finite coordinate).
+ */
+int mde_kernel_load(mde_t *m, const double *x);
+
+/**
+ * One evaluation by the 3-D single-precision kernel, as mde_run() makes it, of the edges in
+ * @p which at the rows mde_kernel_load() set, on the pool, without the gradient's reduction:
+ * the per-thread gradients keep adding up (mde_run() clears them first).
+ * @return the sum of those edges' penalties (not averaged).
+ */
+double mde_kernel_eval(mde_t *m, int which);
+
 void mde_destroy(mde_t *m);
 
 #endif

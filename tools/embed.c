@@ -34,7 +34,7 @@
 
 typedef struct embed_args {
     const char *edges, *db, *retained, *init, *out, *knn_out, *labels, *layout_out;
-    uint64_t k, dim, max_iter, seed, threads, top, layout_epochs;
+    uint64_t k, dim, max_iter, seed, threads, top, layout_epochs, kernel_evals;
     double ftol;
     int no_prune, json;
 } embed_args_t;
@@ -656,6 +656,7 @@ static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x,
 
 typedef struct embed_figures {
     double purity, purity_2d, moved_med, moved_p95, t_layout;
+    double kernel_ms[3]; /* --kernel-evals: attractive, repulsive, both */
 } embed_figures_t;
 
 /* Warm start: how far the items that had coordinates moved, as a fraction of the width. */
@@ -699,19 +700,60 @@ static void print_figures(const embed_args_t *a, const embed_input_t *in, const 
                "\"short_rows\":%zu,\"repulsive_edges\":%zu,\"iterations\":%u,\"evaluations\":%u,"
                "\"distortion\":%s,\"grad_norm\":%s,\"threads\":%" PRIu64 ",\"seconds\":{"
                "\"load\":%.3f,\"prune\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f},"
-               "\"purity_2d\":%s,\"peak_rss_mb\":%.1f}\n",
+               "\"purity_2d\":%s,\"peak_rss_mb\":%.1f",
                in->n, json_num(j[0], f->moved_med, "%.5f"), json_num(j[1], f->moved_p95, "%.5f"),
                json_num(j[2], f->purity, "%.4f"), t_edges,
                json_num(j[3], r->knn.max_distance, "%.6g"), r->knn_edges.m, short_rows,
                m->n_repulsive, m->iterations, m->evaluations, json_num(j[4], m->distortion, "%.6f"),
                json_num(j[5], m->grad_norm, "%.3g"), a->threads, in->t_load, in->t_prune, r->t_knn,
                r->t_mde, f->t_layout, json_num(j[6], f->purity_2d, "%.4f"), peak_rss_mb());
-    } else
+        if (a->kernel_evals)
+            printf(",\"kernel\":{\"evals\":%" PRIu64 ",\"attractive_ms\":%.4f,"
+                   "\"repulsive_ms\":%.4f,\"both_ms\":%.4f}",
+                   a->kernel_evals, f->kernel_ms[0], f->kernel_ms[1], f->kernel_ms[2]);
+        printf("}\n");
+    } else {
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
                "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
                "mde %.2f s, peak %.0f MiB\n",
                in->n, t_edges, r->knn_edges.m, short_rows, m->distortion, m->iterations, f->purity,
                in->t_load, in->t_prune, r->t_knn, r->t_mde, peak_rss_mb());
+        if (a->kernel_evals)
+            printf("kernel alone, %" PRIu64 " evaluations: attractive %.3f ms, repulsive %.3f ms, "
+                   "both %.3f ms an evaluation\n",
+                   a->kernel_evals, f->kernel_ms[0], f->kernel_ms[1], f->kernel_ms[2]);
+    }
+}
+
+/*
+ * --kernel-evals: the 3-D evaluation kernel alone, at the final coordinates, on the MDE's own
+ * edges (the same repulsive sample and order) and threads: the attractive edges, the repulsive
+ * ones, then both, each after one evaluation not counted. What an evaluation costs without the
+ * L-BFGS passes that run between evaluations in mde_run() and stream through the same caches.
+ */
+static int time_kernel(const embed_args_t *a, const embed_input_t *in, const embed_result_t *r,
+                       double ms[3])
+{
+    static const int sets[3] = {MDE_KERNEL_ATTRACTIVE, MDE_KERNEL_REPULSIVE,
+                                MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE};
+    mde_opts_t mo;
+    mde_t m;
+    mde_opts_default(&mo);
+    mo.dim = 3, mo.seed = a->seed, mo.n_threads = (unsigned)a->threads;
+    int rc = mde_init(&m, &mo, in->n, &r->knn_edges, in->keys);
+    if (rc != 0)
+        return rc;
+    if ((rc = mde_kernel_load(&m, r->x)) == 0) {
+        for (int s = 0; s < 3; s++) {
+            mde_kernel_eval(&m, sets[s]);
+            double t0 = cli_now();
+            for (uint64_t e = 0; e < a->kernel_evals; e++)
+                mde_kernel_eval(&m, sets[s]);
+            ms[s] = (cli_now() - t0) * 1e3 / (double)a->kernel_evals;
+        }
+    }
+    mde_destroy(&m);
+    return rc;
 }
 
 /* ---- the command ------------------------------------------------------------------------- */
@@ -721,7 +763,7 @@ static int run_embed(const embed_args_t *a)
 {
     embed_input_t in = {0};
     embed_result_t r = {0};
-    embed_figures_t fig = {-1, -1, -1, -1, 0};
+    embed_figures_t fig = {-1, -1, -1, -1, 0, {0, 0, 0}};
     embed_opts_t eo;
     double *x0 = NULL;
     uint8_t *placed = NULL;
@@ -763,6 +805,10 @@ static int run_embed(const embed_args_t *a)
     }
     if (x0)
         moved_figures(x0, r.x, placed, in.n, (uint32_t)a->dim, &fig);
+    if (a->kernel_evals && (rc = time_kernel(a, &in, &r, fig.kernel_ms)) != 0) {
+        fprintf(stderr, "atlasctl embed: --kernel-evals: %s\n", atl_strerror(rc));
+        goto out;
+    }
     print_figures(a, &in, &r, &fig);
 out:
     embed_result_destroy(&r);
@@ -799,11 +845,16 @@ int cmd_embed(int argc, char **argv)
         {"layout-epochs", CLI_U64, &a.layout_epochs, "N",
          "layout SGD epochs (default 0: 500 up to 10,000 items, else 200)"},
         {"json", CLI_FLAG, &a.json, NULL, "print figures as JSON"},
+        {"kernel-evals", CLI_U64, &a.kernel_evals, "N",
+         "then time the 3-D evaluation kernel alone, N evaluations each of the attractive, the "
+         "repulsive and all edges (a benchmark; default 0: off)"},
     };
     /* counts land in uint32_t fields: above UINT32_MAX they would wrap (2^32 iterations were 0) */
     const cli_range_t ranges[] = {
-        {"k", 1, KNN_MAX_K}, {"dim", 1, MDE_MAX_DIM}, {"max-iter", 0, UINT32_MAX},  {"ftol", 0, 1},
-        {"threads", 1, 64},  {"top", 1, UINT32_MAX},  {"layout-epochs", 0, 100000},
+        {"k", 1, KNN_MAX_K},          {"dim", 1, MDE_MAX_DIM},
+        {"max-iter", 0, UINT32_MAX},  {"ftol", 0, 1},
+        {"threads", 1, 64},           {"top", 1, UINT32_MAX},
+        {"layout-epochs", 0, 100000}, {"kernel-evals", 0, 1000000},
     };
     const cli_cmd_t cmd = {"embed",
                            "--edges S.tsv --out COORDS.tsv [options]",
@@ -817,6 +868,10 @@ int cmd_embed(int argc, char **argv)
         return cli_exit(rc);
     if (!a.edges == !a.db) {
         fprintf(stderr, "atlasctl embed: give exactly one of --edges and --db (see --help)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (a.kernel_evals && a.dim != 3) {
+        fprintf(stderr, "atlasctl embed: --kernel-evals times the 3-D kernel: it needs --dim 3\n");
         return CLI_EXIT_USAGE;
     }
     return run_embed(&a) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;

@@ -165,6 +165,16 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/e5.json" ||
 # --no-prune takes T itself (i j distance)
 awk -F'\t' '{ print $1 "\t" $2 "\t" 1 / log($3 > 2 ? $3 : 2.5) }' "$T/S.tsv" >"$T/T.tsv"
 expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c4.tsv"
+# --kernel-evals: the kernel alone, timed per edge set, without changing the coordinates
+atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c6.tsv" --json \
+    --kernel-evals 20 >"$T/e6.json" 2>/dev/null || fail "embed --kernel-evals"
+cmp -s "$T/c4.tsv" "$T/c6.tsv" || fail "embed --kernel-evals changed the coordinates"
+python3 - "$T/e6.json" <<'PY' || fail "embed --kernel-evals: $(cat "$T/e6.json")"
+import json, sys
+k = json.load(open(sys.argv[1]))["kernel"]
+assert k["evals"] == 20 and all(k[p] > 0 for p in ("attractive_ms", "repulsive_ms", "both_ms")), k
+PY
+expect_exit 2 atlasctl embed --edges "$T/T.tsv" --no-prune --dim 2 --kernel-evals 5 --out "$T/x.tsv"
 expect_exit 2 atlasctl embed --edges "$T/S.tsv" --out "$T/x.tsv" --k 0
 expect_exit 1 atlasctl embed --edges "$T/missing.tsv" --out "$T/x.tsv"
 # offline pipeline to snapshots: publish, verify, export, retention, corruption detected

@@ -288,6 +288,7 @@ done <<EOF
 --min-pp import --db $T/r --min-pp -1 $T/h500.csv
 --max-iter embed --edges $T/S.tsv --out $T/x --max-iter 4294967296
 --top embed --edges $T/S.tsv --out $T/x --top 4294967296
+--kernel-evals embed --edges $T/S.tsv --out $T/x --kernel-evals 1000001
 --ftol embed --edges $T/S.tsv --out $T/x --ftol nan
 --ftol embed --edges $T/S.tsv --out $T/x --ftol -1
 --keep rebuild --offline --db $T/s --keep 4294967297

@@ -4,6 +4,7 @@
  * Centered constraint; planted clusters separated (kNN label purity in 3-D); a warm start from
  * converged coordinates converges in few iterations and moves points little; determinism.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -540,6 +541,46 @@ static void test_repulsive_order(const mde_opts_t *opts, const graph_edges_t *ed
     graph_edges_destroy(&ring);
 }
 
+/*
+ * The kernel benchmark's entry points (`atlasctl embed --kernel-evals`): the kernel's penalty
+ * sums agree with the double-precision distortion, the attractive and the repulsive parts add
+ * up to both, and a run after kernel evaluations (which leave the per-thread gradients summed)
+ * gives the same bits as a run on a fresh problem.
+ */
+static void test_kernel_bench(const mde_opts_t *opts, const graph_edges_t *edges)
+{
+    mde_opts_t o = *opts;
+    o.max_iter = 50, o.trace = NULL;
+    mde_t m, m2;
+    mde_result_t r1, r2;
+    double *x = malloc(sizeof(double) * N * 3), *y = malloc(sizeof(double) * N * 3);
+    E(mde_init(&m, &o, N, edges, NULL));
+    mde_coords_random(&m, x);
+    E(mde_kernel_load(&m, x));
+    double fa = mde_kernel_eval(&m, MDE_KERNEL_ATTRACTIVE);
+    double fr = mde_kernel_eval(&m, MDE_KERNEL_REPULSIVE);
+    double fb = mde_kernel_eval(&m, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE);
+    double f = mde_distortion(&m, x);
+    CHECK(fa > 0 && fr > 0);
+    CHECK_NEAR(fa + fr, fb, 1e-12 * fb);
+    CHECK_NEAR(fb / (double)m.m, f, 1e-4 * f);
+    memcpy(y, x, sizeof(double) * N * 3);
+    E(mde_run(&m, x, &r1));
+    E(mde_init(&m2, &o, N, edges, NULL));
+    E(mde_run(&m2, y, &r2));
+    CHECK(memcmp(x, y, sizeof(double) * N * 3) == 0);
+    y[5] = NAN;
+    CHECK_EQ(mde_kernel_load(&m2, y), -EINVAL);
+    mde_destroy(&m);
+    mde_destroy(&m2);
+    o.dim = 2;
+    E(mde_init(&m, &o, N, edges, NULL));
+    CHECK_EQ(mde_kernel_load(&m, x), -EINVAL);
+    mde_destroy(&m);
+    free(x);
+    free(y);
+}
+
 int main(void)
 {
     test_merged_all();
@@ -635,6 +676,7 @@ int main(void)
     mde_destroy(&m2);
     o.n_threads = 2;
     test_repulsive_order(&o, &edges, &res);
+    test_kernel_bench(&o, &edges);
 
     /* warm start from converged coordinates: few iterations, small movement */
     o.max_iter = 2000;
