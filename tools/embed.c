@@ -713,11 +713,19 @@ static void print_figures(const embed_args_t *a, const embed_input_t *in, const 
                    a->kernel_evals, f->kernel_ms[0], f->kernel_ms[1], f->kernel_ms[2]);
         printf("}\n");
     } else {
+        /* figures not computed (no --labels, no --layout) are left out, not shown as -1 */
         printf("items %u, T edges %zu, kNN edges %zu (%zu rows short of k), distortion %.4f "
-               "after %u iterations, label purity %.3f\nload %.2f s, prune %.2f s, knn %.2f s, "
-               "mde %.2f s, peak %.0f MiB\n",
-               in->n, t_edges, r->knn_edges.m, short_rows, m->distortion, m->iterations, f->purity,
-               in->t_load, in->t_prune, r->t_knn, r->t_mde, peak_rss_mb());
+               "after %u iterations",
+               in->n, t_edges, r->knn_edges.m, short_rows, m->distortion, m->iterations);
+        if (f->purity >= 0)
+            printf(", label purity %.3f", f->purity);
+        if (f->purity_2d >= 0)
+            printf(", 2-D label purity %.3f", f->purity_2d);
+        printf("\nload %.2f s, prune %.2f s, knn %.2f s, mde %.2f s", in->t_load, in->t_prune,
+               r->t_knn, r->t_mde);
+        if (a->layout_out)
+            printf(", layout %.2f s", f->t_layout);
+        printf(", peak %.0f MiB\n", peak_rss_mb());
         if (a->kernel_evals)
             printf("kernel alone, %" PRIu64 " evaluations: attractive %.3f ms, repulsive %.3f ms, "
                    "both %.3f ms an evaluation\n",

@@ -165,6 +165,12 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$T/e5.json" ||
 # --no-prune takes T itself (i j distance)
 awk -F'\t' '{ print $1 "\t" $2 "\t" 1 / log($3 > 2 ? $3 : 2.5) }' "$T/S.tsv" >"$T/T.tsv"
 expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c4.tsv"
+# the text figures leave out what was not computed (it printed "label purity -1.000")
+grep -q "purity" "$T/out" && fail "embed without --labels prints a purity: $(cat "$T/out")"
+expect_exit 0 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c7.tsv" \
+    --labels "$T/a.tsv"
+grep -q "distortion [0-9.]* after 50 iterations, label purity 0\.[0-9]*$" "$T/out" ||
+    fail "embed --labels prints no purity: $(cat "$T/out")"
 # --kernel-evals: the kernel alone, timed per edge set, without changing the coordinates
 atlasctl embed --edges "$T/T.tsv" --no-prune --max-iter 50 --out "$T/c6.tsv" --json \
     --kernel-evals 20 >"$T/e6.json" 2>/dev/null || fail "embed --kernel-evals"
