@@ -513,8 +513,8 @@ static int row_offsets(mde_t *m)
     return 0;
 }
 
-/* The 3-D kernel's rows (4 floats each, rounded up to a whole cache line) and the bytes of
- * one thread's gradient buffer */
+/* The bytes of the 3-D kernel's rows, 4 floats each, n rounded up to whole cache lines (each
+ * thread's gradient buffer starts 4 n floats after the previous one, in n_threads such sizes) */
 static size_t padded_bytes(const mde_t *m)
 {
     return (((size_t)m->n + 4) & ~(size_t)3) * 4 * sizeof(float);
@@ -577,6 +577,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
         }
         /* zero from here on: each evaluation's reduction clears what it read */
         memset(m->gp, 0, padded_bytes(m) * m->o.n_threads);
+        memset(m->xp, 0, padded_bytes(m)); /* defined before the first padding */
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(float) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory, n_vchunks;
@@ -1048,6 +1049,9 @@ int mde_kernel_load(mde_t *m, const double *x)
 
 double mde_kernel_eval(mde_t *m, int which)
 {
+    if (!m->xp || which < MDE_KERNEL_ATTRACTIVE ||
+        which > (MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE))
+        return NAN;
     unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
     double f_chunk[64], f = 0;
     eval_job_t j = {m, NULL, f_chunk, nt, NULL, which};
@@ -1581,7 +1585,7 @@ static int apply_step(const mde_t *m, double *x, double t, const double *d, cons
     return 0;
 }
 
-/* Long (about 120 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
+/* Long (about 170 lines) on purpose: one L-BFGS iteration is a sequence of steps sharing a
  * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {

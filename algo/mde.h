@@ -67,7 +67,7 @@ typedef struct mde {
                             * the single-precision F cannot resolve the line search's steps
                             * (x rounded to float moves each distance by ~1e-7 of itself): a
                             * line search that fails or takes many evaluations switches. */
-    double *xo;            /* x in internal order during mde_run */
+    double *xo;            /* x in internal order during mde_run (and mde_kernel_load) */
     struct par_pool *pool; /* n_threads - 1 workers kept for the evaluations */
     float *xp, *gp;        /* dim 3: x padded to 4 floats a row, and one padded gradient
                             * buffer per thread (NULL for other dimensions) */
@@ -124,16 +124,21 @@ enum { MDE_KERNEL_ATTRACTIVE = 1, MDE_KERNEL_REPULSIVE = 2 };
 
 /**
  * For benchmarks of the 3-D evaluation kernel alone (`atlasctl embed --kernel-evals`): @p x
- * (n x 3, the caller's order) into the kernel's single-precision rows.
+ * (n x 3, the caller's order) into the kernel's single-precision rows (mde_t.xo and xp, which
+ * mde_run() sets anew). Not concurrently with mde_run() or mde_kernel_eval() on the same @p m.
+ * @param[in] x  n x 3 coordinates, unchanged.
  * @return 0, or -EINVAL (not 3-D, or a non-finite coordinate).
  */
 int mde_kernel_load(mde_t *m, const double *x);
 
 /**
  * One evaluation by the 3-D single-precision kernel, as mde_run() makes it, of the edges in
- * @p which at the rows mde_kernel_load() set, on the pool, without the gradient's reduction:
- * the per-thread gradients keep adding up (mde_run() clears them first).
- * @return the sum of those edges' penalties (not averaged).
+ * @p which at the rows mde_kernel_load() set (all zero before it), on @p m's pool, without the
+ * gradient's reduction: the per-thread gradients keep adding up (mde_run() clears them
+ * first). Not concurrently with mde_run() or mde_kernel_load() on the same @p m.
+ * @param which  MDE_KERNEL_ATTRACTIVE, MDE_KERNEL_REPULSIVE or both (or-ed).
+ * @return the sum of those edges' penalties (not averaged; +inf if a repulsive pair
+ * coincides), or NAN (not 3-D, or @p which is none of those).
  */
 double mde_kernel_eval(mde_t *m, int which);
 

@@ -727,8 +727,8 @@ static void print_figures(const embed_args_t *a, const embed_input_t *in, const 
             printf(", layout %.2f s", f->t_layout);
         printf(", peak %.0f MiB\n", peak_rss_mb());
         if (a->kernel_evals)
-            printf("kernel alone, %" PRIu64 " evaluations: attractive %.3f ms, repulsive %.3f ms, "
-                   "both %.3f ms an evaluation\n",
+            printf("kernel alone, %" PRIu64 " evaluations: attractive %.4g ms, repulsive %.4g ms, "
+                   "both %.4g ms an evaluation\n",
                    a->kernel_evals, f->kernel_ms[0], f->kernel_ms[1], f->kernel_ms[2]);
     }
 }

@@ -562,6 +562,7 @@ static void test_kernel_bench(const mde_opts_t *opts, const graph_edges_t *edges
     double fb = mde_kernel_eval(&m, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE);
     double f = mde_distortion(&m, x);
     CHECK(fa > 0 && fr > 0);
+    CHECK(isnan(mde_kernel_eval(&m, 0)) && isnan(mde_kernel_eval(&m, 4)));
     CHECK_NEAR(fa + fr, fb, 1e-12 * fb);
     CHECK_NEAR(fb / (double)m.m, f, 1e-4 * f);
     memcpy(y, x, sizeof(double) * N * 3);
@@ -576,6 +577,7 @@ static void test_kernel_bench(const mde_opts_t *opts, const graph_edges_t *edges
     o.dim = 2;
     E(mde_init(&m, &o, N, edges, NULL));
     CHECK_EQ(mde_kernel_load(&m, x), -EINVAL);
+    CHECK(isnan(mde_kernel_eval(&m, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE)));
     mde_destroy(&m);
     free(x);
     free(y);
