@@ -520,6 +520,14 @@ static size_t padded_bytes(const mde_t *m)
     return (((size_t)m->n + 4) & ~(size_t)3) * 4 * sizeof(float);
 }
 
+static int all_finite(const double *x, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return 0;
+    return 1;
+}
+
 /* Rows of x between the caller's order (old) and the internal one (new). */
 static void to_internal(const mde_t *m, const double *x, double *xi)
 {
@@ -575,9 +583,9 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
             memset(m, 0, sizeof(*m));
             return -ENOMEM;
         }
-        /* zero from here on: each evaluation's reduction clears what it read */
-        memset(m->gp, 0, padded_bytes(m) * m->o.n_threads);
-        memset(m->xp, 0, padded_bytes(m)); /* defined before the first padding */
+        /* gp is cleared by mde_run() at its start (then each evaluation's reduction clears
+         * what it read); xp is defined before the first padding */
+        memset(m->xp, 0, padded_bytes(m));
     }
     m->hist = malloc(2 * ((size_t)m->o.memory + 1) * m->nx * sizeof(float) + 1);
     size_t mem = m->o.memory > 64 ? 64 : m->o.memory, n_vchunks;
@@ -1009,16 +1017,29 @@ static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
     }
 }
 
+/* The 3-D evaluation's chunks: one a thread, each into its own gradient buffer */
+static size_t eval3_chunks(const mde_t *m)
+{
+    return m->o.n_threads > 64 ? 64 : m->o.n_threads;
+}
+
+/* The 3-D kernel over the edge sets in @p which, the chunks' gradients into their buffers:
+ * the sum of the chunks' penalties, in chunk order */
+static double eval3_sum(const mde_t *m, int which)
+{
+    double f_chunk[64], f = 0;
+    eval_job_t j = {m, NULL, f_chunk, eval3_chunks(m), NULL, which};
+    par_pool_for(m->pool, j.chunk, 1, eval3_body, &j);
+    for (size_t c = 0; c < j.chunk; c++)
+        f += f_chunk[c];
+    return f;
+}
+
 /* The F and gradient of the points in m->xp, into @p grad; *gtd = grad . d if @p d is set */
 static double eval_padded(const mde_t *m, double *grad, const double *d, double *gtd)
 {
-    unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
-    double f_chunk[64], f = 0, inv_p = m->m ? 1.0 / (double)m->m : 0;
-    size_t n_chunks = nt; /* eval_job_t.chunk: the number of chunks */
-    eval_job_t j = {m, NULL, f_chunk, n_chunks, NULL, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE};
-    par_pool_for(m->pool, n_chunks, 1, eval3_body, &j);
-    for (size_t c = 0; c < n_chunks; c++)
-        f += f_chunk[c];
+    double inv_p = m->m ? 1.0 / (double)m->m : 0;
+    double f = eval3_sum(m, MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE);
     vec_job_t r = {.m = m,
                    .pass = PASS_REDUCE,
                    .n = m->n,
@@ -1027,7 +1048,7 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
                    .d = d,
                    .scale = inv_p,
                    .out = grad,
-                   .n_vec = (int)n_chunks};
+                   .n_vec = (int)eval3_chunks(m)};
     double s;
     vec_run(m, &r, &s);
     if (gtd)
@@ -1037,11 +1058,8 @@ static double eval_padded(const mde_t *m, double *grad, const double *d, double 
 
 int mde_kernel_load(mde_t *m, const double *x)
 {
-    if (!m->xp)
+    if (!m->xp || !all_finite(x, m->nx))
         return -EINVAL;
-    for (size_t k = 0; k < m->nx; k++)
-        if (!isfinite(x[k]))
-            return -EINVAL;
     to_internal(m, x, m->xo);
     fastmath__mde_pad3(m->xo, m->xp, m->n);
     return 0;
@@ -1052,13 +1070,7 @@ double mde_kernel_eval(mde_t *m, int which)
     if (!m->xp || which < MDE_KERNEL_ATTRACTIVE ||
         which > (MDE_KERNEL_ATTRACTIVE | MDE_KERNEL_REPULSIVE))
         return NAN;
-    unsigned nt = m->o.n_threads > 64 ? 64 : m->o.n_threads;
-    double f_chunk[64], f = 0;
-    eval_job_t j = {m, NULL, f_chunk, nt, NULL, which};
-    par_pool_for(m->pool, nt, 1, eval3_body, &j);
-    for (size_t c = 0; c < nt; c++)
-        f += f_chunk[c];
-    return f;
+    return eval3_sum(m, which);
 }
 
 /* |x_i - x_j|^2 of edge @p e */
@@ -1589,10 +1601,7 @@ static int apply_step(const mde_t *m, double *x, double t, const double *d, cons
  * dozen workspace vectors; split, each piece would take most of them as arguments. */
 static int run_internal(mde_t *m, double *x, mde_result_t *res)
 {
-    size_t nx = m->nx, stride = (size_t)m->o.memory + 1;
-    for (size_t k = 0; k < nx; k++)
-        if (!isfinite(x[k]))
-            return -EINVAL;
+    size_t nx = m->nx, stride = (size_t)m->o.memory + 1; /* x: mde_run() checked it is finite */
     if (m->o.memory > 64)
         return -EINVAL;
     center(m, x);
@@ -1765,9 +1774,8 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
 
 int mde_run(mde_t *m, double *x, mde_result_t *res)
 {
-    for (size_t k = 0; k < m->nx; k++)
-        if (!isfinite(x[k]))
-            return -EINVAL;
+    if (!all_finite(x, m->nx))
+        return -EINVAL;
     to_internal(m, x, m->xo);
     int rc = run_internal(m, m->xo, res);
     to_external(m, m->xo, x);
