@@ -91,6 +91,7 @@ void mde_opts_default(mde_opts_t *o)
     o->trace = NULL;
     o->progress = NULL;
     o->progress_ud = NULL;
+    o->clock = NULL;
 }
 
 /* ---- problem set-up ---------------------------------------------------------------------- */
@@ -597,10 +598,11 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->merged = malloc((size_t)m->o.n_threads * MERGED_LIST * sizeof(size_t));
     m->merged_u =
         calloc(1 + (size_t)m->o.n_threads * MERGED_LIST * ((size_t)o->dim + 1), sizeof(double));
+    m->passes = calloc(1, sizeof(*m->passes));
     adjacency_t adj = {0};
     int rc = 0;
     if (!m->ei || !m->ej || !m->w || !m->buf || !m->hist || !m->vpart || !m->gram || !m->merged ||
-        !m->merged_u || adjacency_build(n, knn, &adj) != 0) {
+        !m->merged_u || !m->passes || adjacency_build(n, knn, &adj) != 0) {
         rc = -ENOMEM;
         goto out;
     }
@@ -640,6 +642,7 @@ void mde_destroy(mde_t *m)
     free(m->gram);
     free(m->merged);
     free(m->merged_u);
+    free(m->passes);
     par_pool_free(m->pool);
     memset(m, 0, sizeof(*m));
 }
@@ -754,6 +757,7 @@ typedef struct eval_job {
     size_t *merged_chunk; /* per chunk, double precision only: merged attractive pairs (the
                            * first MERGED_LIST of them listed in mde_t.merged) */
     int which;            /* dim 3: MDE_KERNEL_ATTRACTIVE and/or MDE_KERNEL_REPULSIVE */
+    double *t_end;        /* dim 3, with mde_opts_t.clock: when each chunk ended */
 } eval_job_t;
 
 #define BLOCK 256
@@ -848,6 +852,8 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
     if (r1 > r0 && (j->which & MDE_KERNEL_REPULSIVE)) /* (i, j) or (j, i): symmetric */
         f += fastmath__mde_eval3(m->xp, g, ri + r0, rj + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
+    if (m->o.clock)
+        j->t_end[c] = m->o.clock();
     return 0;
 }
 
@@ -917,6 +923,24 @@ typedef struct vec_job {
     double *step;          /* PAIR, 3-D: x to move by t (d - dmean), or NULL */
     const double *dmean;   /* d's column means */
 } vec_job_t;
+
+/* mde_opts_t.clock's time, or 0 without one */
+static double pass_clock(const mde_t *m)
+{
+    return m->o.clock ? m->o.clock() : 0;
+}
+
+/* @p seconds of a vector pass into mde_t.passes (the rare padding pass is in none) */
+static void pass_account(const mde_t *m, int pass, double seconds)
+{
+    mde_passes_t *p = m->passes;
+    if (pass == PASS_PAIR)
+        p->pair += seconds, p->n_pair++;
+    else if (pass == PASS_DIR)
+        p->dir += seconds, p->n_dir++;
+    else if (pass == PASS_REDUCE)
+        p->reduce += seconds, p->n_reduce++;
+}
 
 static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
@@ -1001,7 +1025,10 @@ static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
 {
     size_t n_chunks = (j->n + j->chunk - 1) / j->chunk;
     size_t nt = m->o.n_threads ? m->o.n_threads : 1;
+    double t0 = pass_clock(m);
     par_pool_for(n_chunks >= 2 ? m->pool : NULL, n_chunks, (n_chunks + nt - 1) / nt, vec_body, j);
+    if (m->o.clock)
+        pass_account(m, j->pass, m->o.clock() - t0);
     if (!sums)
         return;
     for (size_t i = 0; i < j->stride; i++)
@@ -1027,9 +1054,16 @@ static size_t eval3_chunks(const mde_t *m)
  * the sum of the chunks' penalties, in chunk order */
 static double eval3_sum(const mde_t *m, int which)
 {
-    double f_chunk[64], f = 0;
-    eval_job_t j = {m, NULL, f_chunk, eval3_chunks(m), NULL, which};
+    double f_chunk[64], t_end[64], f = 0, t0 = pass_clock(m);
+    eval_job_t j = {m, NULL, f_chunk, eval3_chunks(m), NULL, which, t_end};
     par_pool_for(m->pool, j.chunk, 1, eval3_body, &j);
+    if (m->o.clock) {
+        double first = t_end[0], last = t_end[0];
+        for (size_t c = 1; c < j.chunk; c++)
+            first = fmin(first, t_end[c]), last = fmax(last, t_end[c]);
+        m->passes->eval += m->o.clock() - t0, m->passes->n_eval++;
+        m->passes->wait += last - first;
+    }
     for (size_t c = 0; c < j.chunk; c++)
         f += f_chunk[c];
     return f;
@@ -1234,7 +1268,7 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
     size_t merged_chunk[64], n_merged = 0;
     if (nt > 64)
         nt = 64;
-    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk, 0};
+    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk, 0, NULL};
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
@@ -1608,6 +1642,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
     if (m->gp) /* each evaluation's reduction clears what it read; mde_kernel_eval() does not */
         memset(m->gp, 0, padded_bytes(m) * m->o.n_threads);
     m->exact = 0;
+    memset(m->passes, 0, sizeof(*m->passes));
     m->merged_u[0] = 0; /* no merged_warm_start() from another run */
     m->xp_t = NAN;
     int gb = B_G, gpb = B_GPREV; /* buffers of g and g_prev */
@@ -1766,6 +1801,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         res->grad_norm = sqrt(dot(g, g, nx));
         res->n_attractive = m->m_attr;
         res->n_repulsive = m->m - m->m_attr;
+        res->passes = *m->passes;
     }
     if (rc == 0 && m->o.progress)
         m->o.progress(m->o.progress_ud, "mde", 1.0);

@@ -42,7 +42,25 @@ typedef struct mde_opts {
     double *trace;             /* if set, F after each iteration (max_iter entries) */
     atl_progress_cb progress;  /* stage "mde", fraction of max_iter; may cancel */
     void *progress_ud;
+    double (*clock)(void); /* if set, a monotonic clock in seconds, safe to call from any thread:
+                            * mde_run() times its passes with it (mde_result_t.passes; algo/
+                            * reads no clock itself) */
 } mde_opts_t;
+
+/*
+ * Where mde_run()'s time went (mde_opts_t.clock set; zeros otherwise): seconds summed over the
+ * run, and how many times each pass ran. The 3-D single-precision evaluation only: the others
+ * (other dimensions, and 3-D once it goes on in double, mde_t.exact) are in none of these.
+ */
+typedef struct mde_passes {
+    double eval;   /* the evaluation kernel on the pool's threads */
+    double wait;   /* of eval: the thread that finished its share first waiting for the other
+                    * (each evaluation's latest end of a share minus its earliest) */
+    double reduce; /* the gradient's reduction from the threads' buffers */
+    double pair;   /* L-BFGS: the new pair (s, y) and the gradient's dots with the history */
+    double dir;    /* L-BFGS: forming the direction from the history (and the first trial) */
+    uint32_t n_eval, n_reduce, n_pair, n_dir;
+} mde_passes_t;
 
 typedef struct mde_result {
     uint32_t iterations;
@@ -50,6 +68,7 @@ typedef struct mde_result {
     double distortion;    /* F at the returned X */
     double grad_norm;     /* at the returned X */
     size_t n_attractive, n_repulsive;
+    mde_passes_t passes; /* with mde_opts_t.clock */
 } mde_result_t;
 
 typedef struct mde {
@@ -83,6 +102,7 @@ typedef struct mde {
     size_t vec_chunk;      /* elements a chunk of the L-BFGS passes (whole rows), see mde.c */
     size_t row_chunk;      /* rows a chunk of the padding and the gradient's reduction */
     double *gram;          /* L-BFGS: dot products among the stored pairs */
+    mde_passes_t *passes;  /* mde_opts_t.clock: accumulated during mde_run() */
 } mde_t;
 
 void mde_opts_default(mde_opts_t *o);

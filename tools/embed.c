@@ -687,6 +687,35 @@ static const char *json_num(char buf[32], double v, const char *fmt)
     return buf;
 }
 
+/* milliseconds a call of a pass, 0 if it never ran */
+static double ms_per(double seconds, uint32_t calls)
+{
+    return calls ? seconds * 1e3 / calls : 0;
+}
+
+/* mde_result_t.passes: the 3-D single-precision MDE's passes, "mde_passes" in --json */
+static void print_passes_json(const mde_passes_t *p)
+{
+    printf(",\"mde_passes\":{\"eval\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f,"
+           "\"wait_ms\":%.4f},\"reduce\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f},"
+           "\"pair\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f},"
+           "\"dir\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f}}",
+           p->n_eval, p->eval, ms_per(p->eval, p->n_eval), ms_per(p->wait, p->n_eval), p->n_reduce,
+           p->reduce, ms_per(p->reduce, p->n_reduce), p->n_pair, p->pair,
+           ms_per(p->pair, p->n_pair), p->n_dir, p->dir, ms_per(p->dir, p->n_dir));
+}
+
+static void print_passes_text(const mde_passes_t *p)
+{
+    if (!p->n_eval)
+        return;
+    printf(
+        "mde passes: evaluation %.3f s (%u, %.4g ms each, of which %.4g ms waiting for the slower "
+        "thread), reduction %.3f s, L-BFGS pair %.3f s, direction %.3f s\n",
+        p->eval, p->n_eval, ms_per(p->eval, p->n_eval), ms_per(p->wait, p->n_eval), p->reduce,
+        p->pair, p->dir);
+}
+
 static void print_figures(const embed_args_t *a, const embed_input_t *in, const embed_result_t *r,
                           const embed_figures_t *f)
 {
@@ -707,6 +736,7 @@ static void print_figures(const embed_args_t *a, const embed_input_t *in, const 
                m->n_repulsive, m->iterations, m->evaluations, json_num(j[4], m->distortion, "%.6f"),
                json_num(j[5], m->grad_norm, "%.3g"), a->threads, in->t_load, in->t_prune, r->t_knn,
                r->t_mde, f->t_layout, json_num(j[6], f->purity_2d, "%.4f"), peak_rss_mb());
+        print_passes_json(&m->passes);
         if (a->kernel_evals)
             printf(",\"kernel\":{\"evals\":%" PRIu64 ",\"attractive_ms\":%.4f,"
                    "\"repulsive_ms\":%.4f,\"both_ms\":%.4f}",
@@ -726,6 +756,7 @@ static void print_figures(const embed_args_t *a, const embed_input_t *in, const 
         if (a->layout_out)
             printf(", layout %.2f s", f->t_layout);
         printf(", peak %.0f MiB\n", peak_rss_mb());
+        print_passes_text(&m->passes);
         if (a->kernel_evals)
             printf("kernel alone, %" PRIu64 " evaluations: attractive %.4g ms, repulsive %.4g ms, "
                    "both %.4g ms an evaluation\n",
@@ -783,6 +814,7 @@ static int run_embed(const embed_args_t *a)
     eo.k = (uint32_t)a->k, eo.n_threads = (unsigned)a->threads;
     eo.mde.dim = (uint32_t)a->dim, eo.mde.max_iter = (uint32_t)a->max_iter;
     eo.mde.seed = a->seed, eo.mde.ftol = a->ftol;
+    eo.mde.clock = cli_now; /* where the MDE's time went (print_figures) */
     if (a->init && strcmp(a->init, "random") != 0) {
         x0 = xcalloc((size_t)in.n * a->dim + 1, sizeof(*x0));
         if (!(placed = read_init(a->init, &in.names, in.rank, in.n, (uint32_t)a->dim, x0))) {

@@ -583,6 +583,47 @@ static void test_kernel_bench(const mde_opts_t *opts, const graph_edges_t *edges
     free(y);
 }
 
+/* A clock that advances one second a reading: a pass timed by two readings took 1 s */
+static double tick;
+
+static double counting_clock(void)
+{
+    return tick += 1;
+}
+
+/*
+ * mde_result_t.passes with mde_opts_t.clock: every pass of the run counted once, and each timed
+ * by exactly its own readings (one thread: an evaluation reads the clock at its start, at its
+ * one chunk's end and at its end; a vector pass at its start and end). Without a clock, zeros.
+ */
+static void test_passes(const mde_opts_t *opts, const graph_edges_t *edges)
+{
+    mde_opts_t o = *opts;
+    o.max_iter = 40, o.trace = NULL, o.n_threads = 1, o.clock = counting_clock;
+    mde_t m;
+    mde_result_t r;
+    double *x = malloc(sizeof(double) * N * 3);
+    E(mde_init(&m, &o, N, edges, NULL));
+    mde_coords_random(&m, x);
+    E(mde_run(&m, x, &r));
+    const mde_passes_t *p = &r.passes;
+    CHECK(!m.exact); /* all 40 iterations in single precision */
+    CHECK_EQ(p->n_eval, r.evaluations);
+    CHECK_EQ(p->n_reduce, r.evaluations);
+    CHECK_EQ(p->n_pair, r.iterations);
+    CHECK(p->n_dir >= r.iterations && p->n_dir <= 2 * r.iterations);
+    CHECK(p->eval == 2.0 * p->n_eval && p->wait == 0);
+    CHECK(p->reduce == p->n_reduce && p->pair == p->n_pair && p->dir == p->n_dir);
+    mde_destroy(&m);
+    o.clock = NULL;
+    E(mde_init(&m, &o, N, edges, NULL));
+    mde_coords_random(&m, x);
+    E(mde_run(&m, x, &r));
+    CHECK(r.passes.n_eval == 0 && r.passes.eval == 0 && r.passes.dir == 0);
+    mde_destroy(&m);
+    free(x);
+}
+
 int main(void)
 {
     test_merged_all();
@@ -679,6 +720,7 @@ int main(void)
     o.n_threads = 2;
     test_repulsive_order(&o, &edges, &res);
     test_kernel_bench(&o, &edges);
+    test_passes(&o, &edges);
 
     /* warm start from converged coordinates: few iterations, small movement */
     o.max_iter = 2000;
