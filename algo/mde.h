@@ -92,6 +92,9 @@ typedef struct mde {
                             * buffer per thread (NULL for other dimensions) */
     uint32_t *oi, *oj;     /* dim 3: ei and ej as offsets of rows in xp and gp (4 floats a
                             * row), what fastmath__mde_eval3 takes */
+    size_t *cut;           /* dim 3: chunk c of an evaluation takes the attractive edges
+                            * [cut[c], cut[c + 1]) and the repulsive ones [cut[nc + 1 + c],
+                            * cut[nc + 2 + c]), nc chunks (see mde.c, balance_chunks) */
     int rep_by_j;          /* the 3-D evaluation (only) takes the repulsive edges as (j, i),
                             * see mde.c, repulsive_by_j */
     double xp_t;           /* xp holds x + xp_t d for the iteration's direction d (the direction

@@ -624,6 +624,44 @@ static void test_passes(const mde_opts_t *opts, const graph_edges_t *edges)
     free(x);
 }
 
+/* edges plus runs of a repeated first endpoint in [lo, hi): what mde.c balances */
+static double chunk_cost(const uint32_t *first, size_t lo, size_t hi)
+{
+    double c = 0;
+    for (size_t k = lo; k < hi; k++)
+        c += 1 + (k == lo || first[k] != first[k - 1]);
+    return c;
+}
+
+/*
+ * mde_t.cut: the evaluation's chunks partition each edge set in order, and share their cost
+ * (edges plus runs: a run of a first endpoint costs about one edge more) up to the cost of the
+ * edge at a cut, a run's first: 2, with rounding 3 (equal numbers of edges: 9 on this graph).
+ */
+static void test_chunk_cuts(const mde_opts_t *opts, const graph_edges_t *edges)
+{
+    mde_opts_t o = *opts;
+    o.n_threads = 3;
+    mde_t m;
+    E(mde_init(&m, &o, N, edges, NULL));
+    const size_t nc = 3, *cut = m.cut;
+    const uint32_t *rep_first = m.rep_by_j ? m.oj : m.oi;
+    CHECK(cut[0] == 0 && cut[nc] == m.m_attr && cut[nc + 1] == m.m_attr && cut[2 * nc + 1] == m.m);
+    for (int set = 0; set < 2; set++) {
+        const size_t *c = cut + (size_t)set * (nc + 1);
+        const uint32_t *first = set ? rep_first : m.oi;
+        double total = chunk_cost(first, c[0], c[nc]), worst = 0;
+        for (size_t q = 0; q < nc; q++) {
+            CHECK(c[q] <= c[q + 1]);
+            worst = fmax(worst, fabs(chunk_cost(first, c[q], c[q + 1]) - total / nc));
+        }
+        fprintf(stderr, "chunk cuts, %s: worst %.0f of %.0f a chunk\n",
+                set ? "repulsive" : "attractive", worst, total / nc);
+        CHECK(worst <= 3);
+    }
+    mde_destroy(&m);
+}
+
 int main(void)
 {
     test_merged_all();
@@ -721,6 +759,7 @@ int main(void)
     test_repulsive_order(&o, &edges, &res);
     test_kernel_bench(&o, &edges);
     test_passes(&o, &edges);
+    test_chunk_cuts(&o, &edges);
 
     /* warm start from converged coordinates: few iterations, small movement */
     o.max_iter = 2000;
