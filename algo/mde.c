@@ -4,11 +4,12 @@
  * Evaluation of F and its gradient dominates the run time (about one evaluation per
  * iteration); in 3-D it runs in single precision on rows padded to 4 floats through
  * fastmath__mde_eval3 (fastmath.c, vectorised; mde_eval() and the result's figures in double).
- * Edges are split into exactly n_threads contiguous chunks, each with its own gradient buffer,
- * reduced in chunk order, so results are bitwise identical for a given thread count whatever the
- * scheduling. The L-BFGS runs in coefficient space: two passes over the vectors an iteration, on
- * the pool in chunks of a fixed size (see run_internal()). Gradient of one edge (PyMDE §2.9): with
- * c = f'(d) / (p d), grad_i += c (x_i - x_j), grad_j -= c (x_i - x_j); d = 0 contributes nothing.
+ * Edges are split into n_threads contiguous chunks (at most 64; in 3-D shares of cost, mde_t.cut,
+ * else of count), each with its own gradient buffer, reduced in chunk order, so results are
+ * bitwise identical for a given thread count whatever the scheduling. The L-BFGS runs in
+ * coefficient space: two passes over the vectors an iteration, on the pool in chunks of a fixed
+ * size (see run_internal()). Gradient of one edge (PyMDE §2.9): with c = f'(d) / (p d), grad_i += c
+ * (x_i - x_j), grad_j -= c (x_i - x_j); d = 0 contributes nothing.
  *
  * The line search is a re-derivation of PyTorch's `_strong_wolfe` (from minFunc): bracketing
  * with cubic extrapolation in [t + 0.01 (t - t_prev), 10 t], then zoom with safeguarded cubic
@@ -806,6 +807,7 @@ typedef struct eval_job {
                            * first MERGED_LIST of them listed in mde_t.merged) */
     int which;            /* dim 3: MDE_KERNEL_ATTRACTIVE and/or MDE_KERNEL_REPULSIVE */
     double *t_end;        /* dim 3, with mde_opts_t.clock: when each chunk ended */
+    unsigned *t_tid;      /* and on which thread */
 } eval_job_t;
 
 #define BLOCK 256
@@ -886,7 +888,7 @@ static double eval_block(const mde_t *m, const double *x, double *g, size_t k0, 
  * attractive ones: exp, log and a random partner); each into its own padded gradient buffer */
 static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
 {
-    (void)tid, (void)end;
+    (void)end;
     const eval_job_t *j = ud;
     const mde_t *m = j->m;
     size_t c = begin, nc = j->chunk, n_inf = 0;
@@ -900,7 +902,7 @@ static int eval3_body(void *ud, unsigned tid, size_t begin, size_t end)
         f += fastmath__mde_eval3(m->xp, g, ri + r0, rj + r0, m->w + r0, r1 - r0, 1, &n_inf);
     j->f_chunk[c] = n_inf ? (double)INFINITY : f;
     if (m->o.clock)
-        j->t_end[c] = m->o.clock();
+        j->t_end[c] = m->o.clock(), j->t_tid[c] = tid;
     return 0;
 }
 
@@ -982,11 +984,11 @@ static void pass_account(const mde_t *m, int pass, double seconds)
 {
     mde_passes_t *p = m->passes;
     if (pass == PASS_PAIR)
-        p->pair += seconds, p->n_pair++;
+        p->pair_s += seconds, p->n_pair++;
     else if (pass == PASS_DIR)
-        p->dir += seconds, p->n_dir++;
+        p->dir_s += seconds, p->n_dir++;
     else if (pass == PASS_REDUCE)
-        p->reduce += seconds, p->n_reduce++;
+        p->reduce_s += seconds, p->n_reduce++;
 }
 
 static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
@@ -1091,19 +1093,40 @@ static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
     }
 }
 
+/* The spread of the threads' ends: each thread's last chunk end, the latest minus the earliest
+ * (0 when one thread ran every chunk: the worker had not come) */
+static double ends_spread(const double *t_end, const unsigned *t_tid, size_t n_chunks)
+{
+    double last[64];
+    int ran[64] = {0};
+    for (size_t c = 0; c < n_chunks; c++) {
+        unsigned t = t_tid[c] < 64 ? t_tid[c] : 63;
+        last[t] = ran[t] ? fmax(last[t], t_end[c]) : t_end[c];
+        ran[t] = 1;
+    }
+    double lo = INFINITY, hi = -INFINITY;
+    for (int t = 0; t < 64; t++)
+        if (ran[t])
+            lo = fmin(lo, last[t]), hi = fmax(hi, last[t]);
+    return hi > lo ? hi - lo : 0;
+}
+
 /* The 3-D kernel over the edge sets in @p which, the chunks' gradients into their buffers:
  * the sum of the chunks' penalties, in chunk order */
 static double eval3_sum(const mde_t *m, int which)
 {
     double f_chunk[64], t_end[64], f = 0, t0 = pass_clock(m);
-    eval_job_t j = {m, NULL, f_chunk, eval3_chunks(m), NULL, which, t_end};
+    unsigned t_tid[64];
+    eval_job_t j = {.m = m,
+                    .f_chunk = f_chunk,
+                    .chunk = eval3_chunks(m),
+                    .which = which,
+                    .t_end = t_end,
+                    .t_tid = t_tid};
     par_pool_for(m->pool, j.chunk, 1, eval3_body, &j);
     if (m->o.clock) {
-        double first = t_end[0], last = t_end[0];
-        for (size_t c = 1; c < j.chunk; c++)
-            first = fmin(first, t_end[c]), last = fmax(last, t_end[c]);
-        m->passes->eval += m->o.clock() - t0, m->passes->n_eval++;
-        m->passes->wait += last - first;
+        m->passes->eval_s += m->o.clock() - t0, m->passes->n_eval++;
+        m->passes->wait_s += ends_spread(t_end, t_tid, j.chunk);
     }
     for (size_t c = 0; c < j.chunk; c++)
         f += f_chunk[c];
@@ -1309,7 +1332,12 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
     size_t merged_chunk[64], n_merged = 0;
     if (nt > 64)
         nt = 64;
-    eval_job_t j = {m, x, f_chunk, (m->m + nt - 1) / nt, merged_chunk, 0, NULL};
+    double t0 = pass_clock(m);
+    eval_job_t j = {.m = m,
+                    .x = x,
+                    .f_chunk = f_chunk,
+                    .chunk = (m->m + nt - 1) / nt,
+                    .merged_chunk = merged_chunk};
     if (j.chunk == 0)
         j.chunk = 1;
     size_t n_chunks = (m->m + j.chunk - 1) / j.chunk;
@@ -1327,6 +1355,8 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
         grad[k] *= inv_p;
     if (n_merged)
         merged_subgradient(m, x, grad, inv_p, merged_chunk, j.chunk, n_chunks);
+    if (m->o.clock)
+        m->passes->exact_s += m->o.clock() - t0, m->passes->n_exact++;
     return f * inv_p;
 }
 

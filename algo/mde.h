@@ -49,17 +49,20 @@ typedef struct mde_opts {
 
 /*
  * Where mde_run()'s time went (mde_opts_t.clock set; zeros otherwise): seconds summed over the
- * run, and how many times each pass ran. The 3-D single-precision evaluation only: the others
- * (other dimensions, and 3-D once it goes on in double, mde_t.exact) are in none of these.
+ * run, and how many times each pass ran. mde_kernel_eval() adds to the evaluation's figures
+ * too; the next mde_run() starts them from zero.
  */
 typedef struct mde_passes {
-    double eval;   /* the evaluation kernel on the pool's threads */
-    double wait;   /* of eval: the thread that finished its share first waiting for the other
-                    * (each evaluation's latest end of a share minus its earliest) */
-    double reduce; /* the gradient's reduction from the threads' buffers */
-    double pair;   /* L-BFGS: the new pair (s, y) and the gradient's dots with the history */
-    double dir;    /* L-BFGS: forming the direction from the history (and the first trial) */
-    uint32_t n_eval, n_reduce, n_pair, n_dir;
+    double eval_s;   /* the 3-D single-precision evaluation kernel on the pool's threads */
+    double wait_s;   /* of eval_s: the spread of the threads' ends, the earliest thread waiting
+                      * for the latest (0 when one thread ran every chunk) */
+    double reduce_s; /* the 3-D gradient's reduction from the threads' buffers */
+    double exact_s;  /* evaluations in double precision (other dimensions, 3-D after the switch
+                      * of mde_t.exact, and the returned distortion), on the calling thread */
+    double pair_s;   /* L-BFGS: the new pair (s, y), the gradient's dots with the history and,
+                      * in 3-D, the last accepted step of x */
+    double dir_s;    /* L-BFGS: forming the direction from the history (and the first trial) */
+    uint32_t n_eval, n_reduce, n_exact, n_pair, n_dir;
 } mde_passes_t;
 
 typedef struct mde_result {
@@ -94,7 +97,8 @@ typedef struct mde {
                             * row), what fastmath__mde_eval3 takes */
     size_t *cut;           /* dim 3: chunk c of an evaluation takes the attractive edges
                             * [cut[c], cut[c + 1]) and the repulsive ones [cut[nc + 1 + c],
-                            * cut[nc + 2 + c]), nc chunks (see mde.c, balance_chunks) */
+                            * cut[nc + 2 + c]), nc = min(n_threads, 64) chunks (see mde.c,
+                            * balance_chunks; set by mde_init() for the rep_by_j it chose) */
     int rep_by_j;          /* the 3-D evaluation (only) takes the repulsive edges as (j, i),
                             * see mde.c, repulsive_by_j */
     double xp_t;           /* xp holds x + xp_t d for the iteration's direction d (the direction

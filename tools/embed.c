@@ -693,27 +693,31 @@ static double ms_per(double seconds, uint32_t calls)
     return calls ? seconds * 1e3 / calls : 0;
 }
 
-/* mde_result_t.passes: the 3-D single-precision MDE's passes, "mde_passes" in --json */
+/* mde_result_t.passes: "mde_passes" in --json */
 static void print_passes_json(const mde_passes_t *p)
 {
     printf(",\"mde_passes\":{\"eval\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f,"
            "\"wait_ms\":%.4f},\"reduce\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f},"
+           "\"exact\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f},"
            "\"pair\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f},"
            "\"dir\":{\"calls\":%u,\"seconds\":%.6f,\"ms\":%.4f}}",
-           p->n_eval, p->eval, ms_per(p->eval, p->n_eval), ms_per(p->wait, p->n_eval), p->n_reduce,
-           p->reduce, ms_per(p->reduce, p->n_reduce), p->n_pair, p->pair,
-           ms_per(p->pair, p->n_pair), p->n_dir, p->dir, ms_per(p->dir, p->n_dir));
+           p->n_eval, p->eval_s, ms_per(p->eval_s, p->n_eval), ms_per(p->wait_s, p->n_eval),
+           p->n_reduce, p->reduce_s, ms_per(p->reduce_s, p->n_reduce), p->n_exact, p->exact_s,
+           ms_per(p->exact_s, p->n_exact), p->n_pair, p->pair_s, ms_per(p->pair_s, p->n_pair),
+           p->n_dir, p->dir_s, ms_per(p->dir_s, p->n_dir));
 }
 
+/* the text line: single-precision evaluations (3-D), then the passes every run has */
 static void print_passes_text(const mde_passes_t *p)
 {
-    if (!p->n_eval)
-        return;
-    printf(
-        "mde passes: evaluation %.3f s (%u, %.4g ms each, of which %.4g ms waiting for the slower "
-        "thread), reduction %.3f s, L-BFGS pair %.3f s, direction %.3f s\n",
-        p->eval, p->n_eval, ms_per(p->eval, p->n_eval), ms_per(p->wait, p->n_eval), p->reduce,
-        p->pair, p->dir);
+    printf("mde passes:");
+    if (p->n_eval)
+        printf(" evaluation %.3f s (%u, %.4g ms each; threads' ends %.4g ms apart), reduction "
+               "%.3f s,",
+               p->eval_s, p->n_eval, ms_per(p->eval_s, p->n_eval), ms_per(p->wait_s, p->n_eval),
+               p->reduce_s);
+    printf(" double-precision evaluation %.3f s (%u), L-BFGS pair %.3f s, direction %.3f s\n",
+           p->exact_s, p->n_exact, p->pair_s, p->dir_s);
 }
 
 static void print_figures(const embed_args_t *a, const embed_input_t *in, const embed_result_t *r,

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -583,43 +584,53 @@ static void test_kernel_bench(const mde_opts_t *opts, const graph_edges_t *edges
     free(y);
 }
 
-/* A clock that advances one second a reading: a pass timed by two readings took 1 s */
-static double tick;
+/* A clock that advances one second a reading, from any thread: a pass timed by two readings
+ * took 1 s */
+static _Atomic long ticks;
 
 static double counting_clock(void)
 {
-    return tick += 1;
+    return (double)atomic_fetch_add(&ticks, 1) + 1;
 }
 
 /*
  * mde_result_t.passes with mde_opts_t.clock: every pass of the run counted once, and each timed
- * by exactly its own readings (one thread: an evaluation reads the clock at its start, at its
- * one chunk's end and at its end; a vector pass at its start and end). Without a clock, zeros.
+ * by exactly its own readings. A vector pass and a double-precision evaluation read the clock at
+ * their start and end (1 s); a single-precision evaluation also at each chunk's end, on the
+ * thread that ran it (one thread: 2 s; two: 3 s, the chunks' ends 0 or 1 s apart). 40 cold
+ * iterations stay in single precision: the one double-precision evaluation is the returned
+ * distortion. Without a clock, zeros.
  */
 static void test_passes(const mde_opts_t *opts, const graph_edges_t *edges)
 {
     mde_opts_t o = *opts;
-    o.max_iter = 40, o.trace = NULL, o.n_threads = 1, o.clock = counting_clock;
+    o.max_iter = 40, o.trace = NULL, o.clock = counting_clock;
     mde_t m;
     mde_result_t r;
     double *x = malloc(sizeof(double) * N * 3);
-    E(mde_init(&m, &o, N, edges, NULL));
-    mde_coords_random(&m, x);
-    E(mde_run(&m, x, &r));
-    const mde_passes_t *p = &r.passes;
-    CHECK(!m.exact); /* all 40 iterations in single precision */
-    CHECK_EQ(p->n_eval, r.evaluations);
-    CHECK_EQ(p->n_reduce, r.evaluations);
-    CHECK_EQ(p->n_pair, r.iterations);
-    CHECK(p->n_dir >= r.iterations && p->n_dir <= 2 * r.iterations);
-    CHECK(p->eval == 2.0 * p->n_eval && p->wait == 0);
-    CHECK(p->reduce == p->n_reduce && p->pair == p->n_pair && p->dir == p->n_dir);
-    mde_destroy(&m);
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        o.n_threads = threads;
+        E(mde_init(&m, &o, N, edges, NULL));
+        mde_coords_random(&m, x);
+        E(mde_run(&m, x, &r));
+        const mde_passes_t *p = &r.passes;
+        CHECK(!m.exact);
+        CHECK_EQ(p->n_eval, r.evaluations);
+        CHECK_EQ(p->n_reduce, r.evaluations);
+        CHECK_EQ(p->n_exact, 1);
+        CHECK_EQ(p->n_pair, r.iterations);
+        CHECK(p->n_dir >= r.iterations && p->n_dir <= 2 * r.iterations);
+        CHECK(p->eval_s == (threads + 1.0) * p->n_eval);
+        CHECK(threads == 1 ? p->wait_s == 0 : p->wait_s <= p->n_eval);
+        CHECK(p->reduce_s == p->n_reduce && p->exact_s == p->n_exact);
+        CHECK(p->pair_s == p->n_pair && p->dir_s == p->n_dir);
+        mde_destroy(&m);
+    }
     o.clock = NULL;
     E(mde_init(&m, &o, N, edges, NULL));
     mde_coords_random(&m, x);
     E(mde_run(&m, x, &r));
-    CHECK(r.passes.n_eval == 0 && r.passes.eval == 0 && r.passes.dir == 0);
+    CHECK(r.passes.n_eval == 0 && r.passes.eval_s == 0 && r.passes.dir_s == 0);
     mde_destroy(&m);
     free(x);
 }
@@ -635,8 +646,9 @@ static double chunk_cost(const uint32_t *first, size_t lo, size_t hi)
 
 /*
  * mde_t.cut: the evaluation's chunks partition each edge set in order, and share their cost
- * (edges plus runs: a run of a first endpoint costs about one edge more) up to the cost of the
- * edge at a cut, a run's first: 2, with rounding 3 (equal numbers of edges: 9 on this graph).
+ * (edges plus runs: a run of a first endpoint costs about one edge more, mde.c's RUN_COST) up
+ * to the cost of the edge at a cut, a run's first: 2, and 1 more where a cut splits a run (a
+ * chunk's first edge starts a run here). Equal numbers of edges: 9 apart on this graph.
  */
 static void test_chunk_cuts(const mde_opts_t *opts, const graph_edges_t *edges)
 {
@@ -740,8 +752,9 @@ int main(void)
     E(mde_run(&m2, y, &res2));
     CHECK(memcmp(x, y, sizeof(double) * N * 3) == 0);
     mde_destroy(&m2);
-    /* one thread: its own chunking of the edges (each chunk an equal share of the attractive
-     * and of the repulsive ones), so other bits, but the same optimum within rounding */
+    /* one thread: its own chunking of the edges (each chunk an equal share of the cost of the
+     * attractive and of the repulsive ones), so other bits, but the same optimum within
+     * rounding */
     o.n_threads = 1;
     E(mde_init(&m2, &o, N, &edges, NULL));
     mde_coords_random(&m2, y);
