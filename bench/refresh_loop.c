@@ -103,7 +103,6 @@ static int check_full(store_t *s, const char *snapdir, double max_distance)
 
 int main(int argc, char **argv)
 {
-    (void)refresh_malloc_keep(getenv("GLIBC_TUNABLES")); /* as atlasd does */
     const char *db = NULL, *batch = NULL;
     unsigned events = 1000, iters = 3;
     int check = 0, check_graph = 0, fresh = 0;

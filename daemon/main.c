@@ -30,7 +30,6 @@
 #include "daemon/loopmon.h"
 #include "daemon/sched.h"
 #include "daemon/thread_prio.h"
-#include "pipeline/refresh.h"
 #include "store/store.h"
 
 typedef struct daemon_state {
@@ -554,14 +553,6 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     config_log(&d.cfg, line, sizeof(line));
     LOG_INFO("main", "starting", "%s", line);
-    int keep = refresh_malloc_keep(getenv("GLIBC_TUNABLES"));
-    if (keep > 0)
-        LOG_INFO("main", "malloc keeps refresh buffers",
-                 "mmap_threshold_mib=%d trim_threshold_mib=%d", REFRESH_KEEP_MMAP_THRESHOLD_MIB,
-                 REFRESH_KEEP_TRIM_THRESHOLD_MIB);
-    else
-        LOG_INFO("main", "malloc as it was", "reason=%s",
-                 keep == 0 ? "GLIBC_TUNABLES" : "not_glibc_malloc");
     if ((rc = start(&d, err, sizeof(err))) != 0) {
         LOG_ERROR("main", "startup failed", "err=\"%s\"", err);
         fprintf(stderr, "atlasd: %s\n", err);

@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1272,28 +1271,4 @@ int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, si
     if (k >= 0 && (size_t)k < cap)
         k += snprintf(buf + k, cap - (size_t)k, "}");
     return k >= 0 && (size_t)k < cap ? k : -ENOSPC;
-}
-
-/*
- * An incremental refresh allocates and frees ~100 MB of temporary buffers at full scale (the
- * MDE's edges, workspace and sorts among them). Above glibc's mmap threshold (at most 32 MiB,
- * dynamic) each is a fresh mapping, and freed heap above the trim threshold goes back to the
- * kernel: every refresh faulted its pages in again (~20% of bench_refresh's samples). Measured
- * with GLIBC_TUNABLES at these values (bench_refresh, full scale, 1,000 events, the 2nd-4th
- * refreshes): 1.16-1.19 s against 1.31-1.47 s, the MDE stage 0.13-0.20 s against 0.19-0.43 s;
- * peak RSS 10.45 against 10.25 GB.
- */
-
-int refresh_malloc_keep(const char *tunables)
-{
-    if (tunables && strstr(tunables, "glibc.malloc."))
-        return 0;
-#ifdef __GLIBC__
-    return mallopt(M_MMAP_THRESHOLD, REFRESH_KEEP_MMAP_THRESHOLD_MIB << 20) == 1 &&
-                   mallopt(M_TRIM_THRESHOLD, REFRESH_KEEP_TRIM_THRESHOLD_MIB << 20) == 1
-               ? 1
-               : -1; /* ASan's and TSan's mallopt do nothing and return 0 */
-#else
-    return -1;
-#endif
 }

@@ -105,17 +105,4 @@ int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, si
 
 #define REFRESH_JSON_MAX 2048
 
-/**
- * For a process that runs refresh after refresh (atlasd, bench_refresh), once at its start:
- * keep a refresh's large temporary buffers in the heap for the next one, instead of glibc
- * mapping each anew (page faults, zeroing) and unmapping it. Buffers from 256 MiB up still get
- * their own mapping; up to 1 GiB of free heap is kept (the two values below). Left as it is when @p
- * tunables (the GLIBC_TUNABLES environment variable) sets a malloc tunable: the operator's choice.
- * @return 1 if applied, 0 if left (or not glibc).
- */
-int refresh_malloc_keep(const char *tunables);
-
-#define REFRESH_KEEP_MMAP_THRESHOLD_MIB 256
-#define REFRESH_KEEP_TRIM_THRESHOLD_MIB 1024
-
 #endif

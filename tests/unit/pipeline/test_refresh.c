@@ -473,24 +473,8 @@ static void test_oom(void)
     check_rmdir(dir), check_rmdir(snaps);
 }
 
-/* refresh_malloc_keep: applied by default, left when the operator set a malloc tunable; a
- * sanitizer's allocator refuses it */
-static void test_malloc_keep(void)
-{
-    CHECK_EQ(refresh_malloc_keep("glibc.malloc.mmap_threshold=1048576"), 0);
-    CHECK_EQ(refresh_malloc_keep("glibc.pthread.rseq=0:glibc.malloc.trim_threshold=0"), 0);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__GLIBC__)
-    int applied = -1;
-#else
-    int applied = 1;
-#endif
-    CHECK_EQ(refresh_malloc_keep("glibc.pthread.rseq=0"), applied);
-    CHECK_EQ(refresh_malloc_keep(NULL), applied);
-}
-
 int main(void)
 {
-    test_malloc_keep();
     test_oom();
     test_tiny_stores();
     test_bound_after_no_edges();
