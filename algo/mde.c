@@ -532,15 +532,21 @@ static size_t eval3_chunks(const mde_t *m)
  */
 #define RUN_COST 1
 
+/* edge @p k's cost in balance_chunks(): 1, and RUN_COST more where a run of @p first starts */
+static double edge_cost(const uint32_t *first, size_t lo, size_t k)
+{
+    return 1 + (k == lo || first[k] != first[k - 1] ? RUN_COST : 0);
+}
+
 static void balance_chunks(const uint32_t *first, size_t lo, size_t hi, size_t nc, size_t *cut)
 {
     double total = 0, at = 0;
     for (size_t k = lo; k < hi; k++)
-        total += 1 + (k == lo || first[k] != first[k - 1] ? RUN_COST : 0);
+        total += edge_cost(first, lo, k);
     cut[0] = lo;
     size_t c = 1;
     for (size_t k = lo; k < hi && c < nc; k++) {
-        at += 1 + (k == lo || first[k] != first[k - 1] ? RUN_COST : 0);
+        at += edge_cost(first, lo, k);
         while (c < nc && at >= total * (double)c / (double)nc)
             cut[c++] = k + 1;
     }
@@ -660,9 +666,7 @@ int mde_init(mde_t *m, const mde_opts_t *o, uint32_t n, const graph_edges_t *knn
     m->m_attr = knn->m;
     if ((rc = sample_repulsive(m, &adj, keys, n_rep, cap)) == 0)
         rc = reorder(m, &adj);
-    if (rc == 0 && o->dim == 3)
-        rc = row_offsets(m);
-    if (rc == 0 && o->dim == 3)
+    if (rc == 0 && o->dim == 3 && (rc = row_offsets(m)) == 0)
         rc = chunk_cuts(m);
 out:
     free(adj.ptr);
