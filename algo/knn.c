@@ -8,11 +8,17 @@
  *    neighbours are k distinct nodes at those distances, so the k-th nearest is no farther)
  *    and every relaxation beyond it is skipped. Adjacency rows are sorted by distance, so the
  *    scan of a row stops at the first edge past the bound;
+ *  - the bound then follows the k nearest nodes found so far (topk_t): any k distinct nodes'
+ *    tentative distances bound the k-th nearest from above (a tentative distance is a path's
+ *    length, never below the true one). A node within the final bound is still reached along
+ *    its shortest path, every prefix of which is shorter, so the settle order of the k
+ *    nearest, and so the row, is exactly that of a search without a bound (test_knn);
  *  - visited/tentative state uses a per-thread stamp array, so nothing is cleared per source.
  */
 #include "algo/knn.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +107,7 @@ typedef struct knn_ws {
     double *dist;
     uint32_t *stamp; /* dist[v] valid iff stamp[v] == cur; settled iff done[v] == cur */
     uint32_t *done;
+    uint32_t *in_top; /* in the k nearest found so far iff in_top[v] == cur */
     uint32_t cur;
     heap_entry_t *heap;
     size_t heap_n, heap_cap;
@@ -149,6 +156,46 @@ static heap_entry_t heap_pop(knn_ws_t *w)
     return top;
 }
 
+/* The k nearest distinct nodes found so far, by tentative distance (see the file comment) */
+typedef struct topk {
+    double d[KNN_MAX_K];
+    uint32_t v[KNN_MAX_K];
+    uint32_t n, k, max; /* max: the slot of the largest d, once n == k */
+} topk_t;
+
+static void topk_find_max(topk_t *t)
+{
+    t->max = 0;
+    for (uint32_t i = 1; i < t->n; i++)
+        if (t->d[i] > t->d[t->max])
+            t->max = i;
+}
+
+/* v is now at tentative distance d; @return the bound the k nearest give (INFINITY while
+ * fewer than k nodes were found) */
+static double topk_offer(topk_t *t, knn_ws_t *w, uint32_t v, double d)
+{
+    uint32_t cur = w->cur, at;
+    if (w->in_top[v] == cur) { /* a shorter path to one of them */
+        for (at = 0; t->v[at] != v; at++)
+            ;
+        t->d[at] = d;
+        if (at == t->max && t->n == t->k)
+            topk_find_max(t);
+    } else if (t->n < t->k) {
+        w->in_top[v] = cur;
+        t->v[t->n] = v, t->d[t->n] = d;
+        if (++t->n == t->k)
+            topk_find_max(t);
+    } else if (d < t->d[t->max]) { /* replaces the farthest */
+        w->in_top[t->v[t->max]] = 0;
+        w->in_top[v] = cur;
+        t->v[t->max] = v, t->d[t->max] = d;
+        topk_find_max(t);
+    }
+    return t->n == t->k ? t->d[t->max] : (double)INFINITY;
+}
+
 /* Dijkstra from s, stopping after k settled nodes; writes the row of s. */
 static int knn_row(const graph_t *t, uint32_t k, double max_d, knn_ws_t *w, uint32_t s,
                    uint32_t *nbr, float *dist, uint32_t *count)
@@ -156,6 +203,7 @@ static int knn_row(const graph_t *t, uint32_t k, double max_d, knn_ws_t *w, uint
     if (++w->cur == 0) { /* stamp wrap-around: reset once every 2^32 sources */
         memset(w->stamp, 0, t->n * sizeof(*w->stamp));
         memset(w->done, 0, t->n * sizeof(*w->done));
+        memset(w->in_top, 0, t->n * sizeof(*w->in_top));
         w->cur = 1;
     }
     uint32_t cur = w->cur, found = 0;
@@ -163,6 +211,8 @@ static int knn_row(const graph_t *t, uint32_t k, double max_d, knn_ws_t *w, uint
     uint64_t b0 = t->row_ptr[s], deg = t->row_ptr[s + 1] - b0;
     if (deg >= k && (double)t->dist[b0 + k - 1] < bound)
         bound = (double)t->dist[b0 + k - 1];
+    topk_t top; /* only the first top.n slots are read */
+    top.n = 0, top.k = k, top.max = 0;
     w->heap_n = 0;
     w->dist[s] = 0;
     w->stamp[s] = cur;
@@ -186,6 +236,8 @@ static int knn_row(const graph_t *t, uint32_t k, double max_d, knn_ws_t *w, uint
                 continue;
             w->dist[v] = nd;
             w->stamp[v] = cur;
+            double b = topk_offer(&top, w, v, nd);
+            bound = b < bound ? b : bound;
             if ((rc = heap_push(w, nd, v)) != 0)
                 break;
         }
@@ -243,7 +295,8 @@ static int run_job(knn_job_t *j)
         w->dist = malloc(((size_t)j->t->n + 1) * sizeof(*w->dist));
         w->stamp = calloc((size_t)j->t->n + 1, sizeof(*w->stamp));
         w->done = calloc((size_t)j->t->n + 1, sizeof(*w->done));
-        if (!w->dist || !w->stamp || !w->done)
+        w->in_top = calloc((size_t)j->t->n + 1, sizeof(*w->in_top));
+        if (!w->dist || !w->stamp || !w->done || !w->in_top)
             rc = -ENOMEM;
     }
     if (rc == 0)
@@ -252,6 +305,7 @@ static int run_job(knn_job_t *j)
         free(j->ws[t].dist);
         free(j->ws[t].stamp);
         free(j->ws[t].done);
+        free(j->ws[t].in_top);
         free(j->ws[t].heap);
     }
     free(j->ws);
