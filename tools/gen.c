@@ -217,6 +217,7 @@ static const gen_scale_t scales[] = {
     {"demo", 17000, 3200, 40, 0.3},
     {"small", 30000, 8000, 60, 1.0},
     {"full", 450000, 100000, 90, 1.0},
+    {"real", 1020000, 100000, 90, 1.0}, /* ~92M rows, the size of osu!track's table */
 };
 
 typedef struct gen_beatmap {
@@ -637,7 +638,7 @@ int cmd_gen(int argc, char **argv)
     const char *scale = "tiny", *out = NULL, *labels = NULL, *beatmaps = NULL, *format = "jsonl";
     uint64_t seed = 42, users = 0, items = 0;
     const cli_opt_t opts[] = {
-        {"scale", CLI_STR, &scale, "NAME", "tiny | demo | small | full (default tiny)"},
+        {"scale", CLI_STR, &scale, "NAME", "tiny | demo | small | full | real (default tiny)"},
         {"seed", CLI_U64, &seed, "N", "random seed (default 42)"},
         {"users", CLI_U64, &users, "N", "number of players (default: the scale's)"},
         {"items", CLI_U64, &items, "N", "number of beatmaps (default: the scale's)"},
@@ -665,7 +666,7 @@ int cmd_gen(int argc, char **argv)
     int csv = strcmp(format, "csv") == 0;
     if (!sc || (!csv && strcmp(format, "jsonl") != 0)) {
         fprintf(stderr, "atlasctl gen: %s (see --help)\n",
-                !sc ? "--scale must be tiny, demo, small or full"
+                !sc ? "--scale must be tiny, demo, small, full or real"
                     : "--format must be jsonl or csv");
         return CLI_EXIT_USAGE;
     }

@@ -40,6 +40,10 @@ cmp -s "$T/a.jsonl" "$T/b.jsonl" || fail "gen with the same seed differs"
 cmp -s "$T/a.tsv" "$T/b.tsv" || fail "labels with the same seed differ"
 cmp -s "$T/a.jsonl" "$T/c.jsonl" && fail "gen with another seed is identical"
 [ "$(wc -l <"$T/a.jsonl")" -gt 10000 ] || fail "tiny stream too small"
+# the real scale (osu!track's table, ~92M rows) is the full scale's beatmaps with more players
+atlasctl gen --scale real --users 30 --seed 7 --out "$T/r.jsonl" 2>/dev/null || fail "gen --scale real"
+atlasctl gen --scale full --users 30 --seed 7 --out "$T/f.jsonl" 2>/dev/null
+cmp -s "$T/r.jsonl" "$T/f.jsonl" || fail "gen --scale real is not the full scale's beatmaps and players"
 grep -qP '^\d+_(DT)?(EZ)?(FL)?(HR)?(HT)?\t[a-z-]+$' "$T/a.tsv" || fail "labels format"
 
 # JSONL and CSV imports of the same rows reach the same state; rebuild verifies clean
