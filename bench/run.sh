@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark of the project in one command (not a test), with one JSON report.
 #
-full]|full] [--db DIR --rows FILE --labels FILE]
+#   bench/run.sh [BUILD_DIR] [--scale small|full|real] [--db DIR --rows FILE --labels FILE]
 #                [--out REPORT.json] [--skip ingest,freshness,http]
 #
 # In turn: gen + import (rows/s, store size), ingestion from Kafka (bench/ingest.sh, mock
