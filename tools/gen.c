@@ -212,12 +212,11 @@ typedef struct gen_scale {
     double rows_per_user, pop_exponent;
 } gen_scale_t;
 
+/* real: ~92M rows, the size of osu!track's table; the full scale's beatmaps, more players */
 static const gen_scale_t scales[] = {
-    {"tiny", 2000, 400, 30, 1.0},
-    {"demo", 17000, 3200, 40, 0.3},
-    {"small", 30000, 8000, 60, 1.0},
-    {"full", 450000, 100000, 90, 1.0},
-    {"real", 1020000, 100000, 90, 1.0}, /* ~92M rows, the size of osu!track's table */
+    {"tiny", 2000, 400, 30, 1.0},       {"demo", 17000, 3200, 40, 0.3},
+    {"small", 30000, 8000, 60, 1.0},    {"full", 450000, 100000, 90, 1.0},
+    {"real", 1020000, 100000, 90, 1.0},
 };
 
 typedef struct gen_beatmap {
