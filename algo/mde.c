@@ -983,16 +983,27 @@ static double pass_clock(const mde_t *m)
     return m->o.clock ? m->o.clock() : 0;
 }
 
-/* @p seconds of a vector pass into mde_t.passes (the rare padding pass is in none) */
-static void pass_account(const mde_t *m, int pass, double seconds)
+/* A pass begun at @p t0 (pass_clock()) is over: its time into *seconds and one more call,
+ * with a clock (one reading); nothing without */
+static void pass_done(const mde_t *m, double t0, double *seconds, uint32_t *calls)
+{
+    if (!m->o.clock)
+        return;
+    *seconds += m->o.clock() - t0;
+    (*calls)++;
+}
+
+/* A vector pass begun at @p t0 is over: into its fields of mde_t.passes (the rare padding pass
+ * is in none) */
+static void pass_account(const mde_t *m, int pass, double t0)
 {
     mde_passes_t *p = m->passes;
     if (pass == PASS_PAIR)
-        p->pair_s += seconds, p->n_pair++;
+        pass_done(m, t0, &p->pair_s, &p->n_pair);
     else if (pass == PASS_DIR)
-        p->dir_s += seconds, p->n_dir++;
+        pass_done(m, t0, &p->dir_s, &p->n_dir);
     else if (pass == PASS_REDUCE)
-        p->reduce_s += seconds, p->n_reduce++;
+        pass_done(m, t0, &p->reduce_s, &p->n_reduce);
 }
 
 static int vec_body(void *ud, unsigned tid, size_t begin, size_t end)
@@ -1080,8 +1091,7 @@ static void vec_run(const mde_t *m, vec_job_t *j, double *sums)
     size_t nt = m->o.n_threads ? m->o.n_threads : 1;
     double t0 = pass_clock(m);
     par_pool_for(n_chunks >= 2 ? m->pool : NULL, n_chunks, (n_chunks + nt - 1) / nt, vec_body, j);
-    if (m->o.clock)
-        pass_account(m, j->pass, m->o.clock() - t0);
+    pass_account(m, j->pass, t0);
     if (!sums)
         return;
     for (size_t i = 0; i < j->stride; i++)
@@ -1128,10 +1138,9 @@ static double eval3_sum(const mde_t *m, int which)
                     .t_end = t_end,
                     .t_tid = t_tid};
     par_pool_for(m->pool, j.chunk, 1, eval3_body, &j);
-    if (m->o.clock) {
-        m->passes->eval_s += m->o.clock() - t0, m->passes->n_eval++;
+    pass_done(m, t0, &m->passes->eval_s, &m->passes->n_eval);
+    if (m->o.clock)
         m->passes->wait_s += ends_spread(t_end, t_tid, j.chunk);
-    }
     for (size_t c = 0; c < j.chunk; c++)
         f += f_chunk[c];
     return f;
@@ -1359,8 +1368,7 @@ static double eval_exact(const mde_t *m, const double *x, double *grad)
         grad[k] *= inv_p;
     if (n_merged)
         merged_subgradient(m, x, grad, inv_p, merged_chunk, j.chunk, n_chunks);
-    if (m->o.clock)
-        m->passes->exact_s += m->o.clock() - t0, m->passes->n_exact++;
+    pass_done(m, t0, &m->passes->exact_s, &m->passes->n_exact);
     return f * inv_p;
 }
 
