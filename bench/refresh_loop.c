@@ -22,19 +22,12 @@
 
 #include "pipeline/refresh.h"
 #include "store/store.h"
+#include "tools/cli.h"
 
 static int die(const char *what, int rc)
 {
     fprintf(stderr, "bench_refresh: %s: %s\n", what, atl_strerror(rc));
     return 1;
-}
-
-/* monotonic seconds */
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int commit_batch(store_t *s, FILE *f, unsigned events, unsigned iter, int64_t when,
@@ -168,11 +161,11 @@ int main(int argc, char **argv)
         store_counters_t c;
         if ((rc = store_counters_get(s, &c)) != 0)
             return die("counters", rc);
-        double t0 = now_s();
+        double t0 = cli_now();
         if ((rc = commit_batch(s, f, events, (unsigned)time(NULL) + it,
                                c.newest_update_time + 86400, fresh)) != 0)
             return die("committing the batch", rc);
-        printf("batch %u events committed in %.3f s\n", events, now_s() - t0);
+        printf("batch %u events committed in %.3f s\n", events, cli_now() - t0);
         refresh_result_t r;
         char err[512], json[REFRESH_JSON_MAX];
         if ((rc = refresh_run(s, st, &o, &r, err, sizeof(err))) != 0) {
