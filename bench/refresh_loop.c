@@ -161,11 +161,11 @@ int main(int argc, char **argv)
         store_counters_t c;
         if ((rc = store_counters_get(s, &c)) != 0)
             return die("counters", rc);
-        double t0 = cli_now();
+        double t0 = pipeline_now();
         if ((rc = commit_batch(s, f, events, (unsigned)time(NULL) + it,
                                c.newest_update_time + 86400, fresh)) != 0)
             return die("committing the batch", rc);
-        printf("batch %u events committed in %.3f s\n", events, cli_now() - t0);
+        printf("batch %u events committed in %.3f s\n", events, pipeline_now() - t0);
         refresh_result_t r;
         char err[512], json[REFRESH_JSON_MAX];
         if ((rc = refresh_run(s, st, &o, &r, err, sizeof(err))) != 0) {

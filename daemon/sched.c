@@ -228,12 +228,14 @@ static void after_cb(uv_work_t *w, int status)
         LOG_INFO(
             "refresh", full ? "rebuild published" : "refresh published",
             "snapshot=%s items=%u incremental=%d dirty=%u rows_read=%u graph_rows=%u knn_rows=%u "
-            "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f verify=%.1f "
-            "read=%.1f graph=%.1f knn=%.1f mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
+            "mde_iterations=%u warm=%d stability_p95=%.4f seconds=%.1f prefetch=%.1f "
+            "prefetch_read_mb=%.0f prefetch_skipped=%d verify=%.1f read=%.1f graph=%.1f knn=%.1f "
+            "mde=%.1f layout=%.1f publish=%.1f s_diffs=%" PRIu64,
             s->res.id, s->res.items, s->res.incremental, s->res.dirty, s->res.rows_read,
             s->res.graph_rows, s->res.knn_rows, s->res.mde_iterations, s->res.warm,
-            s->res.stability_p95, secs, s->res.t_verify, s->res.t_read, s->res.t_graph,
-            s->res.t_knn, s->res.t_mde, s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
+            s->res.stability_p95, secs, s->res.t_prefetch, (double)s->res.prefetch.read_bytes / 1e6,
+            s->res.prefetch.skipped, s->res.t_verify, s->res.t_read, s->res.t_graph, s->res.t_knn,
+            s->res.t_mde, s->res.t_layout, s->res.t_publish, s->res.verify.s_diffs);
     } else if (s->rc == ATL_ENOTFOUND && !full) {
         if (!s->idle || strcmp(s->idle_reason, s->err) != 0)
             LOG_INFO("refresh", "nothing to publish until new data arrives", "detail=\"%s\"",

@@ -8,17 +8,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "algo/layout.h"
 #include "algo/par.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "pipeline/clock.h"
 
 static int graph_from_distances(const embed_edges_t *e, const uint32_t *rank, uint32_t n,
                                 graph_t *t)
@@ -200,7 +193,7 @@ int embed_run(const graph_t *t, const uint64_t *keys, const embed_opts_t *o, emb
     knn_opts_t ko;
     mde_opts_t mo = o->mde;
     uint32_t n = t->n, dim = mo.dim;
-    double t0 = now_s();
+    double t0 = pipeline_now();
     int rc;
     memset(r, 0, sizeof(*r));
     graph_edges_init(&r->knn_edges);
@@ -210,16 +203,16 @@ int embed_run(const graph_t *t, const uint64_t *keys, const embed_opts_t *o, emb
     ko.progress = o->progress, ko.progress_ud = o->progress_ud;
     if ((rc = knn_build(t, &ko, &r->knn)) != 0 || (rc = knn_edges(&r->knn, &r->knn_edges)) != 0)
         return rc;
-    r->t_knn = now_s() - t0;
+    r->t_knn = pipeline_now() - t0;
     if (!(r->x = calloc((size_t)n * dim + 1, sizeof(*r->x))))
         return -ENOMEM;
     if (o->init)
         memcpy(r->x, o->init, (size_t)n * dim * sizeof(*r->x));
     mo.n_threads = o->n_threads;
     mo.progress = o->progress, mo.progress_ud = o->progress_ud;
-    t0 = now_s();
+    t0 = pipeline_now();
     rc = embed_mde(&r->knn, keys, &mo, o->init != NULL, o->placed, 0, r->x, &r->mde);
-    r->t_mde = now_s() - t0;
+    r->t_mde = pipeline_now() - t0;
     return rc;
 }
 

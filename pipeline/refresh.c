@@ -37,6 +37,7 @@
 #include "algo/par.h"
 #include "algo/quality.h"
 #include "algo/sortdef.h"
+#include "pipeline/clock.h"
 #include "pipeline/embed.h"
 
 #define REFRESH_K   10
@@ -93,13 +94,6 @@ void refresh_state_free(refresh_state_t *st)
         return;
     state_clear(st);
     free(st);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* ---- reading T ------------------------------------------------------------------------- */
@@ -1041,6 +1035,31 @@ static int verify_s(store_t *s, const refresh_opts_t *o, refresh_result_t *r, ch
     return rc;
 }
 
+/* Whether @p o's run walks the whole store: an S check, or a read of every row (no state to
+ * update incrementally, or a forced rebuild) */
+static int walks_whole_store(const refresh_state_t *st, const refresh_opts_t *o)
+{
+    return o->verify || o->full || !st->valid;
+}
+
+/* Read the store's file in order first (store_prefetch). A failed read only costs the speed-up:
+ * it is reported in r->prefetch and the run goes on. No memory for its buffers fails the run as
+ * any other allocation does; a cancellation stops it. */
+static int prefetch_store(store_t *s, const refresh_opts_t *o, refresh_result_t *r, char *err,
+                          size_t errlen)
+{
+    store_prefetch_opts_t po;
+    store_prefetch_opts_default(&po);
+    po.progress = o->progress, po.progress_ud = o->progress_ud;
+    double t0 = pipeline_now();
+    int rc = store_prefetch(s, &po, &r->prefetch);
+    r->t_prefetch = pipeline_now() - t0;
+    r->prefetched = 1;
+    if (rc != 0 && rc != ATL_ECANCELED)
+        snprintf(err, errlen, "reading the store ahead: %s", atl_strerror(rc));
+    return rc;
+}
+
 static int fill_coords(const refresh_state_t *st, const char *id, store_coords_t *c)
 {
     c->k = st->knn.k;
@@ -1142,7 +1161,7 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     uint32_t n_dirty = 0;
     store_counters_t cnt = {0};
     char *offsets = NULL;
-    double t0 = now_s(), t1;
+    double t0 = pipeline_now(), t1;
     int rc = 0;
     memset(r, 0, sizeof(*r));
     r->full = o->full;
@@ -1150,10 +1169,13 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     r->stability_median = r->stability_p95 = -1;
     if (!st)
         st = &local;
+    if (walks_whole_store(st, o) && (rc = prefetch_store(s, o, r, err, errlen)) != 0)
+        goto out;
+    t1 = pipeline_now();
     if (o->verify && (rc = verify_s(s, o, r, err, errlen)) != 0)
         goto out;
-    r->t_verify = now_s() - t0;
-    t1 = now_s();
+    r->t_verify = pipeline_now() - t1;
+    t1 = pipeline_now();
     if ((rc = store_dirty_get(s, &r->seq, &dirty, &n_dirty, &cnt, &offsets)) != 0 ||
         (rc = store_coords_load(s, &prev)) != 0) {
         snprintf(err, errlen, "reading the refresh state: %s", atl_strerror(rc));
@@ -1167,34 +1189,34 @@ int refresh_run(store_t *s, refresh_state_t *st, const refresh_opts_t *o, refres
     if ((rc = read_graph(s, st, o, dirty, n_dirty, prev.n, &r->incremental, &map, &aff,
                          &r->rows_read, err, errlen)) != 0)
         goto out;
-    r->t_read = now_s() - t1;
-    t1 = now_s();
+    r->t_read = pipeline_now() - t1;
+    t1 = pipeline_now();
     if ((rc = graph_stage(st, o, &map, aff, r, &t, err, errlen)) != 0)
         goto out;
-    r->t_graph = now_s() - t1;
-    t1 = now_s();
+    r->t_graph = pipeline_now() - t1;
+    t1 = pipeline_now();
     if ((rc = compute_knn(st, &t, r->incremental ? &map : NULL, aff, o, &r->knn_rows)) != 0) {
         if (rc != ATL_ECANCELED)
             snprintf(err, errlen, "kNN: %s", atl_strerror(rc));
         goto out;
     }
-    r->t_knn = now_s() - t1;
+    r->t_knn = pipeline_now() - t1;
     r->max_distance = st->knn.max_distance;
-    t1 = now_s();
+    t1 = pipeline_now();
     if ((rc = store_coords_alloc(&c, st->n, st->knn.k)) != 0 ||
         (rc = embed_3d(st, &prev, o, c.x3, r, err, errlen)) != 0)
         goto out;
-    r->t_mde = now_s() - t1;
-    t1 = now_s();
+    r->t_mde = pipeline_now() - t1;
+    t1 = pipeline_now();
     movable = r->incremental && !o->full ? movable_items(st, &prev, &r->layout_movable) : NULL;
     if ((rc = layout_2d(st, &prev, o, c.x3, movable, &c, r, err, errlen)) != 0)
         goto out;
-    r->t_layout = now_s() - t1;
-    t1 = now_s();
+    r->t_layout = pipeline_now() - t1;
+    t1 = pipeline_now();
     if ((rc = publish_stage(s, st, o, &prev, &cnt, offsets, &c, r, err, errlen)) != 0)
         goto out;
-    r->t_publish = now_s() - t1;
-    r->t_total = now_s() - t0;
+    r->t_publish = pipeline_now() - t1;
+    r->t_total = pipeline_now() - t0;
     if (o->progress)
         o->progress(o->progress_ud, "publish", 1);
     st->valid = 1;
@@ -1245,18 +1267,28 @@ int refresh_result_json(const refresh_result_t *r, unsigned flags, char *buf, si
         "\"rows_read\":%u,\"graph_rows\":%u,\"knn_rows\":%u,\"mde_iterations\":%u,"
         "\"layout_movable\":%u,\"max_distance\":%.6g,\"batch_seq\":%" PRIu64
         ",\"events_applied\":%" PRIu64 ",\"stability\":{\"unchanged_knn_items\":%u,"
-        "\"median\":%.6f,\"p95\":%.6f},\"seconds\":{\"verify\":%.3f,\"read\":%.3f,\"graph\":%.3f,"
-        "\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f",
+        "\"median\":%.6f,\"p95\":%.6f},\"seconds\":{\"prefetch\":%.3f,\"verify\":%.3f,"
+        "\"read\":%.3f,\"graph\":%.3f,\"knn\":%.3f,\"mde\":%.3f,\"layout\":%.3f",
         r->full ? "rebuild" : "refresh", id, r->items, r->incremental ? "true" : "false",
         r->warm ? "true" : "false", r->dirty, r->rows_read, r->graph_rows, r->knn_rows,
         r->mde_iterations, r->layout_movable, r->max_distance, r->seq, r->events_applied,
-        r->stability_items, r->stability_median, r->stability_p95, r->t_verify, r->t_read,
-        r->t_graph, r->t_knn, r->t_mde, r->t_layout);
+        r->stability_items, r->stability_median, r->stability_p95, r->t_prefetch, r->t_verify,
+        r->t_read, r->t_graph, r->t_knn, r->t_mde, r->t_layout);
     if (k >= 0 && (size_t)k < cap && !manifest)
         k += snprintf(buf + k, cap - (size_t)k, ",\"publish\":%.3f,\"total\":%.3f", r->t_publish,
                       r->t_total);
     if (k >= 0 && (size_t)k < cap)
         k += snprintf(buf + k, cap - (size_t)k, "}");
+    if (k >= 0 && (size_t)k < cap && r->prefetched) {
+        const store_prefetch_result_t *p = &r->prefetch;
+        char why[160];
+        json_escape(p->read_error ? atl_strerror(p->read_error) : "", why, sizeof(why));
+        k += snprintf(buf + k, cap - (size_t)k,
+                      ",\"prefetch\":{\"file_bytes\":%" PRIu64 ",\"missing_bytes\":%" PRIu64
+                      ",\"read_bytes\":%" PRIu64 ",\"skipped\":%s,\"error\":\"%s\"}",
+                      p->file_bytes, p->missing_bytes, p->read_bytes, p->skipped ? "true" : "false",
+                      why);
+    }
     if (k >= 0 && (size_t)k < cap && r->verified) {
         const store_rebuild_result_t *v = &r->verify;
         char diff[2 * sizeof(v->first_diff) + 8];

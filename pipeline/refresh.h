@@ -61,7 +61,10 @@ typedef struct refresh_result {
     frame_t frame;         /* layout -> corpus coordinates of this map (algo/frame.h) */
     frame_extent_t extent; /* its 1st-99th percentile box in the frontend's default view */
     int reframed;          /* 1: a new frame (cold map, or the old one no longer fit) */
-    double t_verify, t_read, t_graph, t_knn, t_mde, t_layout, t_publish, t_total; /* seconds */
+    int prefetched;        /* the store's file was read ahead (a whole-store walk) */
+    store_prefetch_result_t prefetch; /* and how: store_prefetch() */
+    double t_prefetch, t_verify, t_read, t_graph, t_knn, t_mde, t_layout, t_publish,
+        t_total;     /* seconds */
     int verified;    /* verify holds an S verification */
     int verify_only; /* it only compared: differences were not repaired */
     store_rebuild_result_t verify;
@@ -94,10 +97,11 @@ enum refresh_json_flags {
  * The one serialisation of a refresh_result_t, as a JSON object: kind, snapshot, items,
  * incremental, warm, dirty_items, rows_read, graph_rows, knn_rows, mde_iterations,
  * layout_movable, max_distance, batch_seq, events_applied, stability {unchanged_knn_items,
- * median, p95}, seconds {verify, read, graph, knn, mde, layout, publish, total} and, after an S
- * verification, verify {s_entries, s_diffs, stats_items, stats_diffs, passes, repaired,
- * first_diff}. The snapshot manifest's `refresh`, the daemon's /status `last` and
- * `last_rebuild`, and `atlasctl rebuild --offline --json` all print it.
+ * median, p95}, seconds {prefetch, verify, read, graph, knn, mde, layout, publish, total};
+ * after a run that walked the whole store, prefetch {file_bytes, missing_bytes, read_bytes,
+ * skipped, error}; after an S verification, verify {s_entries, s_diffs, stats_items,
+ * stats_diffs, passes, repaired, first_diff}. The snapshot manifest's `refresh`, the daemon's
+ * /status `last` and `last_rebuild`, and `atlasctl rebuild --offline --json` all print it.
  * @param[out] buf  at least REFRESH_JSON_MAX bytes.
  * @return the length written (< cap), or -ENOSPC.
  */

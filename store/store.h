@@ -566,6 +566,37 @@ int store_refresh_commit(store_t *s, const store_coords_t *c, uint64_t seq, uint
  */
 int store_lock(const char *dir, int *fd, char *errbuf, size_t errlen);
 
+typedef struct store_prefetch_opts {
+    uint64_t mem_available;   /* bytes the file may take in the page cache; 0: MemAvailable of
+                               * /proc/meminfo (tests set it) */
+    atl_progress_cb progress; /* stage "prefetch" */
+    void *progress_ud;
+} store_prefetch_opts_t;
+
+typedef struct store_prefetch_result {
+    uint64_t file_bytes;    /* the data file's size */
+    uint64_t missing_bytes; /* of it not in the page cache before */
+    uint64_t read_bytes;    /* read now (the pages found missing; the kernel may read
+                             * more ahead of the reads) */
+    int skipped;            /* 1: the missing part exceeds the memory available: nothing read */
+    int read_error;         /* -errno of a failed read (reading stopped there; the walk will
+                             * meet the error itself), else 0 */
+} store_prefetch_result_t;
+
+/** Fill @p o with defaults. */
+void store_prefetch_opts_default(store_prefetch_opts_t *o);
+
+/**
+ * Before a walk of the whole store (a forced rebuild's S check, a full refresh, an export):
+ * read the data file into the page cache in file order, when the part not cached fits in the
+ * memory available (see store/prefetch.c for why and the figures). Never changes the store;
+ * any thread, while other threads read and write. A failed read is reported in
+ * out->read_error, not returned: the prefetch is only ever a help.
+ * @return 0, ATL_ECANCELED (the progress callback asked to stop), -ENOMEM (no memory for its
+ * buffers), or another error reading the environment (ATL_ESTORE, -errno of fstat()).
+ */
+int store_prefetch(store_t *s, const store_prefetch_opts_t *o, store_prefetch_result_t *out);
+
 /** Release a lock taken with store_lock(). */
 void store_unlock(int fd);
 

@@ -129,13 +129,6 @@ uint8_t *cli_read_file(const char *path, size_t *len)
     return buf;
 }
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static const cli_range_t *range_of(const cli_cmd_t *cmd, const cli_opt_t *o)
 {
     for (size_t i = 0; i < cmd->n_ranges; i++)
@@ -353,13 +346,13 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, const char ***rest, s
 void cli_progress_init(cli_progress_t *p, const char *what)
 {
     p->what = what;
-    p->start = p->last = cli_now();
+    p->start = p->last = pipeline_now();
     p->tty = isatty(STDERR_FILENO);
 }
 
 void cli_progress_update(cli_progress_t *p, int force, const char *fmt, ...)
 {
-    double now = cli_now();
+    double now = pipeline_now();
     if (!force && now - p->last < (p->tty ? 0.2 : 5.0))
         return;
     p->last = now;
@@ -396,6 +389,31 @@ int cli_progress_cb(void *ud, const char *stage, double frac)
         cli_progress_update(p, frac >= 1.0, "%s %5.1f%%", stage, frac * 100.0);
     }
     return 0;
+}
+
+double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog,
+                          struct store_prefetch_result *r)
+{
+    double t0 = pipeline_now();
+    store_prefetch_opts_t o;
+    store_prefetch_opts_default(&o);
+    o.progress = cli_progress_cb, o.progress_ud = prog;
+    int rc = store_prefetch(s, &o, r);
+    double secs = pipeline_now() - t0;
+    if (rc != 0 || r->read_error || r->read_bytes)
+        cli_progress_done(prog);
+    if (rc != 0 || r->read_error)
+        fprintf(stderr, "atlasctl %s: reading the store ahead stopped: %s (going on without)\n",
+                cmd, atl_strerror(rc ? rc : r->read_error));
+    else if (r->skipped)
+        fprintf(stderr,
+                "atlasctl %s: %.1f GB of the store are not in the page cache, more than the "
+                "memory available: not read ahead (the walk reads them at random)\n",
+                cmd, (double)r->missing_bytes / 1e9);
+    else if (r->read_bytes)
+        fprintf(stderr, "atlasctl %s: read %.1f GB of the store ahead in %.1f s\n", cmd,
+                (double)r->read_bytes / 1e9, secs);
+    return secs;
 }
 
 int cli_stdout_close(const char *cmd, int code)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pipeline/clock.h" /* pipeline_now(): the clock of every command */
+
 /** Exit codes of every command (jq main.c model). */
 enum cli_exit {
     CLI_EXIT_OK = 0,
@@ -127,9 +129,6 @@ int cli_stdout_close(const char *cmd, int code);
  */
 uint8_t *cli_read_file(const char *path, size_t *len);
 
-/** Monotonic seconds. */
-double cli_now(void);
-
 /**
  * A progress reporter for long work on stderr: a rewritten line on a terminal, a plain line
  * every few seconds otherwise.
@@ -151,6 +150,15 @@ void cli_progress_done(cli_progress_t *p);
 
 /** An atl_progress_cb printing "stage: NN%" through a cli_progress_t (ud). */
 int cli_progress_cb(void *ud, const char *stage, double frac);
+
+struct store_prefetch_result;
+/**
+ * Before a walk of the whole store: store_prefetch() with progress on @p prog, then say on
+ * stderr what it read, or why it read nothing (nothing when the file was cached already). A
+ * failure only costs the speed-up: the command goes on. @return the seconds it took.
+ */
+double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog,
+                          struct store_prefetch_result *r);
 
 /* Subcommands, each `int cmd_X(int argc, char **argv)` returning an exit code. */
 int cmd_gen(int argc, char **argv);

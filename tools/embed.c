@@ -461,14 +461,18 @@ static void input_destroy(embed_input_t *in)
 static int load_store(const embed_args_t *a, embed_input_t *in)
 {
     store_t *s;
-    double t0 = cli_now();
+    double t0 = pipeline_now();
     int rc = cli_store_open("embed", a->db, 1, &s);
     if (rc != 0)
         return rc;
+    cli_progress_t prog;
+    cli_progress_init(&prog, "embed");
+    store_prefetch_result_t pre;
+    cli_store_prefetch("embed", s, &prog, &pre);
     rc = embed_graph_from_store(s, (uint32_t)a->top, (unsigned)a->threads, &in->keys, &in->n,
                                 &in->t);
     store_close(s);
-    in->t_load = cli_now() - t0;
+    in->t_load = pipeline_now() - t0;
     if (rc == ATL_ENOTFOUND)
         fprintf(stderr, "atlasctl embed: the store has fewer than 2 retained items\n");
     else if (rc != 0)
@@ -489,7 +493,7 @@ static int load_store(const embed_args_t *a, embed_input_t *in)
 static int load_edges(const embed_args_t *a, embed_input_t *in)
 {
     tsv_edges_t e = {0};
-    double t0 = cli_now();
+    double t0 = pipeline_now();
     int rc = 0;
     if ((a->retained && (rc = read_retained(a->retained, &in->names)) != 0) ||
         (rc = read_edges(a->edges, (unsigned)a->threads, &in->names, &e)) != 0)
@@ -508,13 +512,13 @@ static int load_edges(const embed_args_t *a, embed_input_t *in)
         in->keys[r] = by_id[in->perm[r]];
     }
     free(by_id);
-    in->t_load = cli_now() - t0;
-    t0 = cli_now();
+    in->t_load = pipeline_now() - t0;
+    t0 = pipeline_now();
     embed_edges_t ee = {e.i, e.j, e.v, e.m};
     if ((rc = embed_graph_from_edges(&ee, in->rank, in->n, (uint32_t)a->top, a->no_prune,
                                      (unsigned)a->threads, &in->t)) != 0)
         fprintf(stderr, "atlasctl embed: building T: %s\n", atl_strerror(rc));
-    in->t_prune = cli_now() - t0;
+    in->t_prune = pipeline_now() - t0;
 out:
     free(e.i);
     free(e.j);
@@ -616,13 +620,13 @@ static int run_layout(const embed_args_t *a, embed_input_t *in, const double *x,
                       double *purity_2d)
 {
     uint32_t n = in->n;
-    double t0 = cli_now(), *y = xmalloc(((size_t)n * 2 + 1) * sizeof(*y));
+    double t0 = pipeline_now(), *y = xmalloc(((size_t)n * 2 + 1) * sizeof(*y));
     cli_progress_t prog;
     cli_progress_init(&prog, "layout");
     int rc = embed_layout(x, n, (uint32_t)a->dim, a->seed, (uint32_t)a->layout_epochs,
                           (unsigned)a->threads, cli_progress_cb, &prog, y);
     cli_progress_done(&prog);
-    *seconds = cli_now() - t0;
+    *seconds = pipeline_now() - t0;
     if (rc == 0 && a->labels) {
         int32_t *lab = read_labels(a->labels, &in->names, in->rank, n);
         if (lab)
@@ -789,10 +793,10 @@ static int time_kernel(const embed_args_t *a, const embed_input_t *in, const emb
     if ((rc = mde_kernel_load(&m, r->x)) == 0) {
         for (int s = 0; s < 3; s++) {
             mde_kernel_eval(&m, sets[s]);
-            double t0 = cli_now();
+            double t0 = pipeline_now();
             for (uint64_t e = 0; e < a->kernel_evals; e++)
                 mde_kernel_eval(&m, sets[s]);
-            ms[s] = (cli_now() - t0) * 1e3 / (double)a->kernel_evals;
+            ms[s] = (pipeline_now() - t0) * 1e3 / (double)a->kernel_evals;
         }
     }
     mde_destroy(&m);
@@ -818,7 +822,7 @@ static int run_embed(const embed_args_t *a)
     eo.k = (uint32_t)a->k, eo.n_threads = (unsigned)a->threads;
     eo.mde.dim = (uint32_t)a->dim, eo.mde.max_iter = (uint32_t)a->max_iter;
     eo.mde.seed = a->seed, eo.mde.ftol = a->ftol;
-    eo.mde.clock = cli_now; /* where the MDE's time went (print_figures) */
+    eo.mde.clock = pipeline_now; /* where the MDE's time went (print_figures) */
     if (a->init && strcmp(a->init, "random") != 0) {
         x0 = xcalloc((size_t)in.n * a->dim + 1, sizeof(*x0));
         if (!(placed = read_init(a->init, &in.names, in.rank, in.n, (uint32_t)a->dim, x0))) {
@@ -997,6 +1001,10 @@ int cmd_export_graph(int argc, char **argv)
     store_t *s;
     if (cli_store_open("export-graph", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
+    cli_progress_t prog;
+    cli_progress_init(&prog, "export-graph");
+    store_prefetch_result_t pre;
+    cli_store_prefetch("export-graph", s, &prog, &pre);
     export_ctx_t x = {0};
     uint64_t *keys = NULL;
     uint32_t n = 0;

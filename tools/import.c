@@ -86,7 +86,7 @@ static int row_done(import_t *im, int rc, const char *file, uint64_t line, store
     else if ((rc = accept_event(im)) != 0)
         return rc;
     cli_progress_update(&im->prog, 0, "%" PRIu64 " rows, %.0f rows/s", im->rows,
-                        (double)im->rows / (cli_now() - im->prog.start + 1e-9));
+                        (double)im->rows / (pipeline_now() - im->prog.start + 1e-9));
     return 0;
 }
 
@@ -442,14 +442,14 @@ int cmd_import(int argc, char **argv)
         bo.progress = cli_progress_cb;
         bo.progress_ud = &im.prog;
         cli_progress_update(&im.prog, 1, "%" PRIu64 " rows read in %.1f s; bulk load", im.rows,
-                            cli_now() - im.prog.start);
+                            pipeline_now() - im.prog.start);
         rc = store_bulk_commit(im.store, im.bulk, &bo, NULL);
     }
     if (rc == 0 && (rc = store_sync(im.store)) == 0 &&
         (rc = store_counters_get(im.store, &after)) == 0 &&
         (rc = store_stats_get(im.store, 0, &st)) == 0) {
         cli_progress_done(&im.prog);
-        print_summary(&im, &before, &after, &st, cli_now() - im.prog.start, json);
+        print_summary(&im, &before, &after, &st, pipeline_now() - im.prog.start, json);
     }
 out:
     if (rc != 0) /* a file that cannot be imported (a CSV header) has said why already */

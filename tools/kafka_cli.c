@@ -486,17 +486,17 @@ static void print_message(const rd_kafka_message_t *m)
 static void print_messages(rd_kafka_t *rk, uint64_t count, uint64_t timeout_ms)
 {
     uint64_t got = 0;
-    double last = cli_now();
+    double last = pipeline_now();
     install_stop_signals();
     while (!stop_requested && (count == 0 || got < count) &&
-           (cli_now() - last) * 1000 < (double)timeout_ms) {
+           (pipeline_now() - last) * 1000 < (double)timeout_ms) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m)
             continue;
         if (!m->err) {
             print_message(m);
             got++;
-            last = cli_now();
+            last = pipeline_now();
         }
         rd_kafka_message_destroy(m);
     }

@@ -106,7 +106,7 @@ static int compact(const char *db)
     snprintf(to, sizeof(to), "%s/data.mdb", db);
     store_t *s = NULL;
     store_stats_t before, after;
-    double t0 = cli_now();
+    double t0 = pipeline_now();
     unlink(from); /* a copy a killed compact left */
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
         rc = -errno;
@@ -130,7 +130,7 @@ static int compact(const char *db)
     }
     printf("compacted %s: %.1f MiB -> %.1f MiB (%.1f MiB live) in %.1f s\n", db,
            (double)before.bytes / 1048576.0, (double)after.bytes / 1048576.0,
-           (double)after.live_bytes / 1048576.0, cli_now() - t0);
+           (double)after.live_bytes / 1048576.0, pipeline_now() - t0);
 out:
     store_close(s);
     unlink(from); /* gone after the rename; a partial copy otherwise */

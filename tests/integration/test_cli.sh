@@ -208,6 +208,17 @@ for i in 1 2 3; do
         fail "publish $i"
 done
 id=$(tail -n 1 "$T/pub3.out")
+# --json says what the read ahead of the store did (store_prefetch): the whole file, none failed
+atlasctl rebuild --offline --db "$T/db1" --no-publish --json >"$T/rbj.json" 2>/dev/null || fail "rebuild --json"
+python3 - "$T/rbj.json" "$(stat -c %s "$T/db1/data.mdb")" <<'PY' || fail "rebuild --json prefetch: $(cat "$T/rbj.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+p = r["prefetch"]
+assert p["file_bytes"] == int(sys.argv[2]), p
+assert 0 <= p["read_bytes"] and p["missing_bytes"] <= p["file_bytes"], p
+assert p["error"] == "" and p["skipped"] is False, p
+assert r["seconds"]["prefetch"] >= 0 and r["verify"]["s_diffs"] == 0, r
+PY
 [ "$(cat "$T/snaps/latest")" = "$id" ] || fail "latest is not the newest snapshot ($id)"
 [ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*$')" = 2 ] || fail "retention kept $(ls "$T/snaps")"
 # an offline rebuild refuses to run while another process (a daemon) owns the store
