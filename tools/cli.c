@@ -400,7 +400,7 @@ double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog
     o.progress = cli_progress_cb, o.progress_ud = prog;
     int rc = store_prefetch(s, &o, r);
     double secs = pipeline_now() - t0;
-    if (rc != 0 || r->read_error || r->read_bytes)
+    if (rc != 0 || r->read_error || r->read_bytes >= (64u << 20))
         cli_progress_done(prog);
     if (rc != 0 || r->read_error)
         fprintf(stderr, "atlasctl %s: reading the store ahead stopped: %s (going on without)\n",
@@ -410,7 +410,7 @@ double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog
                 "atlasctl %s: %.1f GB of the store are not in the page cache, more than the "
                 "memory available: not read ahead (the walk reads them at random)\n",
                 cmd, (double)r->missing_bytes / 1e9);
-    else if (r->read_bytes)
+    else if (r->read_bytes >= (64u << 20)) /* not the few pages a warm store misses */
         fprintf(stderr, "atlasctl %s: read %.1f GB of the store ahead in %.1f s\n", cmd,
                 (double)r->read_bytes / 1e9, secs);
     return secs;
