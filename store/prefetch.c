@@ -7,8 +7,8 @@
  * and store__readahead() keeps the disk streaming; in a store grown by batches, or when the walk
  * jumps between S's blocks, they lie at random, and every page whose memory was reclaimed is one
  * 4 KiB read. Measured at the real scale (osu!track's 92.3M rows, a 15.7 GB file) with the file
- * dropped from the page cache: the S check took 305 s instead of ~21 s warm, while the same file
- * read in order ran at ~420 MB/s (37 s). So when the part of the file not in the page cache fits
+ * dropped from the page cache: the S check took 305 s instead of ~31 s warm, while the same file
+ * read in order ran at ~420 MB/s (36 s). So when the part of the file not in the page cache fits
  * in the memory the kernel says is available (MemAvailable; unknown: nothing is read), it is read
  * in order first: piece by piece (8 MiB), the runs of pages mincore() finds missing (a warm store
  * costs one mincore() a piece). When it does not fit, nothing is read: the walk would push out
