@@ -4,6 +4,12 @@
  * Freshness bookkeeping: every tick notes the first time each new batch sequence was seen
  * (a ring of observations). The refresh lag is the age of the oldest change not in the latest
  * snapshot: the first observation of a sequence beyond the one the last snapshot reflects.
+ *
+ * Warm-up: at start the store's file is read into the page cache in file order (store_prefetch,
+ * on the thread pool) before any refresh runs. After a reboot, or once an idle daemon's pages
+ * were reclaimed, the first batches and the first refresh (which reads every row) would
+ * otherwise fault the B-tree in 4 KiB at a time; the refresh would prefetch the same file itself.
+ * Refreshes and rebuilds asked for meanwhile wait (pending) and start when it ends.
  */
 #include "daemon/sched.h"
 
@@ -18,6 +24,7 @@
 
 #include "daemon/log.h"
 #include "daemon/thread_prio.h"
+#include "pipeline/clock.h"
 #include "pipeline/refresh.h"
 
 #define TICK_MS        1000
@@ -46,6 +53,12 @@ struct sched {
     int tick_busy, tick_rc;
     uint64_t last_tick_ms; /* loop time of the last tick (timer or sched_poke) */
     refresh_state_t *state;
+    /* the warm-up (see the file comment); warm_* written by the worker, read in warm_after_cb */
+    uv_work_t warm_work;
+    int warming;
+    int warm_rc;
+    double warm_s;
+    store_prefetch_result_t warm;
 
     /* written by the worker, read by /status */
     pthread_mutex_t mu;
@@ -149,7 +162,8 @@ static void work_cb(uv_work_t *w)
 
 static void finish_stop(sched_t *s)
 {
-    if (s->stopping && !s->running && !s->tick_busy && s->tick_closed && s->done_cb) {
+    if (s->stopping && !s->running && !s->warming && !s->tick_busy && s->tick_closed &&
+        s->done_cb) {
         void (*cb)(void *) = s->done_cb;
         s->done_cb = NULL;
         cb(s->done_ud);
@@ -167,6 +181,25 @@ static int64_t oldest_after(const sched_t *s, uint64_t seq)
 }
 
 static void start_run(sched_t *s, int full, int cold);
+
+/* A job on the pool ended (a run or the warm-up): /status idle again; then stop, or start what
+ * was asked for meanwhile. */
+static void job_ended(sched_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->stage, sizeof(s->stage), "idle");
+    s->frac = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (s->stopping) {
+        finish_stop(s);
+        return;
+    }
+    if (s->pending) {
+        int pf = s->pending_full, pc = s->pending_cold;
+        s->pending = s->pending_full = s->pending_cold = 0;
+        start_run(s, pf, pc);
+    }
+}
 
 /*
  * How long after a failed refresh the next one may start: RETRY_AFTER_MS, doubled for every
@@ -259,19 +292,7 @@ static void after_cb(uv_work_t *w, int status)
         snprintf(s->last_rebuild_err, sizeof(s->last_rebuild_err), "%s",
                  s->rc == 0 ? "" : s->last_err);
     }
-    pthread_mutex_lock(&s->mu);
-    snprintf(s->stage, sizeof(s->stage), "idle");
-    s->frac = 0;
-    pthread_mutex_unlock(&s->mu);
-    if (s->stopping) {
-        finish_stop(s);
-        return;
-    }
-    if (s->pending) {
-        int pf = s->pending_full, pc = s->pending_cold;
-        s->pending = s->pending_full = s->pending_cold = 0;
-        start_run(s, pf, pc);
-    }
+    job_ended(s);
 }
 
 static void start_run(sched_t *s, int full, int cold)
@@ -312,7 +333,7 @@ static void start_run(sched_t *s, int full, int cold)
 
 static void request(sched_t *s, int full, int cold)
 {
-    if (s->running) {
+    if (s->running || s->warming) {
         s->pending = 1;
         s->pending_full |= full;
         s->pending_cold |= cold;
@@ -392,8 +413,66 @@ static void tick_after_cb(uv_work_t *w, int status)
         !s->have_map ||
         (s->cfg->refresh_interval_s > 0 && since >= (uint64_t)s->cfg->refresh_interval_s * 1000) ||
         (s->cfg->refresh_dirty_threshold > 0 && dirty >= (uint64_t)s->cfg->refresh_dirty_threshold);
-    if (due && !(s->running && s->pending))
+    if (due && !((s->running || s->warming) && s->pending))
         request(s, 0, 0);
+}
+
+/* ---- warm-up ------------------------------------------------------------------------------- */
+
+static void warm_main(void *ud)
+{
+    sched_t *s = ud;
+    store_prefetch_opts_t o;
+    store_prefetch_opts_default(&o);
+    o.progress = on_progress, o.progress_ud = s;
+    double t0 = pipeline_now();
+    s->warm_rc = store_prefetch(s->store, &o, &s->warm);
+    s->warm_s = pipeline_now() - t0;
+}
+
+static void warm_work_cb(uv_work_t *w)
+{
+    thread_prio_run_background(10, warm_main, w->data); /* as a refresh: yields to the loop */
+}
+
+static void warm_after_cb(uv_work_t *w, int status)
+{
+    sched_t *s = w->data;
+    s->warming = 0;
+    const store_prefetch_result_t *r = &s->warm;
+    int rc = status != 0 ? ATL_ECANCELED : s->warm_rc;
+    if (rc == ATL_ECANCELED)
+        LOG_INFO("refresh", "reading the store ahead cancelled", "read_mb=%.0f",
+                 (double)r->read_bytes / 1e6);
+    else if (rc != 0 || r->read_error)
+        LOG_WARN("refresh", "reading the store ahead stopped", "err=\"%s\" read_mb=%.0f",
+                 atl_strerror(rc ? rc : r->read_error), (double)r->read_bytes / 1e6);
+    else
+        LOG_INFO("refresh",
+                 r->skipped ? "store not read ahead: larger than the memory available"
+                            : "store read ahead",
+                 "file_mb=%.1f missing_mb=%.1f read_mb=%.1f seconds=%.1f",
+                 (double)r->file_bytes / 1e6, (double)r->missing_bytes / 1e6,
+                 (double)r->read_bytes / 1e6, s->warm_s);
+    job_ended(s);
+}
+
+/* Queue the warm-up; on failure the daemon only goes without it. */
+static void warm_start(sched_t *s)
+{
+    s->warm_work.data = s;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->stage, sizeof(s->stage), "prefetch");
+    pthread_mutex_unlock(&s->mu);
+    int rc = uv_queue_work(s->loop, &s->warm_work, warm_work_cb, warm_after_cb);
+    if (rc != 0) {
+        LOG_WARN("refresh", "cannot queue the store's warm-up", "err=%s", uv_err_name(rc));
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->stage, sizeof(s->stage), "idle");
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->warming = 1;
 }
 
 int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_t **out,
@@ -424,6 +503,7 @@ int sched_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, sched_
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+    warm_start(s);
     LOG_INFO("refresh", "scheduler started", "interval_s=%lld dirty_threshold=%lld have_map=%d",
              (long long)cfg->refresh_interval_s, (long long)cfg->refresh_dirty_threshold,
              s->have_map);

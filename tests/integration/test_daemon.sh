@@ -149,7 +149,16 @@ grep -q 'loop closed with handles left' "$T/a.log" && fail "handles left open at
 newest=$(cat "$T/db/snapshots/latest")
 rm "$T/db/snapshots/latest"
 printf 'corpus_' >"$T/db/snapshots/.tmp-latest"
+# and the store's pages out of the page cache (a reboot): the daemon reads the file ahead at
+# start (the warm-up, store_prefetch) and logs what it read
+dd if="$T/db/data.mdb" iflag=nocache count=0 2>/dev/null
+: >"$T/a.log"
 start_daemon a "$T/db"
+for _ in $(seq 100); do grep -q 'msg="store read ahead"' "$T/a.log" && break; sleep 0.1; done
+warm=$(grep 'msg="store read ahead"' "$T/a.log") || fail "no warm-up at start: $(grep refresh "$T/a.log")"
+echo "$warm" | awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
+    END { exit !(v["file_mb"] > 0 && (v["missing_mb"] == 0 || v["read_mb"] > 0)) }' ||
+    fail "warm-up: $warm"
 [ "$(cat "$T/db/snapshots/latest" 2>/dev/null)" = "$newest" ] || fail "latest not repaired at start"
 [ -z "$(ls -A "$T/db/snapshots" | grep '^\.tmp-')" ] || fail ".tmp files left at start"
 curl -fs -o /dev/null "$U/snapshots/latest" 2>/dev/null ||
