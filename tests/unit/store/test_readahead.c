@@ -107,6 +107,17 @@ static long major_faults(void)
     return ru.ru_majflt;
 }
 
+/* The S check (verify only) on @p s: its result in *rr, @return the major faults it took */
+static long verify_faults(store_t *s, store_rebuild_result_t *rr)
+{
+    store_rebuild_opts_t ro;
+    store_rebuild_opts_default(&ro);
+    ro.verify_only = 1;
+    long f0 = major_faults();
+    E(store_rebuild(s, &ro, rr));
+    return major_faults() - f0;
+}
+
 static int count_row(void *ud, uint32_t row, const uint32_t *cols, const double *s, size_t n)
 {
     (void)row, (void)cols, (void)s;
@@ -161,13 +172,8 @@ static void check_prefetch(const char *dir)
     CHECK(pr.missing_bytes >= (uint64_t)(pages - left) * (uint64_t)psz * 9 / 10);
     CHECK(pr.read_bytes > 0); /* the kernel may read some pieces ahead of the reads */
     CHECK(resident_pages(dir, &pages, 0) * 100 >= pages * 99);
-    store_rebuild_opts_t ro;
-    store_rebuild_opts_default(&ro);
-    ro.verify_only = 1;
     store_rebuild_result_t rr;
-    long f0 = major_faults();
-    E(store_rebuild(s, &ro, &rr));
-    long f_verify = major_faults() - f0;
+    long f_verify = verify_faults(s, &rr);
     printf("verify after the prefetch: %ld major faults\n", f_verify);
     CHECK(f_verify * 100 < (long)pages);
     E(store_prefetch(s, NULL, &pr));
@@ -188,13 +194,8 @@ int main(void)
         return 0;
     }
     store_t *s = open_store(dir, 1);
-    store_rebuild_opts_t ro;
-    store_rebuild_opts_default(&ro);
-    ro.verify_only = 1;
     store_rebuild_result_t rr;
-    long f0 = major_faults();
-    E(store_rebuild(s, &ro, &rr));
-    long f_verify = major_faults() - f0;
+    long f_verify = verify_faults(s, &rr);
     CHECK_EQ(rr.s_diffs, 0);
     CHECK(rr.s_entries > 1000000); /* 12 MB of S records alone */
     printf("verify: %zu pages, %ld major faults\n", pages, f_verify);
@@ -206,7 +207,7 @@ int main(void)
     size_t entries = 0;
     uint64_t *keys = NULL;
     uint32_t n = 0;
-    f0 = major_faults();
+    long f0 = major_faults();
     E(store_retained_rows(s, 0, count_row, &entries, &keys, &n));
     long f_rows = major_faults() - f0;
     printf("retained rows: %u rows, %zu entries, %ld major faults\n", n, entries, f_rows);
