@@ -394,6 +394,12 @@ int cli_progress_cb(void *ud, const char *stage, double frac)
 double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog,
                           struct store_prefetch_result *r)
 {
+    cli_progress_t own;
+    store_prefetch_result_t res;
+    if (!prog)
+        cli_progress_init(&own, cmd), prog = &own;
+    if (!r)
+        r = &res;
     double t0 = pipeline_now();
     store_prefetch_opts_t o;
     store_prefetch_opts_default(&o);

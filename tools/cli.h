@@ -156,7 +156,8 @@ struct store_prefetch_result;
  * Before a walk of the whole store: store_prefetch() with progress on @p prog, then say on
  * stderr what it read, or why it read nothing (nothing when the file was cached but for less
  * than 64 MiB). A
- * failure only costs the speed-up: the command goes on. @return the seconds it took.
+ * failure only costs the speed-up: the command goes on. @p prog and @p r may be NULL (progress
+ * lines of their own, no result). @return the seconds it took.
  */
 double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog,
                           struct store_prefetch_result *r);

@@ -465,10 +465,7 @@ static int load_store(const embed_args_t *a, embed_input_t *in)
     int rc = cli_store_open("embed", a->db, 1, &s);
     if (rc != 0)
         return rc;
-    cli_progress_t prog;
-    cli_progress_init(&prog, "embed");
-    store_prefetch_result_t pre;
-    cli_store_prefetch("embed", s, &prog, &pre);
+    cli_store_prefetch("embed", s, NULL, NULL);
     rc = embed_graph_from_store(s, (uint32_t)a->top, (unsigned)a->threads, &in->keys, &in->n,
                                 &in->t);
     store_close(s);
@@ -1001,10 +998,7 @@ int cmd_export_graph(int argc, char **argv)
     store_t *s;
     if (cli_store_open("export-graph", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
-    cli_progress_t prog;
-    cli_progress_init(&prog, "export-graph");
-    store_prefetch_result_t pre;
-    cli_store_prefetch("export-graph", s, &prog, &pre);
+    cli_store_prefetch("export-graph", s, NULL, NULL);
     export_ctx_t x = {0};
     uint64_t *keys = NULL;
     uint32_t n = 0;

@@ -37,12 +37,8 @@ int cmd_stats(int argc, char **argv)
     store_counters_t c;
     if (cli_store_open("stats", db, 1, &s) != 0)
         return CLI_EXIT_FAIL;
-    if (!no_digest) { /* the digest reads all of S */
-        cli_progress_t prog;
-        cli_progress_init(&prog, "stats");
-        store_prefetch_result_t pre;
-        cli_store_prefetch("stats", s, &prog, &pre);
-    }
+    if (!no_digest) /* the digest reads all of S */
+        cli_store_prefetch("stats", s, NULL, NULL);
     if ((rc = store_stats_get(s, !no_digest, &st)) != 0 || (rc = store_counters_get(s, &c))) {
         fprintf(stderr, "atlasctl stats: %s\n", atl_strerror(rc));
         store_close(s);
