@@ -8,7 +8,7 @@
 #      slowest `/healthz` answer meanwhile (asked every 0.5 s), then a forced rebuild
 #      (`atlasctl rebuild --url --wait`) and its published line. A build without the warm-up
 #      prints no warm-up line; its rebuild then starts cold.
-# With --before BUILD_DIR, the same three with that build first (e.g. one without the prefetch),
+# With --before BUILD_DIR, the same four steps with that build first (e.g. one without the prefetch),
 # alternating. Prints one line per run: build, what, seconds, and the JSON's prefetch figures.
 # S is not changed (the S check repairs nothing in an exact store; stats is read-only); step 4's
 # rebuild publishes a map into DB/snapshots and stores its coordinates, as the daemon does.
