@@ -173,8 +173,22 @@ int store__map_resize(store_t *s, uint64_t size);
  * NULL). Reads the meta pages: call with resize_lock held (a transaction holds it). */
 uint64_t store__used_bytes(store_t *s, uint64_t *map_size);
 
-/** Whether the data file takes at most half the machine's memory (then a walk that reads every
- * page may read ahead without pushing out what it still needs). */
+/**
+ * The smallest memory limit (memory.max or memory.high) of the cgroup v2 named in @p self_file
+ * (a /proc/self/cgroup) and of its parents under @p root (/sys/fs/cgroup), and in *room (may be
+ * NULL) the smallest limit - memory.current among them; UINT64_MAX for both when none is set or
+ * none can be read (see memlimit.c).
+ */
+uint64_t store__cgroup_limit(const char *root, const char *self_file, uint64_t *room);
+
+/** MemAvailable in bytes, at most the room under the process's cgroup limits; 0 when unknown. */
+uint64_t store__mem_available(void);
+
+/** Physical memory in bytes, at most the process's cgroup limit. */
+uint64_t store__mem_total(void);
+
+/** Whether the data file takes at most half the memory (store__mem_total) (then a walk that reads
+ * every page may read ahead without pushing out what it still needs). */
 int store__fits_in_ram(store_t *s);
 
 /** Read a u64 counter block from meta. */

@@ -9,7 +9,8 @@
  * 4 KiB read. Measured at the real scale (osu!track's 92.3M rows, a 15.7 GB file) with the file
  * dropped from the page cache: the S check took 305 s instead of ~31 s warm, while the same file
  * read in order ran at ~420 MB/s (36 s). So when the part of the file not in the page cache fits
- * in the memory the kernel says is available (MemAvailable; unknown: nothing is read), it is read
+ * in the memory the kernel says is available (MemAvailable, and the room under the process's
+ * cgroup limits: memlimit.c; unknown: nothing is read), it is read
  * in order first: piece by piece (8 MiB), the runs of pages mincore() finds missing (a warm store
  * costs one mincore() a piece). When it does not fit, nothing is read: the walk would push out
  * what was read before it came to it.
@@ -32,30 +33,16 @@
 /* left to the rest of the machine (the walk's own memory comes on top of the file) */
 #define MEM_RESERVE ((uint64_t)256 << 20)
 
-/* MemAvailable of /proc/meminfo in bytes: memory that can be had without swapping, the page
- * cache's reclaimable part included; 0 when unknown (no /proc) */
-static uint64_t mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[128];
-    uint64_t kb = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb * 1024;
-}
-
 /* Pages of [off, off + len) of the mapping @p map that are not in the page cache (all of them
  * when mincore() fails: then the piece is read, which is never wrong). */
 static size_t pages_missing(const char *map, size_t off, size_t len, size_t page,
                             unsigned char *vec)
 {
     size_t n = (len + page - 1) / page, missing = 0;
-    if (mincore((void *)(map + off), len, vec) != 0)
+    if (mincore((void *)(map + off), len, vec) != 0) {
+        memset(vec, 0, n); /* read_missing() follows vec: every page (it held the last piece's) */
         return n;
+    }
     for (size_t k = 0; k < n; k++)
         missing += !(vec[k] & 1);
     return missing;
@@ -115,12 +102,13 @@ int store_prefetch(store_t *s, const store_prefetch_opts_t *o, store_prefetch_re
         return 0;
     /* our own view of the file, only for mincore(): LMDB's map may be remapped meanwhile */
     char *map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    int map_errno = errno; /* before the allocations below can change it */
     size_t n_pieces = (size + PIECE - 1) / PIECE;
     unsigned char *vec = malloc(PIECE / page), *has_missing = malloc(n_pieces);
     char *buf = malloc(PIECE);
     int rc = 0;
     if (map == MAP_FAILED) { /* no address space for the view: only the speed-up is lost */
-        out->read_error = -errno;
+        out->read_error = -map_errno;
         goto out;
     }
     if (!vec || !has_missing || !buf) {
@@ -135,7 +123,7 @@ int store_prefetch(store_t *s, const store_prefetch_opts_t *o, store_prefetch_re
         missing += m;
     }
     out->missing_bytes = missing * page;
-    uint64_t avail = o->mem_available ? o->mem_available : mem_available();
+    uint64_t avail = o->mem_available ? o->mem_available : store__mem_available();
     if (out->missing_bytes == 0)
         goto out;
     if (out->missing_bytes + MEM_RESERVE > avail) {

@@ -863,6 +863,6 @@ void store__readahead(store__ra_t *ra, const void *at)
 
 int store__fits_in_ram(store_t *s)
 {
-    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    double ram = (double)store__mem_total();
     return ram > 0 && (double)store__used_bytes(s, NULL) * 2 <= ram;
 }

@@ -348,6 +348,7 @@ void cli_progress_init(cli_progress_t *p, const char *what)
     p->what = what;
     p->start = p->last = pipeline_now();
     p->tty = isatty(STDERR_FILENO);
+    p->open = 0;
 }
 
 void cli_progress_update(cli_progress_t *p, int force, const char *fmt, ...)
@@ -361,14 +362,16 @@ void cli_progress_update(cli_progress_t *p, int force, const char *fmt, ...)
     fprintf(stderr, p->tty ? "\r\033[K%s: " : "%s: ", p->what);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, " (%.1f s)%s", now - p->start, p->tty ? "" : "\n");
+    p->open = p->tty;
     va_end(ap);
     fflush(stderr);
 }
 
 void cli_progress_done(cli_progress_t *p)
 {
-    if (p->tty)
+    if (p->open)
         fputc('\n', stderr);
+    p->open = 0;
 }
 
 int cli_progress_cb(void *ud, const char *stage, double frac)
@@ -391,6 +394,14 @@ int cli_progress_cb(void *ud, const char *stage, double frac)
     return 0;
 }
 
+/* cli_progress_cb, but the line that says the read is done only ends a line begun before it:
+ * a store read ahead in less than the update interval (a warm one: a few pages) prints none */
+static int prefetch_progress_cb(void *ud, const char *stage, double frac)
+{
+    cli_progress_t *p = ud;
+    return frac >= 1 && !p->open ? 0 : cli_progress_cb(ud, stage, frac);
+}
+
 double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog,
                           struct store_prefetch_result *r)
 {
@@ -403,11 +414,10 @@ double cli_store_prefetch(const char *cmd, struct store *s, cli_progress_t *prog
     double t0 = pipeline_now();
     store_prefetch_opts_t o;
     store_prefetch_opts_default(&o);
-    o.progress = cli_progress_cb, o.progress_ud = prog;
+    o.progress = prefetch_progress_cb, o.progress_ud = prog;
     int rc = store_prefetch(s, &o, r);
     double secs = pipeline_now() - t0;
-    if (rc != 0 || r->read_error || r->read_bytes >= (64u << 20))
-        cli_progress_done(prog);
+    cli_progress_done(prog);
     if (rc != 0 || r->read_error)
         fprintf(stderr, "atlasctl %s: reading the store ahead stopped: %s (going on without)\n",
                 cmd, atl_strerror(rc ? rc : r->read_error));

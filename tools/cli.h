@@ -137,6 +137,7 @@ typedef struct cli_progress {
     const char *what;
     double start, last;
     int tty;
+    int open; /* a line on the terminal waits for its end (cli_progress_done) */
 } cli_progress_t;
 
 void cli_progress_init(cli_progress_t *p, const char *what);
@@ -145,7 +146,7 @@ void cli_progress_init(cli_progress_t *p, const char *what);
 void cli_progress_update(cli_progress_t *p, int force, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** Finish the progress line. */
+/** Finish the progress line, if one was printed on a terminal since the last call. */
 void cli_progress_done(cli_progress_t *p);
 
 /** An atl_progress_cb printing "stage: NN%" through a cli_progress_t (ud). */

@@ -208,17 +208,30 @@ for i in 1 2 3; do
         fail "publish $i"
 done
 id=$(tail -n 1 "$T/pub3.out")
-# --json says what the read ahead of the store did (store_prefetch): the whole file, none failed
+# --json says what the read ahead of the store did (store_prefetch): the whole file, none failed;
+# with the file's pages dropped from the page cache first (where they can be: not on a tmpfs,
+# whose resident bytes fincore still counts), it found them missing and read them
+drop_cache() { dd if="$1" iflag=nocache count=0 status=none; fincore --bytes --noheadings --output RES "$1"; }
+res=$(drop_cache "$T/db1/data.mdb" 2>/dev/null || echo -1)
 atlasctl rebuild --offline --db "$T/db1" --no-publish --json >"$T/rbj.json" 2>/dev/null || fail "rebuild --json"
-python3 - "$T/rbj.json" "$(stat -c %s "$T/db1/data.mdb")" <<'PY' || fail "rebuild --json prefetch: $(cat "$T/rbj.json")"
+python3 - "$T/rbj.json" "$(stat -c %s "$T/db1/data.mdb")" "$res" <<'PY' || fail "rebuild --json prefetch (resident after the drop: $res): $(cat "$T/rbj.json")"
 import json, sys
 r = json.load(open(sys.argv[1]))
-p = r["prefetch"]
-assert p["file_bytes"] == int(sys.argv[2]), p
+p, size, res = r["prefetch"], int(sys.argv[2]), int(sys.argv[3])
+assert p["file_bytes"] == size, p
 assert 0 <= p["read_bytes"] and p["missing_bytes"] <= p["file_bytes"], p
 assert p["error"] == "" and p["skipped"] is False, p
 assert r["seconds"]["prefetch"] >= 0 and r["verify"]["s_diffs"] == 0, r
+if 0 <= res < size // 2:
+    assert p["missing_bytes"] * 2 > size and p["read_bytes"] * 2 > size, p
 PY
+# on a terminal, reading a few pages ahead leaves no progress line: before, its bar's last
+# update (100%) stayed without its newline and the command's output went on on that line
+if res=$(drop_cache "$T/db1/data.mdb" 2>/dev/null) && [ "$res" -lt "$(stat -c %s "$T/db1/data.mdb")" ]; then
+    script -qec "atlasctl stats --db '$T/db1'" /dev/null >"$T/tty.out" 2>&1 </dev/null || fail "stats on a terminal"
+    grep -q "items" "$T/tty.out" || fail "stats on a terminal printed no figures: $(cat -v "$T/tty.out")"
+    ! grep -q "prefetch" "$T/tty.out" || fail "stats on a terminal left a progress line: $(cat -v "$T/tty.out")"
+fi
 [ "$(cat "$T/snaps/latest")" = "$id" ] || fail "latest is not the newest snapshot ($id)"
 [ "$(ls "$T/snaps" | grep -c '^corpus_[0-9_]*$')" = 2 ] || fail "retention kept $(ls "$T/snaps")"
 # an offline rebuild refuses to run while another process (a daemon) owns the store

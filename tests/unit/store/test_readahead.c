@@ -13,8 +13,15 @@
  * The pages are dropped with posix_fadvise(DONTNEED), which needs no privilege; where that
  * cannot drop them (tmpfs, whose pages never leave memory), the test says so and passes without
  * measuring.
+ *
+ * The prefetch's system calls fail on demand (the executable is linked with --wrap=mincore,
+ * --wrap=mmap and --wrap=pread: the store library's calls come here first): a failed read or a
+ * failed view of the file is reported, not returned, and a failed mincore() reads the piece
+ * whole (it read what the last piece's residency said, garbage for this one: review, session 20).
+ * store__cgroup_limit() is checked on a made-up cgroup tree.
  */
 #define _DEFAULT_SOURCE /* mincore */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -22,8 +29,52 @@
 #include <unistd.h>
 
 #include "algo/rng.h"
+#include "store/internal.h"
 #include "store/store.h"
 #include "tests/check.h"
+
+/* the wrapped calls: mincore() passes its first mincore_ok calls while mincore_fail is set, then
+ * fails (EAGAIN) leaving vec saying "resident" (what it held is undefined); mmap() and pread()
+ * fail (ENODEV, EIO) while their flag is set */
+static int mincore_fail, mmap_fail, pread_fail;
+static size_t mincore_ok;
+
+int __real_mincore(void *addr, size_t len, unsigned char *vec);
+int __wrap_mincore(void *addr, size_t len, unsigned char *vec);
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+ssize_t __real_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off);
+
+int __wrap_mincore(void *addr, size_t len, unsigned char *vec)
+{
+    if (!mincore_fail || mincore_ok > 0) {
+        mincore_ok -= mincore_ok > 0;
+        return __real_mincore(addr, len, vec);
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    memset(vec, 1, (len + (size_t)page - 1) / (size_t)page);
+    errno = EAGAIN;
+    return -1;
+}
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    if (mmap_fail) {
+        errno = ENODEV;
+        return MAP_FAILED;
+    }
+    return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+ssize_t __wrap_pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (pread_fail) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_pread(fd, buf, n, off);
+}
 
 enum { N_USERS = 1500, N_MAPS = 1200, PLAYS = 50 };
 
@@ -149,12 +200,42 @@ static void check_prefetch(const char *dir)
     CHECK_EQ(pr.read_bytes, 0);
     CHECK(pr.missing_bytes * 2 > pr.file_bytes);
     store_close(s);
-    CHECK(drop_pages(dir, &pages) * 4 < pages); /* still out of the cache */
+    CHECK(resident_pages(dir, &pages, 0) * 4 < pages); /* still out of the cache */
+
+    /* a failed read is reported, not returned; so is a failed view of the file for mincore() */
+    s = open_store(dir, 1);
+    po.mem_available = UINT64_MAX; /* the machine's own memory is not this test's subject */
+    pread_fail = 1;
+    E(store_prefetch(s, &po, &pr));
+    pread_fail = 0;
+    CHECK_EQ(pr.read_error, -EIO);
+    CHECK_EQ(pr.read_bytes, 0);
+    CHECK(pr.missing_bytes * 2 > pr.file_bytes);
+    mmap_fail = 1;
+    E(store_prefetch(s, &po, &pr));
+    mmap_fail = 0;
+    CHECK_EQ(pr.read_error, -ENODEV);
+    CHECK_EQ(pr.read_bytes, 0);
+
+    /* mincore() fails for every piece of the reading pass (the first pass, one call a piece,
+     * found them missing): each such piece is read whole */
+    size_t n_pieces = (size_t)((pr.file_bytes + (8u << 20) - 1) / (8u << 20));
+    mincore_fail = 1, mincore_ok = n_pieces;
+    E(store_prefetch(s, &po, &pr));
+    mincore_fail = 0;
+    printf("mincore failing: %.1f of %.1f MB missing, %.1f MB read\n",
+           (double)pr.missing_bytes / 1e6, (double)pr.file_bytes / 1e6,
+           (double)pr.read_bytes / 1e6);
+    CHECK_EQ(pr.read_error, 0);
+    CHECK(pr.missing_bytes * 2 > pr.file_bytes);
+    CHECK(pr.read_bytes >= pr.missing_bytes);
+    store_close(s);
+    drop_pages(dir, &pages);
 
     /* cancelled half-way */
     s = open_store(dir, 1);
     double frac = 0;
-    po.mem_available = 0, po.progress = cancel_at_half, po.progress_ud = &frac;
+    po.progress = cancel_at_half, po.progress_ud = &frac;
     CHECK_EQ(store_prefetch(s, &po, &pr), ATL_ECANCELED);
     CHECK(frac >= 0.5 && frac < 1);
     CHECK(pr.read_bytes > 0 && pr.read_bytes < pr.file_bytes);
@@ -163,7 +244,8 @@ static void check_prefetch(const char *dir)
     /* the whole file, then a walk without a major fault, then nothing more to read */
     size_t left = drop_pages(dir, &pages);
     s = open_store(dir, 1);
-    E(store_prefetch(s, NULL, &pr));
+    po.progress = NULL;
+    E(store_prefetch(s, &po, &pr));
     printf("prefetch: %zu of %zu pages missing, %.1f MB read\n", pages - left, pages,
            (double)pr.read_bytes / 1e6);
     CHECK_EQ(pr.skipped, 0);
@@ -182,9 +264,72 @@ static void check_prefetch(const char *dir)
     store_close(s);
 }
 
+/* write @p text to @p dir/@p name */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    CHECK(fclose(f) == 0);
+}
+
+/* A made-up cgroup v2 tree: ROOT/sys/atl with limits, the process in ROOT/sys/atl */
+static void check_cgroup_limit(void)
+{
+    char *root = check_tmpdir("cgroup"), self[512], sys[512], atl[512];
+    snprintf(self, sizeof(self), "%s/self", root);
+    snprintf(sys, sizeof(sys), "%s/sys", root);
+    snprintf(atl, sizeof(atl), "%s/sys/atl", root);
+    CHECK(mkdir(sys, 0700) == 0 && mkdir(atl, 0700) == 0);
+    uint64_t room = 0;
+
+    /* no cgroup v2 line (a v1 hierarchy), then no limit anywhere: unlimited */
+    put(root, "self", "4:memory:/sys/atl\n");
+    CHECK_EQ(store__cgroup_limit(root, self, &room), UINT64_MAX);
+    CHECK_EQ(room, UINT64_MAX);
+    put(root, "self", "4:memory:/other\n0::/sys/atl\n");
+    put(atl, "memory.max", "max\n");
+    CHECK_EQ(store__cgroup_limit(root, self, &room), UINT64_MAX);
+    CHECK_EQ(room, UINT64_MAX);
+
+    /* systemd's MemoryMax=1G on the service: 1 GiB less what it uses */
+    put(atl, "memory.max", "1073741824\n");
+    put(atl, "memory.current", "268435456\n");
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)1 << 30);
+    CHECK_EQ(room, (uint64_t)768 << 20);
+
+    /* MemoryHigh= lower still; a parent's limit with less room left; the namespace's root */
+    put(atl, "memory.high", "805306368\n"); /* 768 MiB: room 512 MiB */
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)768 << 20);
+    CHECK_EQ(room, (uint64_t)512 << 20);
+    put(sys, "memory.max", "2147483648\n");
+    put(sys, "memory.current", "1879048192\n"); /* 256 MiB left */
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)768 << 20);
+    CHECK_EQ(room, (uint64_t)256 << 20);
+    put(root, "memory.max", "536870912\n"); /* a container's limit, 512 MiB, current unknown */
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)512 << 20);
+    CHECK_EQ(room, (uint64_t)256 << 20);
+
+    /* over its limit (memory.current can pass memory.high): no room; a trailing slash */
+    put(atl, "memory.current", "900000000\n");
+    put(root, "self", "0::/sys/atl/\n");
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)512 << 20);
+    CHECK_EQ(room, 0);
+
+    /* the process at the root of its namespace (a container) */
+    put(root, "self", "0::/\n");
+    CHECK_EQ(store__cgroup_limit(root, self, NULL), (uint64_t)512 << 20);
+    CHECK(store__mem_available() > 0); /* this machine's, whatever its limits */
+    CHECK(store__mem_total() > 0);
+    check_rmdir(root);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    check_cgroup_limit();
     char *dir = check_tmpdir("readahead");
     bulk_load(dir);
     size_t pages;
