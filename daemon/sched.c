@@ -422,6 +422,16 @@ static void tick_after_cb(uv_work_t *w, int status)
 static void warm_main(void *ud)
 {
     sched_t *s = ud;
+    /* test aid: ATL_TEST_WARMUP_STALL_MS holds the warm-up that long (or until a stop), so a
+     * test can ask for a rebuild, or stop the daemon, while it runs */
+    const char *v = getenv("ATL_TEST_WARMUP_STALL_MS");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50)
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    if (atomic_load(&s->cancel)) {
+        s->warm_rc = ATL_ECANCELED;
+        return;
+    }
     store_prefetch_opts_t o;
     store_prefetch_opts_default(&o);
     o.progress = on_progress, o.progress_ud = s;
@@ -550,7 +560,10 @@ void sched_status(sched_t *s, cJSON *obj)
     cJSON_AddStringToObject(r, "stage", s->stage);
     cJSON_AddNumberToObject(r, "fraction", s->frac);
     pthread_mutex_unlock(&s->mu);
-    cJSON_AddStringToObject(r, "kind", s->running ? (s->run_full ? "rebuild" : "refresh") : "");
+    cJSON_AddStringToObject(r, "kind",
+                            s->running   ? (s->run_full ? "rebuild" : "refresh")
+                            : s->warming ? "warm-up"
+                                         : "");
     cJSON_AddBoolToObject(r, "pending", s->pending);
     cJSON_AddNumberToObject(r, "interval_seconds", (double)s->cfg->refresh_interval_s);
     cJSON_AddNumberToObject(r, "dirty_threshold", (double)s->cfg->refresh_dirty_threshold);
@@ -637,6 +650,8 @@ void sched_stop(sched_t *s, void (*done_cb)(void *ud), void *ud)
         memcpy(stage, s->stage, sizeof(stage));
         pthread_mutex_unlock(&s->mu);
         LOG_INFO("refresh", "cancelling the running refresh", "stage=%s", stage);
+    } else if (s->warming) {
+        LOG_INFO("refresh", "cancelling the store's warm-up", "");
     }
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);

@@ -270,8 +270,14 @@ static int wait_rebuild(const rebuild_args_t *a, uint64_t request)
         }
         if (strcmp(str(r, "kind"), "rebuild") == 0)
             cli_progress_cb(&prog, str(r, "stage"), num(r, "fraction"));
-        else
+        else if (strcmp(str(r, "kind"), "warm-up") == 0)
+            cli_progress_update(&prog, 0,
+                                "queued behind the daemon's warm-up (reading its store "
+                                "ahead)");
+        else if (str(r, "kind")[0])
             cli_progress_update(&prog, 0, "queued behind a %s", str(r, "kind"));
+        else
+            cli_progress_update(&prog, 0, "queued");
         cJSON_Delete(st);
         if (a->timeout_s && pipeline_now() - prog.start > (double)a->timeout_s) {
             cli_progress_done(&prog);

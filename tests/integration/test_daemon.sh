@@ -168,6 +168,32 @@ sleep 6
 [ "$(digest "$T/db")" = "$(digest "$T/ref")" ] || fail "restart changed the state"
 kill -TERM "$PID_a"; wait "$PID_a" || true
 
+# a forced rebuild asked for during the warm-up (held 4 s by a test aid) waits for it, is not
+# lost, and runs once it ends; /status says what it waits for (kind "warm-up": before session
+# 20 it was "", and `atlasctl rebuild` said "queued behind a ")
+: >"$T/a.log"
+ATL_TEST_WARMUP_STALL_MS=4000 start_daemon a "$T/db"
+[ "$(status "$PORT_a" kind)" = warm-up ] && [ "$(status "$PORT_a" stage)" = prefetch ] ||
+    fail "/status during the warm-up: $(curl -fs "http://127.0.0.1:$PORT_a/status" | grep -A4 '"refresh"')"
+before=$(cat "$T/db/snapshots/latest")
+id=$(atlasctl rebuild --url "http://127.0.0.1:$PORT_a" --wait --timeout 120 2>"$T/rebuild.err" | tail -n 1)
+[ "$id" != "$before" ] && [ "$(cat "$T/db/snapshots/latest")" = "$id" ] ||
+    fail "rebuild asked for during the warm-up: '$id' (latest $(cat "$T/db/snapshots/latest")): $(cat "$T/rebuild.err")"
+awk '/msg="store read ahead"/ { w = NR } /msg="rebuild started"/ && !r { r = NR } END { exit !(w && r > w) }' \
+    "$T/a.log" || fail "the rebuild did not wait for the warm-up: $(grep 'refresh' "$T/a.log")"
+kill -TERM "$PID_a"; wait "$PID_a" || true
+# a stop during the warm-up cancels it: exit 0 at once, not after the warm-up
+: >"$T/a.log"
+ATL_TEST_WARMUP_STALL_MS=60000 start_daemon a "$T/db"
+t0=$(date +%s%N)
+kill -TERM "$PID_a"
+rc=0; wait "$PID_a" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" = 0 ] && [ "$ms" -lt 10000 ] || fail "stop during the warm-up: exit $rc after $ms ms"
+grep -q "msg=\"cancelling the store's warm-up\"" "$T/a.log" &&
+    grep -q 'msg="reading the store ahead cancelled"' "$T/a.log" ||
+    fail "stop during the warm-up: $(grep 'refresh\|exit' "$T/a.log")"
+
 # issue 10.13: a store whose only retained item has no co-occurrence (5 rows, users 1-5,
 # beatmap 77, pp 600): the daemon says why it has no map and does not retry every second
 for u in 1 2 3 4 5; do
