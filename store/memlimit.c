@@ -17,7 +17,8 @@
 
 #include "internal.h"
 
-/* The number in file @p dir/@p name ("max": UINT64_MAX); 0 when it cannot be read */
+/* The number in file @p dir/@p name into *out ("max": UINT64_MAX). @return 1, or 0 when the
+ * file cannot be read (no such limit here) */
 static int read_limit(const char *dir, const char *name, uint64_t *out)
 {
     char path[PATH_MAX + 32], word[32];
@@ -66,10 +67,10 @@ uint64_t store__cgroup_limit(const char *root, const char *self_file, uint64_t *
                 rel[--len] = '\0';
             snprintf(dir, sizeof(dir), "%s%s", root, strcmp(rel, "/") == 0 ? "" : rel);
             uint64_t max = UINT64_MAX, high = UINT64_MAX, cur = 0;
-            int has_max = read_limit(dir, "memory.max", &max);
-            int has_high = read_limit(dir, "memory.high", &high);
+            read_limit(dir, "memory.max", &max);
+            read_limit(dir, "memory.high", &high);
             uint64_t lim = max < high ? max : high;
-            if ((has_max || has_high) && lim != UINT64_MAX) {
+            if (lim != UINT64_MAX) { /* current unknown: 0 */
                 read_limit(dir, "memory.current", &cur);
                 limit = lim < limit ? lim : limit;
                 uint64_t r = lim > cur ? lim - cur : 0;
