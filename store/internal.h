@@ -174,10 +174,10 @@ int store__map_resize(store_t *s, uint64_t size);
 uint64_t store__used_bytes(store_t *s, uint64_t *map_size);
 
 /**
- * The smallest memory limit (memory.max or memory.high) of the cgroup v2 named in @p self_file
- * (a /proc/self/cgroup) and of its parents under @p root (/sys/fs/cgroup), and in *room (may be
- * NULL) the smallest limit - memory.current among them; UINT64_MAX for both when none is set or
- * none can be read (see memlimit.c).
+ * The smallest memory limit of the cgroups named in @p self_file (a /proc/self/cgroup) and of
+ * their parents, under @p root (/sys/fs/cgroup): v2's memory.max and memory.high, v1's
+ * memory.limit_in_bytes (under ROOT/memory); and in *room (may be NULL) the smallest limit - use
+ * among them. UINT64_MAX for both when none is set or none can be read (see memlimit.c).
  */
 uint64_t store__cgroup_limit(const char *root, const char *self_file, uint64_t *room);
 

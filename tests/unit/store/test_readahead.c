@@ -321,6 +321,26 @@ static void check_cgroup_limit(void)
     /* the process at the root of its namespace (a container) */
     put(root, "self", "0::/\n");
     CHECK_EQ(store__cgroup_limit(root, self, NULL), (uint64_t)512 << 20);
+
+    /* cgroup v1's memory controller (this VM's kind: a hybrid hierarchy, v2 at the root): its
+     * "no limit" (2^63 less a page) counts as a limit no machine reaches; a real one below */
+    char mem[512], job[512], v1[512];
+    snprintf(mem, sizeof(mem), "%s/memory", root);
+    snprintf(job, sizeof(job), "%s/memory/jobs", root);
+    snprintf(v1, sizeof(v1), "%s/memory/jobs/j1", root);
+    CHECK(mkdir(mem, 0700) == 0 && mkdir(job, 0700) == 0 && mkdir(v1, 0700) == 0);
+    put(root, "memory.max", "max\n");
+    put(root, "self", "9:name=systemd:/\n5:cpu,memory:/jobs/j1\n0::/\n");
+    put(v1, "memory.limit_in_bytes", "9223372036854771712\n");
+    put(v1, "memory.usage_in_bytes", "12146278400\n");
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)9223372036854771712u);
+    CHECK(room > ((uint64_t)1 << 62));
+    put(job, "memory.limit_in_bytes", "4294967296\n");
+    put(job, "memory.usage_in_bytes", "3221225472\n"); /* 1 GiB left */
+    CHECK_EQ(store__cgroup_limit(root, self, &room), (uint64_t)4 << 30);
+    CHECK_EQ(room, (uint64_t)1 << 30);
+    put(root, "self", "5:cpuacct:/jobs/j1\n0::/\n"); /* no memory controller: not looked at */
+    CHECK_EQ(store__cgroup_limit(root, self, &room), UINT64_MAX);
     CHECK(store__mem_available() > 0); /* this machine's, whatever its limits */
     CHECK(store__mem_total() > 0);
     check_rmdir(root);
