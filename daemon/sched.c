@@ -123,6 +123,19 @@ static int on_progress(void *ud, const char *stage, double frac)
     return atomic_load(&s->cancel) ? 1 : 0;
 }
 
+/* Test aid: hold the job the milliseconds environment variable @p env says (none: 0), or until
+ * a stop, in steps of 50 ms, each reported as @p stage's progress when @p stage is set */
+static void test_hold(sched_t *s, const char *env, const char *stage)
+{
+    const char *v = getenv(env);
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50) {
+        if (stage)
+            on_progress(s, stage, (double)t / (double)ms);
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+}
+
 /* Test aid: ATL_TEST_REFRESH_STALL_MS holds every refresh that long before it reads anything,
  * so a test can observe the daemon while a refresh is running. */
 static void test_stall(sched_t *s)
@@ -133,12 +146,7 @@ static void test_stall(sched_t *s)
         long ms = strtol(hang, NULL, 10);
         nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
     }
-    const char *v = getenv("ATL_TEST_REFRESH_STALL_MS");
-    long ms = v ? strtol(v, NULL, 10) : 0;
-    for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50) {
-        on_progress(s, "stall", (double)t / (double)ms);
-        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-    }
+    test_hold(s, "ATL_TEST_REFRESH_STALL_MS", "stall");
 }
 
 static void refresh_main(void *ud)
@@ -422,12 +430,8 @@ static void tick_after_cb(uv_work_t *w, int status)
 static void warm_main(void *ud)
 {
     sched_t *s = ud;
-    /* test aid: ATL_TEST_WARMUP_STALL_MS holds the warm-up that long (or until a stop), so a
-     * test can ask for a rebuild, or stop the daemon, while it runs */
-    const char *v = getenv("ATL_TEST_WARMUP_STALL_MS");
-    long ms = v ? strtol(v, NULL, 10) : 0;
-    for (long t = 0; t < ms && !atomic_load(&s->cancel); t += 50)
-        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    /* ATL_TEST_WARMUP_STALL_MS: a test asks for a rebuild, or stops the daemon, meanwhile */
+    test_hold(s, "ATL_TEST_WARMUP_STALL_MS", NULL);
     if (atomic_load(&s->cancel)) {
         s->warm_rc = ATL_ECANCELED;
         return;

@@ -1,6 +1,6 @@
 /*
  * The memory a walk of the store may count on: the machine's (/proc/meminfo, sysconf) and the
- * limits of the cgroup (v2) the process runs in.
+ * limits of the cgroups (v2, v1's memory controller) the process runs in.
  *
  * A daemon under systemd's MemoryMax= or MemoryHigh=, or in a container with a memory limit,
  * sees the host's MemAvailable and physical memory. Read ahead by that measure, a 15 GB store
@@ -18,25 +18,22 @@
 
 #include "internal.h"
 
-/* The number in file @p dir/@p name into *out ("max": UINT64_MAX). @return 1, or 0 when the
- * file cannot be read (no such limit here) */
-static int read_limit(const char *dir, const char *name, uint64_t *out)
+/* The number in file @p dir/@p name into *out ("max": UINT64_MAX); *out unchanged when the file
+ * cannot be read (no such limit here) */
+static void read_limit(const char *dir, const char *name, uint64_t *out)
 {
     char path[PATH_MAX + 32], word[32];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-        return 0;
+        return;
     FILE *f = fopen(path, "r");
     if (!f)
-        return 0;
+        return;
     int ok = fscanf(f, "%31s", word) == 1;
     fclose(f);
-    if (!ok)
-        return 0;
-    if (strcmp(word, "max") == 0) {
+    if (ok && strcmp(word, "max") == 0)
         *out = UINT64_MAX;
-        return 1;
-    }
-    return sscanf(word, "%" SCNu64, out) == 1;
+    else if (ok)
+        sscanf(word, "%" SCNu64, out);
 }
 
 /* Whether the controller list @p ctl ("cpu,memory") names "memory" */
