@@ -94,7 +94,7 @@ atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS un
 atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit tsan) # tsan: the thread pool (algo/par.c)
 atl_fault_inject(test_mde)
-atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration tsan TIMEOUT 300)
 # the scheduler's thread-pool handoff without Kafka: also under TSan (librdkafka's threads are
 # made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
 atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_core
@@ -107,7 +107,7 @@ atl_add_test(test_ingest SOURCES tests/unit/daemon/test_ingest.c LIBS atl_daemon
 # Range and If-None-Match parsing, exact values (overlong numbers: RFC 9110 "to the end")
 atl_add_test(test_httpparse SOURCES tests/unit/daemon/test_httpparse.c LIBS atl_daemon_core
              LABELS unit)
-atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration TIMEOUT 400)
+atl_add_script_test(refresh tests/integration/test_refresh.sh LABELS integration tsan TIMEOUT 400)
 atl_add_script_test(crash tests/integration/test_crash.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(group tests/integration/test_group.sh LABELS integration TIMEOUT 400)
 atl_add_script_test(dlq tests/integration/test_dlq.sh LABELS integration TIMEOUT 300)
@@ -120,7 +120,7 @@ atl_add_script_test(disk-full tests/integration/test_disk_full.sh LABELS integra
 atl_add_script_test(refresh-backoff tests/integration/test_refresh_backoff.sh LABELS integration TIMEOUT 180)
 # the log file's disk full: the lines lost are counted and said once there is space again
 atl_add_script_test(log-full tests/integration/test_log_full.sh LABELS integration TIMEOUT 120)
-atl_add_script_test(ingest-races tests/integration/test_ingest_races.sh LABELS integration TIMEOUT 300)
+atl_add_script_test(ingest-races tests/integration/test_ingest_races.sh LABELS integration tsan TIMEOUT 300)
 atl_add_script_test(topic-kinds tests/integration/test_topic_kinds.sh LABELS integration TIMEOUT 300)
 atl_add_script_test(offset-unreadable tests/integration/test_offset_unreadable.sh LABELS integration
                     TIMEOUT 300)

@@ -157,12 +157,25 @@ static void *decode_worker(void *arg)
     return NULL;
 }
 
-/* Wait until block @p b is not being decoded. */
-static void wait_block(decoder_t *d, dblock_t *b)
+/* Wait until block @p b is not being decoded. @return its state then (0 or 2). */
+static int wait_block(decoder_t *d, dblock_t *b)
 {
     pthread_mutex_lock(&d->mu);
     while (b->state == 1 || b->state == 3)
         pthread_cond_wait(&d->cv, &d->mu);
+    int state = b->state;
+    pthread_mutex_unlock(&d->mu);
+    return state;
+}
+
+/* Block @p b's state to @p state, under the lock: the workers read every block's state under
+ * it while they look for work (a write without it was a data race, found by TSan) */
+static void set_state(decoder_t *d, dblock_t *b, int state)
+{
+    pthread_mutex_lock(&d->mu);
+    b->state = state;
+    if (state == 1)
+        pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -218,32 +231,27 @@ static int import_jsonl(import_t *im, dump_t *in)
     d.n_workers = started; /* 0: decode on this thread */
     for (unsigned j = 0; rc == 0; j = (j + 1) % NBLOCKS) {
         dblock_t *b = &d.blocks[j];
-        wait_block(&d, b);
-        if (b->state == 2 && (rc = consume_block(im, b, file)) != 0)
+        if (wait_block(&d, b) == 2 && (rc = consume_block(im, b, file)) != 0)
             break;
-        b->state = 0;
+        set_state(&d, b, 0);
         if ((read_rc = fill_block(b, in)) != 0)
             b->n = 0; /* a read error ends the file like its end: the blocks read are applied */
         if (b->n == 0) {
             /* drain: consume the blocks still in flight, in order */
             for (unsigned k = (j + 1) % NBLOCKS; rc == 0 && k != j; k = (k + 1) % NBLOCKS) {
                 dblock_t *c = &d.blocks[k];
-                wait_block(&d, c);
-                if (c->state == 2)
+                if (wait_block(&d, c) == 2)
                     rc = consume_block(im, c, file);
-                c->state = 0;
+                set_state(&d, c, 0);
             }
             break;
         }
         if (d.n_workers == 0) {
             decode_block(&d, b);
-            b->state = 2;
+            b->state = 2; /* no worker reads it */
             continue;
         }
-        pthread_mutex_lock(&d.mu);
-        b->state = 1;
-        pthread_cond_broadcast(&d.cv);
-        pthread_mutex_unlock(&d.mu);
+        set_state(&d, b, 1);
     }
     pthread_mutex_lock(&d.mu);
     d.stop = 1;

@@ -4,7 +4,9 @@
 # run (RelWithDebInfo, no sanitizer: its float rounding differs, and a bound once held under
 # ASan only); then a ThreadSanitizer build of the tests labelled `tsan` (the store, refresh,
 # scheduler, MDE, layout, kNN/T-build and embed unit tests: the thread-pool handoffs and the
-# two-thread T build). Long soak and benchmark runs are separate: see README.md.
+# two-thread T build; and atlasd end to end, its refresh thread and its ingestion under races,
+# with atlasctl's threaded import: tests/tsan.supp lists what TSan cannot see in libuv and
+# librdkafka). Long soak and benchmark runs are separate: see README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # chromium drives the viewer test (headless, from Debian's package); Java and Maven run the real
@@ -22,7 +24,8 @@ cmake --build build-rel -j "$(nproc)" >/dev/null
 cmake -S . -B build-tsan -DATL_SANITIZE=thread -DATL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target test_store test_refresh test_sched test_mde test_layout \
-    test_knn test_embed
+    test_knn test_embed atlasd atlasctl atlasd-faults
+supp=$(pwd)/tests/tsan.supp
 cd build-tsan
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L tsan --output-on-failure -j 2 \
-    --timeout 600
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$supp" ctest -L tsan \
+    --output-on-failure -j 2 --timeout 600
