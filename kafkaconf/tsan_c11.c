@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <threads.h>
 
-/* a pthread result as C11's */
+/* a pthread result as C11's, as glibc maps it */
 static int c11(int rc)
 {
     switch (rc) {
@@ -29,7 +29,6 @@ static int c11(int rc)
     case ETIMEDOUT:
         return thrd_timedout;
     case ENOMEM:
-    case EAGAIN:
         return thrd_nomem;
     default:
         return thrd_error;
