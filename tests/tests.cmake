@@ -94,9 +94,9 @@ atl_add_test(test_knn SOURCES tests/unit/algo/test_knn.c LIBS atl_algo LABELS un
 atl_fault_inject(test_knn)
 atl_add_test(test_mde SOURCES tests/unit/algo/test_mde.c LIBS atl_algo LABELS unit tsan) # tsan: the thread pool (algo/par.c)
 atl_fault_inject(test_mde)
+# tsan: atlasd end to end (librdkafka's C11 threads through kafkaconf/tsan_c11.c in that build)
 atl_add_script_test(daemon tests/integration/test_daemon.sh LABELS integration tsan TIMEOUT 300)
-# the scheduler's thread-pool handoff without Kafka: also under TSan (librdkafka's threads are
-# made with C11 thrd_create, which gcc's TSan does not intercept: a TSan atlasd crashes in them)
+# the scheduler's thread-pool handoff without Kafka: also under TSan
 atl_add_test(test_sched SOURCES tests/unit/daemon/test_sched.c LIBS atl_daemon_core
              LABELS unit tsan TIMEOUT 120)
 # HTTP answers 500 when memory runs out (issue 10.12): stub routes, allocation failures injected
