@@ -534,13 +534,16 @@ uint32_t fastmath__find_u32(const uint32_t *restrict row, uint32_t n, uint32_t v
  * vectors).
  * ACC is the type gdots and axpy4 multiply and add the stored vectors in (read by VALUEA): double
  * for float pairs (mde_t.exact, near an optimum), float for bfloat16 ones. A bfloat16 value has 8
- * significant bits, so float's 24 lose nothing of it; a dot then sums ~VEC_CHUNK / 16 products in
- * each float lane (chunks are added in double), and the four-vector combination is rounded to
- * float once before it is added to d. Twice the lanes of double and no float-to-double
- * conversion of every stored value: on the 2-core Zen 5, 3 alternating pairs, the pair pass
- * 0.55-0.59 -> 0.41-0.51 ms and the direction pass 0.55-0.58 -> 0.43-0.49 ms an iteration at full
- * scale (MDE 8.0-8.2 -> 7.2-7.8 s, distortion 0.279742 -> 0.279456); on the small graph the MDE
- * 0.42-0.47 -> 0.39-0.41 s (0.286916 -> 0.286202).
+ * significant bits, so float's 24 lose nothing of it; a dot then sums VEC_CHUNK / lanes products
+ * in each float lane (16 lanes in the AVX-512 clone, 4 in the baseline; chunks are added in
+ * double), and the four-vector combination is rounded to float once before it is added to d.
+ * Float's range is double's only up to 3e38: a product beyond it (gradients ~1e19 and more, at
+ * points ~1e-19 apart) makes a dot infinite, the direction then not a descent direction, and
+ * mde.c falls back to steepest descent with the memory dropped, as for any such direction. Twice
+ * the lanes of double and no float-to-double conversion of every stored value: on the 2-core Zen 5,
+ * 3 alternating pairs, the pair pass 0.55-0.59 -> 0.41-0.51 ms and the direction pass 0.55-0.58 ->
+ * 0.43-0.49 ms an iteration at full scale (MDE 8.0-8.2 -> 7.2-7.8 s, distortion 0.279742 ->
+ * 0.279456); on the small graph the MDE 0.42-0.47 -> 0.39-0.41 s (0.286916 -> 0.286202).
  */
 #define INLINE static inline __attribute__((always_inline))
 #define LBFGS_PASSES_DEFINE(sfx, T, VALUE, ROUND, ACC, VALUEA)                                     \

@@ -27,5 +27,13 @@ cmake --build build-tsan -j "$(nproc)" --target test_store test_refresh test_sch
     test_knn test_embed atlasd atlasctl atlasd-faults
 supp=$(pwd)/tests/tsan.supp
 cd build-tsan
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$supp" ctest -L tsan \
-    --output-on-failure -j 2 --timeout 600
+# reports into files too: a script test may stop a daemon with `|| true` or drop a command's
+# stderr, and a report must fail the run all the same
+rm -f tsan-report.*
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$supp log_path=$(pwd)/tsan-report" \
+    ctest -L tsan --output-on-failure -j 2 --timeout 600
+if ls tsan-report.* >/dev/null 2>&1; then
+    cat tsan-report.*
+    echo "ThreadSanitizer reported the races above" >&2
+    exit 1
+fi
