@@ -220,12 +220,19 @@ static inline uint16_t bf16_round(float v)
     return (uint16_t)(b >> 16);
 }
 
-static inline double bf16_value(uint16_t h)
+/* a bfloat16 value as the float it is */
+static inline float bf16_valuef(uint16_t h)
 {
     uint32_t b = (uint32_t)h << 16;
     float v;
     memcpy(&v, &b, sizeof(v));
     return v;
+}
+
+/* the same, widened to double */
+static inline double bf16_value(uint16_t h)
+{
+    return (double)bf16_valuef(h);
 }
 
 /*
@@ -624,15 +631,6 @@ static inline float f32_round(float v)
 
 static inline double f32_value(float v)
 {
-    return v;
-}
-
-/* a bfloat16 value as the float it is (bf16_value widens it further) */
-static inline float bf16_valuef(uint16_t h)
-{
-    uint32_t b = (uint32_t)h << 16;
-    float v;
-    memcpy(&v, &b, sizeof(v));
     return v;
 }
 
