@@ -383,13 +383,16 @@ static int open_store(const char *db, int *lock, store_t **out)
 int cmd_import(int argc, char **argv)
 {
     const char *db = NULL;
-    uint64_t batch_size = 200000, threads = 2;
+    uint64_t batch_size = 200000, threads = 2, max_future = 86400;
     double min_pp = 75;
     int json = 0, no_bulk = 0;
     const cli_opt_t opts[] = {
         {"db", CLI_NEED, &db, "DIR", "store directory (created if missing)"},
         {"batch", CLI_U64, &batch_size, "N", "events per write transaction (default 200000)"},
         {"min-pp", CLI_F64, &min_pp, "PP", "skip hiscores below this pp (default 75)"},
+        {"max-future-seconds", CLI_U64, &max_future, "S",
+         "hiscores dated further past the wall clock are rejected (bad_time), as atlasd does "
+         "(default 86400)"},
         {"json", CLI_FLAG, &json, NULL, "print the summary as JSON"},
         {"no-bulk", CLI_FLAG, &no_bulk, NULL,
          "apply hiscores in batches even into an empty store (default: bulk load it)"},
@@ -397,7 +400,11 @@ int cmd_import(int argc, char **argv)
          "threads decoding JSONL and computing S in a bulk load (default 2; 0: none)"},
     };
     /* min-pp: the decoder's pp range is 0..1e5 */
-    const cli_range_t ranges[] = {{"batch", 1, 1e9}, {"min-pp", 0, 1e5}, {"threads", 0, 64}};
+    /* max-future-seconds: atlasd's range (daemon/config.c) */
+    const cli_range_t ranges[] = {{"batch", 1, 1e9},
+                                  {"min-pp", 0, 1e5},
+                                  {"max-future-seconds", 0, 315360000},
+                                  {"threads", 0, 64}};
     const cli_cmd_t cmd = {"import",
                            "--db DIR FILE... (JSONL or CSV; - for stdin)",
                            "Backfill hiscore and beatmap rows from dumps straight into the store.",
@@ -419,6 +426,7 @@ int cmd_import(int argc, char **argv)
                    .threads = threads > NBLOCKS ? NBLOCKS : (unsigned)threads};
     store_decode_opts_default(&im.dopts);
     im.dopts.min_pp = min_pp;
+    im.dopts.max_future_s = (int64_t)max_future;
     int lock = -1;
     if ((rc = open_store(db, &lock, &im.store)) != 0) {
         free(files);

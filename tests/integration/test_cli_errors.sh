@@ -297,6 +297,21 @@ DELTA debug-poke --db $T/s 1_ 2_ inf
 EOF
 [ -e "$T/r" ] && fail "import with a bad --min-pp created its store"
 
+# ---- 11b. import's update_time tolerance is atlasd's (--max-future-seconds, default one day) ----
+ahead=$(date -u -d "@$(($(date +%s) + 10 * 86400))" '+%Y-%m-%d %H:%M:%S')
+head -n 20 "$T/a.jsonl" | grep '"user"' | sed "s/\"update_time\":\"[^\"]*\"/\"update_time\":\"$ahead\"/" >"$T/ahead.jsonl"
+n_ahead=$(wc -l <"$T/ahead.jsonl")
+expect_exit 0 atlasctl import --db "$T/fut0" --json "$T/ahead.jsonl"
+[ "$(json_field rejected)" = "$n_ahead" ] || fail "rows 10 days ahead: rejected $(json_field rejected), want $n_ahead"
+err_has "bad_time): field \"update_time\" is .* in the future (tolerance 86400 s)" "rows 10 days ahead"
+expect_exit 0 atlasctl import --db "$T/fut1" --json --max-future-seconds 864000 "$T/ahead.jsonl"
+[ "$(json_field rejected)" = 0 ] || fail "--max-future-seconds 864000: rejected $(json_field rejected), want 0"
+expect_exit 0 atlasctl import --db "$T/fut2" --json --max-future-seconds 863000 "$T/ahead.jsonl"
+[ "$(json_field rejected)" = "$n_ahead" ] || fail "--max-future-seconds 863000: rejected $(json_field rejected), want $n_ahead"
+expect_exit 2 atlasctl import --db "$T/fut3" --max-future-seconds 315360001 "$T/ahead.jsonl" &&
+    err_has "max-future-seconds" "--max-future-seconds out of range"
+[ -e "$T/fut3" ] && fail "import with a bad --max-future-seconds created its store"
+
 # ---- 12. failed writes are failures with a message ---------------------------------------------
 for cmd in "stats --db $T/s" "stats --db $T/s --json" "status --db $T/s" "status --db $T/s --json"; do
     expect_exit_full 1 atlasctl $cmd && err_has "stdout" "$cmd >/dev/full"
