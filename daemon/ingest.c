@@ -100,7 +100,8 @@ struct ingest {
     uint64_t offsets_lost;       /* partitions whose stored offset fell out of the log (README) */
     uint64_t offsets_unreadable; /* partitions left unassigned: their stored offset unreadable */
     uint64_t tombstones;         /* messages with a null value, skipped */
-    uint64_t map_full_waits, map_grown, dlq_truncated;
+    uint64_t map_full_waits, dlq_truncated;
+    uint64_t map_grown; /* by the writer (writer_grow_ahead), under w_mu */
     uint64_t *dlq_done; /* delivered dead letters, to delete from the store */
     size_t n_dlq_done, cap_dlq_done;
     /* their deletion on the thread pool (a write transaction: never on the loop) */
@@ -184,6 +185,38 @@ static void on_retry(uv_timer_t *t);
 static void dlq_send_batch(ingest_t *ig, store_batch_t *b);
 
 /*
+ * The writer also grows the map ahead of need: every GROW_AHEAD_MS while idle and before each
+ * commit, keeping half the map free, so commits seldom find it full while a long reader holds
+ * it. It never waits (-EBUSY while any transaction is open: the next try). Until session 22
+ * the loop's tick did this, but a growth unmaps and maps the whole store: 168 ms of the loop at
+ * full scale (9.5 GB resident), past /healthz's 100 ms bound. Called and returns with w_mu held;
+ * releases it while growing.
+ */
+#define GROW_AHEAD_MS 100
+
+static void writer_grow_ahead(ingest_t *ig)
+{
+    pthread_mutex_unlock(&ig->w_mu);
+    int grew = store_map_grow_ahead(ig->store, 0.5) == 1;
+    if (grew)
+        LOG_INFO("ingest", "map grown ahead of need", "");
+    pthread_mutex_lock(&ig->w_mu);
+    ig->map_grown += (uint64_t)grew;
+}
+
+/* Wait on w_cv for at most GROW_AHEAD_MS (w_cv's clock is CLOCK_MONOTONIC). @return whether the
+ * time ran out. */
+static int writer_timed_wait(ingest_t *ig)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += GROW_AHEAD_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L)
+        until.tv_sec++, until.tv_nsec -= 1000000000L;
+    return pthread_cond_timedwait(&ig->w_cv, &ig->w_mu, &until) == ETIMEDOUT;
+}
+
+/*
  * Batch commits run on a writer thread (issue 10.4): a commit takes hundreds of milliseconds at
  * scale (S deltas, fsync) and may wait for LMDB's writer lock or for map growth behind a long
  * reader, none of which the loop may wait for (HTTP and Kafka polling live there). The loop
@@ -199,9 +232,11 @@ static void *writer_main(void *ud)
     pthread_mutex_lock(&ig->w_mu);
     for (;;) {
         while (!ig->w_job && !ig->w_quit)
-            pthread_cond_wait(&ig->w_cv, &ig->w_mu);
+            if (writer_timed_wait(ig) && !ig->w_job && !ig->w_quit)
+                writer_grow_ahead(ig);
         if (!ig->w_job)
             break;
+        writer_grow_ahead(ig);
         store_batch_t *b = ig->w_job;
         pthread_mutex_unlock(&ig->w_mu);
         double t0 = now_s();
@@ -248,6 +283,15 @@ static void commit_submit(ingest_t *ig, store_batch_t *b)
     ig->w_job = b;
     pthread_cond_signal(&ig->w_cv);
     pthread_mutex_unlock(&ig->w_mu);
+}
+
+/* the writer's growths ahead of need (loop thread) */
+static uint64_t writer_map_grown(ingest_t *ig)
+{
+    pthread_mutex_lock(&ig->w_mu);
+    uint64_t n = ig->map_grown;
+    pthread_mutex_unlock(&ig->w_mu);
+    return n;
 }
 
 static int writer_busy(ingest_t *ig)
@@ -966,12 +1010,6 @@ static void on_tick(uv_timer_t *t)
             }
         }
     }
-    /* keep half the map free, so commits seldom find it full while a long reader holds it;
-     * never waits (-EBUSY while any transaction is open: next tick) */
-    if (store_map_grow_ahead(ig->store, 0.5) == 1) {
-        ig->map_grown++;
-        LOG_INFO("ingest", "map grown ahead of need", "");
-    }
     if (ig->closing_consumer) {
         drain(ig); /* keep serving the queue until the consumer is closed */
         return;
@@ -1150,7 +1188,11 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
         goto bad;
     }
     pthread_mutex_init(&ig->w_mu, NULL);
-    pthread_cond_init(&ig->w_cv, NULL);
+    pthread_condattr_t ca; /* the writer's timed waits (writer_timed_wait) */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ig->w_cv, &ca);
+    pthread_condattr_destroy(&ca);
     if ((rc = store_counters_get(store, &ig->counters)) != 0) { /* then the writer's copies */
         snprintf(errbuf, errlen, "reading the store's counters: %s", atl_strerror(rc));
         goto bad;
@@ -1415,8 +1457,8 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
                     ig->brokers_up);
     text_buf_printf(
         b,
-        "# HELP atlasd_map_grown_ahead_total LMDB map growths done ahead of need on the loop "
-        "tick.\n# TYPE atlasd_map_grown_ahead_total counter\n"
+        "# HELP atlasd_map_grown_ahead_total LMDB map growths done ahead of need by the writer "
+        "thread.\n# TYPE atlasd_map_grown_ahead_total counter\n"
         "atlasd_map_grown_ahead_total %" PRIu64 "\n"
         "# HELP atlasd_commit_map_full_total Commits that found the LMDB map full and grew it.\n# "
         "TYPE atlasd_commit_map_full_total counter\n"
@@ -1430,6 +1472,6 @@ void ingest_metrics(ingest_t *ig, text_buf_t *b)
         "# HELP atlasd_offsets_unreadable_total Partitions not consumed because their stored "
         "offset could not be read.\n# TYPE atlasd_offsets_unreadable_total counter\n"
         "atlasd_offsets_unreadable_total %" PRIu64 "\n",
-        ig->map_grown, ig->map_full_waits, ig->tombstones, ig->offsets_lost,
+        writer_map_grown(ig), ig->map_full_waits, ig->tombstones, ig->offsets_lost,
         ig->offsets_unreadable);
 }

@@ -334,15 +334,18 @@ static void metrics(void *ud, text_buf_t *b)
     if (d->sched)
         sched_metrics(d->sched, b);
     loopmon_metrics(&d->loopmon, b);
-    uint64_t reads, writes;
-    store_nowait_txns_get(d->store, &reads, &writes);
+    uint64_t reads, writes, resizes;
+    store_nowait_txns_get(d->store, &reads, &writes, &resizes);
     text_buf_printf(b,
-                    "# HELP atlasd_loop_store_transactions_total LMDB transactions begun on the "
-                    "event-loop thread (none once serving: they run on the writer and the thread "
-                    "pool).\n# TYPE atlasd_loop_store_transactions_total counter\n"
+                    "# HELP atlasd_loop_store_transactions_total LMDB transactions begun and map "
+                    "resizes done on the event-loop thread (none once serving: they run on the "
+                    "writer and the thread pool).\n# TYPE atlasd_loop_store_transactions_total "
+                    "counter\n"
                     "atlasd_loop_store_transactions_total{kind=\"read\"} %llu\n"
-                    "atlasd_loop_store_transactions_total{kind=\"write\"} %llu\n",
-                    (unsigned long long)reads, (unsigned long long)writes);
+                    "atlasd_loop_store_transactions_total{kind=\"write\"} %llu\n"
+                    "atlasd_loop_store_transactions_total{kind=\"resize\"} %llu\n",
+                    (unsigned long long)reads, (unsigned long long)writes,
+                    (unsigned long long)resizes);
 }
 
 /* A directory setting @p name = @p dir: created if missing (one level, as the store and a publish

@@ -98,7 +98,8 @@ struct store {
     /* LMDB's mdb_env_set_mapsize() failed after unmapping the map: the environment has no map
      * and every transaction would fault; they fail with ATL_ESTORE instead (grow_locked) */
     int map_lost;
-    uint64_t nowait_reads, nowait_writes; /* transactions begun there (store_nowait_txns_get) */
+    /* transactions begun there and map resizes done there (store_nowait_txns_get) */
+    uint64_t nowait_reads, nowait_writes, nowait_resizes;
 };
 
 /** Translate an LMDB return code into an atl.h code (0 stays 0). */

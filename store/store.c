@@ -339,9 +339,15 @@ int store_sync(store_t *s)
 /*
  * Map growth and transactions. LMDB allows mdb_env_set_mapsize() only while no transaction of
  * this process is active, and the daemon reads (refresh, on the thread pool) while it writes
- * (ingestion, on the loop). So every transaction holds resize_lock shared for its whole life,
- * and a resize takes it exclusively, after the thread asking has ended its own transaction.
+ * (ingestion, on its writer thread). So every transaction holds resize_lock shared for its whole
+ * life, and a resize takes it exclusively, after the thread asking has ended its own transaction.
  */
+/* whether the calling thread is the no-wait one (store_nowait_thread_set) */
+static int on_nowait_thread(const store_t *s)
+{
+    return s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread);
+}
+
 /*
  * mdb_env_set_mapsize() unmaps the map, then maps the new size; when that mmap fails (no address
  * space: RLIMIT_AS, systemd's LimitAS=) the environment is left without a map and the next
@@ -367,6 +373,7 @@ int store__map_resize(store_t *s, uint64_t size)
             return errno;
         munmap(probe, more);
     }
+    s->nowait_resizes += on_nowait_thread(s);
     int rc = mdb_env_set_mapsize(s->env, (size_t)size);
     if (rc != 0)
         s->map_lost = 1; /* past its checks, its only failure is the mmap, after the munmap */
@@ -388,7 +395,7 @@ static int grow_locked(store_t *s)
  * store_nowait_thread_set); every other thread waits for the readers to finish. */
 static int grow_map(store_t *s)
 {
-    if (s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread)) {
+    if (on_nowait_thread(s)) {
         if (pthread_rwlock_trywrlock(&s->resize_lock) != 0)
             return MDB_MAP_FULL;
     } else {
@@ -405,10 +412,11 @@ void store_nowait_thread_set(store_t *s)
     s->has_nowait_thread = 1;
 }
 
-void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes)
+void store_nowait_txns_get(const store_t *s, uint64_t *reads, uint64_t *writes, uint64_t *resizes)
 {
     *reads = s->nowait_reads;
     *writes = s->nowait_writes;
+    *resizes = s->nowait_resizes;
 }
 
 uint64_t store__used_bytes(store_t *s, uint64_t *map_size)
@@ -445,7 +453,7 @@ int store_map_grow_ahead(store_t *s, double min_free_frac)
 /* Begin a transaction holding resize_lock shared; on failure the lock is released. */
 static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
 {
-    if (s->has_nowait_thread && pthread_equal(pthread_self(), s->nowait_thread))
+    if (on_nowait_thread(s))
         (flags & MDB_RDONLY) ? s->nowait_reads++ : s->nowait_writes++;
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&s->resize_lock);
@@ -461,6 +469,7 @@ static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
             return rc;
         /* another process grew the file: adopt its size, then retry */
         pthread_rwlock_wrlock(&s->resize_lock);
+        s->nowait_resizes += on_nowait_thread(s);
         rc = s->map_lost ? ATL_ESTORE : mdb_env_set_mapsize(s->env, 0);
         if (rc != 0)
             s->map_lost = 1; /* the new size could not be mapped: the map is gone */
