@@ -14,6 +14,7 @@
 # generated and imported first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 B=${1:-build}; shift || true
 scale="" db="" rows="" events=1000 interval=1 rebuild=1
 while [ $# -gt 0 ]; do
@@ -39,17 +40,9 @@ if [ -n "$scale" ]; then
 fi
 [ -n "$db" ] && [ -f "$rows" ] || { echo "give --scale or --db and --rows" >&2; exit 2; }
 
-# the batch: the first EVENTS nomod-mode hiscore rows of the source with a new pp, dated a day
-# after the newest update the store holds (so it changes every profile entry it names, however
-# often the bench ran on this store); a store the bench ran on within the day already holds
-# times past tomorrow, so the daemon's future-time tolerance (default 1 day) is lifted here
-newest=$($B/atlasctl status --db "$db" --json | sed -n 's/.*"newest_update_time":\([0-9]*\).*/\1/p')
-when=$(date -u -d "@$(( ${newest:-0} > $(date +%s) ? ${newest:-0} + 86400 : $(date +%s) + 86400 ))" '+%Y-%m-%d %H:%M:%S')
+# the batch: EVENTS existing plays with a new pp, dated past everything the store holds
+new_pp_batch "$B" "$db" "$rows" "$events" "$T/batch.jsonl"
 salt=$(date +%s)
-{ grep '"pp":' "$rows" | grep '"mode":0' | head -n "$events" || true; } |
-    sed -e 's/"pp":[0-9.]*/"pp":"PP"/' -e "s/\"update_time\":\"[^\"]*\"/\"update_time\":\"$when\"/" |
-    awk -v salt="$salt" '{ sub(/"PP"/, 200 + (NR * 37 + salt) % 500); print }' >"$T/batch.jsonl"
-[ "$(wc -l <"$T/batch.jsonl")" = "$events" ] || { echo "could not take $events rows from $rows" >&2; exit 1; }
 
 # a topic of its own per run: a store reused across runs keeps the offsets of earlier mock
 # clusters, which a fresh topic of the same name would contradict
