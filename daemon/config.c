@@ -73,7 +73,9 @@ static const opt_t opts[] = {
     {"snapshots", OPT_STR, OFF(snapshots), 0, 0, "",
      "snapshot directory served under /snapshots (empty: DB/snapshots)", 0},
     {"refresh-interval", OPT_INT, OFF(refresh_interval_s), 0, 86400 * 7, "60",
-     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin)", 0},
+     "seconds between refreshes of the map when items are dirty (0: only by threshold/admin, and "
+     "the first map)",
+     0},
     {"refresh-dirty-threshold", OPT_INT, OFF(refresh_dirty_threshold), 0, 1000000000, "0",
      "also refresh as soon as this many items are dirty (0: off)", 0},
     {"snapshots-keep", OPT_INT, OFF(snapshots_keep), 1, 100000, "10", "snapshots to keep", 0},
