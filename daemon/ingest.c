@@ -76,6 +76,7 @@ struct ingest {
     pthread_t w_thread;
     pthread_mutex_t w_mu;
     pthread_cond_t w_cv;
+    clockid_t w_clock; /* w_cv's (CLOCK_MONOTONIC unless the platform refused it) */
     store_batch_t *w_job;
     int w_rc, w_quit, w_started;
     double w_seconds;
@@ -204,12 +205,11 @@ static void writer_grow_ahead(ingest_t *ig)
     ig->map_grown += (uint64_t)grew;
 }
 
-/* Wait on w_cv for at most GROW_AHEAD_MS (w_cv's clock is CLOCK_MONOTONIC). @return whether the
- * time ran out. */
+/* Wait on w_cv for at most GROW_AHEAD_MS (on w_cv's clock). @return whether the time ran out. */
 static int writer_timed_wait(ingest_t *ig)
 {
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
+    clock_gettime(ig->w_clock, &until);
     until.tv_nsec += GROW_AHEAD_MS * 1000000L;
     if (until.tv_nsec >= 1000000000L)
         until.tv_sec++, until.tv_nsec -= 1000000000L;
@@ -1190,9 +1190,15 @@ int ingest_start(uv_loop_t *loop, const atl_config_t *cfg, store_t *store, inges
     pthread_mutex_init(&ig->w_mu, NULL);
     pthread_condattr_t ca; /* the writer's timed waits (writer_timed_wait) */
     pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ig->w_cv, &ca);
+    ig->w_clock =
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+    rc = pthread_cond_init(&ig->w_cv, &ca);
     pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        snprintf(errbuf, errlen, "the writer's condition variable: %s", strerror(rc));
+        rc = -rc;
+        goto bad;
+    }
     if ((rc = store_counters_get(store, &ig->counters)) != 0) { /* then the writer's copies */
         snprintf(errbuf, errlen, "reading the store's counters: %s", atl_strerror(rc));
         goto bad;

@@ -373,7 +373,8 @@ int store__map_resize(store_t *s, uint64_t size)
             return errno;
         munmap(probe, more);
     }
-    s->nowait_resizes += on_nowait_thread(s);
+    if (on_nowait_thread(s)) /* only that thread writes the count: the loop reads it */
+        s->nowait_resizes++;
     int rc = mdb_env_set_mapsize(s->env, (size_t)size);
     if (rc != 0)
         s->map_lost = 1; /* past its checks, its only failure is the mmap, after the munmap */
@@ -469,7 +470,8 @@ static int txn_begin(store_t *s, unsigned flags, MDB_txn **out)
             return rc;
         /* another process grew the file: adopt its size, then retry */
         pthread_rwlock_wrlock(&s->resize_lock);
-        s->nowait_resizes += on_nowait_thread(s);
+        if (on_nowait_thread(s)) /* only that thread writes the count: the loop reads it */
+            s->nowait_resizes++;
         rc = s->map_lost ? ATL_ESTORE : mdb_env_set_mapsize(s->env, 0);
         if (rc != 0)
             s->map_lost = 1; /* the new size could not be mapped: the map is gone */
