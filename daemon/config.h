@@ -23,6 +23,7 @@ typedef struct atl_config {
     char *topic_hiscores, *topic_beatmaps, *topic_dlq;
     int64_t batch_max_events;
     int64_t batch_max_ms;
+    int64_t batch_backlog_events; /* a batch's events while the previous one commits, at most */
     int64_t max_message_bytes;
     double min_pp;
     int64_t max_future_s; /* update_time tolerance past the broker timestamp / wall clock */

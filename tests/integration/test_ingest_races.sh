@@ -8,7 +8,9 @@
 #   3. SIGTERM while a message is held: the stop dropped it and could then apply what came after
 #      it on the same partition, storing a later offset past it. This case passed before the fix
 #      too (here librdkafka's revoke purges the queued rows before the close drains them); it
-#      guards the rule that nothing after an unapplied message is applied (ig->discarding).
+#      guards the rule that nothing after an unapplied message is applied (ig->discarding);
+#   4. a backlog while commits are slow is committed in batches past batch-max-events (up to
+#      batch-backlog-events): fewer, larger commits (this failed before that option: 20 commits).
 # atlasd-faults switches: decode-oom, commit-fail, commit-slow (tests/fault/daemon_faults.c).
 . "$(dirname "$0")/lib.sh"
 
@@ -88,4 +90,21 @@ stop_daemon c
 start_daemon c "$T/db3" --batch-max-ms 50
 wait_status "$PORT_c" events_applied 10 30
 stop_daemon c
-echo "ingest-races: a hold during a commit resumes; a stop during a retry commits once; a stop while held loses nothing"
+
+# 4. a backlog while commits are slow: the batch filling meanwhile grows past batch-max-events
+#    (up to batch-backlog-events), so 2,000 events at 100 a batch take 2-4 commits of 3 s, not 20
+#    (60 s). Before batch-backlog-events: 20 commits, this wait timed out.
+for u in $(seq 400 419); do rows "$u" 1 100; done >"$T/backlog.jsonl"
+start_daemon d "$T/db4" --batch-max-ms 50 --batch-max-events 100 --batch-backlog-events 5000
+wait_status "$PORT_d" events_applied 10 30 # the cases above
+b0=$(status "$PORT_d" batches)
+touch "$ATL_FAULT_DIR/commit-slow"
+produce --topic "$TOPIC_H" "$T/backlog.jsonl" 2>/dev/null
+wait_status "$PORT_d" events_applied 2010 30
+rm "$ATL_FAULT_DIR/commit-slow"
+nb=$(($(status "$PORT_d" batches) - b0))
+[ "$nb" -le 4 ] || fail "2,000 events in $nb commits: the batch did not grow while commits ran"
+curl -fs "http://127.0.0.1:$PORT_d/metrics" | grep -q '^atlasd_backlog_batches_total [1-9]' ||
+    fail "no atlasd_backlog_batches_total counted"
+stop_daemon d
+echo "ingest-races: a hold during a commit resumes; a stop during a retry commits once; a stop while held loses nothing; a backlog commits in large batches ($nb for 2,000 events)"
