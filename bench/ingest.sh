@@ -13,14 +13,15 @@
 # all over the table, so a batch copies a large part of it (copy-on-write), and with 1,000,000
 # events the daemon's copy grew from 9.5 to 22.7 GB and the machine thrashed.
 # usage: bench/ingest.sh [BUILD_DIR] [--users N --items N | --scale S | --db DIR --rows FILE
-#                        [--events N]] [--batch N] [--kafka] [--timeout S]
+#                        [--events N]] [--batch N] [--backlog N] [--kafka] [--timeout S]
+# --batch, --backlog: atlasd's --batch-max-events and --batch-backlog-events (default 0: off).
 # --timeout: give up (exit 1) when the daemon has not applied every event after S seconds
 # (default 3600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 B=${1:-build}; shift || true
-gen_args=(--scale small) batch=20000 real=0 db="" src="" events=200000 timeout=3600
+gen_args=(--scale small) batch=20000 backlog=0 real=0 db="" src="" events=200000 timeout=3600
 while [ $# -gt 0 ]; do
     case $1 in
     --users|--items) gen_args+=("$1" "$2"); shift 2 ;;
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --events) events=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
+    --backlog) backlog=$2; shift 2 ;;
     --kafka) real=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -106,8 +108,8 @@ $B/atlasctl produce --brokers "$brokers" --topic "$topic" "$T/rows.jsonl" 2>/dev
 # store's newest update needs the future-time tolerance lifted (bench/lib.sh)
 say "atlasd: ingest"
 $B/atlasd --db "$T/db" --brokers "$brokers" --http 127.0.0.1:0 --batch-max-events "$batch" \
-    --batch-max-ms 5000 --durable 1 --stats-interval 0 --log-file "$T/d.log" \
-    --refresh-interval 0 "${future[@]}" --topic-hiscores "$topic" &
+    --batch-max-ms 5000 --batch-backlog-events "$backlog" --durable 1 --stats-interval 0 \
+    --log-file "$T/d.log" --refresh-interval 0 "${future[@]}" --topic-hiscores "$topic" &
 daemon=$!
 pids+=($daemon)
 port=""
@@ -145,8 +147,8 @@ pids=()
 say "digests"
 d1=$(digest "$T/db")
 [ -n "$db" ] || d2=$(digest "$T/imp")
-printf '%s broker, rows %d, partitions %d, batch %d events (durable commits)%s\n' \
-    "$([ "$real" = 1 ] && echo 'Apache Kafka 4.1.1' || echo mock)" "$rows" "$parts" "$batch" \
+printf '%s broker, rows %d, partitions %d, batch %d events, backlog %d (durable commits)%s\n' \
+    "$([ "$real" = 1 ] && echo 'Apache Kafka 4.1.1' || echo mock)" "$rows" "$parts" "$batch" "$backlog" \
     "$([ -n "$db" ] && echo ", into a copy of $db ($base events applied before)")"
 printf 'kafka -> lmdb   %8.0f events/s\n' "$kafka_rate"
 printf 'import (limit)  %8.0f events/s\n' "$imp_rate"

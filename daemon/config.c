@@ -58,9 +58,10 @@ static const opt_t opts[] = {
      "events per LMDB transaction at most", 0},
     {"batch-max-ms", OPT_INT, OFF(batch_max_ms), 1, 60000, "200",
      "commit a batch at most this long after its first event", 0},
-    {"batch-backlog-events", OPT_INT, OFF(batch_backlog_events), 1, 1000000, "100000",
+    {"batch-backlog-events", OPT_INT, OFF(batch_backlog_events), 0, 1000000, "0",
      "while a commit runs, the next batch may grow to this many events (a backlog drains in "
-     "fewer, larger commits; at least batch-max-events)",
+     "fewer, larger commits; a stop or rebalance then waits for two such commits; 0 or at most "
+     "batch-max-events: off)",
      0},
     {"max-message-bytes", OPT_INT, OFF(max_message_bytes), 64, 16777216, "65536",
      "larger messages are rejected", 0},

@@ -273,11 +273,13 @@ static void *writer_main(void *ud)
 
 /*
  * The filling batch's events at most: batch-max-events, and while the previous batch is still
- * being committed, batch-backlog-events (a group commit). A commit copies every page of S its
- * events touch; on the full-scale store one of 5,000 changed plays took ~3.5 s and one of
- * 100,000 ~21 s, so a backlog drained at 1.4k events/s in batches of 5,000 and at 4.7k/s in
- * batches of 100,000 (bench/ingest.sh --db, README). Without a backlog the writer is idle when
- * a batch fills, and batches stay at batch-max-events.
+ * being committed, batch-backlog-events if larger (a group commit). A commit copies every page
+ * of S its events touch; on the full-scale store one of 5,000 changed plays took ~3.5 s and one
+ * of 100,000 ~21 s, so a backlog drained at 1.4k events/s in batches of 5,000 and at 2.6-4.2k/s
+ * growing to 100,000 (bench/ingest.sh --db, README). Without a backlog the writer is idle when
+ * a batch fills, and batches stay at batch-max-events. Off by default: a stop or a revoke
+ * commits both batches before it returns (commit_wait), which with two grown batches at full
+ * scale takes longer than shutdown-timeout-ms's default.
  */
 static uint64_t batch_cap(const ingest_t *ig)
 {

@@ -104,7 +104,6 @@ wait_status "$PORT_d" events_applied 2010 30
 rm "$ATL_FAULT_DIR/commit-slow"
 nb=$(($(status "$PORT_d" batches) - b0))
 [ "$nb" -le 4 ] || fail "2,000 events in $nb commits: the batch did not grow while commits ran"
-curl -fs "http://127.0.0.1:$PORT_d/metrics" | grep -q '^atlasd_backlog_batches_total [1-9]' ||
-    fail "no atlasd_backlog_batches_total counted"
+has_metric "$PORT_d" '^atlasd_backlog_batches_total [1-9]' || fail "no atlasd_backlog_batches_total counted"
 stop_daemon d
 echo "ingest-races: a hold during a commit resumes; a stop during a retry commits once; a stop while held loses nothing; a backlog commits in large batches ($nb for 2,000 events)"
