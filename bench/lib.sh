@@ -3,8 +3,8 @@
 # new_pp_batch BUILD DB ROWS N OUT: N events for the store DB that change existing plays: the
 # first N nomod-mode hiscore rows of ROWS with a new pp, dated a day after the newest update DB
 # holds (so each changes the profile entry it names, however often a bench ran on this store).
-# A store a bench ran on within the day (or a generated one, dated into next year) holds times
-# past tomorrow, so what takes the batch (atlasd, import) needs --max-future-seconds lifted.
+# A store benches ran on holds times past tomorrow (each batch is dated a day past the newest),
+# so what takes the batch (atlasd, import) needs --max-future-seconds lifted.
 # Fails if ROWS has too few rows.
 new_pp_batch() {
     local b=$1 db=$2 rows=$3 n=$4 out=$5 newest when salt
