@@ -89,13 +89,17 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 
 /*
  * The sum of -log(u) over a block's BLOCK3 values of u = 1 - e^-d in (0, 1] (1 for the padding
- * and for d = 0): the log of products, one logarithm for REP_FACTORS terms. A product of
- * REP_FACTORS of them stays a normal double: u >= 1 - e^-(smallest d) ~ 4e-23 when d^2 is the
- * smallest float above 0, and 8 such factors are 1e-180 > DBL_MIN. The logarithms were a
- * sixth of the evaluation's time at full scale (libmvec's logf on every repulsive edge); the
- * products are one multiplication each, in double, so the sum is also more accurate.
+ * and for d = 0): the log of a product. Products of REP_FACTORS terms stay normal doubles (u >=
+ * 1 - e^-(smallest d) ~ 4e-23 when d^2 is the smallest float above 0, and 8 such factors are
+ * 1e-180 > DBL_MIN); each is split into its power of two, summed as an integer, and a mantissa
+ * in [1, 2), and REP_LANES mantissas' products (below 2^4) go to one logarithm each: 8 for the
+ * block, one vector of them, where a logarithm for every 8 terms took 4 (libmvec's logf on
+ * every repulsive edge had been a sixth of the evaluation's time at full scale). The products
+ * are one multiplication each, in double, and the powers of two exact, so the sum is also more
+ * accurate than one of logarithms.
  */
 #define REP_FACTORS 8
+#define REP_LANES   8
 
 static inline double repulsive_penalty_sum(const float *restrict u)
 {
@@ -110,6 +114,42 @@ static inline double repulsive_penalty_sum(const float *restrict u)
     for (int j = 0; j < LANES; j++)
         s -= log(prod[j]);
     return s;
+}
+
+/*
+ * e^-d and 1 - e^-d for d > 0, in single precision, inline so that the penalty loop stays one
+ * vector loop (libmvec's expm1f was a call every 16 edges, and the loop kept its vectors on the
+ * stack across each). Cody and Waite: -d = k ln 2 + r, |r| <= ln(2) / 2; e^r - 1 = r p(r) by
+ * Taylor to r^7 (relative error below 6e-9 on that interval); e^-d = 2^k (1 + r p(r)). 1 - e^-d
+ * is -r p(r) where k = 0 (d below 0.35: no cancellation, down to the smallest distances) and
+ * 1 - e^-d from there (e^-d <= 0.71). Past d = NEG_EXP_MAX e^-d is taken as 0: the gradient
+ * there is below 2e-28, and a subnormal (slow, and flushed to 0 by no one here) could follow
+ * from d = 80. The two cases of 1 - e^-d are a select, not a formula: -ffast-math rewrote (1 -
+ * 2^k) - 2^k r p(r) as 1 - 2^k (1 + r p(r)), which is 0 at the smallest distances (test_mde's
+ * subnormal distances). Before, with libmvec's expm1f, e^-d was 1 - (1 - e^-d), whose rounding
+ * made the gradient of a pair 1e-6 off from d = 3.8 and a fifth off at d = 15.
+ */
+#define NEG_EXP_MAX 60.0f
+
+static inline __attribute__((always_inline)) void neg_exp(float d, float *restrict em,
+                                                          float *restrict u)
+{
+    const float log2e = 1.44269504f, ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
+    float x = -fminf(d, NEG_EXP_MAX), live = d < NEG_EXP_MAX ? 1.0f : 0.0f;
+    int32_t k = (int32_t)(x * log2e - 0.5f); /* rounds to nearest: x <= 0 */
+    float kf = (float)k;
+    float r = (x - kf * ln2_hi) - kf * ln2_lo;
+    float rp =
+        r * (1.0f +
+             r * (0.5f +
+                  r * (1.0f / 6 +
+                       r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = (k + 127) << 23;
+    float p2;
+    memcpy(&p2, &bits, sizeof(p2));
+    float e = p2 + p2 * rp;
+    *em = live * e;
+    *u = k == 0 ? -rp : 1.0f - e; /* a select: -ffast-math may not reassociate across it */
 }
 
 /*
@@ -164,8 +204,9 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(q > 0 ? fmaxf(q, D2_MIN) : 1.0f); /* D2_MIN: see above */
-                float u = -expm1f(-d), em = 1.0f - u;             /* u = 1 - e^-d */
+                float d = sqrtf(fmaxf(q, D2_MIN)); /* D2_MIN: see above */
+                float em, u;                       /* e^-d, 1 - e^-d */
+                neg_exp(d, &em, &u);
                 fb[k] = q > 0 ? u : 1.0f;
                 coef[k] = z * (em / (u * d)); /* -coef: see the scatter */
             }
