@@ -46,8 +46,8 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * one at load time, so a given machine always runs the same code (deterministic).
  *
  * Three passes per block: gather differences and squared distances; distances, penalties and
- * coef = f'(d) / d, vectorised across edges (sqrt, expm1 and log through libmvec; expm1 keeps
- * 1 - e^-d accurate at small d); scatter coef (x_i - x_j), the i side accumulated in a
+ * coef = f'(d) / d, vectorised across edges (e^-d and 1 - e^-d inline, see neg_exp; the
+ * logarithms of products through libmvec); scatter coef (x_i - x_j), the i side accumulated in a
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
  * then j, and mde.c passes them as (j, i) where j's runs are long: mde.c, repulsive_by_j).
  * Endpoints come as row offsets (4 x the point's index), so an address is a base plus an
@@ -89,17 +89,13 @@ typedef uint64_t v4du __attribute__((vector_size(32)));
 
 /*
  * The sum of -log(u) over a block's BLOCK3 values of u = 1 - e^-d in (0, 1] (1 for the padding
- * and for d = 0): the log of a product. Products of REP_FACTORS terms stay normal doubles (u >=
- * 1 - e^-(smallest d) ~ 4e-23 when d^2 is the smallest float above 0, and 8 such factors are
- * 1e-180 > DBL_MIN); each is split into its power of two, summed as an integer, and a mantissa
- * in [1, 2), and REP_LANES mantissas' products (below 2^4) go to one logarithm each: 8 for the
- * block, one vector of them, where a logarithm for every 8 terms took 4 (libmvec's logf on
- * every repulsive edge had been a sixth of the evaluation's time at full scale). The products
- * are one multiplication each, in double, and the powers of two exact, so the sum is also more
- * accurate than one of logarithms.
+ * and for d = 0): the log of products, one logarithm for REP_FACTORS terms. A product of
+ * REP_FACTORS of them stays a normal double: u >= 1 - e^-(smallest d) ~ 4e-23 when d^2 is the
+ * smallest float above 0, and 8 such factors are 1e-180 > DBL_MIN. The logarithms were a
+ * sixth of the evaluation's time at full scale (libmvec's logf on every repulsive edge); the
+ * products are one multiplication each, in double, so the sum is also more accurate.
  */
 #define REP_FACTORS 8
-#define REP_LANES   8
 
 static inline double repulsive_penalty_sum(const float *restrict u)
 {
