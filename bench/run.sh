@@ -11,7 +11,11 @@
 # downloads of the latest snapshot with `wrk` on loopback (2 threads, 16 connections, 10 s).
 # With --db the store is used as it is (freshness adds its 1,000-event batch to it).
 # The report (default BUILD_DIR/bench-SCALE.json) holds the machine description, every figure
-# and each step's raw output; README's Figures are regenerated from it.
+# and each step's raw output; README's Figures are regenerated from it. A host speed probe runs
+# first and last: the MDE's evaluation kernel alone on a fixed 5,000-item graph (10 edges an
+# item, in cache), one thread, 1,000 evaluations, five times (milliseconds an evaluation, the
+# minimum and the median). On a shared VM the same code ran 2x slower within an hour (session
+# 23), and the probe says which kind of hour a report had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build
@@ -38,6 +42,17 @@ trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 
 skipped() { case ",$skip," in *",$1,"*) return 0 ;; esac; return 1; }
 say() { echo "[$(date +%T)] $*" >&2; }
 now() { date +%s.%N; }
+# how fast the host runs right now: "MIN MEDIAN" ms an evaluation of the probe graph
+awk 'BEGIN { n = 5000; for (i = 0; i < n; i++) for (k = 1; k <= 10; k++)
+             printf "%d\t%d\t1\n", i, (i + 37 * k + (i * 7919) % 101) % n }' >"$T/probe.tsv"
+probe() {
+    for _ in 1 2 3 4 5; do
+        $B/atlasctl embed --edges "$T/probe.tsv" --no-prune --out "$T/probe.coords" --json \
+            --kernel-evals 1000 --threads 1 --max-iter 1 2>/dev/null |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["kernel"]["both_ms"])'
+    done | sort -n | awk '{ v[NR] = $1 } END { print v[1], v[3] }'
+}
+echo "start $(probe)" >"$T/probe.out"
 
 # ---- import --------------------------------------------------------------------------------
 if [ -z "$db" ]; then
@@ -100,6 +115,8 @@ if ! skipped http && command -v wrk >/dev/null; then
     wrk -t2 -c16 -d5s "$U/status" >>"$T/http.out" 2>&1 || true
 fi
 
+echo "end $(probe)" >>"$T/probe.out"
+
 # ---- report ------------------------------------------------------------------------------------
 python3 - "$T" "$out" "$scale" "$B" <<'EOF'
 import json, os, platform, re, subprocess, sys
@@ -125,6 +142,9 @@ machine = {
     "avx2": " avx2 " in cpuinfo, "avx512f": " avx512f " in cpuinfo,
     "kernel": platform.release(), "compiler": sh("cc --version | head -n 1"),
     "commit": sh("git rev-parse --short HEAD"), "load_avg": os.getloadavg(),
+    "probe_kernel_ms": {when: dict(zip(("min", "median"), map(float, m.group(1, 2))))
+                        for when, m in ((w, re.search(w + r" ([\d.]+) ([\d.]+)", rd("probe.out")))
+                                        for w in ("start", "end")) if m},
 }
 rep = {"scale": scale, "machine": machine, "figures": {}, "raw": {}}
 f = rep["figures"]
@@ -150,6 +170,7 @@ if emb:
     f["embed"] = {k: e.get(k) for k in ("items", "t_edges", "knn_edges", "repulsive_edges", "iterations",
                                           "distortion", "purity", "purity_2d", "peak_rss_mb", "threads")}
     f["embed"]["seconds"] = e.get("seconds")
+    f["embed"]["mde_ms_per_call"] = {k: v.get("ms") for k, v in (e.get("mde_passes") or {}).items()}
 fr = rd("freshness.out")
 if fr:
     f["freshness"] = {"map_ready_s": num(r"map ready\s+([\d.]+) s", fr),
@@ -168,7 +189,7 @@ if ht:
                  "snapshot_transfer_per_second": num(r"Transfer/sec:\s+(\S+)", parts[0], str),
                  "snapshot_latency_avg": num(r"Latency\s+(\S+)", parts[0], str),
                  "status_requests_per_second": num(r"Requests/sec:\s+([\d.]+)", parts[1]) if len(parts) > 1 else None}
-for k in ("gen.out", "import.out", "import.time", "stats.out", "ingest.out", "embed.out", "freshness.out", "http.out"):
+for k in ("probe.out", "gen.out", "import.out", "import.time", "stats.out", "ingest.out", "embed.out", "freshness.out", "http.out"):
     rep["raw"][k] = rd(k)
 with open(out, "w") as fh:
     json.dump(rep, fh, indent=1)
