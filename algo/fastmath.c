@@ -46,8 +46,8 @@ void fastmath__mde_repulsive_block(const double *restrict d, double *restrict f,
  * one at load time, so a given machine always runs the same code (deterministic).
  *
  * Three passes per block: gather differences and squared distances; distances, penalties and
- * coef = f'(d) / d, vectorised across edges (e^-d and 1 - e^-d inline, see neg_exp; the
- * logarithms of products through libmvec); scatter coef (x_i - x_j), the i side accumulated in a
+ * coef = f'(d) / d, vectorised across edges (sqrt, expm1 and log through libmvec; expm1 keeps
+ * 1 - e^-d accurate at small d); scatter coef (x_i - x_j), the i side accumulated in a
  * register while i repeats (attractive edges are sorted by i; repulsive ones by blocks of i,
  * then j, and mde.c passes them as (j, i) where j's runs are long: mde.c, repulsive_by_j).
  * Endpoints come as row offsets (4 x the point's index), so an address is a base plus an
@@ -113,42 +113,6 @@ static inline double repulsive_penalty_sum(const float *restrict u)
 }
 
 /*
- * e^-d and 1 - e^-d for d > 0, in single precision, inline so that the penalty loop stays one
- * vector loop (libmvec's expm1f was a call every 16 edges, and the loop kept its vectors on the
- * stack across each). Cody and Waite: -d = k ln 2 + r, |r| <= ln(2) / 2; e^r - 1 = r p(r) by
- * Taylor to r^7 (relative error below 6e-9 on that interval); e^-d = 2^k (1 + r p(r)). 1 - e^-d
- * is -r p(r) where k = 0 (d below 0.35: no cancellation, down to the smallest distances) and
- * 1 - e^-d from there (e^-d <= 0.71). Past d = NEG_EXP_MAX e^-d is taken as 0: the gradient
- * there is below 2e-28, and a subnormal (slow, and flushed to 0 by no one here) could follow
- * from d = 80. The two cases of 1 - e^-d are a select, not a formula: -ffast-math rewrote (1 -
- * 2^k) - 2^k r p(r) as 1 - 2^k (1 + r p(r)), which is 0 at the smallest distances (test_mde's
- * subnormal distances). Before, with libmvec's expm1f, e^-d was 1 - (1 - e^-d), whose rounding
- * made the gradient of a pair 1e-6 off from d = 3.8 and a fifth off at d = 15.
- */
-#define NEG_EXP_MAX 60.0f
-
-static inline __attribute__((always_inline)) void neg_exp(float d, float *restrict em,
-                                                          float *restrict u)
-{
-    const float log2e = 1.44269504f, ln2_hi = 0.693145752f, ln2_lo = 1.42860677e-6f;
-    float x = -fminf(d, NEG_EXP_MAX), live = d < NEG_EXP_MAX ? 1.0f : 0.0f;
-    int32_t k = (int32_t)(x * log2e - 0.5f); /* rounds to nearest: x <= 0 */
-    float kf = (float)k;
-    float r = (x - kf * ln2_hi) - kf * ln2_lo;
-    float rp =
-        r * (1.0f +
-             r * (0.5f +
-                  r * (1.0f / 6 +
-                       r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = (k + 127) << 23;
-    float p2;
-    memcpy(&p2, &bits, sizeof(p2));
-    float e = p2 + p2 * rp;
-    *em = live * e;
-    *u = k == 0 ? -rp : 1.0f - e; /* a select: -ffast-math may not reassociate across it */
-}
-
-/*
  * One edge of the scatter, t = -coef (x_i - x_j): added to j's row; i's side summed in *acc
  * (minus the sum) while i repeats, subtracted from i's row when i changes.
  */
@@ -200,9 +164,8 @@ double fastmath__mde_eval3(const float *restrict xp, float *restrict gp,
         if (repulsive) {
             for (size_t k = 0; k < nb; k++) {
                 float q = d2[k], z = q > 0 ? 1.0f : 0.0f;
-                float d = sqrtf(fmaxf(q, D2_MIN)); /* D2_MIN: see above */
-                float em, u;                       /* e^-d, 1 - e^-d */
-                neg_exp(d, &em, &u);
+                float d = sqrtf(q > 0 ? fmaxf(q, D2_MIN) : 1.0f); /* D2_MIN: see above */
+                float u = -expm1f(-d), em = 1.0f - u;             /* u = 1 - e^-d */
                 fb[k] = q > 0 ? u : 1.0f;
                 coef[k] = z * (em / (u * d)); /* -coef: see the scatter */
             }

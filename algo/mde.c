@@ -1573,13 +1573,6 @@ typedef struct lbfgs {
     int n_hist, head, spare;
     int phys[65];   /* pair slot -> buffer */
     double rho[64]; /* by slot */
-    /* the initial inverse Hessian gamma I: y.s / y.y of the newest pair stored (1 before any).
-     * PyTorch's H_diag: kept while new pairs are rejected (y.s <= 1e-10), so d = -gamma g when
-     * no pair is stored and the run did not just (re)start. Near an optimum, after a failed line
-     * search dropped the memory, every new pair can fall under 1e-10: with d = -g the line
-     * search then zoomed from t = 1 down to ~2.5e-6 every iteration (7 evaluations each, 163
-     * for test_mde's 30 iterations from converged coordinates); with d = -gamma g, t = 1 holds
-     * (65 evaluations, a lower F). */
     double gamma;
     double *ss, *sy, *yy;      /* (memory + 1)^2 each, by buffer: s_p . s_q, s_p . y_q, y_p . y_q */
     double sg[65], yg[65];     /* by buffer: s_p . g, y_p . g for the current g */
@@ -1809,7 +1802,7 @@ static int run_internal(mde_t *m, double *x, mde_result_t *res)
         double gtd, dmax;
         int nb = 1;
         if (restart || L.n_hist == 0) {
-            coef[0] = restart ? -1 : -L.gamma; /* see lbfgs_t.gamma */
+            coef[0] = -1;
         } else {
             two_loop_coef(m, &L, gg, coef, p);
             nb = 2 * L.n_hist + 1;

@@ -476,53 +476,6 @@ static void test_float_kernel_subnormal(void)
     CHECK(isfinite(gp[0]) && n_inf == 0);
 }
 
-/*
- * The repulsive penalty and gradient of single edges at distances 1e-6 to 200 (each a pair of
- * points of its own) against double precision: each gradient within (1 + 0.3 d) 1e-6 of its
- * value up to d = 60 (the float distance's own rounding, a few 1e-8 of it, moves e^-d by d times
- * that), 0 past it, where it is below 2e-28; F within 1e-7 of its own. e^-d had been taken as 1 -
- * (1 - e^-d) with libmvec's expm1f, whose rounding made the gradient 1e-6 off from d = 3.8 and
- * a fifth off at d = 15.
- */
-static void test_float_kernel_distances(void)
-{
-    enum { NE = 58 };
-
-    static float xp[4 * 2 * NE] __attribute__((aligned(16)));
-    static float gp[4 * 2 * NE] __attribute__((aligned(16)));
-    uint32_t oi[NE], oj[NE];
-    float w[NE];
-    double dk[NE], fref = 0;
-    for (int k = 0; k < NE; k++) {
-        float d = (float)(1e-6 * pow(1.4, k));
-        xp[4 * (2 * k + 1)] = d, dk[k] = d;
-        oi[k] = 4 * (2 * k), oj[k] = 4 * (2 * k + 1), w[k] = -1;
-        fref += -log(-expm1(-dk[k]));
-    }
-    size_t n_inf = 0;
-    double f = fastmath__mde_eval3(xp, gp, oi, oj, w, NE, 1, &n_inf);
-    fprintf(stderr, "float kernel, distances 1e-6 .. %.3g: F %.12g (double %.12g)\n", dk[NE - 1], f,
-            fref);
-    CHECK(n_inf == 0);
-    CHECK_NEAR(f, fref, 1e-7 * fref);
-    double worst = 0;
-    for (int k = 0; k < NE; k++) {
-        /* d/dx_i of -log(1 - e^-d) with x_i - x_j = -d along the first axis */
-        double gref = exp(-dk[k]) / -expm1(-dk[k]);
-        double err = fabs((double)gp[4 * (2 * k)] - gref);
-        double tol = dk[k] < 60 ? (1e-6 + 3e-7 * dk[k]) * gref : 2e-28;
-        if (dk[k] < 60)
-            worst = fmax(worst, err / gref);
-        if (!(err <= tol))
-            fprintf(stderr, "  d %.6g: gradient %.9g, double %.9g\n", dk[k],
-                    (double)gp[4 * (2 * k)], gref);
-        CHECK(err <= tol);
-    }
-    fprintf(stderr,
-            "  worst relative gradient error below d = 60: %.3g (allowed at d = 60: %.3g)\n", worst,
-            1e-6 + 3e-7 * 60);
-}
-
 /* Every item at one point (every pair merged: more than the scratch holds, 240 pairs for 30
  * records on one thread, so the rest take the one-pass path) and nothing pulling them apart:
  * F = 0 and the least-norm subgradient is 0, so the run stops at once. */
@@ -726,7 +679,6 @@ int main(void)
     test_merged_all();
     test_bf16_rounding();
     test_float_kernel_subnormal();
-    test_float_kernel_distances();
     test_merged_pair();
     test_merged_group();
     test_no_early_stop();
