@@ -142,10 +142,13 @@ machine = {
     "avx2": " avx2 " in cpuinfo, "avx512f": " avx512f " in cpuinfo,
     "kernel": platform.release(), "compiler": sh("cc --version | head -n 1"),
     "commit": sh("git rev-parse --short HEAD"), "load_avg": os.getloadavg(),
-    "probe_kernel_ms": {when: dict(zip(("min", "median"), map(float, m.group(1, 2))))
-                        for when, m in ((w, re.search(w + r" ([\d.]+) ([\d.]+)", rd("probe.out")))
-                                        for w in ("start", "end")) if m},
 }
+probe = {}
+for when in ("start", "end"):  # "start MIN MEDIAN", "end MIN MEDIAN"
+    m = re.search(when + r" ([\d.]+) ([\d.]+)", rd("probe.out"))
+    if m:
+        probe[when] = {"min": float(m.group(1)), "median": float(m.group(2))}
+machine["probe_kernel_ms"] = probe
 rep = {"scale": scale, "machine": machine, "figures": {}, "raw": {}}
 f = rep["figures"]
 imp, tm = rd("import.out"), rd("import.time")
